@@ -1,0 +1,51 @@
+# DataBright: every target sets up what it needs (.venv from PyPI, anvil from npm).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+ANVIL_STAMP := .tools/node_modules/.installed
+
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+
+.PHONY: setup run test lint format bench artifacts clean
+
+setup: $(STAMP) $(ANVIL_STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(ANVIL_STAMP): .tools/package.json .tools/package-lock.json
+	cd .tools && npm ci --silent --no-audit --no-fund
+	touch $(ANVIL_STAMP)
+
+## The main job: start the embedded node if none runs, deploy, run a market session.
+run: setup
+	$(VENV)/bin/databright up
+
+## Contract artifacts (committed); a test fails when they are stale.
+artifacts: $(STAMP)
+	$(PY) -m databright.chain.build
+
+test: setup
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix src tests benchmarks scripts
+	$(VENV)/bin/ruff format src tests benchmarks scripts
+
+bench: setup
+	$(PY) benchmarks/chain_throughput.py
+	$(PY) benchmarks/gas.py
+
+clean:
+	rm -rf $(VENV) .tools/node_modules .pytest_cache .mypy_cache .ruff_cache

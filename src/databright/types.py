@@ -1,0 +1,12 @@
+"""Domain types shared across packages."""
+
+from __future__ import annotations
+
+from typing import NewType
+
+__all__ = ["Address", "DatasetId", "ProposalId", "Wei"]
+
+Wei = NewType("Wei", int)
+DatasetId = NewType("DatasetId", int)
+ProposalId = NewType("ProposalId", int)
+Address = NewType("Address", str)  # EIP-55 checksummed hex
