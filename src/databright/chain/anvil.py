@@ -1,0 +1,123 @@
+"""Launch anvil (Foundry's node, from the npm package ``@foundry-rs/anvil``) and hold its PID.
+
+``make setup`` installs the package into ``.tools/node_modules``; the platform binary ships
+inside it, so we run that binary directly (``npx anvil`` would hide the real PID behind node).
+Flags follow DESIGN.md: cancun (prague's per-block cost grows with history here) and
+``--prune-history`` (otherwise anvil writes ~250 KB per block under ~/.foundry forever).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from databright.errors import NodeError
+
+__all__ = ["ANVIL_MNEMONIC", "AnvilNode", "anvil_accounts", "find_anvil", "start_anvil"]
+
+ROOT = Path(__file__).resolve().parents[3]
+# anvil's well-known development mnemonic: its accounts are public and must never hold real value.
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def _platform_package() -> str:
+    system = {"Linux": "linux", "Darwin": "darwin", "Windows": "win32"}[platform.system()]
+    machine = {"x86_64": "amd64", "AMD64": "amd64", "arm64": "arm64", "aarch64": "arm64"}[
+        platform.machine()
+    ]
+    return f"anvil-{system}-{machine}"
+
+
+def find_anvil() -> Path:
+    """The anvil binary: $DATABRIGHT_ANVIL, the project's npm install, or anvil on PATH."""
+    env = os.environ.get("DATABRIGHT_ANVIL")
+    if env:
+        return Path(env)
+    local = ROOT / ".tools" / "node_modules" / "@foundry-rs" / _platform_package() / "bin" / "anvil"
+    if local.exists():
+        return local
+    on_path = shutil.which("anvil")
+    if on_path:
+        return Path(on_path)
+    raise NodeError("anvil is not installed; run `make setup` (installs it from npm into .tools/)")
+
+
+@dataclass
+class AnvilNode:
+    process: subprocess.Popen[bytes]
+    url: str
+    port: int
+    chain_id: int
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_anvil(
+    port: int,
+    host: str = "127.0.0.1",
+    chain_id: int = 31337,
+    state_file: Path | None = None,
+    accounts: int = 10,
+    timeout: float = 30.0,
+) -> AnvilNode:
+    cmd = [
+        str(find_anvil()),
+        "--host", host,
+        "--port", str(port),
+        "--chain-id", str(chain_id),
+        "--hardfork", "cancun",
+        "--prune-history",
+        "--accounts", str(accounts),
+        "--silent",
+    ]  # fmt: skip
+    if state_file is not None:
+        cmd += ["--state", str(state_file)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://{host}:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace").strip()
+            last = err.splitlines()[-1] if err else f"exit code {proc.returncode}"
+            raise NodeError(f"anvil did not start on {host}:{port}: {last}")
+        try:
+            r = requests.post(
+                url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1
+            )
+            if r.ok:
+                return AnvilNode(proc, url, port, chain_id)
+        except requests.exceptions.ConnectionError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise NodeError(f"anvil did not answer on {url} within {timeout:.0f} s")
+
+
+def anvil_accounts(n: int = 10) -> list[LocalAccount]:
+    """anvil's prefunded development accounts (derived from its public mnemonic)."""
+    Account.enable_unaudited_hdwallet_features()
+    return [
+        Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(n)
+    ]

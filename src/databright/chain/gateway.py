@@ -1,0 +1,460 @@
+"""One connection type for every EVM node: the embedded node, anvil, or any JSON-RPC endpoint.
+
+``connect(url, account=...)`` signs locally (eth-account with coincurve), tracks the nonce
+locally and caches gas limits per contract function, so a transaction costs one
+``eth_sendRawTransaction`` plus receipt polling instead of three extra round trips for nonce,
+gas estimate and fees. Errors are translated into the ``databright.errors`` vocabulary with one
+sentence saying what happened and what to do.
+
+Why caching gas is safe: a cached limit carries 30% headroom; if a transaction still runs out
+of gas, the gateway notices (failed receipt, no revert reason, gas used == limit), estimates
+afresh and resends once. A transaction whose function was never estimated is estimated first,
+which also surfaces a revert reason before any gas is spent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import requests
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractLogicError, Web3RPCError
+
+from databright.chain.artifacts import Artifact, load_artifact
+from databright.errors import (
+    ChainError,
+    ContractNotDeployed,
+    ContractReverted,
+    InsufficientFunds,
+    NodeUnreachable,
+    NonceTooLow,
+    WrongChain,
+)
+from databright.types import Address, Wei
+
+__all__ = ["ContractClient", "Event", "Gateway", "Receipt", "connect"]
+
+GAS_HEADROOM = 1.3
+FEE_REFRESH_S = 2.0
+DEFAULT_TIP = Web3.to_wei(1, "gwei")
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    args: dict[str, Any]
+    address: Address
+    log_index: int
+    block_number: int
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    status: int
+    contract_address: Address | None
+    events: tuple[Event, ...] = field(default_factory=tuple)
+
+    def event(self, name: str) -> Event:
+        """The first event called ``name`` in this receipt."""
+        for e in self.events:
+            if e.name == name:
+                return e
+        raise ChainError(f"transaction {self.tx_hash} emitted no {name} event")
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    return isinstance(exc, requests.exceptions.ConnectionError | ConnectionError)
+
+
+def _reason(exc: ContractLogicError) -> str:
+    msg = exc.message or str(exc)
+    for prefix in ("execution reverted: ", "execution reverted:", "execution reverted"):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+            break
+    return msg.strip() or "no reason given"
+
+
+class Gateway:
+    """A connection to one EVM chain, optionally with a local signing account."""
+
+    def __init__(self, w3: Web3, url: str, chain_id: int, account: LocalAccount | None) -> None:
+        self.w3 = w3
+        self.url = url
+        self.chain_id = chain_id
+        self.account = account
+        self._lock = threading.Lock()
+        self._nonce: int | None = None
+        self._gas_cache: dict[tuple[str, bytes], int] = {}
+        self._fees: tuple[float, int, int] | None = None  # (fetched_at, max_fee, tip)
+
+    # --- plumbing --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def rpc_errors(self, what: str) -> Iterator[None]:
+        """Translate node and transport failures into DataBright errors."""
+        try:
+            yield
+        except ContractLogicError as exc:
+            raise ContractReverted(f"{what} reverted: {_reason(exc)}", _reason(exc)) from None
+        except Web3RPCError as exc:
+            raise self._rpc_error(what, exc.message) from None
+        except ValueError as exc:  # web3 raises ValueError with the RPC error dict
+            if exc.args and isinstance(exc.args[0], dict) and "message" in exc.args[0]:
+                raise self._rpc_error(what, str(exc.args[0]["message"])) from None
+            raise
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise NodeUnreachable(
+                    f"no Ethereum node answers at {self.url}; start one "
+                    "(`databright node start`) or check the RPC URL"
+                ) from None
+            raise
+
+    def _rpc_error(self, what: str, message: str) -> ChainError:
+        low = message.lower()
+        if "insufficient funds" in low:
+            who = self.address if self.account else "the sender"
+            return InsufficientFunds(
+                f"{what} failed: account {who} cannot pay for value plus gas; fund it first"
+            )
+        if "nonce too low" in low or "nonce is too low" in low:
+            self._nonce = None  # someone else used the account: resync on the next send
+            return NonceTooLow(
+                f"{what} failed: nonce too low, another client used account {self.address}; "
+                "the nonce has been resynchronised, retry the operation"
+            )
+        if "execution reverted" in low:
+            reason = message.split(":", 1)[1].strip() if ":" in message else "no reason given"
+            return ContractReverted(f"{what} reverted: {reason}", reason)
+        return ChainError(f"{what} failed: the node answered {message!r}")
+
+    @property
+    def address(self) -> Address:
+        if self.account is None:
+            raise ChainError("this connection has no account; pass account= to connect()")
+        return Address(self.account.address)
+
+    # --- reads -----------------------------------------------------------------------
+
+    def block_number(self) -> int:
+        with self.rpc_errors("eth_blockNumber"):
+            return int(self.w3.eth.block_number)
+
+    def balance(self, address: str | None = None) -> Wei:
+        who = to_checksum_address(address) if address else self.address
+        with self.rpc_errors("eth_getBalance"):
+            return Wei(int(self.w3.eth.get_balance(who)))
+
+    def has_code(self, address: str) -> bool:
+        with self.rpc_errors("eth_getCode"):
+            return len(self.w3.eth.get_code(to_checksum_address(address))) > 0
+
+    # --- writes ----------------------------------------------------------------------
+
+    def _next_nonce(self) -> int:
+        if self._nonce is None:
+            with self.rpc_errors("eth_getTransactionCount"):
+                self._nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))
+        n = self._nonce
+        self._nonce = n + 1
+        return n
+
+    def _fee_fields(self) -> dict[str, int]:
+        now = time.monotonic()
+        if self._fees is None or now - self._fees[0] > FEE_REFRESH_S:
+            with self.rpc_errors("fee lookup"):
+                block = self.w3.eth.get_block("latest")
+                base = int(block.get("baseFeePerGas", 0) or 0)
+                try:
+                    tip = int(self.w3.eth.max_priority_fee)
+                except (Web3RPCError, ValueError):
+                    tip = DEFAULT_TIP
+            # Twice the base fee survives six full blocks of base-fee growth.
+            self._fees = (now, 2 * base + tip, tip)
+        _, max_fee, tip = self._fees
+        return {"maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
+
+    def _gas_for(self, tx: dict[str, Any], what: str) -> int:
+        data = HexBytes(tx.get("data", b""))
+        if not data:
+            return 21_000 if not self._is_contract(tx["to"]) else self._estimate(tx, what)
+        key = (tx.get("to") or "", bytes(data[:4]) if tx.get("to") else b"create")
+        cached = self._gas_cache.get(key)
+        if cached is not None:
+            return cached
+        return self._estimate(tx, what)
+
+    def _is_contract(self, to: str) -> bool:
+        key = (to, b"code?")
+        if key not in self._gas_cache:
+            self._gas_cache[key] = int(self.has_code(to))
+        return bool(self._gas_cache[key])
+
+    def _estimate(self, tx: dict[str, Any], what: str) -> int:
+        probe = {k: v for k, v in tx.items() if k in ("from", "to", "data", "value")}
+        with self.rpc_errors(what):
+            estimate = int(self.w3.eth.estimate_gas(cast(Any, probe)))
+        gas = int(estimate * GAS_HEADROOM)
+        data = HexBytes(tx.get("data", b""))
+        key = (tx.get("to") or "", bytes(data[:4]) if tx.get("to") else b"create")
+        self._gas_cache[key] = max(gas, self._gas_cache.get(key, 0))
+        return gas
+
+    def send(
+        self,
+        to: str | None,
+        data: bytes = b"",
+        value: int = 0,
+        gas: int | None = None,
+        what: str = "transaction",
+        abi_contract: Contract | None = None,
+    ) -> Receipt:
+        """Sign, send and wait for one transaction; raise on revert with the reason."""
+        if self.account is None:
+            raise ChainError(f"{what} needs an account; pass account= to connect()")
+        for attempt in range(2):
+            tx: dict[str, Any] = {
+                "from": self.address,
+                "value": value,
+                "data": HexBytes(data),
+                "chainId": self.chain_id,
+                "type": 2,
+            }
+            if to is not None:
+                tx["to"] = to_checksum_address(to)
+            with self._lock:
+                tx["gas"] = gas if gas is not None else self._gas_for(tx, what)
+                tx.update(self._fee_fields())
+                tx["nonce"] = self._next_nonce()
+                signed = self.account.sign_transaction(tx)
+                try:
+                    with self.rpc_errors(what):
+                        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                except ChainError:
+                    # The node did not take the transaction: its nonce is free again.
+                    if self._nonce == tx["nonce"] + 1:
+                        self._nonce = tx["nonce"]
+                    raise
+            receipt = self.wait(tx_hash, what)
+            if receipt["status"] == 1:
+                return self._receipt(receipt, abi_contract)
+            # Failed on-chain: find out why by replaying it as a call at the parent block.
+            self._raise_revert(tx, receipt, what)
+            if gas is not None or attempt == 1:
+                break
+            self._gas_cache.pop((tx.get("to") or "", bytes(HexBytes(data)[:4])), None)
+            self._estimate(tx, what)
+        raise ChainError(f"{what} ran out of gas twice; pass a larger gas limit")
+
+    def _raise_revert(self, tx: dict[str, Any], receipt: Any, what: str) -> None:
+        call = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
+        # Replay on the state the transaction failed in. Nodes that prune history (anvil
+        # --prune-history) only keep recent state, so the failing block itself is the best
+        # reachable point; the condition that reverted a transaction almost always still holds.
+        for block in (int(receipt["blockNumber"]), "latest"):
+            try:
+                with self.rpc_errors(what):
+                    self.w3.eth.call(cast(Any, call), block)
+                break
+            except ContractReverted:
+                raise
+            except ChainError:
+                continue
+        if int(receipt["gasUsed"]) < int(tx["gas"]):
+            raise ContractReverted(f"{what} reverted without a reason", None)
+
+    def wait(
+        self, tx_hash: HexBytes | str, what: str = "transaction", timeout: float = 120.0
+    ) -> Any:
+        deadline = time.monotonic() + timeout
+        delay = 0.0
+        while True:
+            with self.rpc_errors("eth_getTransactionReceipt"):
+                try:
+                    receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+                except Exception as exc:
+                    if type(exc).__name__ not in ("TransactionNotFound",):
+                        raise
+                    receipt = None
+            if receipt is not None:
+                return receipt
+            if time.monotonic() > deadline:
+                raise ChainError(
+                    f"{what} {HexBytes(tx_hash).to_0x_hex()} was not mined within {timeout:.0f} s;"
+                    " the node may be stalled"
+                ) from None
+            time.sleep(delay)
+            delay = min(0.2, delay * 2 or 0.002)
+
+    def _receipt(self, raw: Any, abi_contract: Contract | None) -> Receipt:
+        events: list[Event] = []
+        if abi_contract is not None and raw["logs"]:
+            events = decode_logs(abi_contract, raw["logs"])
+        created = raw.get("contractAddress")
+        return Receipt(
+            tx_hash=HexBytes(raw["transactionHash"]).to_0x_hex(),
+            block_number=int(raw["blockNumber"]),
+            gas_used=int(raw["gasUsed"]),
+            status=int(raw["status"]),
+            contract_address=Address(to_checksum_address(created)) if created else None,
+            events=tuple(events),
+        )
+
+    def transfer(self, to: str, value: Wei) -> Receipt:
+        return self.send(to_checksum_address(to), value=value, what=f"transfer to {to}")
+
+    # --- contracts -------------------------------------------------------------------
+
+    def deploy(self, name: str | Artifact, *args: Any, value: int = 0) -> ContractClient:
+        artifact = load_artifact(name) if isinstance(name, str) else name
+        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        data = HexBytes(factory.constructor(*args).data_in_transaction)
+        receipt = self.send(None, data, value=value, what=f"deploy {artifact.name}")
+        assert receipt.contract_address is not None
+        return ContractClient(self, artifact, receipt.contract_address)
+
+    def deploy_blueprint(self, name: str) -> Address:
+        """Deploy ``name`` as an ERC-5202 blueprint (initcode stored, not runnable)."""
+        artifact = load_artifact(name)
+        receipt = self.send(
+            None, HexBytes(artifact.blueprint_bytecode), what=f"deploy {name} blueprint"
+        )
+        assert receipt.contract_address is not None
+        return receipt.contract_address
+
+    def contract(self, name: str, address: str, check_code: bool = False) -> ContractClient:
+        artifact = load_artifact(name)
+        if check_code and not self.has_code(address):
+            raise ContractNotDeployed(
+                f"no {name} contract at {address} on chain {self.chain_id}; "
+                "deploy it with `databright deploy`"
+            )
+        return ContractClient(self, artifact, Address(to_checksum_address(address)))
+
+
+def decode_logs(contract: Contract, logs: Sequence[Any]) -> list[Event]:
+    by_topic = {}
+    for abi in cast(list[dict[str, Any]], contract.abi):
+        if abi.get("type") == "event":
+            ev = contract.events[abi["name"]]()
+            by_topic[HexBytes(ev.topic)] = ev
+    out = []
+    for log in logs:
+        if HexBytes(log["address"]) != HexBytes(contract.address) or not log["topics"]:
+            continue
+        match = by_topic.get(HexBytes(log["topics"][0]))
+        if match is None:
+            continue
+        data = match.process_log(log)
+        out.append(
+            Event(
+                name=data["event"],
+                args=dict(data["args"]),
+                address=Address(to_checksum_address(log["address"])),
+                log_index=int(log["logIndex"]),
+                block_number=int(log["blockNumber"]),
+            )
+        )
+    return out
+
+
+class ContractClient:
+    """A deployed contract: ``call`` for views, ``transact`` for state changes."""
+
+    def __init__(self, gateway: Gateway, artifact: Artifact, address: Address) -> None:
+        self.gateway = gateway
+        self.artifact = artifact
+        self.address = address
+        self.contract = gateway.w3.eth.contract(address=address, abi=cast(Any, artifact.abi))
+
+    @property
+    def name(self) -> str:
+        return self.artifact.name
+
+    def _check(self, fn: str) -> None:
+        if fn not in self.artifact.function_names():
+            raise ChainError(f"{self.name} has no function {fn!r}")
+
+    def call(self, fn: str, *args: Any, block: int | str = "latest") -> Any:
+        self._check(fn)
+        with self.gateway.rpc_errors(f"{self.name}.{fn}"):
+            return self.contract.functions[fn](*args).call(block_identifier=cast(Any, block))
+
+    def transact(self, fn: str, *args: Any, value: int = 0, gas: int | None = None) -> Receipt:
+        self._check(fn)
+        what = f"{self.name}.{fn}"
+        with self.gateway.rpc_errors(what):
+            data = HexBytes(self.contract.encode_abi(fn, args=list(args)))
+        return self.gateway.send(
+            self.address, data, value=value, gas=gas, what=what, abi_contract=self.contract
+        )
+
+    def events(
+        self, name: str, from_block: int = 0, to_block: int | str = "latest", **filters: Any
+    ) -> list[Event]:
+        if name not in self.artifact.event_names():
+            raise ChainError(f"{self.name} has no event {name!r}")
+        with self.gateway.rpc_errors(f"eth_getLogs {self.name}.{name}"):
+            logs = self.contract.events[name]().get_logs(
+                from_block=from_block,
+                to_block=to_block,
+                argument_filters=filters or None,
+            )
+        return [
+            Event(
+                name=name,
+                args=dict(e["args"]),
+                address=self.address,
+                log_index=int(e["logIndex"]),
+                block_number=int(e["blockNumber"]),
+            )
+            for e in logs
+        ]
+
+
+def connect(
+    url: str,
+    account: LocalAccount | str | None = None,
+    chain_id: int | None = None,
+    timeout: float = 30.0,
+) -> Gateway:
+    """Connect to the EVM JSON-RPC node at ``url``.
+
+    ``account`` is a LocalAccount or a hex private key; ``chain_id``, when given, must match the
+    node's (protects against signing for the wrong network).
+    """
+    provider = Web3.HTTPProvider(
+        url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
+    )
+    w3 = Web3(provider)
+    gw = Gateway(w3, url, 0, None)
+    with gw.rpc_errors(f"connecting to {url}"):
+        try:
+            node_chain_id = int(w3.eth.chain_id)
+        except requests.exceptions.RequestException as exc:
+            if _is_connection_error(exc):
+                raise
+            raise NodeUnreachable(
+                f"the server at {url} did not answer as an Ethereum JSON-RPC node ({exc})"
+            ) from None
+    if chain_id is not None and node_chain_id != chain_id:
+        raise WrongChain(
+            f"the node at {url} serves chain {node_chain_id}, not {chain_id}; check the RPC URL"
+        )
+    gw.chain_id = node_chain_id
+    gw.account = Account.from_key(account) if isinstance(account, str) else account
+    return gw
