@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ARTIFACTS_DIR", "CONTRACTS_DIR", "compile_contract", "stale_artifacts", "write_artifacts"]
+__all__ = [
+    "ARTIFACTS_DIR",
+    "CONTRACTS_DIR",
+    "compile_contract",
+    "stale_artifacts",
+    "write_artifacts",
+]
 
 ROOT = Path(__file__).resolve().parents[3]
 CONTRACTS_DIR = ROOT / "contracts"
@@ -57,7 +63,9 @@ def compile_contract(source: Path) -> Artifact:
     (result,) = out.values()
     body = {
         "contract_name": source.stem,
-        "source_path": str(source.relative_to(ROOT)) if source.is_relative_to(ROOT) else source.name,
+        "source_path": str(source.relative_to(ROOT))
+        if source.is_relative_to(ROOT)
+        else source.name,
         "compiler": f"vyper {vyper.__version__}",
         "source_hash": result["integrity"],
         "abi": result["abi"],
@@ -79,6 +87,83 @@ def _compile_all() -> list[Artifact]:
         os.chdir(cwd)
 
 
+CLIENTS_PATH = Path(__file__).resolve().parent / "clients.py"
+
+_PY_TYPES = {"address": "str", "bool": "bool", "string": "str"}
+
+
+def _py_type(abi_type: dict[str, Any]) -> str:
+    t: str = abi_type["type"]
+    if t.endswith("]"):
+        inner = dict(abi_type, type=t[: t.rindex("[")])
+        return f"list[{_py_type(inner)}]"
+    if t == "tuple":
+        return "tuple[Any, ...]"
+    if t in _PY_TYPES:
+        return _PY_TYPES[t]
+    if t.startswith(("uint", "int")):
+        return "int"
+    if t.startswith("bytes"):
+        return "bytes"
+    return "Any"
+
+
+def _client_class(name: str, abi: list[dict[str, Any]]) -> str:
+    lines = [
+        f"class {name}Client(ContractClient):",
+        f'    """Typed client of {name} (generated from its artifact)."""',
+        "",
+    ]
+    seen: set[str] = set()
+    for fn in sorted((e for e in abi if e.get("type") == "function"), key=lambda e: e["name"]):
+        if fn["name"] in seen:  # overloads: the generic call/transact handle them
+            continue
+        seen.add(fn["name"])
+        params = [(p["name"] or f"arg{i}", _py_type(p)) for i, p in enumerate(fn["inputs"])]
+        sig = ", ".join(["self", *(f"{n}: {t}" for n, t in params)])
+        args = ", ".join([f'"{fn["name"]}"', *(n for n, _ in params)])
+        if fn.get("stateMutability") in ("view", "pure"):
+            outs = fn.get("outputs", [])
+            ret = _py_type(outs[0]) if len(outs) == 1 else ("None" if not outs else "tuple[Any, ...]")
+            lines += [
+                f"    def {fn['name']}({sig}) -> {ret}:",
+                f"        return cast({ret!r}, self.call({args}))",
+                "",
+            ]
+        else:
+            payable = fn.get("stateMutability") == "payable"
+            extra = ", value: int = 0" if payable else ""
+            pass_value = ", value=value" if payable else ""
+            lines += [
+                f"    def {fn['name']}({sig}{extra}, gas: int | None = None) -> Receipt:",
+                f"        return self.transact({args}{pass_value}, gas=gas)",
+                "",
+            ]
+    return "\n".join(lines)
+
+
+def render_clients(artifacts: list[Artifact]) -> str:
+    parts = [
+        '"""Typed contract clients, generated from the artifacts by ``databright.chain.build``.',
+        "",
+        "Do not edit: run ``make artifacts``. A test fails when this file is stale.",
+        '"""',
+        "",
+        "# ruff: noqa",
+        "from __future__ import annotations",
+        "",
+        "from typing import Any, cast",
+        "",
+        "from databright.chain.gateway import ContractClient, Receipt",
+        "",
+        f"__all__ = {sorted(a.name + 'Client' for a in artifacts)!r}",
+        "",
+        "",
+    ]
+    body = "\n\n".join(_client_class(a.name, a.body["abi"]) for a in artifacts)
+    return "\n".join(parts) + body
+
+
 def write_artifacts() -> list[Path]:
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     artifacts = _compile_all()
@@ -88,14 +173,18 @@ def write_artifacts() -> list[Path]:
             old.unlink()
     for a in artifacts:
         a.path.write_text(a.dumps())
-    return [a.path for a in artifacts]
+    CLIENTS_PATH.write_text(render_clients(artifacts))
+    return [a.path for a in artifacts] + [CLIENTS_PATH]
 
 
 def stale_artifacts() -> list[str]:
     """Names of contracts whose committed artifact differs from a fresh compile (or is missing)."""
-    fresh = {a.name: a for a in _compile_all()}
+    compiled = _compile_all()
+    fresh = {a.name: a for a in compiled}
     stale = [n for n, a in fresh.items() if not a.path.exists() or a.path.read_text() != a.dumps()]
     stale += [p.stem for p in ARTIFACTS_DIR.glob("*.json") if p.stem not in fresh]
+    if not CLIENTS_PATH.exists() or CLIENTS_PATH.read_text() != render_clients(compiled):
+        stale.append("clients.py")
     return sorted(stale)
 
 

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import requests
 from eth_account import Account
@@ -43,6 +43,8 @@ from databright.errors import (
 from databright.types import Address, Wei
 
 __all__ = ["ContractClient", "Event", "Gateway", "Receipt", "connect"]
+
+C = TypeVar("C", bound="ContractClient")
 
 GAS_HEADROOM = 1.3
 FEE_REFRESH_S = 2.0
@@ -335,6 +337,11 @@ class Gateway:
         )
         assert receipt.contract_address is not None
         return receipt.contract_address
+
+    def bind(self, cls: type[C], address: str, check_code: bool = False) -> C:
+        """A typed client (``databright.chain.clients``) of the contract at ``address``."""
+        client = self.contract(cls.__name__.removesuffix("Client"), address, check_code)
+        return cls(self, client.artifact, client.address)
 
     def contract(self, name: str, address: str, check_code: bool = False) -> ContractClient:
         artifact = load_artifact(name)

@@ -1,0 +1,159 @@
+"""Signed transactions per second through the gateway, next to raw web3.py, on real nodes.
+
+    .venv/bin/python benchmarks/chain_throughput.py [--n 300] [--rounds 3] [--nodes embedded,anvil]
+
+For each node (the embedded node over HTTP, anvil with --hardfork cancun --prune-history), it
+sends N ETH transfers and N contract calls (an ERC-20 transfer of a dataset's share token), one
+at a time, each waited for until its receipt is back, through (a) our gateway and (b) raw web3.py
+with the same local signing and precomputed nonce, gas and fees (the fastest honest use of
+web3.py). Rounds alternate the two to spread the machine's noise; the best round counts.
+Goals (issue 2): embedded >= 100 tx/s, anvil >= 350 tx/s, gateway within 10% of raw web3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from databright.chain.anvil import anvil_accounts, start_anvil  # noqa: E402
+from databright.chain.deploy import deploy  # noqa: E402
+from databright.chain.gateway import ContractClient, Gateway, connect  # noqa: E402
+
+GOALS = {"embedded": 100.0, "anvil": 350.0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(kind: str, data_dir: Path) -> tuple[str, list[LocalAccount], Callable[[], None]]:
+    if kind == "anvil":
+        node = start_anvil(free_port())
+        return node.url, anvil_accounts(4), node.stop
+    from databright.chain.node import load_dev_accounts
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "databright.chain.node", "--data-dir", str(data_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            connect(url)
+            break
+        except Exception:
+            time.sleep(0.05)
+
+    def stop() -> None:
+        proc.terminate()
+        proc.wait(30)
+
+    return url, load_dev_accounts(data_dir)[:4], stop
+
+
+def share_token(gw: Gateway, data_dir: Path) -> ContractClient:
+    """A dataset's share token: the contract the market calls most."""
+    deployment, _ = deploy(gw, data_dir)
+    market = gw.contract("DataMarket", deployment["DataMarket"])
+    receipt = market.transact(
+        "create_dataset", *_dataset_args(gw)
+    )
+    token = receipt.event("DatasetCreated").args["token"]
+    return gw.contract("ShareToken", token)
+
+
+def _dataset_args(gw: Gateway) -> list[Any]:
+    digest = b"\x11" * 32
+    # name, metadata, data, manifest root, examples, voting period, quorum, threshold, cap, evaluators
+    return ["bench", digest, digest, b"\x22" * 32, 1000, 3600, 2000, 5000, 20000, [gw.address]]
+
+
+class Raw:
+    """Raw web3.py with everything precomputed that can be: the peer we compare against."""
+
+    def __init__(self, url: str, account: LocalAccount) -> None:
+        self.w3 = Web3(Web3.HTTPProvider(url))
+        self.account = account
+        self.chain_id = self.w3.eth.chain_id
+        base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+        self.fees = {"maxFeePerGas": 2 * base + 10**9, "maxPriorityFeePerGas": 10**9}
+        self.nonce = self.w3.eth.get_transaction_count(account.address, "pending")
+
+    def send(self, to: str, data: bytes, gas: int) -> None:
+        tx = {
+            "to": to, "value": 0 if data else 1, "data": data, "gas": gas, "nonce": self.nonce,
+            "chainId": self.chain_id, "type": 2, **self.fees,
+        }  # fmt: skip
+        self.nonce += 1
+        h = self.w3.eth.send_raw_transaction(self.account.sign_transaction(tx).raw_transaction)
+        r = self.w3.eth.wait_for_transaction_receipt(h, poll_latency=0.002)
+        assert r["status"] == 1
+
+
+def rate(n: int, fn: Callable[[int], None]) -> float:
+    t = time.perf_counter()
+    for i in range(n):
+        fn(i)
+    return n / (time.perf_counter() - t)
+
+
+def bench_node(kind: str, n: int, rounds: int) -> dict[str, dict[str, float]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        url, accts, stop = start(kind, Path(tmp) / "node")
+        try:
+            ours = connect(url, accts[0])
+            token = share_token(ours, Path(tmp))
+            raw = Raw(url, accts[1])
+            ours.contract("ShareToken", token.address).transact("transfer", accts[1].address, 10**20)
+            to = accts[2].address
+            call_data = bytes(token.contract.encode_abi("transfer", args=[to, 1]))
+            call_gas = int(ours.w3.eth.estimate_gas({"from": accts[1].address, "to": token.address, "data": call_data}) * 1.3)
+            best: dict[str, dict[str, float]] = {
+                "eth transfer": {"ours": 0.0, "raw": 0.0},
+                "contract call": {"ours": 0.0, "raw": 0.0},
+            }
+            for _ in range(rounds):
+                best["eth transfer"]["raw"] = max(best["eth transfer"]["raw"], rate(n, lambda i: raw.send(to, b"", 21_000)))
+                best["eth transfer"]["ours"] = max(best["eth transfer"]["ours"], rate(n, lambda i: ours.transfer(to, 1)))
+                best["contract call"]["raw"] = max(best["contract call"]["raw"], rate(n, lambda i: raw.send(token.address, call_data, call_gas)))
+                best["contract call"]["ours"] = max(best["contract call"]["ours"], rate(n, lambda i: token.transact("transfer", to, 1)))
+            return best
+        finally:
+            stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=300, help="transactions per measurement")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--nodes", default="embedded,anvil")
+    args = p.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    print(f"{'node':9} {'workload':14} {'gateway tx/s':>13} {'raw web3 tx/s':>14} {'ratio':>6} {'goal':>10}")
+    for kind in args.nodes.split(","):
+        for workload, r in bench_node(kind, args.n, args.rounds).items():
+            ok = r["ours"] >= GOALS[kind] and r["ours"] >= 0.9 * r["raw"]
+            print(
+                f"{kind:9} {workload:14} {r['ours']:13.0f} {r['raw']:14.0f} "
+                f"{r['ours'] / r['raw']:6.2f} {'>= ' + str(int(GOALS[kind])):>7} {'met' if ok else 'MISSED'}"
+            )
+
+
+if __name__ == "__main__":
+    main()
