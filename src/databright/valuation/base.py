@@ -113,6 +113,7 @@ class Valuation(ABC):
                 est.proposal_stderr,
                 values if est.values is not None and self._signed else None,
                 self.flag_policy,
+                est.val_d2,
             )
         self._result = ValuationResult(
             method=self.name,

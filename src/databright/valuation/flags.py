@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from databright.valuation._neighbours import kneighbours
+from databright.valuation._neighbours import kneighbours, sq32
 from databright.valuation.data import ValuationData
 from databright.valuation.result import Flag, FlagKind
 
@@ -35,7 +35,7 @@ class FlagPolicy:
 
     k: int = 10
     poison_share: float = 0.3
-    ood_factor: float = 1.5
+    ood_factor: float = 2.0
 
 
 def _rows(a: NDArray[np.intp]) -> tuple[int, ...]:
@@ -50,9 +50,15 @@ def detect_flags(
     proposal_values: NDArray[np.float64],
     proposal_stderr: NDArray[np.float64],
     values: NDArray[np.float64] | None = None,
-    policy: FlagPolicy = FlagPolicy(),
+    policy: FlagPolicy | None = None,
+    val_d2: NDArray[np.float32] | None = None,
 ) -> tuple[Flag, ...]:
-    """Flags for every proposal; ``values`` are per-example values when the method has them."""
+    """Flags for every proposal; ``values`` are per-example values when the method has them.
+
+    ``val_d2`` may hold the squared distances (kept examples x validation points), already
+    computed by the method.
+    """
+    policy = policy or FlagPolicy()
     flags: list[Flag] = []
     rows = np.flatnonzero(kept)
     if len(rows) == 0 or len(y_val) == 0:
@@ -60,7 +66,11 @@ def detect_flags(
     x = data.x[rows]
     y = data.y[rows]
     k = min(policy.k, len(y_val))
-    dist, idx = kneighbours(x, x_val, k)
+    if val_d2 is not None:
+        idx = np.argpartition(val_d2, k - 1, axis=1)[:, :k]
+        dist = np.sqrt(np.min(np.take_along_axis(val_d2, idx, axis=1), axis=1, keepdims=True))
+    else:
+        dist, idx = kneighbours(x, x_val, k)
     neigh = y_val[idx]
     agree = (neigh == y[:, None]).mean(axis=1)
     suspicious = agree < 0.5
@@ -70,8 +80,9 @@ def detect_flags(
 
     # the validation set's own spacing, leaving each point out
     if len(y_val) > 1:
-        vd, _ = kneighbours(x_val, x_val, 1, same=True)
-        limit = float(np.quantile(vd[:, 0], 0.99)) * policy.ood_factor
+        vv = sq32(x_val, x_val)
+        np.fill_diagonal(vv, np.inf)
+        limit = float(np.sqrt(max(np.quantile(vv.min(axis=1), 0.99), 0.0))) * policy.ood_factor
     else:
         limit = np.inf
     far = dist[:, 0] > limit
