@@ -1,0 +1,444 @@
+"""JSON-RPC 2.0 dispatch: request objects in, response objects out.
+
+Each method is a row of :data:`METHODS`: how to read its positional parameters off the wire
+(:mod:`.wire`) and which eth-tester call answers it, mostly straight from web3's
+``EthereumTesterProvider`` table (``API_ENDPOINTS``). The dispatcher holds one lock around each
+call, because the EVM is single-threaded, and commits the store before it answers, so that a
+client never sees a transaction hash or receipt that a crash could take back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from eth_tester.exceptions import BlockNotFound, FilterNotFound
+from eth_tester.exceptions import ValidationError as TesterValidationError
+from web3.providers.eth_tester.defaults import API_ENDPOINTS
+
+from databright import __version__
+
+from .chain import DevChain
+from .wire import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    SERVER_ERROR,
+    BlockHashRef,
+    RpcError,
+    address_in,
+    block_id_in,
+    block_out,
+    bool_in,
+    data_in,
+    filter_in,
+    hash_in,
+    log_out,
+    percentiles_in,
+    quantity_in,
+    quantity_out,
+    receipt_out,
+    to_wire,
+    transaction_in,
+    transaction_out,
+)
+
+__all__ = ["METHODS", "Dispatcher", "client_version"]
+
+log = logging.getLogger(__name__)
+
+_REQUIRED = object()
+_ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+def client_version() -> str:
+    try:
+        evm = version("py-evm")
+    except PackageNotFoundError:  # pragma: no cover - py-evm is a dependency
+        evm = "unknown"
+    py = sys.version_info
+    return f"DataBright/v{__version__}/py-evm-{evm}/python{py.major}.{py.minor}.{py.micro}"
+
+
+@dataclass(frozen=True)
+class Param:
+    convert: Callable[[Any], Any]
+    default: Any = _REQUIRED
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Method:
+    params: tuple[Param, ...]
+    run: Callable[..., Any]  # (chain, *converted params) -> wire result
+
+
+def _endpoint(name: str) -> Callable[[Any, list[Any]], Any]:
+    namespace, _, method = name.partition("_")
+    return API_ENDPOINTS[namespace][method]  # type: ignore[no-any-return]
+
+
+def _state_block(chain: DevChain, block: int | str | BlockHashRef) -> int | str:
+    """Block id for state queries: auto-mining leaves nothing pending, so pending is latest."""
+    resolved = chain.resolve(block)
+    return "latest" if resolved == "pending" else resolved
+
+
+# --- handlers ------------------------------------------------------------------------------
+
+
+def _block_number(chain: DevChain) -> str:
+    return quantity_out(int(chain.head().block_number))
+
+
+def _balance(chain: DevChain, address: str, block: Any) -> str:
+    return quantity_out(chain.tester.get_balance(address, _state_block(chain, block)))
+
+
+def _nonce(chain: DevChain, address: str, block: Any) -> str:
+    return quantity_out(chain.tester.get_nonce(address, _state_block(chain, block)))
+
+
+def _code(chain: DevChain, address: str, block: Any) -> str:
+    return str(chain.tester.get_code(address, _state_block(chain, block)))
+
+
+def _storage(chain: DevChain, address: str, slot: int, block: Any) -> str:
+    return str(chain.tester.get_storage_at(address, slot, _state_block(chain, block)))
+
+
+def _send_raw(chain: DevChain, raw: str) -> str:
+    return str(chain.tester.send_raw_transaction(raw))
+
+
+def _call_tx(tx: dict[str, Any]) -> dict[str, Any]:
+    tx = dict(tx)
+    tx.setdefault("from", _ZERO_ADDRESS)
+    return tx
+
+
+def _call(chain: DevChain, tx: dict[str, Any], block: Any) -> str:
+    return str(chain.tester.call(_call_tx(tx), _state_block(chain, block)))
+
+
+def _estimate(chain: DevChain, tx: dict[str, Any], block: Any) -> str:
+    return quantity_out(chain.tester.estimate_gas(_call_tx(tx), _state_block(chain, block)))
+
+
+def _fee_history(chain: DevChain, count: int, newest: Any, percentiles: list[float]) -> Any:
+    return to_wire(chain.fee_history(count, newest, percentiles))
+
+
+def _receipt(chain: DevChain, tx_hash: str) -> Any:
+    receipt = _endpoint("eth_getTransactionReceipt")(chain.tester, [tx_hash])
+    if receipt is None:
+        return None
+    bloom, offset = chain.receipt_extras(tx_hash)
+    return receipt_out(receipt, logs_bloom=bloom, log_index_offset=offset)
+
+
+def _transaction(chain: DevChain, tx_hash: str) -> Any:
+    tx = _endpoint("eth_getTransactionByHash")(chain.tester, [tx_hash])
+    return None if tx is None else transaction_out(tx)
+
+
+def _block_by_number(chain: DevChain, block: Any, full: bool) -> Any:
+    found = _endpoint("eth_getBlockByNumber")(chain.tester, [chain.resolve(block), full])
+    return None if found is None else block_out(found)
+
+
+def _block_by_hash(chain: DevChain, block_hash: str, full: bool) -> Any:
+    found = _endpoint("eth_getBlockByHash")(chain.tester, [block_hash, full])
+    return None if found is None else block_out(found)
+
+
+def _tx_count_by_number(chain: DevChain, block: Any) -> Any:
+    count = _endpoint("eth_getBlockTransactionCountByNumber")(chain.tester, [chain.resolve(block)])
+    return None if count is None else quantity_out(count)
+
+
+def _tx_count_by_hash(chain: DevChain, block_hash: str) -> Any:
+    count = _endpoint("eth_getBlockTransactionCountByHash")(chain.tester, [block_hash])
+    return None if count is None else quantity_out(count)
+
+
+def _tx_by_number_index(chain: DevChain, block: Any, index: int) -> Any:
+    endpoint = _endpoint("eth_getTransactionByBlockNumberAndIndex")
+    tx = endpoint(chain.tester, [chain.resolve(block), index])
+    return None if tx is None else transaction_out(tx)
+
+
+def _tx_by_hash_index(chain: DevChain, block_hash: str, index: int) -> Any:
+    tx = _endpoint("eth_getTransactionByBlockHashAndIndex")(chain.tester, [block_hash, index])
+    return None if tx is None else transaction_out(tx)
+
+
+def _logs(chain: DevChain, params: dict[str, Any]) -> Any:
+    return [to_wire(entry) for entry in chain.get_logs(params)]
+
+
+def _tester_filter_params(chain: DevChain, params: dict[str, Any]) -> dict[str, Any]:
+    if params["block_hash"] is not None:
+        number = chain.block_number_of(params["block_hash"])
+        from_block: Any = number
+        to_block: Any = number
+    else:
+        from_block, to_block = params["from_block"], params["to_block"]
+    topics = params["topics"]
+    return {
+        "from_block": None if from_block is None else _state_block(chain, from_block),
+        "to_block": None if to_block is None else _state_block(chain, to_block),
+        "address": params["address"],
+        "topics": None if topics is None else list(topics),
+    }
+
+
+def _new_filter(chain: DevChain, params: dict[str, Any]) -> str:
+    return quantity_out(chain.tester.create_log_filter(**_tester_filter_params(chain, params)))
+
+
+def _new_block_filter(chain: DevChain) -> str:
+    return quantity_out(chain.tester.create_block_filter())
+
+
+def _filter_items(chain: DevChain, items: Sequence[Any]) -> list[Any]:
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, dict):
+            _, offset = chain.receipt_extras(item["transaction_hash"])
+            out.append(log_out(item, offset))
+        else:
+            out.append(item)
+    return out
+
+
+def _filter_changes(chain: DevChain, filter_id: int) -> Any:
+    try:
+        return _filter_items(chain, chain.tester.get_only_filter_changes(filter_id))
+    except FilterNotFound:
+        raise RpcError(SERVER_ERROR, "filter not found") from None
+
+
+def _filter_logs(chain: DevChain, filter_id: int) -> Any:
+    try:
+        return _filter_items(chain, chain.tester.get_all_filter_logs(filter_id))
+    except FilterNotFound:
+        raise RpcError(SERVER_ERROR, "filter not found") from None
+
+
+def _uninstall_filter(chain: DevChain, filter_id: int) -> bool:
+    try:
+        chain.tester.delete_filter(filter_id)
+    except FilterNotFound:
+        return False
+    return True
+
+
+def _evm_mine(chain: DevChain, timestamp: int | None) -> str:
+    if timestamp is not None:
+        chain.set_next_block_timestamp(timestamp)
+    chain.mine(1)
+    return "0x0"
+
+
+def _increase_time(chain: DevChain, seconds: int) -> str:
+    return quantity_out(chain.increase_time(seconds))
+
+
+def _set_next_timestamp(chain: DevChain, timestamp: int) -> None:
+    chain.set_next_block_timestamp(timestamp)
+
+
+def _send_transaction(chain: DevChain, *_: Any) -> None:
+    raise RpcError(
+        METHOD_NOT_FOUND,
+        "eth_sendTransaction is not supported: the embedded node holds no keys; sign the "
+        "transaction locally and send it with eth_sendRawTransaction",
+    )
+
+
+def _seconds_in(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return quantity_in(value, "seconds")
+
+
+def _optional_quantity(value: Any) -> int | None:
+    return None if value is None else quantity_in(value, "timestamp")
+
+
+_LATEST = Param(block_id_in, "latest", "block")
+_ADDRESS = Param(address_in, name="address")
+_HASH = Param(hash_in, name="hash")
+_FULL = Param(bool_in, False, "full transactions flag")
+_INDEX = Param(lambda v: quantity_in(v, "index"), name="index")
+_FILTER_ID = Param(lambda v: quantity_in(v, "filter id"), name="filter id")
+
+
+def _const(value: Any) -> Callable[..., Any]:
+    return lambda chain: value
+
+
+METHODS: dict[str, Method] = {
+    "web3_clientVersion": Method((), lambda chain: client_version()),
+    "web3_sha3": Method(
+        (Param(data_in, name="data"),),
+        lambda chain, data: _endpoint("web3_sha3")(chain.tester, [data]),
+    ),
+    "net_version": Method((), lambda chain: str(chain.chain_id)),
+    "net_listening": Method((), _const(True)),
+    "net_peerCount": Method((), _const("0x0")),
+    "eth_chainId": Method((), lambda chain: quantity_out(chain.chain_id)),
+    "eth_syncing": Method((), _const(False)),
+    "eth_accounts": Method((), _const([])),
+    "eth_blockNumber": Method((), _block_number),
+    "eth_getBalance": Method((_ADDRESS, _LATEST), _balance),
+    "eth_getTransactionCount": Method((_ADDRESS, _LATEST), _nonce),
+    "eth_getCode": Method((_ADDRESS, _LATEST), _code),
+    "eth_getStorageAt": Method(
+        (_ADDRESS, Param(lambda v: quantity_in(v, "slot"), name="slot"), _LATEST), _storage
+    ),
+    "eth_sendRawTransaction": Method((Param(data_in, name="raw transaction"),), _send_raw),
+    "eth_sendTransaction": Method((Param(lambda v: v, None),), _send_transaction),
+    "eth_call": Method((Param(transaction_in, name="transaction"), _LATEST), _call),
+    "eth_estimateGas": Method((Param(transaction_in, name="transaction"), _LATEST), _estimate),
+    "eth_gasPrice": Method((), lambda chain: quantity_out(chain.gas_price())),
+    "eth_maxPriorityFeePerGas": Method((), lambda chain: quantity_out(chain.max_priority_fee())),
+    "eth_feeHistory": Method(
+        (
+            Param(lambda v: quantity_in(v, "blockCount"), name="blockCount"),
+            Param(block_id_in, name="newestBlock"),
+            Param(percentiles_in, None),
+        ),
+        _fee_history,
+    ),
+    "eth_getTransactionReceipt": Method((_HASH,), _receipt),
+    "eth_getTransactionByHash": Method((_HASH,), _transaction),
+    "eth_getBlockByNumber": Method((Param(block_id_in, name="block"), _FULL), _block_by_number),
+    "eth_getBlockByHash": Method((_HASH, _FULL), _block_by_hash),
+    "eth_getBlockTransactionCountByNumber": Method(
+        (Param(block_id_in, name="block"),), _tx_count_by_number
+    ),
+    "eth_getBlockTransactionCountByHash": Method((_HASH,), _tx_count_by_hash),
+    "eth_getTransactionByBlockNumberAndIndex": Method(
+        (Param(block_id_in, name="block"), _INDEX), _tx_by_number_index
+    ),
+    "eth_getTransactionByBlockHashAndIndex": Method((_HASH, _INDEX), _tx_by_hash_index),
+    "eth_getLogs": Method((Param(filter_in, name="filter"),), _logs),
+    "eth_newFilter": Method((Param(filter_in, name="filter"),), _new_filter),
+    "eth_newBlockFilter": Method((), _new_block_filter),
+    "eth_getFilterChanges": Method((_FILTER_ID,), _filter_changes),
+    "eth_getFilterLogs": Method((_FILTER_ID,), _filter_logs),
+    "eth_uninstallFilter": Method((_FILTER_ID,), _uninstall_filter),
+    "evm_mine": Method((Param(_optional_quantity, None),), _evm_mine),
+    "evm_increaseTime": Method((Param(_seconds_in, name="seconds"),), _increase_time),
+    "evm_setNextBlockTimestamp": Method(
+        (Param(lambda v: quantity_in(v, "timestamp"), name="timestamp"),), _set_next_timestamp
+    ),
+}
+
+
+def _convert_params(name: str, method: Method, params: Any) -> list[Any]:
+    if params is None:
+        params = []
+    if not isinstance(params, list):
+        raise RpcError(INVALID_PARAMS, f"{name} takes its parameters as a JSON array")
+    if len(params) > len(method.params):
+        raise RpcError(
+            INVALID_PARAMS,
+            f"{name} takes at most {len(method.params)} parameter(s), got {len(params)}",
+        )
+    out: list[Any] = []
+    for position, spec in enumerate(method.params):
+        if position < len(params) and params[position] is not None:
+            out.append(spec.convert(params[position]))
+        elif spec.default is _REQUIRED:
+            label = spec.name or f"parameter {position + 1}"
+            raise RpcError(INVALID_PARAMS, f"{name} is missing its {label}")
+        else:
+            out.append(spec.default)
+    return out
+
+
+class Dispatcher:
+    """Answers JSON-RPC requests against one :class:`DevChain`, one at a time."""
+
+    def __init__(self, chain: DevChain, lock: threading.Lock | None = None) -> None:
+        self.chain = chain
+        self.lock = lock or threading.Lock()
+
+    def handle_body(self, body: bytes) -> bytes | None:
+        """One HTTP body in (a request or a batch), the response body out (None: nothing)."""
+        try:
+            request = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _dump(_error(None, RpcError(PARSE_ERROR, f"parse error: {exc}")))
+        if isinstance(request, list):
+            if not request:
+                return _dump(_error(None, RpcError(INVALID_REQUEST, "empty batch")))
+            responses = [r for r in (self.handle(item) for item in request) if r is not None]
+            return _dump(responses) if responses else None
+        response = self.handle(request)
+        return None if response is None else _dump(response)
+
+    def handle(self, request: Any) -> dict[str, Any] | None:
+        """One request object -> its response object (None for a notification)."""
+        if not isinstance(request, dict):
+            return _error(None, RpcError(INVALID_REQUEST, "a request must be a JSON object"))
+        request_id = request.get("id")
+        is_notification = "id" not in request
+        name = request.get("method")
+        if request.get("jsonrpc") != "2.0" or not isinstance(name, str):
+            return _error(
+                request_id,
+                RpcError(INVALID_REQUEST, 'a request needs "jsonrpc": "2.0" and a method name'),
+            )
+        try:
+            result = self.call(name, request.get("params"))
+        except RpcError as exc:
+            return None if is_notification else _error(request_id, exc)
+        if is_notification:
+            return None
+        return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+    def call(self, name: str, params: Any) -> Any:
+        """Run one method with wire params and return the wire result (or raise RpcError)."""
+        method = METHODS.get(name)
+        if method is None:
+            raise RpcError(METHOD_NOT_FOUND, f"the method {name} does not exist/is not available")
+        args = _convert_params(name, method, params)
+        with self.lock:
+            try:
+                return method.run(self.chain, *args)
+            except RpcError:
+                raise
+            except TesterValidationError as exc:
+                raise RpcError(INVALID_PARAMS, f"{name}: {exc}") from None
+            except BlockNotFound as exc:
+                raise RpcError(SERVER_ERROR, f"header not found: {exc}") from None
+            except NotImplementedError as exc:
+                raise RpcError(METHOD_NOT_FOUND, f"{name} is not supported: {exc}") from None
+            except Exception as exc:
+                log.exception("internal error in %s", name)
+                raise RpcError(
+                    INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}"
+                ) from None
+            finally:
+                # Durable before anyone hears about it; cheap no-op after read-only calls.
+                self.chain.commit()
+
+
+def _error(request_id: Any, error: RpcError) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": error.to_json()}
+
+
+def _dump(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
