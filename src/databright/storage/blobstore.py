@@ -1,0 +1,241 @@
+"""A local content-addressed blob store.
+
+Blobs live at ``ROOT/blobs/<first two hex digits of the digest>/<cid>``. A write goes to a
+temporary file in ``ROOT/staging`` (same file system, so the final rename is atomic), is
+fsynced, then ``os.replace``-d into place and the directory fsynced: a crash leaves either the
+whole blob or nothing, never half a blob under a valid name. Every read is checked against the
+CID, because a blob handed out under an address it does not match would be attributed to the
+wrong contributor; a damaged blob raises :class:`BlobCorrupt` and its bytes are never returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from multiformats import CID
+
+from databright.errors import StorageError
+from databright.storage.cid import cid_for_bytes, cid_to_digest, digest_to_cid, normalize_cid
+from databright.storage.errors import BlobCorrupt, BlobNotFound
+
+__all__ = ["BlobStore"]
+
+_CHUNK: Final = 1 << 20
+
+
+def _fsync_dir(path: Path) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _hash_stream(f: BinaryIO) -> bytes:
+    h = hashlib.sha256()
+    while chunk := f.read(_CHUNK):
+        h.update(chunk)
+    return h.digest()
+
+
+class BlobStore:
+    """Content-addressed blobs under one directory.
+
+    ``put`` returns the CID of what it stored; ``get``/``open``/``path`` verify the blob against
+    its CID before handing it out. Safe for several processes writing the same store: two
+    writers of the same blob race only to rename identical bytes onto the same name.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._blobs = self.root / "blobs"
+        self._staging = self.root / "staging"
+        try:
+            self._blobs.mkdir(parents=True, exist_ok=True)
+            self._staging.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the blob store at {self.root} ({exc.strerror or exc}); "
+                "choose a writable directory"
+            ) from exc
+
+    def __repr__(self) -> str:
+        return f"BlobStore({str(self.root)!r})"
+
+    # --- addressing ---------------------------------------------------------------------
+
+    def _location(self, cid: str) -> Path:
+        return self._blobs / cid_to_digest(cid).hex()[:2] / cid
+
+    # --- writing ------------------------------------------------------------------------
+
+    def put(self, data: bytes | bytearray | memoryview) -> str:
+        """Store ``data`` and return its CID; storing the same bytes twice is a no-op.
+
+        A damaged copy already in the store is replaced, so ``put`` of the original bytes is
+        also how a corrupted blob is repaired.
+        """
+        cid = cid_for_bytes(data)
+        if self._intact(cid):
+            return cid
+        self._write(cid, [data])
+        return cid
+
+    def put_file(self, path: str | os.PathLike[str]) -> str:
+        """Store the file at ``path``, streamed in 1 MiB chunks, and return its CID."""
+        src = Path(path)
+        h = hashlib.sha256()
+        try:
+            with open(src, "rb") as f_in, self._staged() as (tmp, f_out):
+                while chunk := f_in.read(_CHUNK):
+                    h.update(chunk)
+                    f_out.write(chunk)
+                cid = digest_to_cid(h.digest())
+                f_out.flush()
+                os.fsync(f_out.fileno())
+                if not self._intact(cid):
+                    self._publish(tmp, cid)
+        except OSError as exc:
+            if isinstance(exc, StorageError):
+                raise
+            raise StorageError(
+                f"cannot add {src} to the store at {self.root} ({exc.strerror or exc})"
+            ) from exc
+        return cid
+
+    @contextlib.contextmanager
+    def _staged(self) -> Iterator[tuple[Path, BinaryIO]]:
+        fd, name = tempfile.mkstemp(dir=self._staging, prefix=".blob-", suffix=".tmp")
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield tmp, f
+        finally:
+            # Published temp files were renamed away; anything left is an aborted write.
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def _publish(self, tmp: Path, cid: str) -> None:
+        final = self._location(cid)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+
+    def _write(self, cid: str, parts: list[bytes | bytearray | memoryview]) -> None:
+        try:
+            with self._staged() as (tmp, f):
+                for part in parts:
+                    f.write(part)
+                f.flush()
+                os.fsync(f.fileno())
+                self._publish(tmp, cid)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write blob {cid} to the store at {self.root} ({exc.strerror or exc}); "
+                "check free space and permissions"
+            ) from exc
+
+    def _intact(self, cid: str) -> bool:
+        """Whether the blob is present and matches its CID (used to skip redundant writes)."""
+        try:
+            with open(self._location(cid), "rb") as f:
+                return _hash_stream(f) == cid_to_digest(cid)
+        except FileNotFoundError:
+            return False
+
+    # --- reading ------------------------------------------------------------------------
+
+    def has(self, cid: str | CID) -> bool:
+        """Whether a blob is stored under ``cid`` (not whether it is intact: see ``verify``)."""
+        return self._location(normalize_cid(cid)).is_file()
+
+    def __contains__(self, cid: object) -> bool:
+        return isinstance(cid, str | CID) and self.has(cid)
+
+    def __iter__(self) -> Iterator[str]:
+        """The CIDs of every stored blob, in no particular order."""
+        for shard in sorted(self._blobs.iterdir()):
+            if shard.is_dir():
+                for blob in sorted(shard.iterdir()):
+                    if not blob.name.startswith("."):
+                        yield blob.name
+
+    def get(self, cid: str | CID) -> bytes:
+        """The bytes stored under ``cid``, after checking that they hash to it."""
+        cid = normalize_cid(cid)
+        location = self._location(cid)
+        try:
+            data = location.read_bytes()
+        except FileNotFoundError:
+            raise self._not_found(cid) from None
+        if hashlib.sha256(data).digest() != cid_to_digest(cid):
+            raise self._corrupt(cid, location)
+        return data
+
+    def open(self, cid: str | CID) -> BinaryIO:
+        """An open binary file positioned at the start of a verified blob.
+
+        The whole blob is hashed through this very handle before it is returned, so a large
+        blob is checked without holding it in memory.
+        """
+        cid = normalize_cid(cid)
+        location = self._location(cid)
+        try:
+            f = open(location, "rb")  # noqa: SIM115 - handed to the caller
+        except FileNotFoundError:
+            raise self._not_found(cid) from None
+        try:
+            if _hash_stream(f) != cid_to_digest(cid):
+                raise self._corrupt(cid, location)
+            f.seek(0)
+        except BaseException:
+            f.close()
+            raise
+        return f
+
+    def path(self, cid: str | CID, *, verify: bool = True) -> Path:
+        """The file holding ``cid``, checked against its CID unless ``verify=False``.
+
+        For tools that need a path (memory mapping); the check holds at the time of the call.
+        """
+        cid = normalize_cid(cid)
+        location = self._location(cid)
+        if not location.is_file():
+            raise self._not_found(cid)
+        if verify:
+            self.verify(cid)
+        return location
+
+    def verify(self, cid: str | CID) -> None:
+        """Raise :class:`BlobCorrupt` (or :class:`BlobNotFound`) unless the blob is intact."""
+        self.open(cid).close()
+
+    def size(self, cid: str | CID) -> int:
+        """Size in bytes of the stored blob (unverified)."""
+        cid = normalize_cid(cid)
+        try:
+            return self._location(cid).stat().st_size
+        except FileNotFoundError:
+            raise self._not_found(cid) from None
+
+    def _not_found(self, cid: str) -> BlobNotFound:
+        return BlobNotFound(
+            f"blob {cid} is not in the store at {self.root}; add it with put() or fetch it "
+            "from a peer that has it",
+            cid=cid,
+        )
+
+    def _corrupt(self, cid: str, location: Path) -> BlobCorrupt:
+        return BlobCorrupt(
+            f"blob {cid} in the store at {self.root} is damaged (its bytes no longer match "
+            f"its CID); delete {location} and put() the original data again or fetch it from "
+            "a peer",
+            cid=cid,
+        )
