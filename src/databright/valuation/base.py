@@ -57,7 +57,7 @@ class Valuation(ABC):
         utility: Utility,
         *,
         dedup: bool = True,
-        near_tol: float = 0.15,
+        near_tol: float = 0.2,
         flags: bool = True,
         flag_policy: FlagPolicy | None = None,
     ) -> None:
@@ -92,6 +92,10 @@ class Valuation(ABC):
             raise ValuationError("every example is a copy; there is nothing to value")
         est = self._estimate(data, kept)
         n_prop = len(data.arrival)
+        # proposals made only of copies are not in the game: exactly zero, not a noisy zero
+        empty = np.bincount(data.player[kept], minlength=n_prop) == 0
+        est.proposal_values = np.where(empty, 0.0, est.proposal_values)
+        est.proposal_stderr = np.where(empty, 0.0, est.proposal_stderr)
         values = np.zeros(data.n)
         stderr = np.zeros(data.n)
         if est.values is not None:

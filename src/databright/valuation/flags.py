@@ -3,7 +3,8 @@
 Judgements lean on the validation data, the one set the evaluator trusts:
 
 * **mislabelled**: an example whose label disagrees with the majority of its ``k`` nearest
-  validation examples (and, when the method values examples, whose value is negative);
+  validation examples and, when the method values examples, whose value is negative or whose
+  label at most ``clear_disagreement`` of those neighbours share;
 * **poisoning**: a proposal where at least ``poison_share`` of the examples look mislabelled
   (a label-flipped cluster), whose labels are not classes of the validation data
   (out-of-class), or whose value is negative beyond two standard errors (most of its examples
@@ -34,6 +35,8 @@ class FlagPolicy:
     """Thresholds of :func:`detect_flags`."""
 
     k: int = 10
+    clear_disagreement: float = 0.2
+    """At most this share of neighbours agreeing flags an example whatever its value."""
     poison_share: float = 0.3
     ood_factor: float = 2.0
 
@@ -75,7 +78,7 @@ def detect_flags(
     agree = (neigh == y[:, None]).mean(axis=1)
     suspicious = agree < 0.5
     if values is not None:
-        suspicious &= values[rows] < 0
+        suspicious &= (values[rows] < 0) | (agree <= policy.clear_disagreement)
     known = np.isin(y, y_val)
 
     # the validation set's own spacing, leaving each point out
@@ -96,14 +99,13 @@ def detect_flags(
         bad = mine & suspicious
         n_bad = int(bad.sum())
         if n_bad:
-            also = " and negative value" if values is not None else ""
             flags.append(
                 Flag(
                     FlagKind.MISLABELLED,
                     pid,
                     _rows(rows[bad]),
                     f"{n_bad} of {n_mine} examples have labels that most of their {k} nearest "
-                    f"validation examples contradict{also}.",
+                    "validation examples contradict.",
                 )
             )
         alien = mine & ~known

@@ -4,7 +4,7 @@ For one validation point with training examples sorted from nearest (rank 1) to 
 (rank N), the Shapley value of the unweighted K-nearest-neighbour utility
 ``u(S) = 1/K * #{correct labels among the min(K, |S|) nearest in S}`` is
 
-    s_N = 1[y_N = y] / N
+    s_N = 1[y_N = y] * min(K, N) / (K N)    (1[y_N = y] / N once N >= K)
     s_i = s_{i+1} + (1[y_i = y] - 1[y_{i+1} = y]) / K * min(K, i) / i
 
 which unrolls into a reversed cumulative sum along the ranks; values are averaged over
@@ -105,7 +105,7 @@ def knn_shapley_values(
         order = np.argsort(dist, axis=1)
         match = (code_t[order] == code_v[s : s + b, None]).astype(np.float32)
         sv = np.empty_like(match)
-        sv[:, -1] = match[:, -1] / n
+        sv[:, -1] = match[:, -1] * (min(k, n) / (k * n))
         if n > 1:
             step = (match[:, :-1] - match[:, 1:]) * coef
             sv[:, :-1] = np.cumsum(step[:, ::-1], axis=1)[:, ::-1] + sv[:, -1:]
@@ -152,7 +152,7 @@ class KNNShapley(Valuation):
         embedding: Callable[..., Any] | Any = None,
         batch_size: int = 256,
         dedup: bool = True,
-        near_tol: float = 0.15,
+        near_tol: float = 0.2,
         flags: bool = True,
         flag_policy: FlagPolicy | None = None,
     ) -> None:

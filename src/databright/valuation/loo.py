@@ -80,7 +80,7 @@ class LOOGain(Valuation):
         against: Literal["rest", "start"] = "rest",
         seed: int = 0,
         dedup: bool = True,
-        near_tol: float = 0.15,
+        near_tol: float = 0.2,
         flags: bool = True,
         flag_policy: FlagPolicy | None = None,
     ) -> None:

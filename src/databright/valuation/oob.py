@@ -45,7 +45,7 @@ class DataOOB(Valuation):
         max_samples: float = 1.0,
         seed: int | None = 0,
         dedup: bool = True,
-        near_tol: float = 0.15,
+        near_tol: float = 0.2,
         flags: bool = True,
         flag_policy: FlagPolicy | None = None,
     ) -> None:

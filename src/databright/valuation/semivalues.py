@@ -37,7 +37,7 @@ class _Sampled(Valuation):
         min_samples: int = 30,
         seed: int | None = 0,
         dedup: bool = True,
-        near_tol: float = 0.15,
+        near_tol: float = 0.2,
         flags: bool = True,
         flag_policy: FlagPolicy | None = None,
     ) -> None:
@@ -97,7 +97,7 @@ class TMCShapley(_Sampled):
         min_samples: int = 30,
         seed: int | None = 0,
         dedup: bool = True,
-        near_tol: float = 0.15,
+        near_tol: float = 0.2,
         flags: bool = True,
         flag_policy: FlagPolicy | None = None,
     ) -> None:
