@@ -1,0 +1,1115 @@
+# pragma version ~=0.4.3
+# pragma evm-version cancun
+# pragma nonreentrancy off
+"""
+@title DataBright Data Market
+@custom:contract-name DataMarket
+@license Apache-2.0
+@notice Datasets, proposals, share-weighted votes, evaluations and the
+        registry of accepted data. Each dataset has its own ERC-20 share
+        token, a `ShareToken` deployed from a blueprint, which also keeps
+        the snapshots that weigh votes and pays the dividends.
+
+        Content addresses. Every CID is stored as `bytes32`: the sha2-256
+        digest of a CIDv1 (raw or dag codec agreed off-chain). The SDK
+        rebuilds the CID string from the digest; nothing else of the CID is
+        kept on-chain. Manifest roots are the Merkle roots of the per-example
+        hashes of a proposal's manifest.
+
+        Ids. Datasets are numbered from 1. A proposal id is
+        `(dataset_id << 32) | n`, where `n` is the id of the token snapshot
+        taken when it was created (1, 2, ...); `n == 0` is the dataset's
+        initial data, registered at creation as registry entry 0.
+
+        Proposals. Anyone may propose, shares or not, and the proposer is the
+        contributor who receives the shares. A manifest root already in the
+        dataset's registry or in a pending proposal is refused; a rejected or
+        expired proposal frees its root. Vote weights are the voters' share
+        balances at the proposal's snapshot (see `ShareToken`): no delegation
+        step, one vote per address, no weight for shares moved after the
+        snapshot, no vote with zero weight, no vote after the deadline.
+
+        Evaluation. One evaluator of the dataset (an account holding
+        `evaluator_role(dataset_id)`) may post one valuation per pending
+        proposal while voting is open: a signed score in basis points of
+        quality weight and the digest of the evaluation report. The quality
+        weight is `min(score, quality_cap_bps) / 10_000`; without an
+        evaluation it is 1.0. An accepted proposal mints
+        `examples * weight` shares (10**18 units per example at weight 1).
+        Zero or negative scores: such a proposal gets weight 0 and mints no
+        shares, but voters may still accept it and it is then registered.
+        Evaluators size rewards, voters decide what enters the dataset: a
+        negative score cannot veto data (a faulty or hostile evaluator could
+        otherwise censor contributions), and voters see the score (event and
+        `evaluation`) before the deadline. The cap is fixed at creation and
+        at most `MAX_QUALITY_CAP_BPS`, so no evaluator can mint without limit.
+
+        Finalization. Anyone may finalize once the deadline has passed, or
+        earlier as soon as the outcome can no longer change. With `S` the
+        snapshot supply, `yes`/`no` the weights cast, quorum `q` and
+        threshold `t` in basis points: accepted iff
+        `(yes + no) * 10_000 >= q * S` and `yes * 10_000 >= t * (yes + no)`;
+        expired if the quorum is missed; rejected otherwise. Early: accepted
+        when the quorum is met and `yes * 10_000 >= t * S` (no remaining
+        vote can undo it), rejected when `(S - no) * 10_000 < t * S` (even
+        all remaining weight voting yes cannot reach the threshold). An
+        acceptance that would push the share supply past `MAX_SUPPLY` is
+        rejected instead, so that finalization can never be blocked.
+        Accepted proposals become immutable registry entries.
+
+        Roles. Roles are snekmate `access_control` roles scoped per dataset:
+        `initiator_role(id)` (granted to the creator, admin of itself) is the
+        admin of `evaluator_role(id)`, so a dataset's initiators can rotate
+        its evaluators. The deployer's `DEFAULT_ADMIN_ROLE` is renounced in
+        the constructor: the market has no owner and no account can touch
+        another dataset's roles.
+
+        Storage is packed by hand (Vyper does not pack): see the layout
+        comments at each mapping. Only what must be checked on-chain or
+        served by the views is stored; the rest is in events.
+"""
+
+
+# @dev We import and implement the `IERC165` interface,
+# which is a built-in interface of the Vyper compiler.
+from ethereum.ercs import IERC165
+implements: IERC165
+
+
+# @dev We import and implement snekmate's `IAccessControl`.
+from snekmate.auth.interfaces import IAccessControl
+implements: IAccessControl
+
+
+# @dev The share token interface.
+from interfaces import IShareToken
+
+
+# @dev We import snekmate's stateless `create` module to
+# recompute token addresses instead of loading them.
+from snekmate.utils import create
+
+
+# @dev We import and initialise snekmate's `access_control`
+# module for the per-dataset initiator and evaluator roles.
+from snekmate.auth import access_control
+initializes: access_control
+
+
+# @dev We export the whole `access_control` interface
+# (`hasRole`, `grantRole`, `revokeRole`, `renounceRole`,
+# `getRoleAdmin`, `set_role_admin`, `supportsInterface`,
+# `DEFAULT_ADMIN_ROLE`).
+exports: access_control.__interface__
+
+
+# @dev Proposal statuses.
+STATUS_NONE: public(constant(uint8)) = 0
+STATUS_PENDING: public(constant(uint8)) = 1
+STATUS_ACCEPTED: public(constant(uint8)) = 2
+STATUS_REJECTED: public(constant(uint8)) = 3
+STATUS_EXPIRED: public(constant(uint8)) = 4
+
+
+# @dev Basis points in one (100%).
+BPS: public(constant(uint256)) = 10_000
+
+
+# @dev Share units per example at quality weight 1.0.
+SHARE_UNIT: public(constant(uint256)) = 10**18
+
+
+# @dev The largest quality weight cap (100x).
+MAX_QUALITY_CAP_BPS: public(constant(uint256)) = 1_000_000
+
+
+# @dev The largest number of examples in one proposal.
+MAX_EXAMPLES: public(constant(uint256)) = 2**32 - 1
+
+
+# @dev The longest voting period in seconds.
+MAX_VOTING_PERIOD: public(constant(uint256)) = 2**32 - 1
+
+
+# @dev The largest share supply of a dataset (as `ShareToken`).
+MAX_SUPPLY: public(constant(uint256)) = 2**100 - 1
+
+
+# @dev The most evaluators given at creation.
+MAX_EVALUATORS: public(constant(uint256)) = 16
+
+
+# @dev The most registry entries returned by one `registry` page.
+MAX_PAGE: public(constant(uint256)) = 64
+
+
+# @dev The base of the per-dataset initiator roles.
+INITIATOR_ROLE: public(constant(bytes32)) = keccak256("DATABRIGHT_INITIATOR_ROLE")
+
+
+# @dev The base of the per-dataset evaluator roles.
+EVALUATOR_ROLE: public(constant(bytes32)) = keccak256("DATABRIGHT_EVALUATOR_ROLE")
+
+
+# @dev Value of `registry_index` in `ProposalFinalized` when the
+# proposal was not registered.
+NOT_REGISTERED: public(constant(uint256)) = max_value(uint256)
+
+
+# @dev Bits of the per-dataset part of a proposal id.
+_SEQ_BITS: constant(uint256) = 32
+
+
+# @dev Bit masks.
+_MASK_8: constant(uint256) = 2**8 - 1
+_MASK_16: constant(uint256) = 2**16 - 1
+_MASK_32: constant(uint256) = 2**32 - 1
+_MASK_40: constant(uint256) = 2**40 - 1
+_MASK_64: constant(uint256) = 2**64 - 1
+_MASK_104: constant(uint256) = 2**104 - 1
+_MASK_160: constant(uint256) = 2**160 - 1
+
+
+# @dev Share units per example per basis point of weight.
+_UNITS_PER_BPS: constant(uint256) = SHARE_UNIT // BPS
+
+
+# @dev Dataset word offsets: [token: 0..159 | voting period:
+# 160..191 | quorum bps: 192..207 | threshold bps: 208..223 |
+# registry length: 224..255].
+_PERIOD_SHIFT: constant(uint256) = 160
+_QUORUM_SHIFT: constant(uint256) = 192
+_THRESHOLD_SHIFT: constant(uint256) = 208
+_LENGTH_SHIFT: constant(uint256) = 224
+
+
+# @dev Dataset info word offsets: [initiator: 0..159 |
+# quality cap bps: 160..191].
+_CAP_SHIFT: constant(uint256) = 160
+
+
+# @dev Proposal ballot-box word offsets: [yes: 0..103 |
+# no: 104..207 | deadline: 208..247 | status: 248..255].
+_NO_SHIFT: constant(uint256) = 104
+_DEADLINE_SHIFT: constant(uint256) = 208
+_STATUS_SHIFT: constant(uint256) = 248
+
+
+# @dev Proposal terms word offsets: [contributor: 0..159 |
+# examples: 160..191 | registry length at creation: 192..223 |
+# quality weight bps: 224..255].
+_EXAMPLES_SHIFT: constant(uint256) = 160
+_SNAPSHOT_LENGTH_SHIFT: constant(uint256) = 192
+_WEIGHT_SHIFT: constant(uint256) = 224
+
+
+# @dev Registry word offsets: [snapshot id n of the proposal:
+# 0..31 | cumulative share supply after it: 32..135 |
+# block number: 136..199].
+_SUPPLY_SHIFT: constant(uint256) = 32
+_BLOCK_SHIFT: constant(uint256) = 136
+
+
+# @dev Ballot word offsets: [weight: 0..103 | support: 104 |
+# voted: 105].
+_SUPPORT_BIT: constant(uint256) = 1 << 104
+_VOTED_BIT: constant(uint256) = 1 << 105
+
+
+# @dev The `ShareToken` blueprint (EIP-5202) that every
+# dataset's token is created from.
+share_token_blueprint: public(immutable(address))
+
+
+# @dev The number of datasets; ids run from 1 to it.
+dataset_count: public(uint256)
+
+
+# @dev Dataset id => packed dataset word (see `_PERIOD_SHIFT`).
+_datasets: HashMap[uint256, uint256]
+
+
+# @dev Dataset id => packed info word (see `_CAP_SHIFT`).
+_dataset_info: HashMap[uint256, uint256]
+
+
+# @dev Dataset id => metadata (schema) CID digest.
+_dataset_metadata: HashMap[uint256, bytes32]
+
+
+# @dev Proposal id => packed ballot box (see `_NO_SHIFT`).
+_ballot_boxes: HashMap[uint256, uint256]
+
+
+# @dev Proposal id => packed terms (see `_EXAMPLES_SHIFT`).
+_terms: HashMap[uint256, uint256]
+
+
+# @dev Proposal id => manifest root.
+_manifest_roots: HashMap[uint256, bytes32]
+
+
+# @dev Dataset id => manifest root => data CID digest of the
+# pending or accepted proposal holding the root (empty: free).
+_root_data: HashMap[uint256, HashMap[bytes32, bytes32]]
+
+
+# @dev Proposal id => voter => packed ballot (see `_VOTED_BIT`).
+_ballots: HashMap[uint256, HashMap[address, uint256]]
+
+
+# @dev Proposal id => evaluation.
+_evaluations: HashMap[uint256, Evaluation]
+
+
+# @dev Dataset id => registry index => packed entry (see
+# `_SUPPLY_SHIFT`).
+_registry: HashMap[uint256, HashMap[uint256, uint256]]
+
+
+# @dev A dataset as returned by `dataset`.
+struct Dataset:
+    token: address
+    initiator: address
+    metadata_cid_digest: bytes32
+    voting_period: uint256
+    quorum_bps: uint256
+    threshold_bps: uint256
+    quality_cap_bps: uint256
+    registry_length: uint256
+    proposal_count: uint256
+    total_shares: uint256
+
+
+# @dev A proposal as returned by `proposal`. `data_cid_digest`
+# is empty once a proposal is rejected or expired (it stays in
+# `ProposalCreated`); `shares` is what acceptance mints (or
+# minted) at the current quality weight.
+struct Proposal:
+    dataset_id: uint256
+    snapshot_id: uint256
+    contributor: address
+    data_cid_digest: bytes32
+    manifest_root: bytes32
+    examples: uint256
+    deadline: uint256
+    status: uint8
+    yes_votes: uint256
+    no_votes: uint256
+    snapshot_supply: uint256
+    quality_weight_bps: uint256
+    shares: uint256
+
+
+# @dev An evaluation as returned by `evaluation` (an empty
+# `evaluator` means none was posted).
+struct Evaluation:
+    evaluator: address
+    score: int256
+    report_cid_digest: bytes32
+
+
+# @dev A vote as returned by `ballot`.
+struct Ballot:
+    voted: bool
+    support: bool
+    weight: uint256
+
+
+# @dev A registry entry as returned by `registry_entry` and
+# `registry`.
+struct RegistryEntry:
+    index: uint256
+    proposal_id: uint256
+    contributor: address
+    data_cid_digest: bytes32
+    manifest_root: bytes32
+    examples: uint256
+    shares: uint256
+    block_number: uint256
+
+
+# @dev Emitted when a dataset is created.
+event DatasetCreated:
+    dataset_id: indexed(uint256)
+    initiator: indexed(address)
+    token: indexed(address)
+    name: String[25]
+    metadata_cid_digest: bytes32
+    voting_period: uint256
+    quorum_bps: uint256
+    threshold_bps: uint256
+    quality_cap_bps: uint256
+    evaluators: DynArray[address, MAX_EVALUATORS]
+
+
+# @dev Emitted when a proposal is created (also for the initial
+# data, with `snapshot_id` 0 in the proposal id).
+event ProposalCreated:
+    proposal_id: indexed(uint256)
+    dataset_id: indexed(uint256)
+    contributor: indexed(address)
+    data_cid_digest: bytes32
+    manifest_root: bytes32
+    examples: uint256
+    metadata_cid_digest: bytes32
+    deadline: uint256
+
+
+# @dev Emitted for each vote.
+event VoteCast:
+    proposal_id: indexed(uint256)
+    voter: indexed(address)
+    support: bool
+    weight: uint256
+
+
+# @dev Emitted when an evaluator posts a valuation;
+# `quality_weight_bps` is the clamped weight it sets.
+event ProposalEvaluated:
+    proposal_id: indexed(uint256)
+    evaluator: indexed(address)
+    score: int256
+    report_cid_digest: bytes32
+    quality_weight_bps: uint256
+
+
+# @dev Emitted when a proposal is finalized (and for the initial
+# data at creation). `registry_index` is `NOT_REGISTERED` unless
+# the status is accepted.
+event ProposalFinalized:
+    proposal_id: indexed(uint256)
+    dataset_id: indexed(uint256)
+    status: uint8
+    registry_index: uint256
+    shares: uint256
+    yes_votes: uint256
+    no_votes: uint256
+
+
+@deploy
+def __init__(share_token_blueprint_: address):
+    """
+    @dev Stores the `ShareToken` blueprint and renounces the
+         deployer's `DEFAULT_ADMIN_ROLE`, so that the market has
+         no administrator.
+    @param share_token_blueprint_ The 20-byte address of the
+           `ShareToken` blueprint.
+    """
+    assert share_token_blueprint_.is_contract, "data_market: blueprint is not a contract"
+    access_control.__init__()
+    access_control._revoke_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    share_token_blueprint = share_token_blueprint_
+
+
+@external
+def create_dataset(
+    name: String[25],
+    metadata_cid_digest: bytes32,
+    data_cid_digest: bytes32,
+    manifest_root: bytes32,
+    examples: uint256,
+    voting_period: uint256,
+    quorum_bps: uint256,
+    threshold_bps: uint256,
+    evaluators: DynArray[address, MAX_EVALUATORS],
+    quality_cap_bps: uint256,
+) -> uint256:
+    """
+    @dev Creates a dataset and its share token, registers the
+         initial data as registry entry 0 and mints one share
+         per initial example to the caller (the initiator).
+    @notice The token's name is `name`; its symbol is "DB" and
+            the id (`D` and the id from 1000 on, the last five
+            digits from 10000 on).
+    @param name The maximum 25-character dataset name.
+    @param metadata_cid_digest The 32-byte CID digest of the
+           dataset's metadata (its schema).
+    @param data_cid_digest The 32-byte CID digest of the
+           initial data.
+    @param manifest_root The 32-byte Merkle root of the initial
+           data's manifest.
+    @param examples The number of initial examples (at least 1).
+    @param voting_period The voting period in seconds.
+    @param quorum_bps The quorum in basis points of the snapshot
+           supply (1 to 10_000).
+    @param threshold_bps The approval threshold in basis points
+           of the votes cast (1 to 10_000).
+    @param evaluators The addresses granted the evaluator role.
+    @param quality_cap_bps The cap on the quality weight in basis
+           points (10_000 to `MAX_QUALITY_CAP_BPS`).
+    @return uint256 The id of the new dataset.
+    """
+    assert len(name) != 0, "data_market: empty name"
+    assert metadata_cid_digest != empty(bytes32), "data_market: empty digest"
+    assert data_cid_digest != empty(bytes32), "data_market: empty digest"
+    assert manifest_root != empty(bytes32), "data_market: empty digest"
+    assert examples != 0 and examples <= MAX_EXAMPLES, "data_market: invalid examples"
+    assert voting_period != 0 and voting_period <= MAX_VOTING_PERIOD, "data_market: invalid voting period"
+    assert quorum_bps != 0 and quorum_bps <= BPS, "data_market: invalid quorum"
+    assert threshold_bps != 0 and threshold_bps <= BPS, "data_market: invalid threshold"
+    assert quality_cap_bps >= BPS and quality_cap_bps <= MAX_QUALITY_CAP_BPS, "data_market: invalid quality cap"
+
+    dataset_id: uint256 = self.dataset_count + 1
+    self.dataset_count = dataset_id
+    token: address = create_from_blueprint(share_token_blueprint, name, self._symbol(dataset_id), dataset_id)
+    # The market creates nothing else, and its nonce started at 1
+    # (EIP-161): dataset `id`'s token is its `id`-th creation.
+    assert token == create._compute_create_address(self, dataset_id), "data_market: token address mismatch"
+
+    initiator_role: bytes32 = self._dataset_role(INITIATOR_ROLE, dataset_id)
+    evaluator_role: bytes32 = self._dataset_role(EVALUATOR_ROLE, dataset_id)
+    access_control._set_role_admin(initiator_role, initiator_role)
+    access_control._set_role_admin(evaluator_role, initiator_role)
+    access_control._grant_role(initiator_role, msg.sender)
+    for evaluator: address in evaluators:
+        assert evaluator != empty(address), "data_market: zero evaluator"
+        access_control._grant_role(evaluator_role, evaluator)
+
+    shares: uint256 = examples * SHARE_UNIT
+    self._datasets[dataset_id] = (
+        convert(token, uint256)
+        | (voting_period << _PERIOD_SHIFT)
+        | (quorum_bps << _QUORUM_SHIFT)
+        | (threshold_bps << _THRESHOLD_SHIFT)
+        | (1 << _LENGTH_SHIFT)
+    )
+    self._dataset_info[dataset_id] = convert(msg.sender, uint256) | (quality_cap_bps << _CAP_SHIFT)
+    self._dataset_metadata[dataset_id] = metadata_cid_digest
+
+    # The initial data is proposal n = 0, accepted at creation.
+    proposal_id: uint256 = dataset_id << _SEQ_BITS
+    self._ballot_boxes[proposal_id] = (block.timestamp << _DEADLINE_SHIFT) | (
+        convert(STATUS_ACCEPTED, uint256) << _STATUS_SHIFT
+    )
+    self._terms[proposal_id] = (
+        convert(msg.sender, uint256) | (examples << _EXAMPLES_SHIFT) | (BPS << _WEIGHT_SHIFT)
+    )
+    self._manifest_roots[proposal_id] = manifest_root
+    self._root_data[dataset_id][manifest_root] = data_cid_digest
+    self._registry[dataset_id][0] = (shares << _SUPPLY_SHIFT) | (block.number << _BLOCK_SHIFT)
+
+    log DatasetCreated(
+        dataset_id=dataset_id,
+        initiator=msg.sender,
+        token=token,
+        name=name,
+        metadata_cid_digest=metadata_cid_digest,
+        voting_period=voting_period,
+        quorum_bps=quorum_bps,
+        threshold_bps=threshold_bps,
+        quality_cap_bps=quality_cap_bps,
+        evaluators=evaluators,
+    )
+    log ProposalCreated(
+        proposal_id=proposal_id,
+        dataset_id=dataset_id,
+        contributor=msg.sender,
+        data_cid_digest=data_cid_digest,
+        manifest_root=manifest_root,
+        examples=examples,
+        metadata_cid_digest=metadata_cid_digest,
+        deadline=block.timestamp,
+    )
+    log ProposalFinalized(
+        proposal_id=proposal_id,
+        dataset_id=dataset_id,
+        status=STATUS_ACCEPTED,
+        registry_index=0,
+        shares=shares,
+        yes_votes=0,
+        no_votes=0,
+    )
+    extcall IShareToken(token).mint(msg.sender, shares)
+    return dataset_id
+
+
+@external
+def propose(
+    dataset_id: uint256,
+    data_cid_digest: bytes32,
+    manifest_root: bytes32,
+    examples: uint256,
+    metadata_cid_digest: bytes32,
+) -> uint256:
+    """
+    @dev Proposes `examples` examples for `dataset_id`; the caller
+         is the contributor. Takes the token snapshot that weighs
+         the votes and opens voting for the dataset's period.
+    @notice Anyone may propose, holding shares or not.
+    @param dataset_id The 32-byte dataset id.
+    @param data_cid_digest The 32-byte CID digest of the data.
+    @param manifest_root The 32-byte Merkle root of the manifest.
+    @param examples The number of examples (1 to `MAX_EXAMPLES`).
+    @param metadata_cid_digest The 32-byte CID digest of the
+           proposal's metadata (kept in the event only).
+    @return uint256 The proposal id.
+    """
+    dataset: uint256 = self._datasets[dataset_id]
+    assert dataset != 0, "data_market: unknown dataset"
+    assert data_cid_digest != empty(bytes32), "data_market: empty digest"
+    assert manifest_root != empty(bytes32), "data_market: empty digest"
+    assert examples != 0 and examples <= MAX_EXAMPLES, "data_market: invalid examples"
+    assert self._root_data[dataset_id][manifest_root] == empty(bytes32), "data_market: manifest root taken"
+
+    snapshot_id: uint256 = extcall IShareToken(self._token(dataset)).snapshot()
+    proposal_id: uint256 = (dataset_id << _SEQ_BITS) | snapshot_id
+    # Period < 2**32, so the deadline fits 40 bits until year 36812.
+    deadline: uint256 = block.timestamp + ((dataset >> _PERIOD_SHIFT) & _MASK_32)
+    self._ballot_boxes[proposal_id] = (deadline << _DEADLINE_SHIFT) | (
+        convert(STATUS_PENDING, uint256) << _STATUS_SHIFT
+    )
+    self._terms[proposal_id] = (
+        convert(msg.sender, uint256)
+        | (examples << _EXAMPLES_SHIFT)
+        | ((dataset >> _LENGTH_SHIFT) << _SNAPSHOT_LENGTH_SHIFT)
+        | (BPS << _WEIGHT_SHIFT)
+    )
+    self._manifest_roots[proposal_id] = manifest_root
+    self._root_data[dataset_id][manifest_root] = data_cid_digest
+    log ProposalCreated(
+        proposal_id=proposal_id,
+        dataset_id=dataset_id,
+        contributor=msg.sender,
+        data_cid_digest=data_cid_digest,
+        manifest_root=manifest_root,
+        examples=examples,
+        metadata_cid_digest=metadata_cid_digest,
+        deadline=deadline,
+    )
+    return proposal_id
+
+
+@external
+def vote(proposal_id: uint256, support: bool):
+    """
+    @dev Casts the caller's vote, weighted by their shares at the
+         proposal's snapshot.
+    @notice One vote per address; reverts after the deadline, for
+            a finalized proposal and for zero weight.
+    @param proposal_id The 32-byte proposal id.
+    @param support `True` to accept, `False` to reject.
+    """
+    box: uint256 = self._ballot_boxes[proposal_id]
+    assert box >> _STATUS_SHIFT == convert(STATUS_PENDING, uint256), "data_market: not pending"
+    assert block.timestamp < (box >> _DEADLINE_SHIFT) & _MASK_40, "data_market: voting closed"
+    assert self._ballots[proposal_id][msg.sender] == 0, "data_market: already voted"
+
+    # The token of dataset `id` is the market's `id`-th `CREATE`;
+    # recomputing its address is cheaper than loading it.
+    token: address = create._compute_create_address(self, proposal_id >> _SEQ_BITS)
+    weight: uint256 = staticcall IShareToken(token).balance_at(msg.sender, proposal_id & _MASK_32)
+    assert weight != 0, "data_market: no voting weight"
+
+    # Tallies never exceed the snapshot supply (< 2**100): the
+    # additions cannot carry out of their 104-bit fields.
+    if support:
+        self._ballot_boxes[proposal_id] = unsafe_add(box, weight)
+        self._ballots[proposal_id][msg.sender] = weight | _SUPPORT_BIT | _VOTED_BIT
+    else:
+        self._ballot_boxes[proposal_id] = unsafe_add(box, weight << _NO_SHIFT)
+        self._ballots[proposal_id][msg.sender] = weight | _VOTED_BIT
+    log VoteCast(proposal_id=proposal_id, voter=msg.sender, support=support, weight=weight)
+
+
+@external
+def evaluate(proposal_id: uint256, score: int256, report_cid_digest: bytes32):
+    """
+    @dev Posts the valuation of a pending proposal: `score` in
+         basis points of quality weight and the CID digest of the
+         evaluation report. Sets the quality weight to
+         `min(score, quality_cap_bps)`, or 0 if `score <= 0`.
+    @notice Only an evaluator of the dataset, once per proposal,
+            while voting is open.
+    @param proposal_id The 32-byte proposal id.
+    @param score The signed score in basis points.
+    @param report_cid_digest The 32-byte CID digest of the report.
+    """
+    box: uint256 = self._ballot_boxes[proposal_id]
+    assert box >> _STATUS_SHIFT == convert(STATUS_PENDING, uint256), "data_market: not pending"
+    assert block.timestamp < (box >> _DEADLINE_SHIFT) & _MASK_40, "data_market: voting closed"
+    dataset_id: uint256 = proposal_id >> _SEQ_BITS
+    assert access_control.hasRole[self._dataset_role(EVALUATOR_ROLE, dataset_id)][
+        msg.sender
+    ], "data_market: not an evaluator"
+    assert self._evaluations[proposal_id].evaluator == empty(address), "data_market: already evaluated"
+
+    weight: uint256 = 0
+    if score > 0:
+        weight = min(convert(score, uint256), (self._dataset_info[dataset_id] >> _CAP_SHIFT) & _MASK_32)
+    terms: uint256 = self._terms[proposal_id]
+    self._terms[proposal_id] = (terms & ~(_MASK_32 << _WEIGHT_SHIFT)) | (weight << _WEIGHT_SHIFT)
+    self._evaluations[proposal_id] = Evaluation(
+        evaluator=msg.sender, score=score, report_cid_digest=report_cid_digest
+    )
+    log ProposalEvaluated(
+        proposal_id=proposal_id,
+        evaluator=msg.sender,
+        score=score,
+        report_cid_digest=report_cid_digest,
+        quality_weight_bps=weight,
+    )
+
+
+@external
+def finalize(proposal_id: uint256) -> uint8:
+    """
+    @dev Settles a pending proposal once its outcome is final:
+         accepted proposals are registered and mint their shares
+         to the contributor; rejected and expired ones free their
+         manifest root.
+    @notice Anyone may call it.
+    @param proposal_id The 32-byte proposal id.
+    @return uint8 The new status.
+    """
+    box: uint256 = self._ballot_boxes[proposal_id]
+    assert box >> _STATUS_SHIFT == convert(STATUS_PENDING, uint256), "data_market: not pending"
+    dataset_id: uint256 = proposal_id >> _SEQ_BITS
+    dataset: uint256 = self._datasets[dataset_id]
+    terms: uint256 = self._terms[proposal_id]
+    status: uint8 = self._outcome(box, terms, dataset, dataset_id)
+    assert status != STATUS_PENDING, "data_market: voting open"
+
+    yes: uint256 = box & _MASK_104
+    no: uint256 = (box >> _NO_SHIFT) & _MASK_104
+    # Keep the tallies and deadline; set the status.
+    box_without_status: uint256 = box & ~(_MASK_8 << _STATUS_SHIFT)
+
+    if status == STATUS_ACCEPTED:
+        # Both factors are below 2**32 and 2**20 respectively.
+        shares: uint256 = ((terms >> _EXAMPLES_SHIFT) & _MASK_32) * (terms >> _WEIGHT_SHIFT) * _UNITS_PER_BPS
+        index: uint256 = dataset >> _LENGTH_SHIFT
+        # `index >= 1`: entry 0 is the initial data.
+        supply: uint256 = (
+            (self._registry[dataset_id][unsafe_sub(index, 1)] >> _SUPPLY_SHIFT) & _MASK_104
+        ) + shares
+        if supply <= MAX_SUPPLY:
+            self._registry[dataset_id][index] = (
+                (proposal_id & _MASK_32) | (supply << _SUPPLY_SHIFT) | (block.number << _BLOCK_SHIFT)
+            )
+            # One entry per proposal, so the length stays below 2**32.
+            self._datasets[dataset_id] = unsafe_add(dataset, 1 << _LENGTH_SHIFT)
+            self._ballot_boxes[proposal_id] = box_without_status | (
+                convert(STATUS_ACCEPTED, uint256) << _STATUS_SHIFT
+            )
+            log ProposalFinalized(
+                proposal_id=proposal_id,
+                dataset_id=dataset_id,
+                status=STATUS_ACCEPTED,
+                registry_index=index,
+                shares=shares,
+                yes_votes=yes,
+                no_votes=no,
+            )
+            if shares != 0:
+                extcall IShareToken(self._token(dataset)).mint(convert(terms & _MASK_160, address), shares)
+            return STATUS_ACCEPTED
+        # Accepting would exceed the supply cap: reject instead.
+        status = STATUS_REJECTED
+
+    self._root_data[dataset_id][self._manifest_roots[proposal_id]] = empty(bytes32)
+    self._ballot_boxes[proposal_id] = box_without_status | (convert(status, uint256) << _STATUS_SHIFT)
+    log ProposalFinalized(
+        proposal_id=proposal_id,
+        dataset_id=dataset_id,
+        status=status,
+        registry_index=NOT_REGISTERED,
+        shares=0,
+        yes_votes=yes,
+        no_votes=no,
+    )
+    return status
+
+
+@external
+@view
+def dataset(dataset_id: uint256) -> Dataset:
+    """
+    @dev Returns the parameters and counts of a dataset.
+    @param dataset_id The 32-byte dataset id.
+    @return Dataset The dataset (token, initiator, metadata CID
+            digest, voting period, quorum, threshold, quality cap,
+            registry length, proposal count, total shares).
+    """
+    dataset: uint256 = self._datasets[dataset_id]
+    assert dataset != 0, "data_market: unknown dataset"
+    info: uint256 = self._dataset_info[dataset_id]
+    length: uint256 = dataset >> _LENGTH_SHIFT
+    return Dataset(
+        token=self._token(dataset),
+        initiator=convert(info & _MASK_160, address),
+        metadata_cid_digest=self._dataset_metadata[dataset_id],
+        voting_period=(dataset >> _PERIOD_SHIFT) & _MASK_32,
+        quorum_bps=(dataset >> _QUORUM_SHIFT) & _MASK_16,
+        threshold_bps=(dataset >> _THRESHOLD_SHIFT) & _MASK_16,
+        quality_cap_bps=(info >> _CAP_SHIFT) & _MASK_32,
+        registry_length=length,
+        proposal_count=staticcall IShareToken(self._token(dataset)).snapshot_id(),
+        total_shares=(self._registry[dataset_id][length - 1] >> _SUPPLY_SHIFT) & _MASK_104,
+    )
+
+
+@external
+@view
+def share_token(dataset_id: uint256) -> address:
+    """
+    @dev Returns the share token of a dataset; dividends are paid
+         to and claimed from it.
+    @param dataset_id The 32-byte dataset id.
+    @return address The 20-byte token address.
+    """
+    dataset: uint256 = self._datasets[dataset_id]
+    assert dataset != 0, "data_market: unknown dataset"
+    return self._token(dataset)
+
+
+@external
+@view
+def proposal(proposal_id: uint256) -> Proposal:
+    """
+    @dev Returns a proposal with its tallies and status.
+    @param proposal_id The 32-byte proposal id.
+    @return Proposal The proposal.
+    """
+    box: uint256 = self._ballot_boxes[proposal_id]
+    assert box != 0, "data_market: unknown proposal"
+    dataset_id: uint256 = proposal_id >> _SEQ_BITS
+    terms: uint256 = self._terms[proposal_id]
+    status: uint8 = convert(box >> _STATUS_SHIFT, uint8)
+    root: bytes32 = self._manifest_roots[proposal_id]
+    data: bytes32 = empty(bytes32)
+    if status == STATUS_PENDING or status == STATUS_ACCEPTED:
+        data = self._root_data[dataset_id][root]
+    return Proposal(
+        dataset_id=dataset_id,
+        snapshot_id=proposal_id & _MASK_32,
+        contributor=convert(terms & _MASK_160, address),
+        data_cid_digest=data,
+        manifest_root=root,
+        examples=(terms >> _EXAMPLES_SHIFT) & _MASK_32,
+        deadline=(box >> _DEADLINE_SHIFT) & _MASK_40,
+        status=status,
+        yes_votes=box & _MASK_104,
+        no_votes=(box >> _NO_SHIFT) & _MASK_104,
+        snapshot_supply=self._snapshot_supply(terms, dataset_id),
+        quality_weight_bps=terms >> _WEIGHT_SHIFT,
+        shares=self._shares(terms),
+    )
+
+
+@external
+@view
+def proposal_state(proposal_id: uint256) -> uint8:
+    """
+    @dev Returns the stored status of a proposal (`STATUS_NONE`
+         for an unknown id). A pending proposal may already be
+         decided: see `outcome`.
+    @param proposal_id The 32-byte proposal id.
+    @return uint8 The status.
+    """
+    return convert(self._ballot_boxes[proposal_id] >> _STATUS_SHIFT, uint8)
+
+
+@external
+@view
+def outcome(proposal_id: uint256) -> uint8:
+    """
+    @dev Returns what `finalize` would settle now: the final
+         status, or `STATUS_PENDING` while the outcome can still
+         change (and the stored status once finalized).
+    @notice The supply-cap fallback of `finalize` is not applied.
+    @param proposal_id The 32-byte proposal id.
+    @return uint8 The status.
+    """
+    box: uint256 = self._ballot_boxes[proposal_id]
+    assert box != 0, "data_market: unknown proposal"
+    if box >> _STATUS_SHIFT != convert(STATUS_PENDING, uint256):
+        return convert(box >> _STATUS_SHIFT, uint8)
+    dataset_id: uint256 = proposal_id >> _SEQ_BITS
+    return self._outcome(box, self._terms[proposal_id], self._datasets[dataset_id], dataset_id)
+
+
+@external
+@view
+def ballot(proposal_id: uint256, voter: address) -> Ballot:
+    """
+    @dev Returns the vote of `voter` on a proposal.
+    @param proposal_id The 32-byte proposal id.
+    @param voter The 20-byte voter address.
+    @return Ballot Whether they voted, their choice and weight.
+    """
+    word: uint256 = self._ballots[proposal_id][voter]
+    return Ballot(voted=word & _VOTED_BIT != 0, support=word & _SUPPORT_BIT != 0, weight=word & _MASK_104)
+
+
+@external
+@view
+def evaluation(proposal_id: uint256) -> Evaluation:
+    """
+    @dev Returns the valuation posted for a proposal (an empty
+         evaluator if none).
+    @param proposal_id The 32-byte proposal id.
+    @return Evaluation The evaluator, score and report digest.
+    """
+    return self._evaluations[proposal_id]
+
+
+@external
+@view
+def registry_length(dataset_id: uint256) -> uint256:
+    """
+    @dev Returns the number of registry entries of a dataset (the
+         initial data included).
+    @param dataset_id The 32-byte dataset id.
+    @return uint256 The number of entries.
+    """
+    return self._datasets[dataset_id] >> _LENGTH_SHIFT
+
+
+@external
+@view
+def registry_entry(dataset_id: uint256, index: uint256) -> RegistryEntry:
+    """
+    @dev Returns one registry entry.
+    @param dataset_id The 32-byte dataset id.
+    @param index The 32-byte entry index.
+    @return RegistryEntry The entry.
+    """
+    assert index < self._datasets[dataset_id] >> _LENGTH_SHIFT, "data_market: no such entry"
+    return self._entry(dataset_id, index)
+
+
+@external
+@view
+def registry(dataset_id: uint256, start: uint256, count: uint256) -> DynArray[RegistryEntry, MAX_PAGE]:
+    """
+    @dev Returns up to `count` registry entries from index
+         `start` (fewer at the end; at most `MAX_PAGE`).
+    @param dataset_id The 32-byte dataset id.
+    @param start The 32-byte first index.
+    @param count The 32-byte number of entries wanted.
+    @return DynArray The entries, in index order.
+    """
+    length: uint256 = self._datasets[dataset_id] >> _LENGTH_SHIFT
+    page: DynArray[RegistryEntry, MAX_PAGE] = []
+    for offset: uint256 in range(MAX_PAGE):
+        if offset >= count or start + offset >= length:
+            break
+        page.append(self._entry(dataset_id, start + offset))
+    return page
+
+
+@external
+@view
+def manifest_root_taken(dataset_id: uint256, manifest_root: bytes32) -> bool:
+    """
+    @dev Returns whether a manifest root is in the dataset's
+         registry or in a pending proposal (and so refused).
+    @param dataset_id The 32-byte dataset id.
+    @param manifest_root The 32-byte manifest root.
+    @return bool `True` if taken.
+    """
+    return self._root_data[dataset_id][manifest_root] != empty(bytes32)
+
+
+@external
+@view
+def initiator_role(dataset_id: uint256) -> bytes32:
+    """
+    @dev Returns the initiator role of a dataset (admin of its
+         evaluator role and of itself).
+    @param dataset_id The 32-byte dataset id.
+    @return bytes32 The 32-byte role id.
+    """
+    return self._dataset_role(INITIATOR_ROLE, dataset_id)
+
+
+@external
+@view
+def evaluator_role(dataset_id: uint256) -> bytes32:
+    """
+    @dev Returns the evaluator role of a dataset.
+    @param dataset_id The 32-byte dataset id.
+    @return bytes32 The 32-byte role id.
+    """
+    return self._dataset_role(EVALUATOR_ROLE, dataset_id)
+
+
+@external
+@view
+def is_evaluator(dataset_id: uint256, account: address) -> bool:
+    """
+    @dev Returns whether `account` may evaluate the dataset's
+         proposals.
+    @param dataset_id The 32-byte dataset id.
+    @param account The 20-byte account address.
+    @return bool `True` if `account` holds the evaluator role.
+    """
+    return access_control.hasRole[self._dataset_role(EVALUATOR_ROLE, dataset_id)][account]
+
+
+@external
+@view
+def claimable(dataset_id: uint256, account: address) -> uint256:
+    """
+    @dev Returns the dividends, in wei, that `account` can claim
+         from the dataset's share token.
+    @param dataset_id The 32-byte dataset id.
+    @param account The 20-byte account address.
+    @return uint256 The 32-byte claimable amount in wei.
+    """
+    dataset: uint256 = self._datasets[dataset_id]
+    assert dataset != 0, "data_market: unknown dataset"
+    return staticcall IShareToken(self._token(dataset)).claimable(account)
+
+
+@external
+@pure
+def proposal_id_of(dataset_id: uint256, snapshot_id: uint256) -> uint256:
+    """
+    @dev Returns the proposal id of the `snapshot_id`-th proposal
+         of a dataset (0: the initial data).
+    @param dataset_id The 32-byte dataset id.
+    @param snapshot_id The 32-byte per-dataset number.
+    @return uint256 The proposal id.
+    """
+    assert snapshot_id <= _MASK_32, "data_market: invalid snapshot"
+    return (dataset_id << _SEQ_BITS) | snapshot_id
+
+
+@internal
+@view
+def _outcome(box: uint256, terms: uint256, dataset: uint256, dataset_id: uint256) -> uint8:
+    """
+    @dev Returns the status a pending proposal settles to now, or
+         `STATUS_PENDING` while the outcome can still change.
+    @param box The packed ballot box.
+    @param terms The packed proposal terms.
+    @param dataset The packed dataset word.
+    @param dataset_id The 32-byte dataset id.
+    @return uint8 The status.
+    """
+    yes: uint256 = box & _MASK_104
+    no: uint256 = (box >> _NO_SHIFT) & _MASK_104
+    votes: uint256 = yes + no
+    supply: uint256 = self._snapshot_supply(terms, dataset_id)
+    quorum: uint256 = (dataset >> _QUORUM_SHIFT) & _MASK_16
+    threshold: uint256 = (dataset >> _THRESHOLD_SHIFT) & _MASK_16
+    quorum_met: bool = votes * BPS >= quorum * supply
+
+    if block.timestamp >= (box >> _DEADLINE_SHIFT) & _MASK_40:
+        if not quorum_met:
+            return STATUS_EXPIRED
+        if yes * BPS >= threshold * votes:
+            return STATUS_ACCEPTED
+        return STATUS_REJECTED
+
+    # Voting is open: settle only what no remaining vote can change.
+    if quorum_met and yes * BPS >= threshold * supply:
+        return STATUS_ACCEPTED
+    # `no <= supply`: the unvoted weight plus `yes` is `supply - no`.
+    if (supply - no) * BPS < threshold * supply:
+        return STATUS_REJECTED
+    return STATUS_PENDING
+
+
+@internal
+@view
+def _snapshot_supply(terms: uint256, dataset_id: uint256) -> uint256:
+    """
+    @dev Returns the share supply at a proposal's snapshot: the
+         cumulative supply after the last registry entry that
+         existed when the proposal was created (only accepted
+         proposals mint).
+    @param terms The packed proposal terms.
+    @param dataset_id The 32-byte dataset id.
+    @return uint256 The snapshot supply.
+    """
+    length: uint256 = (terms >> _SNAPSHOT_LENGTH_SHIFT) & _MASK_32
+    if length == 0:
+        # The initial data itself: its own supply.
+        return (self._registry[dataset_id][0] >> _SUPPLY_SHIFT) & _MASK_104
+    return (self._registry[dataset_id][length - 1] >> _SUPPLY_SHIFT) & _MASK_104
+
+
+@internal
+@pure
+def _shares(terms: uint256) -> uint256:
+    """
+    @dev Returns the shares a proposal mints at its quality
+         weight: `examples * weight_bps * 10**14`.
+    @param terms The packed proposal terms.
+    @return uint256 The shares.
+    """
+    return ((terms >> _EXAMPLES_SHIFT) & _MASK_32) * (terms >> _WEIGHT_SHIFT) * _UNITS_PER_BPS
+
+
+@internal
+@view
+def _entry(dataset_id: uint256, index: uint256) -> RegistryEntry:
+    """
+    @dev Assembles registry entry `index` from its packed word
+         and the accepted proposal's stored terms.
+    @param dataset_id The 32-byte dataset id.
+    @param index The 32-byte entry index.
+    @return RegistryEntry The entry.
+    """
+    word: uint256 = self._registry[dataset_id][index]
+    proposal_id: uint256 = (dataset_id << _SEQ_BITS) | (word & _MASK_32)
+    terms: uint256 = self._terms[proposal_id]
+    root: bytes32 = self._manifest_roots[proposal_id]
+    return RegistryEntry(
+        index=index,
+        proposal_id=proposal_id,
+        contributor=convert(terms & _MASK_160, address),
+        data_cid_digest=self._root_data[dataset_id][root],
+        manifest_root=root,
+        examples=(terms >> _EXAMPLES_SHIFT) & _MASK_32,
+        shares=self._shares(terms),
+        block_number=(word >> _BLOCK_SHIFT) & _MASK_64,
+    )
+
+
+@internal
+@pure
+def _token(dataset: uint256) -> address:
+    """
+    @dev Returns the token address packed in a dataset word.
+    @param dataset The packed dataset word.
+    @return address The 20-byte token address.
+    """
+    return convert(dataset & _MASK_160, address)
+
+
+@internal
+@pure
+def _dataset_role(base: bytes32, dataset_id: uint256) -> bytes32:
+    """
+    @dev Returns the role id `keccak256(abi_encode(base, id))`.
+    @param base The 32-byte base role.
+    @param dataset_id The 32-byte dataset id.
+    @return bytes32 The 32-byte per-dataset role id.
+    """
+    return keccak256(abi_encode(base, dataset_id))
+
+
+@internal
+@pure
+def _symbol(dataset_id: uint256) -> String[5]:
+    """
+    @dev Derives the token symbol from the dataset id: "DB7",
+         "DB999", "D1000", "12345", then the last five digits.
+    @param dataset_id The 32-byte dataset id.
+    @return String The maximum 5-character symbol.
+    """
+    digits: String[78] = uint2str(dataset_id)
+    length: uint256 = len(digits)
+    if length == 1:
+        return concat("DB", slice(digits, 0, 1))
+    if length == 2:
+        return concat("DB", slice(digits, 0, 2))
+    if length == 3:
+        return concat("DB", slice(digits, 0, 3))
+    if length == 4:
+        return concat("D", slice(digits, 0, 4))
+    return slice(digits, length - 5, 5)

@@ -1,0 +1,257 @@
+"""Typed contract clients, generated from the artifacts by ``databright.chain.build``.
+
+Do not edit: run ``make artifacts``. A test fails when this file is stale.
+"""
+
+# ruff: noqa
+from __future__ import annotations
+
+from typing import Any, cast
+
+from databright.chain.gateway import ContractClient, Receipt
+
+__all__ = ['DataMarketClient', 'ShareTokenClient']
+
+class DataMarketClient(ContractClient):
+    """Typed client of DataMarket (generated from its artifact)."""
+
+    def BPS(self) -> int:
+        return cast('int', self.call("BPS"))
+
+    def DEFAULT_ADMIN_ROLE(self) -> bytes:
+        return cast('bytes', self.call("DEFAULT_ADMIN_ROLE"))
+
+    def EVALUATOR_ROLE(self) -> bytes:
+        return cast('bytes', self.call("EVALUATOR_ROLE"))
+
+    def INITIATOR_ROLE(self) -> bytes:
+        return cast('bytes', self.call("INITIATOR_ROLE"))
+
+    def MAX_EVALUATORS(self) -> int:
+        return cast('int', self.call("MAX_EVALUATORS"))
+
+    def MAX_EXAMPLES(self) -> int:
+        return cast('int', self.call("MAX_EXAMPLES"))
+
+    def MAX_PAGE(self) -> int:
+        return cast('int', self.call("MAX_PAGE"))
+
+    def MAX_QUALITY_CAP_BPS(self) -> int:
+        return cast('int', self.call("MAX_QUALITY_CAP_BPS"))
+
+    def MAX_SUPPLY(self) -> int:
+        return cast('int', self.call("MAX_SUPPLY"))
+
+    def MAX_VOTING_PERIOD(self) -> int:
+        return cast('int', self.call("MAX_VOTING_PERIOD"))
+
+    def NOT_REGISTERED(self) -> int:
+        return cast('int', self.call("NOT_REGISTERED"))
+
+    def SHARE_UNIT(self) -> int:
+        return cast('int', self.call("SHARE_UNIT"))
+
+    def STATUS_ACCEPTED(self) -> int:
+        return cast('int', self.call("STATUS_ACCEPTED"))
+
+    def STATUS_EXPIRED(self) -> int:
+        return cast('int', self.call("STATUS_EXPIRED"))
+
+    def STATUS_NONE(self) -> int:
+        return cast('int', self.call("STATUS_NONE"))
+
+    def STATUS_PENDING(self) -> int:
+        return cast('int', self.call("STATUS_PENDING"))
+
+    def STATUS_REJECTED(self) -> int:
+        return cast('int', self.call("STATUS_REJECTED"))
+
+    def ballot(self, proposal_id: int, voter: str) -> tuple[Any, ...]:
+        return cast('tuple[Any, ...]', self.call("ballot", proposal_id, voter))
+
+    def claimable(self, dataset_id: int, account: str) -> int:
+        return cast('int', self.call("claimable", dataset_id, account))
+
+    def create_dataset(self, name: str, metadata_cid_digest: bytes, data_cid_digest: bytes, manifest_root: bytes, examples: int, voting_period: int, quorum_bps: int, threshold_bps: int, evaluators: list[str], quality_cap_bps: int, gas: int | None = None) -> Receipt:
+        return self.transact("create_dataset", name, metadata_cid_digest, data_cid_digest, manifest_root, examples, voting_period, quorum_bps, threshold_bps, evaluators, quality_cap_bps, gas=gas)
+
+    def dataset(self, dataset_id: int) -> tuple[Any, ...]:
+        return cast('tuple[Any, ...]', self.call("dataset", dataset_id))
+
+    def dataset_count(self) -> int:
+        return cast('int', self.call("dataset_count"))
+
+    def evaluate(self, proposal_id: int, score: int, report_cid_digest: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("evaluate", proposal_id, score, report_cid_digest, gas=gas)
+
+    def evaluation(self, proposal_id: int) -> tuple[Any, ...]:
+        return cast('tuple[Any, ...]', self.call("evaluation", proposal_id))
+
+    def evaluator_role(self, dataset_id: int) -> bytes:
+        return cast('bytes', self.call("evaluator_role", dataset_id))
+
+    def finalize(self, proposal_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("finalize", proposal_id, gas=gas)
+
+    def getRoleAdmin(self, arg0: bytes) -> bytes:
+        return cast('bytes', self.call("getRoleAdmin", arg0))
+
+    def grantRole(self, role: bytes, account: str, gas: int | None = None) -> Receipt:
+        return self.transact("grantRole", role, account, gas=gas)
+
+    def hasRole(self, arg0: bytes, arg1: str) -> bool:
+        return cast('bool', self.call("hasRole", arg0, arg1))
+
+    def initiator_role(self, dataset_id: int) -> bytes:
+        return cast('bytes', self.call("initiator_role", dataset_id))
+
+    def is_evaluator(self, dataset_id: int, account: str) -> bool:
+        return cast('bool', self.call("is_evaluator", dataset_id, account))
+
+    def manifest_root_taken(self, dataset_id: int, manifest_root: bytes) -> bool:
+        return cast('bool', self.call("manifest_root_taken", dataset_id, manifest_root))
+
+    def outcome(self, proposal_id: int) -> int:
+        return cast('int', self.call("outcome", proposal_id))
+
+    def proposal(self, proposal_id: int) -> tuple[Any, ...]:
+        return cast('tuple[Any, ...]', self.call("proposal", proposal_id))
+
+    def proposal_id_of(self, dataset_id: int, snapshot_id: int) -> int:
+        return cast('int', self.call("proposal_id_of", dataset_id, snapshot_id))
+
+    def proposal_state(self, proposal_id: int) -> int:
+        return cast('int', self.call("proposal_state", proposal_id))
+
+    def propose(self, dataset_id: int, data_cid_digest: bytes, manifest_root: bytes, examples: int, metadata_cid_digest: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("propose", dataset_id, data_cid_digest, manifest_root, examples, metadata_cid_digest, gas=gas)
+
+    def registry(self, dataset_id: int, start: int, count: int) -> list[tuple[Any, ...]]:
+        return cast('list[tuple[Any, ...]]', self.call("registry", dataset_id, start, count))
+
+    def registry_entry(self, dataset_id: int, index: int) -> tuple[Any, ...]:
+        return cast('tuple[Any, ...]', self.call("registry_entry", dataset_id, index))
+
+    def registry_length(self, dataset_id: int) -> int:
+        return cast('int', self.call("registry_length", dataset_id))
+
+    def renounceRole(self, role: bytes, account: str, gas: int | None = None) -> Receipt:
+        return self.transact("renounceRole", role, account, gas=gas)
+
+    def revokeRole(self, role: bytes, account: str, gas: int | None = None) -> Receipt:
+        return self.transact("revokeRole", role, account, gas=gas)
+
+    def set_role_admin(self, role: bytes, admin_role: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("set_role_admin", role, admin_role, gas=gas)
+
+    def share_token(self, dataset_id: int) -> str:
+        return cast('str', self.call("share_token", dataset_id))
+
+    def share_token_blueprint(self) -> str:
+        return cast('str', self.call("share_token_blueprint"))
+
+    def supportsInterface(self, interface_id: bytes) -> bool:
+        return cast('bool', self.call("supportsInterface", interface_id))
+
+    def vote(self, proposal_id: int, support: bool, gas: int | None = None) -> Receipt:
+        return self.transact("vote", proposal_id, support, gas=gas)
+
+
+class ShareTokenClient(ContractClient):
+    """Typed client of ShareToken (generated from its artifact)."""
+
+    def DOMAIN_SEPARATOR(self) -> bytes:
+        return cast('bytes', self.call("DOMAIN_SEPARATOR"))
+
+    def MAGNITUDE(self) -> int:
+        return cast('int', self.call("MAGNITUDE"))
+
+    def MAX_SNAPSHOT_ID(self) -> int:
+        return cast('int', self.call("MAX_SNAPSHOT_ID"))
+
+    def MAX_SUPPLY(self) -> int:
+        return cast('int', self.call("MAX_SUPPLY"))
+
+    def MAX_TOTAL_PAID(self) -> int:
+        return cast('int', self.call("MAX_TOTAL_PAID"))
+
+    def allowance(self, arg0: str, arg1: str) -> int:
+        return cast('int', self.call("allowance", arg0, arg1))
+
+    def approve(self, spender: str, amount: int, gas: int | None = None) -> Receipt:
+        return self.transact("approve", spender, amount, gas=gas)
+
+    def balanceOf(self, arg0: str) -> int:
+        return cast('int', self.call("balanceOf", arg0))
+
+    def balance_at(self, account: str, snapshot_id: int) -> int:
+        return cast('int', self.call("balance_at", account, snapshot_id))
+
+    def claim(self, gas: int | None = None) -> Receipt:
+        return self.transact("claim", gas=gas)
+
+    def claimable(self, account: str) -> int:
+        return cast('int', self.call("claimable", account))
+
+    def dataset_id(self) -> int:
+        return cast('int', self.call("dataset_id"))
+
+    def decimals(self) -> int:
+        return cast('int', self.call("decimals"))
+
+    def dividend_of(self, account: str) -> int:
+        return cast('int', self.call("dividend_of", account))
+
+    def dust(self) -> int:
+        return cast('int', self.call("dust"))
+
+    def eip712Domain(self) -> tuple[Any, ...]:
+        return cast('tuple[Any, ...]', self.call("eip712Domain"))
+
+    def magnified_dividend_per_share(self) -> int:
+        return cast('int', self.call("magnified_dividend_per_share"))
+
+    def market(self) -> str:
+        return cast('str', self.call("market"))
+
+    def mint(self, owner: str, amount: int, gas: int | None = None) -> Receipt:
+        return self.transact("mint", owner, amount, gas=gas)
+
+    def name(self) -> str:
+        return cast('str', self.call("name"))
+
+    def nonces(self, arg0: str) -> int:
+        return cast('int', self.call("nonces", arg0))
+
+    def owner(self) -> str:
+        return cast('str', self.call("owner"))
+
+    def pay(self, value: int = 0, gas: int | None = None) -> Receipt:
+        return self.transact("pay", value=value, gas=gas)
+
+    def permit(self, owner: str, spender: str, amount: int, deadline: int, v: int, r: bytes, s: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("permit", owner, spender, amount, deadline, v, r, s, gas=gas)
+
+    def snapshot(self, gas: int | None = None) -> Receipt:
+        return self.transact("snapshot", gas=gas)
+
+    def snapshot_id(self) -> int:
+        return cast('int', self.call("snapshot_id"))
+
+    def symbol(self) -> str:
+        return cast('str', self.call("symbol"))
+
+    def totalSupply(self) -> int:
+        return cast('int', self.call("totalSupply"))
+
+    def total_claimed(self) -> int:
+        return cast('int', self.call("total_claimed"))
+
+    def total_paid(self) -> int:
+        return cast('int', self.call("total_paid"))
+
+    def transfer(self, to: str, amount: int, gas: int | None = None) -> Receipt:
+        return self.transact("transfer", to, amount, gas=gas)
+
+    def transferFrom(self, owner: str, to: str, amount: int, gas: int | None = None) -> Receipt:
+        return self.transact("transferFrom", owner, to, amount, gas=gas)

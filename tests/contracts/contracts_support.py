@@ -1,0 +1,141 @@
+"""Shared helpers for the contract tests: the standard world, digests, events, storage pokes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boa
+import boa.interpret
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACTS = ROOT / "contracts"
+HELPERS = Path(__file__).parent / "helpers"
+
+# titanoboa caches compiled contracts under ~/.cache by default; keep it in the project.
+boa.interpret.set_cache_dir(str(ROOT / ".cache" / "titanoboa"))
+
+# Hypothesis profiles for the state machines (applied per test class, never loaded globally so
+# that other packages' tests keep their own settings). DATABRIGHT_CONTRACTS_PROFILE=thorough
+# runs the long version.
+settings.register_profile(
+    "databright-contracts",
+    max_examples=40,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+settings.register_profile(
+    "databright-contracts-thorough",
+    max_examples=400,
+    stateful_step_count=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+PROFILE = (
+    "databright-contracts-thorough"
+    if os.environ.get("DATABRIGHT_CONTRACTS_PROFILE") == "thorough"
+    else "databright-contracts"
+)
+
+UNIT = 10**18  # share units per example at weight 1.0
+VOTING_PERIOD = 3_600
+QUORUM_BPS = 2_000
+THRESHOLD_BPS = 5_000
+CAP_BPS = 20_000
+STATUS = {"none": 0, "pending": 1, "accepted": 2, "rejected": 3, "expired": 4}
+
+
+def cid(tag: int) -> bytes:
+    """A non-zero stand-in for a 32-byte CID digest or Merkle root."""
+    return tag.to_bytes(32, "big")
+
+
+@dataclass
+class World:
+    """The session's market and its standard dataset.
+
+    Dataset 1: 100 initial examples; the initiator keeps 50 shares, alice holds 30, bob 20;
+    one evaluator; carol and the contributor hold nothing.
+    """
+
+    share_token: Any  # deployer (compiled ShareToken)
+    market_deployer: Any
+    blueprint: Any
+    market: Any
+    token: Any
+    dataset_id: int
+    initiator: str
+    evaluator: str
+    alice: str
+    bob: str
+    carol: str
+    contributor: str
+
+    def propose(
+        self, tag: int, examples: int = 10, sender: str | None = None, dataset_id: int | None = None
+    ) -> int:
+        with boa.env.prank(sender or self.contributor):
+            return int(
+                self.market.propose(
+                    dataset_id or self.dataset_id, cid(tag), cid(tag + 1), examples, cid(tag + 2)
+                )
+            )
+
+    def vote(self, proposal_id: int, voter: str, support: bool = True) -> None:
+        with boa.env.prank(voter):
+            self.market.vote(proposal_id, support)
+
+    def token_of(self, dataset_id: int) -> Any:
+        return self.share_token.at(self.market.share_token(dataset_id))
+
+    def create(
+        self, initiator: str, examples: int = 100, evaluators: list[str] | None = None, **kw: Any
+    ) -> int:
+        args = {
+            "name": "Digits",
+            "metadata": cid(0xA1),
+            "data": cid(0xA2),
+            "root": cid(0xA3),
+            "examples": examples,
+            "period": VOTING_PERIOD,
+            "quorum": QUORUM_BPS,
+            "threshold": THRESHOLD_BPS,
+            "evaluators": [self.evaluator] if evaluators is None else evaluators,
+            "cap": CAP_BPS,
+        }
+        args.update(kw)
+        with boa.env.prank(initiator):
+            return int(
+                self.market.create_dataset(
+                    args["name"], args["metadata"], args["data"], args["root"], args["examples"],
+                    args["period"], args["quorum"], args["threshold"], args["evaluators"], args["cap"],
+                )
+            )  # fmt: skip
+
+
+def events(contract: Any, name: str) -> list[Any]:
+    """The events called `name` logged by the last call (child contracts included)."""
+    return [e for e in contract.get_logs() if type(e).__name__ == name]
+
+
+def mapping_slot(slot: int, key: int) -> int:
+    """The storage slot of `mapping[key]` for a Vyper HashMap at `slot` (keccak(slot . key))."""
+    from eth_utils import keccak
+
+    return int.from_bytes(keccak(slot.to_bytes(32, "big") + key.to_bytes(32, "big")), "big")
+
+
+def storage_slot(contract: Any, name: str) -> int:
+    layout = contract.compiler_data.storage_layout["storage_layout"]
+    return int(layout[name]["slot"])
+
+
+def poke(contract: Any, slot: int, value: int) -> None:
+    """Write a raw storage word (to reach limits that no test could reach by calls)."""
+    from boa.util.abi import Address
+
+    boa.env.evm.set_storage(Address(contract.address), slot, value)

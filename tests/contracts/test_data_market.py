@@ -1,0 +1,616 @@
+"""DataMarket: datasets, proposals, votes, evaluations, finalization, registry, roles, views.
+
+A positive and a negative test for every external function and every revert string.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boa
+import pytest
+from contracts_support import (
+    CAP_BPS,
+    HELPERS,
+    QUORUM_BPS,
+    STATUS,
+    THRESHOLD_BPS,
+    UNIT,
+    VOTING_PERIOD,
+    World,
+    cid,
+    events,
+)
+
+ZERO = "0x" + "00" * 20
+
+
+def accept(world: World, pid: int) -> None:
+    """Accept early: the initiator's 50% is enough for quorum and threshold."""
+    world.vote(pid, world.initiator)
+    assert world.market.finalize(pid) == STATUS["accepted"]
+
+
+def reject(world: World, pid: int) -> None:
+    """Reject early: 80% against leaves yes below the threshold whatever happens."""
+    world.vote(pid, world.initiator, False)
+    world.vote(pid, world.alice, False)
+    assert world.market.finalize(pid) == STATUS["rejected"]
+
+
+# --- construction ------------------------------------------------------------------------------
+
+
+def test_deploy_renounces_the_default_admin(world: World) -> None:
+    deployer = boa.env.generate_address()
+    with boa.env.prank(deployer):
+        market = world.market_deployer.deploy(world.blueprint.address)
+    assert market.share_token_blueprint() == world.blueprint.address
+    assert not market.hasRole(market.DEFAULT_ADMIN_ROLE(), deployer)
+    assert market.dataset_count() == 0
+
+
+def test_deploy_with_a_non_contract_blueprint_reverts(world: World) -> None:
+    with boa.reverts("data_market: blueprint is not a contract"):
+        world.market_deployer.deploy(world.alice)
+
+
+# --- create_dataset ----------------------------------------------------------------------------
+
+
+def test_create_dataset_registers_initial_data_and_mints(world: World) -> None:
+    evaluators = [world.evaluator, world.carol]
+    d = world.create(world.alice, examples=7, evaluators=evaluators, root=cid(0xB3))
+    logs = world.market.get_logs()
+    created = next(e for e in logs if type(e).__name__ == "DatasetCreated")
+    assert (created.dataset_id, created.initiator, created.name) == (d, world.alice, "Digits")
+    assert list(created.evaluators) == evaluators
+    assert [type(e).__name__ for e in logs].count("ProposalFinalized") == 1
+    m = world.market
+    info = m.dataset(d)
+    assert info.token == m.share_token(d) and info.initiator == world.alice
+    assert (info.voting_period, info.quorum_bps, info.threshold_bps) == (
+        VOTING_PERIOD,
+        QUORUM_BPS,
+        THRESHOLD_BPS,
+    )
+    assert (info.quality_cap_bps, info.registry_length, info.proposal_count) == (CAP_BPS, 1, 0)
+    assert info.total_shares == 7 * UNIT and info.metadata_cid_digest == cid(0xA1)
+    token = world.token_of(d)
+    assert token.balanceOf(world.alice) == 7 * UNIT and token.symbol() == f"DB{d}"
+    entry = m.registry_entry(d, 0)
+    assert (entry.contributor, entry.examples, entry.shares) == (world.alice, 7, 7 * UNIT)
+    assert (entry.data_cid_digest, entry.manifest_root, entry.proposal_id) == (
+        cid(0xA2),
+        cid(0xB3),
+        d << 32,
+    )
+    assert m.proposal_state(d << 32) == STATUS["accepted"]
+    assert m.is_evaluator(d, world.carol) and not m.is_evaluator(world.dataset_id, world.carol)
+    assert m.hasRole(m.initiator_role(d), world.alice)
+    assert m.dataset_count() == d
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"name": ""}, "data_market: empty name"),
+        ({"metadata": cid(0)}, "data_market: empty digest"),
+        ({"data": cid(0)}, "data_market: empty digest"),
+        ({"root": cid(0)}, "data_market: empty digest"),
+        ({"examples": 0}, "data_market: invalid examples"),
+        ({"examples": 2**32}, "data_market: invalid examples"),
+        ({"period": 0}, "data_market: invalid voting period"),
+        ({"period": 2**32}, "data_market: invalid voting period"),
+        ({"quorum": 0}, "data_market: invalid quorum"),
+        ({"quorum": 10_001}, "data_market: invalid quorum"),
+        ({"threshold": 0}, "data_market: invalid threshold"),
+        ({"threshold": 10_001}, "data_market: invalid threshold"),
+        ({"cap": 9_999}, "data_market: invalid quality cap"),
+        ({"cap": 1_000_001}, "data_market: invalid quality cap"),
+        ({"evaluators": [ZERO]}, "data_market: zero evaluator"),
+    ],
+)
+def test_create_dataset_rejects_bad_parameters(
+    world: World, override: dict[str, Any], message: str
+) -> None:
+    with boa.reverts(message):
+        world.create(world.alice, **override)
+
+
+def test_create_dataset_checks_the_token_address(world: World) -> None:
+    # The market recomputes token addresses from its nonce; a foreign nonce bump is caught.
+    state = boa.env.evm.vm.state
+    address = bytes.fromhex(world.market.address[2:])
+    state.set_nonce(address, state.get_nonce(address) + 1)
+    with boa.reverts("data_market: token address mismatch"):
+        world.create(world.alice)
+
+
+# --- propose -----------------------------------------------------------------------------------
+
+
+def test_propose_takes_a_snapshot_and_logs(world: World) -> None:
+    deadline = boa.env.timestamp + VOTING_PERIOD
+    pid = world.propose(0x10, examples=12)
+    (log,) = events(world.market, "ProposalCreated")
+    assert (log.proposal_id, log.dataset_id, log.contributor) == (
+        pid,
+        world.dataset_id,
+        world.contributor,
+    )
+    assert (log.data_cid_digest, log.manifest_root, log.metadata_cid_digest) == (
+        cid(0x10),
+        cid(0x11),
+        cid(0x12),
+    )
+    assert (log.examples, log.deadline) == (12, deadline)
+    assert pid == world.market.proposal_id_of(world.dataset_id, 1) == (world.dataset_id << 32) | 1
+    p = world.market.proposal(pid)
+    assert (p.status, p.snapshot_id, p.deadline, p.examples) == (STATUS["pending"], 1, deadline, 12)
+    assert (p.snapshot_supply, p.quality_weight_bps, p.shares) == (100 * UNIT, 10_000, 12 * UNIT)
+    assert (p.data_cid_digest, p.manifest_root, p.contributor) == (
+        cid(0x10),
+        cid(0x11),
+        world.contributor,
+    )
+    assert world.token.snapshot_id() == 1
+    assert world.market.manifest_root_taken(world.dataset_id, cid(0x11))
+
+
+def test_propose_to_an_unknown_dataset_reverts(world: World) -> None:
+    with boa.reverts("data_market: unknown dataset"):
+        world.propose(0x10, dataset_id=99)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((cid(0), cid(1), 1), "data_market: empty digest"),
+        ((cid(1), cid(0), 1), "data_market: empty digest"),
+        ((cid(1), cid(2), 0), "data_market: invalid examples"),
+        ((cid(1), cid(2), 2**32), "data_market: invalid examples"),
+    ],
+)
+def test_propose_rejects_bad_terms(
+    world: World, args: tuple[bytes, bytes, int], message: str
+) -> None:
+    with boa.env.prank(world.contributor), boa.reverts(message):
+        world.market.propose(world.dataset_id, *args, cid(3))
+
+
+def test_propose_refuses_a_root_in_the_registry_or_pending(world: World) -> None:
+    with boa.env.prank(world.contributor), boa.reverts("data_market: manifest root taken"):
+        world.market.propose(world.dataset_id, cid(5), cid(0xA3), 1, cid(6))  # the initial data
+    world.propose(0x10)
+    with boa.env.prank(world.carol), boa.reverts("data_market: manifest root taken"):
+        world.market.propose(world.dataset_id, cid(7), cid(0x11), 1, cid(8))  # pending
+
+
+def test_a_rejected_proposal_frees_its_root(world: World) -> None:
+    pid = world.propose(0x10)
+    reject(world, pid)
+    assert not world.market.manifest_root_taken(world.dataset_id, cid(0x11))
+    again = world.propose(0x10, sender=world.carol)
+    assert world.market.proposal(again).contributor == world.carol
+    assert world.market.proposal(pid).data_cid_digest == cid(0)  # only in the event now
+
+
+def test_same_root_in_another_dataset_is_fine(world: World) -> None:
+    d = world.create(world.alice, root=cid(0x11))
+    world.propose(0x10)  # root 0x11 in dataset 1
+    assert world.market.manifest_root_taken(d, cid(0x11))
+
+
+# --- vote --------------------------------------------------------------------------------------
+
+
+def test_vote_counts_snapshot_weight(world: World) -> None:
+    pid = world.propose(0x10)
+    world.vote(pid, world.alice, True)
+    (log,) = events(world.market, "VoteCast")
+    assert (log.proposal_id, log.voter, log.support, log.weight) == (
+        pid,
+        world.alice,
+        True,
+        30 * UNIT,
+    )
+    world.vote(pid, world.bob, False)
+    p = world.market.proposal(pid)
+    assert (p.yes_votes, p.no_votes) == (30 * UNIT, 20 * UNIT)
+    b = world.market.ballot(pid, world.bob)
+    assert (b.voted, b.support, b.weight) == (True, False, 20 * UNIT)
+    assert not world.market.ballot(pid, world.carol).voted
+
+
+def test_vote_on_unknown_or_finalized_proposal_reverts(world: World) -> None:
+    with boa.env.prank(world.alice), boa.reverts("data_market: not pending"):
+        world.market.vote((world.dataset_id << 32) | 9, True)
+    with boa.env.prank(world.alice), boa.reverts("data_market: not pending"):
+        world.market.vote(world.dataset_id << 32, True)  # the initial data
+    pid = world.propose(0x10)
+    accept(world, pid)
+    with boa.env.prank(world.alice), boa.reverts("data_market: not pending"):
+        world.market.vote(pid, True)
+
+
+def test_vote_after_the_deadline_reverts(world: World) -> None:
+    pid = world.propose(0x10)
+    boa.env.time_travel(seconds=VOTING_PERIOD - 1)
+    world.vote(pid, world.alice)  # still open
+    boa.env.time_travel(seconds=1)
+    with boa.env.prank(world.bob), boa.reverts("data_market: voting closed"):
+        world.market.vote(pid, True)
+
+
+def test_vote_twice_reverts(world: World) -> None:
+    pid = world.propose(0x10)
+    world.vote(pid, world.alice)
+    with boa.env.prank(world.alice), boa.reverts("data_market: already voted"):
+        world.market.vote(pid, False)
+
+
+def test_vote_without_snapshot_weight_reverts(world: World) -> None:
+    pid = world.propose(0x10)
+    with boa.env.prank(world.carol), boa.reverts("data_market: no voting weight"):
+        world.market.vote(pid, True)
+
+
+def test_shares_moved_after_the_snapshot_do_not_vote_again(world: World) -> None:
+    pid = world.propose(0x10)
+    with boa.env.prank(world.alice):  # same block, right after the proposal
+        world.token.transfer(world.carol, 30 * UNIT)
+    with boa.env.prank(world.carol), boa.reverts("data_market: no voting weight"):
+        world.market.vote(pid, True)
+    world.vote(pid, world.alice)
+    assert world.market.proposal(pid).yes_votes == 30 * UNIT
+
+
+def test_shares_received_before_the_snapshot_vote(world: World) -> None:
+    with boa.env.prank(world.alice):
+        world.token.transfer(world.carol, 10 * UNIT)
+    pid = world.propose(0x10)
+    world.vote(pid, world.carol)
+    assert world.market.ballot(pid, world.carol).weight == 10 * UNIT
+
+
+@pytest.mark.parametrize("vote_first", [True, False])
+def test_double_vote_in_one_transaction_is_impossible(world: World, vote_first: bool) -> None:
+    attacker = boa.load(str(HELPERS / "double_voter.vy"))
+    accomplice = boa.load(str(HELPERS / "double_voter.vy"))
+    with boa.env.prank(world.alice):
+        world.token.transfer(attacker.address, 30 * UNIT)
+    pid, own, other = attacker.attack(
+        world.market.address,
+        world.token.address,
+        accomplice.address,
+        world.dataset_id,
+        cid(0x77),
+        vote_first,
+    )
+    assert own and not other
+    assert world.token.balanceOf(accomplice.address) == 30 * UNIT
+    assert world.market.proposal(pid).yes_votes == 30 * UNIT
+    assert world.market.ballot(pid, attacker.address).weight == 30 * UNIT
+    assert not world.market.ballot(pid, accomplice.address).voted
+
+
+# --- evaluate ----------------------------------------------------------------------------------
+
+
+def test_evaluate_sizes_the_shares(world: World) -> None:
+    pid = world.propose(0x10, examples=10)
+    with boa.env.prank(world.evaluator):
+        world.market.evaluate(pid, 15_000, cid(0xE1))
+    (log,) = events(world.market, "ProposalEvaluated")
+    assert (log.evaluator, log.score, log.report_cid_digest, log.quality_weight_bps) == (
+        world.evaluator, 15_000, cid(0xE1), 15_000,
+    )  # fmt: skip
+    e = world.market.evaluation(pid)
+    assert (e.evaluator, e.score, e.report_cid_digest) == (world.evaluator, 15_000, cid(0xE1))
+    assert world.market.proposal(pid).shares == 15 * UNIT
+    accept(world, pid)
+    assert world.token.balanceOf(world.contributor) == 15 * UNIT
+
+
+def test_evaluation_is_capped(world: World) -> None:
+    pid = world.propose(0x10, examples=10)
+    with boa.env.prank(world.evaluator):
+        world.market.evaluate(pid, 10**30, cid(0xE1))
+    assert world.market.proposal(pid).quality_weight_bps == CAP_BPS
+    accept(world, pid)
+    assert world.token.balanceOf(world.contributor) == 10 * UNIT * CAP_BPS // 10_000
+
+
+@pytest.mark.parametrize("score", [0, -1, -(2**255)])
+def test_non_positive_score_mints_nothing_but_voters_may_accept(world: World, score: int) -> None:
+    pid = world.propose(0x10, examples=10)
+    with boa.env.prank(world.evaluator):
+        world.market.evaluate(pid, score, cid(0xE1))
+    assert world.market.evaluation(pid).score == score
+    assert world.market.proposal(pid).shares == 0
+    world.vote(pid, world.initiator)
+    supply = world.token.totalSupply()
+    assert world.market.finalize(pid) == STATUS["accepted"]
+    (log,) = events(world.market, "ProposalFinalized")
+    assert (log.registry_index, log.shares) == (1, 0)
+    assert world.token.totalSupply() == supply and world.token.balanceOf(world.contributor) == 0
+    entry = world.market.registry_entry(world.dataset_id, 1)
+    assert (entry.proposal_id, entry.shares, entry.examples) == (pid, 0, 10)
+
+
+def test_a_non_positive_score_does_not_block_rejection_either(world: World) -> None:
+    pid = world.propose(0x10)
+    with boa.env.prank(world.evaluator):
+        world.market.evaluate(pid, -5_000, cid(0xE1))
+    reject(world, pid)
+
+
+def test_evaluate_by_a_non_evaluator_reverts(world: World) -> None:
+    pid = world.propose(0x10)
+    with boa.env.prank(world.alice), boa.reverts("data_market: not an evaluator"):
+        world.market.evaluate(pid, 10_000, cid(0xE1))
+
+
+def test_evaluator_of_another_dataset_is_refused(world: World) -> None:
+    world.create(world.alice, evaluators=[world.carol])
+    pid = world.propose(0x10)
+    with boa.env.prank(world.carol), boa.reverts("data_market: not an evaluator"):
+        world.market.evaluate(pid, 10_000, cid(0xE1))
+
+
+def test_evaluate_twice_reverts(world: World) -> None:
+    pid = world.propose(0x10)
+    with boa.env.prank(world.evaluator):
+        world.market.evaluate(pid, 10_000, cid(0xE1))
+        with boa.reverts("data_market: already evaluated"):
+            world.market.evaluate(pid, 20_000, cid(0xE2))
+
+
+def test_evaluate_when_not_pending_or_closed_reverts(world: World) -> None:
+    with boa.env.prank(world.evaluator), boa.reverts("data_market: not pending"):
+        world.market.evaluate(world.dataset_id << 32, 10_000, cid(0xE1))
+    pid = world.propose(0x10)
+    boa.env.time_travel(seconds=VOTING_PERIOD)
+    with boa.env.prank(world.evaluator), boa.reverts("data_market: voting closed"):
+        world.market.evaluate(pid, 10_000, cid(0xE1))
+
+
+# --- finalize ----------------------------------------------------------------------------------
+
+
+def test_finalize_accepts_registers_and_mints(world: World) -> None:
+    pid = world.propose(0x10, examples=10)
+    world.vote(pid, world.alice)
+    world.vote(pid, world.bob, False)
+    boa.env.time_travel(seconds=VOTING_PERIOD)
+    with boa.env.prank(world.carol):  # anyone
+        assert world.market.finalize(pid) == STATUS["accepted"]
+    (log,) = events(world.market, "ProposalFinalized")
+    assert (log.status, log.registry_index, log.shares, log.yes_votes, log.no_votes) == (
+        STATUS["accepted"], 1, 10 * UNIT, 30 * UNIT, 20 * UNIT,
+    )  # fmt: skip
+    assert world.token.balanceOf(world.contributor) == 10 * UNIT
+    entry = world.market.registry_entry(world.dataset_id, 1)
+    assert (entry.index, entry.proposal_id, entry.contributor) == (1, pid, world.contributor)
+    assert (entry.data_cid_digest, entry.manifest_root, entry.shares) == (
+        cid(0x10),
+        cid(0x11),
+        10 * UNIT,
+    )
+    assert entry.block_number == boa.env.evm.patch.block_number
+    assert world.market.dataset(world.dataset_id).total_shares == 110 * UNIT
+    assert world.market.manifest_root_taken(world.dataset_id, cid(0x11))
+
+
+def test_finalize_rejects_below_threshold(world: World) -> None:
+    pid = world.propose(0x10)
+    world.vote(pid, world.alice, False)
+    world.vote(pid, world.bob, True)
+    boa.env.time_travel(seconds=VOTING_PERIOD)
+    assert world.market.finalize(pid) == STATUS["rejected"]
+    (log,) = events(world.market, "ProposalFinalized")
+    assert (log.status, log.registry_index, log.shares) == (
+        STATUS["rejected"],
+        world.market.NOT_REGISTERED(),
+        0,
+    )
+    assert world.market.registry_length(world.dataset_id) == 1
+
+
+def test_finalize_expires_without_quorum(world: World) -> None:
+    pid = world.propose(0x10)
+    boa.env.time_travel(seconds=VOTING_PERIOD)
+    assert world.market.outcome(pid) == STATUS["expired"]
+    assert world.market.finalize(pid) == STATUS["expired"]
+    assert world.market.proposal_state(pid) == STATUS["expired"]
+    assert not world.market.manifest_root_taken(world.dataset_id, cid(0x11))
+
+
+def test_finalize_early_when_all_weight_voted(world: World) -> None:
+    pid = world.propose(0x10)
+    world.vote(pid, world.alice, False)
+    world.vote(pid, world.bob, True)
+    assert world.market.outcome(pid) == STATUS["pending"]
+    world.vote(pid, world.initiator, True)
+    assert world.market.outcome(pid) == STATUS["accepted"]
+    assert world.market.finalize(pid) == STATUS["accepted"]
+
+
+def test_finalize_early_rejection_when_yes_cannot_reach_the_threshold(world: World) -> None:
+    pid = world.propose(0x10)
+    world.vote(pid, world.alice, False)
+    world.vote(pid, world.bob, False)  # 50% no: yes can reach at most 50% = threshold
+    assert world.market.outcome(pid) == STATUS["pending"]
+    world.vote(pid, world.initiator, False)
+    assert world.market.finalize(pid) == STATUS["rejected"]
+
+
+def test_finalize_while_the_outcome_can_change_reverts(world: World) -> None:
+    pid = world.propose(0x10)
+    world.vote(pid, world.alice, True)  # 30% yes: quorum met, threshold not yet certain
+    with boa.reverts("data_market: voting open"):
+        world.market.finalize(pid)
+
+
+def test_finalize_twice_or_unknown_reverts(world: World) -> None:
+    pid = world.propose(0x10)
+    accept(world, pid)
+    with boa.reverts("data_market: not pending"):
+        world.market.finalize(pid)
+    with boa.reverts("data_market: not pending"):
+        world.market.finalize((world.dataset_id << 32) | 42)
+
+
+def test_snapshot_supply_excludes_shares_minted_after_the_proposal(world: World) -> None:
+    first = world.propose(0x10, examples=100)
+    second = world.propose(0x20, examples=1)
+    accept(world, first)  # supply 200 shares now
+    assert world.market.proposal(second).snapshot_supply == 100 * UNIT
+    world.vote(second, world.alice)  # 30 of 100 at the snapshot
+    with boa.env.prank(world.contributor), boa.reverts("data_market: no voting weight"):
+        world.market.vote(second, True)  # minted after the snapshot
+    world.vote(second, world.initiator)
+    assert world.market.finalize(second) == STATUS["accepted"]
+    third = world.propose(0x30)
+    assert world.market.proposal(third).snapshot_supply == 201 * UNIT
+
+
+def test_acceptance_beyond_the_supply_cap_is_rejected(world: World) -> None:
+    big = 2**32 - 1
+    d = world.create(world.alice, examples=big, evaluators=[world.evaluator], cap=1_000_000)
+    token = world.token_of(d)
+    results = []
+    for n in range(3):
+        pid = world.propose(0x40 + 16 * n, examples=big, dataset_id=d)
+        with boa.env.prank(world.evaluator):
+            world.market.evaluate(pid, 1_000_000, cid(0xE1))
+        world.vote(pid, world.alice)
+        if n:  # the contributor holds most shares after the first acceptance
+            world.vote(pid, world.contributor)
+        results.append(world.market.finalize(pid))
+    assert results == [STATUS["accepted"], STATUS["accepted"], STATUS["rejected"]]
+    assert token.totalSupply() == big * UNIT + 2 * big * UNIT * 100
+    assert world.market.registry_length(d) == 3
+
+
+# --- views -------------------------------------------------------------------------------------
+
+
+def test_registry_pages(world: World) -> None:
+    pids = [world.propose(0x100 + 16 * i, examples=i + 1) for i in range(5)]
+    for pid in pids[::2]:
+        accept(world, pid)
+    for pid in pids[1::2]:
+        reject(world, pid)
+    m = world.market
+    assert m.registry_length(world.dataset_id) == 4
+    page = m.registry(world.dataset_id, 1, 2)
+    assert [e.proposal_id for e in page] == [pids[0], pids[2]]
+    assert [e.index for e in m.registry(world.dataset_id, 0, 100)] == [0, 1, 2, 3]
+    assert m.registry(world.dataset_id, 4, 10) == [] and m.registry(world.dataset_id, 0, 0) == []
+    assert m.registry(99, 0, 10) == []
+
+
+def test_registry_entry_out_of_range_reverts(world: World) -> None:
+    assert world.market.registry_entry(world.dataset_id, 0).examples == 100
+    with boa.reverts("data_market: no such entry"):
+        world.market.registry_entry(world.dataset_id, 1)
+
+
+def test_dataset_views_of_an_unknown_dataset_revert(world: World) -> None:
+    for view in (world.market.dataset, world.market.share_token):
+        with boa.reverts("data_market: unknown dataset"):
+            view(99)
+    with boa.reverts("data_market: unknown dataset"):
+        world.market.claimable(99, world.alice)
+
+
+def test_proposal_views_of_an_unknown_proposal(world: World) -> None:
+    unknown = (world.dataset_id << 32) | 5
+    assert world.market.proposal_state(unknown) == STATUS["none"]
+    with boa.reverts("data_market: unknown proposal"):
+        world.market.proposal(unknown)
+    with boa.reverts("data_market: unknown proposal"):
+        world.market.outcome(unknown)
+    assert world.market.evaluation(unknown).evaluator == ZERO
+
+
+def test_outcome_of_a_finalized_proposal_is_its_status(world: World) -> None:
+    pid = world.propose(0x10)
+    accept(world, pid)
+    assert world.market.outcome(pid) == STATUS["accepted"]
+    assert world.market.outcome(world.dataset_id << 32) == STATUS["accepted"]
+
+
+def test_claimable_through_the_market(world: World) -> None:
+    with boa.env.prank(world.carol):
+        world.token.pay(value=10**18)
+    assert (
+        world.market.claimable(world.dataset_id, world.bob) == world.token.claimable(world.bob) > 0
+    )
+    assert world.market.claimable(world.dataset_id, world.carol) == 0
+
+
+def test_proposal_id_of(world: World) -> None:
+    assert world.market.proposal_id_of(3, 4) == (3 << 32) | 4
+    with boa.reverts("data_market: invalid snapshot"):
+        world.market.proposal_id_of(3, 2**32)
+
+
+def test_constants(world: World) -> None:
+    m = world.market
+    assert (m.BPS(), m.SHARE_UNIT(), m.MAX_SUPPLY()) == (10_000, UNIT, 2**100 - 1)
+    assert (m.STATUS_PENDING(), m.STATUS_ACCEPTED(), m.STATUS_REJECTED(), m.STATUS_EXPIRED()) == (
+        1,
+        2,
+        3,
+        4,
+    )
+    assert m.initiator_role(1) != m.initiator_role(2) != m.evaluator_role(2)
+
+
+# --- roles -------------------------------------------------------------------------------------
+
+
+def test_initiator_rotates_evaluators(world: World) -> None:
+    m = world.market
+    role = m.evaluator_role(world.dataset_id)
+    assert m.getRoleAdmin(role) == m.initiator_role(world.dataset_id)
+    with boa.env.prank(world.initiator):
+        m.grantRole(role, world.carol)
+        m.revokeRole(role, world.evaluator)
+    pid = world.propose(0x10)
+    with boa.env.prank(world.evaluator), boa.reverts("data_market: not an evaluator"):
+        m.evaluate(pid, 10_000, cid(0xE1))
+    with boa.env.prank(world.carol):
+        m.evaluate(pid, 10_000, cid(0xE1))
+
+
+def test_only_the_dataset_initiator_manages_its_roles(world: World) -> None:
+    m = world.market
+    other = world.create(world.alice)
+    for account in (world.alice, world.evaluator):
+        with boa.env.prank(account), boa.reverts("access_control: account is missing role"):
+            m.grantRole(m.evaluator_role(world.dataset_id), account)
+    with boa.env.prank(world.alice), boa.reverts("access_control: account is missing role"):
+        m.set_role_admin(m.evaluator_role(world.dataset_id), m.initiator_role(other))
+
+
+def test_evaluator_renounces(world: World) -> None:
+    m = world.market
+    role = m.evaluator_role(world.dataset_id)
+    with boa.env.prank(world.evaluator):
+        m.renounceRole(role, world.evaluator)
+    assert not m.hasRole(role, world.evaluator)
+    with (
+        boa.env.prank(world.alice),
+        boa.reverts("access_control: can only renounce roles for itself"),
+    ):
+        m.renounceRole(m.initiator_role(world.dataset_id), world.initiator)
+
+
+def test_supports_interface(world: World) -> None:
+    assert world.market.supportsInterface(bytes.fromhex("01ffc9a7"))
+    assert world.market.supportsInterface(bytes.fromhex("7965db0b"))
+    assert not world.market.supportsInterface(bytes.fromhex("ffffffff"))
