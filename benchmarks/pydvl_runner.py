@@ -37,7 +37,8 @@ from sklearn.tree import DecisionTreeClassifier  # noqa: E402
 
 
 def main() -> None:
-    job = json.loads(open(sys.argv[1]).read())
+    with open(sys.argv[1]) as fh:
+        job = json.load(fh)
     arrays = np.load(job["npz"], allow_pickle=False)
     train = Dataset(arrays["x_train"], arrays["y_train"])
     test = Dataset(arrays["x_val"], arrays["y_val"])

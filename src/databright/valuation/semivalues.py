@@ -22,8 +22,26 @@ from databright.valuation.utility import Game, Utility, proposal_game
 __all__ = ["MSRBanzhaf", "TMCShapley"]
 
 
-def _game(utility: Utility, data: ValuationData, kept: NDArray[np.bool_]) -> Game:
-    return proposal_game(utility, data.x[kept], data.y[kept], data.player[kept], len(data.arrival))
+def _game(
+    utility: Utility, data: ValuationData, kept: NDArray[np.bool_]
+) -> tuple[Game, NDArray[np.intp]]:
+    """The game over proposals that still have examples, and which proposals those are.
+
+    Proposals made only of copies are left out altogether, so adding a copy changes neither
+    the game nor the random stream: the original's estimate is exactly what it was.
+    """
+    active, player = np.unique(data.player[kept], return_inverse=True)
+    game = proposal_game(utility, data.x[kept], data.y[kept], player.astype(np.intp), len(active))
+    return game, active.astype(np.intp)
+
+
+def _spread(n: int, active: NDArray[np.intp], est: _Estimate) -> _Estimate:
+    values = np.zeros(n)
+    stderr = np.zeros(n)
+    values[active] = est.proposal_values
+    stderr[active] = est.proposal_stderr
+    est.proposal_values, est.proposal_stderr = values, stderr
+    return est
 
 
 class _Sampled(Valuation):
@@ -144,7 +162,7 @@ class TMCShapley(_Sampled):
 
     def _estimate(self, data: ValuationData, kept: NDArray[np.bool_]) -> _Estimate:
         start = time.process_time()
-        game = _game(self.utility, data, kept)
+        game, active = _game(self.utility, data, kept)
         n = game.n_players
         rng = np.random.default_rng(self.seed)
         grand = game.grand
@@ -177,13 +195,14 @@ class TMCShapley(_Sampled):
             if stop:
                 break
         stderr = np.where(np.isfinite(stderr), stderr, 0.0)
-        return _Estimate(
+        est = _Estimate(
             proposal_values=total / count,
             proposal_stderr=stderr,
             converged=reached,
             n_samples=count,
             total_gain=grand - game.default,
         )
+        return _spread(len(data.arrival), active, est)
 
 
 class MSRBanzhaf(_Sampled):
@@ -198,7 +217,7 @@ class MSRBanzhaf(_Sampled):
 
     def _estimate(self, data: ValuationData, kept: NDArray[np.bool_]) -> _Estimate:
         start = time.process_time()
-        game = _game(self.utility, data, kept)
+        game, active = _game(self.utility, data, kept)
         n = game.n_players
         rng = np.random.default_rng(self.seed)
         sums = np.zeros((2, n))
@@ -231,10 +250,11 @@ class MSRBanzhaf(_Sampled):
         c = np.maximum(cnt, 1)
         values = sums[1] / c[1] - sums[0] / c[0]
         stderr = np.where(np.isfinite(stderr), stderr, 0.0)
-        return _Estimate(
+        est = _Estimate(
             proposal_values=values,
             proposal_stderr=stderr,
             converged=reached,
             n_samples=count,
             total_gain=game.grand - game.default,
         )
+        return _spread(len(data.arrival), active, est)
