@@ -2,8 +2,10 @@
 
 The password is ``$DATABRIGHT_PASSWORD`` when set, else the documented development password
 :data:`DEV_PASSWORD` (``databright-dev``). Files live under ``<data-dir>/keystore/`` as
-``dev-NN--<address>.json`` (NN keeps the genesis order), so geth, MetaMask ("import JSON file")
-and ``eth_account.Account.decrypt`` all read them.
+``NNNN--<address>.json``, the naming :class:`databright.chain.keystore.Keystore` uses (so the dev
+accounts are its accounts 0..N-1, and accounts made later sort after them); geth, MetaMask
+("import JSON file") and ``eth_account.Account.decrypt`` read them too. ``dev-accounts.json``
+next to the keystore lists the dev addresses in genesis order.
 
 The key derivation is scrypt with geth's "light" parameters (n=4096, r=8, p=1) instead of the
 default n=262144: decrypting ten accounts takes ~0.1 s instead of ~10 s. That buys nothing an
@@ -22,10 +24,12 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 
 from databright.errors import NotFound
 
 __all__ = [
+    "DEV_ACCOUNTS_FILE",
     "DEV_PASSWORD",
     "KEYSTORE_DIR",
     "PASSWORD_ENV",
@@ -39,6 +43,7 @@ __all__ = [
 DEV_PASSWORD = "databright-dev"
 PASSWORD_ENV = "DATABRIGHT_PASSWORD"
 KEYSTORE_DIR = "keystore"
+DEV_ACCOUNTS_FILE = "dev-accounts.json"
 SCRYPT_N = 4096  # geth's LightScryptN; see the module docstring for why this is fine
 
 
@@ -59,27 +64,34 @@ def encrypt_dev_key(account: LocalAccount, password: str) -> dict[str, Any]:
     return dict(Account.encrypt(account.key, password, kdf="scrypt", iterations=SCRYPT_N))
 
 
-def _file_name(index: int, keystore: dict[str, Any]) -> str:
-    return f"dev-{index:02d}--{str(keystore['address']).lower()}.json"
+def _address(keystore: dict[str, Any]) -> str:
+    return str(to_checksum_address("0x" + str(keystore["address"]).removeprefix("0x")))
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_keystore(data_dir: Path, keystores: Sequence[dict[str, Any]]) -> None:
-    """Write keystore files that are missing (each atomically: temp file, then rename)."""
+    """Write the dev keystore files and the address list where they are missing."""
     directory = Path(data_dir) / KEYSTORE_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    for index, keystore in enumerate(keystores):
-        target = directory / _file_name(index, keystore)
-        if target.exists():
-            continue
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(keystore, fh)
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    addresses = [_address(keystore) for keystore in keystores]
+    for index, (address, keystore) in enumerate(zip(addresses, keystores, strict=True)):
+        target = directory / f"{index:04d}--{address}.json"
+        if not target.exists():
+            _write_atomically(target, json.dumps(keystore))
+    listing = Path(data_dir) / DEV_ACCOUNTS_FILE
+    if not listing.exists():
+        _write_atomically(listing, json.dumps(addresses, indent=2) + "\n")
 
 
 def load_dev_accounts(data_dir: Path | str, password: str | None = None) -> list[LocalAccount]:
@@ -89,13 +101,21 @@ def load_dev_accounts(data_dir: Path | str, password: str | None = None) -> list
     :class:`~databright.errors.NotFound` when the data dir has no keystore and ``ValueError``
     (from eth-account) when the password is wrong.
     """
-    directory = Path(data_dir) / KEYSTORE_DIR
-    files = sorted(directory.glob("dev-*.json")) if directory.is_dir() else []
-    if not files:
-        raise NotFound(f"no dev accounts under {directory}; start the node once with this data dir")
+    data_dir = Path(data_dir)
+    listing = data_dir / DEV_ACCOUNTS_FILE
+    if not listing.is_file():
+        raise NotFound(f"no dev accounts in {data_dir}; start the node once with this data dir")
+    addresses = [str(a) for a in json.loads(listing.read_text())]
+    by_address = {
+        path.stem.rsplit("--", 1)[-1].lower(): path
+        for path in (data_dir / KEYSTORE_DIR).glob("*.json")
+    }
     secret = dev_password(password)
     accounts: list[LocalAccount] = []
-    for path in files:
+    for address in addresses:
+        path = by_address.get(address.lower())
+        if path is None:
+            raise NotFound(f"the keystore of dev account {address} is missing in {data_dir}")
         keystore = json.loads(path.read_text())
         accounts.append(Account.from_key(Account.decrypt(keystore, secret)))
     return accounts

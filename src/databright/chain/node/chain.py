@@ -67,7 +67,7 @@ from eth_utils.toolz import assoc
 
 from databright.errors import NodeError, StoreCorrupt
 
-from .accounts import create_dev_keys, encrypt_dev_key
+from .accounts import DEV_ACCOUNTS_FILE, create_dev_keys, encrypt_dev_key
 from .store import SCHEMA_VERSION, KeyValueStore
 from .wire import EXECUTION_REVERTED, INVALID_PARAMS, SERVER_ERROR, BlockHashRef, RpcError
 
@@ -389,7 +389,14 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
 
 
 class _Tester(EthereumTester):  # type: ignore[misc]
-    """``EthereumTester`` that skips re-reading each mined block when no filter wants it."""
+    """``EthereumTester`` that feeds log filters from mined blocks only (every transaction is
+    mined at once; eth-tester would also feed them the pending receipt, twice over) and skips
+    re-reading each mined block when no filter wants it."""
+
+    def _handle_filtering_for_transaction(self, transaction_hash: str) -> None:
+        raw_hash = self.normalizer.normalize_inbound_transaction_hash(transaction_hash)
+        for pending_filter in self._pending_transaction_filters.values():
+            pending_filter.add(raw_hash)
 
     def mine_blocks(self, num_blocks: int = 1, coinbase: str = ZERO_ADDRESS_HEX) -> Any:
         if self._block_filters or self._log_filters:
@@ -447,12 +454,24 @@ class DevChain:
         :class:`StoreCorrupt` for a damaged store.
         """
         path = Path(data_dir) / STORE_FILE
-        existed = path.exists() and path.stat().st_size > 0
         store = KeyValueStore(path)
         try:
-            if existed or store.get_meta("schema_version") is not None:
+            if store.get_meta("schema_version") is not None:
                 return cls._reopen(store, chain_id)
-            return cls._create(store, chain_id or DEFAULT_CHAIN_ID, accounts, password)
+            if store.is_empty():
+                if (Path(data_dir) / DEV_ACCOUNTS_FILE).exists():
+                    # Keystores are written after genesis commits: the chain was lost.
+                    raise StoreCorrupt(
+                        f"data dir {data_dir} has dev keystores but its chain store is empty "
+                        f"or missing; move the data dir away to start a fresh chain"
+                    )
+                # Nothing was ever committed (genesis is one transaction): a first start that
+                # died early. Creating the chain now loses nothing.
+                return cls._create(store, chain_id or DEFAULT_CHAIN_ID, accounts, password)
+            raise StoreCorrupt(
+                f"the chain store {path} holds data but no chain metadata; move the data dir "
+                f"away to start a fresh chain"
+            )
         except sqlite3.DatabaseError as exc:
             store.close()
             raise StoreCorrupt(

@@ -165,7 +165,7 @@ class Node:
 
     def _acquire_lock(self) -> IO[str]:
         path = self.data_dir / LOCK_FILE
-        deadline = time.monotonic() + 2.0  # status() probes the lock for an instant
+        deadline = time.monotonic() + 0.5  # status() probes the lock for an instant
         while True:
             handle = _try_lock(path)
             if handle is not None:

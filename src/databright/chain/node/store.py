@@ -105,6 +105,13 @@ class KeyValueStore(BaseDB):
         """Whether there are writes not yet committed."""
         return bool(self._pending or self._pending_meta)
 
+    def is_empty(self) -> bool:
+        """Whether nothing was ever committed (pending writes aside)."""
+        for table in ("kv", "meta"):
+            if self._conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
+                return False
+        return True
+
     def get_meta(self, key: str) -> str | None:
         if key in self._pending_meta:
             return self._pending_meta[key]

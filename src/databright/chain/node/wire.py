@@ -316,10 +316,8 @@ def transaction_out(tx: Mapping[str, Any]) -> dict[str, Any]:
             }
             for entry in out["access_list"]
         ]
-    wire = to_wire(out)
-    if isinstance(tx.get("type"), str):
-        wire["type"] = tx["type"]
-    return wire  # type: ignore[no-any-return]
+    wire: dict[str, Any] = to_wire(out)
+    return wire
 
 
 def block_out(block: Mapping[str, Any]) -> dict[str, Any]:
@@ -360,8 +358,6 @@ def receipt_out(
         out["logs_bloom"] = _bloom_out(logs_bloom)
     wire: dict[str, Any] = to_wire(out)
     wire["logs"] = [log_out(log, log_index_offset) for log in receipt.get("logs", ())]
-    if isinstance(receipt.get("type"), str):
-        wire["type"] = receipt["type"]
     return wire
 
 
