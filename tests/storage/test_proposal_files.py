@@ -488,3 +488,27 @@ def test_bad_parquet(tmp_path: Path, schema: DatasetSchema, table: pa.Table, mes
     pq.write_table(table, tmp_path / "t.parquet")
     sep = " " if message.startswith("row") else ": "
     assert str(rejected(tmp_path / "t.parquet", schema)) == f"t.parquet{sep}{message}"
+
+
+def test_unreadable_file(
+    tmp_path: Path, schema: DatasetSchema, data: Data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_csv(tmp_path / "secret.csv", *data)
+
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    # chmod 0 does not stop root, so refuse the open itself.
+    monkeypatch.setattr("databright.storage.proposal.open", denied, raising=False)
+    assert str(rejected(path, schema)) == "secret.csv: cannot be read (Permission denied)"
+
+
+def test_byte_order_mark_and_windows_line_ends(tmp_path: Path) -> None:
+    schema = DatasetSchema(
+        task="classification", feature_shape=(2,), dtype="float32", labels=(0, 1)
+    )
+    path = tmp_path / "excel.csv"
+    path.write_bytes('\ufeff"a","b","label"\r\n1,2,0\r\n3,4,1\r\n'.encode())
+    examples = read_proposal(path, schema)
+    assert examples.X.tolist() == [[1, 2], [3, 4]]
+    assert examples.y.tolist() == [0, 1]

@@ -36,6 +36,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from databright.storage._parallel import map_ranges
+
 __all__ = [
     "EXAMPLE_ENCODING",
     "KECCAK_BACKEND",
@@ -131,9 +133,8 @@ def example_hashes(X: np.ndarray, y: np.ndarray) -> npt.NDArray[np.uint8]:
     if X.dtype.kind not in "iuf":
         raise TypeError(f"features of dtype {X.dtype} cannot be hashed; use a numeric dtype")
     n = len(X)
-    out = np.empty((n, 32), dtype=np.uint8)
     if n == 0:
-        return out
+        return np.empty((0, 32), dtype=np.uint8)
     kind = _label_kind(y)
     little = X.dtype.newbyteorder("<")
     flat = X.reshape(n, -1)
@@ -154,29 +155,34 @@ def example_hashes(X: np.ndarray, y: np.ndarray) -> npt.NDArray[np.uint8]:
         string_encodings = [_encode_label(str(u)) for u in uniques]
         string_codes = codes.reshape(-1)
 
-    rows = min(n, _CHUNK_ROWS)
-    buf = np.empty((rows, width), dtype=np.uint8)
-    buf[:, :p] = prefix
-    if labels is not None:
-        buf[:, p + f] = ord(kind)
-    sha256 = hashlib.sha256
-    for start in range(0, n, rows):
-        stop = min(n, start + rows)
-        m = stop - start
-        block = buf[:m]
-        features = block[:, p : p + f].view(little)
-        if X.dtype.kind == "f":
-            np.add(flat[start:stop], X.dtype.type(0), out=features)
-        else:
-            features[...] = flat[start:stop]
+    def hash_range(begin: int, end: int) -> bytes:
+        rows = min(end - begin, _CHUNK_ROWS)
+        buf = np.empty((rows, width), dtype=np.uint8)
+        buf[:, :p] = prefix
         if labels is not None:
-            block[:, p + f + 1 :] = labels[start:stop].view(np.uint8).reshape(m, 8)
-        encoded = block.view(f"V{width}").reshape(m).tolist()
-        digests: Iterable[bytes]
-        if string_codes is None:
-            digests = map(_digest, map(sha256, encoded))
-        else:
-            tails = [string_encodings[c] for c in string_codes[start:stop].tolist()]
-            digests = (sha256(e + t).digest() for e, t in zip(encoded, tails, strict=True))
-        out[start:stop] = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(m, 32)
-    return out
+            buf[:, p + f] = ord(kind)
+        sha256 = hashlib.sha256
+        parts: list[bytes] = []
+        for start in range(begin, end, rows):
+            stop = min(end, start + rows)
+            m = stop - start
+            block = buf[:m]
+            features = block[:, p : p + f].view(little)
+            if X.dtype.kind == "f":
+                np.add(flat[start:stop], X.dtype.type(0), out=features)
+            else:
+                features[...] = flat[start:stop]
+            if labels is not None:
+                block[:, p + f + 1 :] = labels[start:stop].view(np.uint8).reshape(m, 8)
+            encoded = block.view(f"V{width}").reshape(m).tolist()
+            digests: Iterable[bytes]
+            if string_codes is None:
+                digests = map(_digest, map(sha256, encoded))
+            else:
+                tails = [string_encodings[c] for c in string_codes[start:stop].tolist()]
+                digests = (sha256(e + t).digest() for e, t in zip(encoded, tails, strict=True))
+            parts.append(b"".join(digests))
+        return b"".join(parts)
+
+    joined = map_ranges(n, 32, hash_range)
+    return np.frombuffer(joined, dtype=np.uint8).reshape(n, 32)

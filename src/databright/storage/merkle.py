@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from databright.errors import InvalidProposal
+from databright.storage._parallel import map_ranges
 from databright.storage.hashing import _keccak_new, keccak256
 
 __all__ = ["MERKLE_CONSTRUCTION", "MerkleTree", "leaf_hash", "verify_proof"]
@@ -83,13 +84,16 @@ def _as_hash_matrix(values: npt.ArrayLike | Iterable[bytes]) -> npt.NDArray[np.u
 
 
 def _keccak_rows(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """keccak256 of every row of a contiguous uint8 matrix, as an (m, 32) matrix."""
+    """keccak256 of every row of a uint8 matrix, as an (m, 32) matrix."""
     m, width = rows.shape
     if m == 0:
         return np.empty((0, 32), dtype=np.uint8)
-    encoded = np.ascontiguousarray(rows).view(f"V{width}").reshape(m).tolist()
-    joined = b"".join(map(_digest, map(_keccak_new, encoded)))
-    return np.frombuffer(joined, dtype=np.uint8).reshape(m, 32)
+    records = np.ascontiguousarray(rows).view(f"V{width}").reshape(m)
+
+    def hash_range(start: int, stop: int) -> bytes:
+        return b"".join(map(_digest, map(_keccak_new, records[start:stop].tolist())))
+
+    return np.frombuffer(map_ranges(m, 32, hash_range), dtype=np.uint8).reshape(m, 32)
 
 
 def _sorted_pairs(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:

@@ -847,6 +847,6 @@ def read_proposal(
                 f"has the unsupported format {suffix or '(no extension)'!r}; DataBright reads "
                 f"{', '.join(SUPPORTED_FORMATS)}"
             )
-    except PermissionError as exc:
+    except OSError as exc:  # permissions, I/O errors: the file is there but unreadable
         problems.fatal(f"cannot be read ({exc.strerror or exc})")
     return _finish(X_src, y_src, schema, problems, name_of, known_hashes, empty)
