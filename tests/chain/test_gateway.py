@@ -55,10 +55,13 @@ def test_connect_refuses_wrong_chain(node) -> None:
 
 
 def test_connect_to_dead_url_says_unreachable() -> None:
-    from tests.conftest import free_port
+    import socket
 
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     with pytest.raises(NodeUnreachable, match="no Ethereum node answers at"):
-        connect(f"http://127.0.0.1:{free_port()}")
+        connect(f"http://127.0.0.1:{port}")
 
 
 def test_transfer_moves_value(gw: Gateway, node) -> None:

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar, cast
 
 import requests
@@ -42,7 +43,7 @@ from databright.errors import (
 )
 from databright.types import Address, Wei
 
-__all__ = ["ContractClient", "Event", "Gateway", "Receipt", "connect"]
+__all__ = ["ContractClient", "Event", "EventDecoder", "Gateway", "Receipt", "connect"]
 
 C = TypeVar("C", bound="ContractClient")
 
@@ -67,7 +68,13 @@ class Receipt:
     gas_used: int
     status: int
     contract_address: Address | None
-    events: tuple[Event, ...] = field(default_factory=tuple)
+    logs: tuple[Any, ...] = ()
+    decoder: EventDecoder | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def events(self) -> tuple[Event, ...]:
+        """Events this transaction emitted, decoded on first use (most callers never look)."""
+        return tuple(self.decoder.decode(self.logs)) if self.decoder else ()
 
     def event(self, name: str) -> Event:
         """The first event called ``name`` in this receipt."""
@@ -75,6 +82,38 @@ class Receipt:
             if e.name == name:
                 return e
         raise ChainError(f"transaction {self.tx_hash} emitted no {name} event")
+
+
+class EventDecoder:
+    """Decodes one contract's logs; built once per contract client."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.address = HexBytes(contract.address)
+        self.by_topic: dict[HexBytes, Any] = {}
+        for abi in cast(list[dict[str, Any]], contract.abi):
+            if abi.get("type") == "event":
+                ev = contract.events[abi["name"]]()
+                self.by_topic[HexBytes(ev.topic)] = ev
+
+    def decode(self, logs: Sequence[Any]) -> list[Event]:
+        out = []
+        for log in logs:
+            if HexBytes(log["address"]) != self.address or not log["topics"]:
+                continue
+            match = self.by_topic.get(HexBytes(log["topics"][0]))
+            if match is None:
+                continue
+            data = match.process_log(log)
+            out.append(
+                Event(
+                    name=data["event"],
+                    args=dict(data["args"]),
+                    address=Address(to_checksum_address(log["address"])),
+                    log_index=int(log["logIndex"]),
+                    block_number=int(log["blockNumber"]),
+                )
+            )
+        return out
 
 
 def _is_connection_error(exc: BaseException) -> bool:
@@ -223,7 +262,7 @@ class Gateway:
         value: int = 0,
         gas: int | None = None,
         what: str = "transaction",
-        abi_contract: Contract | None = None,
+        decoder: EventDecoder | None = None,
     ) -> Receipt:
         """Sign, send and wait for one transaction; raise on revert with the reason."""
         if self.account is None:
@@ -253,7 +292,7 @@ class Gateway:
                     raise
             receipt = self.wait(tx_hash, what)
             if receipt["status"] == 1:
-                return self._receipt(receipt, abi_contract)
+                return self._receipt(receipt, decoder)
             # Failed on-chain: find out why by replaying it as a call at the parent block.
             self._raise_revert(tx, receipt, what)
             if gas is not None or attempt == 1:
@@ -302,10 +341,7 @@ class Gateway:
             time.sleep(delay)
             delay = min(0.2, delay * 2 or 0.002)
 
-    def _receipt(self, raw: Any, abi_contract: Contract | None) -> Receipt:
-        events: list[Event] = []
-        if abi_contract is not None and raw["logs"]:
-            events = decode_logs(abi_contract, raw["logs"])
+    def _receipt(self, raw: Any, decoder: EventDecoder | None) -> Receipt:
         created = raw.get("contractAddress")
         return Receipt(
             tx_hash=HexBytes(raw["transactionHash"]).to_0x_hex(),
@@ -313,7 +349,8 @@ class Gateway:
             gas_used=int(raw["gasUsed"]),
             status=int(raw["status"]),
             contract_address=Address(to_checksum_address(created)) if created else None,
-            events=tuple(events),
+            logs=tuple(raw["logs"]),
+            decoder=decoder,
         )
 
     def transfer(self, to: str, value: Wei) -> Receipt:
@@ -353,32 +390,6 @@ class Gateway:
         return ContractClient(self, artifact, Address(to_checksum_address(address)))
 
 
-def decode_logs(contract: Contract, logs: Sequence[Any]) -> list[Event]:
-    by_topic = {}
-    for abi in cast(list[dict[str, Any]], contract.abi):
-        if abi.get("type") == "event":
-            ev = contract.events[abi["name"]]()
-            by_topic[HexBytes(ev.topic)] = ev
-    out = []
-    for log in logs:
-        if HexBytes(log["address"]) != HexBytes(contract.address) or not log["topics"]:
-            continue
-        match = by_topic.get(HexBytes(log["topics"][0]))
-        if match is None:
-            continue
-        data = match.process_log(log)
-        out.append(
-            Event(
-                name=data["event"],
-                args=dict(data["args"]),
-                address=Address(to_checksum_address(log["address"])),
-                log_index=int(log["logIndex"]),
-                block_number=int(log["blockNumber"]),
-            )
-        )
-    return out
-
-
 class ContractClient:
     """A deployed contract: ``call`` for views, ``transact`` for state changes."""
 
@@ -387,6 +398,7 @@ class ContractClient:
         self.artifact = artifact
         self.address = address
         self.contract = gateway.w3.eth.contract(address=address, abi=cast(Any, artifact.abi))
+        self.decoder = EventDecoder(self.contract)
 
     @property
     def name(self) -> str:
@@ -407,7 +419,7 @@ class ContractClient:
         with self.gateway.rpc_errors(what):
             data = HexBytes(self.contract.encode_abi(fn, args=list(args)))
         return self.gateway.send(
-            self.address, data, value=value, gas=gas, what=what, abi_contract=self.contract
+            self.address, data, value=value, gas=gas, what=what, decoder=self.decoder
         )
 
     def events(
