@@ -512,3 +512,46 @@ def test_byte_order_mark_and_windows_line_ends(tmp_path: Path) -> None:
     examples = read_proposal(path, schema)
     assert examples.X.tolist() == [[1, 2], [3, 4]]
     assert examples.y.tolist() == [0, 1]
+
+
+def test_compressed_npz(tmp_path: Path, schema: DatasetSchema, data: Data) -> None:
+    X, y = data
+    np.savez_compressed(tmp_path / "small.npz", X=X, y=y)
+    plain = read_proposal(write_npz(tmp_path / "plain.npz", X, y), schema)
+    np.testing.assert_array_equal(
+        read_proposal(tmp_path / "small.npz", schema).hashes, plain.hashes
+    )
+
+
+def test_npz_headers_are_checked_before_any_data_is_read(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    few = DatasetSchema(
+        task="classification", feature_shape=(2, 3), dtype="float32", labels=(0,), max_examples=1000
+    )
+    # A header promising 10 million examples (240 MB) with no data behind it: refused on the
+    # header alone, so a small archive cannot make the reader allocate or decompress gigabytes.
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (10_000_000, 2, 3)}
+    )
+    labels = io.BytesIO()
+    np.save(labels, np.zeros(10_000_000, dtype=np.uint8)[:0])
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w") as archive:
+        archive.writestr("X.npy", header.getvalue())
+        archive.writestr("y.npy", labels.getvalue())
+    assert str(rejected(tmp_path / "bomb.npz", few)).startswith(
+        "bomb.npz: y has shape (0,); it must be a 1-D array"
+    )
+    labels = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        labels, {"descr": "|u1", "fortran_order": False, "shape": (10_000_000,)}
+    )
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w") as archive:
+        archive.writestr("X.npy", header.getvalue())
+        archive.writestr("y.npy", labels.getvalue())
+    assert str(rejected(tmp_path / "bomb.npz", few)) == (
+        "bomb.npz: has 10000000 examples, more than the 1000 this dataset accepts in one "
+        "proposal; split it into several proposals"
+    )
