@@ -29,7 +29,7 @@ from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import ContractLogicError, MismatchedABI, Web3RPCError, Web3ValidationError
 
 from databright.chain.artifacts import Artifact, load_artifact
 from databright.errors import (
@@ -151,6 +151,11 @@ class Gateway:
             yield
         except ContractLogicError as exc:
             raise ContractReverted(f"{what} reverted: {_reason(exc)}", _reason(exc)) from None
+        except (MismatchedABI, Web3ValidationError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ChainError(
+                f"{what}: the arguments do not fit the contract's ABI ({first})"
+            ) from None
         except Web3RPCError as exc:
             raise self._rpc_error(what, exc.message) from None
         except ValueError as exc:  # web3 raises ValueError with the RPC error dict
@@ -404,20 +409,34 @@ class ContractClient:
     def name(self) -> str:
         return self.artifact.name
 
-    def _check(self, fn: str) -> None:
-        if fn not in self.artifact.function_names():
+    def _check(self, fn: str, nargs: int) -> str:
+        """The ABI identifier of ``fn`` called with ``nargs`` arguments (resolves overloads,
+        which Vyper emits for default arguments)."""
+        entries = [e for e in self.artifact.abi if e.get("type") == "function" and e["name"] == fn]
+        if not entries:
             raise ChainError(f"{self.name} has no function {fn!r}")
+        if len(entries) == 1:
+            return fn
+        for e in entries:
+            if len(e["inputs"]) == nargs:
+                return f"{fn}({','.join(i['type'] for i in e['inputs'])})"
+        raise ChainError(f"{self.name}.{fn} takes no {nargs} arguments")
 
     def call(self, fn: str, *args: Any, block: int | str = "latest") -> Any:
-        self._check(fn)
+        ident = self._check(fn, len(args))
         with self.gateway.rpc_errors(f"{self.name}.{fn}"):
-            return self.contract.functions[fn](*args).call(block_identifier=cast(Any, block))
+            function = (
+                self.contract.get_function_by_signature(ident)
+                if "(" in ident
+                else self.contract.functions[fn]
+            )
+            return function(*args).call(block_identifier=cast(Any, block))
 
     def transact(self, fn: str, *args: Any, value: int = 0, gas: int | None = None) -> Receipt:
-        self._check(fn)
+        ident = self._check(fn, len(args))
         what = f"{self.name}.{fn}"
         with self.gateway.rpc_errors(what):
-            data = HexBytes(self.contract.encode_abi(fn, args=list(args)))
+            data = HexBytes(self.contract.encode_abi(ident, args=list(args)))
         return self.gateway.send(
             self.address, data, value=value, gas=gas, what=what, decoder=self.decoder
         )

@@ -1,0 +1,453 @@
+"""The data market as a Python API: datasets, proposals, votes, evaluations, shares, dividends.
+
+``Market.connect(rpc_url, account, data_dir)`` combines a chain gateway (any EVM node) with the
+local content-addressed store under ``<data_dir>/blobs``. Data never goes on-chain: a proposal
+is validated against the dataset's schema, stored by content address, and only its data CID
+(as a sha2-256 digest), manifest Merkle root, size and manifest CID go to the contract. Every
+download is checked example by example against the root the chain recorded.
+
+Views read contract state (``dataset``, ``proposal``, ``evaluation``, ``registry``,
+``claimable``) and events (proposal lists, shareholders); nothing is cached between calls, so
+two clients never disagree about what the chain says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from eth_account.signers.local import LocalAccount
+from eth_utils import is_address, to_checksum_address
+
+from databright.chain.clients import DataMarketClient, ShareTokenClient
+from databright.chain.deploy import load_deployment
+from databright.chain.gateway import Gateway, Receipt, connect
+from databright.errors import DataBrightError, InvalidProposal, NotFound
+from databright.storage import (
+    BlobStore,
+    DatasetSchema,
+    Examples,
+    Manifest,
+    cid_to_digest,
+    decode_examples,
+    digest_to_cid,
+    example_hashes,
+    read_proposal,
+    store_proposal,
+    validate_examples,
+)
+from databright.types import Address, DatasetId, ProposalId, Wei
+
+__all__ = [
+    "SHARE_UNIT",
+    "STATUS_NAMES",
+    "DatasetInfo",
+    "Evaluation",
+    "Governance",
+    "Market",
+    "ProposalInfo",
+    "RegistryEntry",
+    "Shareholder",
+]
+
+SHARE_UNIT = 10**18
+STATUS_NAMES = {0: "none", 1: "pending", 2: "accepted", 3: "rejected", 4: "expired"}
+NAME_MAX = 25  # the contract's String[25]
+ZERO32 = b"\x00" * 32
+
+
+@dataclass(frozen=True)
+class Governance:
+    """How a dataset decides: the contract checks the same bounds and refuses others."""
+
+    voting_period_s: int = 3600
+    quorum_bps: int = 2000
+    threshold_bps: int = 5000
+    quality_cap_bps: int = 20_000
+    evaluators: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    id: DatasetId
+    name: str
+    token: Address
+    initiator: Address
+    schema_cid: str
+    governance: Governance
+    registry_length: int
+    proposal_count: int
+    total_shares: int
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    evaluator: Address
+    score_bps: int
+    report_cid: str
+
+
+@dataclass(frozen=True)
+class ProposalInfo:
+    id: ProposalId
+    dataset_id: DatasetId
+    contributor: Address
+    data_cid: str
+    manifest_root: bytes
+    manifest_cid: str | None
+    examples: int
+    deadline: int
+    status: str
+    outcome: str
+    yes_votes: int
+    no_votes: int
+    snapshot_supply: int
+    quality_weight_bps: int
+    shares: int
+    evaluation: Evaluation | None = None
+
+    @property
+    def sequence(self) -> int:
+        """The proposal's number within its dataset (0 is the initial data)."""
+        return int(self.id) & 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    index: int
+    proposal_id: ProposalId
+    contributor: Address
+    data_cid: str
+    manifest_root: bytes
+    examples: int
+    shares: int
+    block_number: int
+
+
+@dataclass(frozen=True)
+class Shareholder:
+    address: Address
+    shares: int
+    claimable: Wei
+
+
+@dataclass
+class Market:
+    gateway: Gateway
+    store: BlobStore
+    contract: DataMarketClient
+    data_dir: Path
+    _schemas: dict[int, DatasetSchema] = field(default_factory=dict, repr=False)
+
+    # --- connecting ------------------------------------------------------------------
+
+    @classmethod
+    def connect(
+        cls,
+        rpc_url: str,
+        account: LocalAccount | str | None = None,
+        data_dir: str | Path = ".databright",
+    ) -> Market:
+        """Connect to the market deployed on the chain at ``rpc_url`` (see ``databright deploy``)."""
+        data_dir = Path(data_dir)
+        gw = connect(rpc_url, account)
+        deployment = load_deployment(data_dir, gw.chain_id)
+        contract = gw.bind(DataMarketClient, deployment["DataMarket"], check_code=True)
+        return cls(gw, BlobStore(data_dir / "blobs"), contract, data_dir)
+
+    @property
+    def address(self) -> Address:
+        return self.gateway.address
+
+    def _with(self, account: LocalAccount) -> Market:
+        """The same market seen by another account (shares the store and the node)."""
+        gw = connect(self.gateway.url, account)
+        return Market(
+            gw, self.store, gw.bind(DataMarketClient, self.contract.address), self.data_dir
+        )
+
+    def as_account(self, account: LocalAccount) -> Market:
+        return self._with(account)
+
+    # --- datasets --------------------------------------------------------------------
+
+    def create_dataset(
+        self,
+        name: str,
+        schema: DatasetSchema,
+        initial: str | Path | Examples,
+        governance: Governance = Governance(),
+    ) -> DatasetId:
+        """Create a dataset with its schema and initial data; the caller gets one share each."""
+        if not name or len(name.encode()) > NAME_MAX:
+            raise DataBrightError(
+                f"dataset name {name!r} must be 1 to {NAME_MAX} bytes; choose a shorter name"
+            )
+        for e in governance.evaluators:
+            if not is_address(e):
+                raise DataBrightError(f"evaluator {e!r} is not an Ethereum address")
+        examples = self._load(initial, schema, known=set())
+        stored = store_proposal(self.store, examples, schema)
+        receipt = self.contract.create_dataset(
+            name,
+            cid_to_digest(stored.schema_cid),
+            cid_to_digest(stored.data_cid),
+            stored.merkle_root,
+            stored.n_examples,
+            governance.voting_period_s,
+            governance.quorum_bps,
+            governance.threshold_bps,
+            [to_checksum_address(e) for e in governance.evaluators],
+            governance.quality_cap_bps,
+        )
+        return DatasetId(int(receipt.event("DatasetCreated").args["dataset_id"]))
+
+    def dataset_count(self) -> int:
+        return self.contract.dataset_count()
+
+    def _check_dataset(self, dataset_id: int) -> None:
+        if not 1 <= int(dataset_id) <= self.dataset_count():
+            raise NotFound(
+                f"dataset {dataset_id} does not exist on this market; see `databright dataset list`"
+            )
+
+    def dataset(self, dataset_id: int) -> DatasetInfo:
+        self._check_dataset(dataset_id)
+        raw = self.contract.call("dataset", dataset_id)
+        (token, initiator, meta, period, quorum, threshold, cap, length, count, total) = raw
+        created = self.contract.events("DatasetCreated", dataset_id=dataset_id)
+        name = created[0].args["name"] if created else ""
+        evaluators = tuple(created[0].args["evaluators"]) if created else ()
+        return DatasetInfo(
+            id=DatasetId(int(dataset_id)),
+            name=name,
+            token=Address(to_checksum_address(token)),
+            initiator=Address(to_checksum_address(initiator)),
+            schema_cid=digest_to_cid(meta),
+            governance=Governance(period, quorum, threshold, cap, evaluators),
+            registry_length=length,
+            proposal_count=count,
+            total_shares=total,
+        )
+
+    def datasets(self) -> list[DatasetInfo]:
+        return [self.dataset(i) for i in range(1, self.dataset_count() + 1)]
+
+    def schema(self, dataset_id: int) -> DatasetSchema:
+        if dataset_id not in self._schemas:
+            info = self.dataset(dataset_id)
+            self._schemas[dataset_id] = DatasetSchema.from_json(self.store.get(info.schema_cid))
+        return self._schemas[dataset_id]
+
+    def token(self, dataset_id: int) -> ShareTokenClient:
+        self._check_dataset(dataset_id)
+        return self.gateway.bind(ShareTokenClient, self.contract.share_token(dataset_id))
+
+    # --- proposals -------------------------------------------------------------------
+
+    def known_hashes(self, dataset_id: int) -> set[bytes]:
+        """Hashes of every example accepted into, or pending for, the dataset."""
+        known: set[bytes] = set()
+        for entry in self.registry(dataset_id):
+            known.update(self._hashes_of(entry.data_cid, dataset_id))
+        for p in self.proposals(dataset_id, status="pending"):
+            known.update(self._hashes_of(p.data_cid, dataset_id))
+        return known
+
+    def _hashes_of(self, data_cid: str, dataset_id: int) -> list[bytes]:
+        X, y = decode_examples(self.store.get(data_cid), self.schema(dataset_id), name=data_cid)
+        return [bytes(h) for h in example_hashes(X, y)]
+
+    def _load(
+        self, source: str | Path | Examples, schema: DatasetSchema, known: set[bytes]
+    ) -> Examples:
+        if isinstance(source, Examples):
+            return validate_examples(
+                source.X, source.y, schema, source=source.source, known_hashes=known
+            )
+        return read_proposal(source, schema, known_hashes=known)
+
+    def validate(self, dataset_id: int, source: str | Path | Examples) -> Examples:
+        """Check a proposal against the dataset's schema and data, storing nothing."""
+        return self._load(source, self.schema(dataset_id), self.known_hashes(dataset_id))
+
+    def propose(self, dataset_id: int, source: str | Path | Examples) -> ProposalInfo:
+        """Validate, store and register a proposal; returns it as the chain now sees it."""
+        schema = self.schema(dataset_id)
+        examples = self._load(source, schema, self.known_hashes(dataset_id))
+        stored = store_proposal(self.store, examples, schema)
+        if self.contract.manifest_root_taken(dataset_id, stored.merkle_root):
+            raise InvalidProposal(
+                f"{examples.source}: these exact examples are already in dataset {dataset_id} "
+                "or pending there"
+            )
+        receipt = self.contract.propose(
+            dataset_id,
+            cid_to_digest(stored.data_cid),
+            stored.merkle_root,
+            stored.n_examples,
+            cid_to_digest(stored.manifest_cid),
+        )
+        return self.proposal(int(receipt.event("ProposalCreated").args["proposal_id"]))
+
+    def _check_proposal(self, proposal_id: int) -> None:
+        if int(proposal_id) <= 0 or self.contract.proposal_state(int(proposal_id)) == 0:
+            raise NotFound(
+                f"proposal {proposal_id} does not exist; see `databright dataset show DATASET`"
+            )
+
+    def proposal(self, proposal_id: int) -> ProposalInfo:
+        self._check_proposal(proposal_id)
+        pid = int(proposal_id)
+        raw = self.contract.call("proposal", pid)
+        (ds, _snap, who, data, root, n, deadline, status, yes, no, supply, weight, shares) = raw
+        created = self.contract.events("ProposalCreated", proposal_id=pid)
+        manifest_cid = (
+            digest_to_cid(created[0].args["metadata_cid_digest"])
+            if created and created[0].args["metadata_cid_digest"] != ZERO32
+            else None
+        )
+        ev_raw = self.contract.call("evaluation", pid)
+        evaluation = (
+            Evaluation(
+                Address(to_checksum_address(ev_raw[0])), int(ev_raw[1]), digest_to_cid(ev_raw[2])
+            )
+            if int(ev_raw[0], 16) != 0
+            else None
+        )
+        return ProposalInfo(
+            id=ProposalId(pid),
+            dataset_id=DatasetId(ds),
+            contributor=Address(to_checksum_address(who)),
+            data_cid=digest_to_cid(data),
+            manifest_root=bytes(root),
+            manifest_cid=manifest_cid,
+            examples=n,
+            deadline=deadline,
+            status=STATUS_NAMES[status],
+            outcome=STATUS_NAMES[self.contract.outcome(pid)],
+            yes_votes=yes,
+            no_votes=no,
+            snapshot_supply=supply,
+            quality_weight_bps=weight,
+            shares=shares,
+            evaluation=evaluation,
+        )
+
+    def proposals(self, dataset_id: int, status: str | None = None) -> list[ProposalInfo]:
+        self._check_dataset(dataset_id)
+        ids = [
+            int(e.args["proposal_id"])
+            for e in self.contract.events("ProposalCreated", dataset_id=dataset_id)
+        ]
+        out = [self.proposal(i) for i in ids]
+        return [p for p in out if status is None or p.status == status]
+
+    def load_proposal_examples(self, proposal_id: int) -> Examples:
+        """A proposal's examples, each checked against the root the chain recorded."""
+        p = self.proposal(proposal_id)
+        return self._fetch(p.data_cid, p.manifest_root, p.dataset_id, f"proposal {proposal_id}")
+
+    def vote(self, proposal_id: int, support: bool) -> Receipt:
+        self._check_proposal(proposal_id)
+        return self.contract.vote(int(proposal_id), support)
+
+    def evaluate(self, proposal_id: int, score_bps: int, report: bytes) -> Receipt:
+        """Post a valuation: the score sizes the shares; the report is stored by CID."""
+        self._check_proposal(proposal_id)
+        report_cid = self.store.put(report)
+        return self.contract.evaluate(int(proposal_id), int(score_bps), cid_to_digest(report_cid))
+
+    def finalize(self, proposal_id: int) -> ProposalInfo:
+        self._check_proposal(proposal_id)
+        self.contract.finalize(int(proposal_id))
+        return self.proposal(proposal_id)
+
+    # --- registry and data ---------------------------------------------------------------
+
+    def registry(
+        self, dataset_id: int, start: int = 0, count: int | None = None
+    ) -> list[RegistryEntry]:
+        info = self.dataset(dataset_id)
+        end = info.registry_length if count is None else min(info.registry_length, start + count)
+        out: list[RegistryEntry] = []
+        page = 50
+        for s in range(start, end, page):
+            for raw in self.contract.call("registry", dataset_id, s, min(page, end - s)):
+                idx, pid, who, data, root, n, shares, block = raw
+                out.append(
+                    RegistryEntry(
+                        idx,
+                        ProposalId(pid),
+                        Address(to_checksum_address(who)),
+                        digest_to_cid(data),
+                        bytes(root),
+                        n,
+                        shares,
+                        block,
+                    )
+                )
+        return out
+
+    def _fetch(self, data_cid: str, root: bytes, dataset_id: int, what: str) -> Examples:
+        schema = self.schema(dataset_id)
+        X, y = decode_examples(self.store.get(data_cid), schema, name=f"{what} data {data_cid}")
+        hashes = example_hashes(X, y)
+        if Manifest(schema.cid(), data_cid, hashes).merkle_root != bytes(root):
+            raise DataBrightError(
+                f"{what}: the data stored under {data_cid} does not match the Merkle root on "
+                "chain; the store holds other data, refetch it from its contributor"
+            )
+        return Examples(X, y, hashes, source=what)
+
+    def download(self, dataset_id: int) -> tuple[Examples, np.ndarray]:
+        """Every accepted example and, per example, the registry index it came from."""
+        parts, origin = [], []
+        for entry in self.registry(dataset_id):
+            ex = self._fetch(
+                entry.data_cid, entry.manifest_root, dataset_id, f"registry entry {entry.index}"
+            )
+            parts.append(ex)
+            origin.append(np.full(len(ex), entry.index))
+        X = np.concatenate([p.X for p in parts])
+        y = np.concatenate([p.y for p in parts])
+        hashes = np.concatenate([p.hashes for p in parts])
+        return Examples(X, y, hashes, source=f"dataset {dataset_id}"), np.concatenate(origin)
+
+    # --- shares and dividends ------------------------------------------------------------
+
+    def shares_of(self, dataset_id: int, account: str | None = None) -> int:
+        who = to_checksum_address(account) if account else self.address
+        return self.token(dataset_id).balanceOf(who)
+
+    def shareholders(self, dataset_id: int) -> list[Shareholder]:
+        token = self.token(dataset_id)
+        holders: set[str] = set()
+        for e in token.events("Transfer"):
+            holders.add(e.args["receiver"])
+        out = []
+        for h in sorted(holders):
+            bal = token.balanceOf(h)
+            owed = self.claimable(dataset_id, h)
+            if bal or owed:
+                out.append(Shareholder(Address(to_checksum_address(h)), bal, owed))
+        return sorted(out, key=lambda s: -s.shares)
+
+    def pay(self, dataset_id: int, amount: Wei) -> Receipt:
+        """Pay ETH to a dataset's shareholders, pro rata to their shares now."""
+        if amount <= 0:
+            raise DataBrightError(f"a payment must be positive, not {amount} wei")
+        return self.token(dataset_id).pay(value=int(amount))
+
+    def claimable(self, dataset_id: int, account: str | None = None) -> Wei:
+        who = to_checksum_address(account) if account else self.address
+        self._check_dataset(dataset_id)
+        return Wei(self.contract.claimable(dataset_id, who))
+
+    def claim(self, dataset_id: int) -> Wei:
+        """Withdraw this account's dividends from a dataset; returns the amount paid out."""
+        receipt = self.token(dataset_id).transact("claim")
+        return Wei(
+            sum(int(e.args["amount"]) for e in receipt.events if e.name == "DividendClaimed")
+        )
