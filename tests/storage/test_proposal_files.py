@@ -450,6 +450,7 @@ def test_problems_are_collected_in_file_order_up_to_a_limit(
     limited = rejected(path, schema, max_problems=2)
     assert limited.problem_count == 5
     assert [p.row for p in limited.problems] == [2, 4]
+    assert str(limited).endswith("(and 4 more problems; .problems lists the first 2)")
     assert str(limited.problems[1]) == (
         "many.npz row 4: label 42 is not in the dataset's label set {0..9}"
     )

@@ -87,9 +87,11 @@ class ProposalRejected(InvalidProposal):
             raise ValueError("ProposalRejected needs at least one problem")
         count = len(problems) if problem_count is None else problem_count
         message = str(problems[0])
-        if count > 1:
-            more = count - 1
+        more = count - 1
+        if more and len(problems) == count:
             message += f" (and {more} more problem{'s' if more > 1 else ''}, listed in .problems)"
+        elif more:
+            message += f" (and {more} more problems; .problems lists the first {len(problems)})"
         super().__init__(message)
         self.problems: tuple[ProposalProblem, ...] = tuple(problems)
         self.problem_count = count

@@ -12,7 +12,7 @@ Manifest ``databright-manifest/1`` (JSON, keys sorted, no spaces, UTF-8)::
      "example_encoding": "databright-example-v1",
      "examples": ["<64 hex digits>", ...],       # example hashes, in data order
      "format": "databright-manifest/1",
-     "merkle": "openzeppelin-standard-v1:bytes32",
+     "merkle": "oz-simple-v1:keccak256-leaf",     # see databright.storage.merkle
      "merkle_root": "<64 hex digits>",
      "schema": "<CID of the schema JSON>"}
 
