@@ -13,6 +13,7 @@ import sys
 import typer
 
 from databright.cli import chain as chain_commands
+from databright.cli import demo as demo_commands
 from databright.cli._common import err_console
 from databright.errors import (
     ChainError,
@@ -43,6 +44,7 @@ app = typer.Typer(
     add_completion=False,
 )
 chain_commands.register(app)
+demo_commands.register(app)
 
 
 def _mount_optional() -> None:

@@ -1,0 +1,162 @@
+"""The evaluator service: value each pending proposal and post the valuation on-chain.
+
+For every pending proposal of a dataset that has no evaluation yet, the evaluator downloads the
+dataset's accepted data (each example verified against the chain) and the proposal's examples,
+and computes exact KNN-Shapley values of the whole on the evaluator's private validation set,
+with one player group per registry entry plus the proposal. Copies of accepted examples (exact
+or jittered) are worth zero (see ``databright.valuation``), so copying does not pay.
+
+The score is the proposal's value per example relative to the average accepted example, in
+basis points (``databright.valuation.quality_bps``): 10000 = as useful as the data already in,
+0 = adds nothing, negative = hurts the model. The contract turns it into shares (capped by the
+dataset's quality cap; <= 0 mints none). The full report (JSON: values, standard errors, flags
+with reasons, and the CID of a PNG plot of the values) is stored by content address and its CID
+posted with the score, so voters can read why.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.neighbors import KNeighborsClassifier
+
+from databright.errors import DataBrightError
+from databright.market.market import Market, ProposalInfo
+from databright.storage import Examples, read_proposal
+from databright.valuation import (
+    KNNShapley,
+    Utility,
+    ValuationData,
+    plot_values,
+    quality_bps,
+    report,
+)
+
+__all__ = ["EvaluatorService", "PostedEvaluation"]
+
+INITIAL_KEY = "registry-0"
+
+
+@dataclass(frozen=True)
+class PostedEvaluation:
+    proposal_id: int
+    score_bps: int
+    report_cid: str
+    flags: tuple[str, ...]
+    report: dict[str, Any]
+
+
+class EvaluatorService:
+    """Values and evaluates the pending proposals of one dataset, as one evaluator account."""
+
+    def __init__(
+        self,
+        market: Market,
+        dataset_id: int,
+        validation: Examples | str | Path,
+        k: int = 5,
+    ) -> None:
+        self.market = market
+        self.dataset_id = dataset_id
+        info = market.dataset(dataset_id)
+        if market.address not in info.governance.evaluators and not market.contract.is_evaluator(
+            dataset_id, market.address
+        ):
+            raise DataBrightError(
+                f"account {market.address} is not an evaluator of dataset {dataset_id}; "
+                "its initiator can grant the evaluator role"
+            )
+        if not isinstance(validation, Examples):
+            validation = read_proposal(validation, market.schema(dataset_id))
+        self.validation = validation
+        self.k = k
+
+    def pending(self) -> list[ProposalInfo]:
+        """Pending proposals still open to an evaluation."""
+        now = self._now()
+        return [
+            p
+            for p in self.market.proposals(self.dataset_id, status="pending")
+            if p.evaluation is None and p.outcome == "pending" and p.deadline > now
+        ]
+
+    def _now(self) -> int:
+        return int(self.market.gateway.w3.eth.get_block("latest")["timestamp"])
+
+    def value(self, proposal: ProposalInfo) -> tuple[int, dict[str, Any], bytes]:
+        """Score, report and plot of one proposal against the accepted data."""
+        accepted, origin = self.market.download(self.dataset_id)
+        new = self.market.load_proposal_examples(proposal.id)
+        key = f"proposal-{proposal.sequence}"
+        groups = [f"registry-{i}" for i in origin.tolist()] + [key] * len(new)
+        X = np.concatenate([_flat(accepted.X), _flat(new.X)])
+        y = np.concatenate([accepted.y, new.y])
+        arrival = [*dict.fromkeys(groups[: len(accepted)]), key]
+        utility = Utility(
+            KNeighborsClassifier(n_neighbors=self.k),
+            _flat(self.validation.X),
+            self.validation.y,
+        )
+        result = KNNShapley(utility, k=self.k).fit(ValuationData(X, y, groups, arrival)).result
+        accepted_mask = np.arange(len(y)) < len(accepted)
+        reference = float(result.values[accepted_mask].mean())
+        if reference <= 0:
+            # The accepted data as a whole does not help the model (it can happen with a tiny
+            # validation set); weigh by the proposal's mean against the dataset's overall.
+            reference = max(abs(reference), 1e-9)
+        score = quality_bps(result, key, reference=reference)
+        body = report(result, reference=reference)
+        plot = plot_values(result, title=f"dataset {self.dataset_id}, {key}")
+        return score, body, plot
+
+    def evaluate(self, proposal: ProposalInfo) -> PostedEvaluation:
+        score, body, plot = self.value(proposal)
+        plot_cid = self.market.store.put(plot)
+        ours = next(
+            p for p in body["proposals"] if p["proposal"] == f"proposal-{proposal.sequence}"
+        )
+        doc = {
+            "dataset_id": self.dataset_id,
+            "proposal_id": int(proposal.id),
+            "score_bps": score,
+            "method": body["method"],
+            "k": self.k,
+            "validation_examples": len(self.validation),
+            "plot_cid": plot_cid,
+            "proposal": ours,
+            "valuation": body,
+        }
+        raw = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        self.market.evaluate(proposal.id, score, raw)
+        flags = tuple(f"{f['kind']}: {f['reason']}" for f in ours["flags"])
+        return PostedEvaluation(int(proposal.id), score, self.market.store.put(raw), flags, doc)
+
+    def run_once(self) -> list[PostedEvaluation]:
+        return [self.evaluate(p) for p in self.pending()]
+
+    def watch(
+        self,
+        interval_s: float = 5.0,
+        on_posted: Callable[[PostedEvaluation], None] | None = None,
+        rounds: int | None = None,
+    ) -> None:
+        """Evaluate new proposals as they come, until interrupted (or ``rounds`` passes)."""
+        done = 0
+        while rounds is None or done < rounds:
+            for posted in self.run_once():
+                if on_posted:
+                    on_posted(posted)
+            done += 1
+            if rounds is None or done < rounds:
+                time.sleep(interval_s)
+
+
+def _flat(x: NDArray[Any]) -> NDArray[Any]:
+    return x.reshape(len(x), -1)
