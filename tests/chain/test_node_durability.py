@@ -163,7 +163,7 @@ def test_kill_9_loses_no_acknowledged_transaction(tmp_path: Path) -> None:
             if cycle == CYCLES:
                 client.close()
                 break
-            killer = threading.Timer(rng.uniform(0.05, 0.7), os.kill, (process.pid, signal.SIGKILL))
+            killer = threading.Timer(rng.uniform(0.05, 0.5), os.kill, (process.pid, signal.SIGKILL))
             killer.start()
             _traffic(client, ledger, account, nonce)
             killer.join()

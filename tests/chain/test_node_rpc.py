@@ -21,6 +21,7 @@ from web3.contract import Contract
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from databright.chain.node import Node, NodeConfig, load_dev_accounts
+from databright.chain.node.wire import RpcError
 
 CHAIN_ID = 1337
 
@@ -404,3 +405,86 @@ def test_block_transaction_lookups_and_sha3(env: Env) -> None:
     assert rpc(env.url, "eth_getTransactionByBlockNumberAndIndex", number, "0x1") is None
     assert rpc(env.url, "eth_getBlockTransactionCountByHash", "0x" + "00" * 32) is None
     assert rpc(env.url, "web3_sha3", "0x") == Web3.keccak(b"").to_0x_hex()
+
+
+def test_failed_commit_stops_the_node_answering(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from databright.chain.node.chain import DevChain
+    from databright.chain.node.rpc import Dispatcher
+
+    chain, _ = DevChain.open(tmp_path_factory.mktemp("broken"), accounts=1)
+    dispatcher = Dispatcher(chain)
+    assert dispatcher.call("eth_chainId", []) == "0x539"
+
+    def disk_full() -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(chain, "commit", disk_full)
+    for _ in range(2):
+        with pytest.raises(RpcError) as info:
+            dispatcher.call("eth_blockNumber", [])
+        assert info.value.code == -32603
+        assert "could not write its chain store (OSError: disk full)" in info.value.message
+
+
+def test_call_from_a_poor_sender_is_insufficient_funds(env: Env) -> None:
+    poor = "0x000000000000000000000000000000000000dEaD"
+    for method in ("eth_call", "eth_estimateGas"):
+        error = rpc_error(env.url, method, {"from": poor, "to": poor, "value": "0x5"})
+        assert error == {
+            "code": -32000,
+            "message": f"insufficient funds for gas * price + value: address {poor} have 0 want 5",
+        }
+
+
+@pytest.mark.parametrize(
+    ("py_evm", "geth"),
+    [
+        (
+            "Invalid transaction nonce: Expected 5, but got 3",
+            "nonce too low: address A, tx: 3 state: 5",
+        ),
+        (
+            "Invalid transaction nonce: Expected 5, but got 9",
+            "nonce too high: address A, tx: 9 state: 5",
+        ),
+        (
+            "Sender b'..' cannot afford txn gas 21000 with account balance 7",
+            "insufficient funds for gas * price + value: address A have 7 want 21000",
+        ),
+        (
+            "Sender does not have enough balance to cover transaction value and gas  (has 1, needs 2)",
+            "insufficient funds for gas * price + value: address A have 1 want 2",
+        ),
+        (
+            "Sender's max fee per gas (1) is lower than block's base fee per gas (7)",
+            "max fee per gas less than block base fee: address A, maxFeePerGas: 1, baseFee: 7",
+        ),
+        ("Transaction exceeds gas limit: using 9", "exceeds block gas limit: Transaction exceeds"),
+        ("something new", "invalid transaction: something new"),
+    ],
+)
+def test_py_evm_refusals_are_reworded_as_geth(py_evm: str, geth: str) -> None:
+    from databright.chain.node.chain import _rejection
+
+    error = _rejection(py_evm, "A")
+    assert error.code == -32000 and error.message.startswith(geth)
+
+
+def test_revert_error_shapes() -> None:
+    from eth_abi import encode
+
+    from databright.chain.node.chain import revert_error
+
+    data = bytes.fromhex("08c379a0") + encode(["string"], ["no"])
+    assert revert_error(data).to_json() == {
+        "code": 3,
+        "message": "execution reverted: no",
+        "data": "0x" + data.hex(),
+    }
+    assert revert_error(b"").to_json() == {"code": 3, "message": "execution reverted"}
+    custom = bytes.fromhex("deadbeef")
+    assert revert_error(custom).to_json()["data"] == "0xdeadbeef"
+    broken = bytes.fromhex("08c379a0") + b"\x01"
+    assert revert_error(broken).message == "execution reverted"

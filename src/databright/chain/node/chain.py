@@ -47,6 +47,7 @@ from eth.exceptions import (
 from eth.exceptions import (
     CanonicalHeadNotFound,
     HeaderNotFound,
+    OutOfGas,
     Revert,
     VMError,
 )
@@ -111,6 +112,8 @@ def _estimate_gas_exact(
     finally:
         state.revert(snapshot)
     if computation.is_error:
+        if isinstance(computation.error, OutOfGas):
+            raise _rejected(f"gas required exceeds allowance ({cap})")
         raise computation.error
     used = cap - computation.get_gas_remaining()
     lo = max(transaction.intrinsic_gas, used) - 1  # highest limit known (assumed) to fail
@@ -177,27 +180,25 @@ def revert_error(data: bytes) -> RpcError:
     return RpcError(EXECUTION_REVERTED, message, encode_hex(data) if data else None)
 
 
-def _vm_error(error: BaseException) -> RpcError:
+def _vm_error(error: BaseException, address: str) -> RpcError:
     if isinstance(error, Revert):
         data = error.args[0] if error.args and isinstance(error.args[0], bytes) else b""
         return revert_error(data)
     if isinstance(error, EVMValidationError):
-        text = str(error)
-        if "enough balance" in text or "cannot afford" in text:
-            return _rejected(f"insufficient funds for gas * price + value ({text})")
-        return _rejected(text)
+        return _rejection(str(error), address)
     return _rejected(f"execution failed: {type(error).__name__} {error}".strip())
 
 
 _NONCE = re.compile(r"Invalid transaction nonce: Expected (\d+), but got (\d+)")
-_FUNDS = re.compile(r"account balance (\d+)|\(has (\d+), needs (\d+)\)")
+_GAS_FUNDS = re.compile(r"cannot afford txn gas (\d+) with account balance (\d+)")
+_FUNDS = re.compile(r"\(has (\d+), needs (\d+)\)")
 _BASE_FEE = re.compile(
     r"max fee per gas \((\d+)\) is lower than block's base fee per gas \((\d+)\)"
 )
 _GAS_LIMIT = re.compile(r"Transaction exceeds gas limit")
 
 
-def _rejection(message: str, address: str, transaction: Any) -> RpcError:
+def _rejection(message: str, address: str) -> RpcError:
     """py-evm's refusal of a transaction, reworded as geth words it (clients match on it)."""
     if match := _NONCE.search(message):
         state, sent = int(match[1]), int(match[2])
@@ -207,10 +208,8 @@ def _rejection(message: str, address: str, transaction: Any) -> RpcError:
             f"nonce too high: address {address}, tx: {sent} state: {state} "
             f"(the embedded node mines every transaction at once and keeps no queue)"
         )
-    if match := _FUNDS.search(message):
-        have = int(match[1] or match[2])
-        price = getattr(transaction, "max_fee_per_gas", None) or transaction.gas_price
-        want = transaction.gas * price + transaction.value
+    if (match := _GAS_FUNDS.search(message)) or (match := _FUNDS.search(message)):
+        want, have = (match[1], match[2]) if match.re is _GAS_FUNDS else (match[2], match[1])
         return _rejected(
             f"insufficient funds for gas * price + value: address {address} have {have} want {want}"
         )
@@ -349,7 +348,7 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
             # checking first ourselves would read the sender's account twice per transaction.
             chain.apply_transaction(transaction)
         except EVMValidationError as exc:
-            raise _rejection(str(exc), to_checksum_address(sender), transaction) from None
+            raise _rejection(str(exc), to_checksum_address(sender)) from None
         return cast(bytes, transaction.hash)
 
     def _call_transaction(self, transaction: Mapping[str, Any], block_number: Any, gas: int) -> Any:
@@ -368,13 +367,14 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
         header = self._header_for(block_number)
         gas = min(transaction.get("gas", header.gas_limit), header.gas_limit)
         spoofed = self._call_transaction(transaction, block_number, gas)
+        sender = to_checksum_address(transaction["from"])
         try:
             with self.chain.get_vm(header).in_costless_state() as state:
                 computation = state.apply_transaction(spoofed)
         except (EVMValidationError, VMError) as exc:
-            raise _vm_error(exc) from None
+            raise _vm_error(exc, sender) from None
         if computation.is_error:
-            raise _vm_error(computation.error)
+            raise _vm_error(computation.error, sender)
         return cast(bytes, computation.output)
 
     def estimate_gas(self, transaction: Mapping[str, Any], block_number: Any = "latest") -> int:
@@ -385,7 +385,7 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
             with self.chain.get_vm(header).in_costless_state() as state:
                 return _estimate_gas_exact(state, spoofed, gas)
         except (EVMValidationError, VMError) as exc:
-            raise _vm_error(exc) from None
+            raise _vm_error(exc, to_checksum_address(transaction["from"])) from None
 
 
 class _Tester(EthereumTester):  # type: ignore[misc]

@@ -134,6 +134,7 @@ class Node:
         self._thread: threading.Thread | None = None
         self._lock: IO[str] | None = None
         self.url = ""
+        self.start_block = 0
 
     def start(self) -> str:
         """Bind, open (or create) the chain, serve; return the URL. Raises NodeError."""
@@ -150,6 +151,8 @@ class Node:
             write_keystore(self.data_dir, keystores)
             self._server.dispatcher = Dispatcher(chain)
             self.url = self._server.url
+            self.start_block = int(chain.head().block_number)
+            self._write_status()  # before serving: whoever gets an answer finds node.json
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
                 kwargs={"poll_interval": 0.2},
@@ -157,7 +160,6 @@ class Node:
                 daemon=True,
             )
             self._thread.start()
-            self._write_status()
         except BaseException:
             self.close()
             raise
@@ -207,7 +209,8 @@ class Node:
             self._server = None
             if dispatcher is not None:
                 with dispatcher.lock:  # let an in-flight request finish first
-                    pass
+                    # Keep-alive connections outlive the listener; answer them plainly.
+                    dispatcher.broken = "the node is shutting down"
         if self.chain is not None:
             self.chain.close()
             self.chain = None
@@ -229,15 +232,15 @@ class Node:
 
 def serve(config: NodeConfig, *, announce: IO[str] | None = None) -> None:
     """Run the node in the foreground until SIGTERM or SIGINT; raises NodeError on startup."""
-    node = Node(config)
-    node.start()
     stop_event = threading.Event()
-    on_main_thread = threading.current_thread() is threading.main_thread()
     previous: dict[signal.Signals, Any] = {}
-    if on_main_thread:
+    if threading.current_thread() is threading.main_thread():
+        # Installed before starting, so a signal during startup also ends in a clean close.
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, lambda *_: stop_event.set())
+    node = Node(config)
     try:
+        node.start()
         out = announce if announce is not None else sys.stdout
         assert node.chain is not None
         password_hint = (
@@ -245,14 +248,14 @@ def serve(config: NodeConfig, *, announce: IO[str] | None = None) -> None:
             if os.environ.get(PASSWORD_ENV)
             else f"password {DEV_PASSWORD!r}"
         )
-        print(
-            f"DataBright node: chain id {node.chain.chain_id}, "
-            f"block {node.chain.head().block_number}, listening on {node.url}\n"
-            f"data dir {node.data_dir}; dev account keystores in "
-            f"{node.data_dir / KEYSTORE_DIR} ({password_hint})",
-            file=out,
-            flush=True,
-        )
+        with contextlib.suppress(OSError):  # nobody listening is no reason to stop
+            print(
+                f"DataBright node: chain id {node.chain.chain_id}, block {node.start_block}, "
+                f"listening on {node.url}\ndata dir {node.data_dir}; dev account keystores in "
+                f"{node.data_dir / KEYSTORE_DIR} ({password_hint})",
+                file=out,
+                flush=True,
+            )
         while not stop_event.wait(0.5):
             pass
     finally:
@@ -419,4 +422,6 @@ def run_from_command_line(config: NodeConfig) -> int:
     except DataBrightError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C before the handlers were installed
+        return 130
     return 0

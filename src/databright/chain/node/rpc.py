@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -373,6 +374,7 @@ class Dispatcher:
     def __init__(self, chain: DevChain, lock: threading.Lock | None = None) -> None:
         self.chain = chain
         self.lock = lock or threading.Lock()
+        self.broken: str | None = None
 
     def handle_body(self, body: bytes) -> bytes | None:
         """One HTTP body in (a request or a batch), the response body out (None: nothing)."""
@@ -415,24 +417,43 @@ class Dispatcher:
             raise RpcError(METHOD_NOT_FOUND, f"the method {name} does not exist/is not available")
         args = _convert_params(name, method, params)
         with self.lock:
+            if self.broken is not None:
+                raise RpcError(INTERNAL_ERROR, self.broken)
+            error: RpcError | None = None
             try:
-                return method.run(self.chain, *args)
-            except RpcError:
-                raise
+                result = method.run(self.chain, *args)
+            except RpcError as exc:
+                error = exc
             except TesterValidationError as exc:
-                raise RpcError(INVALID_PARAMS, f"{name}: {exc}") from None
+                error = RpcError(INVALID_PARAMS, f"{name}: {exc}")
             except BlockNotFound as exc:
-                raise RpcError(SERVER_ERROR, f"header not found: {exc}") from None
+                error = RpcError(SERVER_ERROR, f"header not found: {exc}")
             except NotImplementedError as exc:
-                raise RpcError(METHOD_NOT_FOUND, f"{name} is not supported: {exc}") from None
+                error = RpcError(METHOD_NOT_FOUND, f"{name} is not supported: {exc}")
             except Exception as exc:
-                log.exception("internal error in %s", name)
-                raise RpcError(
-                    INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}"
-                ) from None
-            finally:
-                # Durable before anyone hears about it; cheap no-op after read-only calls.
-                self.chain.commit()
+                # One line: fixtures pipe the node's stderr and may never read it.
+                log.error("internal error in %s: %s: %s", name, type(exc).__name__, exc)
+                if os.environ.get("DATABRIGHT_DEBUG"):
+                    log.exception("traceback")
+                error = RpcError(INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
+            # Durable before anyone hears about it; a no-op after read-only calls.
+            self._commit()
+            if error is not None:
+                raise error
+            return result
+
+    def _commit(self) -> None:
+        try:
+            self.chain.commit()
+        except Exception as exc:
+            # Memory is now ahead of disk: answer nothing more; a restart resumes from the last
+            # committed block, which no client has been told is anything but final.
+            self.broken = (
+                f"the node could not write its chain store ({type(exc).__name__}: {exc}) and "
+                f"stopped accepting requests; restart it"
+            )
+            log.error("%s", self.broken)
+            raise RpcError(INTERNAL_ERROR, self.broken) from None
 
 
 def _error(request_id: Any, error: RpcError) -> dict[str, Any]:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import socket
+import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,6 +31,8 @@ from .rpc import Dispatcher
 __all__ = ["MAX_BODY_BYTES", "RpcHTTPServer", "bind"]
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 _CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -48,6 +52,13 @@ class RpcHTTPServer(ThreadingHTTPServer):
         self.allowed_hosts = (
             None if address[0] in ("0.0.0.0", "::", "") else _LOCAL_HOSTS | {address[0]}
         )
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer is routine; say so in one line, not a traceback
+        # (fixtures pipe the node's stderr and may never read it).
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, ConnectionError):
+            log.error("HTTP handler failed for %s: %s: %s", client_address, type(exc).__name__, exc)
 
     @property
     def url(self) -> str:
