@@ -23,9 +23,9 @@ $(ANVIL_STAMP): .tools/package.json .tools/package-lock.json
 	cd .tools && npm ci --silent --no-audit --no-fund
 	touch $(ANVIL_STAMP)
 
-## The main job: start the embedded node if none runs, deploy, run a market session.
+## The main job: start the embedded node if none runs, deploy, run a whole market session.
 run: setup
-	$(VENV)/bin/databright up
+	$(VENV)/bin/databright demo
 
 ## Contract artifacts (committed); a test fails when they are stale.
 artifacts: $(STAMP)

@@ -132,3 +132,10 @@ def test_node_dies_mid_session(fresh_node, counter_artifact: Artifact) -> None:
         c.transact("bump", 1)
     with pytest.raises(NodeUnreachable):
         c.call("counter")
+
+
+def test_logs_from_block_zero_include_old_events(counter: ContractClient, gw: Gateway) -> None:
+    first = counter.transact("bump", 3)
+    counter.transact("bump", 4)  # a later block, so "latest" alone would miss the first
+    logs = counter.events("Bumped", from_block=0)
+    assert [e.block_number for e in logs][:2] == [first.block_number, first.block_number + 1]

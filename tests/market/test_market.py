@@ -1,0 +1,148 @@
+"""The Market SDK end to end on both nodes: datasets, proposals, votes, evaluation, dividends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from databright.chain.deploy import deploy
+from databright.chain.gateway import connect
+from databright.errors import ContractReverted, DataBrightError, InvalidProposal, NotFound
+from databright.market import SHARE_UNIT, Governance, Market
+from databright.market.evaluator import EvaluatorService
+from databright.market.scenario import digits_scenario
+from databright.storage import DatasetSchema, validate_examples
+
+SCHEMA = DatasetSchema(
+    task="classification", feature_shape=(64,), dtype="float32", labels=tuple(range(10))
+)
+CAST = digits_scenario(seed=3, proposal_size=30)
+
+
+@pytest.fixture
+def market(node, tmp_path: Path) -> Market:
+    deploy(connect(node.url, node.accounts[0]), tmp_path)
+    return Market.connect(node.url, node.accounts[0], tmp_path)
+
+
+def _examples(i: int, source: str = "p"):
+    c = CAST.contributions[i]
+    return validate_examples(c.X, c.y, SCHEMA, source=source)
+
+
+def _dataset(market: Market, evaluators: tuple[str, ...] = ()) -> int:
+    initial = validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="initial")
+    return market.create_dataset("test", SCHEMA, initial, Governance(evaluators=evaluators))
+
+
+def test_create_dataset_gives_initiator_one_share_per_example(market: Market) -> None:
+    ds = _dataset(market)
+    info = market.dataset(ds)
+    assert info.name == "test" and info.initiator == market.address
+    assert market.shares_of(ds) == len(CAST.initial_y) * SHARE_UNIT
+    assert market.schema(ds) == SCHEMA
+    [entry] = market.registry(ds)
+    assert entry.contributor == market.address and entry.examples == len(CAST.initial_y)
+
+
+def test_propose_vote_finalize_mints_and_registers(market: Market, node) -> None:
+    ds = _dataset(market)
+    alice = market.as_account(node.accounts[1])
+    p = alice.propose(ds, _examples(0))
+    assert p.status == "pending" and p.contributor == alice.address and p.manifest_cid
+    market.vote(p.id, True)
+    assert market.proposal(p.id).outcome == "accepted"
+    final = market.finalize(p.id)
+    assert final.status == "accepted" and final.shares == 30 * SHARE_UNIT
+    assert alice.shares_of(ds) == 30 * SHARE_UNIT
+    data, origin = market.download(ds)
+    assert len(data) == len(CAST.initial_y) + 30 and origin[-1] == 1
+    np.testing.assert_array_equal(data.X[-30:], CAST.contributions[0].X)
+
+
+def test_duplicate_examples_are_refused_before_anything_is_sent(market: Market, node) -> None:
+    ds = _dataset(market)
+    before = market.gateway.block_number()
+    X = CAST.initial_X[:5]
+    y = CAST.initial_y[:5]
+    with pytest.raises(InvalidProposal, match="already"):
+        market.propose(ds, validate_examples(X, y, SCHEMA, source="copy.npz"))
+    assert market.gateway.block_number() == before
+
+
+def test_evaluation_sizes_shares(market: Market, node) -> None:
+    evaluator = node.accounts[2]
+    ds = _dataset(market, evaluators=(evaluator.address,))
+    ev = market.as_account(evaluator)
+    p = market.as_account(node.accounts[1]).propose(ds, _examples(1))
+    ev.evaluate(p.id, 15_000, b'{"why": "test"}')
+    seen = market.proposal(p.id).evaluation
+    assert seen is not None and seen.score_bps == 15_000
+    assert market.store.get(seen.report_cid) == b'{"why": "test"}'
+    market.vote(p.id, True)
+    assert market.finalize(p.id).shares == 45 * SHARE_UNIT  # 30 examples x 1.5
+
+
+def test_non_evaluator_cannot_evaluate(market: Market, node) -> None:
+    ds = _dataset(market)
+    p = market.propose(ds, _examples(2))
+    with pytest.raises(ContractReverted, match="data_market"):
+        market.as_account(node.accounts[5]).evaluate(p.id, 10_000, b"{}")
+
+
+def test_dividends_split_pro_rata_and_claim_once(market: Market, node) -> None:
+    ds = _dataset(market)
+    bob = market.as_account(node.accounts[3])
+    p = bob.propose(ds, _examples(3))
+    market.vote(p.id, True)
+    market.finalize(p.id)
+    supply = market.dataset(ds).total_shares
+    payer = market.as_account(node.accounts[4])
+    payer.pay(ds, 10**18)
+    expect = 10**18 * bob.shares_of(ds) // supply
+    assert abs(bob.claimable(ds) - expect) <= 1
+    got = bob.claim(ds)
+    assert abs(got - expect) <= 1 and bob.claimable(ds) == 0
+    holders = {h.address: h for h in market.shareholders(ds)}
+    assert set(holders) == {market.address, bob.address}
+
+
+def test_unknown_ids_and_bad_amounts_say_so(market: Market) -> None:
+    with pytest.raises(NotFound, match="dataset 99 does not exist"):
+        market.dataset(99)
+    with pytest.raises(NotFound, match="proposal 12345 does not exist"):
+        market.proposal(12345)
+    ds = _dataset(market)
+    with pytest.raises(DataBrightError, match="must be positive"):
+        market.pay(ds, 0)  # type: ignore[arg-type]
+    with pytest.raises(DataBrightError, match="1 to 25 bytes"):
+        market.create_dataset("x" * 30, SCHEMA, _examples(0))
+
+
+def test_evaluator_service_flags_copies_and_poison(market: Market, node) -> None:
+    evaluator = node.accounts[2]
+    ds = _dataset(market, evaluators=(evaluator.address,))
+    honest = market.as_account(node.accounts[1])
+    p = honest.propose(ds, _examples(0))
+    market.vote(p.id, True)
+    market.finalize(p.id)
+    copier = market.as_account(node.accounts[5]).propose(ds, _examples(5, "copy"))
+    poison = market.as_account(node.accounts[6]).propose(ds, _examples(6, "poison"))
+    validation = validate_examples(CAST.validation_X, CAST.validation_y, SCHEMA, source="val")
+    service = EvaluatorService(market.as_account(evaluator), ds, validation)
+    assert {q.id for q in service.pending()} == {copier.id, poison.id}
+    posted = {e.proposal_id: e for e in service.run_once()}
+    assert posted[copier.id].score_bps == 0
+    assert any(f.startswith("near_duplicate") for f in posted[copier.id].flags)
+    assert posted[poison.id].score_bps < 0
+    assert service.pending() == []
+    on_chain = market.proposal(poison.id).evaluation
+    assert on_chain is not None and on_chain.score_bps == posted[poison.id].score_bps
+
+
+def test_non_evaluator_service_is_refused(market: Market, node) -> None:
+    ds = _dataset(market)
+    with pytest.raises(DataBrightError, match="is not an evaluator of dataset"):
+        EvaluatorService(market.as_account(node.accounts[7]), ds, _examples(0))
