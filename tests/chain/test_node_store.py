@@ -6,6 +6,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from databright.chain.node.store import KeyValueStore
 from databright.errors import NodeError, StoreCorrupt
@@ -99,3 +101,53 @@ def test_uses_wal(tmp_path: Path) -> None:
     store = KeyValueStore(tmp_path / "kv.sqlite3")
     mode = store._conn.execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+keys = st.binary(min_size=1, max_size=3)
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), keys, st.binary(max_size=4)),
+        st.tuples(st.just("delete"), keys, st.just(b"")),
+        st.tuples(st.just("commit"), st.just(b""), st.just(b"")),
+        st.tuples(st.just("rollback"), st.just(b""), st.just(b"")),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(operations)
+def test_store_matches_a_dict_model(tmp_path_factory: pytest.TempPathFactory, ops: list) -> None:
+    """Reads see pending writes; after a reopen exactly the committed state is there."""
+    path = tmp_path_factory.mktemp("model") / "kv.sqlite3"
+    store = KeyValueStore(path)
+    committed: dict[bytes, bytes] = {}
+    current: dict[bytes, bytes] = {}
+    for op, key, value in ops:
+        if op == "set":
+            store[key] = value
+            current[key] = value
+        elif op == "delete":
+            if key in current:
+                del store[key]
+                del current[key]
+            else:
+                with pytest.raises(KeyError):
+                    del store[key]
+        elif op == "commit":
+            store.commit()
+            committed = dict(current)
+        else:
+            store.rollback()
+            current = dict(committed)
+        for probe in {key, *current}:
+            assert (probe in store) == (probe in current)
+            if probe in current:
+                assert store[probe] == current[probe]
+    store.close()
+    reopened = KeyValueStore(path)
+    for probe in {k for _, k, _ in ops} | set(committed):
+        assert (probe in reopened) == (probe in committed)
+        if probe in committed:
+            assert reopened[probe] == committed[probe]
+    reopened.close()

@@ -10,9 +10,9 @@ Run it::
 or from Python with :func:`serve` (foreground), :func:`start_background` / :func:`stop` /
 :func:`status` (detached process), or :class:`Node` (in this process, for tests).
 
-Data dir layout: ``chain.sqlite3`` (the chain; see :mod:`.store`), ``keystore/`` (dev accounts),
-``node.lock`` (held while a node runs), ``node.json`` (pid and URL of the running node),
-``node.log`` (output of a background node).
+Data dir layout: ``chain.sqlite3`` (the chain; see :mod:`.store`), ``keystore/`` and
+``dev-accounts.json`` (dev accounts), ``node.lock`` (held while a node runs), ``node.json`` (pid
+and URL of the running node), ``node.log`` (output of a background node).
 
 **Dev accounts.** At first start the node creates ``accounts`` (default 10) random accounts,
 funds each with 10,000 ETH in genesis and writes them as Web3 Secret Storage keystores under
@@ -31,13 +31,17 @@ id, on a data dir another node holds, or on a damaged store (garbage file, missi
 it raises :class:`~databright.errors.NodeError` / :class:`~databright.errors.StoreCorrupt` with
 one sentence saying how to recover, and never silently starts empty.
 
-**Differences from anvil worth knowing.** One block per transaction, mined at once; a nonce gap
-is refused ("nonce too high"), not queued. Fork: cancun, like ``anvil --hardfork cancun``. Block
-timestamps are at least parent + 1 s, so a burst of transactions runs the chain clock ahead of
-the wall clock. ``evm_mine``, ``evm_increaseTime`` and ``evm_setNextBlockTimestamp`` work;
-snapshots (``evm_snapshot``/``evm_revert``) do not. Filters (``eth_newFilter``...) live in memory
-and are gone after a restart. ``eth_accounts`` is empty and ``eth_sendTransaction`` refused: sign
-locally.
+**Differences from anvil worth knowing.** One block per transaction, mined before the send
+returns; a nonce gap is refused ("nonce too high"), not queued. Fork: cancun, like
+``anvil --hardfork cancun``. Block timestamps are at least parent + 1 s, so a burst of
+transactions runs the chain clock ahead of the wall clock. ``evm_mine``, ``evm_increaseTime`` and
+``evm_setNextBlockTimestamp`` work; snapshots (``evm_snapshot``/``evm_revert``) do not. Filters
+(``eth_newFilter``...) live in memory and are gone after a restart. ``eth_accounts`` is empty and
+``eth_sendTransaction`` refused: sign locally. Receipts carry the same fields as anvil's
+(``logsBloom`` and block-wide ``logIndex`` included); logs have no ``blockTimestamp``; blocks
+report ``totalDifficulty`` 0 and ``extraData`` as 32 zero bytes; the ``pending`` block has a hash.
+Errors: reverts are code 3 with ``execution reverted: <reason>`` and the revert data, refusals are
+-32000 with geth's wording, bad parameters -32602, unknown methods -32601.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ restart, re-opened from the stored canonical head rather than from genesis. Ever
 What the backend changes, and why:
 
 * transaction and receipt lookups use py-evm's tx-hash index (eth-tester scans every block);
-* ``eth_sendRawTransaction`` checks nonce, funds, fee and chain id first so that clients get
-  geth's messages ("nonce too low: ...", "insufficient funds for gas * price + value: ...");
+* ``eth_sendRawTransaction`` checks the chain id, and rewords py-evm's refusals the way geth
+  words them ("nonce too low: ...", "insufficient funds for gas * price + value: ..."), since
+  clients (ours included) recognize errors by those words;
 * ``eth_call`` and ``eth_estimateGas`` run in py-evm's "costless" state, so that calls from
   unfunded addresses work (as on geth and anvil), and a revert raises an :class:`RpcError`
   carrying the raw revert data (eth-tester keeps only the decoded string);
@@ -627,8 +628,9 @@ class DevChain:
         if params.get("block_hash") is not None:
             first = last = self.block_number_of(params["block_hash"])
         else:
-            first = self._number(params.get("from_block") or "latest")
-            last = self._number(params.get("to_block") or "latest")
+            # Block 0 is a valid bound: test for None, not for falsiness.
+            first = self._number(_or_latest(params.get("from_block")))
+            last = self._number(_or_latest(params.get("to_block")))
         if first > last:
             raise RpcError(INVALID_PARAMS, f"fromBlock {first} is after toBlock {last}")
         topic_sets = [
@@ -796,3 +798,7 @@ def _log_matches(log: Any, addresses: Sequence[bytes], topic_sets: Sequence[Any]
         if wanted is not None and topic.to_bytes(32, "big") not in wanted:
             return False
     return True
+
+
+def _or_latest(block: Any) -> Any:
+    return "latest" if block is None else block

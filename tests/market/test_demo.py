@@ -1,0 +1,36 @@
+"""The main job (``make run``): a whole market session on the embedded node, run twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from databright.cli.demo import PAYMENT_WEI, run_session
+
+
+@pytest.fixture
+def embedded(node):
+    if node.kind != "embedded":
+        pytest.skip("the session uses the embedded node's keystore of development accounts")
+    return node
+
+
+def test_session_accepts_honest_and_rejects_bad_data(embedded) -> None:
+    s = run_session(embedded.url, embedded.data_dir, seed=7, quiet=True)
+    by_role: dict[str, list[dict]] = {}
+    for row in s["proposals"]:
+        by_role.setdefault(row["role"], []).append(row)
+    assert all(r["decision"] == "accepted" and r["shares_minted"] > 0 for r in by_role["honest"])
+    for role in ("copier", "poisoner", "careless"):
+        [r] = by_role[role]
+        assert r["decision"] == "rejected" and r["shares_minted"] == 0 and r["dividend_wei"] == 0
+    [copier] = by_role["copier"]
+    assert copier["score_bps"] == 0 and "near_duplicate" in copier["flags"]
+    [poisoner] = by_role["poisoner"]
+    assert poisoner["score_bps"] < 0
+    paid_out = s["initiator"]["dividend_wei"] + sum(r["dividend_wei"] for r in s["proposals"])
+    assert paid_out == s["total_claimed_wei"] and PAYMENT_WEI - paid_out < 100
+    assert s["initiator"]["shares"] == 150 * 10**18
+    assert s["registry_entries"] == 1 + len(by_role["honest"])
+
+    again = run_session(embedded.url, embedded.data_dir, seed=7, quiet=True)
+    assert again["dataset_id"] == s["dataset_id"] + 1
