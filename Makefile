@@ -46,6 +46,9 @@ format: $(STAMP)
 bench: setup
 	$(PY) benchmarks/chain_throughput.py
 	$(PY) benchmarks/gas.py
+	$(PY) benchmarks/market_throughput.py
+	$(PY) benchmarks/ingestion.py
+	$(PY) benchmarks/valuation_vs_pydvl.py
 
 clean:
 	rm -rf $(VENV) .tools/node_modules .pytest_cache .mypy_cache .ruff_cache
