@@ -57,11 +57,13 @@ LABELS: dict[str, str] = {
     "transfer_new_holder": "share transfer (to a new holder)",
     "propose": "propose",
     "vote": "vote",
+    "vote_initiator": "vote (second voter)",
     "vote_after_transfer": "vote (weight from history)",
     "evaluate": "evaluate",
     "finalize_accept_mint": "finalize accept + mint (new holder)",
     "finalize_reject": "finalize reject",
     "pay": "pay dividends",
+    "pay_plain_transfer": "pay dividends (plain ETH transfer)",
     "claim": "claim dividends",
 }
 
@@ -249,6 +251,7 @@ def measure() -> dict[str, int]:
     del pid3
 
     gas["pay"] = market.send_token(payer, token, "pay", value=10**18)
+    gas["pay_plain_transfer"] = market.send_token(payer, token, "", value=10**18)
     gas["claim"] = market.send_token(holder, token, "claim", holder.address)
 
     for count in HOLDER_COUNTS:

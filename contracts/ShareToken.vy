@@ -43,7 +43,8 @@
         into `dust` too. So no wei is stuck silently: at all times
         `sum(dividend_of) + dust + total_claimed * MAGNITUDE ==
         total_paid * MAGNITUDE` holds exactly, and `dust` is handed out with
-        the next payment.
+        the next payment. ETH forced into the token without a call is not
+        lost either: `distribute_surplus` pays it out as a dividend.
 @custom:security Claims are pull payments, `@nonreentrant`, and follow
                  checks-effects-interactions.
 """
@@ -373,6 +374,27 @@ def claim(receiver: address = msg.sender) -> uint256:
 
     raw_call(receiver, b"", value=amount)
     return amount
+
+
+@external
+@nonreentrant
+def distribute_surplus() -> uint256:
+    """
+    @dev Pays out, as a dividend, ETH the token holds beyond what
+         it owes (`total_paid - total_claimed`): ETH forced in
+         without a call (`SELFDESTRUCT`, block rewards), which
+         would otherwise sit here unaccounted.
+    @notice Anyone may call it; the event names the caller as
+            payer.
+    @return uint256 The amount distributed, in wei.
+    """
+    owed: uint256 = ((self._dividend_ledger >> _PAID_SHIFT) & _MASK_120) - (
+        (self._counters >> _CLAIMED_SHIFT) & _MASK_120
+    )
+    surplus: uint256 = self.balance - owed
+    assert surplus != 0, "share_token: no surplus"
+    self._pay(msg.sender, surplus)
+    return surplus
 
 
 @external

@@ -199,6 +199,9 @@ class ShareTokenClient(ContractClient):
     def decimals(self) -> int:
         return cast('int', self.call("decimals"))
 
+    def distribute_surplus(self, gas: int | None = None) -> Receipt:
+        return self.transact("distribute_surplus", gas=gas)
+
     def dividend_of(self, account: str) -> int:
         return cast('int', self.call("dividend_of", account))
 

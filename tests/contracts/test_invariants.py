@@ -1,0 +1,392 @@
+"""Hypothesis state machine over the whole market, checking the invariants after every step.
+
+Random sequences of create / propose / vote / evaluate / transfer / finalize / pay / claim / time
+travel run against the contracts and against a small Python model of the rules. After every step:
+
+* every token's total supply equals the sum of the balances (and the model's balances);
+* per dataset, claimed + unclaimed dividends + accounted dust == paid, exactly (in the contract's
+  magnified units), the token holds exactly paid - claimed wei, and each holder's dividends are
+  their exact pro-rata share of every payment by holdings at payment time, within rounding;
+* tallies equal the sum of the model's snapshot weights of the votes cast: no address votes twice
+  and no vote carries weight its voter did not hold at the proposal's snapshot;
+* registry entries and the status and tallies of finalized proposals never change.
+
+Settings come from the ``databright-contracts`` profile (``DATABRIGHT_CONTRACTS_PROFILE=thorough``
+for a long run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, ClassVar
+
+import boa
+import pytest
+from contracts_support import (
+    CAP_BPS,
+    PROFILE,
+    QUORUM_BPS,
+    STATUS,
+    THRESHOLD_BPS,
+    UNIT,
+    VOTING_PERIOD,
+    World,
+    cid,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+MAG = 2**96
+BPS = 10_000
+PERIOD = 1_000
+
+
+def expected_outcome(
+    supply: int, yes: int, no: int, quorum: int, threshold: int, closed: bool
+) -> int:
+    """The finalization rule, written from the spec (see DataMarket's NatSpec)."""
+    votes = yes + no
+    quorum_met = votes * BPS >= quorum * supply
+    if closed:
+        if not quorum_met:
+            return STATUS["expired"]
+        return STATUS["accepted"] if yes * BPS >= threshold * votes else STATUS["rejected"]
+    if quorum_met and yes * BPS >= threshold * supply:
+        return STATUS["accepted"]
+    if (supply - no) * BPS < threshold * supply:
+        return STATUS["rejected"]
+    return STATUS["pending"]
+
+
+@given(
+    supply=st.integers(1, 10**6),
+    yes_part=st.integers(0, 10**6),
+    no_part=st.integers(0, 10**6),
+    quorum=st.integers(1, BPS),
+    threshold=st.integers(1, BPS),
+)
+@settings(max_examples=300, deadline=None)
+def test_early_decisions_are_final(
+    supply: int, yes_part: int, no_part: int, quorum: int, threshold: int
+) -> None:
+    """An early outcome is what the deadline would settle whatever the remaining weight does."""
+    yes = yes_part % (supply + 1)
+    no = no_part % (supply - yes + 1)
+    early = expected_outcome(supply, yes, no, quorum, threshold, closed=False)
+    if early == STATUS["pending"]:
+        return
+    rest = supply - yes - no
+    for extra_yes, extra_no in [(0, 0), (rest, 0), (0, rest), (rest // 2, rest - rest // 2)]:
+        final = expected_outcome(supply, yes + extra_yes, no + extra_no, quorum, threshold, True)
+        if early == STATUS["accepted"]:
+            assert final == STATUS["accepted"]
+        else:  # rejected early: no completion accepts
+            assert final != STATUS["accepted"]
+
+
+@dataclass
+class DatasetModel:
+    id: int
+    token: Any
+    quorum: int
+    threshold: int
+    cap: int
+    period: int
+    balances: dict[str, int]
+    paid: int = 0
+    claimed: dict[str, int] = field(default_factory=dict)
+    entitled: dict[str, Fraction] = field(default_factory=dict)
+    claims: int = 0
+    taken_roots: set[int] = field(default_factory=set)
+    registry: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+@dataclass
+class ProposalModel:
+    id: int
+    dataset: DatasetModel
+    contributor: str
+    root: int
+    examples: int
+    deadline: int
+    supply: int
+    snapshot: dict[str, int]
+    weight_bps: int = BPS
+    evaluated: bool = False
+    yes: int = 0
+    no: int = 0
+    ballots: dict[str, tuple[bool, int]] = field(default_factory=dict)
+    status: int = STATUS["pending"]
+
+
+class MarketMachine(RuleBasedStateMachine):
+    world: ClassVar[World]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._anchor = boa.env.anchor()
+        self._anchor.__enter__()
+        w = self.world
+        self.m = w.market
+        self.evaluator = w.evaluator
+        self.actors = [w.initiator, w.alice, w.bob, w.carol, w.contributor]
+        self.datasets: list[DatasetModel] = []
+        self.proposals: list[ProposalModel] = []
+        self.tag = 0x10_000
+        # The session dataset is part of the world: model it too.
+        self._adopt(w.dataset_id, w.token, QUORUM_BPS, THRESHOLD_BPS, CAP_BPS, VOTING_PERIOD)
+
+    def teardown(self) -> None:
+        self._anchor.__exit__(None, None, None)
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _adopt(
+        self, dataset_id: int, token: Any, quorum: int, threshold: int, cap: int, period: int
+    ) -> None:
+        balances = {a: token.balanceOf(a) for a in self.actors}
+        d = DatasetModel(dataset_id, token, quorum, threshold, cap, period, balances)
+        d.claimed = dict.fromkeys(self.actors, 0)
+        d.entitled = {a: Fraction(0) for a in self.actors}
+        entry = self.m.registry_entry(dataset_id, 0)
+        root = int.from_bytes(entry.manifest_root, "big")
+        d.taken_roots.add(root)
+        d.registry.append(
+            (entry.proposal_id, entry.contributor, root, entry.examples, entry.shares)
+        )
+        self.datasets.append(d)
+
+    def _pick(self, items: list[Any], i: int) -> Any:
+        return items[i % len(items)]
+
+    def _root_bytes(self, d: DatasetModel, root: int) -> bytes:
+        return cid(0x100_000 + 0x100 * d.id + root)
+
+    # --- rules ---------------------------------------------------------------------------------
+
+    @precondition(lambda self: len(self.datasets) < 3)
+    @rule(
+        who=st.integers(0, 4),
+        examples=st.integers(1, 60),
+        quorum=st.sampled_from([1, 2_000, 5_000, 10_000]),
+        threshold=st.sampled_from([1, 5_000, 6_667, 10_000]),
+        cap=st.sampled_from([10_000, 15_000, 1_000_000]),
+    )
+    def create(self, who: int, examples: int, quorum: int, threshold: int, cap: int) -> None:
+        initiator = self.actors[who]
+        self.tag += 3
+        with boa.env.prank(initiator):
+            dataset_id = self.m.create_dataset(
+                "Machine", cid(self.tag), cid(self.tag + 1), cid(self.tag + 2), examples,
+                PERIOD, quorum, threshold, [self.evaluator], cap,
+            )  # fmt: skip
+        token = self.world.share_token.at(self.m.share_token(dataset_id))
+        self._adopt(dataset_id, token, quorum, threshold, cap, PERIOD)
+        assert self.datasets[-1].balances[initiator] == examples * UNIT
+
+    @rule(
+        ds=st.integers(0, 99),
+        who=st.integers(0, 4),
+        root=st.integers(0, 5),
+        examples=st.integers(1, 30),
+    )
+    def propose(self, ds: int, who: int, root: int, examples: int) -> None:
+        d = self._pick(self.datasets, ds)
+        proposer = self.actors[who]
+        root_bytes = self._root_bytes(d, root)
+        taken = int.from_bytes(root_bytes, "big") in d.taken_roots
+        with boa.env.prank(proposer):
+            if taken:
+                with boa.reverts("data_market: manifest root taken"):
+                    self.m.propose(d.id, cid(0xDA7A), root_bytes, examples, cid(0xE7A))
+                return
+            pid = self.m.propose(d.id, cid(0xDA7A), root_bytes, examples, cid(0xE7A))
+        d.taken_roots.add(int.from_bytes(root_bytes, "big"))
+        self.proposals.append(
+            ProposalModel(
+                pid, d, proposer, int.from_bytes(root_bytes, "big"), examples,
+                boa.env.timestamp + d.period, sum(d.balances.values()), dict(d.balances),
+            )
+        )  # fmt: skip
+
+    @precondition(lambda self: self.proposals)
+    @rule(p=st.integers(0, 99), who=st.integers(0, 4), support=st.booleans())
+    def vote(self, p: int, who: int, support: bool) -> None:
+        prop = self._pick(self.proposals, p)
+        voter = self.actors[who]
+        weight = prop.snapshot[voter]
+        if prop.status != STATUS["pending"]:
+            expected = "data_market: not pending"
+        elif boa.env.timestamp >= prop.deadline:
+            expected = "data_market: voting closed"
+        elif voter in prop.ballots:
+            expected = "data_market: already voted"
+        elif weight == 0:
+            expected = "data_market: no voting weight"
+        else:
+            expected = ""
+        with boa.env.prank(voter):
+            if expected:
+                with boa.reverts(expected):
+                    self.m.vote(prop.id, support)
+                return
+            self.m.vote(prop.id, support)
+        prop.ballots[voter] = (support, weight)
+        if support:
+            prop.yes += weight
+        else:
+            prop.no += weight
+        ballot = self.m.ballot(prop.id, voter)
+        assert (ballot.voted, ballot.support, ballot.weight) == (True, support, weight)
+
+    @precondition(lambda self: self.proposals)
+    @rule(p=st.integers(0, 99), score=st.integers(-20_000, 40_000))
+    def evaluate(self, p: int, score: int) -> None:
+        prop = self._pick(self.proposals, p)
+        if prop.status != STATUS["pending"]:
+            expected = "data_market: not pending"
+        elif boa.env.timestamp >= prop.deadline:
+            expected = "data_market: voting closed"
+        elif prop.evaluated:
+            expected = "data_market: already evaluated"
+        else:
+            expected = ""
+        with boa.env.prank(self.evaluator):
+            if expected:
+                with boa.reverts(expected):
+                    self.m.evaluate(prop.id, score, cid(0xEE))
+                return
+            self.m.evaluate(prop.id, score, cid(0xEE))
+        prop.evaluated = True
+        prop.weight_bps = min(max(score, 0), prop.dataset.cap)
+
+    @rule(
+        ds=st.integers(0, 99), a=st.integers(0, 4), b=st.integers(0, 4), part=st.integers(0, 1000)
+    )
+    def transfer(self, ds: int, a: int, b: int, part: int) -> None:
+        d = self._pick(self.datasets, ds)
+        sender, receiver = self.actors[a], self.actors[b]
+        amount = d.balances[sender] * part // 1000
+        with boa.env.prank(sender):
+            d.token.transfer(receiver, amount)
+        d.balances[sender] -= amount
+        d.balances[receiver] += amount
+
+    @precondition(lambda self: self.proposals)
+    @rule(p=st.integers(0, 99), who=st.integers(0, 4))
+    def finalize(self, p: int, who: int) -> None:
+        prop = self._pick(self.proposals, p)
+        d = prop.dataset
+        if prop.status != STATUS["pending"]:
+            with boa.reverts("data_market: not pending"):
+                self.m.finalize(prop.id)
+            return
+        closed = boa.env.timestamp >= prop.deadline
+        status = expected_outcome(prop.supply, prop.yes, prop.no, d.quorum, d.threshold, closed)
+        assert self.m.outcome(prop.id) == status
+        if status == STATUS["pending"]:
+            with boa.reverts("data_market: voting open"):
+                self.m.finalize(prop.id)
+            return
+        with boa.env.prank(self.actors[who]):
+            assert self.m.finalize(prop.id) == status
+        prop.status = status
+        if status == STATUS["accepted"]:
+            shares = prop.examples * prop.weight_bps * UNIT // BPS
+            d.balances[prop.contributor] += shares
+            d.registry.append((prop.id, prop.contributor, prop.root, prop.examples, shares))
+        else:
+            d.taken_roots.discard(prop.root)
+
+    @rule(ds=st.integers(0, 99), who=st.integers(0, 4), amount=st.integers(1, 10**18))
+    def pay(self, ds: int, who: int, amount: int) -> None:
+        d = self._pick(self.datasets, ds)
+        with boa.env.prank(self.actors[who]):
+            d.token.pay(value=amount)
+        supply = sum(d.balances.values())
+        d.paid += amount
+        for a in self.actors:
+            d.entitled[a] += Fraction(amount * d.balances[a], supply)
+
+    @rule(ds=st.integers(0, 99), who=st.integers(0, 4))
+    def claim(self, ds: int, who: int) -> None:
+        d = self._pick(self.datasets, ds)
+        account = self.actors[who]
+        owed = d.token.claimable(account)
+        with boa.env.prank(account):
+            if owed == 0:
+                with boa.reverts("share_token: nothing to claim"):
+                    d.token.claim()
+                return
+            before = boa.env.get_balance(account)
+            assert d.token.claim() == owed
+        assert boa.env.get_balance(account) - before == owed
+        d.claimed[account] += owed
+        d.claims += 1
+
+    @rule(seconds=st.integers(1, 1_500))
+    def time_travel(self, seconds: int) -> None:
+        boa.env.time_travel(seconds=seconds)
+
+    # --- invariants ----------------------------------------------------------------------------
+
+    @invariant()
+    def shares_add_up(self) -> None:
+        for d in self.datasets:
+            balances = {a: d.token.balanceOf(a) for a in self.actors}
+            assert balances == d.balances
+            assert d.token.totalSupply() == sum(balances.values())
+            # The packed snapshot word mirrors `balanceOf` (a snapshot not yet taken reads it).
+            future = d.token.snapshot_id() + 1
+            assert all(d.token.balance_at(a, future) == balances[a] for a in self.actors)
+
+    @invariant()
+    def dividends_add_up(self) -> None:
+        for d in self.datasets:
+            t = d.token
+            unclaimed = {a: t.dividend_of(a) for a in self.actors}
+            claimed = sum(d.claimed.values())
+            assert t.total_paid() == d.paid and t.total_claimed() == claimed
+            assert sum(unclaimed.values()) + t.dust() + claimed * MAG == d.paid * MAG
+            assert boa.env.get_balance(t.address) == d.paid - claimed
+            slack = 2 + d.claims  # rounding: < 1 wei each way, plus redistributed claim dust
+            for a in self.actors:
+                got = d.claimed[a] + unclaimed[a] // MAG
+                assert abs(got - d.entitled[a]) <= slack, (a, got, d.entitled[a])
+
+    @invariant()
+    def tallies_match_the_snapshot_weights(self) -> None:
+        # Every status every step (finalized ones must never change); the full record of the
+        # most recent proposals (older ones cannot take votes: `vote` checks that revert).
+        for prop in self.proposals:
+            assert self.m.proposal_state(prop.id) == prop.status
+        for prop in self.proposals[-6:]:
+            onchain = self.m.proposal(prop.id)
+            assert (onchain.yes_votes, onchain.no_votes) == (prop.yes, prop.no)
+            assert onchain.snapshot_supply == prop.supply
+            assert onchain.quality_weight_bps == prop.weight_bps
+
+    @invariant()
+    def registry_is_append_only(self) -> None:
+        for d in self.datasets:
+            got = [
+                (
+                    e.proposal_id,
+                    e.contributor,
+                    int.from_bytes(e.manifest_root, "big"),
+                    e.examples,
+                    e.shares,
+                )
+                for e in self.m.registry(d.id, 0, 64)
+            ]
+            assert got == d.registry
+            assert self.m.registry_length(d.id) == len(d.registry)
+
+
+@pytest.mark.timeout(300)
+def test_market_state_machine(world: World) -> None:
+    MarketMachine.world = world
+    MarketMachine.TestCase.settings = settings.get_profile(PROFILE)
+    MarketMachine.TestCase().runTest()
