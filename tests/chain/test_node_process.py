@@ -265,3 +265,17 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         f"another --data-dir"
     ]
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        ({"port": 70000}, "is not a TCP port"),
+        ({"chain_id": 0}, "is not a positive 63-bit integer"),
+        ({"accounts": -1}, "cannot create -1 dev accounts"),
+    ],
+)
+def test_bad_config_is_refused(tmp_path: Path, config: dict[str, int], needle: str) -> None:
+    with pytest.raises(NodeError, match=needle):
+        Node(NodeConfig(data_dir=tmp_path / "d", **config)).start()  # type: ignore[arg-type]
+    assert not (tmp_path / "d").exists()

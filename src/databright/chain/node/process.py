@@ -139,6 +139,12 @@ class Node:
     def start(self) -> str:
         """Bind, open (or create) the chain, serve; return the URL. Raises NodeError."""
         config = self.config
+        if not 0 <= config.port <= 65535:
+            raise NodeError(f"port {config.port} is not a TCP port; pass --port 0..65535")
+        if config.chain_id is not None and not 0 < config.chain_id < 2**63:
+            raise NodeError(f"chain id {config.chain_id} is not a positive 63-bit integer")
+        if config.accounts < 0:
+            raise NodeError(f"cannot create {config.accounts} dev accounts")
         # Bind first: a busy port should not create or lock a data dir.
         self._server = bind(config.host, config.port)
         try:
