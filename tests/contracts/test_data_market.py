@@ -614,3 +614,26 @@ def test_supports_interface(world: World) -> None:
     assert world.market.supportsInterface(bytes.fromhex("01ffc9a7"))
     assert world.market.supportsInterface(bytes.fromhex("7965db0b"))
     assert not world.market.supportsInterface(bytes.fromhex("ffffffff"))
+
+
+def test_set_role_admin_by_the_initiator(world: World) -> None:
+    m = world.market
+    role = m.evaluator_role(world.dataset_id)
+    with boa.env.prank(world.initiator):
+        m.set_role_admin(role, role)  # evaluators now manage themselves
+    assert m.getRoleAdmin(role) == role
+    with boa.env.prank(world.evaluator):
+        m.grantRole(role, world.carol)
+    assert m.is_evaluator(world.dataset_id, world.carol)
+
+
+def test_revoke_role_by_a_non_admin_reverts(world: World) -> None:
+    m = world.market
+    with boa.env.prank(world.evaluator), boa.reverts("access_control: account is missing role"):
+        m.revokeRole(m.initiator_role(world.dataset_id), world.initiator)
+
+
+def test_registry_length_of_an_unknown_dataset_is_zero(world: World) -> None:
+    assert world.market.registry_length(world.dataset_id) == 1
+    assert world.market.registry_length(99) == 0
+    assert not world.market.manifest_root_taken(99, cid(0xA3))

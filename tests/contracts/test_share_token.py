@@ -484,3 +484,23 @@ def test_distribute_surplus_without_surplus_reverts(world: World) -> None:
         world.token.claim()
     with boa.reverts("share_token: no surplus"):
         world.token.distribute_surplus()
+
+
+def test_dividend_views_and_constants(world: World) -> None:
+    t = world.token
+    assert (t.MAGNITUDE(), t.MAX_SUPPLY(), t.MAX_SNAPSHOT_ID(), t.MAX_TOTAL_PAID()) == (
+        MAG,
+        MAX_SUPPLY,
+        2**32 - 1,
+        2**120 - 1,
+    )
+    assert (t.total_paid(), t.total_claimed(), t.dust(), t.magnified_dividend_per_share()) == (
+        0,
+        0,
+        0,
+        1,
+    )
+    with boa.env.prank(world.carol):
+        t.pay(value=10**18)
+    assert t.claimable(world.carol) == t.dividend_of(world.carol) == 0  # a non-holder
+    assert t.dividend_of(world.bob) // MAG == t.claimable(world.bob) > 0
