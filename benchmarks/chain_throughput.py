@@ -45,7 +45,7 @@ def free_port() -> int:
 def start(kind: str, data_dir: Path) -> tuple[str, list[LocalAccount], Callable[[], None]]:
     if kind == "anvil":
         node = start_anvil(free_port())
-        return node.url, anvil_accounts(4), node.stop
+        return node.url, anvil_accounts(6), node.stop
     from databright.chain.node import load_dev_accounts
 
     port = free_port()
@@ -73,7 +73,7 @@ def start(kind: str, data_dir: Path) -> tuple[str, list[LocalAccount], Callable[
         proc.terminate()
         proc.wait(30)
 
-    return url, load_dev_accounts(data_dir)[:4], stop
+    return url, load_dev_accounts(data_dir)[:6], stop
 
 
 def share_token(gw: Gateway, data_dir: Path) -> ContractClient:

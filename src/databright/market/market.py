@@ -139,6 +139,7 @@ class Market:
     contract: DataMarketClient
     data_dir: Path
     _schemas: dict[int, DatasetSchema] = field(default_factory=dict, repr=False)
+    _hashes: dict[str, list[bytes]] = field(default_factory=dict, repr=False)
 
     # --- connecting ------------------------------------------------------------------
 
@@ -248,16 +249,26 @@ class Market:
 
     def known_hashes(self, dataset_id: int) -> set[bytes]:
         """Hashes of every example accepted into, or pending for, the dataset."""
+        created = self.contract.events("ProposalCreated", dataset_id=dataset_id)
+        finalized = self.contract.events("ProposalFinalized", dataset_id=dataset_id)
+        settled = {e.args["proposal_id"] for e in finalized}
+        cids = [entry.data_cid for entry in self.registry(dataset_id)]
+        cids += [
+            digest_to_cid(e.args["data_cid_digest"])
+            for e in created
+            if e.args["proposal_id"] not in settled
+        ]
         known: set[bytes] = set()
-        for entry in self.registry(dataset_id):
-            known.update(self._hashes_of(entry.data_cid, dataset_id))
-        for p in self.proposals(dataset_id, status="pending"):
-            known.update(self._hashes_of(p.data_cid, dataset_id))
+        for cid in cids:
+            known.update(self._hashes_of(cid, dataset_id))
         return known
 
     def _hashes_of(self, data_cid: str, dataset_id: int) -> list[bytes]:
-        X, y = decode_examples(self.store.get(data_cid), self.schema(dataset_id), name=data_cid)
-        return [bytes(h) for h in example_hashes(X, y)]
+        # Content-addressed data never changes, so its hashes can be kept for good.
+        if data_cid not in self._hashes:
+            X, y = decode_examples(self.store.get(data_cid), self.schema(dataset_id), name=data_cid)
+            self._hashes[data_cid] = [bytes(h) for h in example_hashes(X, y)]
+        return self._hashes[data_cid]
 
     def _load(
         self, source: str | Path | Examples, schema: DatasetSchema, known: set[bytes]
