@@ -29,9 +29,9 @@ from web3 import Web3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from databright.chain.anvil import anvil_accounts, start_anvil  # noqa: E402
-from databright.chain.deploy import deploy  # noqa: E402
-from databright.chain.gateway import ContractClient, Gateway, connect  # noqa: E402
+from databright.chain.anvil import anvil_accounts, start_anvil
+from databright.chain.deploy import deploy
+from databright.chain.gateway import ContractClient, Gateway, connect
 
 GOALS = {"embedded": 100.0, "anvil": 350.0}
 

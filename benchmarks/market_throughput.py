@@ -30,13 +30,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chain_throughput import free_port, start  # noqa: E402
+from chain_throughput import free_port, start
 
-from databright.chain.deploy import deploy  # noqa: E402
-from databright.chain.gateway import connect  # noqa: E402
-from databright.market import SHARE_UNIT, Governance, Market  # noqa: E402
-from databright.storage import BlobStore, DatasetSchema, read_proposal, store_proposal  # noqa: E402
-from databright.storage import validate_examples  # noqa: E402
+from databright.chain.deploy import deploy
+from databright.chain.gateway import connect
+from databright.market import SHARE_UNIT, Governance, Market
+from databright.storage import (
+    BlobStore,
+    DatasetSchema,
+    read_proposal,
+    store_proposal,
+    validate_examples,
+)
 
 SCHEMA = DatasetSchema(
     task="classification", feature_shape=(64,), dtype="float32", labels=tuple(range(10))
