@@ -44,6 +44,7 @@ _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 class RpcHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64
     allow_reuse_address = True  # rebinding right after a restart; two listeners still fail
 
     def __init__(self, address: tuple[str, int], dispatcher: Dispatcher | None = None) -> None:
@@ -93,6 +94,7 @@ def bind(host: str, port: int) -> RpcHTTPServer:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
     disable_nagle_algorithm = True
+    timeout = 300  # an idle keep-alive connection (one thread each) is dropped after this
     server: RpcHTTPServer
     server_version = "DataBright"
     sys_version = ""
