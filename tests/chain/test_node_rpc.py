@@ -488,3 +488,19 @@ def test_revert_error_shapes() -> None:
     assert revert_error(custom).to_json()["data"] == "0xdeadbeef"
     broken = bytes.fromhex("08c379a0") + b"\x01"
     assert revert_error(broken).message == "execution reverted"
+
+
+def test_web3_fills_in_everything_itself(env: Env, probe: Contract) -> None:
+    """web3's own defaults (nonce, gas estimate, EIP-1559 fees, chain id) work against the node."""
+    from web3.middleware import SignAndSendRawMiddlewareBuilder
+
+    account = env.accounts[1]
+    w3 = Web3(Web3.HTTPProvider(env.url))
+    w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(account), layer=0)
+    contract = w3.eth.contract(address=probe.address, abi=PROBE_ABI)
+    before = contract.functions.counter().call()
+    tx_hash = contract.functions.ping(3).transact({"from": account.address})
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=10)
+    assert receipt["status"] == 1 and receipt["type"] == 2
+    assert contract.functions.counter().call() == before + 3
+    env.nonces.pop(account.address, None)  # web3 used a nonce behind Env's back
