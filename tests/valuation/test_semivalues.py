@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression, RidgeClassifier
+from sklearn.neighbors import KNeighborsClassifier
 from valuation_helpers import blobs, exact_banzhaf, exact_shapley
 
 from databright.errors import ValuationError
@@ -37,21 +38,37 @@ def test_brute_force_enumerator_on_a_textbook_game() -> None:
 
 
 @pytest.mark.parametrize("scorer", ["accuracy", "margin"])
-def test_ridge_fast_path_equals_refitting_sklearn(scorer: str) -> None:
+@pytest.mark.parametrize(
+    ("model", "game"),
+    [(RidgeClassifier(alpha=0.5), "_RidgeGame"), (KNeighborsClassifier(4), "_KNNGame")],
+)
+def test_fast_paths_equal_refitting_sklearn(scorer: str, model, game: str) -> None:
     data, xv, yv = _small(1, n_prop=6)
-    fast = Utility(RidgeClassifier(alpha=0.5), xv, yv, scorer=scorer)
-    slow = Utility(RidgeClassifier(alpha=0.5), xv, yv, scorer=scorer, fast=False)
+    fast = Utility(model, xv, yv, scorer=scorer)
+    slow = Utility(model, xv, yv, scorer=scorer, fast=False)
     game_fast, _ = _game_fn(fast, data)
     game_slow, _ = _game_fn(slow, data)
-    assert type(game_fast).__name__ == "_RidgeGame"
+    assert type(game_fast).__name__ == game
     assert type(game_slow).__name__ == "_ModelGame"
     rng = np.random.default_rng(0)
-    for _ in range(25):
-        mask = rng.random(6) < 0.5
-        if len(np.unique(data.y[mask[data.player]])) < 2:
-            continue
+    masks = [m for m in rng.random((40, 6)) < 0.5 if len(np.unique(data.y[m[data.player]])) >= 2]
+    for mask in masks:
         assert game_fast(mask) == pytest.approx(game_slow(mask), abs=1e-5)
+    np.testing.assert_allclose(
+        game_fast.many(np.array(masks)), [game_slow(m) for m in masks], atol=1e-5
+    )
+    order = rng.permutation(6)
+    np.testing.assert_allclose(
+        game_fast.walk_many(order[None])[0], list(game_slow.walk(order)), atol=1e-5
+    )
     assert game_fast(np.zeros(6, bool)) == fast.default_score
+
+
+def test_knn_fast_path_scores_default_below_k_examples() -> None:
+    data, xv, yv = _small(2, n_prop=3)  # proposals of 6 examples
+    game, _ = _game_fn(Utility(KNeighborsClassifier(8), xv, yv, default_score=-0.5), data)
+    assert game(np.array([True, False, False])) == -0.5
+    assert game(np.array([True, True, False])) > -0.5
 
 
 def test_tmc_matches_exact_shapley_over_proposals() -> None:
@@ -123,9 +140,10 @@ def test_null_proposal_gets_zero(seed: int, antithetic: bool) -> None:
         assert method.fit(both).result.value_of(99) == 0.0
 
 
-def test_noisy_proposal_ranks_last(noisy_blobs) -> None:
+@pytest.mark.parametrize("model", [RidgeClassifier(), KNeighborsClassifier(5)])
+def test_noisy_proposal_ranks_last(noisy_blobs, model) -> None:
     x, y, prop, xv, yv, _ = noisy_blobs
-    utility = Utility(RidgeClassifier(), xv, yv, scorer="margin")
+    utility = Utility(model, xv, yv, scorer="margin")
     data = ValuationData(x, y, prop)
     for method in (TMCShapley(utility, max_samples=64), MSRBanzhaf(utility, max_samples=512)):
         result = method.fit(data).result
