@@ -49,9 +49,12 @@ demo_commands.register(app)
 
 def _mount_optional() -> None:
     # Command groups written by other packages register themselves here.
-    from databright.cli import node
+    from databright.cli import account, dataset, market, node
 
     app.add_typer(node.app, name="node")
+    app.add_typer(account.app, name="account")
+    app.add_typer(dataset.app, name="dataset")
+    market.register(app)
 
 
 _mount_optional()

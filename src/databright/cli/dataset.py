@@ -1,0 +1,495 @@
+"""``databright dataset create|show|list``: datasets, their proposals and their registries.
+
+A dataset is created with a schema (``--schema schema.json``, the JSON of
+:class:`~databright.storage.DatasetSchema`, or ``--task``/``--feature-shape``/``--dtype``/
+``--labels`` on the command line), its initial data (``--initial``, the same formats as a
+proposal) and its governance; the initiator gets one share per initial example.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from eth_utils import to_checksum_address
+from rich.markup import escape
+from rich.table import Table
+
+from databright.cli._common import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_RPC,
+    AccountOpt,
+    DataDirOpt,
+    JsonOpt,
+    RpcOpt,
+    console,
+    print_json,
+)
+from databright.cli.market import (
+    SEQ_BITS,
+    bps_text,
+    busy,
+    eth_exact,
+    open_market,
+    percent,
+    proposal_json,
+    proposal_ref,
+    shares_exact,
+    shares_text,
+    short_address,
+    viewer_address,
+)
+from databright.errors import NotFound
+from databright.market import DatasetInfo, Governance, RegistryEntry, Shareholder
+from databright.storage import DatasetSchema, InvalidSchema
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="dataset",
+    help="Datasets: create one, list them, show one with its proposals and registry.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+MAX_VOTING_PERIOD = 2**32 - 1  # the contract's bound
+MAX_QUALITY_CAP_BPS = 1_000_000
+_DEFAULT = Governance()
+
+
+# --- parsing options -------------------------------------------------------------------------
+
+_DURATION = re.compile(r"(\d+)\s*([smhd]?)", re.ASCII)
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str | int) -> int:
+    """Seconds from ``3600``, ``90s``, ``30m``, ``1h`` or ``2d``."""
+    if isinstance(value, int):
+        return value
+    match = _DURATION.fullmatch(value.strip().lower())
+    if not match:
+        raise typer.BadParameter(
+            f"{value!r} is not a duration; write e.g. 3600, 90s, 30m, 1h or 2d"
+        )
+    seconds = int(match[1]) * _UNIT_S[match[2]]
+    if not 1 <= seconds <= MAX_VOTING_PERIOD:
+        raise typer.BadParameter(f"{value!r} must be between 1 s and {MAX_VOTING_PERIOD} s")
+    return seconds
+
+
+_LABEL_RANGE = re.compile(r"(-?\d+)\s*(?:-|\.\.)\s*(-?\d+)", re.ASCII)
+_INT = re.compile(r"-?\d+", re.ASCII)
+
+
+def parse_labels(text: str) -> tuple[int, ...] | tuple[str, ...]:
+    """Class labels from ``0-9`` (or ``0..9``), ``0,1,2`` or ``cat,dog``."""
+    s = text.strip()
+    if match := _LABEL_RANGE.fullmatch(s):
+        low, high = int(match[1]), int(match[2])
+        if high < low or high - low >= 1_000_000:
+            raise typer.BadParameter(f"{text!r} is not a usable range of labels")
+        return tuple(range(low, high + 1))
+    parts = [p.strip() for p in s.split(",")]
+    if not s or any(not p for p in parts):
+        raise typer.BadParameter(f"{text!r} has an empty label; write e.g. 0-9 or cat,dog")
+    if all(_INT.fullmatch(p) for p in parts):
+        return tuple(int(p) for p in parts)
+    return tuple(parts)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """One example's shape from ``64``, ``8x8`` or ``8,8``."""
+    parts = [p for p in re.split(r"[x×,\s]+", text.strip().strip("()[]")) if p]
+    if not parts or not all(p.isascii() and p.isdigit() and int(p) > 0 for p in parts):
+        raise typer.BadParameter(f"{text!r} is not a shape; write e.g. 64 or 8x8")
+    return tuple(int(p) for p in parts)
+
+
+def _schema_from_file(path: Path) -> DatasetSchema:
+    if not path.is_file():
+        raise NotFound(f"schema file {path} does not exist")
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise InvalidSchema(f"cannot read the schema file {path} ({exc.strerror})") from None
+    try:
+        return DatasetSchema.from_json(text)
+    except (TypeError, ValueError) as exc:  # InvalidSchema is a ValueError
+        raise InvalidSchema(f"{path}: {exc}") from None
+
+
+def _schema(
+    name: str,
+    schema_file: Path | None,
+    task: str | None,
+    shape: str | None,
+    dtype: str | None,
+    labels: str | None,
+) -> DatasetSchema:
+    inline = [
+        o
+        for o, v in (
+            ("--task", task),
+            ("--feature-shape", shape),
+            ("--labels", labels),
+            ("--dtype", dtype),
+        )
+        if v is not None
+    ]
+    if schema_file is not None:
+        if inline:
+            raise typer.BadParameter(
+                f"give --schema or {', '.join(inline)}, not both", param_hint="'--schema'"
+            )
+        return _schema_from_file(schema_file)
+    if task is None or shape is None:
+        raise typer.BadParameter(
+            "describe the examples with --schema FILE, or with --task and --feature-shape "
+            "(plus --labels for classification)",
+            param_hint="'--schema'",
+        )
+    try:
+        feature_shape = parse_shape(shape)
+    except typer.BadParameter as exc:
+        raise typer.BadParameter(exc.message, param_hint="'--feature-shape'") from None
+    try:
+        label_set = parse_labels(labels) if labels is not None else None
+    except typer.BadParameter as exc:
+        raise typer.BadParameter(exc.message, param_hint="'--labels'") from None
+    return DatasetSchema(
+        task=task,  # type: ignore[arg-type]  # DatasetSchema refuses unknown tasks
+        feature_shape=feature_shape,
+        dtype=dtype or "float32",
+        labels=label_set,
+        name=name,
+    )
+
+
+# --- printing --------------------------------------------------------------------------------
+
+
+def dataset_json(info: DatasetInfo) -> dict[str, Any]:
+    g = info.governance
+    return {
+        "id": int(info.id),
+        "name": info.name,
+        "token": info.token,
+        "initiator": info.initiator,
+        "schema_cid": info.schema_cid,
+        "governance": {
+            "voting_period_s": g.voting_period_s,
+            "quorum_bps": g.quorum_bps,
+            "threshold_bps": g.threshold_bps,
+            "quality_cap_bps": g.quality_cap_bps,
+            "evaluators": [to_checksum_address(e) for e in g.evaluators],
+        },
+        "registry_length": info.registry_length,
+        "proposal_count": info.proposal_count,
+        "total_shares": info.total_shares,
+        "total_shares_whole": shares_exact(info.total_shares),
+    }
+
+
+def _registry_json(e: RegistryEntry) -> dict[str, Any]:
+    return {
+        "index": e.index,
+        "proposal_id": int(e.proposal_id),
+        "contributor": e.contributor,
+        "data_cid": e.data_cid,
+        "manifest_root": "0x" + e.manifest_root.hex(),
+        "examples": e.examples,
+        "shares": e.shares,
+        "shares_whole": shares_exact(e.shares),
+        "block_number": e.block_number,
+    }
+
+
+def _holder_json(h: Shareholder) -> dict[str, Any]:
+    return {
+        "address": h.address,
+        "shares": h.shares,
+        "shares_whole": shares_exact(h.shares),
+        "claimable_wei": int(h.claimable),
+        "claimable_eth": eth_exact(h.claimable),
+    }
+
+
+def _duration_text(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _print_header(info: DatasetInfo, schema: DatasetSchema | None) -> None:
+    g = info.governance
+    console.print(
+        f"[bold]dataset {int(info.id)}[/bold] {escape(repr(info.name))} "
+        f"initiated by {info.initiator}; share token {info.token}"
+    )
+    if schema is None:
+        console.print(f"schema {info.schema_cid} (not in this data dir's store)")
+    else:
+        labels = schema.describe_labels() if schema.labels else "regression targets"
+        console.print(
+            f"schema: {schema.task}, examples of shape {schema.feature_shape} {schema.dtype}, "
+            f"labels {escape(labels)} ({info.schema_cid})"
+        )
+    evaluators = ", ".join(g.evaluators) if g.evaluators else "none"
+    console.print(
+        f"governance: voting {_duration_text(g.voting_period_s)}, quorum {bps_text(g.quorum_bps)}, "
+        f"threshold {bps_text(g.threshold_bps)}, quality cap {bps_text(g.quality_cap_bps)}, "
+        f"evaluators {evaluators}"
+    )
+    console.print(
+        f"{info.registry_length} registry entries, {info.proposal_count} proposals, "
+        f"{shares_text(info.total_shares)} shares"
+    )
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+@app.command("create")
+def create_command(
+    name: Annotated[str, typer.Argument(help="The dataset's name (at most 25 bytes).")],
+    initial: Annotated[
+        Path, typer.Option("--initial", help="Initial examples: .npz, .csv or .parquet.")
+    ],
+    schema_file: Annotated[
+        Path | None,
+        typer.Option("--schema", help="Schema JSON (task, feature_shape, dtype, labels)."),
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="classification or regression.")
+    ] = None,
+    feature_shape: Annotated[
+        str | None, typer.Option("--feature-shape", help="One example's shape: 64 or 8x8.")
+    ] = None,
+    dtype: Annotated[
+        str | None, typer.Option("--dtype", help="Feature dtype (default float32).")
+    ] = None,
+    labels: Annotated[
+        str | None, typer.Option("--labels", help="Class labels: 0-9, 0,1,2 or cat,dog.")
+    ] = None,
+    voting_period: Annotated[
+        int,
+        typer.Option(
+            "--voting-period", parser=parse_duration, help="How long votes stay open: 3600, 1h, 2d."
+        ),
+    ] = _DEFAULT.voting_period_s,
+    quorum_bps: Annotated[
+        int,
+        typer.Option(
+            "--quorum-bps", min=1, max=10_000, help="Share of votes needed, in basis points."
+        ),
+    ] = _DEFAULT.quorum_bps,
+    threshold_bps: Annotated[
+        int,
+        typer.Option(
+            "--threshold-bps", min=1, max=10_000, help="Share of yes votes to accept, in bps."
+        ),
+    ] = _DEFAULT.threshold_bps,
+    quality_cap_bps: Annotated[
+        int,
+        typer.Option(
+            "--quality-cap-bps",
+            min=10_000,
+            max=MAX_QUALITY_CAP_BPS,
+            help="Highest share multiplier an evaluation may give, in bps.",
+        ),
+    ] = _DEFAULT.quality_cap_bps,
+    evaluators: Annotated[
+        list[str] | None,
+        typer.Option("--evaluator", help="Address allowed to post evaluations (repeatable)."),
+    ] = None,
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    account: AccountOpt = "0",
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a dataset with its schema, initial data and governance."""
+    schema = _schema(name, schema_file, task, feature_shape, dtype, labels)
+    governance = Governance(
+        voting_period_s=voting_period,
+        quorum_bps=quorum_bps,
+        threshold_bps=threshold_bps,
+        quality_cap_bps=quality_cap_bps,
+        evaluators=tuple(evaluators or ()),
+    )
+    market = open_market(rpc, data_dir, account)
+    with busy(f"validating and storing {initial}, creating dataset {name!r}"):
+        dataset_id = market.create_dataset(name, schema, initial, governance)
+        info = market.dataset(dataset_id)
+    if json_out:
+        print_json(dataset_json(info))
+        return
+    console.print(
+        f"[green]dataset {int(dataset_id)}[/green] {escape(repr(name))} created: "
+        f"{shares_text(info.total_shares)} shares to {market.address} for the initial data"
+    )
+    console.print(f"contributors propose with `databright propose {int(dataset_id)} FILE`")
+
+
+@app.command("list")
+def list_command(
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    account: Annotated[
+        str | None,
+        typer.Option("--account", "-a", help="Mark this account's datasets (index or address)."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List the market's datasets."""
+    me = viewer_address(data_dir, account)
+    market = open_market(rpc, data_dir, None)
+    with busy("reading datasets"):
+        infos = market.datasets()
+    if json_out:
+        print_json([dataset_json(i) for i in infos])
+        return
+    if not infos:
+        console.print("no datasets yet; create one with `databright dataset create`")
+        return
+    table = Table(title=f"datasets on chain {market.gateway.chain_id}")
+    table.add_column("id", justify="right")
+    table.add_column("name")
+    table.add_column("initiator")
+    table.add_column("entries", justify="right")
+    table.add_column("proposals", justify="right")
+    table.add_column("shares", justify="right")
+    for i in infos:
+        table.add_row(
+            str(int(i.id)),
+            escape(i.name),
+            short_address(i.initiator, me),
+            str(i.registry_length),
+            str(i.proposal_count),
+            shares_text(i.total_shares),
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show_command(
+    dataset: Annotated[int, typer.Argument(help="Dataset id (see `databright dataset list`).")],
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    account: Annotated[
+        str | None,
+        typer.Option("--account", "-a", help="Whose shares to show (index or address)."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show a dataset: schema, governance, proposals with their votes, registry, shareholders."""
+    me = viewer_address(data_dir, account)
+    market = open_market(rpc, data_dir, None)
+    with busy(f"reading dataset {dataset}"):
+        info = market.dataset(dataset)
+        schema: DatasetSchema | None
+        try:
+            schema = market.schema(dataset)
+        except NotFound:
+            schema = None  # created from another data dir: its schema blob is not here
+        # Ids are (dataset << 32) | n for n = 1..proposal_count: read them directly rather
+        # than scanning the chain's logs from block 0, which public nodes often refuse.
+        proposals = [
+            market.proposal((dataset << SEQ_BITS) | n) for n in range(1, info.proposal_count + 1)
+        ]
+        registry = market.registry(dataset)
+        holders = market.shareholders(dataset)
+        mine = (
+            (market.shares_of(dataset, me), int(market.claimable(dataset, me)))
+            if me is not None
+            else None
+        )
+    if json_out:
+        print_json(
+            {
+                "dataset": dataset_json(info),
+                "schema": schema.to_dict() if schema is not None else None,
+                "proposals": [proposal_json(p) for p in proposals],
+                "registry": [_registry_json(e) for e in registry],
+                "shareholders": [_holder_json(h) for h in holders],
+                "account": None
+                if me is None or mine is None
+                else {
+                    "address": me,
+                    "shares": mine[0],
+                    "shares_whole": shares_exact(mine[0]),
+                    "claimable_wei": mine[1],
+                    "claimable_eth": eth_exact(mine[1]),
+                },
+            }
+        )
+        return
+    _print_header(info, schema)
+    if me is not None and mine is not None:
+        console.print(
+            f"you ({me}): {shares_text(mine[0])} shares "
+            f"({percent(mine[0], info.total_shares)}), {eth_exact(mine[1])} ETH to claim"
+        )
+
+    table = Table(title="proposals (votes as shares of each snapshot)")
+    table.add_column("proposal")
+    table.add_column("by")
+    table.add_column("examples", justify="right")
+    table.add_column("yes / no", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("status")
+    for p in proposals:
+        status = p.status if p.outcome == p.status else f"{p.status} → {p.outcome}"
+        if p.status == "pending":
+            closes = datetime.fromtimestamp(p.deadline, tz=UTC).strftime("%m-%d %H:%M UTC")
+            status += f", closes {closes}"
+        table.add_row(
+            proposal_ref(p),
+            short_address(p.contributor, me),
+            str(p.examples),
+            f"{percent(p.yes_votes, p.snapshot_supply)} / {percent(p.no_votes, p.snapshot_supply)}",
+            "-" if p.evaluation is None else bps_text(p.evaluation.score_bps),
+            status,
+        )
+    if proposals:
+        console.print(table)
+    else:
+        console.print("no proposals yet")
+
+    table = Table(title="registry")
+    table.add_column("#", justify="right")
+    table.add_column("proposal")
+    table.add_column("contributor")
+    table.add_column("examples", justify="right")
+    table.add_column("shares", justify="right")
+    table.add_column("block", justify="right")
+    for e in registry:
+        table.add_row(
+            str(e.index),
+            f"{int(e.proposal_id) >> SEQ_BITS}/{int(e.proposal_id) & (2**SEQ_BITS - 1)}",
+            short_address(e.contributor, me),
+            str(e.examples),
+            shares_text(e.shares),
+            str(e.block_number),
+        )
+    console.print(table)
+
+    if holders:
+        table = Table(title="shareholders")
+        table.add_column("address")
+        table.add_column("shares", justify="right")
+        table.add_column("of total", justify="right")
+        table.add_column("claimable (ETH)", justify="right")
+        for h in holders:
+            table.add_row(
+                h.address + (" (you)" if h.address == me else ""),
+                shares_text(h.shares),
+                percent(h.shares, info.total_shares),
+                eth_exact(h.claimable),
+            )
+        console.print(table)
