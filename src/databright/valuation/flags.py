@@ -38,7 +38,7 @@ class FlagPolicy:
     clear_disagreement: float = 0.2
     """At most this share of neighbours agreeing flags an example whatever its value."""
     poison_share: float = 0.3
-    ood_factor: float = 2.0
+    ood_factor: float = 2.5
 
 
 def _rows(a: NDArray[np.intp]) -> tuple[int, ...]:

@@ -87,25 +87,35 @@ def report(result: ValuationResult, *, reference: float | None = None) -> dict[s
 
 
 def plot_values(result: ValuationResult, *, title: str | None = None) -> bytes:
-    """A PNG bar chart of proposal values with 2-stderr bars; flagged proposals in red.
+    """A PNG bar chart of proposal values with 2-stderr bars, coloured by flags: red for
+    poisoning, copies or out-of-distribution data, orange for some mislabelled examples only.
 
     Drawn on a bare ``Figure`` with the Agg canvas (no pyplot state, no display needed) and
     saved without a timestamp, so the same result gives the same bytes.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
     n = len(result.proposals)
     fig = Figure(figsize=(max(6.0, min(0.25 * n + 2, 24.0)), 4.0), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    flagged = {f.proposal for f in result.flags}
-    colors = ["#c0392b" if p in flagged else "#2e86c1" for p in result.proposals]
+    serious = {f.proposal for f in result.flags if f.kind is not FlagKind.MISLABELLED}
+    some = {f.proposal for f in result.flags}
+    palette = {"suspicious": "#c0392b", "some mislabelled": "#e59866", "clean": "#2e86c1"}
+
+    def state(p: ProposalKey) -> str:
+        return "suspicious" if p in serious else "some mislabelled" if p in some else "clean"
+
+    colors = [palette[state(p)] for p in result.proposals]
     pos = np.arange(n)
     ax.bar(pos, result.proposal_values, yerr=2 * result.proposal_stderr, color=colors, capsize=2)
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(pos, [str(p) for p in result.proposals], rotation=90, fontsize=7)
-    ax.set_xlabel("proposal (red: flagged)")
+    ax.set_xlabel("proposal")
+    handles = [Patch(color=c, label=label) for label, c in palette.items()]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_ylabel("value")
     ax.set_title(title or f"{result.method}: value per proposal")
     fig.tight_layout()
