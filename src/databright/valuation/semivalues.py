@@ -1,9 +1,12 @@
 """Shapley and Banzhaf values with proposals as players, estimated by sampling.
 
 Valuing tens of proposals instead of thousands of examples, with a utility whose coalition
-values are cached (and computed in closed form for ridge classifiers), is what makes these
-fast. Both stop on the first of: every proposal's standard error at most ``target_stderr``
-(after ``min_samples``), ``max_seconds`` of CPU time, or ``max_samples``.
+values are cached, or computed exactly and in batches for ridge and k-nearest-neighbour
+classifiers (see :mod:`databright.valuation.utility`), is what makes these fast. Both stop on
+the first of: every proposal's standard error at most ``target_stderr`` (after
+``min_samples``), ``max_seconds`` of CPU time, or ``max_samples`` (permutations or subsets;
+checked after each batch of ``batch_size``; with antithetic pairs a count is rounded up to an
+even number).
 """
 
 from __future__ import annotations
