@@ -385,7 +385,7 @@ class MarketMachine(RuleBasedStateMachine):
             assert self.m.registry_length(d.id) == len(d.registry)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(300 if PROFILE == "databright-contracts" else 7200)
 def test_market_state_machine(world: World) -> None:
     MarketMachine.world = world
     MarketMachine.TestCase.settings = settings.get_profile(PROFILE)
