@@ -331,7 +331,10 @@ class Market:
             id=ProposalId(pid),
             dataset_id=DatasetId(ds),
             contributor=Address(to_checksum_address(who)),
-            data_cid=digest_to_cid(data),
+            # A settled-without-entry proposal's data digest is cleared on-chain; its event keeps it.
+            data_cid=digest_to_cid(
+                data if bytes(data) != ZERO32 or not created else created[0].args["data_cid_digest"]
+            ),
             manifest_root=bytes(root),
             manifest_cid=manifest_cid,
             examples=n,
