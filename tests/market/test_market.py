@@ -146,3 +146,14 @@ def test_non_evaluator_service_is_refused(market: Market, node) -> None:
     ds = _dataset(market)
     with pytest.raises(DataBrightError, match="is not an evaluator of dataset"):
         EvaluatorService(market.as_account(node.accounts[7]), ds, _examples(0))
+
+
+def test_rejected_proposal_keeps_its_data_address_and_leaves_no_entry(market: Market) -> None:
+    ds = _dataset(market)
+    p = market.propose(ds, _examples(4))
+    market.vote(p.id, False)
+    final = market.finalize(p.id)
+    assert final.status == "rejected" and final.data_cid == p.data_cid and final.shares == 0
+    assert len(market.registry(ds)) == 1
+    with pytest.raises(ContractReverted, match="not pending"):
+        market.vote(p.id, True)
