@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -65,12 +65,12 @@ def default_data_dir() -> Path:
 class NodeConfig:
     """How to run a node.
 
-    ``chain_id=None`` means 1337 for a new data dir and whatever it holds for an existing one;
+    ``data_dir`` defaults to ``$DATABRIGHT_HOME``, else ``.databright`` here. ``chain_id=None`` means 1337 for a new data dir and whatever it holds for an existing one;
     an explicit id that differs from the stored one is refused. ``port=0`` picks a free port.
     ``accounts`` is the number of dev accounts created at genesis (ignored afterwards).
     """
 
-    data_dir: Path = Path(".databright")
+    data_dir: Path = field(default_factory=default_data_dir)
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     chain_id: int | None = None
