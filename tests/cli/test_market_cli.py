@@ -149,13 +149,13 @@ def write_npz(path: Path, n: int, seed: int) -> Path:
     return path
 
 
-def write_csv(path: Path, n: int, seed: int, bad_row: int | None = None) -> Path:
+def write_csv(path: Path, n: int, seed: int, bad_rows: tuple[int, ...] = ()) -> Path:
     rng = np.random.default_rng(seed)
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["f0", "f1", "f2", "f3", "label"])
         for i in range(n):
-            label = 11 if bad_row == i + 1 else int(rng.integers(0, 10))
+            label = 11 if i + 1 in bad_rows else int(rng.integers(0, 10))
             w.writerow([*(f"{v:.6f}" for v in rng.random(4)), label])
     return path
 
@@ -382,7 +382,8 @@ def world(node: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     p = contributor.propose(ds, write_npz(files / "p.npz", 5, 12))
     q = contributor.propose(ds, write_npz(files / "q.npz", 5, 13))
     write_npz(files / "fresh.npz", 5, 14)
-    write_csv(files / "bad.csv", 4, 15, bad_row=2)
+    write_csv(files / "bad.csv", 4, 15, bad_rows=(2,))
+    write_csv(files / "many.csv", 6, 16, bad_rows=(2, 3, 4, 6))
     (files / "garbage.npz").write_bytes(b"not a zip file")
     (files / "schema.json").write_text(json.dumps(SCHEMA))
     (files / "broken.json").write_text('{"task": "classification",')
@@ -395,6 +396,7 @@ BAD_INPUT = [
     ("missing-file", ["propose", "{ds}", "{files}/nope.npz"], 6, ["nope.npz", "does not exist"]),
     ("malformed-npz", ["propose", "{ds}", "{files}/garbage.npz"], 6, ["garbage.npz", "not a readable .npz"]),
     ("wrong-row", ["propose", "{ds}", "{files}/bad.csv"], 6, ["bad.csv row 2", "label 11"]),
+    ("many-wrong-rows", ["propose", "{ds}", "{files}/many.csv"], 6, ["many.csv row 2: label 11", "; row 3: label 11", "; row 4: label 11", "(and 1 more)"]),
     ("unsupported", ["propose", "{ds}", "{files}/schema.json"], 6, ["schema.json", "unsupported format"]),
     ("propose-unknown-dataset", ["propose", "99", "{files}/fresh.npz"], 5, ["dataset 99 does not exist"]),
     ("show-unknown-dataset", ["dataset", "show", "99"], 5, ["dataset 99 does not exist"]),
@@ -472,6 +474,43 @@ def test_vote_twice_shows_the_revert_reason(
     code, message = fails("vote", world.voted, "--no", *world.env.opts())
     assert code == 4 and "already voted" in message
     assert snapshot(world.env) == before
+
+
+def test_signing_password_and_funds(
+    node: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fails: Callable[..., tuple[int, str]],
+) -> None:
+    env = make_env(node, tmp_path / "dd", accounts=0)
+    address = Keystore(env.data_dir / "keystore").new(
+        password="pw", private_key=node.accounts[5].key
+    )
+    env.addresses = [address]
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(SCHEMA))
+    args = ["dataset", "create", "pw", "--schema", str(schema), "--initial"]
+    args.append(str(write_npz(tmp_path / "init.npz", 4, 21)))
+    # No terminal: the default password fails and that is the error.
+    before = snapshot(env)
+    code, message = fails(*args, *env.opts())
+    assert code == 1 and f"cannot decrypt the keystore of {address}" in message
+    assert snapshot(env) == before
+    # On a terminal it asks.
+    monkeypatch.setattr(market_cli, "interactive", lambda: True)
+    made = runner.invoke(app, [*args, *env.opts(), "--json"], input="pw\n")
+    assert made.exit_code == 0, made.output
+    created = json.loads(made.stdout[made.stdout.index("{") :])
+    assert created["initiator"] == address
+
+    # An account without ETH is refused before its data is stored.
+    monkeypatch.setattr(market_cli, "interactive", lambda: False)
+    Keystore(env.data_dir / "keystore").new()
+    before = snapshot(env)
+    proposal = write_npz(tmp_path / "p.npz", 3, 22)
+    code, message = fails("propose", str(created["id"]), str(proposal), "-a", "1", *env.opts())
+    assert code == 3 and "holds no ETH" in message
+    assert snapshot(env) == before
 
 
 def test_dead_node_is_unreachable(

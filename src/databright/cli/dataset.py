@@ -36,7 +36,9 @@ from databright.cli.market import (
     open_market,
     percent,
     proposal_json,
+    proposal_problems,
     proposal_ref,
+    require_funds,
     shares_exact,
     shares_text,
     short_address,
@@ -323,7 +325,8 @@ def create_command(
         evaluators=tuple(evaluators or ()),
     )
     market = open_market(rpc, data_dir, account)
-    with busy(f"validating and storing {initial}, creating dataset {name!r}"):
+    require_funds(market, "creating a dataset")
+    with busy(f"validating and storing {initial}, creating dataset {name!r}"), proposal_problems():
         dataset_id = market.create_dataset(name, schema, initial, governance)
         info = market.dataset(dataset_id)
     if json_out:

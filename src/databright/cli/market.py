@@ -43,9 +43,11 @@ from databright.errors import (
     ContractReverted,
     DataBrightError,
     InsufficientFunds,
+    InvalidProposal,
     NotFound,
 )
 from databright.market import SHARE_UNIT, Market, ProposalInfo
+from databright.storage import ProposalRejected
 from databright.types import Address, Wei
 
 __all__ = ["register"]
@@ -244,6 +246,18 @@ def open_market(rpc: str, data_dir: Path, account: str | None) -> Market:
     return market.as_account(_load_account(store, account))
 
 
+def require_funds(market: Market, what: str) -> None:
+    """Refuse early when the account cannot pay any gas.
+
+    ``create_dataset`` and ``propose`` store the data before they send the transaction, so a
+    transaction refused for want of ETH would leave the blobs behind.
+    """
+    if market.gateway.balance() == 0:
+        raise InsufficientFunds(
+            f"{what} needs gas but account {market.address} holds no ETH; fund it first"
+        )
+
+
 def viewer_address(data_dir: Path, account: str | None) -> Address | None:
     """Whose view a read-only command shows: ``--account`` if given, else account 0 if any."""
     store = Keystore(data_dir / "keystore")
@@ -251,6 +265,27 @@ def viewer_address(data_dir: Path, account: str | None) -> Address | None:
         return store.resolve(account)
     known = store.addresses()
     return known[0] if known else None
+
+
+@contextlib.contextmanager
+def proposal_problems() -> Iterator[None]:
+    """Show the first few problems of a refused file on the one error line.
+
+    The SDK's message names the first problem and points at ``.problems`` (a Python
+    attribute) for the others; a command line user gets up to three, then a count.
+    """
+    try:
+        yield
+    except ProposalRejected as exc:
+        if exc.problem_count <= 1:
+            raise
+        first = exc.problems[0]
+        shown = [str(first)]
+        for p in exc.problems[1:3]:
+            shown.append(f"row {p.row}: {p.message}" if p.file == first.file and p.row else str(p))
+        more = exc.problem_count - len(shown)
+        message = "; ".join(shown) + (f" (and {more} more)" if more > 0 else "")
+        raise InvalidProposal(message) from None
 
 
 _BOUND_NAME = re.compile(r"<bound method \w+\.name of <[^<>]*>>")
@@ -298,7 +333,11 @@ def propose_command(
 ) -> None:
     """Propose examples for a dataset: validate them, store them, register them on-chain."""
     market = open_market(rpc, data_dir, account)
-    with busy(f"validating, storing and proposing {file} to dataset {dataset}"):
+    require_funds(market, "proposing")
+    with (
+        busy(f"validating, storing and proposing {file} to dataset {dataset}"),
+        proposal_problems(),
+    ):
         p = market.propose(dataset, file)
     if json_out:
         print_json(proposal_json(p))
