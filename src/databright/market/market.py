@@ -104,8 +104,13 @@ class ProposalInfo:
     no_votes: int
     snapshot_supply: int
     quality_weight_bps: int
-    shares: int
+    prospective_shares: int  # what acceptance mints (examples x quality weight)
     evaluation: Evaluation | None = None
+
+    @property
+    def shares(self) -> int:
+        """Shares minted to the contributor: only an accepted proposal mints."""
+        return self.prospective_shares if self.status == "accepted" else 0
 
     @property
     def sequence(self) -> int:
@@ -345,7 +350,7 @@ class Market:
             no_votes=no,
             snapshot_supply=supply,
             quality_weight_bps=weight,
-            shares=shares,
+            prospective_shares=shares,
             evaluation=evaluation,
         )
 
