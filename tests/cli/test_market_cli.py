@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -463,6 +464,17 @@ def test_bad_input_is_one_line_and_changes_nothing(
 )  # fmt: skip
 def test_usage_errors_exit_2(args: list[str], fails: Callable[..., tuple[int, str]]) -> None:
     fails(*args, usage=True)
+
+
+def test_show_from_a_data_dir_without_the_schema(world: World, tmp_path: Path) -> None:
+    # Another machine: the same deployment record, none of the blobs.
+    other = Env(world.env.url, world.env.kind, tmp_path / "other", [])
+    shutil.copytree(world.env.data_dir / "deployments", other.data_dir / "deployments")
+    shown = cli_json(other, "dataset", "show", str(world.dataset))
+    assert shown["schema"] is None and shown["account"] is None
+    assert shown["dataset"]["schema_cid"] == DatasetSchema.from_dict(SCHEMA).cid()
+    text = " ".join(cli(other, "dataset", "show", str(world.dataset)).stdout.split())
+    assert "not in this data dir's store" in text
 
 
 def test_vote_twice_shows_the_revert_reason(

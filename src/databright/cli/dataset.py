@@ -282,7 +282,10 @@ def create_command(
     voting_period: Annotated[
         int,
         typer.Option(
-            "--voting-period", parser=parse_duration, help="How long votes stay open: 3600, 1h, 2d."
+            "--voting-period",
+            parser=parse_duration,
+            metavar="DURATION",
+            help="How long votes stay open: 3600, 1h, 2d.",
         ),
     ] = _DEFAULT.voting_period_s,
     quorum_bps: Annotated[
