@@ -234,6 +234,7 @@ def test_market_flow(env: Env, tmp_path: Path) -> None:
 
     p1 = cli_json(env, "propose", str(ds_id), str(write_npz(tmp_path / "p1.npz", 10, 2)), "-a", "1")
     assert (p1["status"], p1["examples"], p1["contributor"]) == ("pending", 10, a1)
+    assert (p1["shares"], p1["prospective_shares"]) == (0, 10 * ETH)
     assert p1["ref"] == f"{ds_id}/1"
     p2 = cli_json(env, "propose", str(ds_id), str(write_csv(tmp_path / "p2.csv", 5, 3)), "-a", "2")
     assert (p2["status"], p2["examples"], p2["contributor"]) == ("pending", 5, a2)
@@ -247,9 +248,9 @@ def test_market_flow(env: Env, tmp_path: Path) -> None:
     assert vote["proposal"]["outcome"] == "rejected"
 
     done = cli_json(env, "finalize", p1["ref"], "-a", "3")  # anyone may finalize
-    assert (done["status"], done["shares_minted"]) == ("accepted", 10 * ETH)
+    assert (done["status"], done["shares"]) == ("accepted", 10 * ETH)
     done = cli_json(env, "finalize", p2["ref"])
-    assert (done["status"], done["shares_minted"]) == ("rejected", 0)
+    assert (done["status"], done["shares"], done["prospective_shares"]) == ("rejected", 0, 5 * ETH)
 
     shown = cli_json(env, "dataset", "show", str(ds_id))
     assert [p["status"] for p in shown["proposals"]] == ["accepted", "rejected"]

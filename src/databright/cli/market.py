@@ -182,10 +182,9 @@ def proposal_json(p: ProposalInfo) -> dict[str, Any]:
         "yes_shares": shares_exact(p.yes_votes),
         "no_shares": shares_exact(p.no_votes),
         "quality_weight_bps": p.quality_weight_bps,
-        "shares": p.shares,
+        "shares": p.shares,  # minted: 0 unless accepted
         "shares_whole": shares_exact(p.shares),
-        # `shares` is what acceptance mints; only an accepted proposal has minted them.
-        "shares_minted": p.shares if p.status == "accepted" else 0,
+        "prospective_shares": p.prospective_shares,  # what acceptance mints
         "evaluation": None
         if p.evaluation is None
         else {
