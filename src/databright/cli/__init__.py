@@ -14,6 +14,7 @@ import typer
 
 from databright.cli import chain as chain_commands
 from databright.cli import demo as demo_commands
+from databright.cli import evaluate as evaluate_commands
 from databright.cli._common import err_console
 from databright.errors import (
     ChainError,
@@ -45,6 +46,7 @@ app = typer.Typer(
 )
 chain_commands.register(app)
 demo_commands.register(app)
+evaluate_commands.register(app)
 
 
 def _mount_optional() -> None:
