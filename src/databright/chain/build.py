@@ -124,7 +124,9 @@ def _client_class(name: str, abi: list[dict[str, Any]]) -> str:
         args = ", ".join([f'"{fn["name"]}"', *(n for n, _ in params)])
         if fn.get("stateMutability") in ("view", "pure"):
             outs = fn.get("outputs", [])
-            ret = _py_type(outs[0]) if len(outs) == 1 else ("None" if not outs else "tuple[Any, ...]")
+            ret = (
+                _py_type(outs[0]) if len(outs) == 1 else ("None" if not outs else "tuple[Any, ...]")
+            )
             lines += [
                 f"    def {fn['name']}({sig}) -> {ret}:",
                 f"        return cast({ret!r}, self.call({args}))",

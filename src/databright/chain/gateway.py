@@ -406,7 +406,8 @@ class ContractClient:
         self.decoder = EventDecoder(self.contract)
 
     @property
-    def name(self) -> str:
+    def contract_name(self) -> str:
+        # Not ``name``: ERC-20 clients have a ``name()`` contract function.
         return self.artifact.name
 
     def _check(self, fn: str, nargs: int) -> str:
@@ -414,17 +415,17 @@ class ContractClient:
         which Vyper emits for default arguments)."""
         entries = [e for e in self.artifact.abi if e.get("type") == "function" and e["name"] == fn]
         if not entries:
-            raise ChainError(f"{self.name} has no function {fn!r}")
+            raise ChainError(f"{self.contract_name} has no function {fn!r}")
         if len(entries) == 1:
             return fn
         for e in entries:
             if len(e["inputs"]) == nargs:
                 return f"{fn}({','.join(i['type'] for i in e['inputs'])})"
-        raise ChainError(f"{self.name}.{fn} takes no {nargs} arguments")
+        raise ChainError(f"{self.contract_name}.{fn} takes no {nargs} arguments")
 
     def call(self, fn: str, *args: Any, block: int | str = "latest") -> Any:
         ident = self._check(fn, len(args))
-        with self.gateway.rpc_errors(f"{self.name}.{fn}"):
+        with self.gateway.rpc_errors(f"{self.contract_name}.{fn}"):
             function = (
                 self.contract.get_function_by_signature(ident)
                 if "(" in ident
@@ -434,7 +435,7 @@ class ContractClient:
 
     def transact(self, fn: str, *args: Any, value: int = 0, gas: int | None = None) -> Receipt:
         ident = self._check(fn, len(args))
-        what = f"{self.name}.{fn}"
+        what = f"{self.contract_name}.{fn}"
         with self.gateway.rpc_errors(what):
             data = HexBytes(self.contract.encode_abi(ident, args=list(args)))
         return self.gateway.send(
@@ -445,8 +446,8 @@ class ContractClient:
         self, name: str, from_block: int = 0, to_block: int | str = "latest", **filters: Any
     ) -> list[Event]:
         if name not in self.artifact.event_names():
-            raise ChainError(f"{self.name} has no event {name!r}")
-        with self.gateway.rpc_errors(f"eth_getLogs {self.name}.{name}"):
+            raise ChainError(f"{self.contract_name} has no event {name!r}")
+        with self.gateway.rpc_errors(f"eth_getLogs {self.contract_name}.{name}"):
             logs = self.contract.events[name]().get_logs(
                 from_block=from_block,
                 to_block=to_block,
