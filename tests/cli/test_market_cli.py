@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import requests
 from eth_account import Account
 from typer.testing import CliRunner, Result
 
@@ -161,17 +160,6 @@ def write_csv(path: Path, n: int, seed: int, bad_rows: tuple[int, ...] = ()) -> 
     return path
 
 
-def logs_from_genesis(url: str) -> bool:
-    """Whether eth_getLogs honours fromBlock 0 (dataset names and shareholders come from logs)."""
-
-    def count(from_block: str) -> int:
-        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs"}
-        body["params"] = [{"fromBlock": from_block, "toBlock": "latest"}]  # type: ignore[assignment]
-        return len(requests.post(url, json=body, timeout=10).json()["result"])
-
-    return count("0x0") == count("0x1")
-
-
 def snapshot(env: Env) -> dict[str, Any]:
     """Everything a failed command must leave as it was (read with raw calls: it runs often)."""
     gw = connect(env.url)
@@ -276,17 +264,14 @@ def test_market_flow(env: Env, tmp_path: Path) -> None:
     assert mine[ds_id]["shares"] == 10 * ETH and mine[ds_id]["claimable_wei"] == 0
     assert mine[inline["id"]]["shares"] == 20 * ETH
 
-    if env.kind == "anvil":
-        assert logs_from_genesis(env.url)
-    if logs_from_genesis(env.url):  # the embedded node's eth_getLogs ignores fromBlock 0
-        # Names, evaluators and shareholders are read from the chain's logs.
-        assert {d["id"]: d["name"] for d in listed}[ds_id] == "toy"
-        assert inline["governance"]["evaluators"] == [a3]
-        assert {h["address"]: h["shares"] for h in shown["shareholders"]} == {
-            a0: 20 * ETH,
-            a1: 10 * ETH,
-        }
-        assert mine[ds_id]["name"] == "toy"
+    # Names, evaluators and shareholders are read from the chain's logs (from block 0).
+    assert {d["id"]: d["name"] for d in listed}[ds_id] == "toy"
+    assert inline["governance"]["evaluators"] == [a3]
+    assert {h["address"]: h["shares"] for h in shown["shareholders"]} == {
+        a0: 20 * ETH,
+        a1: 10 * ETH,
+    }
+    assert mine[ds_id]["name"] == "toy"
 
     # The human output renders (tables, ETH and shares) without a traceback.
     text = cli(env, "dataset", "show", str(ds_id)).stdout
