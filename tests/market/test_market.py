@@ -157,3 +157,16 @@ def test_rejected_proposal_keeps_its_data_address_and_leaves_no_entry(market: Ma
     assert len(market.registry(ds)) == 1
     with pytest.raises(ContractReverted, match="not pending"):
         market.vote(p.id, True)
+
+
+def test_refusals_store_nothing(market: Market, node) -> None:
+    from eth_account import Account
+
+    ds = _dataset(market)
+    blobs = set(market.store)
+    broke = market.as_account(Account.create())
+    with pytest.raises(DataBrightError, match="has no ETH to pay gas"):
+        broke.propose(ds, _examples(1))
+    with pytest.raises(NotFound, match="does not exist"):
+        market.vote(2**256, True)
+    assert set(market.store) == blobs

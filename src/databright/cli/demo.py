@@ -35,8 +35,6 @@ from databright.cli._common import (
 from databright.cli.chain import ensure_local_node
 from databright.errors import DataBrightError
 from databright.market import SHARE_UNIT, Governance, Market
-from databright.market.evaluator import EvaluatorService
-from databright.market.scenario import digits_scenario
 from databright.storage import DatasetSchema, validate_examples
 from databright.types import Wei
 
@@ -75,6 +73,11 @@ def _say(quiet: bool, msg: str) -> None:
 
 
 def run_session(rpc: str, data_dir: Path, seed: int, quiet: bool = False) -> dict[str, Any]:
+    # Imported here: scikit-learn and torch take seconds to import, and every other command
+    # of the CLI would pay for them.
+    from databright.market.evaluator import EvaluatorService
+    from databright.market.scenario import digits_scenario
+
     keystore = Keystore(data_dir / "keystore")
     cast = digits_scenario(seed)
     needed = 2 + len(cast.contributions)

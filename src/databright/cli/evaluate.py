@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,7 +19,9 @@ from databright.cli._common import (
     print_json,
 )
 from databright.market import Market
-from databright.market.evaluator import EvaluatorService, PostedEvaluation
+
+if TYPE_CHECKING:
+    from databright.market.evaluator import PostedEvaluation
 
 __all__ = ["register"]
 
@@ -49,6 +51,9 @@ def evaluate_command(
     json_out: JsonOpt = False,
 ) -> None:
     """Value pending proposals with KNN-Shapley and post score + report on-chain."""
+    # Imported here: the valuation stack (scikit-learn, torch) is slow to import.
+    from databright.market.evaluator import EvaluatorService
+
     acct = Keystore(data_dir / "keystore").load(account)
     market = Market.connect(rpc, acct, data_dir)
     service = EvaluatorService(market, dataset, validation, k=k)

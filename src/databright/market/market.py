@@ -23,12 +23,13 @@ from eth_utils import is_address, to_checksum_address
 from databright.chain.clients import DataMarketClient, ShareTokenClient
 from databright.chain.deploy import load_deployment
 from databright.chain.gateway import Gateway, Receipt, connect
-from databright.errors import DataBrightError, InvalidProposal, NotFound
+from databright.errors import DataBrightError, InsufficientFunds, InvalidProposal, NotFound
 from databright.storage import (
     BlobStore,
     DatasetSchema,
     Examples,
     Manifest,
+    MerkleTree,
     cid_to_digest,
     decode_examples,
     digest_to_cid,
@@ -194,6 +195,7 @@ class Market:
             if not is_address(e):
                 raise DataBrightError(f"evaluator {e!r} is not an Ethereum address")
         examples = self._load(initial, schema, known=set())
+        self._require_gas_money("create a dataset")
         stored = store_proposal(self.store, examples, schema)
         receipt = self.contract.create_dataset(
             name,
@@ -292,12 +294,14 @@ class Market:
         """Validate, store and register a proposal; returns it as the chain now sees it."""
         schema = self.schema(dataset_id)
         examples = self._load(source, schema, self.known_hashes(dataset_id))
-        stored = store_proposal(self.store, examples, schema)
-        if self.contract.manifest_root_taken(dataset_id, stored.merkle_root):
+        # Every refusal we can foresee comes before anything is stored.
+        if self.contract.manifest_root_taken(dataset_id, MerkleTree(examples.hashes).root):
             raise InvalidProposal(
                 f"{examples.source}: these exact examples are already in dataset {dataset_id} "
                 "or pending there"
             )
+        self._require_gas_money("propose")
+        stored = store_proposal(self.store, examples, schema)
         receipt = self.contract.propose(
             dataset_id,
             cid_to_digest(stored.data_cid),
@@ -307,8 +311,15 @@ class Market:
         )
         return self.proposal(int(receipt.event("ProposalCreated").args["proposal_id"]))
 
+    def _require_gas_money(self, what: str) -> None:
+        if self.gateway.balance() == 0:
+            raise InsufficientFunds(
+                f"account {self.address} has no ETH to pay gas to {what}; fund it first"
+            )
+
     def _check_proposal(self, proposal_id: int) -> None:
-        if int(proposal_id) <= 0 or self.contract.proposal_state(int(proposal_id)) == 0:
+        pid = int(proposal_id)
+        if not 0 < pid < 2**256 or self.contract.proposal_state(pid) == 0:
             raise NotFound(
                 f"proposal {proposal_id} does not exist; see `databright dataset show DATASET`"
             )
