@@ -23,9 +23,18 @@ from functools import cached_property
 from typing import Any, TypeVar, cast
 
 import requests
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_abi.exceptions import EncodingError
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import (
+    event_abi_to_log_topic,
+    function_abi_to_4byte_selector,
+    get_abi_input_types,
+    get_abi_output_types,
+    to_checksum_address,
+)
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
@@ -85,15 +94,27 @@ class Receipt:
 
 
 class EventDecoder:
-    """Decodes one contract's logs; built once per contract client."""
+    """Decodes one contract's logs with eth-abi; built once per contract client.
+
+    web3's ``process_log`` costs ~8 ms a log here; decoding the topics and data directly is
+    two orders of magnitude cheaper and gives the same values.
+    """
 
     def __init__(self, contract: Contract) -> None:
         self.address = HexBytes(contract.address)
-        self.by_topic: dict[HexBytes, Any] = {}
+        self.by_topic: dict[bytes, dict[str, Any]] = {}
+        self.topics: dict[str, str] = {}
         for abi in cast(list[dict[str, Any]], contract.abi):
             if abi.get("type") == "event":
-                ev = contract.events[abi["name"]]()
-                self.by_topic[HexBytes(ev.topic)] = ev
+                topic = event_abi_to_log_topic(cast(Any, abi))
+                self.by_topic[bytes(topic)] = abi
+                self.topics[abi["name"]] = "0x" + bytes(topic).hex()
+
+    def topic_of(self, name: str) -> str:
+        try:
+            return self.topics[name]
+        except KeyError:
+            raise ChainError(f"no event {name!r}") from None
 
     def decode(self, logs: Sequence[Any]) -> list[Event]:
         """Decode logs in JSON-RPC wire form (hex strings), as receipts carry them."""
@@ -101,30 +122,46 @@ class EventDecoder:
         for wire in logs:
             if HexBytes(wire["address"]) != self.address or not wire["topics"]:
                 continue
-            match = self.by_topic.get(HexBytes(wire["topics"][0]))
-            if match is None:
+            abi = self.by_topic.get(bytes(HexBytes(wire["topics"][0])))
+            if abi is None:
                 continue
-            log: dict[str, Any] = {
-                "address": to_checksum_address(wire["address"]),
-                "topics": [HexBytes(t) for t in wire["topics"]],
-                "data": HexBytes(wire["data"]),
-                "blockNumber": _q(wire["blockNumber"]),
-                "blockHash": HexBytes(wire["blockHash"]),
-                "logIndex": _q(wire["logIndex"]),
-                "transactionIndex": _q(wire["transactionIndex"]),
-                "transactionHash": HexBytes(wire["transactionHash"]),
-            }
-            data = match.process_log(cast(Any, log))
+            indexed = [i for i in abi["inputs"] if i.get("indexed")]
+            plain = [i for i in abi["inputs"] if not i.get("indexed")]
+            args: dict[str, Any] = {}
+            for spec, topic in zip(indexed, wire["topics"][1:], strict=True):
+                if (
+                    spec["type"] in ("string", "bytes")
+                    or spec["type"].endswith("]")
+                    or (spec["type"].startswith("tuple"))
+                ):
+                    # An indexed dynamic value is stored as its keccak hash: keep the hash.
+                    args[spec["name"]] = bytes(HexBytes(topic))
+                    continue
+                (value,) = abi_decode([spec["type"]], bytes(HexBytes(topic)))
+                args[spec["name"]] = _checksummed(value, spec)
+            types = [_abi_type(i) for i in plain]
+            values = abi_decode(types, bytes(HexBytes(wire["data"])))
+            for spec, value in zip(plain, values, strict=True):
+                args[spec["name"]] = _checksummed(value, spec)
             out.append(
                 Event(
-                    name=data["event"],
-                    args=dict(data["args"]),
-                    address=Address(to_checksum_address(log["address"])),
-                    log_index=int(log["logIndex"]),
-                    block_number=int(log["blockNumber"]),
+                    name=abi["name"],
+                    args={i["name"]: args[i["name"]] for i in abi["inputs"]},
+                    address=Address(to_checksum_address(wire["address"])),
+                    log_index=_q(wire["logIndex"]),
+                    block_number=_q(wire["blockNumber"]),
                 )
             )
         return out
+
+
+def _abi_type(spec: dict[str, Any]) -> str:
+    """The canonical ABI type string of one parameter (tuples spelled out)."""
+    t: str = spec["type"]
+    if t.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in spec["components"])
+        return f"({inner}){t[len('tuple') :]}"
+    return t
 
 
 def _q(value: int | str) -> int:
@@ -433,65 +470,136 @@ class ContractClient:
         self.address = address
         self.contract = gateway.w3.eth.contract(address=address, abi=cast(Any, artifact.abi))
         self.decoder = EventDecoder(self.contract)
+        self._functions: dict[tuple[str, int], _Function] = {}
 
     @property
     def contract_name(self) -> str:
         # Not ``name``: ERC-20 clients have a ``name()`` contract function.
         return self.artifact.name
 
-    def _check(self, fn: str, nargs: int) -> str:
-        """The ABI identifier of ``fn`` called with ``nargs`` arguments (resolves overloads,
-        which Vyper emits for default arguments)."""
-        entries = [e for e in self.artifact.abi if e.get("type") == "function" and e["name"] == fn]
-        if not entries:
-            raise ChainError(f"{self.contract_name} has no function {fn!r}")
-        if len(entries) == 1:
-            return fn
-        for e in entries:
-            if len(e["inputs"]) == nargs:
-                return f"{fn}({','.join(i['type'] for i in e['inputs'])})"
-        raise ChainError(f"{self.contract_name}.{fn} takes no {nargs} arguments")
+    def _function(self, fn: str, nargs: int) -> _Function:
+        """The ABI of ``fn`` called with ``nargs`` arguments (resolves the overloads Vyper
+        emits for default arguments), prepared once per client."""
+        key = (fn, nargs)
+        found = self._functions.get(key)
+        if found is None:
+            entries = [
+                e for e in self.artifact.abi if e.get("type") == "function" and e["name"] == fn
+            ]
+            if not entries:
+                raise ChainError(f"{self.contract_name} has no function {fn!r}")
+            matching = [e for e in entries if len(e["inputs"]) == nargs]
+            if not matching:
+                raise ChainError(f"{self.contract_name}.{fn} takes no {nargs} arguments")
+            found = _Function.of(matching[0])
+            self._functions[key] = found
+        return found
+
+    def _encode(self, fn: str, args: tuple[Any, ...]) -> tuple[_Function, bytes]:
+        f = self._function(fn, len(args))
+        try:
+            return f, f.selector + abi_encode(f.input_types, args)
+        except (EncodingError, TypeError, ValueError, OverflowError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ChainError(
+                f"{self.contract_name}.{fn}: the arguments do not fit the contract's ABI ({first})"
+            ) from None
 
     def call(self, fn: str, *args: Any, block: int | str = "latest") -> Any:
-        ident = self._check(fn, len(args))
-        with self.gateway.rpc_errors(f"{self.contract_name}.{fn}"):
-            function = (
-                self.contract.get_function_by_signature(ident)
-                if "(" in ident
-                else self.contract.functions[fn]
-            )
-            return function(*args).call(block_identifier=cast(Any, block))
+        """A view call, encoded and decoded here (web3's contract layer costs ~10 ms a call)."""
+        f, data = self._encode(fn, args)
+        tag = block if isinstance(block, str) else hex(block)
+        what = f"{self.contract_name}.{fn}"
+        result = self.gateway.request(
+            "eth_call", [{"to": self.address, "data": "0x" + data.hex()}, tag], what
+        )
+        raw = HexBytes(result or "0x")
+        if not f.outputs:
+            return None
+        try:
+            decoded = abi_decode(f.output_types, raw)
+        except Exception as exc:
+            raise ChainError(
+                f"{what} returned data that does not fit its ABI ({type(exc).__name__}); is "
+                f"{self.address} really a {self.contract_name}?"
+            ) from None
+        values = [_checksummed(v, spec) for v, spec in zip(decoded, f.outputs, strict=True)]
+        return values[0] if len(values) == 1 else tuple(values)
 
     def transact(self, fn: str, *args: Any, value: int = 0, gas: int | None = None) -> Receipt:
-        ident = self._check(fn, len(args))
-        what = f"{self.contract_name}.{fn}"
-        with self.gateway.rpc_errors(what):
-            data = HexBytes(self.contract.encode_abi(ident, args=list(args)))
+        _, data = self._encode(fn, args)
         return self.gateway.send(
-            self.address, data, value=value, gas=gas, what=what, decoder=self.decoder
+            self.address,
+            data,
+            value=value,
+            gas=gas,
+            what=f"{self.contract_name}.{fn}",
+            decoder=self.decoder,
         )
 
     def events(
         self, name: str, from_block: int = 0, to_block: int | str = "latest", **filters: Any
     ) -> list[Event]:
-        if name not in self.artifact.event_names():
+        """Logs of event ``name``; keyword filters match indexed arguments exactly."""
+        abi = next(
+            (e for e in self.artifact.abi if e.get("type") == "event" and e["name"] == name), None
+        )
+        if abi is None:
             raise ChainError(f"{self.contract_name} has no event {name!r}")
-        with self.gateway.rpc_errors(f"eth_getLogs {self.contract_name}.{name}"):
-            logs = self.contract.events[name]().get_logs(
-                from_block=from_block,
-                to_block=to_block,
-                argument_filters=filters or None,
+        topics: list[Any] = [self.decoder.topic_of(name)]
+        indexed = [i for i in abi["inputs"] if i.get("indexed")]
+        unknown = set(filters) - {i["name"] for i in indexed}
+        if unknown:
+            raise ChainError(
+                f"{self.contract_name}.{name} has no indexed argument {unknown.pop()!r}"
             )
-        return [
-            Event(
-                name=name,
-                args=dict(e["args"]),
-                address=self.address,
-                log_index=int(e["logIndex"]),
-                block_number=int(e["blockNumber"]),
-            )
-            for e in logs
-        ]
+        for i in indexed:
+            if i["name"] in filters:
+                topics.append("0x" + abi_encode([i["type"]], [filters[i["name"]]]).hex())
+            else:
+                topics.append(None)
+        while topics and topics[-1] is None:
+            topics.pop()
+        params = {
+            "address": self.address,
+            "fromBlock": hex(from_block),
+            "toBlock": to_block if isinstance(to_block, str) else hex(to_block),
+            "topics": topics,
+        }
+        logs = self.gateway.request(
+            "eth_getLogs", [params], f"eth_getLogs {self.contract_name}.{name}"
+        )
+        return self.decoder.decode(logs or [])
+
+
+@dataclass(frozen=True)
+class _Function:
+    selector: bytes
+    input_types: list[str]
+    output_types: list[str]
+    outputs: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, abi: dict[str, Any]) -> _Function:
+        return cls(
+            selector=bytes(function_abi_to_4byte_selector(cast(Any, abi))),
+            input_types=list(get_abi_input_types(cast(Any, abi))),
+            output_types=list(get_abi_output_types(cast(Any, abi))),
+            outputs=list(abi.get("outputs", [])),
+        )
+
+
+def _checksummed(value: Any, spec: dict[str, Any]) -> Any:
+    """Decoded ABI values as web3 gives them: addresses EIP-55 checksummed, arrays as lists."""
+    t: str = spec["type"]
+    if t.endswith("]"):
+        inner = dict(spec, type=t[: t.rindex("[")])
+        return [_checksummed(v, inner) for v in value]
+    if t == "tuple":
+        return tuple(_checksummed(v, c) for v, c in zip(value, spec["components"], strict=True))
+    if t == "address":
+        return to_checksum_address(value)
+    return value
 
 
 def connect(

@@ -399,8 +399,9 @@ class Market:
     def registry(
         self, dataset_id: int, start: int = 0, count: int | None = None
     ) -> list[RegistryEntry]:
-        info = self.dataset(dataset_id)
-        end = info.registry_length if count is None else min(info.registry_length, start + count)
+        self._check_dataset(dataset_id)
+        length = self.contract.registry_length(dataset_id)
+        end = length if count is None else min(length, start + count)
         out: list[RegistryEntry] = []
         page = 50
         for s in range(start, end, page):

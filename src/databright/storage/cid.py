@@ -10,6 +10,7 @@ is the same string any IPFS tool prints for the same bytes (``ipfs add --cid-ver
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Final
 
 from multiformats import CID, multihash
@@ -37,6 +38,7 @@ def cid_for_bytes(data: bytes | bytearray | memoryview) -> str:
     return str(CID(CID_BASE, 1, CID_CODEC, multihash.digest(data, CID_HASH)))
 
 
+@lru_cache(maxsize=1 << 16)  # multiformats takes ~1 ms a CID; views rebuild the same ones often
 def digest_to_cid(digest: bytes) -> str:
     """Rebuild the CID text from the ``bytes32`` digest stored on-chain.
 
