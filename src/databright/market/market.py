@@ -13,6 +13,7 @@ two clients never disagree about what the chain says.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,13 @@ from eth_utils import is_address, to_checksum_address
 from databright.chain.clients import DataMarketClient, ShareTokenClient
 from databright.chain.deploy import load_deployment
 from databright.chain.gateway import Gateway, Receipt, connect
-from databright.errors import DataBrightError, InsufficientFunds, InvalidProposal, NotFound
+from databright.errors import (
+    ContractReverted,
+    DataBrightError,
+    InsufficientFunds,
+    InvalidProposal,
+    NotFound,
+)
 from databright.storage import (
     BlobStore,
     DatasetSchema,
@@ -324,6 +331,21 @@ class Market:
                 f"proposal {proposal_id} does not exist; see `databright dataset show DATASET`"
             )
 
+    def _on_proposal(self, proposal_id: int, action: Callable[[int], Receipt]) -> Receipt:
+        """Run ``action``; only if it reverts, ask whether the proposal exists at all.
+
+        Checking first would cost a round trip on every vote; the contract refuses an unknown
+        id anyway, and this turns its refusal into a clearer one.
+        """
+        pid = int(proposal_id)
+        if not 0 < pid < 2**256:
+            self._check_proposal(pid)
+        try:
+            return action(pid)
+        except ContractReverted:
+            self._check_proposal(pid)
+            raise
+
     def proposal(self, proposal_id: int) -> ProposalInfo:
         self._check_proposal(proposal_id)
         pid = int(proposal_id)
@@ -380,8 +402,7 @@ class Market:
         return self._fetch(p.data_cid, p.manifest_root, p.dataset_id, f"proposal {proposal_id}")
 
     def vote(self, proposal_id: int, support: bool) -> Receipt:
-        self._check_proposal(proposal_id)
-        return self.contract.vote(int(proposal_id), support)
+        return self._on_proposal(proposal_id, lambda pid: self.contract.vote(pid, support))
 
     def evaluate(self, proposal_id: int, score_bps: int, report: bytes) -> Receipt:
         """Post a valuation: the score sizes the shares; the report is stored by CID."""
@@ -390,8 +411,7 @@ class Market:
         return self.contract.evaluate(int(proposal_id), int(score_bps), cid_to_digest(report_cid))
 
     def finalize(self, proposal_id: int) -> ProposalInfo:
-        self._check_proposal(proposal_id)
-        self.contract.finalize(int(proposal_id))
+        self._on_proposal(proposal_id, self.contract.finalize)
         return self.proposal(proposal_id)
 
     # --- registry and data ---------------------------------------------------------------
