@@ -61,8 +61,9 @@ def cycles(kind: str, n: int, size: int) -> tuple[float, float]:
             contributor = initiator.as_account(accts[3])
             X0 = rng.random((1000, 64), dtype=np.float32)
             y0 = rng.integers(0, 10, 1000)
+            # Threshold 20%: the three voters stay decisive while contributors gain shares.
             ds = initiator.create_dataset(
-                "bench", SCHEMA, validate_examples(X0, y0, SCHEMA), Governance(3600, 2000, 5000)
+                "bench", SCHEMA, validate_examples(X0, y0, SCHEMA), Governance(3600, 2000, 2000)
             )
             token = initiator.token(ds)
             for v in voters[1:]:
