@@ -40,7 +40,6 @@ from databright.cli._common import (
     print_json,
 )
 from databright.errors import (
-    ContractReverted,
     DataBrightError,
     InsufficientFunds,
     InvalidProposal,
@@ -287,24 +286,6 @@ def proposal_problems() -> Iterator[None]:
         raise InvalidProposal(message) from None
 
 
-_BOUND_NAME = re.compile(r"<bound method \w+\.name of <[^<>]*>>")
-
-
-@contextlib.contextmanager
-def share_token_errors() -> Iterator[None]:
-    """Name the share token plainly in errors from its client.
-
-    The generated ShareTokenClient's ``name()`` (the ERC-20 view) hides ContractClient's
-    ``name`` property, so the SDK's messages start with a method's repr.
-    """
-    try:
-        yield
-    except ContractReverted as exc:
-        raise ContractReverted(_BOUND_NAME.sub("ShareToken", str(exc)), exc.reason) from None
-    except InsufficientFunds as exc:
-        raise InsufficientFunds(_BOUND_NAME.sub("ShareToken", str(exc))) from None
-
-
 # --- commands --------------------------------------------------------------------------------
 
 DatasetArg = Annotated[int, typer.Argument(help="Dataset id (see `databright dataset list`).")]
@@ -432,7 +413,7 @@ def pay_command(
     """Pay ETH to a dataset's shareholders, split pro rata to their shares now."""
     wei = parse_eth(amount)
     market = open_market(rpc, data_dir, account)
-    with busy(f"paying {eth_exact(wei)} ETH to dataset {dataset}"), share_token_errors():
+    with busy(f"paying {eth_exact(wei)} ETH to dataset {dataset}"):
         receipt = market.pay(dataset, wei)
     if json_out:
         print_json(
@@ -460,7 +441,7 @@ def claim_command(
 ) -> None:
     """Withdraw your dividends from a dataset."""
     market = open_market(rpc, data_dir, account)
-    with busy(f"claiming dividends from dataset {dataset}"), share_token_errors():
+    with busy(f"claiming dividends from dataset {dataset}"):
         amount = market.claim(dataset)
     if json_out:
         print_json(
