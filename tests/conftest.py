@@ -134,3 +134,18 @@ def fresh_node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NodeH
     handle = start_node(request.param, tmp_path / "node")
     yield handle
     handle.stop()
+
+
+@pytest.fixture
+def node_factory(tmp_path: Path) -> Iterator[object]:
+    """Start extra nodes (``make(kind, name)``); all are stopped at the end of the test."""
+    started: list[NodeHandle] = []
+
+    def make(kind: str, name: str = "extra") -> NodeHandle:
+        handle = start_node(kind, tmp_path / name)
+        started.append(handle)
+        return handle
+
+    yield make
+    for handle in started:
+        handle.stop()

@@ -1,0 +1,71 @@
+"""Deploying from artifacts: idempotent per chain, resets detected, CLI answers in one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from databright.chain.deploy import deploy, load_deployment
+from databright.chain.gateway import connect
+from databright.errors import ContractNotDeployed, DataBrightError
+
+
+def test_deploy_twice_deploys_nothing_new(node, tmp_path: Path) -> None:
+    gw = connect(node.url, node.accounts[0])
+    first, new = deploy(gw, tmp_path)
+    assert set(new) == {"ShareTokenBlueprint", "DataMarket"}
+    before = gw.block_number()
+    again, new_again = deploy(gw, tmp_path)
+    assert new_again == [] and again.addresses == first.addresses
+    assert gw.block_number() == before
+    recorded = load_deployment(tmp_path, gw.chain_id)
+    assert recorded.addresses == first.addresses
+    assert (
+        gw.contract("DataMarket", first["DataMarket"]).call("share_token_blueprint")
+        == (first["ShareTokenBlueprint"])
+    )
+
+
+def test_reset_chain_is_detected_then_redeployed(fresh_node, node_factory, tmp_path: Path) -> None:
+    gw = connect(fresh_node.url, fresh_node.accounts[0])
+    deploy(gw, tmp_path)
+    fresh_node.stop()
+    # A new chain with the same chain id: what a reset node looks like to a client.
+    reset = node_factory(fresh_node.kind, "reset")
+    gw2 = connect(reset.url, reset.accounts[0])
+    assert gw2.chain_id == gw.chain_id
+    with pytest.raises(ContractNotDeployed, match="the node was reset"):
+        deploy(gw2, tmp_path)
+    _, new = deploy(gw2, tmp_path, redeploy=True)
+    assert "DataMarket" in new
+
+
+def test_damaged_record_is_reported(node, tmp_path: Path) -> None:
+    gw = connect(node.url, node.accounts[0])
+    path = tmp_path / "deployments" / f"{gw.chain_id}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(DataBrightError, match="is damaged"):
+        deploy(gw, tmp_path)
+
+
+def test_deploy_command_json_and_dead_node(node, tmp_path: Path) -> None:
+    from databright.chain.keystore import Keystore
+
+    Keystore(tmp_path / "keystore").new(private_key=node.accounts[0].key)
+    run = [sys.executable, "-m", "databright.cli", "deploy", "--data-dir", str(tmp_path)]
+    out = subprocess.run(
+        [*run, "--rpc", node.url, "--json"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert set(body["deployed_now"]) == {"ShareTokenBlueprint", "DataMarket"}
+    dead = subprocess.run(
+        [*run, "--rpc", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=120
+    )
+    assert dead.returncode == 3 and "no Ethereum node answers" in dead.stderr
+    assert "Traceback" not in dead.stderr
