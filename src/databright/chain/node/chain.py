@@ -237,6 +237,7 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
         self._recent: OrderedDict[int, tuple[BlockAPI, tuple[ReceiptAPI, ...] | None]] = (
             OrderedDict()
         )
+        self._mined_by_send: bytes | None = None
 
     def reset_to_genesis(self, *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError("the persistent chain cannot be reset; use a new data dir")
@@ -268,6 +269,11 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
     def mine_blocks(self, num_blocks: int = 1, coinbase: bytes = pyevm_main.ZERO_ADDRESS) -> Any:
         # eth-tester's loop, minus its Prague-only blob accounting (this chain is cancun).
         hashes = []
+        if self._mined_by_send is not None:
+            # eth-tester auto-mines right after each send; that block is already mined.
+            hashes.append(self._mined_by_send)
+            self._mined_by_send = None
+            num_blocks -= 1
         for _ in range(num_blocks):
             self._refresh_pending_timestamp()
             block = self.chain.mine_block(coinbase=coinbase, mix_hash=os.urandom(32))
@@ -278,11 +284,14 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
 
     # --- lookups ------------------------------------------------------------------------
 
-    def _remember_block(self, block: BlockAPI) -> None:
+    def _remember_block(
+        self, block: BlockAPI, receipts: tuple[ReceiptAPI, ...] | None = None
+    ) -> None:
         """Keep recent blocks decoded: the receipt request follows the send at once, and a
-        decoded block has its senders recovered already. Canonical blocks never change here
-        (no reorgs, no snapshots), so the cache needs no invalidation."""
-        self._recent[block.number] = (block, None)
+        decoded block has its senders recovered already (and its receipts, when it was mined
+        here from a send). Canonical blocks never change here (no reorgs, no snapshots), so the
+        cache needs no invalidation."""
+        self._recent[block.number] = (block, receipts)
         if len(self._recent) > _RECENT_BLOCKS:
             self._recent.popitem(last=False)
 
@@ -347,10 +356,45 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
         try:
             # py-evm validates nonce, funds, fee and gas limit before it changes anything;
             # checking first ourselves would read the sender's account twice per transaction.
-            chain.apply_transaction(transaction)
+            block, receipts = self._mine_transaction(transaction)
         except EVMValidationError as exc:
             raise _rejection(str(exc), to_checksum_address(sender)) from None
+        self._head_timestamp = int(block.header.timestamp)
+        self._remember_block(block, receipts)
+        self._mined_by_send = block.hash
         return cast(bytes, transaction.hash)
+
+    def _mine_transaction(
+        self, transaction: SignedTransactionAPI
+    ) -> tuple[BlockAPI, tuple[ReceiptAPI, ...] | None]:
+        """Execute one transaction and mine it as the next block, on one VM.
+
+        What ``MiningChain.apply_transaction`` followed by ``MiningChain.mine_block`` does
+        (py-evm 0.12.1b1, which eth-tester 0.14.0b1 drives), in one pass: those two build the
+        VM and its state twice, compute the state root twice, and read the pending block back
+        from the database in between. Here the state is computed once, in ``finalize_block``;
+        the block is the same (header, state root, receipts), validated by ``VM.mine_block`` as
+        before. ``Chain.validate_block``, which ``mine_block`` also ran, is left out: it repeats
+        the VM's header checks, and its seal checks are no-ops after the merge (PoS).
+
+        Returns the block and its receipts (None where they must be read back).
+        """
+        chain = self.chain
+        header = chain.header
+        if header.transaction_root != BLANK_ROOT_HASH:
+            # Not reachable while every transaction is mined at once; stay correct anyway.
+            chain.apply_transaction(transaction)
+            return chain.mine_block(mix_hash=os.urandom(32)), None
+        vm = chain.get_vm(header)
+        base_block = vm.get_block()
+        new_header, receipts, _ = vm.apply_all_transactions([transaction], base_block.header)
+        filled = vm.set_block_transactions_and_withdrawals(
+            base_block, new_header, [transaction], receipts
+        )
+        block = vm.mine_block(filled, mix_hash=os.urandom(32)).block
+        chain.chaindb.persist_block(block)
+        chain.header = chain.create_header_from_parent(block.header)
+        return block, receipts
 
     def _call_transaction(self, transaction: Mapping[str, Any], block_number: Any, gas: int) -> Any:
         tx = {k: v for k, v in transaction.items() if k != "nonce"}
