@@ -149,3 +149,9 @@ def node_factory(tmp_path: Path) -> Iterator[object]:
     yield make
     for handle in started:
         handle.stop()
+
+
+@pytest.fixture
+def embedded_launcher() -> object:
+    """``launch(data_dir, port=None)``: an embedded node the test stops (or kills) itself."""
+    return start_embedded
