@@ -18,6 +18,12 @@ What the backend changes, and why:
 * gas estimates are exact (eth-tester rounds up to a multiple of 21000);
 * each block's timestamp is taken when its first transaction arrives (eth-tester freezes it
   when the previous block was mined), plus an offset ``evm_increaseTime`` can move.
+* a sent transaction is executed and mined as its block in one pass on one VM (see
+  ``PersistentBackend._mine_transaction``), and its receipts are kept for the receipt request
+  that follows.
+
+:class:`DevChain` also installs :mod:`.trie_cache` (memoized trie node decoding), the node's one
+hook into library internals.
 
 :class:`DevChain` owns the store, the backend and the ``EthereumTester`` on top, opens or creates
 a data dir (refusing damaged ones), and commits the store once per request that wrote.
@@ -69,6 +75,7 @@ from eth_utils.toolz import assoc
 
 from databright.errors import NodeError, StoreCorrupt
 
+from . import trie_cache
 from .accounts import DEV_ACCOUNTS_FILE, create_dev_keys, encrypt_dev_key
 from .store import SCHEMA_VERSION, KeyValueStore
 from .wire import EXECUTION_REVERTED, INVALID_PARAMS, SERVER_ERROR, BlockHashRef, RpcError
@@ -476,6 +483,7 @@ class DevChain:
     """
 
     def __init__(self, store: KeyValueStore, chain: _DevMiningChain, meta: _Meta) -> None:
+        trie_cache.install()
         self.store = store
         self.chain_id = meta.chain_id
         self.genesis_hash = meta.genesis_hash
@@ -657,6 +665,26 @@ class DevChain:
         return PRIORITY_FEE_WEI
 
     # --- receipts and logs ----------------------------------------------------------------
+
+    def transaction_receipt(self, transaction_hash: str) -> tuple[dict[str, Any], int, int] | None:
+        """A mined transaction's receipt as ``EthereumTester.get_transaction_receipt`` gives it,
+        with its logs bloom and the block-wide index of its first log; None if not mined.
+
+        Calls the backend and eth-tester's normalizer directly, without eth-tester's validators
+        around them: the hash was checked on the way in (``wire.hash_in``), and the receipt is
+        this node's own. One lookup serves the receipt and its extras.
+        """
+        try:
+            number, index = self.backend.locate(decode_hex(transaction_hash))
+        except TransactionNotFound:
+            return None
+        block, receipts = self.backend.block_and_receipts(number)
+        raw = pyevm_main.serialize_transaction_receipt(
+            block, receipts, block.transactions[index], index, False, None
+        )
+        receipt = self.tester.normalizer.normalize_outbound_receipt(raw)
+        offset = sum(len(earlier.logs) for earlier in receipts[:index])
+        return receipt, int(receipts[index].bloom), offset
 
     def receipt_extras(self, transaction_hash: str) -> tuple[int, int]:
         """(logs bloom, block-wide index of its first log) of a mined transaction's receipt."""

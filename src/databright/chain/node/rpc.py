@@ -144,10 +144,10 @@ def _fee_history(chain: DevChain, count: int, newest: Any, percentiles: list[flo
 
 
 def _receipt(chain: DevChain, tx_hash: str) -> Any:
-    receipt = _or_none(chain.tester.get_transaction_receipt, tx_hash)
-    if receipt is None or receipt["block_number"] is None:
+    found = chain.transaction_receipt(tx_hash)
+    if found is None:
         return None
-    bloom, offset = chain.receipt_extras(tx_hash)
+    receipt, bloom, offset = found
     return receipt_out(receipt, logs_bloom=bloom, log_index_offset=offset)
 
 
