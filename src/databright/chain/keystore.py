@@ -108,7 +108,11 @@ class Keystore:
         return Account.from_key(key)
 
     def new(self, password: str | None = None, private_key: str | bytes | None = None) -> Address:
-        acct = Account.from_key(private_key) if private_key is not None else Account.create()
+        try:
+            acct = Account.from_key(private_key) if private_key is not None else Account.create()
+        except (ValueError, TypeError) as exc:
+            # eth-account's message names the problem without echoing the key.
+            raise KeystoreError(f"that is not a valid private key ({exc})") from None
         body = Account.encrypt(acct.key, password if password is not None else default_password())
         self.directory.mkdir(parents=True, exist_ok=True)
         index = len(self._files())
