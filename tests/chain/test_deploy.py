@@ -69,3 +69,31 @@ def test_deploy_command_json_and_dead_node(node, tmp_path: Path) -> None:
     )
     assert dead.returncode == 3 and "no Ethereum node answers" in dead.stderr
     assert "Traceback" not in dead.stderr
+
+
+def test_up_starts_a_node_deploys_and_is_idempotent(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    rpc = f"http://127.0.0.1:{port}"
+    up = [sys.executable, "-m", "databright.cli", "up", "--rpc", rpc, "--data-dir", str(tmp_path)]
+    try:
+        first = subprocess.run([*up, "--json"], capture_output=True, text=True, timeout=180)
+        assert first.returncode == 0, first.stderr
+        body = json.loads(first.stdout)
+        assert body["chain_id"] == 1337 and len(body["accounts"]) == 10
+        again = subprocess.run([*up, "--json"], capture_output=True, text=True, timeout=180)
+        assert json.loads(again.stdout)["addresses"] == body["addresses"]
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "databright.cli", "node", "stop", "--data-dir", str(tmp_path)],
+            capture_output=True,
+            timeout=60,
+        )
+    remote = subprocess.run(
+        [*up[:4], "--rpc", "http://127.0.0.2:9", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert remote.returncode == 3 and "no Ethereum node answers" in remote.stderr
