@@ -26,7 +26,9 @@ def test_accounts_keep_creation_order_and_decrypt(tmp_path: Path) -> None:
 def test_wrong_password_is_named(tmp_path: Path) -> None:
     ks = Keystore(tmp_path)
     ks.new("right", private_key=KEY)
-    with pytest.raises(KeystoreError, match=r"cannot decrypt the keystore of .*DATABRIGHT_PASSWORD"):
+    with pytest.raises(
+        KeystoreError, match=r"cannot decrypt the keystore of .*DATABRIGHT_PASSWORD"
+    ):
         ks.load(0, "wrong")
 
 
