@@ -139,3 +139,11 @@ def test_logs_from_block_zero_include_old_events(counter: ContractClient, gw: Ga
     counter.transact("bump", 4)  # a later block, so "latest" alone would miss the first
     logs = counter.events("Bumped", from_block=0)
     assert [e.block_number for e in logs][:2] == [first.block_number, first.block_number + 1]
+
+
+def test_cached_gas_too_small_is_estimated_again(counter: ContractClient, gw: Gateway) -> None:
+    counter.transact("grow", 1)  # caches a limit fit for one slot
+    r = counter.transact("grow", 40)  # needs ~20x more: runs out once, then is re-estimated
+    assert r.status == 1 and counter.call("slots", 39) == 40
+    with pytest.raises(ChainError, match="ran out of gas with the limit given"):
+        counter.transact("grow", 60, gas=60_000)

@@ -193,6 +193,7 @@ class Gateway:
         self._lock = threading.Lock()
         self._nonce: int | None = None
         self._gas_cache: dict[tuple[str, bytes], int] = {}
+        self._has_code: dict[str, bool] = {}
         self._fees: tuple[float, int, int] | None = None  # (fetched_at, max_fee, tip)
 
     # --- plumbing --------------------------------------------------------------------
@@ -304,30 +305,34 @@ class Gateway:
         _, max_fee, tip = self._fees
         return {"maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
 
+    @staticmethod
+    def _gas_key(tx: dict[str, Any]) -> tuple[str, bytes] | None:
+        """Cache key of a call's gas limit: the contract and function. Deployments differ from
+        one another too much to share a limit, so they are always estimated."""
+        if not tx.get("to"):
+            return None
+        return (tx["to"], bytes(HexBytes(tx.get("data", b""))[:4]))
+
     def _gas_for(self, tx: dict[str, Any], what: str) -> int:
-        data = HexBytes(tx.get("data", b""))
-        if not data:
+        if not HexBytes(tx.get("data", b"")):
             return 21_000 if not self._is_contract(tx["to"]) else self._estimate(tx, what)
-        key = (tx.get("to") or "", bytes(data[:4]) if tx.get("to") else b"create")
-        cached = self._gas_cache.get(key)
-        if cached is not None:
-            return cached
-        return self._estimate(tx, what)
+        key = self._gas_key(tx)
+        cached = self._gas_cache.get(key) if key else None
+        return cached if cached is not None else self._estimate(tx, what)
 
     def _is_contract(self, to: str) -> bool:
-        key = (to, b"code?")
-        if key not in self._gas_cache:
-            self._gas_cache[key] = int(self.has_code(to))
-        return bool(self._gas_cache[key])
+        if to not in self._has_code:
+            self._has_code[to] = self.has_code(to)
+        return self._has_code[to]
 
     def _estimate(self, tx: dict[str, Any], what: str) -> int:
         probe = {k: v for k, v in tx.items() if k in ("from", "to", "data", "value")}
         with self.rpc_errors(what):
             estimate = int(self.w3.eth.estimate_gas(cast(Any, probe)))
         gas = int(estimate * GAS_HEADROOM)
-        data = HexBytes(tx.get("data", b""))
-        key = (tx.get("to") or "", bytes(data[:4]) if tx.get("to") else b"create")
-        self._gas_cache[key] = max(gas, self._gas_cache.get(key, 0))
+        key = self._gas_key(tx)
+        if key is not None and HexBytes(tx.get("data", b"")):
+            self._gas_cache[key] = max(gas, self._gas_cache.get(key, 0))
         return gas
 
     def send(
@@ -369,12 +374,15 @@ class Gateway:
             receipt = self.wait(tx_hash, what)
             if _q(receipt["status"]) == 1:
                 return self._receipt(receipt, decoder)
-            # Failed on-chain: find out why by replaying it as a call at the parent block.
+            # Failed on-chain: a revert raises with its reason; running out of gas falls through.
             self._raise_revert(tx, receipt, what)
-            if gas is not None or attempt == 1:
+            if gas is not None:
+                raise ChainError(f"{what} ran out of gas with the limit given ({gas}); raise it")
+            if attempt == 1:
                 break
-            self._gas_cache.pop((tx.get("to") or "", bytes(HexBytes(data)[:4])), None)
-            self._estimate(tx, what)
+            key = self._gas_key(tx)
+            if key is not None:
+                self._gas_cache.pop(key, None)
         raise ChainError(f"{what} ran out of gas twice; pass a larger gas limit")
 
     def _raise_revert(self, tx: dict[str, Any], receipt: Any, what: str) -> None:

@@ -23,3 +23,17 @@ def bump(by: uint256):
     assert by < 100, "counter: too big"
     self.counter += by
     log Bumped(who=msg.sender, by=by)
+
+
+slots: public(HashMap[uint256, uint256])
+
+
+@external
+def grow(n: uint256):
+    """
+    @dev Writes `n` storage slots: gas grows with `n`, so a gas limit cached for a small `n`
+         runs out for a large one.
+    @param n How many slots to write.
+    """
+    for i: uint256 in range(n, bound=64):
+        self.slots[i] = n
