@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
@@ -23,7 +24,7 @@ from eth_utils import is_address, to_checksum_address
 
 from databright.chain.clients import DataMarketClient, ShareTokenClient
 from databright.chain.deploy import load_deployment
-from databright.chain.gateway import Gateway, Receipt, connect
+from databright.chain.gateway import Event, Gateway, Receipt, connect
 from databright.errors import (
     ContractReverted,
     DataBrightError,
@@ -316,7 +317,8 @@ class Market:
             stored.n_examples,
             cid_to_digest(stored.manifest_cid),
         )
-        return self.proposal(int(receipt.event("ProposalCreated").args["proposal_id"]))
+        event = receipt.event("ProposalCreated")
+        return self.proposal(int(event.args["proposal_id"]), created=event)
 
     def _require_gas_money(self, what: str) -> None:
         if self.gateway.balance() == 0:
@@ -346,12 +348,24 @@ class Market:
             self._check_proposal(pid)
             raise
 
-    def proposal(self, proposal_id: int) -> ProposalInfo:
-        self._check_proposal(proposal_id)
+    def proposal(self, proposal_id: int, created: Event | None = None) -> ProposalInfo:
+        """A proposal as the chain sees it now (``created``: its ProposalCreated event, if at
+        hand, saves a log query)."""
         pid = int(proposal_id)
-        raw = self.contract.call("proposal", pid)
+        if not 0 < pid < 2**256:
+            self._check_proposal(pid)
+        try:
+            raw = self.contract.call("proposal", pid)
+        except ContractReverted:
+            self._check_proposal(pid)
+            raise
+        created_events = (
+            [created] if created else self.contract.events("ProposalCreated", proposal_id=pid)
+        )
+        return self._proposal_info(pid, raw, created_events)
+
+    def _proposal_info(self, pid: int, raw: Any, created: list[Event]) -> ProposalInfo:
         (ds, _snap, who, data, root, n, deadline, status, yes, no, supply, weight, shares) = raw
-        created = self.contract.events("ProposalCreated", proposal_id=pid)
         manifest_cid = (
             digest_to_cid(created[0].args["metadata_cid_digest"])
             if created and created[0].args["metadata_cid_digest"] != ZERO32
@@ -378,7 +392,8 @@ class Market:
             examples=n,
             deadline=deadline,
             status=STATUS_NAMES[status],
-            outcome=STATUS_NAMES[self.contract.outcome(pid)],
+            # A settled proposal's outcome is its status: no need to ask.
+            outcome=STATUS_NAMES[status if status != 1 else self.contract.outcome(pid)],
             yes_votes=yes,
             no_votes=no,
             snapshot_supply=supply,
