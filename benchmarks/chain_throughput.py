@@ -131,7 +131,8 @@ def bench_node(kind: str, n: int, rounds: int) -> dict[str, dict[str, float]]:
                 "transfer", accts[1].address, 10**20
             )
             to = accts[2].address
-            call_data = bytes(HexBytes(token.contract.encode_abi("transfer", args=[to, 1])))
+            erc20 = raw.w3.eth.contract(address=token.address, abi=token.artifact.abi)
+            call_data = bytes(HexBytes(erc20.encode_abi("transfer", args=[to, 1])))
             call_gas = int(
                 ours.w3.eth.estimate_gas(
                     {"from": accts[1].address, "to": token.address, "data": call_data}
@@ -156,7 +157,7 @@ def bench_node(kind: str, n: int, rounds: int) -> dict[str, dict[str, float]]:
                         n,
                         lambda i: raw.send(
                             token.address,
-                            bytes(HexBytes(token.contract.encode_abi("transfer", args=[to, 1]))),
+                            bytes(HexBytes(erc20.encode_abi("transfer", args=[to, 1]))),
                             call_gas,
                         ),
                     ),

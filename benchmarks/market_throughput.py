@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chain_throughput import free_port, start
+from chain_throughput import start
 
 from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
@@ -123,7 +123,6 @@ def main() -> None:
     p.add_argument("--mb", type=int, default=64)
     args = p.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _ = free_port
     print(f"{'node':9} {'SDK cycles/s':>13} {'node bound':>11} {'anchor':>7} {'ratio':>6}")
     for kind in args.nodes.split(","):
         sdk, bound = cycles(kind, args.cycles, args.examples)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -39,7 +39,6 @@ class NodeHandle:
     accounts: list[LocalAccount]
     data_dir: Path
     pid: int
-    _stop: object = field(repr=False, default=None)
 
     def stop(self) -> None:
         try:

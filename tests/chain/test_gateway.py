@@ -96,7 +96,7 @@ def test_revert_reason_with_cached_gas(counter: ContractClient, gw: Gateway) -> 
     assert counter.call("counter") == 3
 
 
-def test_insufficient_funds(node, counter: ContractClient) -> None:
+def test_insufficient_funds(node) -> None:
     poor = connect(node.url, Account.create())
     with pytest.raises(InsufficientFunds, match="cannot pay for value plus gas"):
         poor.transfer(node.accounts[1].address, 10**18)

@@ -13,7 +13,7 @@ from typing import Any
 
 from databright.errors import NotFound
 
-__all__ = ["Artifact", "artifact_names", "load_artifact"]
+__all__ = ["ARTIFACTS_DIR", "Artifact", "artifact_names", "load_artifact"]
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 

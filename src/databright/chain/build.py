@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from databright.chain.artifacts import ARTIFACTS_DIR
+
 __all__ = [
     "ARTIFACTS_DIR",
     "CONTRACTS_DIR",
@@ -28,7 +30,6 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parents[3]
 CONTRACTS_DIR = ROOT / "contracts"
-ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 OUTPUTS = ["abi", "bytecode", "bytecode_runtime", "blueprint_bytecode", "integrity"]
 
 

@@ -37,7 +37,6 @@ from eth_utils import (
 )
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.contract import Contract
 from web3.exceptions import ContractLogicError, MismatchedABI, Web3RPCError, Web3ValidationError
 
 from databright.chain.artifacts import Artifact, load_artifact
@@ -100,11 +99,11 @@ class EventDecoder:
     two orders of magnitude cheaper and gives the same values.
     """
 
-    def __init__(self, contract: Contract) -> None:
-        self.address = HexBytes(contract.address)
+    def __init__(self, address: str, contract_abi: list[dict[str, Any]]) -> None:
+        self.address = HexBytes(address)
         self.by_topic: dict[bytes, dict[str, Any]] = {}
         self.topics: dict[str, str] = {}
-        for abi in cast(list[dict[str, Any]], contract.abi):
+        for abi in contract_abi:
             if abi.get("type") == "event":
                 topic = event_abi_to_log_topic(cast(Any, abi))
                 self.by_topic[bytes(topic)] = abi
@@ -476,8 +475,7 @@ class ContractClient:
         self.gateway = gateway
         self.artifact = artifact
         self.address = address
-        self.contract = gateway.w3.eth.contract(address=address, abi=cast(Any, artifact.abi))
-        self.decoder = EventDecoder(self.contract)
+        self.decoder = EventDecoder(address, artifact.abi)
         self._functions: dict[tuple[str, int], _Function] = {}
 
     @property

@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
 def demo_command(
     rpc: RpcOpt = DEFAULT_RPC,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
-    seed: Annotated[int, typer.Option(help="Seed of the scenario's data.")] = 7,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the scenario's data.")] = 7,
     json_out: JsonOpt = False,
 ) -> None:
     """Run a whole data-market session on scikit-learn's digits and print its report."""

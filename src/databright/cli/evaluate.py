@@ -46,8 +46,10 @@ def evaluate_command(
     watch: Annotated[
         bool, typer.Option("--watch/--once", help="Keep watching for new proposals.")
     ] = False,
-    interval: Annotated[float, typer.Option(help="Seconds between polls with --watch.")] = 5.0,
-    k: Annotated[int, typer.Option(help="Neighbours of the KNN-Shapley utility.")] = 5,
+    interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between polls with --watch.")
+    ] = 5.0,
+    k: Annotated[int, typer.Option(min=1, help="Neighbours of the KNN-Shapley utility.")] = 5,
     json_out: JsonOpt = False,
 ) -> None:
     """Value pending proposals with KNN-Shapley and post score + report on-chain."""

@@ -65,10 +65,9 @@ class EvaluatorService:
     ) -> None:
         self.market = market
         self.dataset_id = dataset_id
-        info = market.dataset(dataset_id)
-        if market.address not in info.governance.evaluators and not market.contract.is_evaluator(
-            dataset_id, market.address
-        ):
+        market.dataset(dataset_id)  # an unknown id is NotFound, not "not an evaluator"
+        # The role, not the creation-time list: initiators can grant and revoke it.
+        if not market.contract.is_evaluator(dataset_id, market.address):
             raise DataBrightError(
                 f"account {market.address} is not an evaluator of dataset {dataset_id}; "
                 "its initiator can grant the evaluator role"
@@ -108,8 +107,9 @@ class EvaluatorService:
         accepted_mask = np.arange(len(y)) < len(accepted)
         reference = float(result.values[accepted_mask].mean())
         if reference <= 0:
-            # The accepted data as a whole does not help the model (it can happen with a tiny
-            # validation set); weigh by the proposal's mean against the dataset's overall.
+            # The accepted data as a whole does not help the model (a tiny or unrepresentative
+            # validation set): scale by its magnitude instead, so the sign of the score still
+            # says whether the proposal helps.
             reference = max(abs(reference), 1e-9)
         score = quality_bps(result, key, reference=reference)
         body = report(result, reference=reference)

@@ -175,15 +175,12 @@ class Market:
     def address(self) -> Address:
         return self.gateway.address
 
-    def _with(self, account: LocalAccount) -> Market:
+    def as_account(self, account: LocalAccount) -> Market:
         """The same market seen by another account (shares the store and the node)."""
         gw = connect(self.gateway.url, account)
         return Market(
             gw, self.store, gw.bind(DataMarketClient, self.contract.address), self.data_dir
         )
-
-    def as_account(self, account: LocalAccount) -> Market:
-        return self._with(account)
 
     # --- datasets --------------------------------------------------------------------
 
