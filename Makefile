@@ -31,19 +31,21 @@ run: setup
 
 ## Contract artifacts (committed); a test fails when they are stale.
 artifacts: $(STAMP)
-	$(PY) -m databright.chain.build
+	PYTHONPATH=tools $(PY) -m databright_dev.build
 
 test: setup
 	$(PY) -m pytest
 
+## ruff (lint + format), mypy on src/, and the layers of DESIGN.md checked by import-linter.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks scripts
-	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	$(VENV)/bin/ruff check src tests benchmarks tools
+	$(VENV)/bin/ruff format --check src tests benchmarks tools
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix src tests benchmarks scripts
-	$(VENV)/bin/ruff format src tests benchmarks scripts
+	$(VENV)/bin/ruff check --fix src tests benchmarks tools
+	$(VENV)/bin/ruff format src tests benchmarks tools
 
 bench: setup
 	$(PY) benchmarks/chain_throughput.py

@@ -27,9 +27,10 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import Web3
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
-from databright.chain.anvil import anvil_accounts, start_anvil
+from databright_dev.anvil import anvil_accounts, start_anvil
+
 from databright.chain.deploy import deploy
 from databright.chain.gateway import ContractClient, Gateway, connect
 
@@ -46,14 +47,14 @@ def start(kind: str, data_dir: Path) -> tuple[str, list[LocalAccount], Callable[
     if kind == "anvil":
         node = start_anvil(free_port())
         return node.url, anvil_accounts(6), node.stop
-    from databright.chain.node import load_dev_accounts
+    from databright.node import load_dev_accounts
 
     port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "databright.chain.node",
+            "databright.node",
             "--data-dir",
             str(data_dir),
             "--port",

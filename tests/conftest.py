@@ -85,14 +85,14 @@ def _wait_rpc(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) ->
 
 
 def start_embedded(data_dir: Path, port: int | None = None) -> NodeHandle:
-    from databright.chain.node import load_dev_accounts
+    from databright.node import load_dev_accounts
 
     port = port or free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "databright.chain.node",
+            "databright.node",
             "--data-dir",
             str(data_dir),
             "--port",
@@ -107,7 +107,7 @@ def start_embedded(data_dir: Path, port: int | None = None) -> NodeHandle:
 
 
 def start_anvil_node(data_dir: Path, port: int | None = None) -> NodeHandle:
-    from databright.chain.anvil import anvil_accounts, start_anvil
+    from databright_dev.anvil import anvil_accounts, start_anvil
 
     node = start_anvil(port or free_port())
     return NodeHandle("anvil", node.url, node.chain_id, anvil_accounts(10), data_dir, node.pid)

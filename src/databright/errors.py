@@ -7,17 +7,31 @@ know Python's exceptions still catch them sensibly (as web3.py does).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = [
+    "BlobCorrupt",
+    "BlobNotFound",
     "ChainError",
     "ContractNotDeployed",
     "ContractReverted",
+    "DamagedRecord",
     "DataBrightError",
     "InsufficientFunds",
+    "InvalidAmount",
+    "InvalidArgument",
+    "InvalidCID",
     "InvalidProposal",
+    "InvalidProposalId",
+    "InvalidSchema",
+    "KeystoreError",
+    "ManifestMismatch",
     "NodeError",
     "NodeUnreachable",
     "NonceTooLow",
     "NotFound",
+    "ProposalProblem",
+    "ProposalRejected",
     "StorageError",
     "StoreCorrupt",
     "ValuationError",
@@ -33,11 +47,40 @@ class NotFound(DataBrightError, LookupError):
     """An id, address or file that does not exist."""
 
 
+class InvalidArgument(DataBrightError, ValueError):
+    """A value handed to DataBright is malformed or out of range (an address, an amount)."""
+
+
+class InvalidAmount(InvalidArgument):
+    """An amount of ETH that is not a positive decimal number of whole wei."""
+
+
+class InvalidProposalId(InvalidArgument):
+    """A proposal reference that is neither an id nor ``DATASET/N``."""
+
+
+class KeystoreError(DataBrightError, ValueError):
+    """A keystore file cannot be read or decrypted."""
+
+
+class DamagedRecord(DataBrightError, ValueError):
+    """A file DataBright wrote itself (a deployment record) no longer parses."""
+
+
 # --- chain -------------------------------------------------------------------------------
 
 
 class ChainError(DataBrightError):
-    """Something went wrong talking to an EVM node."""
+    """Something went wrong talking to an EVM node.
+
+    ``code`` is the JSON-RPC error code the node answered with and ``data`` the error's
+    ``data`` field (for a revert: the ABI-encoded revert payload), when the node gave them.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None, data: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.data = data
 
 
 class NodeUnreachable(ChainError, ConnectionError):
@@ -55,8 +98,15 @@ class InsufficientFunds(ChainError, ValueError):
 class ContractReverted(ChainError, RuntimeError):
     """A call or transaction reverted; ``reason`` holds the contract's revert string."""
 
-    def __init__(self, message: str, reason: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        reason: str | None = None,
+        *,
+        code: int | None = None,
+        data: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, data=data)
         self.reason = reason
 
 
@@ -85,6 +135,81 @@ class StorageError(DataBrightError, OSError):
 
 class InvalidProposal(DataBrightError, ValueError):
     """A proposal's data breaks the dataset's schema or repeats known examples."""
+
+
+class InvalidCID(DataBrightError, ValueError):
+    """A string is not a DataBright content address (CIDv1, raw codec, sha2-256)."""
+
+
+class BlobNotFound(NotFound, StorageError):
+    """The store holds no blob under this CID (a ``NotFound`` and a ``StorageError``)."""
+
+    def __init__(self, message: str, cid: str) -> None:
+        super().__init__(message)
+        self.cid = cid
+
+
+class BlobCorrupt(StorageError):
+    """A stored blob no longer hashes to its CID; its bytes are never handed out."""
+
+    def __init__(self, message: str, cid: str) -> None:
+        super().__init__(message)
+        self.cid = cid
+
+
+class ManifestMismatch(StorageError):
+    """Downloaded data disagrees with its manifest or Merkle root.
+
+    ``index`` is the 0-based example index that failed, or ``None`` when the mismatch is not
+    about one example (a count or a root).
+    """
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class InvalidSchema(DataBrightError, ValueError):
+    """A dataset schema is inconsistent (unknown dtype, labels on a regression task, ...)."""
+
+
+@dataclass(frozen=True)
+class ProposalProblem:
+    """One thing wrong with a proposal file.
+
+    ``row`` is the 1-based example number in the file (a CSV header is not counted), or
+    ``None`` when the problem concerns the whole file.
+    """
+
+    file: str
+    row: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.row is None else f"{self.file} row {self.row}"
+        return f"{where}: {self.message}"
+
+
+class ProposalRejected(InvalidProposal):
+    """A proposal file breaks the dataset's schema; nothing of it was stored.
+
+    The message is the first problem; ``problems`` holds the first few (in file order) and
+    ``problem_count`` how many were found in all, so a contributor can fix them in one go.
+    """
+
+    def __init__(self, problems: list[ProposalProblem], problem_count: int | None = None) -> None:
+        if not problems:
+            raise ValueError("ProposalRejected needs at least one problem")
+        count = len(problems) if problem_count is None else problem_count
+        message = str(problems[0])
+        more = count - 1
+        if more and len(problems) == count:
+            message += f" (and {more} more problem{'s' if more > 1 else ''}, listed in .problems)"
+        elif more:
+            message += f" (and {more} more problems; .problems lists the first {len(problems)})"
+        super().__init__(message)
+        self.problems: tuple[ProposalProblem, ...] = tuple(problems)
+        self.problem_count = count
 
 
 class ValuationError(DataBrightError, ValueError):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from databright_dev.build import stale_artifacts
 
 from databright.chain.artifacts import artifact_names, load_artifact
-from databright.chain.build import stale_artifacts
 from databright.errors import NotFound
 
 

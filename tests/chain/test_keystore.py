@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from databright.chain.keystore import Keystore, KeystoreError
-from databright.errors import NotFound
+from databright.chain.keystore import Keystore
+from databright.errors import KeystoreError, NotFound
 
 KEY = "0x" + "42" * 32
 

@@ -9,10 +9,10 @@ import pytest
 
 from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
+from databright.demo.cast import digits_scenario
 from databright.errors import ContractReverted, DataBrightError, InvalidProposal, NotFound
 from databright.market import SHARE_UNIT, Governance, Market
 from databright.market.evaluator import EvaluatorService
-from databright.market.scenario import digits_scenario
 from databright.storage import DatasetSchema, validate_examples
 
 SCHEMA = DatasetSchema(

@@ -12,9 +12,9 @@ import pytest
 
 from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
+from databright.demo.cast import digits_scenario
 from databright.errors import NodeUnreachable
 from databright.market import Governance, Market
-from databright.market.scenario import digits_scenario
 from databright.storage import DatasetSchema, validate_examples
 
 SCHEMA = DatasetSchema(

@@ -1,4 +1,4 @@
-"""Compiled contract artifacts, as committed by ``databright.chain.build``.
+"""Compiled contract artifacts, as committed by ``databright_dev.build``.
 
 The application reads only these JSON files, so it runs without the Vyper compiler.
 """

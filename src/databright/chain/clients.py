@@ -1,4 +1,4 @@
-"""Typed contract clients, generated from the artifacts by ``databright.chain.build``.
+"""Typed contract clients, generated from the artifacts by ``databright_dev.build``.
 
 Do not edit: run ``make artifacts``. A test fails when this file is stale.
 """

@@ -8,8 +8,6 @@ a record whose code is gone (the node was reset) is reported, and replaced only 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +15,10 @@ from typing import Any
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
+from databright.atomic import atomic_write
 from databright.chain.artifacts import load_artifact
 from databright.chain.gateway import Gateway
-from databright.errors import ContractNotDeployed, DataBrightError
+from databright.errors import ContractNotDeployed, DamagedRecord
 from databright.types import Address
 
 __all__ = ["PLAN", "Deployment", "deploy", "load_deployment"]
@@ -84,19 +83,13 @@ def load_deployment(data_dir: Path, chain_id: int) -> Deployment:
             path=path,
         )
     except (ValueError, KeyError, TypeError) as exc:
-        raise DataBrightError(
+        raise DamagedRecord(
             f"deployment record {path} is damaged ({exc}); delete it and run `databright deploy`"
         ) from None
 
 
 def _write_atomic(path: Path, body: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(body, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(body, indent=2, sort_keys=True))
 
 
 def _code_matches(gw: Gateway, address: str, step: Step) -> bool:

@@ -9,8 +9,6 @@ made with the development password are for development chains only; set
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,20 +16,17 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
-from databright.errors import DataBrightError, NotFound
+from databright.atomic import atomic_write
+from databright.errors import KeystoreError, NotFound
+from databright.settings import DEV_PASSWORD, get_settings
 from databright.types import Address
 
-__all__ = ["DEV_PASSWORD", "Keystore", "KeystoreError", "default_password"]
-
-DEV_PASSWORD = "databright-dev"
-
-
-class KeystoreError(DataBrightError, ValueError):
-    """A keystore file cannot be read or decrypted."""
+__all__ = ["DEV_PASSWORD", "Keystore", "default_password"]
 
 
 def default_password() -> str:
-    return os.environ.get("DATABRIGHT_PASSWORD") or DEV_PASSWORD
+    """``$DATABRIGHT_PASSWORD`` when set, else the development password."""
+    return get_settings().keystore_password()
 
 
 @dataclass(frozen=True)
@@ -117,11 +112,5 @@ class Keystore:
         self.directory.mkdir(parents=True, exist_ok=True)
         index = len(self._files())
         path = self.directory / f"{index:04d}--{acct.address}.json"
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(body, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(body), mode=0o600)
         return Address(acct.address)

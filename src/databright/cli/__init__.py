@@ -7,7 +7,6 @@ what kind of failure it was (see EXIT_CODES); tracebacks are shown only with
 
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
@@ -24,6 +23,7 @@ from databright.errors import (
     NodeUnreachable,
     NotFound,
 )
+from databright.settings import get_settings
 
 __all__ = ["EXIT_CODES", "app", "main"]
 
@@ -66,7 +66,7 @@ def main() -> None:
     try:
         app()
     except DataBrightError as exc:
-        if os.environ.get("DATABRIGHT_DEBUG"):
+        if get_settings().debug:
             raise
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         code = next(c for cls, c in EXIT_CODES if isinstance(exc, cls))

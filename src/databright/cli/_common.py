@@ -11,6 +11,7 @@ from rich.console import Console
 
 from databright.chain.gateway import Gateway, connect
 from databright.chain.keystore import Keystore
+from databright.settings import DEFAULT_HOME, DEFAULT_RPC
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -28,11 +29,8 @@ __all__ = [
 console = Console()
 err_console = Console(stderr=True)
 
-DEFAULT_RPC = "http://127.0.0.1:8545"
-
-
-# DATABRIGHT_HOME overrides it through the option's envvar.
-DEFAULT_DATA_DIR = Path(".databright")
+# $DATABRIGHT_HOME and $DATABRIGHT_RPC override these through the options' envvars.
+DEFAULT_DATA_DIR = DEFAULT_HOME
 
 
 RpcOpt = Annotated[

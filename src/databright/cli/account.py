@@ -9,7 +9,6 @@ terminal when ``$DATABRIGHT_PASSWORD`` does not open the keystore.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from databright.chain.gateway import connect
-from databright.chain.keystore import DEV_PASSWORD, Keystore, KeystoreError
+from databright.chain.keystore import Keystore
 from databright.cli import market as market_cli
 from databright.cli._common import (
     DEFAULT_DATA_DIR,
@@ -33,8 +32,14 @@ from databright.cli._common import (
     print_json,
 )
 from databright.cli.market import busy, eth_exact, eth_short, shares_exact, shares_text
-from databright.errors import ContractNotDeployed, DataBrightError, NotFound
+from databright.errors import (
+    ContractNotDeployed,
+    InvalidArgument,
+    KeystoreError,
+    NotFound,
+)
 from databright.market import Market
+from databright.settings import DEV_PASSWORD, get_settings
 from databright.types import Address
 
 __all__ = ["app"]
@@ -55,14 +60,14 @@ OptionalAccountOpt = Annotated[
 
 def _new_password() -> str | None:
     """The new keystore's password; None means the keystore's default rule."""
-    if os.environ.get("DATABRIGHT_PASSWORD"):
+    if get_settings().password_set:
         return None
     if market_cli.interactive():
         password: str = typer.prompt(
             "Password for the new keystore", hide_input=True, confirmation_prompt=True
         )
         if not password:
-            raise DataBrightError("the password must not be empty")
+            raise InvalidArgument("the password must not be empty")
         return password
     err_console.print(
         "[yellow]warning:[/yellow] no terminal and DATABRIGHT_PASSWORD is unset: the keystore "
@@ -114,7 +119,7 @@ def new_command(
     if key is not None:
         address = Address(Account.from_key(key).address)
         if address in store.addresses():
-            raise DataBrightError(
+            raise InvalidArgument(
                 f"account {address} already has a keystore in {store.directory} "
                 f"(#{store.addresses().index(address)})"
             )

@@ -76,7 +76,7 @@ def ensure_local_node(rpc: str, data_dir: Path) -> bool:
         url = urlparse(rpc)
         if url.hostname not in ("127.0.0.1", "localhost") or url.port is None:
             raise
-    from databright.chain.node import NodeConfig, start_background
+    from databright.node import NodeConfig, start_background
 
     start_background(NodeConfig(data_dir=data_dir, host="127.0.0.1", port=url.port))
     return True

@@ -13,7 +13,6 @@ the spinner shown while the chain works, and how amounts, shares and proposals a
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from eth_account.signers.local import LocalAccount
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from databright.chain.keystore import Keystore, KeystoreError
+from databright.chain.keystore import Keystore
 from databright.cli._common import (
     DEFAULT_DATA_DIR,
     DEFAULT_RPC,
@@ -40,12 +39,15 @@ from databright.cli._common import (
     print_json,
 )
 from databright.errors import (
-    DataBrightError,
     InsufficientFunds,
+    InvalidAmount,
     InvalidProposal,
+    InvalidProposalId,
+    KeystoreError,
     NotFound,
 )
 from databright.market import SHARE_UNIT, Market, ProposalInfo
+from databright.settings import get_settings
 from databright.storage import ProposalRejected
 from databright.types import Address, Wei
 
@@ -54,14 +56,6 @@ __all__ = ["register"]
 WEI_PER_ETH = 10**18
 UINT256_MAX = 2**256 - 1
 SEQ_BITS = 32  # a proposal id is (dataset id << 32) | its number within the dataset
-
-
-class InvalidAmount(DataBrightError, ValueError):
-    """An amount of ETH that is not a positive decimal number of whole wei."""
-
-
-class InvalidProposalId(DataBrightError, ValueError):
-    """A proposal argument that is neither an id nor ``DATASET/N``."""
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -227,7 +221,7 @@ def _load_account(store: Keystore, which: str) -> LocalAccount:
     try:
         return store.load(which)
     except KeystoreError:
-        if os.environ.get("DATABRIGHT_PASSWORD") or not interactive():
+        if get_settings().password_set or not interactive():
             raise
     password = typer.prompt(f"Password of account {store.resolve(which)}", hide_input=True)
     return store.load(which, password)

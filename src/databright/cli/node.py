@@ -17,10 +17,10 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from databright.chain.node import (
+from databright.errors import DataBrightError
+from databright.node import (
     DEFAULT_HOST,
     DEFAULT_PORT,
-    HOME_ENV,
     NodeConfig,
     NodeStatus,
     serve,
@@ -28,7 +28,7 @@ from databright.chain.node import (
     status,
     stop,
 )
-from databright.errors import DataBrightError
+from databright.settings import DEFAULT_HOME
 
 __all__ = ["app"]
 
@@ -46,7 +46,7 @@ DataDir = Annotated[
     Path,
     typer.Option(
         "--data-dir",
-        envvar=HOME_ENV,
+        envvar="DATABRIGHT_HOME",
         file_okay=False,
         help="Chain, dev keystores and node files (default: ./.databright).",
     ),
@@ -64,7 +64,7 @@ Accounts = Annotated[
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
-DEFAULT_DIR = Path(".databright")
+DEFAULT_DIR = DEFAULT_HOME
 T = TypeVar("T")
 
 

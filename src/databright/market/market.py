@@ -27,11 +27,13 @@ from databright.chain.deploy import load_deployment
 from databright.chain.gateway import Event, Gateway, Receipt, connect
 from databright.errors import (
     ContractReverted,
-    DataBrightError,
     InsufficientFunds,
+    InvalidArgument,
     InvalidProposal,
+    ManifestMismatch,
     NotFound,
 )
+from databright.settings import DEFAULT_HOME
 from databright.storage import (
     BlobStore,
     DatasetSchema,
@@ -162,7 +164,7 @@ class Market:
         cls,
         rpc_url: str,
         account: LocalAccount | str | None = None,
-        data_dir: str | Path = ".databright",
+        data_dir: str | Path = DEFAULT_HOME,
     ) -> Market:
         """Connect to the market deployed on the chain at ``rpc_url`` (see ``databright deploy``)."""
         data_dir = Path(data_dir)
@@ -193,12 +195,12 @@ class Market:
     ) -> DatasetId:
         """Create a dataset with its schema and initial data; the caller gets one share each."""
         if not name or len(name.encode()) > NAME_MAX:
-            raise DataBrightError(
+            raise InvalidArgument(
                 f"dataset name {name!r} must be 1 to {NAME_MAX} bytes; choose a shorter name"
             )
         for e in governance.evaluators:
             if not is_address(e):
-                raise DataBrightError(f"evaluator {e!r} is not an Ethereum address")
+                raise InvalidArgument(f"evaluator {e!r} is not an Ethereum address")
         examples = self._load(initial, schema, known=set())
         self._require_gas_money("create a dataset")
         stored = store_proposal(self.store, examples, schema)
@@ -458,7 +460,7 @@ class Market:
         X, y = decode_examples(self.store.get(data_cid), schema, name=f"{what} data {data_cid}")
         hashes = example_hashes(X, y)
         if Manifest(schema.cid(), data_cid, hashes).merkle_root != bytes(root):
-            raise DataBrightError(
+            raise ManifestMismatch(
                 f"{what}: the data stored under {data_cid} does not match the Merkle root on "
                 "chain; the store holds other data, refetch it from its contributor"
             )
@@ -500,7 +502,7 @@ class Market:
     def pay(self, dataset_id: int, amount: Wei) -> Receipt:
         """Pay ETH to a dataset's shareholders, pro rata to their shares now."""
         if amount <= 0:
-            raise DataBrightError(f"a payment must be positive, not {amount} wei")
+            raise InvalidArgument(f"a payment must be positive, not {amount} wei")
         return self.token(dataset_id).pay(value=int(amount))
 
     def claimable(self, dataset_id: int, account: str | None = None) -> Wei:

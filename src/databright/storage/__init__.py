@@ -12,9 +12,7 @@ encoding, and every proposal by the OpenZeppelin-standard Merkle root of its exa
 that any single example can be traced to the proposal, and the contributor, it came from.
 """
 
-from databright.storage.blobstore import BlobStore
-from databright.storage.cid import cid_for_bytes, cid_to_digest, digest_to_cid, normalize_cid
-from databright.storage.errors import (
+from databright.errors import (
     BlobCorrupt,
     BlobNotFound,
     InvalidCID,
@@ -23,6 +21,8 @@ from databright.storage.errors import (
     ProposalProblem,
     ProposalRejected,
 )
+from databright.storage.blobstore import BlobStore
+from databright.storage.cid import cid_for_bytes, cid_to_digest, digest_to_cid, normalize_cid
 from databright.storage.hashing import (
     EXAMPLE_ENCODING,
     KECCAK_BACKEND,

@@ -22,6 +22,8 @@ import warnings
 from collections.abc import Callable
 from typing import Final
 
+from databright.settings import get_settings
+
 __all__ = ["hash_workers", "map_ranges"]
 
 #: Below this many rows forking costs more than it saves.
@@ -31,12 +33,9 @@ _MAX_WORKERS: Final = 8
 
 def hash_workers() -> int:
     """How many processes hash a large proposal (1 where ``fork`` is unavailable or unsafe)."""
-    setting = os.environ.get("DATABRIGHT_HASH_WORKERS", "").strip()
-    if setting:
-        try:
-            return max(1, int(setting))
-        except ValueError:
-            return 1
+    setting = get_settings().hash_workers
+    if setting is not None:
+        return setting
     # fork is only dependable on Linux (macOS system frameworks do not survive it).
     if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
         return 1

@@ -13,29 +13,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Final
 
 from multiformats import CID
 
-from databright.errors import StorageError
+from databright.atomic import publish, staged_file
+from databright.errors import BlobCorrupt, BlobNotFound, StorageError
 from databright.storage.cid import cid_for_bytes, cid_to_digest, digest_to_cid, normalize_cid
-from databright.storage.errors import BlobCorrupt, BlobNotFound
 
 __all__ = ["BlobStore"]
 
 _CHUNK: Final = 1 << 20
-
-
-def _fsync_dir(path: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _hash_stream(f: BinaryIO) -> bytes:
@@ -110,23 +100,11 @@ class BlobStore:
             ) from exc
         return cid
 
-    @contextlib.contextmanager
-    def _staged(self) -> Iterator[tuple[Path, BinaryIO]]:
-        fd, name = tempfile.mkstemp(dir=self._staging, prefix=".blob-", suffix=".tmp")
-        tmp = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                yield tmp, f
-        finally:
-            # Published temp files were renamed away; anything left is an aborted write.
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+    def _staged(self) -> contextlib.AbstractContextManager[tuple[Path, BinaryIO]]:
+        return staged_file(self._staging, prefix=".blob-")
 
     def _publish(self, tmp: Path, cid: str) -> None:
-        final = self._location(cid)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        publish(tmp, self._location(cid))
 
     def _write(self, cid: str, parts: list[bytes | bytearray | memoryview]) -> None:
         try:

@@ -15,7 +15,7 @@ from typing import Final
 
 from multiformats import CID, multihash
 
-from databright.storage.errors import InvalidCID
+from databright.errors import InvalidCID
 
 __all__ = [
     "CID_BASE",

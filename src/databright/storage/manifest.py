@@ -33,10 +33,9 @@ from typing import Any, Final, NamedTuple, NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from databright.errors import StorageError
+from databright.errors import InvalidCID, InvalidSchema, ManifestMismatch, StorageError
 from databright.storage.blobstore import BlobStore
 from databright.storage.cid import normalize_cid
-from databright.storage.errors import InvalidCID, InvalidSchema, ManifestMismatch
 from databright.storage.hashing import EXAMPLE_ENCODING, example_hashes
 from databright.storage.merkle import MERKLE_CONSTRUCTION, MerkleTree
 from databright.storage.proposal import Examples, read_npz_arrays

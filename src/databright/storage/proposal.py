@@ -55,7 +55,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from databright.storage.errors import ProposalProblem, ProposalRejected
+from databright.errors import ProposalProblem, ProposalRejected
 from databright.storage.hashing import example_hashes
 from databright.storage.schema import DatasetSchema
 

@@ -14,8 +14,8 @@ from typing import Any, Final, Literal, cast
 
 import numpy as np
 
+from databright.errors import InvalidSchema
 from databright.storage.cid import cid_for_bytes
-from databright.storage.errors import InvalidSchema
 
 __all__ = ["FEATURE_DTYPES", "SCHEMA_FORMAT", "DatasetSchema", "Task"]
 

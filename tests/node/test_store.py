@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from databright.chain.node.store import KeyValueStore
 from databright.errors import NodeError, StoreCorrupt
+from databright.node.store import KeyValueStore
 
 
 def test_buffered_writes_are_visible_before_commit(tmp_path: Path) -> None:

@@ -16,8 +16,6 @@ password is public anyway. Never put real funds behind these files.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,13 +24,14 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
+from databright.atomic import atomic_write
 from databright.errors import NotFound
+from databright.settings import DEV_PASSWORD, get_settings
 
 __all__ = [
     "DEV_ACCOUNTS_FILE",
     "DEV_PASSWORD",
     "KEYSTORE_DIR",
-    "PASSWORD_ENV",
     "create_dev_keys",
     "dev_password",
     "encrypt_dev_key",
@@ -40,8 +39,6 @@ __all__ = [
     "write_keystore",
 ]
 
-DEV_PASSWORD = "databright-dev"
-PASSWORD_ENV = "DATABRIGHT_PASSWORD"
 KEYSTORE_DIR = "keystore"
 DEV_ACCOUNTS_FILE = "dev-accounts.json"
 SCRYPT_N = 4096  # geth's LightScryptN; see the module docstring for why this is fine
@@ -51,7 +48,7 @@ def dev_password(password: str | None = None) -> str:
     """The password to use: the argument, else ``$DATABRIGHT_PASSWORD``, else the dev one."""
     if password is not None:
         return password
-    return os.environ.get(PASSWORD_ENV) or DEV_PASSWORD
+    return get_settings().keystore_password()
 
 
 def create_dev_keys(count: int) -> list[LocalAccount]:
@@ -68,18 +65,6 @@ def _address(keystore: dict[str, Any]) -> str:
     return str(to_checksum_address("0x" + str(keystore["address"]).removeprefix("0x")))
 
 
-def _write_atomically(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_keystore(data_dir: Path, keystores: Sequence[dict[str, Any]]) -> None:
     """Write the dev keystore files and the address list where they are missing."""
     directory = Path(data_dir) / KEYSTORE_DIR
@@ -88,10 +73,10 @@ def write_keystore(data_dir: Path, keystores: Sequence[dict[str, Any]]) -> None:
     for index, (address, keystore) in enumerate(zip(addresses, keystores, strict=True)):
         target = directory / f"{index:04d}--{address}.json"
         if not target.exists():
-            _write_atomically(target, json.dumps(keystore))
+            atomic_write(target, json.dumps(keystore), mode=0o600)
     listing = Path(data_dir) / DEV_ACCOUNTS_FILE
     if not listing.exists():
-        _write_atomically(listing, json.dumps(addresses, indent=2) + "\n")
+        atomic_write(listing, json.dumps(addresses, indent=2) + "\n", mode=0o600)
 
 
 def load_dev_accounts(data_dir: Path | str, password: str | None = None) -> list[LocalAccount]:

@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from databright.atomic import atomic_write
 from databright.errors import DataBrightError, NodeError
+from databright.settings import DEV_PASSWORD, get_settings
 
-from .accounts import DEV_PASSWORD, KEYSTORE_DIR, PASSWORD_ENV, dev_password, write_keystore
+from .accounts import KEYSTORE_DIR, dev_password, write_keystore
 from .chain import DevChain
 from .rpc import Dispatcher
 from .server import RpcHTTPServer, bind
@@ -34,7 +36,6 @@ from .server import RpcHTTPServer, bind
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
-    "HOME_ENV",
     "LOCK_FILE",
     "LOG_FILE",
     "STATUS_FILE",
@@ -50,7 +51,6 @@ __all__ = [
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8545
-HOME_ENV = "DATABRIGHT_HOME"
 LOCK_FILE = "node.lock"
 STATUS_FILE = "node.json"
 LOG_FILE = "node.log"
@@ -58,7 +58,7 @@ LOG_FILE = "node.log"
 
 def default_data_dir() -> Path:
     """``$DATABRIGHT_HOME`` if set, else ``.databright`` in the current directory."""
-    return Path(os.environ.get(HOME_ENV) or ".databright")
+    return get_settings().home
 
 
 @dataclass(frozen=True)
@@ -200,9 +200,7 @@ class Node:
             "started_at": int(time.time()),
         }
         target = self.data_dir / STATUS_FILE
-        tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(info, indent=2) + "\n")
-        os.replace(tmp, target)
+        atomic_write(target, json.dumps(info, indent=2) + "\n")
 
     def close(self) -> None:
         """Stop serving, flush the store, remove node.json, release the data dir."""
@@ -250,8 +248,8 @@ def serve(config: NodeConfig, *, announce: IO[str] | None = None) -> None:
         out = announce if announce is not None else sys.stdout
         assert node.chain is not None
         password_hint = (
-            f"password from ${PASSWORD_ENV}"
-            if os.environ.get(PASSWORD_ENV)
+            "password from $DATABRIGHT_PASSWORD"
+            if get_settings().password_set
             else f"password {DEV_PASSWORD!r}"
         )
         with contextlib.suppress(OSError):  # nobody listening is no reason to stop
@@ -329,7 +327,7 @@ def _node_command(config: NodeConfig, data_dir: Path) -> list[str]:
     command = [
         sys.executable,
         "-m",
-        "databright.chain.node",
+        "databright.node",
         "--data-dir",
         str(data_dir),
         "--host",
@@ -356,7 +354,7 @@ def _last_line(path: Path, offset: int) -> str:
 
 
 def start_background(config: NodeConfig, timeout: float = 30.0) -> NodeStatus:
-    """Spawn ``python -m databright.chain.node`` detached and wait until it answers RPC.
+    """Spawn ``python -m databright.node`` detached and wait until it answers RPC.
 
     Its output goes to ``<data-dir>/node.log``. Raises NodeError if a node already runs on the
     data dir, if the new one exits (with its last output line), or if it does not answer in time.
@@ -422,7 +420,7 @@ def _reap(pid: int) -> None:
 
 
 def run_from_command_line(config: NodeConfig) -> int:
-    """``python -m databright.chain.node``: serve, or print one line and return 1."""
+    """``python -m databright.node``: serve, or print one line and return 1."""
     try:
         serve(config)
     except DataBrightError as exc:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from databright.chain.node import wire
-from databright.chain.node.wire import INVALID_PARAMS, BlockHashRef, RpcError
+from databright.node import wire
+from databright.node.wire import INVALID_PARAMS, BlockHashRef, RpcError
 
 ADDRESS = "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
 HASH = "0x" + "ab" * 32

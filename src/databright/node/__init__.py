@@ -4,7 +4,7 @@ as they talk to anvil or geth.
 
 Run it::
 
-    python -m databright.chain.node --data-dir D --host 127.0.0.1 --port 8545 [--chain-id N]
+    python -m databright.node --data-dir D --host 127.0.0.1 --port 8545 [--chain-id N]
     databright node [run|start|stop|status] ...
 
 or from Python with :func:`serve` (foreground), :func:`start_background` / :func:`stop` /
@@ -46,12 +46,11 @@ Errors: reverts are code 3 with ``execution reverted: <reason>`` and the revert 
 
 from __future__ import annotations
 
-from .accounts import DEV_PASSWORD, PASSWORD_ENV, load_dev_accounts
+from .accounts import DEV_PASSWORD, load_dev_accounts
 from .chain import DEFAULT_CHAIN_ID
 from .process import (
     DEFAULT_HOST,
     DEFAULT_PORT,
-    HOME_ENV,
     Node,
     NodeConfig,
     NodeStatus,
@@ -67,8 +66,6 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "DEV_PASSWORD",
-    "HOME_ENV",
-    "PASSWORD_ENV",
     "Node",
     "NodeConfig",
     "NodeStatus",

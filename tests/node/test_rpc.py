@@ -20,8 +20,8 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError, Web3RPCError
 
-from databright.chain.node import Node, NodeConfig, load_dev_accounts
-from databright.chain.node.wire import RpcError
+from databright.node import Node, NodeConfig, load_dev_accounts
+from databright.node.wire import RpcError
 
 CHAIN_ID = 1337
 
@@ -410,8 +410,8 @@ def test_block_transaction_lookups_and_sha3(env: Env) -> None:
 def test_failed_commit_stops_the_node_answering(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from databright.chain.node.chain import DevChain
-    from databright.chain.node.rpc import Dispatcher
+    from databright.node.chain import DevChain
+    from databright.node.rpc import Dispatcher
 
     chain, _ = DevChain.open(tmp_path_factory.mktemp("broken"), accounts=1)
     dispatcher = Dispatcher(chain)
@@ -466,7 +466,7 @@ def test_call_from_a_poor_sender_is_insufficient_funds(env: Env) -> None:
     ],
 )
 def test_py_evm_refusals_are_reworded_as_geth(py_evm: str, geth: str) -> None:
-    from databright.chain.node.chain import _rejection
+    from databright.node.chain import _rejection
 
     error = _rejection(py_evm, "A")
     assert error.code == -32000 and error.message.startswith(geth)
@@ -475,7 +475,7 @@ def test_py_evm_refusals_are_reworded_as_geth(py_evm: str, geth: str) -> None:
 def test_revert_error_shapes() -> None:
     from eth_abi import encode
 
-    from databright.chain.node.chain import revert_error
+    from databright.node.chain import revert_error
 
     data = bytes.fromhex("08c379a0") + encode(["string"], ["no"])
     assert revert_error(data).to_json() == {

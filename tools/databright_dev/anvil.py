@@ -25,7 +25,7 @@ from databright.errors import NodeError
 
 __all__ = ["ANVIL_MNEMONIC", "AnvilNode", "anvil_accounts", "find_anvil", "start_anvil"]
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 # anvil's well-known development mnemonic: its accounts are public and must never hold real value.
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 

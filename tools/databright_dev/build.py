@@ -1,8 +1,8 @@
 """Compile every deployable Vyper contract into a committed JSON artifact.
 
-``python -m databright.chain.build`` writes ``src/databright/chain/artifacts/<name>.json`` for
+``python -m databright_dev.build`` writes ``src/databright/chain/artifacts/<name>.json`` for
 each ``contracts/*.vy`` (modules under ``contracts/modules/`` and interfaces are imported, not
-deployed). ``python -m databright.chain.build --check`` exits non-zero when an artifact is
+deployed). ``python -m databright_dev.build --check`` exits non-zero when an artifact is
 missing or stale; the test suite runs the same check.
 
 Only this module imports the compiler: the application reads artifacts, so it runs without
@@ -28,7 +28,7 @@ __all__ = [
     "write_artifacts",
 ]
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_DIR = ROOT / "contracts"
 OUTPUTS = ["abi", "bytecode", "bytecode_runtime", "blueprint_bytecode", "integrity"]
 
@@ -88,7 +88,7 @@ def _compile_all() -> list[Artifact]:
         os.chdir(cwd)
 
 
-CLIENTS_PATH = Path(__file__).resolve().parent / "clients.py"
+CLIENTS_PATH = ARTIFACTS_DIR.parent / "clients.py"
 
 _PY_TYPES = {"address": "str", "bool": "bool", "string": "str"}
 
@@ -147,7 +147,7 @@ def _client_class(name: str, abi: list[dict[str, Any]]) -> str:
 
 def render_clients(artifacts: list[Artifact]) -> str:
     parts = [
-        '"""Typed contract clients, generated from the artifacts by ``databright.chain.build``.',
+        '"""Typed contract clients, generated from the artifacts by ``databright_dev.build``.',
         "",
         "Do not edit: run ``make artifacts``. A test fails when this file is stale.",
         '"""',

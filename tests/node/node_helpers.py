@@ -108,11 +108,11 @@ def node_env() -> dict[str, str]:
 
 
 def spawn_node(data_dir: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
-    """``python -m databright.chain.node`` as the fixtures elsewhere run it."""
+    """``python -m databright.node`` as the fixtures elsewhere run it."""
     command = [
         sys.executable,
         "-m",
-        "databright.chain.node",
+        "databright.node",
         "--data-dir",
         str(data_dir),
         "--host",

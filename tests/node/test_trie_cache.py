@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from trie import HexaryTrie
 
-from databright.chain.node import trie_cache
+from databright.node import trie_cache
 
 _keys = st.one_of(st.binary(min_size=32, max_size=32), st.binary(min_size=1, max_size=3))
 _ops = st.lists(st.tuples(st.booleans(), _keys, st.binary(min_size=1, max_size=40)), max_size=60)

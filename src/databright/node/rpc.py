@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from eth_tester.exceptions import ValidationError as TesterValidationError
 from eth_utils import decode_hex, encode_hex, keccak
 
 from databright import __version__
+from databright.settings import get_settings
 
 from .chain import DevChain
 from .wire import (
@@ -433,7 +433,7 @@ class Dispatcher:
             except Exception as exc:
                 # One line: fixtures pipe the node's stderr and may never read it.
                 log.error("internal error in %s: %s: %s", name, type(exc).__name__, exc)
-                if os.environ.get("DATABRIGHT_DEBUG"):
+                if get_settings().debug:
                     log.exception("traceback")
                 error = RpcError(INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
             # Durable before anyone hears about it; a no-op after read-only calls.

@@ -17,7 +17,9 @@ from node_helpers import finish, free_port, rpc, spawn_node, wait_ready
 from typer.testing import CliRunner
 from web3 import Web3
 
-from databright.chain.node import (
+from databright.cli.node import app as node_app
+from databright.errors import NodeError, NotFound, StoreCorrupt
+from databright.node import (
     Node,
     NodeConfig,
     load_dev_accounts,
@@ -25,9 +27,7 @@ from databright.chain.node import (
     status,
     stop,
 )
-from databright.chain.node.store import KeyValueStore
-from databright.cli.node import app as node_app
-from databright.errors import NodeError, NotFound, StoreCorrupt
+from databright.node.store import KeyValueStore
 
 
 def _make_chain(data_dir: Path, transfers: int = 1, **config: object) -> tuple[int, str]:

@@ -1,4 +1,4 @@
-"""``python -m databright.chain.node``: run the embedded node in the foreground.
+"""``python -m databright.node``: run the embedded node in the foreground.
 
 Test fixtures elsewhere use exactly this command line; on a startup error it prints one line
 (``error: ...``) to stderr and exits with status 1. It prints no secrets.
@@ -17,7 +17,7 @@ from .process import DEFAULT_HOST, DEFAULT_PORT, NodeConfig, default_data_dir, r
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m databright.chain.node",
+        prog="python -m databright.node",
         description="Run the DataBright development chain (JSON-RPC over HTTP).",
     )
     parser.add_argument(

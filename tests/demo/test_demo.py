@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from databright.cli.demo import PAYMENT_WEI, run_session
+from databright.demo import PAYMENT_WEI, run_session
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def embedded(node):
 
 
 def test_session_accepts_honest_and_rejects_bad_data(embedded) -> None:
-    s = run_session(embedded.url, embedded.data_dir, seed=7, quiet=True)
+    s = run_session(embedded.url, embedded.data_dir, seed=7)
     by_role: dict[str, list[dict]] = {}
     for row in s["proposals"]:
         by_role.setdefault(row["role"], []).append(row)
@@ -32,5 +32,5 @@ def test_session_accepts_honest_and_rejects_bad_data(embedded) -> None:
     assert s["initiator"]["shares"] == 150 * 10**18
     assert s["registry_entries"] == 1 + len(by_role["honest"])
 
-    again = run_session(embedded.url, embedded.data_dir, seed=7, quiet=True)
+    again = run_session(embedded.url, embedded.data_dir, seed=7)
     assert again["dataset_id"] == s["dataset_id"] + 1

@@ -14,10 +14,10 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_canonical_address, to_checksum_address
 from node_helpers import PROBE_BYTECODE
 
-import databright.chain.node.chain as node_chain
-from databright.chain.node.chain import DEV_BALANCE_WEI, PersistentBackend, _chain_class
-from databright.chain.node.store import KeyValueStore
-from databright.chain.node.wire import RpcError
+import databright.node.chain as node_chain
+from databright.node.chain import DEV_BALANCE_WEI, PersistentBackend, _chain_class
+from databright.node.store import KeyValueStore
+from databright.node.wire import RpcError
 
 CHAIN_ID = 1337
 MIX_HASH = b"\x07" * 32

@@ -1,6 +1,6 @@
 """kill -9 the embedded node at random moments under load; nothing acknowledged may be lost.
 
-A real node process (``python -m databright.chain.node``) takes signed transactions from a
+A real node process (``python -m databright.node``) takes signed transactions from a
 client that records every transaction hash the node acknowledged and every receipt it returned.
 A timer kills the node with SIGKILL at a random moment, the node restarts on the same data dir,
 and the test checks that the head is consistent (block numbers contiguous, parent hashes link,
@@ -26,7 +26,7 @@ from eth_account.signers.local import LocalAccount
 from node_helpers import PROBE_ABI, PROBE_BYTECODE, finish, free_port, spawn_node, wait_ready
 from web3 import Web3
 
-from databright.chain.node import load_dev_accounts
+from databright.node import load_dev_accounts
 
 CYCLES = 20
 CHAIN_ID = 1337

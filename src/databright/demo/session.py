@@ -1,0 +1,163 @@
+"""The market session of ``make run``: the cast of :mod:`databright.demo.cast` on a live chain.
+
+An initiator creates a dataset; eight contributors propose (honest ones, a careless one, a
+copier, a poisoner, a late honest one); the evaluator service values each proposal and posts its
+score and report on-chain; every shareholder votes as the valuation advises; proposals are
+finalized; a model developer pays for using the dataset; and every shareholder claims its
+dividend. Each run creates a new dataset, so it can run again on the same chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+
+from databright.chain.deploy import deploy
+from databright.chain.gateway import connect
+from databright.chain.keystore import Keystore
+from databright.demo.cast import digits_scenario
+from databright.errors import DataBrightError
+from databright.market import SHARE_UNIT, Governance, Market
+from databright.market.evaluator import EvaluatorService
+from databright.storage import DatasetSchema, validate_examples
+from databright.types import Wei
+
+__all__ = ["ACCEPT_BPS", "PAYMENT_WEI", "run_session"]
+
+# Voters accept a proposal judged at least half as useful per example as the data already in.
+ACCEPT_BPS = 5000
+PAYMENT_WEI = Wei(10**18)
+
+
+def _silent(line: str) -> None:
+    del line
+
+
+def run_session(
+    rpc: str, data_dir: Path, seed: int, say: Callable[[str], None] = _silent
+) -> dict[str, Any]:
+    """Play the whole cast on a new dataset and return the session's summary (JSON-able).
+
+    ``say`` receives one line of progress per step (rich markup); the default prints nothing.
+    """
+    keystore = Keystore(data_dir / "keystore")
+    cast = digits_scenario(seed)
+    needed = 2 + len(cast.contributions)
+    if len(keystore.addresses()) < needed:
+        raise DataBrightError(
+            f"the session needs {needed} funded accounts in {keystore.directory}, found "
+            f"{len(keystore.addresses())}; use the embedded node's data dir"
+        )
+    accounts = [keystore.load(i) for i in range(needed)]
+    initiator, evaluator_acct, contributors = accounts[0], accounts[1], accounts[2:]
+
+    deployment, new = deploy(connect(rpc, keystore.load(0)), data_dir)
+    say(f"[bold]market[/bold] DataMarket at {deployment['DataMarket']}"
+         + (f" (deployed now: {', '.join(new)})" if new else ""))  # fmt: skip
+
+    market = Market.connect(rpc, initiator, data_dir)
+    # One client per account: two clients of one account would race for its nonces.
+    clients = {initiator.address: market}
+    for acct in accounts[1:]:
+        clients[acct.address] = market.as_account(acct)
+    schema = DatasetSchema(
+        task="classification", feature_shape=(64,), dtype="float32", labels=cast.labels,
+        name="digits 8x8",
+    )  # fmt: skip
+    name = f"digits #{market.dataset_count() + 1}"
+    initial = validate_examples(cast.initial_X, cast.initial_y, schema, source="initial data")
+    dataset_id = market.create_dataset(
+        name, schema, initial,
+        Governance(voting_period_s=3600, quorum_bps=2000, threshold_bps=5000,
+                   quality_cap_bps=20_000, evaluators=(evaluator_acct.address,)),
+    )  # fmt: skip
+    say(f"[bold]dataset {dataset_id}[/bold] {name!r}: {len(initial)} initial examples, "
+         f"initiator {initiator.address}")  # fmt: skip
+
+    validation = validate_examples(
+        cast.validation_X, cast.validation_y, schema, source="validation"
+    )
+    evaluator = EvaluatorService(clients[evaluator_acct.address], dataset_id, validation)
+
+    rows: list[dict[str, Any]] = []
+    for contribution, acct in zip(cast.contributions, contributors, strict=True):
+        me = clients[acct.address]
+        examples = validate_examples(
+            contribution.X, contribution.y, schema, source=contribution.name
+        )
+        try:
+            proposal = me.propose(dataset_id, examples)
+        except DataBrightError as exc:
+            rows.append(_row(contribution, acct.address, None, None, "refused", str(exc)))
+            say(f"  {contribution.name:8} refused at proposal: {exc}")
+            continue
+        posted = evaluator.evaluate(proposal)
+        support = posted.score_bps >= ACCEPT_BPS
+        # Every shareholder at the snapshot votes as the valuation advises.
+        for voter in [initiator, *contributors]:
+            if market.contract.call("ballot", proposal.id, voter.address)[0]:
+                continue
+            weight = market.token(dataset_id).balance_at(voter.address, proposal.sequence)
+            if weight == 0 or market.proposal(proposal.id).outcome != "pending":
+                continue
+            clients[voter.address].vote(proposal.id, support)
+        final = market.finalize(proposal.id)
+        rows.append(_row(contribution, acct.address, final, posted.score_bps, final.status,
+                         "; ".join(posted.flags)))  # fmt: skip
+        say(f"  {contribution.name:8} ({contribution.role:8}) proposal {final.sequence}: "
+             f"score {posted.score_bps:6d} bps -> {final.status:8} "
+             f"{final.shares / SHARE_UNIT:8.2f} shares")  # fmt: skip
+
+    # A model developer pays for training on the dataset; shareholders claim their dividends.
+    buyer = Account.create()
+    market.gateway.transfer(buyer.address, Wei(2 * PAYMENT_WEI))
+    market.as_account(buyer).pay(dataset_id, PAYMENT_WEI)
+    say(f"[bold]payment[/bold] {buyer.address} paid 1 ETH to dataset {dataset_id}")
+    claimed: dict[str, int] = {}  # address -> wei
+    for acct in [initiator, *contributors]:
+        me = clients[acct.address]
+        if me.claimable(dataset_id) > 0:
+            claimed[acct.address] = int(me.claim(dataset_id))
+    holders: dict[str, int] = {h.address: h.shares for h in market.shareholders(dataset_id)}
+    for row in rows:
+        row["dividend_wei"] = claimed.get(row["address"], 0)
+        row["shares_held"] = holders.get(row["address"], 0)
+    token = market.token(dataset_id)
+    return {
+        "rpc": rpc,
+        "chain_id": market.gateway.chain_id,
+        "dataset_id": dataset_id,
+        "dataset": name,
+        "initiator": {
+            "address": initiator.address,
+            "shares": holders.get(initiator.address, 0),
+            "dividend_wei": claimed.get(initiator.address, 0),
+        },
+        "evaluator": evaluator_acct.address,
+        "payment_wei": PAYMENT_WEI,
+        "total_claimed_wei": int(token.total_claimed()),
+        "dust_wei": int(token.dust()) / token.MAGNITUDE(),  # the token keeps dust magnified
+        "registry_entries": market.dataset(dataset_id).registry_length,
+        "proposals": rows,
+    }
+
+
+def _row(
+    c: Any, address: str, p: Any, score: int | None, decision: str, note: str
+) -> dict[str, Any]:
+    return {
+        "contributor": c.name,
+        "role": c.role,
+        "address": address,
+        "data": c.note,
+        "proposal": p.sequence if p else None,
+        "score_bps": score,
+        "yes": p.yes_votes if p else 0,
+        "no": p.no_votes if p else 0,
+        "decision": decision,
+        "shares_minted": p.shares if p and p.status == "accepted" else 0,
+        "flags": note,
+    }
