@@ -42,11 +42,15 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from databright.valuation import (
+    CopyPolicy,
     DataOOB,
     FlagKind,
     KNNShapley,
     LOOGain,
+    MaxSamples,
+    MinSamples,
     MSRBanzhaf,
+    StandardErrorBelow,
     TMCShapley,
     Utility,
     ValuationData,
@@ -123,11 +127,13 @@ def ours(d: dict[str, np.ndarray], seed: int, hits: dict[str, list[tuple[int, in
     start = SGDClassifier(loss="log_loss", random_state=seed).partial_fit(
         d["x_train"], d["y_train"], classes=np.unique(d["y_train"])
     )
+    tmc_stop = StandardErrorBelow(0.01) & MinSamples(30) | MaxSamples(200)
+    msr_stop = StandardErrorBelow(0.002) & MinSamples(30) | MaxSamples(4000)
     methods = {
         "knn": KNNShapley(Utility(KNeighborsClassifier(K), xv, yv)),
-        "tmc": TMCShapley(knn_margin, target_stderr=0.01, max_samples=200, seed=seed),
-        "tmc_ridge": TMCShapley(margin, target_stderr=0.01, max_samples=200, seed=seed),
-        "msr_banzhaf": MSRBanzhaf(knn_margin, target_stderr=0.002, max_samples=4000, seed=seed),
+        "tmc": TMCShapley(knn_margin, stopping=tmc_stop, seed=seed),
+        "tmc_ridge": TMCShapley(margin, stopping=tmc_stop, seed=seed),
+        "msr_banzhaf": MSRBanzhaf(knn_margin, stopping=msr_stop, seed=seed),
         "loo": LOOGain(Utility(start, xv, yv), epochs=1, seed=seed),
         "oob": DataOOB(
             Utility(DecisionTreeClassifier(), xv, yv), n_estimators=OOB_TREES, seed=seed
@@ -155,12 +161,14 @@ def copy_ratios(d: dict[str, np.ndarray]) -> dict[str, float]:
     out = {}
     for label, method_of in {
         "knn": lambda dedup: KNNShapley(
-            Utility(KNeighborsClassifier(K), xv, yv), dedup=dedup, flags=False
+            Utility(KNeighborsClassifier(K), xv, yv),
+            copy_policy=CopyPolicy(enabled=dedup),
+            flags=False,
         ),
         "tmc": lambda dedup: TMCShapley(
             Utility(RidgeClassifier(), xv, yv, scorer="margin"),
-            max_samples=64,
-            dedup=dedup,
+            stopping=MaxSamples(64),
+            copy_policy=CopyPolicy(enabled=dedup),
             flags=False,
         ),
     }.items():

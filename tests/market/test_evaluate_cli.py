@@ -1,4 +1,4 @@
-"""``databright evaluate``: the evaluator service from the command line."""
+"""``databright evaluate``: the evaluator service, from the command line and as an object."""
 
 from __future__ import annotations
 
@@ -9,14 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.neighbors import KNeighborsClassifier
 from typer.testing import CliRunner
 
 from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
 from databright.cli import app
+from databright.demo.cast import digits_scenario
+from databright.errors import InvalidArgument, ValuationError
 from databright.market import Governance, Market
-from databright.market.scenario import digits_scenario
+from databright.market.evaluator import EvaluatorService
 from databright.storage import DatasetSchema, validate_examples
+from databright.valuation import KNNShapley, MaxSamples, TMCShapley, Utility
 
 SCHEMA = DatasetSchema(
     task="classification", feature_shape=(64,), dtype="float32", labels=tuple(range(10))
@@ -80,3 +84,35 @@ def test_evaluate_with_missing_validation_file(setup) -> None:
     r = _cli("evaluate", "--dataset", str(ds), "--validation", str(val) + ".nope",
              "--rpc", node.url, "--data-dir", str(node.data_dir), "--account", "1")  # fmt: skip
     assert r.returncode == 6 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_evaluator_values_with_an_injected_method(setup) -> None:
+    node, market, ds, p, val = setup
+    built: list[Utility] = []
+
+    def tmc(utility: Utility) -> TMCShapley:
+        built.append(utility)
+        return TMCShapley(utility, stopping=MaxSamples(8))
+
+    service = EvaluatorService(market.as_account(node.accounts[1]), ds, val, method=tmc)
+    [posted] = service.run_once()
+    assert len(built) == 1 and len(built[0].y_val) == len(CAST.validation_y)
+    assert posted.report["method"] == "tmc_shapley"
+    assert posted.report["valuation"]["method"] == "tmc_shapley"
+    ev = market.proposal(p.id).evaluation
+    assert ev is not None and ev.score_bps == posted.score_bps
+
+
+def test_evaluator_defaults_to_knn_shapley_and_checks_its_method(setup) -> None:
+    node, market, ds, p, val = setup
+    evaluator = market.as_account(node.accounts[1])
+    default = EvaluatorService(evaluator, ds, val, k=7)
+    utility = Utility(KNeighborsClassifier(7), CAST.validation_X, CAST.validation_y)
+    method = default.method(utility)
+    assert isinstance(method, KNNShapley) and method.k == 7
+    with pytest.raises(InvalidArgument):
+        EvaluatorService(evaluator, ds, val, method="tmc")  # type: ignore[arg-type]
+    wrong = EvaluatorService(evaluator, ds, val, method=lambda u: object())  # type: ignore[arg-type,return-value]
+    with pytest.raises(ValuationError, match="not a valuation method"):
+        wrong.evaluate(p)
+    assert market.proposal(p.id).evaluation is None  # nothing was posted

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -11,9 +13,11 @@ from sklearn.preprocessing import StandardScaler
 
 from databright.errors import ValuationError
 from databright.valuation import (
+    CopyPolicy,
     DataOOB,
     FlagKind,
     KNNShapley,
+    MaxSamples,
     MSRBanzhaf,
     TMCShapley,
     Utility,
@@ -49,17 +53,20 @@ def test_copy_ratio_at_most_1_1(digits, method: str, jitter: float) -> None:
     x, y, prop, xv, yv = digits
 
     def value(data: ValuationData, dedup: bool = True) -> dict:
+        copies = CopyPolicy(enabled=dedup)
         if method == "knn":
-            m = KNNShapley(Utility(KNeighborsClassifier(5), xv, yv), dedup=dedup, flags=False)
+            m = KNNShapley(
+                Utility(KNeighborsClassifier(5), xv, yv), copy_policy=copies, flags=False
+            )
         elif method == "tmc":
             u = Utility(RidgeClassifier(), xv, yv, scorer="margin")
-            m = TMCShapley(u, max_samples=32, dedup=dedup, flags=False)
+            m = TMCShapley(u, stopping=MaxSamples(32), copy_policy=copies, flags=False)
         elif method == "msr":
             u = Utility(RidgeClassifier(), xv, yv, scorer="margin")
-            m = MSRBanzhaf(u, max_samples=256, dedup=dedup, flags=False)
+            m = MSRBanzhaf(u, stopping=MaxSamples(256), copy_policy=copies, flags=False)
         else:
             m = DataOOB(
-                Utility(RidgeClassifier(), xv, yv), n_estimators=20, dedup=dedup, flags=False
+                Utility(RidgeClassifier(), xv, yv), n_estimators=20, copy_policy=copies, flags=False
             )
         r = m.fit(data).result
         return {p: r.value_of(p) for p in r.proposals}
@@ -121,3 +128,39 @@ def test_within_proposal_repeats_and_distinct_data() -> None:
 def test_all_copies_cannot_be_valued() -> None:
     with pytest.raises(ValuationError):
         find_copies(ValuationData(np.zeros((2, 2)), [0, 0], [0, 1]), near_tol=-1)
+
+
+def test_copy_policy_defaults_and_checks() -> None:
+    assert CopyPolicy() == CopyPolicy(enabled=True, near_tol=0.2)
+    with pytest.raises(ValuationError):
+        CopyPolicy(near_tol=-0.1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        CopyPolicy().near_tol = 0.5  # type: ignore[misc]
+    with pytest.raises(ValuationError, match="CopyPolicy"):
+        KNNShapley(Utility(KNeighborsClassifier(1), [[0.0]], [0]), copy_policy=False)  # type: ignore[arg-type]
+
+
+def test_copy_policy_finds_what_it_is_told_to(digits) -> None:
+    x, y, prop, _, _ = digits
+    exact = _with_copy(x, y, prop, 3, 0.0)
+    jittered = _with_copy(x, y, prop, 3, 0.05)
+    assert CopyPolicy().find(jittered).mask.sum() == 25
+    assert CopyPolicy(near_tol=0).find(exact).mask.sum() == 25
+    assert not CopyPolicy(near_tol=0).find(jittered).mask.any()  # exact copies only
+    off = CopyPolicy(enabled=False).find(exact)
+    assert not off.mask.any() and off.threshold == 0.0
+    np.testing.assert_array_equal(
+        CopyPolicy().find(jittered).original, find_copies(jittered, near_tol=0.2).original
+    )
+
+
+def test_methods_apply_their_copy_policy(digits) -> None:
+    x, y, prop, xv, yv = digits
+    data = _with_copy(x, y, prop, 3, 0.05)
+    u = Utility(KNeighborsClassifier(5), xv, yv)
+    default = KNNShapley(u, flags=False).fit(data).result
+    explicit = KNNShapley(u, copy_policy=CopyPolicy(True, 0.2), flags=False).fit(data).result
+    np.testing.assert_array_equal(default.values, explicit.values)
+    assert default.copies.sum() == 25
+    exact_only = KNNShapley(u, copy_policy=CopyPolicy(near_tol=0), flags=False).fit(data).result
+    assert not exact_only.copies.any() and exact_only.value_of(1000) > 0

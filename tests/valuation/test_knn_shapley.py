@@ -9,7 +9,13 @@ from sklearn.neighbors import KNeighborsClassifier
 from valuation_helpers import exact_shapley, knn_utility
 
 from databright.errors import ValuationError
-from databright.valuation import KNNShapley, Utility, ValuationData, knn_shapley_values
+from databright.valuation import (
+    CopyPolicy,
+    KNNShapley,
+    Utility,
+    ValuationData,
+    knn_shapley_values,
+)
 
 
 def _tiny(seed: int, n: int, m: int, classes: int = 2):
@@ -105,7 +111,9 @@ def test_torch_embedding_is_used() -> None:
     raw = KNNShapley(u, flags=False).fit(data).result
     emb = KNNShapley(u, embedding=ident, flags=False).fit(data).result
     np.testing.assert_allclose(raw.values, emb.values, atol=1e-6)
-    squash = KNNShapley(u, embedding=lambda a: a[:, :1], flags=False, dedup=False).fit(data)
+    squash = KNNShapley(
+        u, embedding=lambda a: a[:, :1], flags=False, copy_policy=CopyPolicy(enabled=False)
+    ).fit(data)
     squash = squash.result
     expected, *_ = knn_shapley_values(x[:, :1], y, xv[:, :1], yv, 3)
     np.testing.assert_allclose(squash.values, expected, atol=1e-7)

@@ -9,7 +9,20 @@ from sklearn.neighbors import KNeighborsClassifier
 from valuation_helpers import blobs, exact_banzhaf, exact_shapley
 
 from databright.errors import ValuationError
-from databright.valuation import MSRBanzhaf, TMCShapley, Utility, ValuationData, proposal_game
+from databright.valuation import (
+    CopyPolicy,
+    MaxSamples,
+    MaxTime,
+    MinSamples,
+    MSRBanzhaf,
+    StandardErrorBelow,
+    TMCShapley,
+    Utility,
+    ValuationData,
+    proposal_game,
+)
+
+NO_COPY_CHECK = CopyPolicy(enabled=False)
 
 
 def _game_fn(utility: Utility, data: ValuationData):
@@ -77,7 +90,11 @@ def test_tmc_matches_exact_shapley_over_proposals() -> None:
     _, u = _game_fn(utility, data)
     exact = exact_shapley(5, u)
     result = (
-        TMCShapley(utility, max_samples=3000, seed=1, dedup=False, flags=False).fit(data).result
+        TMCShapley(
+            utility, stopping=MaxSamples(3000), seed=1, copy_policy=NO_COPY_CHECK, flags=False
+        )
+        .fit(data)
+        .result
     )
     np.testing.assert_allclose(
         result.proposal_values, exact, atol=4 * result.proposal_stderr.max() + 1e-3
@@ -91,7 +108,11 @@ def test_msr_matches_exact_banzhaf_over_proposals() -> None:
     _, u = _game_fn(utility, data)
     exact = exact_banzhaf(5, u)
     result = (
-        MSRBanzhaf(utility, max_samples=6000, seed=1, dedup=False, flags=False).fit(data).result
+        MSRBanzhaf(
+            utility, stopping=MaxSamples(6000), seed=1, copy_policy=NO_COPY_CHECK, flags=False
+        )
+        .fit(data)
+        .result
     )
     np.testing.assert_allclose(
         result.proposal_values, exact, atol=4 * result.proposal_stderr.max() + 1e-3
@@ -103,7 +124,9 @@ def test_msr_matches_exact_banzhaf_over_proposals() -> None:
 def test_tmc_efficiency(seed: int, n_prop: int, samples: int) -> None:
     data, xv, yv = _small(seed, n_prop)
     utility = Utility(RidgeClassifier(), xv, yv, scorer="margin")
-    result = TMCShapley(utility, max_samples=samples, seed=seed, flags=False).fit(data).result
+    result = (
+        TMCShapley(utility, stopping=MaxSamples(samples), seed=seed, flags=False).fit(data).result
+    )
     assert result.proposal_values.sum() == pytest.approx(result.total_gain, abs=1e-9)
 
 
@@ -134,8 +157,8 @@ def test_null_proposal_gets_zero(seed: int, antithetic: bool) -> None:
     )
     utility = Utility(RidgeClassifier(), xv, yv, scorer="margin")
     for method in (
-        TMCShapley(utility, max_samples=20, seed=seed, antithetic=antithetic, flags=False),
-        MSRBanzhaf(utility, max_samples=64, seed=seed, flags=False),
+        TMCShapley(utility, stopping=MaxSamples(20), seed=seed, antithetic=antithetic, flags=False),
+        MSRBanzhaf(utility, stopping=MaxSamples(64), seed=seed, flags=False),
     ):
         assert method.fit(both).result.value_of(99) == 0.0
 
@@ -145,7 +168,10 @@ def test_noisy_proposal_ranks_last(noisy_blobs, model) -> None:
     x, y, prop, xv, yv, _ = noisy_blobs
     utility = Utility(model, xv, yv, scorer="margin")
     data = ValuationData(x, y, prop)
-    for method in (TMCShapley(utility, max_samples=64), MSRBanzhaf(utility, max_samples=512)):
+    for method in (
+        TMCShapley(utility, stopping=MaxSamples(64)),
+        MSRBanzhaf(utility, stopping=MaxSamples(512)),
+    ):
         result = method.fit(data).result
         assert result.ranking()[-1] == 2
         assert result.value_of(2) < 0
@@ -155,12 +181,17 @@ def test_stops_on_stderr_target_and_on_time() -> None:
     data, xv, yv = _small(4)
     utility = Utility(RidgeClassifier(), xv, yv, scorer="margin")
     loose = (
-        TMCShapley(utility, target_stderr=0.05, min_samples=10, max_samples=5000).fit(data).result
+        TMCShapley(utility, stopping=StandardErrorBelow(0.05) & MinSamples(10) | MaxSamples(5000))
+        .fit(data)
+        .result
     )
     assert loose.converged and loose.n_samples < 5000
     assert loose.proposal_stderr.max() <= 0.05
     quick = (
-        MSRBanzhaf(utility, target_stderr=1e-9, max_seconds=0.05, max_samples=10**7)
+        MSRBanzhaf(
+            utility,
+            stopping=StandardErrorBelow(1e-9) & MinSamples(30) | MaxTime(0.05) | MaxSamples(10**7),
+        )
         .fit(data)
         .result
     )
@@ -170,7 +201,7 @@ def test_stops_on_stderr_target_and_on_time() -> None:
 def test_generic_models_use_the_cached_refit_game() -> None:
     data, xv, yv = _small(5, 4)
     utility = Utility(LogisticRegression(max_iter=200), xv, yv)
-    method = TMCShapley(utility, max_samples=8, flags=False)
+    method = TMCShapley(utility, stopping=MaxSamples(8), flags=False)
     result = method.fit(data).result
     assert result.proposal_values.sum() == pytest.approx(result.total_gain)
     game, _ = _game_fn(utility, data)
@@ -181,20 +212,20 @@ def test_generic_models_use_the_cached_refit_game() -> None:
 def test_bad_arguments() -> None:
     utility = Utility(RidgeClassifier(), np.zeros((2, 2)), [0, 1])
     with pytest.raises(ValuationError):
-        TMCShapley(utility, max_samples=0)
+        TMCShapley(utility, stopping=MaxSamples(0))
     with pytest.raises(ValuationError):
         TMCShapley(utility, truncation_rtol=-1)
     with pytest.raises(ValuationError):
-        MSRBanzhaf(utility, target_stderr=0)
+        MSRBanzhaf(utility, stopping=StandardErrorBelow(0))
     with pytest.raises(ValuationError):
-        MSRBanzhaf(utility, max_seconds=-1)
+        MSRBanzhaf(utility, stopping=MaxTime(-1))
 
 
 def test_truncation_still_ranks_the_noisy_proposal_last(noisy_blobs) -> None:
     x, y, prop, xv, yv, _ = noisy_blobs
     utility = Utility(RidgeClassifier(), xv, yv)
     result = (
-        TMCShapley(utility, truncation_rtol=0.01, max_samples=64)
+        TMCShapley(utility, truncation_rtol=0.01, stopping=MaxSamples(64))
         .fit(ValuationData(x, y, prop))
         .result
     )

@@ -5,7 +5,14 @@ from sklearn.linear_model import RidgeClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from valuation_helpers import blobs, flip
 
-from databright.valuation import FlagKind, KNNShapley, TMCShapley, Utility, ValuationData
+from databright.valuation import (
+    FlagKind,
+    KNNShapley,
+    MaxSamples,
+    TMCShapley,
+    Utility,
+    ValuationData,
+)
 
 
 def _kinds(result, proposal) -> set[FlagKind]:
@@ -30,7 +37,7 @@ def test_label_flipped_cluster_is_poisoning(noisy_blobs) -> None:
     x, y, prop, xv, yv, bad = noisy_blobs
     for method in (
         KNNShapley(Utility(KNeighborsClassifier(5), xv, yv)),
-        TMCShapley(Utility(RidgeClassifier(), xv, yv, scorer="margin"), max_samples=32),
+        TMCShapley(Utility(RidgeClassifier(), xv, yv, scorer="margin"), stopping=MaxSamples(32)),
     ):
         result = method.fit(ValuationData(x, y, prop)).result
         poison = [f for f in result.flags if f.kind is FlagKind.POISONING]

@@ -15,6 +15,7 @@ from databright.valuation import (
     DataOOB,
     KNNShapley,
     LOOGain,
+    MaxSamples,
     TMCShapley,
     TorchClassifier,
     Utility,
@@ -76,7 +77,8 @@ def test_unfitted_start_model_is_a_valuation_error(noisy_blobs) -> None:
         )
 
 
-def test_torch_classifier_as_utility_model(noisy_blobs) -> None:
+def test_torch_module_as_utility_model(noisy_blobs) -> None:
+    # the adapter itself is tested in tests/ml; here: a Utility takes a module and values with it
     x, y, prop, xv, yv, _ = noisy_blobs
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(5, 3))
@@ -85,7 +87,7 @@ def test_torch_classifier_as_utility_model(noisy_blobs) -> None:
     assert u(x, y) > u(x[:3], y[:3]) - 1.0
     assert u(x[:0], y[:0]) == u.default_score
     r = (
-        TMCShapley(u, max_samples=2, flags=False)
+        TMCShapley(u, stopping=MaxSamples(2), flags=False)
         .fit(ValuationData(x[:36], y[:36], prop[:36]))
         .result
     )
@@ -93,6 +95,7 @@ def test_torch_classifier_as_utility_model(noisy_blobs) -> None:
     acc = Utility(net, xv, yv)
     fitted = acc.fit_model(x, y)
     assert 0.0 <= acc.score(fitted) <= 1.0
+    assert fitted is not acc.model  # fitted on a fresh copy
 
 
 def test_utility_checks_its_inputs() -> None:

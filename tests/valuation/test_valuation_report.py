@@ -11,6 +11,7 @@ from databright.errors import ValuationError
 from databright.valuation import (
     BPS_SCALE,
     KNNShapley,
+    MaxSamples,
     TMCShapley,
     Utility,
     ValuationData,
@@ -76,7 +77,7 @@ def test_plot_is_a_deterministic_png(result) -> None:
 def test_report_of_a_sampling_method(noisy_blobs) -> None:
     x, y, prop, xv, yv, _ = noisy_blobs
     r = (
-        TMCShapley(Utility(RidgeClassifier(), xv, yv, scorer="margin"), max_samples=16)
+        TMCShapley(Utility(RidgeClassifier(), xv, yv, scorer="margin"), stopping=MaxSamples(16))
         .fit(ValuationData(x, y, prop))
         .result
     )

@@ -2,9 +2,12 @@
 
 For every pending proposal of a dataset that has no evaluation yet, the evaluator downloads the
 dataset's accepted data (each example verified against the chain) and the proposal's examples,
-and computes exact KNN-Shapley values of the whole on the evaluator's private validation set,
-with one player group per registry entry plus the proposal. Copies of accepted examples (exact
-or jittered) are worth zero (see ``databright.valuation``), so copying does not pay.
+and values the whole on the evaluator's private validation set, with one player group per
+registry entry plus the proposal. The valuation method comes from the service's ``method``, a
+factory building a ``Valuation`` from a ``Utility`` (any method class is one, e.g.
+``TMCShapley``); by default it is exact KNN-Shapley with ``k`` neighbours. Copies of accepted
+examples (exact or jittered) are worth zero (see ``databright.valuation``), so copying does not
+pay.
 
 The score is the proposal's value per example relative to the average accepted example, in
 basis points (``databright.valuation.quality_bps``): 10000 = as useful as the data already in,
@@ -20,6 +23,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +31,26 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.neighbors import KNeighborsClassifier
 
-from databright.errors import DataBrightError
+from databright.errors import DataBrightError, InvalidArgument, ValuationError
 from databright.market.market import Market, ProposalInfo
 from databright.storage import Examples, read_proposal
 from databright.valuation import (
     KNNShapley,
     Utility,
+    Valuation,
     ValuationData,
     plot_values,
     quality_bps,
     report,
 )
 
-__all__ = ["EvaluatorService", "PostedEvaluation"]
+__all__ = ["EvaluatorService", "MethodFactory", "PostedEvaluation"]
+
+MethodFactory = Callable[[Utility], Valuation]
+"""Builds the valuation method from the evaluator's utility: a method class such as
+``TMCShapley``, or e.g. ``functools.partial(TMCShapley, stopping=MaxSamples(200))``. It may
+also build its own utility from ``utility.x_val`` and ``utility.y_val`` (another model or
+scorer)."""
 
 INITIAL_KEY = "registry-0"
 
@@ -54,7 +65,16 @@ class PostedEvaluation:
 
 
 class EvaluatorService:
-    """Values and evaluates the pending proposals of one dataset, as one evaluator account."""
+    """Values and evaluates the pending proposals of one dataset, as one evaluator account.
+
+    Args:
+        market: the market client, as an account holding the dataset's evaluator role.
+        dataset_id: the dataset whose pending proposals are evaluated.
+        validation: the evaluator's private validation set (examples or a file to read).
+        k: neighbours of the utility's ``KNeighborsClassifier`` (and of the default method).
+        method: builds the valuation method from the utility (see :data:`MethodFactory`);
+            defaults to ``KNNShapley`` with ``k`` neighbours.
+    """
 
     def __init__(
         self,
@@ -62,7 +82,12 @@ class EvaluatorService:
         dataset_id: int,
         validation: Examples | str | Path,
         k: int = 5,
+        method: MethodFactory | None = None,
     ) -> None:
+        if method is not None and not callable(method):
+            raise InvalidArgument(
+                "method must build a valuation method from a Utility, e.g. TMCShapley"
+            )
         self.market = market
         self.dataset_id = dataset_id
         market.dataset(dataset_id)  # an unknown id is NotFound, not "not an evaluator"
@@ -76,6 +101,7 @@ class EvaluatorService:
             validation = read_proposal(validation, market.schema(dataset_id))
         self.validation = validation
         self.k = k
+        self.method: MethodFactory = partial(KNNShapley, k=k) if method is None else method
 
     def pending(self) -> list[ProposalInfo]:
         """Pending proposals still open to an evaluation."""
@@ -103,7 +129,12 @@ class EvaluatorService:
             _flat(self.validation.X),
             self.validation.y,
         )
-        result = KNNShapley(utility, k=self.k).fit(ValuationData(X, y, groups, arrival)).result
+        valuer = self.method(utility)
+        if not isinstance(valuer, Valuation):
+            raise ValuationError(
+                f"the evaluator's method built {type(valuer).__name__}, not a valuation method"
+            )
+        result = valuer.fit(ValuationData(X, y, groups, arrival)).result
         accepted_mask = np.arange(len(y)) < len(accepted)
         reference = float(result.values[accepted_mask].mean())
         if reference <= 0:

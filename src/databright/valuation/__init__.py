@@ -10,9 +10,13 @@ standard errors per example and per proposal, and :class:`Flag` s with reasons.
   players (payouts);
 * :class:`LOOGain` - fine-tune the best checkpoint with and without a proposal.
 
+The sampling methods stop on a composable criterion (:class:`MaxSamples`, :class:`MinSamples`,
+:class:`MaxTime`, :class:`StandardErrorBelow`, joined with ``|`` and ``&``; see
+:mod:`databright.valuation.stopping`).
+
 **Copies do not pay.** Before valuing, every method drops examples that copy an earlier
-example (exactly, or within a small distance: see :mod:`databright.valuation.dedup`) and
-values them at zero, so a copied proposal plus its original are worth what the original is
+example (exactly, or within a small distance: see :mod:`databright.valuation.dedup`; a
+method's :class:`CopyPolicy` says whether and how near) and values them at zero, so a copied proposal plus its original are worth what the original is
 worth alone (ratio 1.0, against 1.93 for naive KNN-Shapley); copies are flagged with the
 proposal they copy.
 
@@ -20,21 +24,33 @@ proposal they copy.
 maps a proposal's value to the basis points the contract mints shares by.
 """
 
+from databright.ml import TorchClassifier  # re-exported: models for a Utility come from ml
 from databright.valuation.base import Valuation
 from databright.valuation.data import ProposalKey, ValuationData
-from databright.valuation.dedup import Copies, find_copies
+from databright.valuation.dedup import Copies, CopyPolicy, find_copies
 from databright.valuation.flags import FlagPolicy, detect_flags
+from databright.valuation.games import Game, proposal_game
 from databright.valuation.knn import KNNShapley, knn_shapley_values
 from databright.valuation.loo import LOOGain, fine_tune
 from databright.valuation.oob import DataOOB
 from databright.valuation.report import BPS_SCALE, plot_values, quality_bps, report
 from databright.valuation.result import Flag, FlagKind, ValuationResult
 from databright.valuation.semivalues import MSRBanzhaf, TMCShapley
-from databright.valuation.utility import Game, Scorer, TorchClassifier, Utility, proposal_game
+from databright.valuation.stopping import (
+    MaxSamples,
+    MaxTime,
+    MinSamples,
+    Progress,
+    StandardErrorBelow,
+    StoppingCriterion,
+    Verdict,
+)
+from databright.valuation.utility import Scorer, Utility
 
 __all__ = [
     "BPS_SCALE",
     "Copies",
+    "CopyPolicy",
     "DataOOB",
     "Flag",
     "FlagKind",
@@ -43,14 +59,21 @@ __all__ = [
     "KNNShapley",
     "LOOGain",
     "MSRBanzhaf",
+    "MaxSamples",
+    "MaxTime",
+    "MinSamples",
+    "Progress",
     "ProposalKey",
     "Scorer",
+    "StandardErrorBelow",
+    "StoppingCriterion",
     "TMCShapley",
     "TorchClassifier",
     "Utility",
     "Valuation",
     "ValuationData",
     "ValuationResult",
+    "Verdict",
     "detect_flags",
     "find_copies",
     "fine_tune",

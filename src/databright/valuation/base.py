@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from databright.errors import ValuationError
 from databright.valuation.data import ValuationData
-from databright.valuation.dedup import Copies, find_copies
+from databright.valuation.dedup import CopyPolicy
 from databright.valuation.flags import FlagPolicy, detect_flags
 from databright.valuation.result import ValuationResult
 from databright.valuation.utility import Utility
@@ -41,9 +41,9 @@ class Valuation(ABC):
 
     Args:
         utility: model + scorer + validation data.
-        dedup: leave exact and near copies of earlier examples out and value them at zero.
-        near_tol: near-copy distance as a fraction of the data's typical spacing
-            (see :mod:`databright.valuation.dedup`); 0 checks exact copies only.
+        copy_policy: whether exact and near copies of earlier examples are left out and valued
+            at zero, and how near a near copy is (default ``CopyPolicy()``: on, ``near_tol``
+            0.2; see :mod:`databright.valuation.dedup`).
         flags: compute flags (mislabelled, poisoning, duplicates, out of distribution).
         flag_policy: thresholds for the flags.
     """
@@ -56,16 +56,18 @@ class Valuation(ABC):
         self,
         utility: Utility,
         *,
-        dedup: bool = True,
-        near_tol: float = 0.2,
+        copy_policy: CopyPolicy | None = None,
         flags: bool = True,
         flag_policy: FlagPolicy | None = None,
     ) -> None:
         if not isinstance(utility, Utility):
             raise ValuationError("a valuation method is built from a databright Utility")
+        if copy_policy is None:
+            copy_policy = CopyPolicy()
+        if not isinstance(copy_policy, CopyPolicy):
+            raise ValuationError("copy_policy must be a CopyPolicy")
         self.utility = utility
-        self.dedup = dedup
-        self.near_tol = near_tol
+        self.copy_policy = copy_policy
         self.flags = flags
         self.flag_policy = flag_policy or FlagPolicy()
         self._result: ValuationResult | None = None
@@ -83,10 +85,7 @@ class Valuation(ABC):
         if not isinstance(data, ValuationData):
             raise ValuationError("fit takes a ValuationData (examples with their proposal ids)")
         start = time.process_time()
-        if self.dedup:
-            copies = find_copies(data, near_tol=self.near_tol)
-        else:
-            copies = Copies(np.full(data.n, -1, np.intp), np.zeros(data.n, np.bool_), 0.0)
+        copies = self.copy_policy.find(data)
         kept = ~copies.mask
         if not kept.any():
             raise ValuationError("every example is a copy; there is nothing to value")

@@ -18,6 +18,8 @@ The default ``near_tol=0.2`` catches Gaussian jitter of up to about 0.08 of a fe
 standard deviation on standardised data of a few tens of dimensions (digits, breast cancer)
 without touching distinct examples there; in two or three dimensions distinct points do come
 that close, so lower it or pass ``near_tol=0`` (exact copies only).
+
+Methods take these settings as a :class:`CopyPolicy`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from databright.valuation._neighbours import typical_spacing, within
 from databright.valuation.data import ProposalKey, ValuationData
 from databright.valuation.result import Flag, FlagKind
 
-__all__ = ["Copies", "find_copies"]
+__all__ = ["Copies", "CopyPolicy", "find_copies"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +47,11 @@ class Copies:
     exact: NDArray[np.bool_]
     threshold: float
     """Distance under which two examples were taken for near copies (0 when not checked)."""
+
+    @classmethod
+    def none(cls, n: int) -> Copies:
+        """No copies among ``n`` examples (copies not looked for)."""
+        return cls(np.full(n, -1, np.intp), np.zeros(n, np.bool_), 0.0)
 
     @property
     def mask(self) -> NDArray[np.bool_]:
@@ -145,3 +152,28 @@ def find_copies(
         original[idx[moved]] = original[root[moved]]
         exact[idx[moved]] = False
     return Copies(original=original, exact=exact, threshold=threshold)
+
+
+@dataclass(frozen=True)
+class CopyPolicy:
+    """Whether a method leaves copies of earlier examples out (valued at zero), and how near a
+    near copy is.
+
+    Args:
+        enabled: look for copies; without it copying pays (only for comparisons).
+        near_tol: near-copy distance as a fraction of the data's typical spacing (see the
+            module docstring); 0 looks for exact copies only.
+    """
+
+    enabled: bool = True
+    near_tol: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not self.near_tol >= 0:
+            raise ValuationError("near_tol must be >= 0")
+
+    def find(self, data: ValuationData) -> Copies:
+        """The copies in ``data`` under this policy (none when disabled)."""
+        if not self.enabled:
+            return Copies.none(data.n)
+        return find_copies(data, near_tol=self.near_tol)

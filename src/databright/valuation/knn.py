@@ -8,7 +8,8 @@ For one validation point with training examples sorted from nearest (rank 1) to 
     s_i = s_{i+1} + (1[y_i = y] - 1[y_{i+1} = y]) / K * min(K, i) / i
 
 which unrolls into a reversed cumulative sum along the ranks; values are averaged over
-validation points. Features may first be embedded by a torch module (or any callable).
+validation points. Features may first be embedded by a torch module (or any callable; see
+:func:`databright.ml.embed`).
 """
 
 from __future__ import annotations
@@ -20,29 +21,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from databright.errors import ValuationError
+from databright.ml import embed
 from databright.valuation.base import Valuation, _Estimate
 from databright.valuation.data import ValuationData
+from databright.valuation.dedup import CopyPolicy
 from databright.valuation.flags import FlagPolicy
-from databright.valuation.utility import Utility, _is_torch_module
+from databright.valuation.utility import Utility
 
 __all__ = ["KNNShapley", "knn_shapley_values"]
-
-
-def _embed(fn: Any, x: NDArray[np.float64], batch: int = 4096) -> NDArray[np.float64]:
-    if fn is None:
-        return x
-    if _is_torch_module(fn):
-        import torch
-
-        out = []
-        fn.eval()
-        with torch.no_grad():
-            for s in range(0, len(x), batch):
-                out.append(fn(torch.as_tensor(x[s : s + batch], dtype=torch.float32)).numpy())
-        e = np.concatenate(out).astype(np.float64)
-    else:
-        e = np.asarray(fn(x), dtype=np.float64)
-    return e.reshape(len(x), -1)
 
 
 def knn_shapley_values(
@@ -151,14 +137,11 @@ class KNNShapley(Valuation):
         k: int | None = None,
         embedding: Callable[..., Any] | Any = None,
         batch_size: int = 256,
-        dedup: bool = True,
-        near_tol: float = 0.2,
+        copy_policy: CopyPolicy | None = None,
         flags: bool = True,
         flag_policy: FlagPolicy | None = None,
     ) -> None:
-        super().__init__(
-            utility, dedup=dedup, near_tol=near_tol, flags=flags, flag_policy=flag_policy
-        )
+        super().__init__(utility, copy_policy=copy_policy, flags=flags, flag_policy=flag_policy)
         if k is None:
             k = int(getattr(utility.model, "n_neighbors", 5))
         if k < 1:
@@ -168,8 +151,8 @@ class KNNShapley(Valuation):
         self.batch_size = batch_size
 
     def _estimate(self, data: ValuationData, kept: NDArray[np.bool_]) -> _Estimate:
-        xt = _embed(self.embedding, data.x[kept])
-        xv = _embed(self.embedding, self.utility.x_val)
+        xt = embed(self.embedding, data.x[kept])
+        xv = embed(self.embedding, self.utility.x_val)
         values, stderr, pv, ps, d2 = knn_shapley_values(
             xt,
             data.y[kept],

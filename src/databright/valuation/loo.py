@@ -9,7 +9,7 @@ fine-tuning copies of it:
   model's score (the gain the proposal brings to the checkpoint on its own).
 
 Fine-tuning is ``epochs`` passes of ``partial_fit`` (scikit-learn ``SGDClassifier``,
-``MLPClassifier``, a :class:`~databright.valuation.utility.TorchClassifier`), a refit with
+``MLPClassifier``, a :class:`~databright.ml.TorchClassifier`), a refit with
 ``warm_start=True`` for estimators that only have that, or SGD on a torch module's copy.
 """
 
@@ -22,10 +22,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from databright.errors import ValuationError
+from databright.ml import TorchClassifier, is_torch_module
 from databright.valuation.base import Valuation, _Estimate
 from databright.valuation.data import ValuationData
+from databright.valuation.dedup import CopyPolicy
 from databright.valuation.flags import FlagPolicy
-from databright.valuation.utility import TorchClassifier, Utility, _is_torch_module
+from databright.valuation.utility import Utility
 
 __all__ = ["LOOGain", "fine_tune"]
 
@@ -35,7 +37,7 @@ def fine_tune(
 ) -> Any:
     """A copy of ``start`` trained further on ``(x, y)``; ``start`` is left untouched."""
     model = copy.deepcopy(start)
-    if _is_torch_module(model):
+    if is_torch_module(model):
         model = TorchClassifier(model, seed=seed)
     if len(y) == 0:
         return model
@@ -79,14 +81,11 @@ class LOOGain(Valuation):
         epochs: int = 1,
         against: Literal["rest", "start"] = "rest",
         seed: int = 0,
-        dedup: bool = True,
-        near_tol: float = 0.2,
+        copy_policy: CopyPolicy | None = None,
         flags: bool = True,
         flag_policy: FlagPolicy | None = None,
     ) -> None:
-        super().__init__(
-            utility, dedup=dedup, near_tol=near_tol, flags=flags, flag_policy=flag_policy
-        )
+        super().__init__(utility, copy_policy=copy_policy, flags=flags, flag_policy=flag_policy)
         if against not in ("rest", "start"):
             raise ValuationError('against must be "rest" or "start"')
         if epochs < 1:

@@ -14,10 +14,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from databright.errors import ValuationError
+from databright.ml import fresh
 from databright.valuation.base import Valuation, _Estimate
 from databright.valuation.data import ValuationData
+from databright.valuation.dedup import CopyPolicy
 from databright.valuation.flags import FlagPolicy
-from databright.valuation.utility import Utility, fresh
+from databright.valuation.utility import Utility
 
 __all__ = ["DataOOB"]
 
@@ -44,14 +46,11 @@ class DataOOB(Valuation):
         n_estimators: int = 100,
         max_samples: float = 1.0,
         seed: int | None = 0,
-        dedup: bool = True,
-        near_tol: float = 0.2,
+        copy_policy: CopyPolicy | None = None,
         flags: bool = True,
         flag_policy: FlagPolicy | None = None,
     ) -> None:
-        super().__init__(
-            utility, dedup=dedup, near_tol=near_tol, flags=flags, flag_policy=flag_policy
-        )
+        super().__init__(utility, copy_policy=copy_policy, flags=flags, flag_policy=flag_policy)
         if n_estimators < 2:
             raise ValuationError("Data-OOB needs at least two ensemble members")
         if not 0 < max_samples <= 1:

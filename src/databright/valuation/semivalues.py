@@ -2,11 +2,13 @@
 
 Valuing tens of proposals instead of thousands of examples, with a utility whose coalition
 values are cached, or computed exactly and in batches for ridge and k-nearest-neighbour
-classifiers (see :mod:`databright.valuation.utility`), is what makes these fast. Both stop on
-the first of: every proposal's standard error at most ``target_stderr`` (after
-``min_samples``), ``max_seconds`` of CPU time, or ``max_samples`` (permutations or subsets;
-checked after each batch of ``batch_size``; with antithetic pairs a count is rounded up to an
-even number).
+classifiers (see :mod:`databright.valuation.fast_games`), is what makes these fast. Both draw
+samples (permutations or subsets) in batches of ``batch_size`` until their ``stopping``
+criterion says stop (see :mod:`databright.valuation.stopping`; by default
+``MaxSamples(1000)``); it is checked after each batch, a batch never overshoots a sample budget
+(with antithetic pairs a count is rounded up to an even number), and the result is converged
+when a converged verdict (e.g. :class:`~databright.valuation.stopping.StandardErrorBelow`)
+ended the sampling.
 """
 
 from __future__ import annotations
@@ -19,10 +21,15 @@ from numpy.typing import NDArray
 from databright.errors import ValuationError
 from databright.valuation.base import Valuation, _Estimate
 from databright.valuation.data import ValuationData
+from databright.valuation.dedup import CopyPolicy
 from databright.valuation.flags import FlagPolicy
-from databright.valuation.utility import Game, Utility, proposal_game
+from databright.valuation.games import Game, proposal_game
+from databright.valuation.stopping import MaxSamples, Progress, StoppingCriterion, Verdict
+from databright.valuation.utility import Utility
 
-__all__ = ["MSRBanzhaf", "TMCShapley"]
+__all__ = ["DEFAULT_STOPPING", "MSRBanzhaf", "TMCShapley"]
+
+DEFAULT_STOPPING: StoppingCriterion = MaxSamples(1000)
 
 
 def _game(
@@ -52,43 +59,31 @@ class _Sampled(Valuation):
         self,
         utility: Utility,
         *,
-        target_stderr: float | None = None,
-        max_seconds: float | None = None,
-        max_samples: int = 1000,
-        min_samples: int = 30,
+        stopping: StoppingCriterion | None = None,
         seed: int | None = 0,
-        dedup: bool = True,
-        near_tol: float = 0.2,
+        copy_policy: CopyPolicy | None = None,
         flags: bool = True,
         flag_policy: FlagPolicy | None = None,
     ) -> None:
-        super().__init__(
-            utility, dedup=dedup, near_tol=near_tol, flags=flags, flag_policy=flag_policy
-        )
-        if max_samples < 1 or min_samples < 1:
-            raise ValuationError("max_samples and min_samples must be at least 1")
-        if target_stderr is not None and target_stderr <= 0:
-            raise ValuationError("target_stderr must be positive")
-        if max_seconds is not None and max_seconds <= 0:
-            raise ValuationError("max_seconds must be positive")
-        self.target_stderr = target_stderr
-        self.max_seconds = max_seconds
-        self.max_samples = max_samples
-        self.min_samples = min(min_samples, max_samples)
+        super().__init__(utility, copy_policy=copy_policy, flags=flags, flag_policy=flag_policy)
+        if stopping is None:
+            stopping = DEFAULT_STOPPING
+        if not isinstance(stopping, StoppingCriterion):
+            raise ValuationError("stopping must be a StoppingCriterion, e.g. MaxSamples(1000)")
+        if not stopping.bounded:
+            raise ValuationError(
+                f"{stopping!r} may never stop; add a budget with |, e.g. | MaxSamples(1000)"
+            )
+        self.stopping = stopping
         self.seed = seed
 
-    def _stop(self, count: int, stderr: NDArray[np.float64], start: float) -> tuple[bool, bool]:
-        """(stop now, target reached)."""
-        reached = (
-            self.target_stderr is not None
-            and count >= self.min_samples
-            and bool(np.all(stderr <= self.target_stderr))
-        )
-        if reached or count >= self.max_samples:
-            return True, reached
-        if self.max_seconds is not None and time.process_time() - start >= self.max_seconds:
-            return True, False
-        return False, False
+    def _room(self, count: int, batch: int) -> int:
+        """How many of a batch of samples the sample budget still allows."""
+        budget = self.stopping.sample_budget
+        return batch if budget is None else min(batch, budget - count)
+
+    def _check(self, count: int, stderr: NDArray[np.float64], start: float) -> Verdict:
+        return self.stopping.check(Progress(count, stderr, time.process_time() - start))
 
 
 class TMCShapley(_Sampled):
@@ -112,25 +107,17 @@ class TMCShapley(_Sampled):
         burn_in: float = 0.4,
         antithetic: bool = True,
         batch_size: int = 32,
-        target_stderr: float | None = None,
-        max_seconds: float | None = None,
-        max_samples: int = 1000,
-        min_samples: int = 30,
+        stopping: StoppingCriterion | None = None,
         seed: int | None = 0,
-        dedup: bool = True,
-        near_tol: float = 0.2,
+        copy_policy: CopyPolicy | None = None,
         flags: bool = True,
         flag_policy: FlagPolicy | None = None,
     ) -> None:
         super().__init__(
             utility,
-            target_stderr=target_stderr,
-            max_seconds=max_seconds,
-            max_samples=max_samples,
-            min_samples=min_samples,
+            stopping=stopping,
             seed=seed,
-            dedup=dedup,
-            near_tol=near_tol,
+            copy_policy=copy_policy,
             flags=flags,
             flag_policy=flag_policy,
         )
@@ -175,11 +162,10 @@ class TMCShapley(_Sampled):
         draw_sq = np.zeros(n)
         draws = 0
         count = 0
-        reached = False
         stderr = np.full(n, np.inf)
         per_draw = 2 if self.antithetic else 1
         while True:
-            k = max(1, min(self.batch_size, self.max_samples - count) // per_draw)
+            k = max(1, self._room(count, self.batch_size) // per_draw)
             orders = np.stack([rng.permutation(n) for _ in range(k)])
             if self.antithetic:
                 orders = np.concatenate([orders, orders[:, ::-1]])
@@ -194,14 +180,14 @@ class TMCShapley(_Sampled):
                 mean = draw_sum / draws
                 var = np.maximum(draw_sq / draws - mean * mean, 0.0)
                 stderr = np.sqrt(var / (draws - 1))
-            stop, reached = self._stop(count, stderr, start)
-            if stop:
+            verdict = self._check(count, stderr, start)
+            if verdict.stop:
                 break
         stderr = np.where(np.isfinite(stderr), stderr, 0.0)
         est = _Estimate(
             proposal_values=total / count,
             proposal_stderr=stderr,
-            converged=reached,
+            converged=verdict is Verdict.CONVERGED,
             n_samples=count,
             total_gain=grand - game.default,
         )
@@ -227,11 +213,10 @@ class MSRBanzhaf(_Sampled):
         sq = np.zeros((2, n))
         cnt = np.zeros((2, n))
         count = 0
-        reached = False
         stderr = np.full(n, np.inf)
         batch = 32
         while True:
-            k = max(1, min(batch, self.max_samples - count))
+            k = max(1, self._room(count, batch))
             members = rng.random((k, n)) < 0.5
             u = game.many(members)
             inside = members.astype(np.float64)
@@ -247,8 +232,8 @@ class MSRBanzhaf(_Sampled):
             mean = sums / c
             var = np.maximum(sq / c - mean * mean, 0.0) / np.maximum(cnt - 1, 1)
             stderr = np.where(cnt.min(axis=0) >= 2, np.sqrt(var.sum(axis=0)), np.inf)
-            stop, reached = self._stop(count, stderr, start)
-            if stop:
+            verdict = self._check(count, stderr, start)
+            if verdict.stop:
                 break
         c = np.maximum(cnt, 1)
         values = sums[1] / c[1] - sums[0] / c[0]
@@ -256,7 +241,7 @@ class MSRBanzhaf(_Sampled):
         est = _Estimate(
             proposal_values=values,
             proposal_stderr=stderr,
-            converged=reached,
+            converged=verdict is Verdict.CONVERGED,
             n_samples=count,
             total_gain=game.grand - game.default,
         )
