@@ -64,9 +64,15 @@
         the constructor: the market has no owner and no account can touch
         another dataset's roles.
 
-        Storage is packed by hand (Vyper does not pack): see the layout
-        comments at each mapping. Only what must be checked on-chain or
-        served by the views is stored; the rest is in events.
+        Modules. The market composes three modules of `modules/`:
+        `packing` (the layout of proposal ids and of every packed storage
+        word), `tally` (ballot boxes, ballots and the outcome rule) and
+        `data_registry` (the append-only registry of accepted data). Datasets,
+        proposal terms, manifest roots and evaluations are kept here.
+
+        Storage is packed by hand (Vyper does not pack): see `packing`.
+        Only what must be checked on-chain or served by the views is
+        stored; the rest is in events.
 """
 
 
@@ -103,16 +109,33 @@ initializes: access_control
 exports: access_control.__interface__
 
 
-# @dev Proposal statuses.
-STATUS_NONE: public(constant(uint8)) = 0
-STATUS_PENDING: public(constant(uint8)) = 1
-STATUS_ACCEPTED: public(constant(uint8)) = 2
-STATUS_REJECTED: public(constant(uint8)) = 3
-STATUS_EXPIRED: public(constant(uint8)) = 4
+# @dev We import the stateless `packing` module for the
+# layouts of ids and packed storage words.
+from modules import packing
+
+
+# @dev We import and initialise the `tally` module for the
+# ballot boxes, ballots and outcomes of proposals.
+from modules import tally
+initializes: tally
+
+
+# @dev We import and initialise the `data_registry` module
+# for the append-only registry of accepted data.
+from modules import data_registry
+initializes: data_registry
+
+
+# @dev Proposal statuses (see `tally`).
+STATUS_NONE: public(constant(uint8)) = tally.STATUS_NONE
+STATUS_PENDING: public(constant(uint8)) = tally.STATUS_PENDING
+STATUS_ACCEPTED: public(constant(uint8)) = tally.STATUS_ACCEPTED
+STATUS_REJECTED: public(constant(uint8)) = tally.STATUS_REJECTED
+STATUS_EXPIRED: public(constant(uint8)) = tally.STATUS_EXPIRED
 
 
 # @dev Basis points in one (100%).
-BPS: public(constant(uint256)) = 10_000
+BPS: public(constant(uint256)) = tally.BPS
 
 
 # @dev Share units per example at quality weight 1.0.
@@ -156,64 +179,8 @@ EVALUATOR_ROLE: public(constant(bytes32)) = keccak256("DATABRIGHT_EVALUATOR_ROLE
 NOT_REGISTERED: public(constant(uint256)) = max_value(uint256)
 
 
-# @dev Bits of the per-dataset part of a proposal id.
-_SEQ_BITS: constant(uint256) = 32
-
-
-# @dev Bit masks.
-_MASK_8: constant(uint256) = 2**8 - 1
-_MASK_16: constant(uint256) = 2**16 - 1
-_MASK_32: constant(uint256) = 2**32 - 1
-_MASK_40: constant(uint256) = 2**40 - 1
-_MASK_64: constant(uint256) = 2**64 - 1
-_MASK_104: constant(uint256) = 2**104 - 1
-_MASK_160: constant(uint256) = 2**160 - 1
-
-
 # @dev Share units per example per basis point of weight.
 _UNITS_PER_BPS: constant(uint256) = SHARE_UNIT // BPS
-
-
-# @dev Dataset word offsets: [token: 0..159 | voting period:
-# 160..191 | quorum bps: 192..207 | threshold bps: 208..223 |
-# registry length: 224..255].
-_PERIOD_SHIFT: constant(uint256) = 160
-_QUORUM_SHIFT: constant(uint256) = 192
-_THRESHOLD_SHIFT: constant(uint256) = 208
-_LENGTH_SHIFT: constant(uint256) = 224
-
-
-# @dev Dataset info word offsets: [initiator: 0..159 |
-# quality cap bps: 160..191].
-_CAP_SHIFT: constant(uint256) = 160
-
-
-# @dev Proposal ballot-box word offsets: [yes: 0..103 |
-# no: 104..207 | deadline: 208..247 | status: 248..255].
-_NO_SHIFT: constant(uint256) = 104
-_DEADLINE_SHIFT: constant(uint256) = 208
-_STATUS_SHIFT: constant(uint256) = 248
-
-
-# @dev Proposal terms word offsets: [contributor: 0..159 |
-# examples: 160..191 | registry length at creation: 192..223 |
-# quality weight bps: 224..255].
-_EXAMPLES_SHIFT: constant(uint256) = 160
-_SNAPSHOT_LENGTH_SHIFT: constant(uint256) = 192
-_WEIGHT_SHIFT: constant(uint256) = 224
-
-
-# @dev Registry word offsets: [snapshot id n of the proposal:
-# 0..31 | cumulative share supply after it: 32..135 |
-# block number: 136..199].
-_SUPPLY_SHIFT: constant(uint256) = 32
-_BLOCK_SHIFT: constant(uint256) = 136
-
-
-# @dev Ballot word offsets: [weight: 0..103 | support: 104 |
-# voted: 105].
-_SUPPORT_BIT: constant(uint256) = 1 << 104
-_VOTED_BIT: constant(uint256) = 1 << 105
 
 
 # @dev The `ShareToken` blueprint (EIP-5202) that every
@@ -225,11 +192,13 @@ share_token_blueprint: public(immutable(address))
 dataset_count: public(uint256)
 
 
-# @dev Dataset id => packed dataset word (see `_PERIOD_SHIFT`).
+# @dev Dataset id => packed dataset word (token, voting period,
+# quorum, threshold, registry length; see `packing`).
 _datasets: HashMap[uint256, uint256]
 
 
-# @dev Dataset id => packed info word (see `_CAP_SHIFT`).
+# @dev Dataset id => packed info word (initiator, quality cap;
+# see `packing`).
 _dataset_info: HashMap[uint256, uint256]
 
 
@@ -237,11 +206,8 @@ _dataset_info: HashMap[uint256, uint256]
 _dataset_metadata: HashMap[uint256, bytes32]
 
 
-# @dev Proposal id => packed ballot box (see `_NO_SHIFT`).
-_ballot_boxes: HashMap[uint256, uint256]
-
-
-# @dev Proposal id => packed terms (see `_EXAMPLES_SHIFT`).
+# @dev Proposal id => packed terms (contributor, examples,
+# registry length at creation, quality weight; see `packing`).
 _terms: HashMap[uint256, uint256]
 
 
@@ -254,17 +220,8 @@ _manifest_roots: HashMap[uint256, bytes32]
 _root_data: HashMap[uint256, HashMap[bytes32, bytes32]]
 
 
-# @dev Proposal id => voter => packed ballot (see `_VOTED_BIT`).
-_ballots: HashMap[uint256, HashMap[address, uint256]]
-
-
 # @dev Proposal id => evaluation.
 _evaluations: HashMap[uint256, Evaluation]
-
-
-# @dev Dataset id => registry index => packed entry (see
-# `_SUPPLY_SHIFT`).
-_registry: HashMap[uint256, HashMap[uint256, uint256]]
 
 
 # @dev A dataset as returned by `dataset`.
@@ -467,27 +424,17 @@ def create_dataset(
         access_control._grant_role(evaluator_role, evaluator)
 
     shares: uint256 = examples * SHARE_UNIT
-    self._datasets[dataset_id] = (
-        convert(token, uint256)
-        | (voting_period << _PERIOD_SHIFT)
-        | (quorum_bps << _QUORUM_SHIFT)
-        | (threshold_bps << _THRESHOLD_SHIFT)
-        | (1 << _LENGTH_SHIFT)
-    )
-    self._dataset_info[dataset_id] = convert(msg.sender, uint256) | (quality_cap_bps << _CAP_SHIFT)
+    self._datasets[dataset_id] = packing._pack_dataset(token, voting_period, quorum_bps, threshold_bps, 1)
+    self._dataset_info[dataset_id] = packing._pack_info(msg.sender, quality_cap_bps)
     self._dataset_metadata[dataset_id] = metadata_cid_digest
 
     # The initial data is proposal n = 0, accepted at creation.
-    proposal_id: uint256 = dataset_id << _SEQ_BITS
-    self._ballot_boxes[proposal_id] = (block.timestamp << _DEADLINE_SHIFT) | (
-        convert(STATUS_ACCEPTED, uint256) << _STATUS_SHIFT
-    )
-    self._terms[proposal_id] = (
-        convert(msg.sender, uint256) | (examples << _EXAMPLES_SHIFT) | (BPS << _WEIGHT_SHIFT)
-    )
+    proposal_id: uint256 = packing._proposal_id(dataset_id, 0)
+    tally._open(proposal_id, block.timestamp, STATUS_ACCEPTED)
+    self._terms[proposal_id] = packing._pack_terms(msg.sender, examples, 0, BPS)
     self._manifest_roots[proposal_id] = manifest_root
     self._root_data[dataset_id][manifest_root] = data_cid_digest
-    self._registry[dataset_id][0] = (shares << _SUPPLY_SHIFT) | (block.number << _BLOCK_SHIFT)
+    data_registry._append(dataset_id, 0, 0, shares)
 
     log DatasetCreated(
         dataset_id=dataset_id,
@@ -552,19 +499,12 @@ def propose(
     assert examples != 0 and examples <= MAX_EXAMPLES, "data_market: invalid examples"
     assert self._root_data[dataset_id][manifest_root] == empty(bytes32), "data_market: manifest root taken"
 
-    snapshot_id: uint256 = extcall IShareToken(self._token(dataset)).snapshot()
-    proposal_id: uint256 = (dataset_id << _SEQ_BITS) | snapshot_id
+    snapshot_id: uint256 = extcall IShareToken(packing._token(dataset)).snapshot()
+    proposal_id: uint256 = packing._proposal_id(dataset_id, snapshot_id)
     # Period < 2**32, so the deadline fits 40 bits until year 36812.
-    deadline: uint256 = block.timestamp + ((dataset >> _PERIOD_SHIFT) & _MASK_32)
-    self._ballot_boxes[proposal_id] = (deadline << _DEADLINE_SHIFT) | (
-        convert(STATUS_PENDING, uint256) << _STATUS_SHIFT
-    )
-    self._terms[proposal_id] = (
-        convert(msg.sender, uint256)
-        | (examples << _EXAMPLES_SHIFT)
-        | ((dataset >> _LENGTH_SHIFT) << _SNAPSHOT_LENGTH_SHIFT)
-        | (BPS << _WEIGHT_SHIFT)
-    )
+    deadline: uint256 = block.timestamp + packing._voting_period(dataset)
+    tally._open(proposal_id, deadline, STATUS_PENDING)
+    self._terms[proposal_id] = packing._pack_terms(msg.sender, examples, packing._registry_length(dataset), BPS)
     self._manifest_roots[proposal_id] = manifest_root
     self._root_data[dataset_id][manifest_root] = data_cid_digest
     log ProposalCreated(
@@ -590,25 +530,20 @@ def vote(proposal_id: uint256, support: bool):
     @param proposal_id The 32-byte proposal id.
     @param support `True` to accept, `False` to reject.
     """
-    box: uint256 = self._ballot_boxes[proposal_id]
-    assert box >> _STATUS_SHIFT == convert(STATUS_PENDING, uint256), "data_market: not pending"
-    assert block.timestamp < (box >> _DEADLINE_SHIFT) & _MASK_40, "data_market: voting closed"
-    assert self._ballots[proposal_id][msg.sender] == 0, "data_market: already voted"
+    # The hot paths (`vote`, `finalize`) unpack with `packing`'s
+    # offsets inline: an internal call costs ~70 gas here.
+    box: uint256 = tally._box(proposal_id)
+    assert box >> packing.STATUS_SHIFT == convert(STATUS_PENDING, uint256), "data_market: not pending"
+    assert block.timestamp < (box >> packing.DEADLINE_SHIFT) & packing.MASK_40, "data_market: voting closed"
+    assert tally._ballot(proposal_id, msg.sender) == 0, "data_market: already voted"
 
     # The token of dataset `id` is the market's `id`-th `CREATE`;
     # recomputing its address is cheaper than loading it.
-    token: address = create._compute_create_address(self, proposal_id >> _SEQ_BITS)
-    weight: uint256 = staticcall IShareToken(token).balance_at(msg.sender, proposal_id & _MASK_32)
+    token: address = create._compute_create_address(self, proposal_id >> packing.SEQ_BITS)
+    weight: uint256 = staticcall IShareToken(token).balance_at(msg.sender, proposal_id & packing.MASK_32)
     assert weight != 0, "data_market: no voting weight"
 
-    # Tallies never exceed the snapshot supply (< 2**100): the
-    # additions cannot carry out of their 104-bit fields.
-    if support:
-        self._ballot_boxes[proposal_id] = unsafe_add(box, weight)
-        self._ballots[proposal_id][msg.sender] = weight | _SUPPORT_BIT | _VOTED_BIT
-    else:
-        self._ballot_boxes[proposal_id] = unsafe_add(box, weight << _NO_SHIFT)
-        self._ballots[proposal_id][msg.sender] = weight | _VOTED_BIT
+    tally._cast(proposal_id, box, msg.sender, support, weight)
     log VoteCast(proposal_id=proposal_id, voter=msg.sender, support=support, weight=weight)
 
 
@@ -625,10 +560,10 @@ def evaluate(proposal_id: uint256, score: int256, report_cid_digest: bytes32):
     @param score The signed score in basis points.
     @param report_cid_digest The 32-byte CID digest of the report.
     """
-    box: uint256 = self._ballot_boxes[proposal_id]
-    assert box >> _STATUS_SHIFT == convert(STATUS_PENDING, uint256), "data_market: not pending"
-    assert block.timestamp < (box >> _DEADLINE_SHIFT) & _MASK_40, "data_market: voting closed"
-    dataset_id: uint256 = proposal_id >> _SEQ_BITS
+    box: uint256 = tally._box(proposal_id)
+    assert packing._status(box) == STATUS_PENDING, "data_market: not pending"
+    assert block.timestamp < packing._deadline(box), "data_market: voting closed"
+    dataset_id: uint256 = packing._dataset_of(proposal_id)
     assert access_control.hasRole[self._dataset_role(EVALUATOR_ROLE, dataset_id)][
         msg.sender
     ], "data_market: not an evaluator"
@@ -636,9 +571,8 @@ def evaluate(proposal_id: uint256, score: int256, report_cid_digest: bytes32):
 
     weight: uint256 = 0
     if score > 0:
-        weight = min(convert(score, uint256), (self._dataset_info[dataset_id] >> _CAP_SHIFT) & _MASK_32)
-    terms: uint256 = self._terms[proposal_id]
-    self._terms[proposal_id] = (terms & ~(_MASK_32 << _WEIGHT_SHIFT)) | (weight << _WEIGHT_SHIFT)
+        weight = min(convert(score, uint256), packing._quality_cap(self._dataset_info[dataset_id]))
+    self._terms[proposal_id] = packing._with_weight(self._terms[proposal_id], weight)
     self._evaluations[proposal_id] = Evaluation(
         evaluator=msg.sender, score=score, report_cid_digest=report_cid_digest
     )
@@ -662,36 +596,30 @@ def finalize(proposal_id: uint256) -> uint8:
     @param proposal_id The 32-byte proposal id.
     @return uint8 The new status.
     """
-    box: uint256 = self._ballot_boxes[proposal_id]
-    assert box >> _STATUS_SHIFT == convert(STATUS_PENDING, uint256), "data_market: not pending"
-    dataset_id: uint256 = proposal_id >> _SEQ_BITS
+    box: uint256 = tally._box(proposal_id)
+    assert box >> packing.STATUS_SHIFT == convert(STATUS_PENDING, uint256), "data_market: not pending"
+    dataset_id: uint256 = proposal_id >> packing.SEQ_BITS
     dataset: uint256 = self._datasets[dataset_id]
     terms: uint256 = self._terms[proposal_id]
     status: uint8 = self._outcome(box, terms, dataset, dataset_id)
     assert status != STATUS_PENDING, "data_market: voting open"
 
-    yes: uint256 = box & _MASK_104
-    no: uint256 = (box >> _NO_SHIFT) & _MASK_104
-    # Keep the tallies and deadline; set the status.
-    box_without_status: uint256 = box & ~(_MASK_8 << _STATUS_SHIFT)
+    yes: uint256 = box & packing.MASK_104
+    no: uint256 = (box >> packing.NO_SHIFT) & packing.MASK_104
 
     if status == STATUS_ACCEPTED:
         # Both factors are below 2**32 and 2**20 respectively.
-        shares: uint256 = ((terms >> _EXAMPLES_SHIFT) & _MASK_32) * (terms >> _WEIGHT_SHIFT) * _UNITS_PER_BPS
-        index: uint256 = dataset >> _LENGTH_SHIFT
+        shares: uint256 = (
+            ((terms >> packing.EXAMPLES_SHIFT) & packing.MASK_32) * (terms >> packing.WEIGHT_SHIFT) * _UNITS_PER_BPS
+        )
+        index: uint256 = dataset >> packing.LENGTH_SHIFT
         # `index >= 1`: entry 0 is the initial data.
-        supply: uint256 = (
-            (self._registry[dataset_id][unsafe_sub(index, 1)] >> _SUPPLY_SHIFT) & _MASK_104
-        ) + shares
+        supply: uint256 = data_registry._supply_at(dataset_id, index) + shares
         if supply <= MAX_SUPPLY:
-            self._registry[dataset_id][index] = (
-                (proposal_id & _MASK_32) | (supply << _SUPPLY_SHIFT) | (block.number << _BLOCK_SHIFT)
-            )
+            data_registry._append(dataset_id, index, proposal_id & packing.MASK_32, supply)
             # One entry per proposal, so the length stays below 2**32.
-            self._datasets[dataset_id] = unsafe_add(dataset, 1 << _LENGTH_SHIFT)
-            self._ballot_boxes[proposal_id] = box_without_status | (
-                convert(STATUS_ACCEPTED, uint256) << _STATUS_SHIFT
-            )
+            self._datasets[dataset_id] = unsafe_add(dataset, 1 << packing.LENGTH_SHIFT)
+            tally._settle(proposal_id, box, STATUS_ACCEPTED)
             log ProposalFinalized(
                 proposal_id=proposal_id,
                 dataset_id=dataset_id,
@@ -702,13 +630,15 @@ def finalize(proposal_id: uint256) -> uint8:
                 no_votes=no,
             )
             if shares != 0:
-                extcall IShareToken(self._token(dataset)).mint(convert(terms & _MASK_160, address), shares)
+                extcall IShareToken(convert(dataset & packing.MASK_160, address)).mint(
+                    convert(terms & packing.MASK_160, address), shares
+                )
             return STATUS_ACCEPTED
         # Accepting would exceed the supply cap: reject instead.
         status = STATUS_REJECTED
 
     self._root_data[dataset_id][self._manifest_roots[proposal_id]] = empty(bytes32)
-    self._ballot_boxes[proposal_id] = box_without_status | (convert(status, uint256) << _STATUS_SHIFT)
+    tally._settle(proposal_id, box, status)
     log ProposalFinalized(
         proposal_id=proposal_id,
         dataset_id=dataset_id,
@@ -734,18 +664,19 @@ def dataset(dataset_id: uint256) -> Dataset:
     dataset: uint256 = self._datasets[dataset_id]
     assert dataset != 0, "data_market: unknown dataset"
     info: uint256 = self._dataset_info[dataset_id]
-    length: uint256 = dataset >> _LENGTH_SHIFT
+    length: uint256 = packing._registry_length(dataset)
+    token: address = packing._token(dataset)
     return Dataset(
-        token=self._token(dataset),
-        initiator=convert(info & _MASK_160, address),
+        token=token,
+        initiator=packing._initiator(info),
         metadata_cid_digest=self._dataset_metadata[dataset_id],
-        voting_period=(dataset >> _PERIOD_SHIFT) & _MASK_32,
-        quorum_bps=(dataset >> _QUORUM_SHIFT) & _MASK_16,
-        threshold_bps=(dataset >> _THRESHOLD_SHIFT) & _MASK_16,
-        quality_cap_bps=(info >> _CAP_SHIFT) & _MASK_32,
+        voting_period=packing._voting_period(dataset),
+        quorum_bps=packing._quorum(dataset),
+        threshold_bps=packing._threshold(dataset),
+        quality_cap_bps=packing._quality_cap(info),
         registry_length=length,
-        proposal_count=staticcall IShareToken(self._token(dataset)).snapshot_id(),
-        total_shares=(self._registry[dataset_id][length - 1] >> _SUPPLY_SHIFT) & _MASK_104,
+        proposal_count=staticcall IShareToken(token).snapshot_id(),
+        total_shares=data_registry._supply_after(dataset_id, length - 1),
     )
 
 
@@ -760,7 +691,7 @@ def share_token(dataset_id: uint256) -> address:
     """
     dataset: uint256 = self._datasets[dataset_id]
     assert dataset != 0, "data_market: unknown dataset"
-    return self._token(dataset)
+    return packing._token(dataset)
 
 
 @external
@@ -771,28 +702,28 @@ def proposal(proposal_id: uint256) -> Proposal:
     @param proposal_id The 32-byte proposal id.
     @return Proposal The proposal.
     """
-    box: uint256 = self._ballot_boxes[proposal_id]
+    box: uint256 = tally._box(proposal_id)
     assert box != 0, "data_market: unknown proposal"
-    dataset_id: uint256 = proposal_id >> _SEQ_BITS
+    dataset_id: uint256 = packing._dataset_of(proposal_id)
     terms: uint256 = self._terms[proposal_id]
-    status: uint8 = convert(box >> _STATUS_SHIFT, uint8)
+    status: uint8 = packing._status(box)
     root: bytes32 = self._manifest_roots[proposal_id]
     data: bytes32 = empty(bytes32)
     if status == STATUS_PENDING or status == STATUS_ACCEPTED:
         data = self._root_data[dataset_id][root]
     return Proposal(
         dataset_id=dataset_id,
-        snapshot_id=proposal_id & _MASK_32,
-        contributor=convert(terms & _MASK_160, address),
+        snapshot_id=packing._snapshot_of(proposal_id),
+        contributor=packing._contributor(terms),
         data_cid_digest=data,
         manifest_root=root,
-        examples=(terms >> _EXAMPLES_SHIFT) & _MASK_32,
-        deadline=(box >> _DEADLINE_SHIFT) & _MASK_40,
+        examples=packing._examples(terms),
+        deadline=packing._deadline(box),
         status=status,
-        yes_votes=box & _MASK_104,
-        no_votes=(box >> _NO_SHIFT) & _MASK_104,
-        snapshot_supply=self._snapshot_supply(terms, dataset_id),
-        quality_weight_bps=terms >> _WEIGHT_SHIFT,
+        yes_votes=packing._yes(box),
+        no_votes=packing._no(box),
+        snapshot_supply=data_registry._supply_at(dataset_id, packing._snapshot_length(terms)),
+        quality_weight_bps=packing._weight(terms),
         shares=self._shares(terms),
     )
 
@@ -807,7 +738,7 @@ def proposal_state(proposal_id: uint256) -> uint8:
     @param proposal_id The 32-byte proposal id.
     @return uint8 The status.
     """
-    return convert(self._ballot_boxes[proposal_id] >> _STATUS_SHIFT, uint8)
+    return packing._status(tally._box(proposal_id))
 
 
 @external
@@ -821,11 +752,12 @@ def outcome(proposal_id: uint256) -> uint8:
     @param proposal_id The 32-byte proposal id.
     @return uint8 The status.
     """
-    box: uint256 = self._ballot_boxes[proposal_id]
+    box: uint256 = tally._box(proposal_id)
     assert box != 0, "data_market: unknown proposal"
-    if box >> _STATUS_SHIFT != convert(STATUS_PENDING, uint256):
-        return convert(box >> _STATUS_SHIFT, uint8)
-    dataset_id: uint256 = proposal_id >> _SEQ_BITS
+    status: uint8 = packing._status(box)
+    if status != STATUS_PENDING:
+        return status
+    dataset_id: uint256 = packing._dataset_of(proposal_id)
     return self._outcome(box, self._terms[proposal_id], self._datasets[dataset_id], dataset_id)
 
 
@@ -838,8 +770,12 @@ def ballot(proposal_id: uint256, voter: address) -> Ballot:
     @param voter The 20-byte voter address.
     @return Ballot Whether they voted, their choice and weight.
     """
-    word: uint256 = self._ballots[proposal_id][voter]
-    return Ballot(voted=word & _VOTED_BIT != 0, support=word & _SUPPORT_BIT != 0, weight=word & _MASK_104)
+    word: uint256 = tally._ballot(proposal_id, voter)
+    return Ballot(
+        voted=packing._ballot_voted(word),
+        support=packing._ballot_support(word),
+        weight=packing._ballot_weight(word),
+    )
 
 
 @external
@@ -863,7 +799,7 @@ def registry_length(dataset_id: uint256) -> uint256:
     @param dataset_id The 32-byte dataset id.
     @return uint256 The number of entries.
     """
-    return self._datasets[dataset_id] >> _LENGTH_SHIFT
+    return packing._registry_length(self._datasets[dataset_id])
 
 
 @external
@@ -875,7 +811,7 @@ def registry_entry(dataset_id: uint256, index: uint256) -> RegistryEntry:
     @param index The 32-byte entry index.
     @return RegistryEntry The entry.
     """
-    assert index < self._datasets[dataset_id] >> _LENGTH_SHIFT, "data_market: no such entry"
+    assert index < packing._registry_length(self._datasets[dataset_id]), "data_market: no such entry"
     return self._entry(dataset_id, index)
 
 
@@ -890,7 +826,7 @@ def registry(dataset_id: uint256, start: uint256, count: uint256) -> DynArray[Re
     @param count The 32-byte number of entries wanted.
     @return DynArray The entries, in index order.
     """
-    length: uint256 = self._datasets[dataset_id] >> _LENGTH_SHIFT
+    length: uint256 = packing._registry_length(self._datasets[dataset_id])
     page: DynArray[RegistryEntry, MAX_PAGE] = []
     for offset: uint256 in range(MAX_PAGE):
         if offset >= count or start + offset >= length:
@@ -960,7 +896,7 @@ def claimable(dataset_id: uint256, account: address) -> uint256:
     """
     dataset: uint256 = self._datasets[dataset_id]
     assert dataset != 0, "data_market: unknown dataset"
-    return staticcall IShareToken(self._token(dataset)).claimable(account)
+    return staticcall IShareToken(packing._token(dataset)).claimable(account)
 
 
 @external
@@ -973,8 +909,8 @@ def proposal_id_of(dataset_id: uint256, snapshot_id: uint256) -> uint256:
     @param snapshot_id The 32-byte per-dataset number.
     @return uint256 The proposal id.
     """
-    assert snapshot_id <= _MASK_32, "data_market: invalid snapshot"
-    return (dataset_id << _SEQ_BITS) | snapshot_id
+    assert snapshot_id <= packing.MASK_32, "data_market: invalid snapshot"
+    return packing._proposal_id(dataset_id, snapshot_id)
 
 
 @internal
@@ -982,54 +918,25 @@ def proposal_id_of(dataset_id: uint256, snapshot_id: uint256) -> uint256:
 def _outcome(box: uint256, terms: uint256, dataset: uint256, dataset_id: uint256) -> uint8:
     """
     @dev Returns the status a pending proposal settles to now, or
-         `STATUS_PENDING` while the outcome can still change.
+         `STATUS_PENDING` while the outcome can still change (see
+         `tally._outcome`): its tallies against its snapshot supply
+         and the dataset's quorum and threshold.
+    @notice The snapshot supply is the cumulative supply after the
+            last registry entry that existed when the proposal was
+            created (only accepted proposals mint; the initial data
+            weighs its own supply).
     @param box The packed ballot box.
     @param terms The packed proposal terms.
     @param dataset The packed dataset word.
     @param dataset_id The 32-byte dataset id.
     @return uint8 The status.
     """
-    yes: uint256 = box & _MASK_104
-    no: uint256 = (box >> _NO_SHIFT) & _MASK_104
-    votes: uint256 = yes + no
-    supply: uint256 = self._snapshot_supply(terms, dataset_id)
-    quorum: uint256 = (dataset >> _QUORUM_SHIFT) & _MASK_16
-    threshold: uint256 = (dataset >> _THRESHOLD_SHIFT) & _MASK_16
-    quorum_met: bool = votes * BPS >= quorum * supply
-
-    if block.timestamp >= (box >> _DEADLINE_SHIFT) & _MASK_40:
-        if not quorum_met:
-            return STATUS_EXPIRED
-        if yes * BPS >= threshold * votes:
-            return STATUS_ACCEPTED
-        return STATUS_REJECTED
-
-    # Voting is open: settle only what no remaining vote can change.
-    if quorum_met and yes * BPS >= threshold * supply:
-        return STATUS_ACCEPTED
-    # `no <= supply`: the unvoted weight plus `yes` is `supply - no`.
-    if (supply - no) * BPS < threshold * supply:
-        return STATUS_REJECTED
-    return STATUS_PENDING
-
-
-@internal
-@view
-def _snapshot_supply(terms: uint256, dataset_id: uint256) -> uint256:
-    """
-    @dev Returns the share supply at a proposal's snapshot: the
-         cumulative supply after the last registry entry that
-         existed when the proposal was created (only accepted
-         proposals mint).
-    @param terms The packed proposal terms.
-    @param dataset_id The 32-byte dataset id.
-    @return uint256 The snapshot supply.
-    """
-    length: uint256 = (terms >> _SNAPSHOT_LENGTH_SHIFT) & _MASK_32
-    if length == 0:
-        # The initial data itself: its own supply.
-        return (self._registry[dataset_id][0] >> _SUPPLY_SHIFT) & _MASK_104
-    return (self._registry[dataset_id][length - 1] >> _SUPPLY_SHIFT) & _MASK_104
+    return tally._outcome(
+        box,
+        data_registry._supply_at(dataset_id, (terms >> packing.SNAPSHOT_LENGTH_SHIFT) & packing.MASK_32),
+        (dataset >> packing.QUORUM_SHIFT) & packing.MASK_16,
+        (dataset >> packing.THRESHOLD_SHIFT) & packing.MASK_16,
+    )
 
 
 @internal
@@ -1041,7 +948,8 @@ def _shares(terms: uint256) -> uint256:
     @param terms The packed proposal terms.
     @return uint256 The shares.
     """
-    return ((terms >> _EXAMPLES_SHIFT) & _MASK_32) * (terms >> _WEIGHT_SHIFT) * _UNITS_PER_BPS
+    # Both factors are below 2**32 and 2**20 respectively.
+    return packing._examples(terms) * packing._weight(terms) * _UNITS_PER_BPS
 
 
 @internal
@@ -1054,31 +962,20 @@ def _entry(dataset_id: uint256, index: uint256) -> RegistryEntry:
     @param index The 32-byte entry index.
     @return RegistryEntry The entry.
     """
-    word: uint256 = self._registry[dataset_id][index]
-    proposal_id: uint256 = (dataset_id << _SEQ_BITS) | (word & _MASK_32)
+    word: uint256 = data_registry._entry(dataset_id, index)
+    proposal_id: uint256 = packing._proposal_id(dataset_id, packing._entry_snapshot(word))
     terms: uint256 = self._terms[proposal_id]
     root: bytes32 = self._manifest_roots[proposal_id]
     return RegistryEntry(
         index=index,
         proposal_id=proposal_id,
-        contributor=convert(terms & _MASK_160, address),
+        contributor=packing._contributor(terms),
         data_cid_digest=self._root_data[dataset_id][root],
         manifest_root=root,
-        examples=(terms >> _EXAMPLES_SHIFT) & _MASK_32,
+        examples=packing._examples(terms),
         shares=self._shares(terms),
-        block_number=(word >> _BLOCK_SHIFT) & _MASK_64,
+        block_number=packing._entry_block(word),
     )
-
-
-@internal
-@pure
-def _token(dataset: uint256) -> address:
-    """
-    @dev Returns the token address packed in a dataset word.
-    @param dataset The packed dataset word.
-    @return address The 20-byte token address.
-    """
-    return convert(dataset & _MASK_160, address)
 
 
 @internal
