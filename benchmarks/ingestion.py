@@ -33,8 +33,8 @@ import pyarrow.parquet as pq
 
 from databright.storage import (
     KECCAK_BACKEND,
-    BlobStore,
     DatasetSchema,
+    LocalBlobStore,
     MerkleTree,
     example_hashes,
     read_proposal,
@@ -128,7 +128,7 @@ def main() -> int:
             size_mb = path.stat().st_size / 1e6
 
             def ingest(path: Path = path) -> int:
-                store = BlobStore(folder / "store")
+                store = LocalBlobStore(folder / "store")
                 examples = read_proposal(path, schema)
                 stored = store_proposal(store, examples, schema)
                 shutil.rmtree(store.root)

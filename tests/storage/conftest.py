@@ -1,7 +1,10 @@
-"""Shared fixtures for the storage tests: a small schema and a few proposal files."""
+"""Shared fixtures for the storage tests: a small schema, a few proposal files, and every
+blob store implementation behind one fixture."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from databright.storage import BlobStore, DatasetSchema
+from databright.storage import BlobStore, DatasetSchema, LocalBlobStore, MemoryBlobStore
 
 FEATURES = [f"p{i}" for i in range(6)]
 
@@ -31,8 +34,56 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> BlobStore:
-    return BlobStore(tmp_path / "store")
+def store(tmp_path: Path) -> LocalBlobStore:
+    return LocalBlobStore(tmp_path / "store")
+
+
+# --- every BlobStore, for the tests that any store must pass ----------------------------------
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A blob store under test, with the test's own way to its bytes, around the store's checks.
+
+    ``where`` is how the store's messages name it; ``overwrite(cid, data)`` replaces the bytes
+    kept under ``cid`` and ``remove(cid)`` drops them, as a damaged disk, a bad peer or a
+    careless operator would.
+    """
+
+    store: BlobStore
+    where: str
+    overwrite: Callable[[str, bytes], None]
+    remove: Callable[[str], None]
+
+
+def local_backend(tmp_path: Path) -> Backend:
+    store = LocalBlobStore(tmp_path / "store")
+
+    def overwrite(cid: str, data: bytes) -> None:
+        store.path(cid, verify=False).write_bytes(data)
+
+    def remove(cid: str) -> None:
+        store.path(cid, verify=False).unlink()
+
+    return Backend(store, f"the store at {store.root}", overwrite, remove)
+
+
+def memory_backend(tmp_path: Path) -> Backend:
+    blobs: dict[str, bytes] = {}
+    return Backend(
+        MemoryBlobStore(blobs), "the in-memory store", blobs.__setitem__, blobs.__delitem__
+    )
+
+
+# Every implementation of BlobStore runs the same tests (test_blobstore.py and the tests that
+# take ``backend``): adding one is adding its maker here.
+BACKENDS: list[Callable[[Path], Backend]] = [local_backend, memory_backend]
+
+
+@pytest.fixture(params=BACKENDS, ids=lambda make: make.__name__.removesuffix("_backend"))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    make: Callable[[Path], Backend] = request.param
+    return make(tmp_path)
 
 
 def write_npz(path: Path, X: np.ndarray, y: np.ndarray) -> Path:

@@ -499,8 +499,8 @@ def test_unreadable_file(
     def denied(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    # chmod 0 does not stop root, so refuse the open itself.
-    monkeypatch.setattr("databright.storage.proposal.open", denied, raising=False)
+    # chmod 0 does not stop root, so refuse the open itself (the CSV reader's first read).
+    monkeypatch.setattr("databright.storage.formats.csv.open", denied, raising=False)
     assert str(rejected(path, schema)) == "secret.csv: cannot be read (Permission denied)"
 
 

@@ -1,14 +1,15 @@
-"""Content addresses, the local blob store, proposal files, manifests and Merkle proofs.
+"""Content addresses, blob stores, proposal files, manifests and Merkle proofs.
 
 The path of a proposal's data through this package::
 
     examples = read_proposal("digits_part3.csv", schema, known_hashes=dataset_hashes)
-    stored = store_proposal(BlobStore(root), examples, schema)
+    store = LocalBlobStore(root)  # or any other BlobStore: MemoryBlobStore() in tests
+    stored = store_proposal(store, examples, schema)
     # stored.manifest_cid (as cid_to_digest -> bytes32) and stored.merkle_root go on-chain
     loaded = load_proposal(store, stored.manifest_cid, expected_root=root_from_chain)
 
 Every blob is addressed by a CIDv1 (raw, sha2-256), every example by the sha2-256 of a canonical
-encoding, and every proposal by the OpenZeppelin-standard Merkle root of its example hashes, so
+encoding, and every proposal by an OpenZeppelin-compatible Merkle root of its example hashes, so
 that any single example can be traced to the proposal, and the contributor, it came from.
 """
 
@@ -21,7 +22,7 @@ from databright.errors import (
     ProposalProblem,
     ProposalRejected,
 )
-from databright.storage.blobstore import BlobStore
+from databright.storage.blobstore import BlobStore, LocalBlobStore, MemoryBlobStore
 from databright.storage.cid import cid_for_bytes, cid_to_digest, digest_to_cid, normalize_cid
 from databright.storage.hashing import (
     EXAMPLE_ENCODING,
@@ -64,8 +65,10 @@ __all__ = [
     "InvalidCID",
     "InvalidSchema",
     "LoadedProposal",
+    "LocalBlobStore",
     "Manifest",
     "ManifestMismatch",
+    "MemoryBlobStore",
     "MerkleTree",
     "ProposalProblem",
     "ProposalRejected",

@@ -36,9 +36,10 @@ import numpy.typing as npt
 from databright.errors import InvalidCID, InvalidSchema, ManifestMismatch, StorageError
 from databright.storage.blobstore import BlobStore
 from databright.storage.cid import normalize_cid
+from databright.storage.examples import Examples
+from databright.storage.formats.npz import read_npz_arrays
 from databright.storage.hashing import EXAMPLE_ENCODING, example_hashes
 from databright.storage.merkle import MERKLE_CONSTRUCTION, MerkleTree
-from databright.storage.proposal import Examples, read_npz_arrays
 from databright.storage.schema import DatasetSchema
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""A local content-addressed blob store.
+"""A content-addressed blob store in a local directory.
 
 Blobs live at ``ROOT/blobs/<first two hex digits of the digest>/<cid>``. A write goes to a
 temporary file in ``ROOT/staging`` (same file system, so the final rename is atomic), is
@@ -15,32 +15,25 @@ import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO
 
 from multiformats import CID
 
 from databright.atomic import publish, staged_file
 from databright.errors import BlobCorrupt, BlobNotFound, StorageError
+from databright.storage.blobstore.protocol import CHUNK, blob_corrupt, blob_not_found, hash_stream
 from databright.storage.cid import cid_for_bytes, cid_to_digest, digest_to_cid, normalize_cid
 
-__all__ = ["BlobStore"]
-
-_CHUNK: Final = 1 << 20
+__all__ = ["LocalBlobStore"]
 
 
-def _hash_stream(f: BinaryIO) -> bytes:
-    h = hashlib.sha256()
-    while chunk := f.read(_CHUNK):
-        h.update(chunk)
-    return h.digest()
-
-
-class BlobStore:
-    """Content-addressed blobs under one directory.
+class LocalBlobStore:
+    """Content-addressed blobs under one directory (a :class:`BlobStore`).
 
     ``put`` returns the CID of what it stored; ``get``/``open``/``path`` verify the blob against
     its CID before handing it out. Safe for several processes writing the same store: two
-    writers of the same blob race only to rename identical bytes onto the same name.
+    writers of the same blob race only to rename identical bytes onto the same name. Beyond the
+    protocol it has ``root`` and :meth:`path`, the file that holds a blob.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -57,9 +50,13 @@ class BlobStore:
             ) from exc
 
     def __repr__(self) -> str:
-        return f"BlobStore({str(self.root)!r})"
+        return f"LocalBlobStore({str(self.root)!r})"
 
     # --- addressing ---------------------------------------------------------------------
+
+    @property
+    def _where(self) -> str:
+        return f"the store at {self.root}"
 
     def _location(self, cid: str) -> Path:
         return self._blobs / cid_to_digest(cid).hex()[:2] / cid
@@ -84,7 +81,7 @@ class BlobStore:
         h = hashlib.sha256()
         try:
             with open(src, "rb") as f_in, self._staged() as (tmp, f_out):
-                while chunk := f_in.read(_CHUNK):
+                while chunk := f_in.read(CHUNK):
                     h.update(chunk)
                     f_out.write(chunk)
                 cid = digest_to_cid(h.digest())
@@ -96,7 +93,7 @@ class BlobStore:
             if isinstance(exc, StorageError):
                 raise
             raise StorageError(
-                f"cannot add {src} to the store at {self.root} ({exc.strerror or exc})"
+                f"cannot add {src} to {self._where} ({exc.strerror or exc})"
             ) from exc
         return cid
 
@@ -124,7 +121,7 @@ class BlobStore:
         """Whether the blob is present and matches its CID (used to skip redundant writes)."""
         try:
             with open(self._location(cid), "rb") as f:
-                return _hash_stream(f) == cid_to_digest(cid)
+                return hash_stream(f) == cid_to_digest(cid)
         except FileNotFoundError:
             return False
 
@@ -170,7 +167,7 @@ class BlobStore:
         except FileNotFoundError:
             raise self._not_found(cid) from None
         try:
-            if _hash_stream(f) != cid_to_digest(cid):
+            if hash_stream(f) != cid_to_digest(cid):
                 raise self._corrupt(cid, location)
             f.seek(0)
         except BaseException:
@@ -204,16 +201,9 @@ class BlobStore:
             raise self._not_found(cid) from None
 
     def _not_found(self, cid: str) -> BlobNotFound:
-        return BlobNotFound(
-            f"blob {cid} is not in the store at {self.root}; add it with put() or fetch it "
-            "from a peer that has it",
-            cid=cid,
-        )
+        return blob_not_found(cid, self._where)
 
     def _corrupt(self, cid: str, location: Path) -> BlobCorrupt:
-        return BlobCorrupt(
-            f"blob {cid} in the store at {self.root} is damaged (its bytes no longer match "
-            f"its CID); delete {location} and put() the original data again or fetch it from "
-            "a peer",
-            cid=cid,
+        return blob_corrupt(
+            cid, self._where, f"delete {location} and put() the original data again"
         )
