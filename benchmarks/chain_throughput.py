@@ -7,7 +7,7 @@ sends N ETH transfers and N contract calls (an ERC-20 transfer of a dataset's sh
 at a time, each waited for until its receipt is back, through (a) our gateway and (b) raw web3.py
 with the same local signing and precomputed nonce, gas and fees (the fastest honest use of
 web3.py). Rounds alternate the two to spread the machine's noise; the best round counts.
-Goals (issue 2): embedded >= 100 tx/s, anvil >= 350 tx/s, gateway within 10% of raw web3.
+Goals: embedded >= 100 tx/s, anvil >= 350 tx/s, gateway within 10% of raw web3.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from databright_dev.anvil import anvil_accounts, start_anvil
 
 from databright.chain.deploy import deploy
 from databright.chain.gateway import ContractClient, Gateway, connect
+from databright.process import json_rpc_answers, launch
 
 GOALS = {"embedded": 100.0, "anvil": 350.0}
 
@@ -43,38 +43,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(kind: str, data_dir: Path) -> tuple[str, list[LocalAccount], Callable[[], None]]:
+def start(kind: str, data_dir: Path) -> tuple[str, list[LocalAccount], Callable[[], object]]:
+    """A node of ``kind`` on a free port, with output in ``data_dir``: (URL, accounts, stop)."""
     if kind == "anvil":
-        node = start_anvil(free_port())
+        node = start_anvil(free_port(), log=data_dir / "anvil.log")
         return node.url, anvil_accounts(6), node.stop
     from databright.node import load_dev_accounts
 
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "databright.node",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            connect(url)
-            break
-        except Exception:
-            time.sleep(0.05)
-
-    def stop() -> None:
-        proc.terminate()
-        proc.wait(30)
-
-    return url, load_dev_accounts(data_dir)[:6], stop
+    process = launch(
+        [sys.executable, "-m", "databright.node", "--data-dir", str(data_dir), "--port", str(port)],
+        name="the embedded node",
+        log=data_dir / "node.log",
+    )
+    process.wait_ready(json_rpc_answers(url), timeout=30)
+    return url, load_dev_accounts(data_dir)[:6], lambda: process.stop(timeout=30)
 
 
 def share_token(gw: Gateway, data_dir: Path) -> ContractClient:

@@ -12,7 +12,7 @@ transactions (``benchmarks/chain_throughput.py``'s raw web3 peer), which bounds 
 published anchor: a Hyperledger Fabric AI marketplace registered 70 models/s on 12 peers.
 Ingestion: validate + hash + manifest + store of a ~64 MB npz proposal, in MB/s, next to a
 plain sha256 of the same bytes (see ``benchmarks/ingestion.py`` for all formats).
-Goals (issue 4): >= 70 cycles/s on anvil; ingestion >= 50 MB/s.
+Goals: >= 70 cycles/s on anvil; ingestion >= 50 MB/s.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
 from databright.market import SHARE_UNIT, Governance, Market
 from databright.storage import (
-    BlobStore,
     DatasetSchema,
+    LocalBlobStore,
     read_proposal,
     store_proposal,
     validate_examples,
@@ -106,7 +106,7 @@ def ingestion(mb: int) -> tuple[float, float]:
         size = path.stat().st_size
         t = time.perf_counter()
         ex = read_proposal(path, schema)
-        store_proposal(BlobStore(Path(tmp) / "store"), ex, schema)
+        store_proposal(LocalBlobStore(Path(tmp) / "store"), ex, schema)
         ours = size / 2**20 / (time.perf_counter() - t)
         data = path.read_bytes()
         t = time.perf_counter()

@@ -1,24 +1,23 @@
 """Shared fixtures: real nodes (the embedded node and anvil) on free 127.0.0.1 ports.
 
 Every chain-facing test takes ``node`` and so runs against both; nodes start once per session
-and are stopped by PID. Tests that need a pristine chain take ``fresh_node`` instead.
+(through :func:`databright.process.launch`, their output in ``node.log``/``anvil.log`` in the
+data dir) and are stopped by PID. Tests that need a pristine chain take ``fresh_node`` instead.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 from eth_account.signers.local import LocalAccount
+
+from databright.process import ServerProcess, json_rpc_answers, launch
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -38,79 +37,35 @@ class NodeHandle:
     chain_id: int
     accounts: list[LocalAccount]
     data_dir: Path
-    pid: int
+    process: ServerProcess
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def stop(self) -> None:
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        for _ in range(200):
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                return
-            if _reap(self.pid):
-                return
-            time.sleep(0.05)
-        os.kill(self.pid, signal.SIGKILL)
-        _reap(self.pid)
-
-
-def _reap(pid: int) -> bool:
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == pid
-    except ChildProcessError:
-        return False
-
-
-def _wait_rpc(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise RuntimeError(f"node exited early: {err[-2000:]}")
-        try:
-            r = requests.post(
-                url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1
-            )
-            if r.ok:
-                return
-        except requests.exceptions.ConnectionError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"node at {url} did not answer within {timeout} s")
+        self.process.stop(timeout=10)
 
 
 def start_embedded(data_dir: Path, port: int | None = None) -> NodeHandle:
     from databright.node import load_dev_accounts
 
     port = port or free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "databright.node",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     url = f"http://127.0.0.1:{port}"
-    _wait_rpc(url, proc)
-    return NodeHandle("embedded", url, 1337, load_dev_accounts(data_dir), data_dir, proc.pid)
+    process = launch(
+        [sys.executable, "-m", "databright.node", "--data-dir", str(data_dir), "--port", str(port)],
+        name="the embedded node",
+        log=data_dir / "node.log",
+    )
+    process.wait_ready(json_rpc_answers(url), timeout=60)
+    return NodeHandle("embedded", url, 1337, load_dev_accounts(data_dir), data_dir, process)
 
 
 def start_anvil_node(data_dir: Path, port: int | None = None) -> NodeHandle:
     from databright_dev.anvil import anvil_accounts, start_anvil
 
-    node = start_anvil(port or free_port())
-    return NodeHandle("anvil", node.url, node.chain_id, anvil_accounts(10), data_dir, node.pid)
+    node = start_anvil(port or free_port(), log=data_dir / "anvil.log")
+    return NodeHandle("anvil", node.url, node.chain_id, anvil_accounts(10), data_dir, node.process)
 
 
 def start_node(kind: str, data_dir: Path) -> NodeHandle:

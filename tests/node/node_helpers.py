@@ -1,21 +1,16 @@
-"""Helpers for the embedded node's tests: free ports, raw JSON-RPC, node subprocesses, a probe
+"""Helpers for the embedded node's tests: free ports, raw JSON-RPC, node processes, a probe
 contract (compiled once with Vyper 0.4.3 for cancun; source below, so no compiler runs here)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import socket
-import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from databright.process import ServerProcess, json_rpc_answers, launch
 
 # pragma version ~=0.4.3
 #
@@ -103,12 +98,9 @@ def rpc_error(url: str, method: str, *params: Any) -> dict[str, Any]:
     return dict(answer["error"])
 
 
-def node_env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
-
-def spawn_node(data_dir: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
-    """``python -m databright.node`` as the fixtures elsewhere run it."""
+def spawn_node(data_dir: Path, port: int, *extra: str) -> ServerProcess:
+    """``python -m databright.node`` as the fixtures elsewhere run it; its output (stdout and
+    stderr together) is kept outside the data dir, for :meth:`ServerProcess.output`."""
     command = [
         sys.executable,
         "-m",
@@ -121,53 +113,13 @@ def spawn_node(data_dir: Path, port: int, *extra: str) -> subprocess.Popen[bytes
         str(port),
         *extra,
     ]
-    return subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=node_env(),
-    )
+    return launch(command, name="the node", env={"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            _, err = process.communicate()
-            raise AssertionError(f"node exited with {process.returncode}: {err.decode()}")
-        with contextlib.suppress(OSError, ValueError):
-            rpc(url, "eth_blockNumber")
-            return
-        time.sleep(0.03)
-    raise AssertionError(f"node at {url} did not answer within {timeout} s")
+def wait_ready(url: str, process: ServerProcess, timeout: float = 30.0) -> None:
+    process.wait_ready(json_rpc_answers(url, "eth_blockNumber"), timeout)
 
 
-def finish(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
-    """Stop a node process by pid and reap it; return its exit status."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, sig)
-    try:
-        process.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-    return int(process.returncode)
-
-
-@contextlib.contextmanager
-def running_node(data_dir: Path, *extra: str) -> Iterator[str]:
-    """A node subprocess on a free port for the duration of the block; yields its URL."""
-    port = free_port()
-    process = spawn_node(data_dir, port, *extra)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process)
-        yield url
-    finally:
-        finish(process)
-
-
-def is_http_error(exc: BaseException) -> bool:
-    return isinstance(exc, urllib.error.HTTPError)
+def finish(process: ServerProcess) -> int:
+    """Stop a node process by pid (SIGTERM, then SIGKILL) and reap it; return its exit status."""
+    return process.stop(timeout=15)

@@ -14,8 +14,9 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_canonical_address, to_checksum_address
 from node_helpers import PROBE_BYTECODE
 
-import databright.node.chain as node_chain
-from databright.node.chain import DEV_BALANCE_WEI, PersistentBackend, _chain_class
+import databright.node.backend as node_backend
+from databright.node.backend import PersistentBackend, chain_class
+from databright.node.dev_chain import DEV_BALANCE_WEI
 from databright.node.store import KeyValueStore
 from databright.node.wire import RpcError
 
@@ -41,7 +42,7 @@ def _genesis_chain(db: Any) -> Any:
         for a in _accounts()
     }
     params = pyevm_main.get_default_genesis_params()
-    return _chain_class(CHAIN_ID).from_genesis(db, params, state)
+    return chain_class(CHAIN_ID).from_genesis(db, params, state)
 
 
 def _transactions(chain: Any) -> list[bytes]:
@@ -68,7 +69,7 @@ def _transactions(chain: Any) -> list[bytes]:
 
 
 def test_one_pass_mining_matches_py_evm(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(node_chain.os, "urandom", lambda n: MIX_HASH[:n])
+    monkeypatch.setattr(node_backend.os, "urandom", lambda n: MIX_HASH[:n])
     reference = _genesis_chain(AtomicDB())
     store = KeyValueStore(tmp_path / "chain.sqlite3")
     backend = PersistentBackend(_genesis_chain(AtomicDB(store)))

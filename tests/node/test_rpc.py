@@ -410,7 +410,7 @@ def test_block_transaction_lookups_and_sha3(env: Env) -> None:
 def test_failed_commit_stops_the_node_answering(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from databright.node.chain import DevChain
+    from databright.node.dev_chain import DevChain
     from databright.node.rpc import Dispatcher
 
     chain, _ = DevChain.open(tmp_path_factory.mktemp("broken"), accounts=1)
@@ -466,16 +466,16 @@ def test_call_from_a_poor_sender_is_insufficient_funds(env: Env) -> None:
     ],
 )
 def test_py_evm_refusals_are_reworded_as_geth(py_evm: str, geth: str) -> None:
-    from databright.node.chain import _rejection
+    from databright.node.geth_errors import rejection
 
-    error = _rejection(py_evm, "A")
+    error = rejection(py_evm, "A")
     assert error.code == -32000 and error.message.startswith(geth)
 
 
 def test_revert_error_shapes() -> None:
     from eth_abi import encode
 
-    from databright.node.chain import revert_error
+    from databright.node.geth_errors import revert_error
 
     data = bytes.fromhex("08c379a0") + encode(["string"], ["no"])
     assert revert_error(data).to_json() == {

@@ -11,17 +11,14 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import signal
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from databright.errors import NodeError
+from databright.process import ServerProcess, json_rpc_answers, launch
 
 __all__ = ["ANVIL_MNEMONIC", "AnvilNode", "anvil_accounts", "find_anvil", "start_anvil"]
 
@@ -54,7 +51,9 @@ def find_anvil() -> Path:
 
 @dataclass
 class AnvilNode:
-    process: subprocess.Popen[bytes]
+    """A running anvil: stop it with :meth:`stop` (by its PID, SIGTERM then SIGKILL)."""
+
+    process: ServerProcess
     url: str
     port: int
     chain_id: int
@@ -64,14 +63,7 @@ class AnvilNode:
         return self.process.pid
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.process.stop(timeout)
 
 
 def start_anvil(
@@ -81,7 +73,12 @@ def start_anvil(
     state_file: Path | None = None,
     accounts: int = 10,
     timeout: float = 30.0,
+    log: Path | None = None,
 ) -> AnvilNode:
+    """Start anvil and wait until it answers; its output is appended to ``log`` if given.
+
+    Raises NodeError if it exits during startup (with its last line) or does not answer in time.
+    """
     cmd = [
         str(find_anvil()),
         "--host", host,
@@ -94,25 +91,10 @@ def start_anvil(
     ]  # fmt: skip
     if state_file is not None:
         cmd += ["--state", str(state_file)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://{host}:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace").strip()
-            last = err.splitlines()[-1] if err else f"exit code {proc.returncode}"
-            raise NodeError(f"anvil did not start on {host}:{port}: {last}")
-        try:
-            r = requests.post(
-                url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1
-            )
-            if r.ok:
-                return AnvilNode(proc, url, port, chain_id)
-        except requests.exceptions.ConnectionError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise NodeError(f"anvil did not answer on {url} within {timeout:.0f} s")
+    process = launch(cmd, name=f"anvil on {host}:{port}", log=log)
+    process.wait_ready(json_rpc_answers(url), timeout)
+    return AnvilNode(process, url, port, chain_id)
 
 
 def anvil_accounts(n: int = 10) -> list[LocalAccount]:

@@ -47,7 +47,7 @@ Errors: reverts are code 3 with ``execution reverted: <reason>`` and the revert 
 from __future__ import annotations
 
 from .accounts import DEV_PASSWORD, load_dev_accounts
-from .chain import DEFAULT_CHAIN_ID
+from .backend import DEFAULT_CHAIN_ID
 from .process import (
     DEFAULT_HOST,
     DEFAULT_PORT,

@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .chain import DEFAULT_CHAIN_ID
+from .backend import DEFAULT_CHAIN_ID
 from .process import DEFAULT_HOST, DEFAULT_PORT, NodeConfig, default_data_dir, run_from_command_line
 
 

@@ -15,7 +15,6 @@ import fcntl
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -26,10 +25,11 @@ from typing import IO, Any
 
 from databright.atomic import atomic_write
 from databright.errors import DataBrightError, NodeError
+from databright.process import launch
 from databright.settings import DEV_PASSWORD, get_settings
 
 from .accounts import KEYSTORE_DIR, dev_password, write_keystore
-from .chain import DevChain
+from .dev_chain import DevChain
 from .rpc import Dispatcher
 from .server import RpcHTTPServer, bind
 
@@ -342,17 +342,6 @@ def _node_command(config: NodeConfig, data_dir: Path) -> list[str]:
     return command
 
 
-def _last_line(path: Path, offset: int) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            text = fh.read().decode(errors="replace")
-    except OSError:
-        return ""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
 def start_background(config: NodeConfig, timeout: float = 30.0) -> NodeStatus:
     """Spawn ``python -m databright.node`` detached and wait until it answers RPC.
 
@@ -366,30 +355,22 @@ def start_background(config: NodeConfig, timeout: float = 30.0) -> NodeStatus:
             f"a node already runs on {data_dir} (pid {running.pid}, {running.url}); stop it first"
         )
     data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / LOG_FILE
-    offset = log_path.stat().st_size if log_path.exists() else 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            _node_command(config, data_dir),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            env=env,
-            start_new_session=True,  # survives the terminal that started it
-        )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            reason = _last_line(log_path, offset) or f"exit status {process.returncode}"
-            raise NodeError(f"the node exited during startup: {reason}")
+    process = launch(
+        _node_command(config, data_dir),
+        name="the node",
+        log=data_dir / LOG_FILE,
+        env={"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"},
+        detach=True,  # survives the terminal that started it
+    )
+
+    def serving() -> NodeStatus | None:
+        # This very process, listening and answering: not a node that ran here before.
         current = status(data_dir, timeout=1.0)
         if current is not None and current.pid == process.pid and current.block_number is not None:
             return current
-        time.sleep(0.05)
-    process.kill()
-    process.wait()
-    raise NodeError(f"the node did not answer within {timeout:g} s; see {log_path}")
+        return None
+
+    return process.wait_ready(serving, timeout)
 
 
 def stop(data_dir: Path | str, timeout: float = 15.0) -> bool:

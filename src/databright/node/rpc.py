@@ -27,7 +27,7 @@ from eth_utils import decode_hex, encode_hex, keccak
 from databright import __version__
 from databright.settings import get_settings
 
-from .chain import DevChain
+from .dev_chain import DevChain
 from .wire import (
     INTERNAL_ERROR,
     INVALID_PARAMS,

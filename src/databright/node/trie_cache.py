@@ -12,7 +12,7 @@ functions of immutable bytes, so their results can be kept:
   and ``trie.utils.nodes`` look them up: cached by the bytes; tuples are immutable.
 
 Nothing else changes: the same functions compute every value once; roots, proofs and database
-contents are the same (``tests/chain/test_node_trie_cache.py`` checks it against the
+contents are the same (``tests/node/test_trie_cache.py`` checks it against the
 originals). The hook replaces module globals, so it applies to the whole process.
 
 Checked against trie 4.0.0 (under py-evm 0.12.1b1 and eth-tester 0.14.0b1). If those modules

@@ -36,7 +36,6 @@ __all__ = [
     "block_out",
     "bool_in",
     "data_in",
-    "fee_history_out",
     "filter_in",
     "hash_in",
     "log_out",
@@ -358,11 +357,6 @@ def receipt_out(
         out["logs_bloom"] = _bloom_out(logs_bloom)
     wire: dict[str, Any] = to_wire(out)
     wire["logs"] = [log_out(log, log_index_offset) for log in receipt.get("logs", ())]
-    return wire
-
-
-def fee_history_out(history: Mapping[str, Any]) -> dict[str, Any]:
-    wire: dict[str, Any] = to_wire(history)
     return wire
 
 

@@ -1,0 +1,292 @@
+"""The persistent backend: eth-tester's py-evm backend over a chain kept in the node's store.
+
+eth-tester's ``PyEVMBackend`` builds its py-evm chain in ``setup_tester_chain`` on
+``eth.db.get_db_backend()``, an in-memory ``AtomicDB``. :class:`PersistentBackend` is a
+``PyEVMBackend`` whose chain (a :class:`DevMiningChain`) is built instead on
+``AtomicDB(KeyValueStore(...))`` and, on restart, re-opened from the stored canonical head rather
+than from genesis (:mod:`.dev_chain` does both). Everything else (validation, normalization,
+serialization, filters) stays eth-tester's.
+
+What the backend changes, and why:
+
+* transaction and receipt lookups use py-evm's tx-hash index (eth-tester scans every block);
+* ``eth_sendRawTransaction`` checks the chain id, and rewords py-evm's refusals the way geth
+  words them (:mod:`.geth_errors`), since clients (ours included) recognize errors by those words;
+* ``eth_call`` and ``eth_estimateGas`` run in py-evm's "costless" state, so that calls from
+  unfunded addresses work (as on geth and anvil), and a revert raises an :class:`RpcError`
+  carrying the raw revert data (eth-tester keeps only the decoded string);
+* gas estimates are exact (:mod:`.gas`; eth-tester rounds up to a multiple of 21000);
+* each block's timestamp is taken when its first transaction arrives (eth-tester freezes it
+  when the previous block was mined), plus an offset ``evm_increaseTime`` can move.
+* a sent transaction is executed and mined as its block in one pass on one VM (see
+  ``PersistentBackend._mine_transaction``), and its receipts are kept for the receipt request
+  that follows.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, cast
+
+import eth_tester.backends.pyevm.main as pyevm_main
+from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
+from eth.chains.base import MiningChain
+from eth.constants import BLANK_ROOT_HASH
+from eth.exceptions import TransactionNotFound as EVMTransactionNotFound
+from eth.exceptions import VMError
+from eth.vm.forks import CancunVM
+from eth.vm.spoof import SpoofTransaction
+from eth_tester.backends.pyevm.main import PyEVMBackend
+from eth_tester.exceptions import TransactionNotFound
+from eth_typing import BlockNumber, Hash32
+from eth_utils import ValidationError as EVMValidationError
+from eth_utils import encode_hex, to_checksum_address
+from eth_utils.toolz import assoc
+
+from .gas import estimate_gas_exact
+from .geth_errors import rejected, rejection, vm_error
+from .wire import INVALID_PARAMS, RpcError
+
+__all__ = ["DEFAULT_CHAIN_ID", "HARDFORK", "DevMiningChain", "PersistentBackend", "chain_class"]
+
+DEFAULT_CHAIN_ID = 1337
+HARDFORK = "cancun"  # the fork anvil runs with in this project (--hardfork cancun)
+_RECENT_BLOCKS = 64
+_FEE_FIELDS = ("gas_price", "max_fee_per_gas", "max_priority_fee_per_gas")
+
+
+class DevMiningChain(MiningChain):
+    """py-evm's mining chain as the node runs it: cancun from genesis, exact gas estimates."""
+
+    vm_configuration = ((BlockNumber(0), CancunVM),)
+    chain_id = DEFAULT_CHAIN_ID
+    gas_estimator = staticmethod(estimate_gas_exact)
+
+    def create_header_from_parent(
+        self, parent_header: BlockHeaderAPI, **header_params: Any
+    ) -> BlockHeaderAPI:
+        # Keep the gas limit constant, as eth-tester does.
+        return super().create_header_from_parent(
+            parent_header, **assoc(header_params, "gas_limit", parent_header.gas_limit)
+        )
+
+    def get_transaction_builder(self) -> Any:
+        return self.get_vm().get_transaction_builder()
+
+
+def chain_class(chain_id: int) -> type[DevMiningChain]:
+    """:class:`DevMiningChain` for ``chain_id`` (py-evm configures the chain id on the class)."""
+    return cast(
+        type[DevMiningChain],
+        DevMiningChain.configure(__name__="DataBrightDevChain", chain_id=chain_id),
+    )
+
+
+class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
+    """eth-tester's py-evm backend over a persistent chain (see the module docstring)."""
+
+    def __init__(self, chain: DevMiningChain, time_offset: int = 0) -> None:
+        # Deliberately not calling PyEVMBackend.__init__: it would build an in-memory chain.
+        self.chain = chain
+        self.account_keys: tuple[Any, ...] = ()  # eth_accounts is empty: clients sign locally
+        self.time_offset = time_offset
+        self.next_timestamp: int | None = None
+        self._head_timestamp: int | None = None
+        self._recent: OrderedDict[int, tuple[BlockAPI, tuple[ReceiptAPI, ...] | None]] = (
+            OrderedDict()
+        )
+        self._mined_by_send: bytes | None = None
+
+    def reset_to_genesis(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError("the persistent chain cannot be reset; use a new data dir")
+
+    def take_snapshot(self) -> Any:
+        raise NotImplementedError("snapshots are not supported by the persistent chain")
+
+    def revert_to_snapshot(self, snapshot: Any) -> None:
+        raise NotImplementedError("snapshots are not supported by the persistent chain")
+
+    # --- timestamps ---------------------------------------------------------------------
+
+    def _refresh_pending_timestamp(self) -> None:
+        """Stamp the pending block with the time its first transaction arrives."""
+        chain = self.chain
+        header = chain.header
+        if header.gas_used or header.transaction_root != BLANK_ROOT_HASH:
+            return  # already holds transactions: its time is fixed
+        if self._head_timestamp is None:
+            self._head_timestamp = int(chain.get_canonical_head().timestamp)
+        if self.next_timestamp is not None:
+            stamp = self.next_timestamp
+            self.next_timestamp = None
+        else:
+            stamp = max(int(time.time()) + self.time_offset, self._head_timestamp + 1)
+        if stamp != header.timestamp:
+            chain.header = header.copy(timestamp=stamp)
+
+    def mine_blocks(self, num_blocks: int = 1, coinbase: bytes = pyevm_main.ZERO_ADDRESS) -> Any:
+        # eth-tester's loop, minus its Prague-only blob accounting (this chain is cancun).
+        hashes = []
+        if self._mined_by_send is not None:
+            # eth-tester auto-mines right after each send; that block is already mined.
+            hashes.append(self._mined_by_send)
+            self._mined_by_send = None
+            num_blocks -= 1
+        for _ in range(num_blocks):
+            self._refresh_pending_timestamp()
+            block = self.chain.mine_block(coinbase=coinbase, mix_hash=os.urandom(32))
+            self._head_timestamp = int(block.header.timestamp)
+            self._remember_block(block)
+            hashes.append(block.hash)
+        return tuple(hashes)
+
+    # --- lookups ------------------------------------------------------------------------
+
+    def _remember_block(
+        self, block: BlockAPI, receipts: tuple[ReceiptAPI, ...] | None = None
+    ) -> None:
+        """Keep recent blocks decoded: the receipt request follows the send at once, and a
+        decoded block has its senders recovered already (and its receipts, when it was mined
+        here from a send). Canonical blocks never change here (no reorgs, no snapshots), so the
+        cache needs no invalidation."""
+        self._recent[block.number] = (block, receipts)
+        if len(self._recent) > _RECENT_BLOCKS:
+            self._recent.popitem(last=False)
+
+    def block_and_receipts(self, number: int) -> tuple[BlockAPI, tuple[ReceiptAPI, ...]]:
+        """A canonical block and its receipts, from the recent-block cache when possible."""
+        block, receipts = self._recent.get(number, (None, None))
+        if block is None:
+            block = self.chain.get_canonical_block_by_number(BlockNumber(number))
+        if receipts is None:
+            receipts = tuple(block.get_receipts(self.chain.chaindb))
+            self._recent[number] = (block, receipts)
+            if len(self._recent) > _RECENT_BLOCKS:
+                self._recent.popitem(last=False)
+        return block, receipts
+
+    def locate(self, transaction_hash: bytes) -> tuple[int, int]:
+        """(block number, index) of a mined transaction; eth-tester's TransactionNotFound."""
+        try:
+            number, index = self.chain.chaindb.get_transaction_index(Hash32(transaction_hash))
+        except EVMTransactionNotFound:
+            raise TransactionNotFound(
+                f"No transaction found for transaction hash: {encode_hex(transaction_hash)}"
+            ) from None
+        return int(number), index
+
+    def get_transaction_by_hash(self, transaction_hash: bytes) -> Any:
+        number, index = self.locate(transaction_hash)
+        block, _ = self.block_and_receipts(number)
+        return pyevm_main.serialize_transaction(block, block.transactions[index], index, False)
+
+    def get_transaction_receipt(self, transaction_hash: bytes) -> Any:
+        number, index = self.locate(transaction_hash)
+        block, receipts = self.block_and_receipts(number)
+        return pyevm_main.serialize_transaction_receipt(
+            block, receipts, block.transactions[index], index, False, None
+        )
+
+    def _header_for(self, block_number: Any) -> BlockHeaderAPI:
+        if block_number == "pending":
+            block_number = "latest"
+        return cast(
+            BlockHeaderAPI, pyevm_main._get_block_by_number(self.chain, block_number).header
+        )
+
+    # --- transactions -------------------------------------------------------------------
+
+    def send_raw_transaction(self, raw_transaction: bytes) -> bytes:
+        chain = self.chain
+        if raw_transaction[:1] == bytes([pyevm_main.BLOB_TX_TYPE]):
+            raise rejected("blob transactions are not supported by the embedded node")
+        self._refresh_pending_timestamp()
+        try:
+            transaction = chain.get_transaction_builder().decode(raw_transaction)
+            sender = transaction.sender
+        except Exception as exc:
+            raise RpcError(INVALID_PARAMS, f"invalid raw transaction: {exc}") from None
+        tx_chain_id = getattr(transaction, "chain_id", None)
+        if tx_chain_id is not None and tx_chain_id != chain.chain_id:
+            raise rejected(f"invalid chain id for signer: have {tx_chain_id} want {chain.chain_id}")
+        try:
+            # py-evm validates nonce, funds, fee and gas limit before it changes anything;
+            # checking first ourselves would read the sender's account twice per transaction.
+            block, receipts = self._mine_transaction(transaction)
+        except EVMValidationError as exc:
+            raise rejection(str(exc), to_checksum_address(sender)) from None
+        self._head_timestamp = int(block.header.timestamp)
+        self._remember_block(block, receipts)
+        self._mined_by_send = block.hash
+        return cast(bytes, transaction.hash)
+
+    def _mine_transaction(
+        self, transaction: SignedTransactionAPI
+    ) -> tuple[BlockAPI, tuple[ReceiptAPI, ...] | None]:
+        """Execute one transaction and mine it as the next block, on one VM.
+
+        What ``MiningChain.apply_transaction`` followed by ``MiningChain.mine_block`` does
+        (py-evm 0.12.1b1, which eth-tester 0.14.0b1 drives), in one pass: those two build the
+        VM and its state twice, compute the state root twice, and read the pending block back
+        from the database in between. Here the state is computed once, in ``finalize_block``;
+        the block is the same (header, state root, receipts), validated by ``VM.mine_block`` as
+        before. ``Chain.validate_block``, which ``mine_block`` also ran, is left out: it repeats
+        the VM's header checks, and its seal checks are no-ops after the merge (PoS).
+
+        Returns the block and its receipts (None where they must be read back).
+        """
+        chain = self.chain
+        header = chain.header
+        if header.transaction_root != BLANK_ROOT_HASH:
+            # Not reachable while every transaction is mined at once; stay correct anyway.
+            chain.apply_transaction(transaction)
+            return chain.mine_block(mix_hash=os.urandom(32)), None
+        vm = chain.get_vm(header)
+        base_block = vm.get_block()
+        new_header, receipts, _ = vm.apply_all_transactions([transaction], base_block.header)
+        filled = vm.set_block_transactions_and_withdrawals(
+            base_block, new_header, [transaction], receipts
+        )
+        block = vm.mine_block(filled, mix_hash=os.urandom(32)).block
+        chain.chaindb.persist_block(block)
+        chain.header = chain.create_header_from_parent(block.header)
+        return block, receipts
+
+    def _call_transaction(self, transaction: Mapping[str, Any], block_number: Any, gas: int) -> Any:
+        tx = {k: v for k, v in transaction.items() if k != "nonce"}
+        tx["gas"] = gas
+        if not any(field in tx for field in _FEE_FIELDS):
+            # Like geth: a call without a price costs nothing, so unfunded senders can call.
+            tx["max_fee_per_gas"] = 0
+            tx["max_priority_fee_per_gas"] = 0
+        if block_number == "pending":
+            block_number = "latest"
+        unsigned = self._get_normalized_and_unsigned_evm_transaction(tx, block_number)
+        return SpoofTransaction(unsigned, from_=transaction["from"])
+
+    def call(self, transaction: Mapping[str, Any], block_number: Any = "latest") -> bytes:
+        header = self._header_for(block_number)
+        gas = min(transaction.get("gas", header.gas_limit), header.gas_limit)
+        spoofed = self._call_transaction(transaction, block_number, gas)
+        sender = to_checksum_address(transaction["from"])
+        try:
+            with self.chain.get_vm(header).in_costless_state() as state:
+                computation = state.apply_transaction(spoofed)
+        except (EVMValidationError, VMError) as exc:
+            raise vm_error(exc, sender) from None
+        if computation.is_error:
+            raise vm_error(computation.error, sender)
+        return cast(bytes, computation.output)
+
+    def estimate_gas(self, transaction: Mapping[str, Any], block_number: Any = "latest") -> int:
+        header = self._header_for(block_number)
+        gas = min(transaction.get("gas", header.gas_limit), header.gas_limit)
+        spoofed = self._call_transaction(transaction, block_number, gas)
+        try:
+            with self.chain.get_vm(header).in_costless_state() as state:
+                return estimate_gas_exact(state, spoofed, gas)
+        except (EVMValidationError, VMError) as exc:
+            raise vm_error(exc, to_checksum_address(transaction["from"])) from None
