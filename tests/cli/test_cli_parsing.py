@@ -1,20 +1,28 @@
-"""What the market CLI reads from its arguments, without a node: amounts, ids, schemas."""
+"""What the CLI reads from its arguments, without a node (``databright.cli._params``):
+amounts, ids, durations, label sets and shapes; and how it prints amounts and shares."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import pytest
 import typer
+from typer.testing import CliRunner
 
-from databright.cli.dataset import parse_duration, parse_labels, parse_shape
-from databright.cli.market import (
-    InvalidAmount,
-    InvalidProposalId,
-    eth_exact,
+from databright.cli._common import eth_exact, shares_text
+from databright.cli._params import (
+    DURATION,
+    FEATURE_SHAPE,
+    LABEL_SET,
+    MAX_VOTING_PERIOD,
+    ParamType,
+    parse_duration,
     parse_eth,
+    parse_labels,
     parse_proposal_id,
-    shares_text,
+    parse_shape,
 )
-from databright.errors import DataBrightError, NotFound
+from databright.errors import DataBrightError, InvalidAmount, InvalidProposalId, NotFound
 
 
 @pytest.mark.parametrize(
@@ -103,3 +111,101 @@ def test_parse_labels_shape_duration() -> None:
     for bad in ("0", "1w", "-5", "h", str(2**32)):
         with pytest.raises(typer.BadParameter):
             parse_duration(bad)
+
+
+# --- the option types ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("3600", 3600), ("90s", 90), ("30m", 1800), (" 1H ", 3600), ("2d", 172800), ("1 h", 3600),
+     (str(MAX_VOTING_PERIOD), MAX_VOTING_PERIOD)],
+)  # fmt: skip
+def test_duration_type_converts(text: str, seconds: int) -> None:
+    assert DURATION.convert(text) == seconds
+    assert DURATION(text) == seconds  # what typer calls
+    assert DURATION.convert(seconds) == seconds  # a default is already converted
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1w", "'1w' is not a duration; write e.g. 3600, 90s, 30m, 1h or 2d"),
+        ("", "'' is not a duration; write e.g. 3600, 90s, 30m, 1h or 2d"),
+        ("-5", "'-5' is not a duration"),
+        ("١h", "is not a duration"),  # a digit, but not an ASCII one
+        ("0", f"'0' must be between 1 s and {MAX_VOTING_PERIOD} s"),
+        (str(2**32), f"must be between 1 s and {MAX_VOTING_PERIOD} s"),
+    ],
+)
+def test_duration_type_fails(text: str, message: str) -> None:
+    with pytest.raises(typer.BadParameter, match=message):
+        DURATION.convert(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "labels"),
+    [("0-9", tuple(range(10))), ("0..2", (0, 1, 2)), ("-1-1", (-1, 0, 1)), ("1 - 3", (1, 2, 3)),
+     ("3,1,2", (3, 1, 2)), ("cat, dog", ("cat", "dog")), ("7", (7,)), ("1,a", ("1", "a"))],
+)  # fmt: skip
+def test_label_set_type_converts(text: str, labels: tuple[int, ...] | tuple[str, ...]) -> None:
+    assert LABEL_SET.convert(text) == labels
+    assert LABEL_SET(text) == labels
+    assert LABEL_SET.convert(LABEL_SET.convert(text)) == labels
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "'' has an empty label; write e.g. 0-9 or cat,dog"),
+        ("a,,b", "'a,,b' has an empty label"),
+        ("cat,", "has an empty label"),
+        ("9-0", "'9-0' is not a usable range of labels"),
+        ("0-1000000", "is not a usable range of labels"),
+    ],
+)
+def test_label_set_type_fails(text: str, message: str) -> None:
+    with pytest.raises(typer.BadParameter, match=message):
+        LABEL_SET.convert(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "shape"),
+    [("64", (64,)), ("8x8", (8, 8)), ("8,8", (8, 8)), ("(8, 8)", (8, 8)), ("[3x32x32]", (3, 32, 32)),
+     ("8×8", (8, 8))],
+)  # fmt: skip
+def test_feature_shape_type_converts(text: str, shape: tuple[int, ...]) -> None:
+    assert FEATURE_SHAPE.convert(text) == shape
+    assert FEATURE_SHAPE(text) == shape
+    assert FEATURE_SHAPE.convert(FEATURE_SHAPE.convert(text)) == shape
+
+
+@pytest.mark.parametrize("text", ["", "0", "8x0", "8x-1", "abc", "8y", "()", "８"])
+def test_feature_shape_type_fails(text: str) -> None:
+    with pytest.raises(typer.BadParameter) as info:
+        FEATURE_SHAPE.convert(text)
+    assert info.value.message == f"{text!r} is not a shape; write e.g. 64 or 8x8"
+
+
+class Even(ParamType[int]):
+    def convert(self, value: str | int) -> int:
+        if isinstance(value, int):
+            return value
+        if not value.isdigit() or int(value) % 2:
+            self.fail(f"{value!r} is not even")
+        return int(value)
+
+
+def test_a_param_type_failure_is_a_usage_error_naming_the_option() -> None:
+    app = typer.Typer()
+
+    @app.command()
+    def main(n: Annotated[int, typer.Option("--n", parser=Even())] = 2) -> None:
+        typer.echo(f"n={n}")
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["--n", "4"]).stdout == "n=4\n"
+    assert runner.invoke(app, []).stdout == "n=2\n"
+    bad = runner.invoke(app, ["--n", "3"])
+    assert bad.exit_code == 2
+    assert "Invalid value for '--n': '3' is not even" in " ".join(bad.output.split())

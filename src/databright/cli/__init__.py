@@ -1,4 +1,9 @@
-"""The ``databright`` command line: one module per command group.
+"""The ``databright`` command line: one module per resource of the command tree.
+
+``chain`` (deploy, up), ``demo``, ``evaluate``, ``proposal`` (propose, vote, finalize),
+``dividend`` (pay, claim), and the groups ``node``, ``account`` and ``dataset``; what they
+share is in ``_common`` (printing, options, reaching the market) and ``_params`` (what an
+argument reads).
 
 Every DataBrightError ends the command with one red line on stderr and an exit code that says
 what kind of failure it was (see EXIT_CODES); tracebacks are shown only with
@@ -11,10 +16,8 @@ import sys
 
 import typer
 
-from databright.cli import chain as chain_commands
-from databright.cli import demo as demo_commands
-from databright.cli import evaluate as evaluate_commands
-from databright.cli._common import err_console
+from databright.cli import account, chain, dataset, demo, dividend, evaluate, node, proposal
+from databright.cli._common import err_console, print_error
 from databright.errors import (
     ChainError,
     ContractReverted,
@@ -44,22 +47,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-chain_commands.register(app)
-demo_commands.register(app)
-evaluate_commands.register(app)
-
-
-def _mount_optional() -> None:
-    # Command groups written by other packages register themselves here.
-    from databright.cli import account, dataset, market, node
-
-    app.add_typer(node.app, name="node")
-    app.add_typer(account.app, name="account")
-    app.add_typer(dataset.app, name="dataset")
-    market.register(app)
-
-
-_mount_optional()
+# The order here is the order of ``databright --help``.
+chain.register(app)
+demo.register(app)
+evaluate.register(app)
+proposal.register(app)
+dividend.register(app)
+app.add_typer(node.app, name="node")
+app.add_typer(account.app, name="account")
+app.add_typer(dataset.app, name="dataset")
 
 
 def main() -> None:
@@ -68,7 +64,7 @@ def main() -> None:
     except DataBrightError as exc:
         if get_settings().debug:
             raise
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        print_error(exc)
         code = next(c for cls, c in EXIT_CODES if isinstance(exc, cls))
         sys.exit(code)
     except KeyboardInterrupt:

@@ -20,18 +20,22 @@ from rich.table import Table
 
 from databright.chain.gateway import connect
 from databright.chain.keystore import Keystore
-from databright.cli import market as market_cli
+from databright.cli import _common
 from databright.cli._common import (
     DEFAULT_DATA_DIR,
     DEFAULT_RPC,
     DataDirOpt,
     JsonOpt,
     RpcOpt,
+    busy,
     console,
     err_console,
+    eth_exact,
+    eth_short,
     print_json,
+    shares_exact,
+    shares_text,
 )
-from databright.cli.market import busy, eth_exact, eth_short, shares_exact, shares_text
 from databright.errors import (
     ContractNotDeployed,
     InvalidArgument,
@@ -62,7 +66,7 @@ def _new_password() -> str | None:
     """The new keystore's password; None means the keystore's default rule."""
     if get_settings().password_set:
         return None
-    if market_cli.interactive():
+    if _common.interactive():  # looked up on the module: tests replace it
         password: str = typer.prompt(
             "Password for the new keystore", hide_input=True, confirmation_prompt=True
         )

@@ -8,7 +8,6 @@ proposal) and its governance; the initiator gets one share per initial example.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,18 +22,16 @@ from databright.cli._common import (
     DEFAULT_RPC,
     AccountOpt,
     DataDirOpt,
+    DatasetArg,
     JsonOpt,
     RpcOpt,
-    console,
-    print_json,
-)
-from databright.cli.market import (
-    SEQ_BITS,
     bps_text,
     busy,
+    console,
     eth_exact,
     open_market,
     percent,
+    print_json,
     proposal_json,
     proposal_problems,
     proposal_ref,
@@ -43,6 +40,14 @@ from databright.cli.market import (
     shares_text,
     short_address,
     viewer_address,
+)
+from databright.cli._params import (
+    DURATION,
+    FEATURE_SHAPE,
+    LABEL_SET,
+    SEQ_BITS,
+    FeatureShape,
+    LabelSet,
 )
 from databright.errors import NotFound
 from databright.market import DatasetInfo, Governance, RegistryEntry, Shareholder
@@ -58,58 +63,11 @@ app = typer.Typer(
     add_completion=False,
 )
 
-MAX_VOTING_PERIOD = 2**32 - 1  # the contract's bound
 MAX_QUALITY_CAP_BPS = 1_000_000
 _DEFAULT = Governance()
 
 
-# --- parsing options -------------------------------------------------------------------------
-
-_DURATION = re.compile(r"(\d+)\s*([smhd]?)", re.ASCII)
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: str | int) -> int:
-    """Seconds from ``3600``, ``90s``, ``30m``, ``1h`` or ``2d``."""
-    if isinstance(value, int):
-        return value
-    match = _DURATION.fullmatch(value.strip().lower())
-    if not match:
-        raise typer.BadParameter(
-            f"{value!r} is not a duration; write e.g. 3600, 90s, 30m, 1h or 2d"
-        )
-    seconds = int(match[1]) * _UNIT_S[match[2]]
-    if not 1 <= seconds <= MAX_VOTING_PERIOD:
-        raise typer.BadParameter(f"{value!r} must be between 1 s and {MAX_VOTING_PERIOD} s")
-    return seconds
-
-
-_LABEL_RANGE = re.compile(r"(-?\d+)\s*(?:-|\.\.)\s*(-?\d+)", re.ASCII)
-_INT = re.compile(r"-?\d+", re.ASCII)
-
-
-def parse_labels(text: str) -> tuple[int, ...] | tuple[str, ...]:
-    """Class labels from ``0-9`` (or ``0..9``), ``0,1,2`` or ``cat,dog``."""
-    s = text.strip()
-    if match := _LABEL_RANGE.fullmatch(s):
-        low, high = int(match[1]), int(match[2])
-        if high < low or high - low >= 1_000_000:
-            raise typer.BadParameter(f"{text!r} is not a usable range of labels")
-        return tuple(range(low, high + 1))
-    parts = [p.strip() for p in s.split(",")]
-    if not s or any(not p for p in parts):
-        raise typer.BadParameter(f"{text!r} has an empty label; write e.g. 0-9 or cat,dog")
-    if all(_INT.fullmatch(p) for p in parts):
-        return tuple(int(p) for p in parts)
-    return tuple(parts)
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    """One example's shape from ``64``, ``8x8`` or ``8,8``."""
-    parts = [p for p in re.split(r"[x×,\s]+", text.strip().strip("()[]")) if p]
-    if not parts or not all(p.isascii() and p.isdigit() and int(p) > 0 for p in parts):
-        raise typer.BadParameter(f"{text!r} is not a shape; write e.g. 64 or 8x8")
-    return tuple(int(p) for p in parts)
+# --- the schema ------------------------------------------------------------------------------
 
 
 def _schema_from_file(path: Path) -> DatasetSchema:
@@ -129,9 +87,9 @@ def _schema(
     name: str,
     schema_file: Path | None,
     task: str | None,
-    shape: str | None,
+    shape: FeatureShape | None,
     dtype: str | None,
-    labels: str | None,
+    labels: LabelSet | None,
 ) -> DatasetSchema:
     inline = [
         o
@@ -155,19 +113,11 @@ def _schema(
             "(plus --labels for classification)",
             param_hint="'--schema'",
         )
-    try:
-        feature_shape = parse_shape(shape)
-    except typer.BadParameter as exc:
-        raise typer.BadParameter(exc.message, param_hint="'--feature-shape'") from None
-    try:
-        label_set = parse_labels(labels) if labels is not None else None
-    except typer.BadParameter as exc:
-        raise typer.BadParameter(exc.message, param_hint="'--labels'") from None
     return DatasetSchema(
         task=task,  # type: ignore[arg-type]  # DatasetSchema refuses unknown tasks
-        feature_shape=feature_shape,
+        feature_shape=shape,
         dtype=dtype or "float32",
-        labels=label_set,
+        labels=labels,
         name=name,
     )
 
@@ -235,12 +185,12 @@ def _print_header(info: DatasetInfo, schema: DatasetSchema | None) -> None:
         f"initiated by {info.initiator}; share token {info.token}"
     )
     if schema is None:
-        console.print(f"schema {info.schema_cid} (not in this data dir's store)")
+        console.print(f"schema {escape(info.schema_cid)} (not in this data dir's store)")
     else:
         labels = schema.describe_labels() if schema.labels else "regression targets"
         console.print(
             f"schema: {schema.task}, examples of shape {schema.feature_shape} {schema.dtype}, "
-            f"labels {escape(labels)} ({info.schema_cid})"
+            f"labels {escape(labels)} ({escape(info.schema_cid)})"
         )
     evaluators = ", ".join(g.evaluators) if g.evaluators else "none"
     console.print(
@@ -271,20 +221,32 @@ def create_command(
         str | None, typer.Option("--task", help="classification or regression.")
     ] = None,
     feature_shape: Annotated[
-        str | None, typer.Option("--feature-shape", help="One example's shape: 64 or 8x8.")
+        FeatureShape | None,
+        typer.Option(
+            "--feature-shape",
+            parser=FEATURE_SHAPE,
+            metavar=FEATURE_SHAPE.metavar,
+            help="One example's shape: 64 or 8x8.",
+        ),
     ] = None,
     dtype: Annotated[
         str | None, typer.Option("--dtype", help="Feature dtype (default float32).")
     ] = None,
     labels: Annotated[
-        str | None, typer.Option("--labels", help="Class labels: 0-9, 0,1,2 or cat,dog.")
+        LabelSet | None,
+        typer.Option(
+            "--labels",
+            parser=LABEL_SET,
+            metavar=LABEL_SET.metavar,
+            help="Class labels: 0-9, 0,1,2 or cat,dog.",
+        ),
     ] = None,
     voting_period: Annotated[
         int,
         typer.Option(
             "--voting-period",
-            parser=parse_duration,
-            metavar="DURATION",
+            parser=DURATION,
+            metavar=DURATION.metavar,
             help="How long votes stay open: 3600, 1h, 2d.",
         ),
     ] = _DEFAULT.voting_period_s,
@@ -384,7 +346,7 @@ def list_command(
 
 @app.command("show")
 def show_command(
-    dataset: Annotated[int, typer.Argument(help="Dataset id (see `databright dataset list`).")],
+    dataset: DatasetArg,
     rpc: RpcOpt = DEFAULT_RPC,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     account: Annotated[

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 
+from databright.cli._common import JsonOpt, print_error
 from databright.errors import DataBrightError
 from databright.node import (
     DEFAULT_HOST,
@@ -39,9 +39,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-_out = Console()
-_err = Console(stderr=True)
-
 DataDir = Annotated[
     Path,
     typer.Option(
@@ -62,7 +59,6 @@ ChainId = Annotated[
 Accounts = Annotated[
     int, typer.Option("--accounts", min=1, help="Dev accounts created at genesis.")
 ]
-Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 DEFAULT_DIR = DEFAULT_HOME
 T = TypeVar("T")
@@ -73,7 +69,7 @@ def _guard(action: Callable[[], T]) -> T:
     try:
         return action()
     except DataBrightError as exc:
-        _err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        print_error(exc)
         raise typer.Exit(1) from None
 
 
@@ -138,7 +134,7 @@ def start_command(
     chain_id: ChainId = None,
     accounts: Accounts = 10,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for it to answer.")] = 30.0,
-    json_out: Json = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Start the node in the background and wait until it answers."""
     found = _guard(
@@ -157,7 +153,7 @@ def stop_command(data_dir: DataDir = DEFAULT_DIR) -> None:
 
 
 @app.command("status")
-def status_command(data_dir: DataDir = DEFAULT_DIR, json_out: Json = False) -> None:
+def status_command(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOpt = False) -> None:
     """Say whether a node runs on the data dir (exit status 1 if none)."""
     found = _guard(lambda: status(data_dir))
     if found is None:
