@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from databright.chain.clients import ProposalStatus
 from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
 from databright.demo.cast import digits_scenario
@@ -52,6 +53,9 @@ def test_propose_vote_finalize_mints_and_registers(market: Market, node) -> None
     alice = market.as_account(node.accounts[1])
     p = alice.propose(ds, _examples(0))
     assert p.status == "pending" and p.contributor == alice.address and p.manifest_cid
+    assert p.sequence == 1 and p.id == market.contract.proposal_id_of(ds, 1)
+    view = market.contract.proposal(p.id)  # the typed view: fields by name, status an enum value
+    assert view.status == ProposalStatus.PENDING and view.dataset_id == ds and view.examples == 30
     market.vote(p.id, True)
     assert market.proposal(p.id).outcome == "accepted"
     final = market.finalize(p.id)

@@ -35,7 +35,7 @@ __all__ = ["register"]
 
 
 def _print_line(line: str) -> None:
-    console.print(line, highlight=False)
+    console.print(line, highlight=False, markup=False)
 
 
 def _silent(line: str) -> None:

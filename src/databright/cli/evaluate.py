@@ -69,6 +69,7 @@ def evaluate_command(
                 f"proposal {p.proposal_id}: score {p.score_bps} bps, report {p.report_cid} "
                 f"({flags})",
                 highlight=False,
+                markup=False,
             )
 
     if watch:

@@ -41,7 +41,8 @@ def run_session(
 ) -> dict[str, Any]:
     """Play the whole cast on a new dataset and return the session's summary (JSON-able).
 
-    ``say`` receives one line of progress per step (rich markup); the default prints nothing.
+    ``say`` receives one line of plain text per step (it may hold chain strings: print it
+    without markup); the default prints nothing.
     """
     keystore = Keystore(data_dir / "keystore")
     cast = digits_scenario(seed)
@@ -55,7 +56,7 @@ def run_session(
     initiator, evaluator_acct, contributors = accounts[0], accounts[1], accounts[2:]
 
     deployment, new = deploy(connect(rpc, keystore.load(0)), data_dir)
-    say(f"[bold]market[/bold] DataMarket at {deployment['DataMarket']}"
+    say(f"market: DataMarket at {deployment['DataMarket']}"
          + (f" (deployed now: {', '.join(new)})" if new else ""))  # fmt: skip
 
     market = Market.connect(rpc, initiator, data_dir)
@@ -74,7 +75,7 @@ def run_session(
         Governance(voting_period_s=3600, quorum_bps=2000, threshold_bps=5000,
                    quality_cap_bps=20_000, evaluators=(evaluator_acct.address,)),
     )  # fmt: skip
-    say(f"[bold]dataset {dataset_id}[/bold] {name!r}: {len(initial)} initial examples, "
+    say(f"dataset {dataset_id} {name!r}: {len(initial)} initial examples, "
          f"initiator {initiator.address}")  # fmt: skip
 
     validation = validate_examples(
@@ -115,7 +116,7 @@ def run_session(
     buyer = Account.create()
     market.gateway.transfer(buyer.address, Wei(2 * PAYMENT_WEI))
     market.as_account(buyer).pay(dataset_id, PAYMENT_WEI)
-    say(f"[bold]payment[/bold] {buyer.address} paid 1 ETH to dataset {dataset_id}")
+    say(f"payment: {buyer.address} paid 1 ETH to dataset {dataset_id}")
     claimed: dict[str, int] = {}  # address -> wei
     for acct in [initiator, *contributors]:
         me = clients[acct.address]
