@@ -96,7 +96,9 @@ class InsufficientFunds(ChainError, ValueError):
 
 
 class ContractReverted(ChainError, RuntimeError):
-    """A call or transaction reverted; ``reason`` holds the contract's revert string."""
+    """A call or transaction reverted; ``reason`` is what its revert data says (the revert
+    string, a panic or a custom error, see ``databright.chain.reverts``), ``None`` when the
+    contract gave no reason."""
 
     def __init__(
         self,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from databright.chain.deploy import deploy, load_deployment
-from databright.chain.gateway import connect
-from databright.errors import ContractNotDeployed, DataBrightError
+from databright.chain.deploy import PLAN, _code_matches, deploy, load_deployment
+from databright.chain.gateway import Gateway, connect
+from databright.errors import ContractNotDeployed, DataBrightError, NodeUnreachable
 
 
 def test_deploy_twice_deploys_nothing_new(node, tmp_path: Path) -> None:
@@ -51,6 +51,34 @@ def test_damaged_record_is_reported(node, tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(DataBrightError, match="is damaged"):
         deploy(gw, tmp_path)
+
+
+def _dead_gateway() -> Gateway:
+    """A gateway whose node has gone away (nothing listens on its port any more)."""
+    import socket
+
+    from eth_account import Account
+    from web3 import Web3
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    provider = Web3.HTTPProvider(url, exception_retry_configuration=None)
+    return Gateway(Web3(provider), url, 1337, Account.create())
+
+
+def test_deploy_to_a_dead_node_says_unreachable(tmp_path: Path) -> None:
+    gw = _dead_gateway()
+    with pytest.raises(NodeUnreachable, match="no Ethereum node answers at"):
+        deploy(gw, tmp_path)  # nothing recorded: the first deployment finds no node
+    record = tmp_path / "deployments" / "1337.json"
+    record.parent.mkdir(parents=True)
+    addresses = {"ShareTokenBlueprint": "0x" + "11" * 20, "DataMarket": "0x" + "22" * 20}
+    record.write_text(json.dumps({"chain_id": 1337, "addresses": addresses}))
+    with pytest.raises(NodeUnreachable, match="no Ethereum node answers at"):
+        deploy(gw, tmp_path)  # a record: checking its code finds no node
+    with pytest.raises(NodeUnreachable, match="no Ethereum node answers at"):
+        _code_matches(gw, addresses["DataMarket"], PLAN[1])
 
 
 def test_deploy_command_json_and_dead_node(node, tmp_path: Path) -> None:

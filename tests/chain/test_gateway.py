@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,12 @@ from databright.errors import (
 )
 
 COUNTER = Path(__file__).parent / "contracts" / "Counter.vy"
+# Vyper 0.4 declares no custom errors; Counter.fail raises this one by hand.
+TOO_BIG = {
+    "type": "error",
+    "name": "TooBig",
+    "inputs": [{"name": "by", "type": "uint256"}, {"name": "who", "type": "address"}],
+}
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +72,32 @@ def test_connect_to_dead_url_says_unreachable() -> None:
         connect(f"http://127.0.0.1:{port}")
 
 
+@pytest.mark.parametrize(("status", "body"), [(404, b"not here"), (200, b"<html>hello</html>")])
+def test_connect_to_a_web_server_says_it_is_not_a_node(status: int, body: bytes) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(NodeUnreachable, match="did not answer as an Ethereum JSON-RPC node"):
+            connect(url)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_transfer_moves_value(gw: Gateway, node) -> None:
     to = Account.create().address
     r = gw.transfer(to, 12345)
@@ -84,6 +118,40 @@ def test_revert_reason_before_any_gas_is_spent(counter: ContractClient) -> None:
     with pytest.raises(ContractReverted, match=r"Counter\.bump reverted: counter: too big") as ei:
         counter.transact("bump", 100)
     assert ei.value.reason == "counter: too big"
+
+
+def test_revert_carries_the_node_code_and_data(counter: ContractClient) -> None:
+    with pytest.raises(ContractReverted) as ei:
+        counter.transact("bump", 100)
+    assert ei.value.code == 3 and ei.value.data is not None
+    assert ei.value.data.startswith("0x08c379a0")  # Error(string)
+    with pytest.raises(ContractReverted) as ei:
+        counter.call("fail", 2)
+    assert ei.value.code == 3 and ei.value.data is not None
+
+
+def test_every_kind_of_revert_is_decoded(gw: Gateway, counter_artifact: Artifact) -> None:
+    art = dataclasses.replace(counter_artifact, abi=[*counter_artifact.abi, TOO_BIG])
+    c = gw.deploy(art)
+    expected = {
+        0: None,
+        1: "panic 0x11 (arithmetic overflow or underflow)",
+        2: f"TooBig(by=2, who='{c.address}')",
+        3: "malformed revert data 0x0102",
+    }
+    for kind, reason in expected.items():
+        # A view call; a transaction refused at its estimate; one mined and failed, replayed.
+        for how in (c.call, c.transact, functools.partial(c.transact, gas=100_000)):
+            with pytest.raises(ContractReverted) as ei:
+                how("fail", kind)
+            assert ei.value.reason == reason, (kind, str(ei.value))
+            assert ei.value.code == 3
+            said = f"reverted: {reason}" if reason else "reverted without a reason"
+            assert str(ei.value) == f"Counter.fail {said}"
+    # A connection that never saw TooBig's ABI still names its selector.
+    stranger = ContractClient(connect(gw.url), counter_artifact, c.address)
+    with pytest.raises(ContractReverted, match=r"Counter\.fail reverted: unknown error 0x"):
+        stranger.call("fail", 2)
 
 
 def test_revert_reason_with_cached_gas(counter: ContractClient, gw: Gateway) -> None:

@@ -6,11 +6,178 @@ Do not edit: run ``make artifacts``. A test fails when this file is stale.
 # ruff: noqa
 from __future__ import annotations
 
-from typing import Any, cast
+from enum import IntEnum, IntFlag
+from typing import Any, Final, NamedTuple, cast
 
-from databright.chain.gateway import ContractClient, Receipt
+from databright.chain.contract import ContractClient
+from databright.chain.events import Receipt
 
-__all__ = ['DataMarketClient', 'ShareTokenClient']
+__all__ = ['Ballot', 'DataMarketClient', 'DataMarketConstants', 'Dataset', 'Evaluation', 'Proposal', 'ProposalStatus', 'RegistryEntry', 'ShareTokenClient', 'ShareTokenConstants']
+
+
+class DataMarketConstants:
+    """DataMarket's constants as the compiler folded them (those of its modules and the
+    private ones too, without a leading ``_``), and the bounds of its parameters
+    (``<PARAM>_MAX``). Read them here; never restate them."""
+
+    STATUS_NONE: Final = 0
+    STATUS_PENDING: Final = 1
+    STATUS_ACCEPTED: Final = 2
+    STATUS_REJECTED: Final = 3
+    STATUS_EXPIRED: Final = 4
+    BPS: Final = 10_000
+    SHARE_UNIT: Final = 1_000_000_000_000_000_000
+    MAX_QUALITY_CAP_BPS: Final = 1_000_000
+    MAX_EXAMPLES: Final = 0xffffffff
+    MAX_VOTING_PERIOD: Final = 0xffffffff
+    MAX_SUPPLY: Final = 0xfffffffffffffffffffffffff
+    MAX_EVALUATORS: Final = 16
+    MAX_PAGE: Final = 64
+    INITIATOR_ROLE: Final = bytes.fromhex("390d6646d43edd98b13b372e0c994cbf8730b4df3eb901bf506abbc2ba197bac")
+    EVALUATOR_ROLE: Final = bytes.fromhex("c282f182a3d436030f817c646c94165ed218aceeabd8158e0b7604b49c6ae51e")
+    NOT_REGISTERED: Final = 0xffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff
+    UNITS_PER_BPS: Final = 100_000_000_000_000
+    SEQ_BITS: Final = 32
+    MASK_8: Final = 0xff
+    MASK_16: Final = 0xffff
+    MASK_32: Final = 0xffffffff
+    MASK_40: Final = 0xffffffffff
+    MASK_64: Final = 0xffffffffffffffff
+    MASK_104: Final = 0xffffffffffffffffffffffffff
+    MASK_160: Final = 0xffffffffffffffffffffffffffffffffffffffff
+    PERIOD_SHIFT: Final = 160
+    QUORUM_SHIFT: Final = 192
+    THRESHOLD_SHIFT: Final = 208
+    LENGTH_SHIFT: Final = 224
+    CAP_SHIFT: Final = 160
+    NO_SHIFT: Final = 104
+    DEADLINE_SHIFT: Final = 208
+    STATUS_SHIFT: Final = 248
+    EXAMPLES_SHIFT: Final = 160
+    SNAPSHOT_LENGTH_SHIFT: Final = 192
+    WEIGHT_SHIFT: Final = 224
+    SUPPLY_SHIFT: Final = 32
+    BLOCK_SHIFT: Final = 136
+    SUPPORT_BIT: Final = 0x100000000000000000000000000
+    VOTED_BIT: Final = 0x200000000000000000000000000
+    NAME_MAX: Final = 25  # create_dataset(name: String[25])
+    EVALUATORS_MAX: Final = 16  # create_dataset(evaluators: DynArray[address, 16])
+
+
+class ShareTokenConstants:
+    """ShareToken's constants as the compiler folded them (those of its modules and the
+    private ones too, without a leading ``_``), and the bounds of its parameters
+    (``<PARAM>_MAX``). Read them here; never restate them."""
+
+    MAGNITUDE: Final = 0x1000000000000000000000000
+    MAX_SUPPLY: Final = 0xfffffffffffffffffffffffff
+    MAX_SNAPSHOT_ID: Final = 0xffffffff
+    MAX_TOTAL_PAID: Final = 0xffffffffffffffffffffffffffffff
+    MASK_24: Final = 0xffffff
+    MASK_32: Final = 0xffffffff
+    MASK_100: Final = 0xfffffffffffffffffffffffff
+    MASK_120: Final = 0xffffffffffffffffffffffffffffff
+    MASK_128: Final = 0xffffffffffffffffffffffffffffffff
+    LIVE: Final = 0x8000000000000000000000000000000000000000000000000000000000000000
+    CUR_SHIFT: Final = 100
+    LEN_SHIFT: Final = 200
+    PERIOD_SHIFT: Final = 224
+    HISTORY_PERIOD_SHIFT: Final = 100
+    PAID_SHIFT: Final = 128
+    CLAIMED_SHIFT: Final = 32
+
+
+class ProposalStatus(IntEnum):
+    """``STATUS_*`` constants of DataMarket."""
+
+    NONE = 0
+    PENDING = 1
+    ACCEPTED = 2
+    REJECTED = 3
+    EXPIRED = 4
+
+
+class Ballot(NamedTuple):
+    """``struct Ballot``, as the views that return it decode it."""
+
+    voted: bool
+    support: bool
+    weight: int
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Ballot:
+        return cls(*value)
+
+
+class Dataset(NamedTuple):
+    """``struct Dataset``, as the views that return it decode it."""
+
+    token: str
+    initiator: str
+    metadata_cid_digest: bytes
+    voting_period: int
+    quorum_bps: int
+    threshold_bps: int
+    quality_cap_bps: int
+    registry_length: int
+    proposal_count: int
+    total_shares: int
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Dataset:
+        return cls(*value)
+
+
+class Evaluation(NamedTuple):
+    """``struct Evaluation``, as the views that return it decode it."""
+
+    evaluator: str
+    score: int
+    report_cid_digest: bytes
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Evaluation:
+        return cls(*value)
+
+
+class Proposal(NamedTuple):
+    """``struct Proposal``, as the views that return it decode it."""
+
+    dataset_id: int
+    snapshot_id: int
+    contributor: str
+    data_cid_digest: bytes
+    manifest_root: bytes
+    examples: int
+    deadline: int
+    status: int
+    yes_votes: int
+    no_votes: int
+    snapshot_supply: int
+    quality_weight_bps: int
+    shares: int
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Proposal:
+        return cls(*value)
+
+
+class RegistryEntry(NamedTuple):
+    """``struct RegistryEntry``, as the views that return it decode it."""
+
+    index: int  # type: ignore[assignment]  # a field named like a tuple method (index, count)
+    proposal_id: int
+    contributor: str
+    data_cid_digest: bytes
+    manifest_root: bytes
+    examples: int
+    shares: int
+    block_number: int
+
+    @classmethod
+    def from_abi(cls, value: Any) -> RegistryEntry:
+        return cls(*value)
+
 
 class DataMarketClient(ContractClient):
     """Typed client of DataMarket (generated from its artifact)."""
@@ -66,8 +233,8 @@ class DataMarketClient(ContractClient):
     def STATUS_REJECTED(self) -> int:
         return cast('int', self.call("STATUS_REJECTED"))
 
-    def ballot(self, proposal_id: int, voter: str) -> tuple[Any, ...]:
-        return cast('tuple[Any, ...]', self.call("ballot", proposal_id, voter))
+    def ballot(self, proposal_id: int, voter: str) -> Ballot:
+        return Ballot.from_abi(self.call("ballot", proposal_id, voter))
 
     def claimable(self, dataset_id: int, account: str) -> int:
         return cast('int', self.call("claimable", dataset_id, account))
@@ -75,8 +242,8 @@ class DataMarketClient(ContractClient):
     def create_dataset(self, name: str, metadata_cid_digest: bytes, data_cid_digest: bytes, manifest_root: bytes, examples: int, voting_period: int, quorum_bps: int, threshold_bps: int, evaluators: list[str], quality_cap_bps: int, gas: int | None = None) -> Receipt:
         return self.transact("create_dataset", name, metadata_cid_digest, data_cid_digest, manifest_root, examples, voting_period, quorum_bps, threshold_bps, evaluators, quality_cap_bps, gas=gas)
 
-    def dataset(self, dataset_id: int) -> tuple[Any, ...]:
-        return cast('tuple[Any, ...]', self.call("dataset", dataset_id))
+    def dataset(self, dataset_id: int) -> Dataset:
+        return Dataset.from_abi(self.call("dataset", dataset_id))
 
     def dataset_count(self) -> int:
         return cast('int', self.call("dataset_count"))
@@ -84,8 +251,8 @@ class DataMarketClient(ContractClient):
     def evaluate(self, proposal_id: int, score: int, report_cid_digest: bytes, gas: int | None = None) -> Receipt:
         return self.transact("evaluate", proposal_id, score, report_cid_digest, gas=gas)
 
-    def evaluation(self, proposal_id: int) -> tuple[Any, ...]:
-        return cast('tuple[Any, ...]', self.call("evaluation", proposal_id))
+    def evaluation(self, proposal_id: int) -> Evaluation:
+        return Evaluation.from_abi(self.call("evaluation", proposal_id))
 
     def evaluator_role(self, dataset_id: int) -> bytes:
         return cast('bytes', self.call("evaluator_role", dataset_id))
@@ -114,8 +281,8 @@ class DataMarketClient(ContractClient):
     def outcome(self, proposal_id: int) -> int:
         return cast('int', self.call("outcome", proposal_id))
 
-    def proposal(self, proposal_id: int) -> tuple[Any, ...]:
-        return cast('tuple[Any, ...]', self.call("proposal", proposal_id))
+    def proposal(self, proposal_id: int) -> Proposal:
+        return Proposal.from_abi(self.call("proposal", proposal_id))
 
     def proposal_id_of(self, dataset_id: int, snapshot_id: int) -> int:
         return cast('int', self.call("proposal_id_of", dataset_id, snapshot_id))
@@ -126,11 +293,11 @@ class DataMarketClient(ContractClient):
     def propose(self, dataset_id: int, data_cid_digest: bytes, manifest_root: bytes, examples: int, metadata_cid_digest: bytes, gas: int | None = None) -> Receipt:
         return self.transact("propose", dataset_id, data_cid_digest, manifest_root, examples, metadata_cid_digest, gas=gas)
 
-    def registry(self, dataset_id: int, start: int, count: int) -> list[tuple[Any, ...]]:
-        return cast('list[tuple[Any, ...]]', self.call("registry", dataset_id, start, count))
+    def registry(self, dataset_id: int, start: int, count: int) -> list[RegistryEntry]:
+        return [RegistryEntry.from_abi(v0) for v0 in self.call("registry", dataset_id, start, count)]
 
-    def registry_entry(self, dataset_id: int, index: int) -> tuple[Any, ...]:
-        return cast('tuple[Any, ...]', self.call("registry_entry", dataset_id, index))
+    def registry_entry(self, dataset_id: int, index: int) -> RegistryEntry:
+        return RegistryEntry.from_abi(self.call("registry_entry", dataset_id, index))
 
     def registry_length(self, dataset_id: int) -> int:
         return cast('int', self.call("registry_length", dataset_id))
@@ -155,6 +322,7 @@ class DataMarketClient(ContractClient):
 
     def vote(self, proposal_id: int, support: bool, gas: int | None = None) -> Receipt:
         return self.transact("vote", proposal_id, support, gas=gas)
+
 
 
 class ShareTokenClient(ContractClient):
@@ -208,8 +376,8 @@ class ShareTokenClient(ContractClient):
     def dust(self) -> int:
         return cast('int', self.call("dust"))
 
-    def eip712Domain(self) -> tuple[Any, ...]:
-        return cast('tuple[Any, ...]', self.call("eip712Domain"))
+    def eip712Domain(self) -> tuple[bytes, str, str, int, str, bytes, list[int]]:
+        return cast('tuple[bytes, str, str, int, str, bytes, list[int]]', self.call("eip712Domain"))
 
     def magnified_dividend_per_share(self) -> int:
         return cast('int', self.call("magnified_dividend_per_share"))

@@ -93,7 +93,7 @@ def _write_atomic(path: Path, body: dict[str, Any]) -> None:
 
 
 def _code_matches(gw: Gateway, address: str, step: Step) -> bool:
-    code = bytes(gw.w3.eth.get_code(to_checksum_address(address)))
+    code = gw.code(address)
     art = load_artifact(step.artifact)
     if step.blueprint:
         # ERC-5202: a blueprint's code is the 3-byte preamble 0xFE7100 followed by the initcode.

@@ -3,13 +3,18 @@
 ``connect(url, account=...)`` signs locally (eth-account with coincurve), tracks the nonce
 locally and caches gas limits per contract function, so a transaction costs one
 ``eth_sendRawTransaction`` plus receipt polling instead of three extra round trips for nonce,
-gas estimate and fees. Errors are translated into the ``databright.errors`` vocabulary with one
-sentence saying what happened and what to do.
+gas estimate and fees. Every node call goes through ``request``, below web3's formatters, and
+its errors are translated (``databright.chain.reverts``) into the ``databright.errors``
+vocabulary with one sentence saying what happened and what to do.
 
 Why caching gas is safe: a cached limit carries 30% headroom; if a transaction still runs out
 of gas, the gateway notices (failed receipt, no revert reason, gas used == limit), estimates
 afresh and resends once. A transaction whose function was never estimated is estimated first,
 which also surfaces a revert reason before any gas is spent.
+
+ABI encoding lives in ``abi``, receipts and events in ``events``, contract clients in
+``contract``; ``ContractClient``, ``Event``, ``EventDecoder`` and ``Receipt`` are importable from
+here as well.
 """
 
 from __future__ import annotations
@@ -17,34 +22,25 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
+from collections.abc import Iterator
 from typing import Any, TypeVar, cast
 
 import requests
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
-from eth_abi.exceptions import EncodingError
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import (
-    event_abi_to_log_topic,
-    function_abi_to_4byte_selector,
-    get_abi_input_types,
-    get_abi_output_types,
-    to_checksum_address,
-)
+from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import ContractLogicError, MismatchedABI, Web3RPCError, Web3ValidationError
 
+from databright.chain.abi import ABIMismatch, constructor_data, quantity
 from databright.chain.artifacts import Artifact, load_artifact
+from databright.chain.contract import ContractClient
+from databright.chain.events import Event, EventDecoder, Receipt
+from databright.chain.reverts import RevertDecoder, node_error
 from databright.errors import (
     ChainError,
     ContractNotDeployed,
     ContractReverted,
-    InsufficientFunds,
     NodeUnreachable,
     NonceTooLow,
     WrongChain,
@@ -53,142 +49,40 @@ from databright.types import Address, Wei
 
 __all__ = ["ContractClient", "Event", "EventDecoder", "Gateway", "Receipt", "connect"]
 
-C = TypeVar("C", bound="ContractClient")
+C = TypeVar("C", bound=ContractClient)
 
 GAS_HEADROOM = 1.3
 FEE_REFRESH_S = 2.0
 DEFAULT_TIP = Web3.to_wei(1, "gwei")
 
 
-@dataclass(frozen=True)
-class Event:
-    name: str
-    args: dict[str, Any]
-    address: Address
-    log_index: int
-    block_number: int
-
-
-@dataclass(frozen=True)
-class Receipt:
-    tx_hash: str
-    block_number: int
-    gas_used: int
-    status: int
-    contract_address: Address | None
-    logs: tuple[Any, ...] = ()
-    decoder: EventDecoder | None = field(default=None, repr=False, compare=False)
-
-    @cached_property
-    def events(self) -> tuple[Event, ...]:
-        """Events this transaction emitted, decoded on first use (most callers never look)."""
-        return tuple(self.decoder.decode(self.logs)) if self.decoder else ()
-
-    def event(self, name: str) -> Event:
-        """The first event called ``name`` in this receipt."""
-        for e in self.events:
-            if e.name == name:
-                return e
-        raise ChainError(f"transaction {self.tx_hash} emitted no {name} event")
-
-
-class EventDecoder:
-    """Decodes one contract's logs with eth-abi; built once per contract client.
-
-    web3's ``process_log`` costs ~8 ms a log here; decoding the topics and data directly is
-    two orders of magnitude cheaper and gives the same values.
-    """
-
-    def __init__(self, address: str, contract_abi: list[dict[str, Any]]) -> None:
-        self.address = HexBytes(address)
-        self.by_topic: dict[bytes, dict[str, Any]] = {}
-        self.topics: dict[str, str] = {}
-        for abi in contract_abi:
-            if abi.get("type") == "event":
-                topic = event_abi_to_log_topic(cast(Any, abi))
-                self.by_topic[bytes(topic)] = abi
-                self.topics[abi["name"]] = "0x" + bytes(topic).hex()
-
-    def topic_of(self, name: str) -> str:
-        try:
-            return self.topics[name]
-        except KeyError:
-            raise ChainError(f"no event {name!r}") from None
-
-    def decode(self, logs: Sequence[Any]) -> list[Event]:
-        """Decode logs in JSON-RPC wire form (hex strings), as receipts carry them."""
-        out = []
-        for wire in logs:
-            if HexBytes(wire["address"]) != self.address or not wire["topics"]:
-                continue
-            abi = self.by_topic.get(bytes(HexBytes(wire["topics"][0])))
-            if abi is None:
-                continue
-            indexed = [i for i in abi["inputs"] if i.get("indexed")]
-            plain = [i for i in abi["inputs"] if not i.get("indexed")]
-            args: dict[str, Any] = {}
-            for spec, topic in zip(indexed, wire["topics"][1:], strict=True):
-                if (
-                    spec["type"] in ("string", "bytes")
-                    or spec["type"].endswith("]")
-                    or (spec["type"].startswith("tuple"))
-                ):
-                    # An indexed dynamic value is stored as its keccak hash: keep the hash.
-                    args[spec["name"]] = bytes(HexBytes(topic))
-                    continue
-                (value,) = abi_decode([spec["type"]], bytes(HexBytes(topic)))
-                args[spec["name"]] = _checksummed(value, spec)
-            types = [_abi_type(i) for i in plain]
-            values = abi_decode(types, bytes(HexBytes(wire["data"])))
-            for spec, value in zip(plain, values, strict=True):
-                args[spec["name"]] = _checksummed(value, spec)
-            out.append(
-                Event(
-                    name=abi["name"],
-                    args={i["name"]: args[i["name"]] for i in abi["inputs"]},
-                    address=Address(to_checksum_address(wire["address"])),
-                    log_index=_q(wire["logIndex"]),
-                    block_number=_q(wire["blockNumber"]),
-                )
-            )
-        return out
-
-
-def _abi_type(spec: dict[str, Any]) -> str:
-    """The canonical ABI type string of one parameter (tuples spelled out)."""
-    t: str = spec["type"]
-    if t.startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in spec["components"])
-        return f"({inner}){t[len('tuple') :]}"
-    return t
-
-
-def _q(value: int | str) -> int:
-    """A JSON-RPC quantity ("0x1a") or an int, as an int."""
-    return value if isinstance(value, int) else int(value, 16)
-
-
 def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, requests.exceptions.ConnectionError | ConnectionError)
 
 
-def _reason(exc: ContractLogicError) -> str:
-    msg = exc.message or str(exc)
-    for prefix in ("execution reverted: ", "execution reverted:", "execution reverted"):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix) :]
-            break
-    return msg.strip() or "no reason given"
+def _block_tag(block: int | str) -> str:
+    return block if isinstance(block, str) else hex(block)
+
+
+def _wire_call(tx: dict[str, Any]) -> dict[str, str]:
+    """A transaction's call fields in JSON-RPC form (``eth_call``, ``eth_estimateGas``)."""
+    out = {k: str(tx[k]) for k in ("from", "to") if tx.get(k)}
+    out["data"] = HexBytes(tx.get("data", b"")).to_0x_hex()
+    for k in ("value", "gas"):
+        if k in tx:
+            out[k] = hex(int(tx[k]))
+    return out
 
 
 class Gateway:
     """A connection to one EVM chain, optionally with a local signing account."""
 
     def __init__(self, w3: Web3, url: str, chain_id: int, account: LocalAccount | None) -> None:
-        self.w3 = w3
+        self.w3 = w3  # holds the HTTP provider; callers use the methods below, not w3
         self.url = url
         self.chain_id = chain_id
         self.account = account
+        self.reverts = RevertDecoder()  # learns custom errors from every contract client
         self._lock = threading.Lock()
         self._nonce: int | None = None
         self._gas_cache: dict[tuple[str, bytes], int] = {}
@@ -198,23 +92,10 @@ class Gateway:
     # --- plumbing --------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def rpc_errors(self, what: str) -> Iterator[None]:
-        """Translate node and transport failures into DataBright errors."""
+    def _transport_errors(self) -> Iterator[None]:
+        """A node that does not answer at all is NodeUnreachable, not a requests traceback."""
         try:
             yield
-        except ContractLogicError as exc:
-            raise ContractReverted(f"{what} reverted: {_reason(exc)}", _reason(exc)) from None
-        except (MismatchedABI, Web3ValidationError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ChainError(
-                f"{what}: the arguments do not fit the contract's ABI ({first})"
-            ) from None
-        except Web3RPCError as exc:
-            raise self._rpc_error(what, exc.message) from None
-        except ValueError as exc:  # web3 raises ValueError with the RPC error dict
-            if exc.args and isinstance(exc.args[0], dict) and "message" in exc.args[0]:
-                raise self._rpc_error(what, str(exc.args[0]["message"])) from None
-            raise
         except Exception as exc:
             if _is_connection_error(exc):
                 raise NodeUnreachable(
@@ -223,39 +104,22 @@ class Gateway:
                 ) from None
             raise
 
-    def _rpc_error(self, what: str, message: str) -> ChainError:
-        low = message.lower()
-        if "insufficient funds" in low:
-            who = self.address if self.account else "the sender"
-            return InsufficientFunds(
-                f"{what} failed: account {who} cannot pay for value plus gas; fund it first"
-            )
-        if "nonce too low" in low or "nonce is too low" in low:
-            self._nonce = None  # someone else used the account: resync on the next send
-            return NonceTooLow(
-                f"{what} failed: nonce too low, another client used account {self.address}; "
-                "the nonce has been resynchronised, retry the operation"
-            )
-        if "execution reverted" in low:
-            reason = message.split(":", 1)[1].strip() if ":" in message else "no reason given"
-            return ContractReverted(f"{what} reverted: {reason}", reason)
-        return ChainError(f"{what} failed: the node answered {message!r}")
-
     def request(self, method: str, params: list[Any], what: str) -> Any:
         """One JSON-RPC call below web3's formatters: the hot path of every transaction.
 
         web3's per-call middleware and result formatting cost about a quarter of a
-        transaction's client time; sending and polling receipts need none of it.
+        transaction's client time; sending and polling receipts need none of it. An error
+        answer raises the matching ``ChainError`` carrying the node's ``code`` and ``data``.
         """
-        with self.rpc_errors(what):
+        with self._transport_errors():
             response = self.w3.provider.make_request(cast(Any, method), params)
         error = response.get("error")
         if error:
-            message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
-            if isinstance(error, dict) and error.get("code") == 3:
-                reason = message.split(":", 1)[1].strip() if ":" in message else "no reason given"
-                raise ContractReverted(f"{what} reverted: {reason}", reason)
-            raise self._rpc_error(what, message)
+            sender = self.account.address if self.account else "the sender"
+            err = node_error(what, error, self.reverts, sender)
+            if isinstance(err, NonceTooLow):
+                self._nonce = None  # someone else used the account: resync on the next send
+            raise err
         return response.get("result")
 
     @property
@@ -267,24 +131,70 @@ class Gateway:
     # --- reads -----------------------------------------------------------------------
 
     def block_number(self) -> int:
-        with self.rpc_errors("eth_blockNumber"):
-            return int(self.w3.eth.block_number)
+        return quantity(self.request("eth_blockNumber", [], "eth_blockNumber"))
+
+    def block_timestamp(self, block: int | str = "latest") -> int:
+        """The timestamp (Unix seconds) of ``block``: the chain's clock, not this machine's."""
+        header = self.request("eth_getBlockByNumber", [_block_tag(block), False], "eth_getBlock")
+        if header is None:
+            raise ChainError(f"the node at {self.url} has no block {block}")
+        return quantity(header["timestamp"])
 
     def balance(self, address: str | None = None) -> Wei:
         who = to_checksum_address(address) if address else self.address
-        with self.rpc_errors("eth_getBalance"):
-            return Wei(int(self.w3.eth.get_balance(who)))
+        return Wei(quantity(self.request("eth_getBalance", [who, "latest"], "eth_getBalance")))
+
+    def code(self, address: str) -> bytes:
+        """The runtime code at ``address`` (empty for an account without code)."""
+        result = self.request(
+            "eth_getCode", [to_checksum_address(address), "latest"], "eth_getCode"
+        )
+        return bytes(HexBytes(result or "0x"))
 
     def has_code(self, address: str) -> bool:
-        with self.rpc_errors("eth_getCode"):
-            return len(self.w3.eth.get_code(to_checksum_address(address))) > 0
+        return len(self.code(address)) > 0
+
+    def transaction_count(self, address: str | None = None, block: int | str = "pending") -> int:
+        """How many transactions ``address`` (default: this account) has sent: its next nonce."""
+        who = to_checksum_address(address) if address else self.address
+        return quantity(
+            self.request(
+                "eth_getTransactionCount", [who, _block_tag(block)], "eth_getTransactionCount"
+            )
+        )
+
+    def call(
+        self, to: str, data: bytes, block: int | str = "latest", what: str = "eth_call"
+    ) -> bytes:
+        """The raw return data of a call of ``to`` with calldata ``data`` (no transaction)."""
+        return self._eth_call({"to": to, "data": data}, block, what)
+
+    def _eth_call(self, tx: dict[str, Any], block: int | str, what: str) -> bytes:
+        result = self.request("eth_call", [_wire_call(tx), _block_tag(block)], what)
+        return bytes(HexBytes(result or "0x"))
+
+    def logs(
+        self,
+        address: str,
+        topics: list[Any],
+        from_block: int = 0,
+        to_block: int | str = "latest",
+        what: str = "eth_getLogs",
+    ) -> list[Any]:
+        """Raw logs (JSON-RPC wire form) of ``address`` matching ``topics``."""
+        params = {
+            "address": address,
+            "fromBlock": hex(from_block),
+            "toBlock": _block_tag(to_block),
+            "topics": topics,
+        }
+        return list(self.request("eth_getLogs", [params], what) or [])
 
     # --- writes ----------------------------------------------------------------------
 
     def _next_nonce(self) -> int:
         if self._nonce is None:
-            with self.rpc_errors("eth_getTransactionCount"):
-                self._nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))
+            self._nonce = self.transaction_count(self.address, "pending")
         n = self._nonce
         self._nonce = n + 1
         return n
@@ -292,13 +202,14 @@ class Gateway:
     def _fee_fields(self) -> dict[str, int]:
         now = time.monotonic()
         if self._fees is None or now - self._fees[0] > FEE_REFRESH_S:
-            with self.rpc_errors("fee lookup"):
-                block = self.w3.eth.get_block("latest")
-                base = int(block.get("baseFeePerGas", 0) or 0)
-                try:
-                    tip = int(self.w3.eth.max_priority_fee)
-                except (Web3RPCError, ValueError):
-                    tip = DEFAULT_TIP
+            block = self.request("eth_getBlockByNumber", ["latest", False], "fee lookup")
+            base = quantity((block or {}).get("baseFeePerGas") or 0)
+            try:
+                tip = quantity(self.request("eth_maxPriorityFeePerGas", [], "fee lookup"))
+            except NodeUnreachable:
+                raise
+            except ChainError:  # a node without the method (pre-EIP-1559 tooling)
+                tip = DEFAULT_TIP
             # Twice the base fee survives six full blocks of base-fee growth.
             self._fees = (now, 2 * base + tip, tip)
         _, max_fee, tip = self._fees
@@ -325,9 +236,8 @@ class Gateway:
         return self._has_code[to]
 
     def _estimate(self, tx: dict[str, Any], what: str) -> int:
-        probe = {k: v for k, v in tx.items() if k in ("from", "to", "data", "value")}
-        with self.rpc_errors(what):
-            estimate = int(self.w3.eth.estimate_gas(cast(Any, probe)))
+        probe = _wire_call({k: v for k, v in tx.items() if k in ("from", "to", "data", "value")})
+        estimate = quantity(self.request("eth_estimateGas", [probe, "latest"], what))
         gas = int(estimate * GAS_HEADROOM)
         key = self._gas_key(tx)
         if key is not None and HexBytes(tx.get("data", b"")):
@@ -371,8 +281,8 @@ class Gateway:
                         self._nonce = tx["nonce"]
                     raise
             receipt = self.wait(tx_hash, what)
-            if _q(receipt["status"]) == 1:
-                return self._receipt(receipt, decoder)
+            if quantity(receipt["status"]) == 1:
+                return Receipt.from_wire(receipt, decoder)
             # Failed on-chain: a revert raises with its reason; running out of gas falls through.
             self._raise_revert(tx, receipt, what)
             if gas is not None:
@@ -385,20 +295,19 @@ class Gateway:
         raise ChainError(f"{what} ran out of gas twice; pass a larger gas limit")
 
     def _raise_revert(self, tx: dict[str, Any], receipt: Any, what: str) -> None:
-        call = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
+        call: dict[str, Any] = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
         # Replay on the state the transaction failed in. Nodes that prune history (anvil
         # --prune-history) only keep recent state, so the failing block itself is the best
         # reachable point; the condition that reverted a transaction almost always still holds.
-        for block in (_q(receipt["blockNumber"]), "latest"):
+        for block in (quantity(receipt["blockNumber"]), "latest"):
             try:
-                with self.rpc_errors(what):
-                    self.w3.eth.call(cast(Any, call), block)
+                self._eth_call(call, block, what)
                 break
             except ContractReverted:
                 raise
             except ChainError:
                 continue
-        if _q(receipt["gasUsed"]) < int(tx["gas"]):
+        if quantity(receipt["gasUsed"]) < int(tx["gas"]):
             raise ContractReverted(f"{what} reverted without a reason", None)
 
     def wait(
@@ -419,18 +328,6 @@ class Gateway:
             time.sleep(delay)
             delay = min(0.2, delay * 2 or 0.002)
 
-    def _receipt(self, raw: Any, decoder: EventDecoder | None) -> Receipt:
-        created = raw.get("contractAddress")
-        return Receipt(
-            tx_hash=HexBytes(raw["transactionHash"]).to_0x_hex(),
-            block_number=_q(raw["blockNumber"]),
-            gas_used=_q(raw["gasUsed"]),
-            status=_q(raw["status"]),
-            contract_address=Address(to_checksum_address(created)) if created else None,
-            logs=tuple(raw["logs"]),
-            decoder=decoder,
-        )
-
     def transfer(self, to: str, value: Wei) -> Receipt:
         return self.send(to_checksum_address(to), value=value, what=f"transfer to {to}")
 
@@ -438,9 +335,14 @@ class Gateway:
 
     def deploy(self, name: str | Artifact, *args: Any, value: int = 0) -> ContractClient:
         artifact = load_artifact(name) if isinstance(name, str) else name
-        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        data = HexBytes(factory.constructor(*args).data_in_transaction)
-        receipt = self.send(None, data, value=value, what=f"deploy {artifact.name}")
+        what = f"deploy {artifact.name}"
+        try:
+            data = constructor_data(artifact.abi, artifact.bytecode, args)
+        except ABIMismatch as exc:
+            raise ChainError(
+                f"{what}: the arguments do not fit the contract's ABI ({exc})"
+            ) from None
+        receipt = self.send(None, data, value=value, what=what)
         assert receipt.contract_address is not None
         return ContractClient(self, artifact, receipt.contract_address)
 
@@ -468,146 +370,6 @@ class Gateway:
         return ContractClient(self, artifact, Address(to_checksum_address(address)))
 
 
-class ContractClient:
-    """A deployed contract: ``call`` for views, ``transact`` for state changes."""
-
-    def __init__(self, gateway: Gateway, artifact: Artifact, address: Address) -> None:
-        self.gateway = gateway
-        self.artifact = artifact
-        self.address = address
-        self.decoder = EventDecoder(address, artifact.abi)
-        self._functions: dict[tuple[str, int], _Function] = {}
-
-    @property
-    def contract_name(self) -> str:
-        # Not ``name``: ERC-20 clients have a ``name()`` contract function.
-        return self.artifact.name
-
-    def _function(self, fn: str, nargs: int) -> _Function:
-        """The ABI of ``fn`` called with ``nargs`` arguments (resolves the overloads Vyper
-        emits for default arguments), prepared once per client."""
-        key = (fn, nargs)
-        found = self._functions.get(key)
-        if found is None:
-            entries = [
-                e for e in self.artifact.abi if e.get("type") == "function" and e["name"] == fn
-            ]
-            if not entries:
-                raise ChainError(f"{self.contract_name} has no function {fn!r}")
-            matching = [e for e in entries if len(e["inputs"]) == nargs]
-            if not matching:
-                raise ChainError(f"{self.contract_name}.{fn} takes no {nargs} arguments")
-            found = _Function.of(matching[0])
-            self._functions[key] = found
-        return found
-
-    def _encode(self, fn: str, args: tuple[Any, ...]) -> tuple[_Function, bytes]:
-        f = self._function(fn, len(args))
-        try:
-            return f, f.selector + abi_encode(f.input_types, args)
-        except (EncodingError, TypeError, ValueError, OverflowError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ChainError(
-                f"{self.contract_name}.{fn}: the arguments do not fit the contract's ABI ({first})"
-            ) from None
-
-    def call(self, fn: str, *args: Any, block: int | str = "latest") -> Any:
-        """A view call, encoded and decoded here (web3's contract layer costs ~10 ms a call)."""
-        f, data = self._encode(fn, args)
-        tag = block if isinstance(block, str) else hex(block)
-        what = f"{self.contract_name}.{fn}"
-        result = self.gateway.request(
-            "eth_call", [{"to": self.address, "data": "0x" + data.hex()}, tag], what
-        )
-        raw = HexBytes(result or "0x")
-        if not f.outputs:
-            return None
-        try:
-            decoded = abi_decode(f.output_types, raw)
-        except Exception as exc:
-            raise ChainError(
-                f"{what} returned data that does not fit its ABI ({type(exc).__name__}); is "
-                f"{self.address} really a {self.contract_name}?"
-            ) from None
-        values = [_checksummed(v, spec) for v, spec in zip(decoded, f.outputs, strict=True)]
-        return values[0] if len(values) == 1 else tuple(values)
-
-    def transact(self, fn: str, *args: Any, value: int = 0, gas: int | None = None) -> Receipt:
-        _, data = self._encode(fn, args)
-        return self.gateway.send(
-            self.address,
-            data,
-            value=value,
-            gas=gas,
-            what=f"{self.contract_name}.{fn}",
-            decoder=self.decoder,
-        )
-
-    def events(
-        self, name: str, from_block: int = 0, to_block: int | str = "latest", **filters: Any
-    ) -> list[Event]:
-        """Logs of event ``name``; keyword filters match indexed arguments exactly."""
-        abi = next(
-            (e for e in self.artifact.abi if e.get("type") == "event" and e["name"] == name), None
-        )
-        if abi is None:
-            raise ChainError(f"{self.contract_name} has no event {name!r}")
-        topics: list[Any] = [self.decoder.topic_of(name)]
-        indexed = [i for i in abi["inputs"] if i.get("indexed")]
-        unknown = set(filters) - {i["name"] for i in indexed}
-        if unknown:
-            raise ChainError(
-                f"{self.contract_name}.{name} has no indexed argument {unknown.pop()!r}"
-            )
-        for i in indexed:
-            if i["name"] in filters:
-                topics.append("0x" + abi_encode([i["type"]], [filters[i["name"]]]).hex())
-            else:
-                topics.append(None)
-        while topics and topics[-1] is None:
-            topics.pop()
-        params = {
-            "address": self.address,
-            "fromBlock": hex(from_block),
-            "toBlock": to_block if isinstance(to_block, str) else hex(to_block),
-            "topics": topics,
-        }
-        logs = self.gateway.request(
-            "eth_getLogs", [params], f"eth_getLogs {self.contract_name}.{name}"
-        )
-        return self.decoder.decode(logs or [])
-
-
-@dataclass(frozen=True)
-class _Function:
-    selector: bytes
-    input_types: list[str]
-    output_types: list[str]
-    outputs: list[dict[str, Any]]
-
-    @classmethod
-    def of(cls, abi: dict[str, Any]) -> _Function:
-        return cls(
-            selector=bytes(function_abi_to_4byte_selector(cast(Any, abi))),
-            input_types=list(get_abi_input_types(cast(Any, abi))),
-            output_types=list(get_abi_output_types(cast(Any, abi))),
-            outputs=list(abi.get("outputs", [])),
-        )
-
-
-def _checksummed(value: Any, spec: dict[str, Any]) -> Any:
-    """Decoded ABI values as web3 gives them: addresses EIP-55 checksummed, arrays as lists."""
-    t: str = spec["type"]
-    if t.endswith("]"):
-        inner = dict(spec, type=t[: t.rindex("[")])
-        return [_checksummed(v, inner) for v in value]
-    if t == "tuple":
-        return tuple(_checksummed(v, c) for v, c in zip(value, spec["components"], strict=True))
-    if t == "address":
-        return to_checksum_address(value)
-    return value
-
-
 def connect(
     url: str,
     account: LocalAccount | str | None = None,
@@ -622,17 +384,17 @@ def connect(
     provider = Web3.HTTPProvider(
         url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
     )
-    w3 = Web3(provider)
-    gw = Gateway(w3, url, 0, None)
-    with gw.rpc_errors(f"connecting to {url}"):
-        try:
-            node_chain_id = int(w3.eth.chain_id)
-        except requests.exceptions.RequestException as exc:
-            if _is_connection_error(exc):
-                raise
-            raise NodeUnreachable(
-                f"the server at {url} did not answer as an Ethereum JSON-RPC node ({exc})"
-            ) from None
+    gw = Gateway(Web3(provider), url, 0, None)
+    what = f"connecting to {url}"
+    try:
+        node_chain_id = quantity(gw.request("eth_chainId", [], what))
+    except ChainError:
+        raise
+    except (requests.exceptions.RequestException, ValueError, TypeError) as exc:
+        # An HTTP error, or an answer that is not JSON-RPC (a web server, a proxy's page).
+        raise NodeUnreachable(
+            f"the server at {url} did not answer as an Ethereum JSON-RPC node ({exc})"
+        ) from None
     if chain_id is not None and node_chain_id != chain_id:
         raise WrongChain(
             f"the node at {url} serves chain {node_chain_id}, not {chain_id}; check the RPC URL"

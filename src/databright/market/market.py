@@ -7,8 +7,9 @@ is validated against the dataset's schema, stored by content address, and only i
 download is checked example by example against the root the chain recorded.
 
 Views read contract state (``dataset``, ``proposal``, ``evaluation``, ``registry``,
-``claimable``) and events (proposal lists, shareholders); nothing is cached between calls, so
-two clients never disagree about what the chain says.
+``claimable``) and events (proposal lists, shareholders) afresh on every call, so two clients
+never disagree about what the chain says. Only what can never change is kept: a dataset's
+schema (fixed at creation) and the example hashes of content-addressed data.
 """
 
 from __future__ import annotations
@@ -16,13 +17,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
-from databright.chain.clients import DataMarketClient, ShareTokenClient
+from databright.chain.clients import (
+    DataMarketClient,
+    DataMarketConstants,
+    ProposalStatus,
+    ShareTokenClient,
+)
+from databright.chain.clients import Proposal as ProposalView
 from databright.chain.deploy import load_deployment
 from databright.chain.gateway import Event, Gateway, Receipt, connect
 from databright.errors import (
@@ -38,6 +44,7 @@ from databright.storage import (
     BlobStore,
     DatasetSchema,
     Examples,
+    LocalBlobStore,
     Manifest,
     MerkleTree,
     cid_to_digest,
@@ -48,7 +55,7 @@ from databright.storage import (
     store_proposal,
     validate_examples,
 )
-from databright.types import Address, DatasetId, ProposalId, Wei
+from databright.types import UINT256_MAX, Address, DatasetId, ProposalId, Wei
 
 __all__ = [
     "SHARE_UNIT",
@@ -62,9 +69,8 @@ __all__ = [
     "Shareholder",
 ]
 
-SHARE_UNIT = 10**18
-STATUS_NAMES = {0: "none", 1: "pending", 2: "accepted", 3: "rejected", 4: "expired"}
-NAME_MAX = 25  # the contract's String[25]
+SHARE_UNIT = DataMarketConstants.SHARE_UNIT
+STATUS_NAMES = {int(s): s.name.lower() for s in ProposalStatus}
 ZERO32 = b"\x00" * 32
 
 
@@ -75,7 +81,7 @@ class Governance:
     voting_period_s: int = 3600
     quorum_bps: int = 2000
     threshold_bps: int = 5000
-    quality_cap_bps: int = 20_000
+    quality_cap_bps: int = 2 * DataMarketConstants.BPS  # a proposal weighs at most double
     evaluators: tuple[str, ...] = ()
 
 
@@ -126,7 +132,7 @@ class ProposalInfo:
     @property
     def sequence(self) -> int:
         """The proposal's number within its dataset (0 is the initial data)."""
-        return int(self.id) & 0xFFFFFFFF
+        return int(self.id) & ((1 << DataMarketConstants.SEQ_BITS) - 1)
 
 
 @dataclass(frozen=True)
@@ -171,7 +177,7 @@ class Market:
         gw = connect(rpc_url, account)
         deployment = load_deployment(data_dir, gw.chain_id)
         contract = gw.bind(DataMarketClient, deployment["DataMarket"], check_code=True)
-        return cls(gw, BlobStore(data_dir / "blobs"), contract, data_dir)
+        return cls(gw, LocalBlobStore(data_dir / "blobs"), contract, data_dir)
 
     @property
     def address(self) -> Address:
@@ -194,9 +200,10 @@ class Market:
         governance: Governance = Governance(),
     ) -> DatasetId:
         """Create a dataset with its schema and initial data; the caller gets one share each."""
-        if not name or len(name.encode()) > NAME_MAX:
+        name_max = DataMarketConstants.NAME_MAX
+        if not name or len(name.encode()) > name_max:
             raise InvalidArgument(
-                f"dataset name {name!r} must be 1 to {NAME_MAX} bytes; choose a shorter name"
+                f"dataset name {name!r} must be 1 to {name_max} bytes; choose a shorter name"
             )
         for e in governance.evaluators:
             if not is_address(e):
@@ -229,21 +236,22 @@ class Market:
 
     def dataset(self, dataset_id: int) -> DatasetInfo:
         self._check_dataset(dataset_id)
-        raw = self.contract.call("dataset", dataset_id)
-        (token, initiator, meta, period, quorum, threshold, cap, length, count, total) = raw
+        d = self.contract.dataset(dataset_id)
         created = self.contract.events("DatasetCreated", dataset_id=dataset_id)
         name = created[0].args["name"] if created else ""
         evaluators = tuple(created[0].args["evaluators"]) if created else ()
         return DatasetInfo(
             id=DatasetId(int(dataset_id)),
             name=name,
-            token=Address(to_checksum_address(token)),
-            initiator=Address(to_checksum_address(initiator)),
-            schema_cid=digest_to_cid(meta),
-            governance=Governance(period, quorum, threshold, cap, evaluators),
-            registry_length=length,
-            proposal_count=count,
-            total_shares=total,
+            token=Address(to_checksum_address(d.token)),
+            initiator=Address(to_checksum_address(d.initiator)),
+            schema_cid=digest_to_cid(d.metadata_cid_digest),
+            governance=Governance(
+                d.voting_period, d.quorum_bps, d.threshold_bps, d.quality_cap_bps, evaluators
+            ),
+            registry_length=d.registry_length,
+            proposal_count=d.proposal_count,
+            total_shares=d.total_shares,
         )
 
     def datasets(self) -> list[DatasetInfo]:
@@ -293,10 +301,6 @@ class Market:
             )
         return read_proposal(source, schema, known_hashes=known)
 
-    def validate(self, dataset_id: int, source: str | Path | Examples) -> Examples:
-        """Check a proposal against the dataset's schema and data, storing nothing."""
-        return self._load(source, self.schema(dataset_id), self.known_hashes(dataset_id))
-
     def propose(self, dataset_id: int, source: str | Path | Examples) -> ProposalInfo:
         """Validate, store and register a proposal; returns it as the chain now sees it."""
         schema = self.schema(dataset_id)
@@ -327,7 +331,7 @@ class Market:
 
     def _check_proposal(self, proposal_id: int) -> None:
         pid = int(proposal_id)
-        if not 0 < pid < 2**256 or self.contract.proposal_state(pid) == 0:
+        if not 0 < pid <= UINT256_MAX or self.contract.proposal_state(pid) == ProposalStatus.NONE:
             raise NotFound(
                 f"proposal {proposal_id} does not exist; see `databright dataset show DATASET`"
             )
@@ -339,7 +343,7 @@ class Market:
         id anyway, and this turns its refusal into a clearer one.
         """
         pid = int(proposal_id)
-        if not 0 < pid < 2**256:
+        if not 0 < pid <= UINT256_MAX:
             self._check_proposal(pid)
         try:
             return action(pid)
@@ -351,10 +355,10 @@ class Market:
         """A proposal as the chain sees it now (``created``: its ProposalCreated event, if at
         hand, saves a log query)."""
         pid = int(proposal_id)
-        if not 0 < pid < 2**256:
+        if not 0 < pid <= UINT256_MAX:
             self._check_proposal(pid)
         try:
-            raw = self.contract.call("proposal", pid)
+            raw = self.contract.proposal(pid)
         except ContractReverted:
             self._check_proposal(pid)
             raise
@@ -363,41 +367,45 @@ class Market:
         )
         return self._proposal_info(pid, raw, created_events)
 
-    def _proposal_info(self, pid: int, raw: Any, created: list[Event]) -> ProposalInfo:
-        (ds, _snap, who, data, root, n, deadline, status, yes, no, supply, weight, shares) = raw
+    def _proposal_info(self, pid: int, raw: ProposalView, created: list[Event]) -> ProposalInfo:
         manifest_cid = (
             digest_to_cid(created[0].args["metadata_cid_digest"])
             if created and created[0].args["metadata_cid_digest"] != ZERO32
             else None
         )
-        ev_raw = self.contract.call("evaluation", pid)
+        ev = self.contract.evaluation(pid)
         evaluation = (
             Evaluation(
-                Address(to_checksum_address(ev_raw[0])), int(ev_raw[1]), digest_to_cid(ev_raw[2])
+                Address(to_checksum_address(ev.evaluator)),
+                int(ev.score),
+                digest_to_cid(ev.report_cid_digest),
             )
-            if int(ev_raw[0], 16) != 0
+            if int(ev.evaluator, 16) != 0
             else None
         )
+        data = raw.data_cid_digest
+        status = raw.status
+        # A settled proposal's outcome is its status: no need to ask.
+        outcome = status if status != ProposalStatus.PENDING else self.contract.outcome(pid)
         return ProposalInfo(
             id=ProposalId(pid),
-            dataset_id=DatasetId(ds),
-            contributor=Address(to_checksum_address(who)),
+            dataset_id=DatasetId(raw.dataset_id),
+            contributor=Address(to_checksum_address(raw.contributor)),
             # A settled-without-entry proposal's data digest is cleared on-chain; its event keeps it.
             data_cid=digest_to_cid(
                 data if bytes(data) != ZERO32 or not created else created[0].args["data_cid_digest"]
             ),
-            manifest_root=bytes(root),
+            manifest_root=bytes(raw.manifest_root),
             manifest_cid=manifest_cid,
-            examples=n,
-            deadline=deadline,
+            examples=raw.examples,
+            deadline=raw.deadline,
             status=STATUS_NAMES[status],
-            # A settled proposal's outcome is its status: no need to ask.
-            outcome=STATUS_NAMES[status if status != 1 else self.contract.outcome(pid)],
-            yes_votes=yes,
-            no_votes=no,
-            snapshot_supply=supply,
-            quality_weight_bps=weight,
-            prospective_shares=shares,
+            outcome=STATUS_NAMES[outcome],
+            yes_votes=raw.yes_votes,
+            no_votes=raw.no_votes,
+            snapshot_supply=raw.snapshot_supply,
+            quality_weight_bps=raw.quality_weight_bps,
+            prospective_shares=raw.shares,
             evaluation=evaluation,
         )
 
@@ -437,20 +445,19 @@ class Market:
         length = self.contract.registry_length(dataset_id)
         end = length if count is None else min(length, start + count)
         out: list[RegistryEntry] = []
-        page = 50
+        page = DataMarketConstants.MAX_PAGE  # the most one `registry` call returns
         for s in range(start, end, page):
-            for raw in self.contract.call("registry", dataset_id, s, min(page, end - s)):
-                idx, pid, who, data, root, n, shares, block = raw
+            for e in self.contract.registry(dataset_id, s, min(page, end - s)):
                 out.append(
                     RegistryEntry(
-                        idx,
-                        ProposalId(pid),
-                        Address(to_checksum_address(who)),
-                        digest_to_cid(data),
-                        bytes(root),
-                        n,
-                        shares,
-                        block,
+                        e.index,
+                        ProposalId(e.proposal_id),
+                        Address(to_checksum_address(e.contributor)),
+                        digest_to_cid(e.data_cid_digest),
+                        bytes(e.manifest_root),
+                        e.examples,
+                        e.shares,
+                        e.block_number,
                     )
                 )
         return out

@@ -37,3 +37,21 @@ def grow(n: uint256):
     """
     for i: uint256 in range(n, bound=64):
         self.slots[i] = n
+
+
+@external
+@view
+def fail(kind: uint256):
+    """
+    @dev Reverts the ways a contract can, so tests can see each decoded: 0 without a reason,
+         1 with a Solidity panic (overflow), 2 with the custom error `TooBig(uint256,address)`,
+         3 with data that is not ABI-encoded.
+    @param kind Which revert.
+    """
+    if kind == 1:
+        raw_revert(abi_encode(convert(17, uint256), method_id=method_id("Panic(uint256)")))
+    if kind == 2:
+        raw_revert(abi_encode(kind, self, method_id=method_id("TooBig(uint256,address)")))
+    if kind == 3:
+        raw_revert(b"\x01\x02")
+    raise
