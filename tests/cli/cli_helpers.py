@@ -157,7 +157,7 @@ def snapshot(env: Env) -> dict[str, Any]:
         ]
     return {
         "chain": chain,
-        "nonces": [gw.w3.eth.get_transaction_count(a) for a in env.addresses],  # type: ignore[arg-type]
+        "nonces": [gw.transaction_count(a, "latest") for a in env.addresses],
         "blobs": sorted(p.name for p in (env.data_dir / "blobs").rglob("*") if p.is_file()),
         "keystore": sorted(p.name for p in (env.data_dir / "keystore").iterdir()),
     }

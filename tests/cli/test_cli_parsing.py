@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from databright.cli._common import eth_exact, shares_text
 from databright.cli._params import (
     DURATION,
+    ETH_AMOUNT,
     FEATURE_SHAPE,
     LABEL_SET,
     MAX_VOTING_PERIOD,
@@ -209,3 +210,15 @@ def test_a_param_type_failure_is_a_usage_error_naming_the_option() -> None:
     bad = runner.invoke(app, ["--n", "3"])
     assert bad.exit_code == 2
     assert "Invalid value for '--n': '3' is not even" in " ".join(bad.output.split())
+
+
+def test_eth_amount_type_converts_exactly() -> None:
+    assert ETH_AMOUNT.convert("0.5") == 5 * 10**17
+    assert ETH_AMOUNT.convert("1e-18") == 1
+    assert ETH_AMOUNT.convert(7) == 7  # an already converted value is kept
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "abc", "1e-19", "nan"])
+def test_eth_amount_type_refuses_as_usage_error(text: str) -> None:
+    with pytest.raises(typer.BadParameter):
+        ETH_AMOUNT.convert(text)

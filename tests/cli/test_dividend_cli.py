@@ -11,9 +11,6 @@ from cli_helpers import World, check_bad_input
 BAD_INPUT = [
     ("pay-unknown-dataset", ["pay", "99", "1"], 5, ["dataset 99 does not exist"]),
     ("claim-unknown-dataset", ["claim", "0"], 5, ["dataset 0 does not exist"]),
-    ("pay-zero", ["pay", "{ds}", "0"], 1, ["positive amount of ETH", "'0'"]),
-    ("pay-garbage", ["pay", "{ds}", "abc"], 1, ["'abc' is not an amount of ETH"]),
-    ("pay-below-wei", ["pay", "{ds}", "1e-19"], 1, ["whole number of wei"]),
     ("pay-too-much", ["pay", "{ds}", "1000000000", "-a", "3"], 3, ["ShareToken.pay", "cannot pay"]),
     ("nothing-to-claim", ["claim", "{ds}", "-a", "3"], 4, ["ShareToken.claim reverted", "nothing to claim"]),
 ]  # fmt: skip
@@ -32,6 +29,19 @@ def test_bad_input_is_one_line_and_changes_nothing(
     check_bad_input(world, fails, args, code, words)
 
 
-@pytest.mark.parametrize("args", [["pay", "1"]], ids=["missing-arg"])
-def test_usage_errors_exit_2(args: list[str], fails: Callable[..., tuple[int, str]]) -> None:
-    fails(*args, usage=True)
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["pay", "1"], "Missing argument"),
+        (["pay", "1", "0"], "a payment must be a positive amount of ETH, not '0'"),
+        (["pay", "1", "abc"], "'abc' is not an amount of ETH"),
+        (["pay", "1", "1e-19"], "is not a whole number of wei"),
+    ],
+    ids=["missing-arg", "pay-zero", "pay-garbage", "pay-below-wei"],
+)
+def test_usage_errors_exit_2(
+    args: list[str], words: str, fails: Callable[..., tuple[int, str]]
+) -> None:
+    """A malformed amount is refused before any node is asked, like any malformed argument."""
+    _, err = fails(*args, usage=True)
+    assert words in " ".join(err.replace("│", " ").split())

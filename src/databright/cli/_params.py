@@ -19,16 +19,19 @@ from typing import ClassVar, Generic, NewType, NoReturn, TypeVar
 
 import typer
 
+from databright.chain.clients import DataMarketConstants
 from databright.errors import InvalidAmount, InvalidProposalId, NotFound
-from databright.types import Wei
+from databright.types import UINT256_MAX, Wei
 
 __all__ = [
     "DURATION",
+    "ETH_AMOUNT",
     "FEATURE_SHAPE",
     "LABEL_SET",
     "MAX_VOTING_PERIOD",
     "SEQ_BITS",
     "DurationType",
+    "EthAmountType",
     "FeatureShape",
     "FeatureShapeType",
     "LabelSet",
@@ -41,8 +44,8 @@ __all__ = [
     "parse_shape",
 ]
 
-UINT256_MAX = 2**256 - 1
-SEQ_BITS = 32  # a proposal id is (dataset id << 32) | its number within the dataset
+# A proposal id is (dataset id << SEQ_BITS) | its number within the dataset.
+SEQ_BITS = DataMarketConstants.SEQ_BITS
 MAX_VOTING_PERIOD = 2**32 - 1  # the contract's bound
 
 T = TypeVar("T")
@@ -126,7 +129,22 @@ class FeatureShapeType(ParamType[FeatureShape]):
         return FeatureShape(tuple(int(p) for p in parts))
 
 
+class EthAmountType(ParamType[Wei]):
+    """An exact, positive amount of ETH written as a decimal (``0.5``, ``2``, ``1e-3``), in wei."""
+
+    metavar = "ETH"
+
+    def convert(self, value: str | Wei) -> Wei:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_eth(value)
+        except InvalidAmount as exc:
+            self.fail(str(exc))
+
+
 DURATION = DurationType()
+ETH_AMOUNT = EthAmountType()
 LABEL_SET = LabelSetType()
 FEATURE_SHAPE = FeatureShapeType()
 

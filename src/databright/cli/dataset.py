@@ -17,6 +17,7 @@ from eth_utils import to_checksum_address
 from rich.markup import escape
 from rich.table import Table
 
+from databright.chain.clients import DataMarketConstants
 from databright.cli._common import (
     DEFAULT_DATA_DIR,
     DEFAULT_RPC,
@@ -63,7 +64,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-MAX_QUALITY_CAP_BPS = 1_000_000
+MAX_QUALITY_CAP_BPS = DataMarketConstants.MAX_QUALITY_CAP_BPS
 _DEFAULT = Governance()
 
 

@@ -24,7 +24,7 @@ from databright.cli._common import (
     open_market,
     print_json,
 )
-from databright.cli._params import parse_eth
+from databright.cli._params import ETH_AMOUNT
 
 __all__ = ["register"]
 
@@ -43,7 +43,7 @@ def pay_command(
     json_out: JsonOpt = False,
 ) -> None:
     """Pay ETH to a dataset's shareholders, split pro rata to their shares now."""
-    wei = parse_eth(amount)
+    wei = ETH_AMOUNT.convert(amount)  # a bad amount is a usage error, like any bad argument
     market = open_market(rpc, data_dir, account)
     with busy(f"paying {eth_exact(wei)} ETH to dataset {dataset}"):
         receipt = market.pay(dataset, wei)

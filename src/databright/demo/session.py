@@ -73,7 +73,7 @@ def run_session(
     dataset_id = market.create_dataset(
         name, schema, initial,
         Governance(voting_period_s=3600, quorum_bps=2000, threshold_bps=5000,
-                   quality_cap_bps=20_000, evaluators=(evaluator_acct.address,)),
+                   evaluators=(evaluator_acct.address,)),
     )  # fmt: skip
     say(f"dataset {dataset_id} {name!r}: {len(initial)} initial examples, "
          f"initiator {initiator.address}")  # fmt: skip
