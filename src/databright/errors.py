@@ -30,6 +30,7 @@ __all__ = [
     "NodeUnreachable",
     "NonceTooLow",
     "NotFound",
+    "NotPermitted",
     "ProposalProblem",
     "ProposalRejected",
     "StorageError",
@@ -61,6 +62,10 @@ class InvalidProposalId(InvalidArgument):
 
 class KeystoreError(DataBrightError, ValueError):
     """A keystore file cannot be read or decrypted."""
+
+
+class NotPermitted(DataBrightError, PermissionError):
+    """The account lacks the role an action needs (an evaluator, an initiator)."""
 
 
 class DamagedRecord(DataBrightError, ValueError):

@@ -7,7 +7,9 @@ registry entry plus the proposal. The valuation method comes from the service's 
 factory building a ``Valuation`` from a ``Utility`` (any method class is one, e.g.
 ``TMCShapley``); by default it is exact KNN-Shapley with ``k`` neighbours. Copies of accepted
 examples (exact or jittered) are worth zero (see ``databright.valuation``), so copying does not
-pay.
+pay. The default method checks for copies and flags only the proposal, against the accepted
+data (which were checked when they were proposals): ``proposal x N`` distances, not ``N x N``
+(``CopyPolicy``/``FlagPolicy`` with ``scope="newest"``).
 
 The score is the proposal's value per example relative to the average accepted example, in
 basis points (``databright.valuation.quality_bps``): 10000 = as useful as the data already in,
@@ -31,10 +33,12 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.neighbors import KNeighborsClassifier
 
-from databright.errors import DataBrightError, InvalidArgument, ValuationError
+from databright.errors import InvalidArgument, NotPermitted, ValuationError
 from databright.market.market import Market, ProposalInfo
 from databright.storage import Examples, read_proposal
 from databright.valuation import (
+    CopyPolicy,
+    FlagPolicy,
     KNNShapley,
     Utility,
     Valuation,
@@ -44,7 +48,13 @@ from databright.valuation import (
     report,
 )
 
-__all__ = ["EvaluatorService", "MethodFactory", "PostedEvaluation"]
+__all__ = [
+    "EvaluatorService",
+    "MethodFactory",
+    "PostedEvaluation",
+    "default_method",
+    "value_proposal",
+]
 
 MethodFactory = Callable[[Utility], Valuation]
 """Builds the valuation method from the evaluator's utility: a method class such as
@@ -53,6 +63,18 @@ also build its own utility from ``utility.x_val`` and ``utility.y_val`` (another
 scorer)."""
 
 INITIAL_KEY = "registry-0"
+
+
+def default_method(k: int) -> MethodFactory:
+    """The evaluator's method unless told otherwise: exact KNN-Shapley with ``k`` neighbours,
+    checking for copies and flags only the proposal (the last to arrive), against the
+    accepted data, which were checked when they were proposals: ``proposal x N`` work."""
+    return partial(
+        KNNShapley,
+        k=k,
+        copy_policy=CopyPolicy(scope="newest"),
+        flag_policy=FlagPolicy(scope="newest"),
+    )
 
 
 @dataclass(frozen=True)
@@ -93,7 +115,7 @@ class EvaluatorService:
         market.dataset(dataset_id)  # an unknown id is NotFound, not "not an evaluator"
         # The role, not the creation-time list: initiators can grant and revoke it.
         if not market.contract.is_evaluator(dataset_id, market.address):
-            raise DataBrightError(
+            raise NotPermitted(
                 f"account {market.address} is not an evaluator of dataset {dataset_id}; "
                 "its initiator can grant the evaluator role"
             )
@@ -101,7 +123,7 @@ class EvaluatorService:
             validation = read_proposal(validation, market.schema(dataset_id))
         self.validation = validation
         self.k = k
-        self.method: MethodFactory = partial(KNNShapley, k=k) if method is None else method
+        self.method: MethodFactory = default_method(k) if method is None else method
 
     def pending(self) -> list[ProposalInfo]:
         """Pending proposals still open to an evaluation."""
@@ -113,39 +135,25 @@ class EvaluatorService:
         ]
 
     def _now(self) -> int:
-        return int(self.market.gateway.w3.eth.get_block("latest")["timestamp"])
+        return self.market.gateway.block_timestamp()
 
     def value(self, proposal: ProposalInfo) -> tuple[int, dict[str, Any], bytes]:
         """Score, report and plot of one proposal against the accepted data."""
         accepted, origin = self.market.download(self.dataset_id)
         new = self.market.load_proposal_examples(proposal.id)
-        key = f"proposal-{proposal.sequence}"
-        groups = [f"registry-{i}" for i in origin.tolist()] + [key] * len(new)
-        X = np.concatenate([_flat(accepted.X), _flat(new.X)])
-        y = np.concatenate([accepted.y, new.y])
-        arrival = [*dict.fromkeys(groups[: len(accepted)]), key]
         utility = Utility(
             KNeighborsClassifier(n_neighbors=self.k),
             _flat(self.validation.X),
             self.validation.y,
         )
-        valuer = self.method(utility)
-        if not isinstance(valuer, Valuation):
-            raise ValuationError(
-                f"the evaluator's method built {type(valuer).__name__}, not a valuation method"
-            )
-        result = valuer.fit(ValuationData(X, y, groups, arrival)).result
-        accepted_mask = np.arange(len(y)) < len(accepted)
-        reference = float(result.values[accepted_mask].mean())
-        if reference <= 0:
-            # The accepted data as a whole does not help the model (a tiny or unrepresentative
-            # validation set): scale by its magnitude instead, so the sign of the score still
-            # says whether the proposal helps.
-            reference = max(abs(reference), 1e-9)
-        score = quality_bps(result, key, reference=reference)
-        body = report(result, reference=reference)
-        plot = plot_values(result, title=f"dataset {self.dataset_id}, {key}")
-        return score, body, plot
+        return value_proposal(
+            self.method,
+            utility,
+            (_flat(accepted.X), accepted.y, origin),
+            (_flat(new.X), new.y),
+            key=f"proposal-{proposal.sequence}",
+            title=f"dataset {self.dataset_id}, proposal-{proposal.sequence}",
+        )
 
     def evaluate(self, proposal: ProposalInfo) -> PostedEvaluation:
         score, body, plot = self.value(proposal)
@@ -187,6 +195,43 @@ class EvaluatorService:
             done += 1
             if rounds is None or done < rounds:
                 time.sleep(interval_s)
+
+
+def value_proposal(
+    method: MethodFactory,
+    utility: Utility,
+    accepted: tuple[NDArray[Any], NDArray[Any], NDArray[Any]],
+    new: tuple[NDArray[Any], NDArray[Any]],
+    *,
+    key: str,
+    title: str,
+) -> tuple[int, dict[str, Any], bytes]:
+    """Score, report and plot of ``new`` examples against the ``accepted`` ones (features,
+    labels, registry entry of each): :meth:`EvaluatorService.value` once the data are in hand,
+    with no chain involved (``benchmarks/evaluator_scaling.py`` times this)."""
+    acc_x, acc_y, origin = accepted
+    new_x, new_y = new
+    groups = [f"registry-{i}" for i in np.asarray(origin).tolist()] + [key] * len(new_y)
+    X = np.concatenate([acc_x, new_x])
+    y = np.concatenate([acc_y, new_y])
+    arrival = [*dict.fromkeys(groups[: len(acc_y)]), key]
+    valuer = method(utility)
+    if not isinstance(valuer, Valuation):
+        raise ValuationError(
+            f"the evaluator's method built {type(valuer).__name__}, not a valuation method"
+        )
+    result = valuer.fit(ValuationData(X, y, groups, arrival)).result
+    accepted_mask = np.arange(len(y)) < len(acc_y)
+    reference = float(result.values[accepted_mask].mean())
+    if reference <= 0:
+        # The accepted data as a whole does not help the model (a tiny or unrepresentative
+        # validation set): scale by its magnitude instead, so the sign of the score still
+        # says whether the proposal helps.
+        reference = max(abs(reference), 1e-9)
+    score = quality_bps(result, key, reference=reference)
+    body = report(result, reference=reference)
+    plot = plot_values(result, title=title)
+    return score, body, plot
 
 
 def _flat(x: NDArray[Any]) -> NDArray[Any]:

@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 _DENSE_LIMIT = 4_000_000  # query x reference pairs held in memory at once (32 MB)
+_BLOCK_ROWS = 8192  # reference rows gathered at once by the blocked searches
 
 
 def sq_distances(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -54,6 +55,53 @@ def sq32(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float32]:
     return d2
 
 
+def pairs_within(
+    query: NDArray[np.float64],
+    ref: NDArray[np.float64],
+    radius: float,
+    *,
+    among: NDArray[np.intp] | None = None,
+    max_pairs: int = _DENSE_LIMIT,
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Pairs ``(i, j)`` with row ``i`` of ``query`` within ``radius`` of row ``j`` of ``ref``
+    (inclusive), sorted by ``i`` then ``j``; with ``among``, of row ``among[j]`` of ``ref``.
+
+    ``ref`` is read in blocks of ``max_pairs // len(query)`` rows (8192 at most), so memory stays bounded
+    however many rows it has: time and memory grow with ``len(query) x len(ref)``, never
+    with ``len(ref)`` squared.
+    """
+    idx = np.arange(len(ref)) if among is None else np.asarray(among, np.intp)
+    if len(query) == 0 or len(idx) == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    block = max(1, min(max_pairs // len(query), _BLOCK_ROWS))
+    r2 = np.float32(radius * radius)
+    found_i: list[NDArray[np.intp]] = []
+    found_j: list[NDArray[np.intp]] = []
+    for s in range(0, len(idx), block):
+        i, j = np.nonzero(sq32(query, ref[idx[s : s + block]]) <= r2)
+        found_i.append(i)
+        found_j.append(j + s)
+    qi = np.concatenate(found_i).astype(np.intp)
+    rj = np.concatenate(found_j).astype(np.intp)
+    order = np.lexsort((rj, qi))
+    return qi[order], rj[order]
+
+
+def row_hashes(x: NDArray[np.float64], *, block: int = 8192) -> NDArray[np.uint64]:
+    """A 64-bit hash of each row's float64 bytes, ``-0.0`` read as ``0.0``.
+
+    Equal rows hash alike, so rows with a hash no other row has are certainly unique; rows
+    sharing a hash still need a byte comparison. Read in blocks, so no copy of ``x`` is made.
+    """
+    mult = np.random.default_rng(0x5EED).integers(1, 2**63, x.shape[1], dtype=np.uint64)
+    mult |= np.uint64(1)
+    out = np.empty(len(x), np.uint64)
+    for s in range(0, len(x), block):
+        rows = np.ascontiguousarray(x[s : s + block], dtype=np.float64) + 0.0
+        out[s : s + block] = rows.view(np.uint64) @ mult  # wraps modulo 2**64
+    return out
+
+
 def within(x: NDArray[np.float64], radius: float) -> list[NDArray[np.intp]]:
     """For each row, the other rows closer than ``radius`` (inclusive)."""
     n = len(x)
@@ -72,16 +120,37 @@ def within(x: NDArray[np.float64], radius: float) -> list[NDArray[np.intp]]:
     return out
 
 
-def typical_spacing(x: NDArray[np.float64], k: int, *, rows: int = 256) -> float:
+def typical_spacing(
+    x: NDArray[np.float64],
+    k: int,
+    *,
+    rows: int = 256,
+    among: NDArray[np.intp] | None = None,
+    max_pairs: int = _DENSE_LIMIT,
+) -> float:
     """Median distance from a row to its ``k``-th nearest other row, over up to ``rows``
-    evenly spaced rows (a subsample is plenty for a median, and keeps this cheap)."""
-    n = len(x)
+    evenly spaced rows (a subsample is plenty for a median, and keeps this cheap).
+
+    ``among`` restricts both the rows and their neighbours to those rows of ``x`` (without
+    copying them). The other rows are read in blocks (of ``max_pairs // rows`` rows, 8192 at
+    most), keeping the
+    ``k`` nearest so far: ``rows x N`` work and bounded memory.
+    """
+    idx = np.arange(len(x)) if among is None else np.asarray(among, np.intp)
+    n = len(idx)
     k = min(k, n - 1)
     pick = np.unique(np.linspace(0, n - 1, min(rows, n)).astype(np.intp))
-    if len(pick) * n > _DENSE_LIMIT:
-        dist, _ = kneighbours(x[pick], x, k + 1)
-        return float(np.median(dist[:, k]))
-    d2 = sq32(x[pick], x)
-    d2[np.arange(len(pick)), pick] = np.inf
-    kth = np.partition(d2, k - 1, axis=1)[:, k - 1]
+    query = x[idx[pick]]
+    block = max(k, min(max_pairs // len(pick), _BLOCK_ROWS))
+    best = np.zeros((len(pick), 0), np.float32)
+    for s in range(0, n, block):
+        d2 = sq32(query, x[idx[s : s + block]])
+        mine = (pick >= s) & (pick < s + block)
+        d2[np.flatnonzero(mine), pick[mine] - s] = np.inf  # a row is not its own neighbour
+        if d2.shape[1] > k:
+            d2 = np.partition(d2, k - 1, axis=1)[:, :k]
+        best = np.concatenate([best, d2], axis=1)
+        if best.shape[1] > k:
+            best = np.partition(best, k - 1, axis=1)[:, :k]
+    kth = np.partition(best, k - 1, axis=1)[:, k - 1]
     return float(np.median(np.sqrt(np.maximum(kth, 0.0))))

@@ -77,10 +77,11 @@ class ValuationData:
         order = tuple(_key(v) for v in arrival) if arrival else tuple(first_seen)
         if len(set(order)) != len(order):
             raise ValuationError("arrival lists a proposal twice")
-        missing = set(first_seen) - set(order)
+        seen = set(first_seen)
+        missing = seen - set(order)
         if missing:
             raise ValuationError(f"arrival does not list proposals {sorted(map(str, missing))}")
-        order = tuple(k for k in order if k in set(first_seen))
+        order = tuple(k for k in order if k in seen)
         index = {k: i for i, k in enumerate(order)}
         object.__setattr__(self, "x", _frozen(xa.astype(np.float64, copy=False)))
         object.__setattr__(self, "y", _frozen(ya))

@@ -19,19 +19,26 @@ standard deviation on standardised data of a few tens of dimensions (digits, bre
 without touching distinct examples there; in two or three dimensions distinct points do come
 that close, so lower it or pass ``near_tol=0`` (exact copies only).
 
-Methods take these settings as a :class:`CopyPolicy`.
+Methods take these settings as a :class:`CopyPolicy`. Its ``scope="newest"`` applies the rule
+to the last proposal only, taking every earlier example as checked already (the evaluator's
+case: one proposal against accepted data). Then the work is ``proposal x N`` distances in
+bounded blocks instead of all ``N x N`` pairs, exact copies are found through a hash of each
+row, and ``scale`` is the spacing of the earlier examples alone (remembered for the last 16
+such sets, by their rows' hashes, so proposals valued against the same data share it).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import hashlib
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from databright.errors import ValuationError
-from databright.valuation._neighbours import typical_spacing, within
+from databright.valuation._neighbours import pairs_within, row_hashes, typical_spacing, within
 from databright.valuation.data import ProposalKey, ValuationData
 from databright.valuation.result import Flag, FlagKind
 
@@ -94,19 +101,30 @@ def _exact_groups(x: NDArray[np.float64]) -> NDArray[np.intp]:
     return inverse.ravel().astype(np.intp)
 
 
+Scope = Literal["all", "newest"]
+SCOPES: tuple[Scope, ...] = ("all", "newest")
+
+
 def find_copies(
     data: ValuationData,
     *,
     near_tol: float = 0.2,
     k_scale: int = 1,
     scale: float | None = None,
+    scope: Scope = "all",
 ) -> Copies:
     """Mark exact and near copies of earlier examples (see the module docstring for the rule).
 
     ``near_tol=0`` checks exact copies only; ``scale`` overrides the data-derived spacing.
+    ``scope="newest"`` checks only the examples of the last proposal to arrive, against every
+    earlier example and its own earlier rows; see :class:`CopyPolicy`.
     """
     if near_tol < 0 or k_scale < 1:
         raise ValuationError("near_tol must be >= 0 and k_scale >= 1")
+    if scope not in SCOPES:
+        raise ValuationError(f"scope must be one of {SCOPES}, got {scope!r}")
+    if scope == "newest" and len(data.arrival) > 1:
+        return _newest_copies(data, near_tol=near_tol, k_scale=k_scale, scale=scale)
     n = data.n
     rank = data.rank()
     order = np.argsort(rank)
@@ -132,25 +150,112 @@ def find_copies(
         threshold = near_tol * scale
         if threshold > 0:
             neigh = within(xk, threshold)
-            krank = rank[kept]
-            ky = data.y[kept]
-            alive = np.ones(len(kept), np.bool_)
-            for a in np.argsort(krank).tolist():
-                cand = neigh[a]
-                if len(cand) == 0:
-                    continue
-                cand = cand[(krank[cand] < krank[a]) & alive[cand] & (ky[cand] == ky[a])]
-                if len(cand):
-                    b = int(cand[np.argmin(krank[cand])])
-                    alive[a] = False
-                    original[kept[a]] = kept[b]
-        # exact copies of a near copy point at the near copy's own original
-        again = exact & (original >= 0)
-        idx = np.flatnonzero(again)
-        root = original[idx]
-        moved = original[root] >= 0
-        original[idx[moved]] = original[root[moved]]
-        exact[idx[moved]] = False
+            _attribute_near(neigh, kept, kept, rank, data.y, original)
+        _follow_near(original, exact)
+    return Copies(original=original, exact=exact, threshold=threshold)
+
+
+def _attribute_near(
+    neigh: list[NDArray[np.intp]],
+    checked: NDArray[np.intp],
+    ref: NDArray[np.intp],
+    rank: NDArray[np.intp],
+    y: NDArray[np.generic],
+    original: NDArray[np.intp],
+) -> None:
+    """Mark each ``checked`` row (taken in submission order) a near copy of the earliest row of
+    ``ref`` among its neighbours ``neigh`` (indices into ``ref``) that came before it, has
+    its label and is no copy itself."""
+    rrank = rank[ref]
+    ry = y[ref]
+    for a in np.argsort(rank[checked]).tolist():
+        cand = neigh[a]
+        if len(cand) == 0:
+            continue
+        row = checked[a]
+        cand = cand[(rrank[cand] < rank[row]) & (original[ref[cand]] < 0) & (ry[cand] == y[row])]
+        if len(cand):
+            original[row] = ref[cand[np.argmin(rrank[cand])]]
+
+
+def _follow_near(original: NDArray[np.intp], exact: NDArray[np.bool_]) -> None:
+    """Exact copies of a near copy point at the near copy's own original."""
+    idx = np.flatnonzero(exact & (original >= 0))
+    root = original[idx]
+    moved = original[root] >= 0
+    original[idx[moved]] = original[root[moved]]
+    exact[idx[moved]] = False
+
+
+_SPACINGS: OrderedDict[bytes, float] = OrderedDict()
+_SPACINGS_KEPT = 16
+
+
+def _spacing(
+    x: NDArray[np.float64], rows: NDArray[np.intp], hashes: NDArray[np.uint64], k: int
+) -> float:
+    """:func:`typical_spacing` of ``x[rows]``, remembered for the last few sets of rows (by
+    their row hashes), so that each proposal valued against the same accepted data does not
+    pay for it again."""
+    key = hashlib.blake2b(
+        np.ascontiguousarray(hashes[rows]).tobytes() + f"|{x.shape[1]}|{k}".encode(),
+        digest_size=20,
+    ).digest()
+    if key in _SPACINGS:
+        _SPACINGS.move_to_end(key)
+        return _SPACINGS[key]
+    value = typical_spacing(x, k, among=rows)
+    _SPACINGS[key] = value
+    while len(_SPACINGS) > _SPACINGS_KEPT:
+        _SPACINGS.popitem(last=False)
+    return value
+
+
+def _newest_copies(
+    data: ValuationData, *, near_tol: float, k_scale: int, scale: float | None
+) -> Copies:
+    """:func:`find_copies` with ``scope="newest"``: the earlier examples are taken as checked
+    (none of them a copy), so only the newest proposal's rows are compared, with everything
+    before them: ``rows x N`` work, never ``N x N``."""
+    n = data.n
+    rank = data.rank()
+    original = np.full(n, -1, np.intp)
+    exact = np.zeros(n, np.bool_)
+    newest = data.player == len(data.arrival) - 1
+    new_rows = np.flatnonzero(newest)
+    earlier = np.flatnonzero(~newest)
+
+    # exact: only rows whose hash a new row shares can equal one; compare those bytes
+    hashes = row_hashes(data.x)
+    suspects = np.flatnonzero(np.isin(hashes, hashes[new_rows]))
+    suspects = suspects[np.argsort(rank[suspects])]
+    group = _exact_groups(data.x[suspects])
+    first: dict[int, int] = {}
+    for row, g in zip(suspects.tolist(), group.tolist(), strict=True):
+        if g not in first:
+            first[g] = row
+        elif newest[row]:
+            original[row] = first[g]
+            exact[row] = True
+
+    threshold = 0.0
+    if near_tol > 0:
+        if scale is None:
+            # the spacing of the earlier data, which the newest proposal cannot shrink;
+            # exact repeats among them would read as spacing 0, so one row per hash
+            _, unique = np.unique(hashes[earlier], return_index=True)
+            ref_rows = earlier[np.sort(unique)]
+            if len(ref_rows) < 2:
+                ref_rows = np.flatnonzero(original < 0)
+            scale = _spacing(data.x, ref_rows, hashes, k_scale) if len(ref_rows) > 1 else 0.0
+        threshold = near_tol * scale
+        checked = new_rows[original[new_rows] < 0]
+        if threshold > 0 and len(checked):
+            ref = np.concatenate([earlier, checked])
+            qi, rj = pairs_within(data.x[checked], data.x, threshold, among=ref)
+            neigh = np.split(rj, np.searchsorted(qi, np.arange(1, len(checked))))
+            _attribute_near(neigh, checked, ref, rank, data.y, original)
+        _follow_near(original, exact)
     return Copies(original=original, exact=exact, threshold=threshold)
 
 
@@ -163,17 +268,27 @@ class CopyPolicy:
         enabled: look for copies; without it copying pays (only for comparisons).
         near_tol: near-copy distance as a fraction of the data's typical spacing (see the
             module docstring); 0 looks for exact copies only.
+        scope: ``"all"`` checks every example against every earlier one (all pairs: time
+            grows with the square of the data). ``"newest"`` checks only the examples of the
+            last proposal to arrive, against all earlier examples and its own earlier rows,
+            and takes the earlier examples as checked already (none of them is a copy); the
+            typical spacing is then that of the earlier examples, which the newest proposal
+            cannot shrink. This is the evaluator's case, one proposal against accepted data:
+            ``proposal x N`` work.
     """
 
     enabled: bool = True
     near_tol: float = 0.2
+    scope: Scope = "all"
 
     def __post_init__(self) -> None:
         if not self.near_tol >= 0:
             raise ValuationError("near_tol must be >= 0")
+        if self.scope not in SCOPES:
+            raise ValuationError(f"scope must be one of {SCOPES}, got {self.scope!r}")
 
     def find(self, data: ValuationData) -> Copies:
         """The copies in ``data`` under this policy (none when disabled)."""
         if not self.enabled:
             return Copies.none(data.n)
-        return find_copies(data, near_tol=self.near_tol)
+        return find_copies(data, near_tol=self.near_tol, scope=self.scope)
