@@ -42,6 +42,7 @@ _KEEP_PAIRS = 1 << 22
 _MAX_WORKERS = 8
 _BLOCK_ROWS = 1 << 16
 _BATCH_PAIRS = 1 << 22
+_THREADED_PAIRS = 1 << 23
 """Validation x training pairs handled at once (a few arrays of this many 8-byte values)."""
 
 
@@ -125,7 +126,9 @@ def knn_shapley_values(
     acc = np.zeros((2, n))
     g_acc = np.zeros((2, int(present.sum())))
     # blocks are independent and summed in block order, so threads change nothing but time
-    workers = min(_workers(), len(blocks))
+    # Below a few million distances, starting threads (and limiting BLAS) costs more than
+    # it saves: the digits-sized valuations of the demo and the benchmark run single-threaded.
+    workers = min(_workers(), len(blocks)) if n * m >= _THREADED_PAIRS else 1
     with (
         _one_blas_thread() if workers > 1 else nullcontext(),
         ThreadPoolExecutor(workers) if workers > 1 else nullcontext() as pool,
