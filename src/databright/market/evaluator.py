@@ -5,16 +5,21 @@ dataset's accepted data (each example verified against the chain) and the propos
 and values the whole on the evaluator's private validation set, with one player group per
 registry entry plus the proposal. The valuation method comes from the service's ``method``, a
 factory building a ``Valuation`` from a ``Utility`` (any method class is one, e.g.
-``TMCShapley``); by default it is exact KNN-Shapley with ``k`` neighbours. Copies of accepted
-examples (exact or jittered) are worth zero (see ``databright.valuation``), so copying does not
-pay. The default method checks for copies and flags only the proposal, against the accepted
-data (which were checked when they were proposals): ``proposal x N`` distances, not ``N x N``
-(``CopyPolicy``/``FlagPolicy`` with ``scope="newest"``).
+``TMCShapley``); by default it is exact KNN-Shapley with ``k`` neighbours on class-balanced
+validation points.
 
-The score is the proposal's value per example relative to the average accepted example, in
-basis points (``databright.valuation.quality_bps``): 10000 = as useful as the data already in,
-0 = adds nothing, negative = hurts the model. The contract turns it into shares (capped by the
-dataset's quality cap; <= 0 mints none). The full report (JSON: values, standard errors, flags
+The evaluator is the authority on duplicates: each proposal is compared with the accepted data
+and with every pending proposal that arrived before it (which count as earlier data, never as
+accepted data for value), under a distance reference fixed by the validation set, so a copy of
+anything earlier (exact, jittered, brightened, or a mix) is worth zero: ``proposal x N``
+distances, not ``N x N``.
+
+The score (``databright.valuation.reward``) is built example by example: copies are worth 0,
+examples whose trusted neighbours contradict their label or that lie far from all trusted data
+count against the batch, the rest are paid their value relative to the average accepted
+example, times a premium for early data (diminishing returns). 10000 = as useful as the data
+already in. The contract turns it into shares (capped by the dataset's quality cap; <= 0 mints
+none). The full report (JSON: values, standard errors, flags
 with reasons, and the CID of a PNG plot of the values) is stored by content address and its CID
 posted with the score, so voters can read why.
 """
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -38,14 +43,16 @@ from databright.market.market import Market, ProposalInfo
 from databright.storage import Examples, read_proposal
 from databright.valuation import (
     CopyPolicy,
-    FlagPolicy,
+    CopyReference,
     KNNShapley,
+    RewardPolicy,
     Utility,
     Valuation,
     ValuationData,
+    match_copies,
     plot_values,
-    quality_bps,
     report,
+    reward,
 )
 
 __all__ = [
@@ -66,14 +73,17 @@ INITIAL_KEY = "registry-0"
 
 
 def default_method(k: int) -> MethodFactory:
-    """The evaluator's method unless told otherwise: exact KNN-Shapley with ``k`` neighbours,
-    checking for copies and flags only the proposal (the last to arrive), against the
-    accepted data, which were checked when they were proposals: ``proposal x N`` work."""
+    """The evaluator's method unless told otherwise: exact KNN-Shapley with ``k`` neighbours
+    on class-balanced validation points (every class counts alike, however many validation
+    examples it has). It neither looks for copies nor flags: :func:`value_proposal` does both
+    for the proposal, against the accepted data and earlier pending proposals
+    (``proposal x N`` work)."""
     return partial(
         KNNShapley,
         k=k,
-        copy_policy=CopyPolicy(scope="newest"),
-        flag_policy=FlagPolicy(scope="newest"),
+        class_balanced=True,
+        copy_policy=CopyPolicy(enabled=False),
+        flags=False,
     )
 
 
@@ -137,10 +147,27 @@ class EvaluatorService:
     def _now(self) -> int:
         return self.market.gateway.block_timestamp()
 
+    def earlier_pending(self, proposal: ProposalInfo) -> list[ProposalInfo]:
+        """Pending proposals of the dataset that arrived before ``proposal``, in arrival order
+        (evaluated or not): earlier data for copy detection, not accepted data for value."""
+        return sorted(
+            (
+                p
+                for p in self.market.proposals(self.dataset_id, status="pending")
+                if p.sequence < proposal.sequence
+            ),
+            key=lambda p: p.sequence,
+        )
+
     def value(self, proposal: ProposalInfo) -> tuple[int, dict[str, Any], bytes]:
-        """Score, report and plot of one proposal against the accepted data."""
+        """Score, report and plot of one proposal against the accepted data and the pending
+        proposals that arrived before it."""
         accepted, origin = self.market.download(self.dataset_id)
         new = self.market.load_proposal_examples(proposal.id)
+        earlier = []
+        for p in self.earlier_pending(proposal):
+            ex = self.market.load_proposal_examples(p.id)
+            earlier.append((_flat(ex.X), ex.y, f"proposal-{p.sequence}"))
         utility = Utility(
             KNeighborsClassifier(n_neighbors=self.k),
             _flat(self.validation.X),
@@ -153,6 +180,7 @@ class EvaluatorService:
             (_flat(new.X), new.y),
             key=f"proposal-{proposal.sequence}",
             title=f"dataset {self.dataset_id}, proposal-{proposal.sequence}",
+            earlier=earlier,
         )
 
     def evaluate(self, proposal: ProposalInfo) -> PostedEvaluation:
@@ -197,6 +225,10 @@ class EvaluatorService:
                 time.sleep(interval_s)
 
 
+EarlierProposal = tuple[NDArray[Any], NDArray[Any]] | tuple[NDArray[Any], NDArray[Any], str]
+"""An earlier pending proposal: features, labels and optionally its key (for the report)."""
+
+
 def value_proposal(
     method: MethodFactory,
     utility: Utility,
@@ -205,16 +237,49 @@ def value_proposal(
     *,
     key: str,
     title: str,
+    earlier: Sequence[EarlierProposal] = (),
+    policy: RewardPolicy | None = None,
 ) -> tuple[int, dict[str, Any], bytes]:
     """Score, report and plot of ``new`` examples against the ``accepted`` ones (features,
     labels, registry entry of each): :meth:`EvaluatorService.value` once the data are in hand,
-    with no chain involved (``benchmarks/evaluator_scaling.py`` times this)."""
+    with no chain involved (``benchmarks/evaluator_scaling.py`` and
+    ``benchmarks/reward_soundness.py`` drive this).
+
+    ``earlier`` lists the pending proposals that arrived before this one, in arrival order:
+    they count as earlier data for copy detection (a copy of anything earlier earns nothing)
+    but not as accepted data for value. Copies are found here, against a reference fixed by
+    the validation set (:func:`~databright.valuation.match_copies`), and left out before the
+    method values the rest; the score is :func:`~databright.valuation.reward`'s, and the
+    report's ``reward`` section says which examples were paid and why.
+    """
+    policy = policy or RewardPolicy()
     acc_x, acc_y, origin = accepted
-    new_x, new_y = new
-    groups = [f"registry-{i}" for i in np.asarray(origin).tolist()] + [key] * len(new_y)
-    X = np.concatenate([acc_x, new_x])
-    y = np.concatenate([acc_y, new_y])
-    arrival = [*dict.fromkeys(groups[: len(acc_y)]), key]
+    acc_x = np.asarray(acc_x, np.float64)
+    acc_y = np.asarray(acc_y)
+    origin = np.asarray(origin)
+    new_x = np.asarray(new[0], np.float64)
+    new_y = np.asarray(new[1])
+    x_val = np.asarray(utility.x_val, np.float64)
+    owner: list[str] = [f"registry-{i}" for i in origin.tolist()]
+    old_x, old_y = acc_x, acc_y
+    if earlier:
+        xs, ys = [acc_x], [acc_y]
+        for j, e in enumerate(earlier):
+            ex, ey = np.asarray(e[0], np.float64).reshape(len(e[1]), -1), np.asarray(e[1])
+            xs.append(ex)
+            ys.append(ey)
+            owner += [str(e[2]) if len(e) > 2 else f"pending-{j}"] * len(ey)  # type: ignore[misc]
+        old_x, old_y = np.concatenate(xs), np.concatenate(ys)
+    owner += [key] * len(new_y)
+    copy_ref = CopyReference.of(x_val)
+    matches = match_copies(new_x, new_y, old_x, old_y, copy_ref, near_tol=policy.near_tol)
+    kept = ~matches.mask
+    groups = [f"registry-{i}" for i in origin.tolist()] + [key] * int(kept.sum())
+    X = np.concatenate([acc_x, new_x[kept]])
+    y = np.concatenate([acc_y, new_y[kept]])
+    arrival = list(dict.fromkeys(groups[: len(acc_y)]))
+    if kept.any():
+        arrival.append(key)
     valuer = method(utility)
     if not isinstance(valuer, Valuation):
         raise ValuationError(
@@ -228,8 +293,40 @@ def value_proposal(
         # validation set): scale by its magnitude instead, so the sign of the score still
         # says whether the proposal helps.
         reference = max(abs(reference), 1e-9)
-    score = quality_bps(result, key, reference=reference)
+    verdict = reward(
+        new_x,
+        new_y,
+        key=key,
+        matches=matches,
+        owner=owner,
+        values=np.asarray(result.values[len(acc_y) :]),
+        reference=reference,
+        x_val=x_val,
+        y_val=np.asarray(utility.y_val),
+        accepted_x=acc_x,
+        accepted_y=acc_y,
+        copy_reference=copy_ref,
+        n_initial=int(np.count_nonzero(origin == 0)),
+        policy=policy,
+    )
+    score = verdict.score_bps
     body = report(result, reference=reference)
+    ours = next((p for p in body["proposals"] if p["proposal"] == key), None)
+    if ours is None:  # every example a copy: not in the game
+        ours = {"proposal": key, "value": 0.0, "stderr": 0.0, "flags": []}
+        body["proposals"].append(ours)
+    # the evaluator's own judgement of the proposal replaces the method's generic flags
+    ours.update(
+        examples=len(new_y),
+        copies=int(matches.mask.sum()),
+        weight_bps=score,
+        flags=[f.to_dict() for f in verdict.flags],
+    )
+    for kind in body["flag_counts"]:
+        body["flag_counts"][kind] = sum(
+            f["kind"] == kind for p in body["proposals"] for f in p["flags"]
+        )
+    body["reward"] = verdict.to_dict()
     plot = plot_values(result, title=title)
     return score, body, plot
 

@@ -21,20 +21,32 @@ worth alone (ratio 1.0, against 1.93 for naive KNN-Shapley); copies are flagged 
 proposal they copy.
 
 :func:`report` and :func:`plot_values` give what the evaluator stores; :func:`quality_bps`
-maps a proposal's value to the basis points the contract mints shares by.
+maps a proposal's value to basis points. The evaluator's score is :func:`reward`'s: example by
+example (copies of anything earlier, found by :func:`match_copies` against a fixed
+:class:`CopyReference`, are worth zero; examples whose trusted neighbours contradict their
+label count against the batch), with a premium for early data (see
+:mod:`databright.valuation.reward`).
 """
 
 from databright.ml import TorchClassifier  # re-exported: models for a Utility come from ml
 from databright.valuation.base import Valuation
 from databright.valuation.data import ProposalKey, ValuationData
-from databright.valuation.dedup import Copies, CopyPolicy, find_copies
+from databright.valuation.dedup import (
+    Copies,
+    CopyPolicy,
+    CopyReference,
+    Matches,
+    find_copies,
+    match_copies,
+)
 from databright.valuation.flags import FlagPolicy, detect_flags
 from databright.valuation.games import Game, proposal_game
-from databright.valuation.knn import KNNShapley, knn_shapley_values
+from databright.valuation.knn import KNNShapley, class_weights, knn_shapley_values
 from databright.valuation.loo import LOOGain, fine_tune
 from databright.valuation.oob import DataOOB
 from databright.valuation.report import BPS_SCALE, plot_values, quality_bps, report
 from databright.valuation.result import Flag, FlagKind, ValuationResult
+from databright.valuation.reward import ExampleVerdict, Reward, RewardPolicy, reward
 from databright.valuation.semivalues import MSRBanzhaf, TMCShapley
 from databright.valuation.stopping import (
     MaxSamples,
@@ -51,7 +63,9 @@ __all__ = [
     "BPS_SCALE",
     "Copies",
     "CopyPolicy",
+    "CopyReference",
     "DataOOB",
+    "ExampleVerdict",
     "Flag",
     "FlagKind",
     "FlagPolicy",
@@ -59,11 +73,14 @@ __all__ = [
     "KNNShapley",
     "LOOGain",
     "MSRBanzhaf",
+    "Matches",
     "MaxSamples",
     "MaxTime",
     "MinSamples",
     "Progress",
     "ProposalKey",
+    "Reward",
+    "RewardPolicy",
     "Scorer",
     "StandardErrorBelow",
     "StoppingCriterion",
@@ -74,12 +91,15 @@ __all__ = [
     "ValuationData",
     "ValuationResult",
     "Verdict",
+    "class_weights",
     "detect_flags",
     "find_copies",
     "fine_tune",
     "knn_shapley_values",
+    "match_copies",
     "plot_values",
     "proposal_game",
     "quality_bps",
     "report",
+    "reward",
 ]

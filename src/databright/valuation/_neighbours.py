@@ -154,3 +154,28 @@ def typical_spacing(
             best = np.partition(best, k - 1, axis=1)[:, :k]
     kth = np.partition(best, k - 1, axis=1)[:, k - 1]
     return float(np.median(np.sqrt(np.maximum(kth, 0.0))))
+
+
+def knearest(
+    query: NDArray[np.float64], ref: NDArray[np.float64], k: int, *, max_pairs: int = _DENSE_LIMIT
+) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+    """Distances and indices of the ``k`` nearest rows of ``ref``, nearest first, reading
+    ``ref`` in blocks (``len(query) x len(ref)`` work, bounded memory, no tree to build)."""
+    k = min(k, len(ref))
+    if k < 1 or len(query) == 0:
+        return np.zeros((len(query), 0)), np.zeros((len(query), 0), np.intp)
+    block = max(k, min(max_pairs // len(query), _BLOCK_ROWS))
+    best_d = np.zeros((len(query), 0), np.float32)
+    best_i = np.zeros((len(query), 0), np.intp)
+    for s in range(0, len(ref), block):
+        d2 = sq32(query, ref[s : s + block])
+        idx = np.broadcast_to(np.arange(s, s + d2.shape[1], dtype=np.intp), d2.shape)
+        best_d = np.concatenate([best_d, d2], axis=1)
+        best_i = np.concatenate([best_i, idx], axis=1)
+        if best_d.shape[1] > k:
+            part = np.argpartition(best_d, k - 1, axis=1)[:, :k]
+            best_d = np.take_along_axis(best_d, part, axis=1)
+            best_i = np.take_along_axis(best_i, part, axis=1)
+    order = np.argsort(best_d, axis=1, kind="stable")
+    dist = np.sqrt(np.maximum(np.take_along_axis(best_d, order, axis=1), 0.0)).astype(np.float64)
+    return dist, np.take_along_axis(best_i, order, axis=1)

@@ -41,8 +41,10 @@ class FlagPolicy:
     k: int = 10
     clear_disagreement: float = 0.2
     """At most this share of neighbours agreeing flags an example whatever its value."""
-    poison_share: float = 0.3
-    ood_factor: float = 2.5
+    poison_share: float = 0.15
+    """Recalibrated from 0.3, which missed every proposal with 20% bad examples."""
+    ood_factor: float = 1.5
+    """Recalibrated from 2.5, under which even uniform-noise digits never fired."""
     scope: Scope = "all"
     """``"all"`` judges every proposal; ``"newest"`` only the last to arrive."""
 

@@ -16,6 +16,7 @@ embedded by a torch module (or any callable; see :func:`databright.ml.embed`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,7 @@ from databright.valuation.dedup import CopyPolicy
 from databright.valuation.flags import FlagPolicy
 from databright.valuation.utility import Utility
 
-__all__ = ["KNNShapley", "knn_shapley_values"]
+__all__ = ["KNNShapley", "class_weights", "knn_shapley_values"]
 
 
 _KEEP_PAIRS = 1 << 22
@@ -57,6 +58,7 @@ def knn_shapley_values(
     n_groups: int = 0,
     batch_size: int = 256,
     keep_distances: bool = False,
+    val_weights: NDArray[np.float64] | None = None,
 ) -> tuple[
     NDArray[np.float64],
     NDArray[np.float64],
@@ -77,6 +79,10 @@ def knn_shapley_values(
     in blocks of at most ``batch_size`` and at most ``2**22`` distances, on a few threads; the
     blocks' sums are added in block order, so the result does not depend on the threads, and
     memory grows with ``N``, not with ``N x M``.
+
+    ``val_weights`` (one non-negative weight per validation point) makes the utility a weighted
+    accuracy, e.g. class-balanced; the values stay the exact Shapley values of that utility
+    (a weighted mean over validation points instead of a plain one).
     """
     n = len(y_train)
     m = len(y_val)
@@ -120,7 +126,16 @@ def knn_shapley_values(
         w=w,
         starts=starts,
         kept_d2=np.empty((m, n), np.float32) if keep_distances else None,
+        weights=None,
     )
+    if val_weights is None:
+        weights = np.ones(m)
+    else:
+        weights = np.asarray(val_weights, np.float64)
+        if weights.shape != (m,) or not np.all(weights >= 0) or weights.sum() <= 0:
+            raise ValuationError("val_weights must be one non-negative weight per validation point")
+        weights = weights * (m / weights.sum())  # mean 1: the plain mean when all are equal
+    ctx = dataclasses.replace(ctx, weights=weights)
     step = max(1, min(batch_size, _BATCH_PAIRS // n))
     blocks = [(s, min(s + step, m)) for s in range(0, m, step)]
     acc = np.zeros((2, n))
@@ -158,6 +173,13 @@ def knn_shapley_values(
     return values[unsort], stderr[unsort], g_values, g_stderr, kept_d2
 
 
+def class_weights(y: NDArray[Any]) -> NDArray[np.float64]:
+    """Weights (mean 1) under which every class of ``y`` weighs the same in total."""
+    _, codes, counts = np.unique(np.asarray(y), return_inverse=True, return_counts=True)
+    w = 1.0 / counts[codes.ravel()]
+    return w * (len(w) / w.sum())
+
+
 def _one_blas_thread() -> AbstractContextManager[object]:
     """One BLAS thread while our threads run: each of them multiplies matrices, and BLAS
     threads on top of them fight over the cores (and spin while they wait)."""
@@ -189,6 +211,8 @@ class _Context:
     w: NDArray[np.float64]
     starts: NDArray[np.intp]
     kept_d2: NDArray[np.float32] | None
+    weights: NDArray[np.float64] | None
+    """Weight of each validation point (mean 1); ``None`` only while the context is built."""
 
     def block(self, rows: tuple[int, int]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Sums over validation points ``rows`` of each example's value and squared value,
@@ -227,6 +251,9 @@ class _Context:
             np.multiply(match, self.c, out=tmp)
             sv += tmp
             per[order] = sv
+            wr = 1.0 if self.weights is None else float(self.weights[s + r])
+            if wr != 1.0:
+                per *= wr
             acc[0] += per
             np.multiply(per, per, out=tmp)
             acc[1] += tmp
@@ -245,6 +272,10 @@ class KNNShapley(Valuation):
         k: neighbours.
         embedding: a torch module or callable mapping features to embeddings; distances are
             then taken between embeddings.
+        class_balanced: weight validation points so that every class of the validation data
+            counts equally (each point ``1 / (classes x points of its class)``): the value of
+            an example then does not depend on how many validation points its class happens
+            to have (a thin class no longer hides wrong labels on it).
         Other keywords as for :class:`~databright.valuation.base.Valuation`.
     """
 
@@ -257,6 +288,7 @@ class KNNShapley(Valuation):
         k: int | None = None,
         embedding: Callable[..., Any] | Any = None,
         batch_size: int = 256,
+        class_balanced: bool = False,
         copy_policy: CopyPolicy | None = None,
         flags: bool = True,
         flag_policy: FlagPolicy | None = None,
@@ -269,10 +301,12 @@ class KNNShapley(Valuation):
         self.k = k
         self.embedding = embedding
         self.batch_size = batch_size
+        self.class_balanced = class_balanced
 
     def _estimate(self, data: ValuationData, kept: NDArray[np.bool_]) -> _Estimate:
         xt = embed(self.embedding, data.x[kept])
         xv = embed(self.embedding, self.utility.x_val)
+        weights = class_weights(self.utility.y_val) if self.class_balanced else None
         values, stderr, pv, ps, d2 = knn_shapley_values(
             xt,
             data.y[kept],
@@ -282,6 +316,7 @@ class KNNShapley(Valuation):
             groups=data.player[kept],
             n_groups=len(data.arrival),
             batch_size=self.batch_size,
+            val_weights=weights,
             # reused by the flags when small; beyond that they search neighbours in blocks
             keep_distances=self.embedding is None
             and self.flags

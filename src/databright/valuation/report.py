@@ -11,6 +11,10 @@ dataset's history; by default it is the mean over this result's valued (non-copy
 So 10000 means "as valuable per example as the average accepted example", 20000 twice that,
 0 worthless and negative values harmful. Copies count in ``examples(p)`` but are worth zero,
 so a proposal that is half copies scores half.
+
+This is the plain per-example average. The evaluator's score is
+:func:`databright.valuation.reward`'s, which pays example by example (bad examples count
+against the batch) and adds a premium for early data.
 """
 
 from __future__ import annotations
