@@ -36,11 +36,13 @@ HOLDER_COUNTS = (10, 100, 1_000)
 TOLERANCE = 0.01  # a rise above the snapshot by more than this fails the test
 FLATNESS = 0.02  # pay/claim from 10 to 1,000 holders must stay within this
 
-# Goals from the data-market issue.
+# Goals from the data-market issues. v2 sets vote < 70k and claim < 60k; propose and finalize
+# pay for the v2 rules (a proposal clock slot: snapshot block and earliest settlement; the
+# token's record of the block of its latest move), so their v1 goals (130k, 150k) were raised.
 GOALS: dict[str, int] = {
-    "propose": 130_000,
-    "vote": 60_000,
-    "finalize_accept_mint": 150_000,
+    "propose": 160_000,
+    "vote": 70_000,
+    "finalize_accept_mint": 160_000,
     "pay": 60_000,
     "claim": 60_000,
 }
@@ -149,6 +151,11 @@ class TxChain:
     def time_travel(self, seconds: int) -> None:
         self.env.time_travel(seconds=seconds)
 
+    def mine(self) -> None:
+        """Start a new block: votes weigh balances at the end of the block before a proposal's,
+        and no proposal is settled in its own block."""
+        self.env.time_travel(blocks=1)
+
 
 def _artifact(name: str) -> dict[str, Any]:
     body: dict[str, Any] = json.loads((ARTIFACTS / f"{name}.json").read_text())
@@ -197,6 +204,7 @@ class Market:
             _digest(3 + dataset_id),
             examples,
             3_600,
+            0,
             2_000,
             5_000,
             evaluators,
@@ -221,6 +229,7 @@ def measure() -> dict[str, int]:
         initiator, token, "transfer", holder.address, 100 * unit
     )
     gas["transfer"] = market.send_token(initiator, token, "transfer", holder.address, 100 * unit)
+    chain.mine()
 
     # A contributor without shares proposes; the initiator (800 of 1,000
     # shares) and the holder vote; an evaluator scores it 1.5x.
@@ -228,6 +237,7 @@ def measure() -> dict[str, int]:
     gas["propose"] = market.send(
         contributor, "propose", dataset_id, _digest(10), _digest(11), 50, _digest(12)
     )
+    chain.mine()
     gas["vote"] = market.send(holder, "vote", pid, True)
     gas["evaluate"] = market.send(evaluator, "evaluate", pid, 15_000, _digest(13))
     gas["vote_initiator"] = market.send(initiator, "vote", pid, True)
@@ -237,13 +247,16 @@ def measure() -> dict[str, int]:
     assert chain.call(market.abi.proposal_state, pid) == 2, "benchmark proposal was not accepted"
 
     # A vote whose weight comes from the history: the holder moves shares
-    # after the snapshot of proposal 2 and again after proposal 3.
+    # in the block of proposal 2 and again in the block of proposal 3.
+    chain.mine()
     pid2 = (dataset_id << 32) | 2
     market.send(contributor, "propose", dataset_id, _digest(20), _digest(21), 10, _digest(22))
     chain.call(token.transfer, contributor.address, unit, sender=holder.address)
+    chain.mine()
     pid3 = (dataset_id << 32) | 3
     market.send(contributor, "propose", dataset_id, _digest(30), _digest(31), 10, _digest(32))
     chain.call(token.transfer, contributor.address, unit, sender=holder.address)
+    chain.mine()
     gas["vote_after_transfer"] = market.send(holder, "vote", pid2, False)
     market.send(initiator, "vote", pid2, False)
     gas["finalize_reject"] = market.send(payer, "finalize", pid2)

@@ -8,7 +8,7 @@
 @notice Datasets, proposals, share-weighted votes, evaluations and the
         registry of accepted data. Each dataset has its own ERC-20 share
         token, a `ShareToken` deployed from a blueprint, which also keeps
-        the snapshots that weigh votes and pays the dividends.
+        the past balances that weigh votes and pays the dividends.
 
         Content addresses. Every CID is stored as `bytes32`: the sha2-256
         digest of a CIDv1 (raw or dag codec agreed off-chain). The SDK
@@ -17,17 +17,22 @@
         hashes of a proposal's manifest.
 
         Ids. Datasets are numbered from 1. A proposal id is
-        `(dataset_id << 32) | n`, where `n` is the id of the token snapshot
-        taken when it was created (1, 2, ...); `n == 0` is the dataset's
-        initial data, registered at creation as registry entry 0.
+        `(dataset_id << 32) | n`, where `n` is its number in the dataset
+        (1, 2, ...); `n == 0` is the dataset's initial data, registered at
+        creation as registry entry 0.
 
         Proposals. Anyone may propose, shares or not, and the proposer is the
         contributor who receives the shares. A manifest root already in the
         dataset's registry or in a pending proposal is refused; a rejected or
-        expired proposal frees its root. Vote weights are the voters' share
-        balances at the proposal's snapshot (see `ShareToken`): no delegation
-        step, one vote per address, no weight for shares moved after the
-        snapshot, no vote with zero weight, no vote after the deadline.
+        expired proposal frees its root.
+
+        Votes. Vote weights are the voters' share balances at the end of the
+        block before the proposal's (its snapshot block; see `ShareToken`,
+        as OpenZeppelin's `getPastVotes`), weighed against the share supply
+        at the end of that block. Shares borrowed in the proposal's block or
+        later, a flash loan above all, weigh nothing, and the proposer cannot
+        pick a moment inside a block. No delegation step, one vote per
+        address, no vote with zero weight, no vote after the deadline.
 
         Evaluation. One evaluator of the dataset (an account holding
         `evaluator_role(dataset_id)`) may post one valuation per pending
@@ -45,7 +50,9 @@
         at most `MAX_QUALITY_CAP_BPS`, so no evaluator can mint without limit.
 
         Finalization. Anyone may finalize once the deadline has passed, or
-        earlier as soon as the outcome can no longer change. With `S` the
+        earlier as soon as the outcome can no longer change, but never in
+        the proposal's own block and never before the dataset's minimum
+        voting period has passed. With `S` the
         snapshot supply, `yes`/`no` the weights cast, quorum `q` and
         threshold `t` in basis points: accepted iff
         `(yes + no) * 10_000 >= q * S` and `yes * 10_000 >= t * (yes + no)`;
@@ -197,8 +204,8 @@ dataset_count: public(uint256)
 _datasets: HashMap[uint256, uint256]
 
 
-# @dev Dataset id => packed info word (initiator, quality cap;
-# see `packing`).
+# @dev Dataset id => packed info word (initiator, quality cap,
+# minimum voting period, proposal count; see `packing`).
 _dataset_info: HashMap[uint256, uint256]
 
 
@@ -230,6 +237,7 @@ struct Dataset:
     initiator: address
     metadata_cid_digest: bytes32
     voting_period: uint256
+    min_voting_period: uint256
     quorum_bps: uint256
     threshold_bps: uint256
     quality_cap_bps: uint256
@@ -241,10 +249,14 @@ struct Dataset:
 # @dev A proposal as returned by `proposal`. `data_cid_digest`
 # is empty once a proposal is rejected or expired (it stays in
 # `ProposalCreated`); `shares` is what acceptance mints (or
-# minted) at the current quality weight.
+# minted) at the current quality weight. Votes weigh balances
+# at the end of `snapshot_block`; an outcome final before the
+# deadline is settled from `settle_from` on.
 struct Proposal:
     dataset_id: uint256
-    snapshot_id: uint256
+    sequence: uint256
+    snapshot_block: uint256
+    settle_from: uint256
     contributor: address
     data_cid_digest: bytes32
     manifest_root: bytes32
@@ -294,6 +306,7 @@ event DatasetCreated:
     name: String[25]
     metadata_cid_digest: bytes32
     voting_period: uint256
+    min_voting_period: uint256
     quorum_bps: uint256
     threshold_bps: uint256
     quality_cap_bps: uint256
@@ -301,7 +314,7 @@ event DatasetCreated:
 
 
 # @dev Emitted when a proposal is created (also for the initial
-# data, with `snapshot_id` 0 in the proposal id).
+# data, with n = 0 in the proposal id).
 event ProposalCreated:
     proposal_id: indexed(uint256)
     dataset_id: indexed(uint256)
@@ -367,6 +380,7 @@ def create_dataset(
     manifest_root: bytes32,
     examples: uint256,
     voting_period: uint256,
+    min_voting_period: uint256,
     quorum_bps: uint256,
     threshold_bps: uint256,
     evaluators: DynArray[address, MAX_EVALUATORS],
@@ -388,6 +402,9 @@ def create_dataset(
            data's manifest.
     @param examples The number of initial examples (at least 1).
     @param voting_period The voting period in seconds.
+    @param min_voting_period The seconds a proposal stays open
+           even when its outcome is final earlier (at most
+           `voting_period`): the time holders have to see it.
     @param quorum_bps The quorum in basis points of the snapshot
            supply (1 to 10_000).
     @param threshold_bps The approval threshold in basis points
@@ -403,6 +420,7 @@ def create_dataset(
     assert manifest_root != empty(bytes32), "data_market: empty digest"
     assert examples != 0 and examples <= MAX_EXAMPLES, "data_market: invalid examples"
     assert voting_period != 0 and voting_period <= MAX_VOTING_PERIOD, "data_market: invalid voting period"
+    assert min_voting_period <= voting_period, "data_market: invalid min voting period"
     assert quorum_bps != 0 and quorum_bps <= BPS, "data_market: invalid quorum"
     assert threshold_bps != 0 and threshold_bps <= BPS, "data_market: invalid threshold"
     assert quality_cap_bps >= BPS and quality_cap_bps <= MAX_QUALITY_CAP_BPS, "data_market: invalid quality cap"
@@ -425,16 +443,16 @@ def create_dataset(
 
     shares: uint256 = examples * SHARE_UNIT
     self._datasets[dataset_id] = packing._pack_dataset(token, voting_period, quorum_bps, threshold_bps, 1)
-    self._dataset_info[dataset_id] = packing._pack_info(msg.sender, quality_cap_bps)
+    self._dataset_info[dataset_id] = packing._pack_info(msg.sender, quality_cap_bps, min_voting_period)
     self._dataset_metadata[dataset_id] = metadata_cid_digest
 
     # The initial data is proposal n = 0, accepted at creation.
     proposal_id: uint256 = packing._proposal_id(dataset_id, 0)
-    tally._open(proposal_id, block.timestamp, STATUS_ACCEPTED)
+    tally._open(proposal_id, block.timestamp, STATUS_ACCEPTED, 0)
     self._terms[proposal_id] = packing._pack_terms(msg.sender, examples, 0, BPS)
     self._manifest_roots[proposal_id] = manifest_root
     self._root_data[dataset_id][manifest_root] = data_cid_digest
-    data_registry._append(dataset_id, 0, 0, shares)
+    data_registry._append(dataset_id, 0, 0, shares, 0)
 
     log DatasetCreated(
         dataset_id=dataset_id,
@@ -443,6 +461,7 @@ def create_dataset(
         name=name,
         metadata_cid_digest=metadata_cid_digest,
         voting_period=voting_period,
+        min_voting_period=min_voting_period,
         quorum_bps=quorum_bps,
         threshold_bps=threshold_bps,
         quality_cap_bps=quality_cap_bps,
@@ -481,9 +500,10 @@ def propose(
 ) -> uint256:
     """
     @dev Proposes `examples` examples for `dataset_id`; the caller
-         is the contributor. Takes the token snapshot that weighs
-         the votes and opens voting for the dataset's period.
-    @notice Anyone may propose, holding shares or not.
+         is the contributor. Opens voting for the dataset's period,
+         weighed by the balances at the end of the previous block.
+    @notice Anyone may propose, holding shares or not, from the
+            block after the dataset's creation on.
     @param dataset_id The 32-byte dataset id.
     @param data_cid_digest The 32-byte CID digest of the data.
     @param manifest_root The 32-byte Merkle root of the manifest.
@@ -499,12 +519,27 @@ def propose(
     assert examples != 0 and examples <= MAX_EXAMPLES, "data_market: invalid examples"
     assert self._root_data[dataset_id][manifest_root] == empty(bytes32), "data_market: manifest root taken"
 
-    snapshot_id: uint256 = extcall IShareToken(packing._token(dataset)).snapshot()
-    proposal_id: uint256 = packing._proposal_id(dataset_id, snapshot_id)
+    info: uint256 = self._dataset_info[dataset_id]
+    sequence: uint256 = packing._proposal_count(info) + 1
+    assert sequence <= packing.MASK_32, "data_market: too many proposals"
+    # The count occupies the top 32 bits and fits (checked above).
+    self._dataset_info[dataset_id] = unsafe_add(info, 1 << packing.COUNT_SHIFT)
+    proposal_id: uint256 = packing._proposal_id(dataset_id, sequence)
     # Period < 2**32, so the deadline fits 40 bits until year 36812.
     deadline: uint256 = block.timestamp + packing._voting_period(dataset)
-    tally._open(proposal_id, deadline, STATUS_PENDING)
-    self._terms[proposal_id] = packing._pack_terms(msg.sender, examples, packing._registry_length(dataset), BPS)
+    # Votes weigh the balances at the end of the previous block,
+    # against the supply then: entries registered in this block
+    # are not counted.
+    tally._open(
+        proposal_id,
+        deadline,
+        STATUS_PENDING,
+        packing._pack_clock(block.number - 1, block.timestamp + packing._min_voting_period(info)),
+    )
+    length: uint256 = data_registry._length_before_block(dataset_id, packing._registry_length(dataset))
+    # No shares existed at the end of the previous block.
+    assert length != 0, "data_market: dataset created in this block"
+    self._terms[proposal_id] = packing._pack_terms(msg.sender, examples, length, BPS)
     self._manifest_roots[proposal_id] = manifest_root
     self._root_data[dataset_id][manifest_root] = data_cid_digest
     log ProposalCreated(
@@ -524,7 +559,7 @@ def propose(
 def vote(proposal_id: uint256, support: bool):
     """
     @dev Casts the caller's vote, weighted by their shares at the
-         proposal's snapshot.
+         end of the proposal's snapshot block.
     @notice One vote per address; reverts after the deadline, for
             a finalized proposal and for zero weight.
     @param proposal_id The 32-byte proposal id.
@@ -540,7 +575,9 @@ def vote(proposal_id: uint256, support: bool):
     # The token of dataset `id` is the market's `id`-th `CREATE`;
     # recomputing its address is cheaper than loading it.
     token: address = create._compute_create_address(self, proposal_id >> packing.SEQ_BITS)
-    weight: uint256 = staticcall IShareToken(token).balance_at(msg.sender, proposal_id & packing.MASK_32)
+    weight: uint256 = staticcall IShareToken(token).balance_at(
+        msg.sender, tally._clocks[proposal_id] & packing.MASK_64
+    )
     assert weight != 0, "data_market: no voting weight"
 
     tally._cast(proposal_id, box, msg.sender, support, weight)
@@ -601,7 +638,7 @@ def finalize(proposal_id: uint256) -> uint8:
     dataset_id: uint256 = proposal_id >> packing.SEQ_BITS
     dataset: uint256 = self._datasets[dataset_id]
     terms: uint256 = self._terms[proposal_id]
-    status: uint8 = self._outcome(box, terms, dataset, dataset_id)
+    status: uint8 = self._outcome(box, terms, dataset, dataset_id, tally._clocks[proposal_id])
     assert status != STATUS_PENDING, "data_market: voting open"
 
     yes: uint256 = box & packing.MASK_104
@@ -614,9 +651,13 @@ def finalize(proposal_id: uint256) -> uint8:
         )
         index: uint256 = dataset >> packing.LENGTH_SHIFT
         # `index >= 1`: entry 0 is the initial data.
-        supply: uint256 = data_registry._supply_at(dataset_id, index) + shares
+        last: uint256 = data_registry._entry(dataset_id, unsafe_sub(index, 1))
+        supply: uint256 = ((last >> packing.SUPPLY_SHIFT) & packing.MASK_104) + shares
         if supply <= MAX_SUPPLY:
-            data_registry._append(dataset_id, index, proposal_id & packing.MASK_32, supply)
+            first: uint256 = index
+            if (last >> packing.BLOCK_SHIFT) & packing.MASK_64 == block.number:
+                first = (last >> packing.FIRST_SHIFT) & packing.MASK_32
+            data_registry._append(dataset_id, index, proposal_id & packing.MASK_32, supply, first)
             # One entry per proposal, so the length stays below 2**32.
             self._datasets[dataset_id] = unsafe_add(dataset, 1 << packing.LENGTH_SHIFT)
             tally._settle(proposal_id, box, STATUS_ACCEPTED)
@@ -671,11 +712,12 @@ def dataset(dataset_id: uint256) -> Dataset:
         initiator=packing._initiator(info),
         metadata_cid_digest=self._dataset_metadata[dataset_id],
         voting_period=packing._voting_period(dataset),
+        min_voting_period=packing._min_voting_period(info),
         quorum_bps=packing._quorum(dataset),
         threshold_bps=packing._threshold(dataset),
         quality_cap_bps=packing._quality_cap(info),
         registry_length=length,
-        proposal_count=staticcall IShareToken(token).snapshot_id(),
+        proposal_count=packing._proposal_count(info),
         total_shares=data_registry._supply_after(dataset_id, length - 1),
     )
 
@@ -708,12 +750,15 @@ def proposal(proposal_id: uint256) -> Proposal:
     terms: uint256 = self._terms[proposal_id]
     status: uint8 = packing._status(box)
     root: bytes32 = self._manifest_roots[proposal_id]
+    clock: uint256 = tally._clock(proposal_id)
     data: bytes32 = empty(bytes32)
     if status == STATUS_PENDING or status == STATUS_ACCEPTED:
         data = self._root_data[dataset_id][root]
     return Proposal(
         dataset_id=dataset_id,
-        snapshot_id=packing._snapshot_of(proposal_id),
+        sequence=packing._snapshot_of(proposal_id),
+        snapshot_block=packing._snapshot_block(clock),
+        settle_from=packing._settle_from(clock),
         contributor=packing._contributor(terms),
         data_cid_digest=data,
         manifest_root=root,
@@ -758,7 +803,9 @@ def outcome(proposal_id: uint256) -> uint8:
     if status != STATUS_PENDING:
         return status
     dataset_id: uint256 = packing._dataset_of(proposal_id)
-    return self._outcome(box, self._terms[proposal_id], self._datasets[dataset_id], dataset_id)
+    return self._outcome(
+        box, self._terms[proposal_id], self._datasets[dataset_id], dataset_id, tally._clock(proposal_id)
+    )
 
 
 @external
@@ -901,41 +948,49 @@ def claimable(dataset_id: uint256, account: address) -> uint256:
 
 @external
 @pure
-def proposal_id_of(dataset_id: uint256, snapshot_id: uint256) -> uint256:
+def proposal_id_of(dataset_id: uint256, sequence: uint256) -> uint256:
     """
-    @dev Returns the proposal id of the `snapshot_id`-th proposal
-         of a dataset (0: the initial data).
+    @dev Returns the proposal id of the `sequence`-th proposal of
+         a dataset (0: the initial data).
     @param dataset_id The 32-byte dataset id.
-    @param snapshot_id The 32-byte per-dataset number.
+    @param sequence The 32-byte per-dataset number.
     @return uint256 The proposal id.
     """
-    assert snapshot_id <= packing.MASK_32, "data_market: invalid snapshot"
-    return packing._proposal_id(dataset_id, snapshot_id)
+    assert sequence <= packing.MASK_32, "data_market: invalid sequence"
+    return packing._proposal_id(dataset_id, sequence)
 
 
 @internal
 @view
-def _outcome(box: uint256, terms: uint256, dataset: uint256, dataset_id: uint256) -> uint8:
+def _outcome(box: uint256, terms: uint256, dataset: uint256, dataset_id: uint256, clock: uint256) -> uint8:
     """
     @dev Returns the status a pending proposal settles to now, or
-         `STATUS_PENDING` while the outcome can still change (see
-         `tally._outcome`): its tallies against its snapshot supply
-         and the dataset's quorum and threshold.
+         `STATUS_PENDING` while the outcome can still change or may
+         not be settled yet (see `tally._outcome`): its tallies
+         against its snapshot supply and the dataset's quorum and
+         threshold. Before the deadline an outcome is settled only
+         after the proposal's block and from `settle_from` on.
     @notice The snapshot supply is the cumulative supply after the
-            last registry entry that existed when the proposal was
-            created (only accepted proposals mint; the initial data
+            last registry entry registered before the proposal's
+            block (only accepted proposals mint; the initial data
             weighs its own supply).
     @param box The packed ballot box.
     @param terms The packed proposal terms.
     @param dataset The packed dataset word.
     @param dataset_id The 32-byte dataset id.
+    @param clock The packed proposal clock.
     @return uint8 The status.
     """
+    # The snapshot block is the one before the proposal's.
+    early: bool = block.number > (clock & packing.MASK_64) + 1 and block.timestamp >= (
+        clock >> packing.SETTLE_SHIFT
+    ) & packing.MASK_40
     return tally._outcome(
         box,
         data_registry._supply_at(dataset_id, (terms >> packing.SNAPSHOT_LENGTH_SHIFT) & packing.MASK_32),
         (dataset >> packing.QUORUM_SHIFT) & packing.MASK_16,
         (dataset >> packing.THRESHOLD_SHIFT) & packing.MASK_16,
+        early,
     )
 
 

@@ -19,6 +19,7 @@ BAD_INPUT = [
     ("schema-invalid", ["dataset", "create", "x", "--schema", "{files}/odd.json", "--initial", "{files}/fresh.npz"], 1, ["odd.json", "complex128"]),
     ("initial-wrong-row", ["dataset", "create", "x", "--schema", "{files}/schema.json", "--initial", "{files}/bad.csv"], 6, ["bad.csv row 2"]),
     ("bad-evaluator", ["dataset", "create", "x", "--schema", "{files}/schema.json", "--initial", "{files}/fresh.npz", "--evaluator", "0x1234"], 1, ["'0x1234' is not an Ethereum address"]),
+    ("min-period-too-long", ["dataset", "create", "x", "--schema", "{files}/schema.json", "--initial", "{files}/fresh.npz", "--voting-period", "1h", "--min-voting-period", "2h"], 1, ["minimum voting period", "between 0 and the voting period"]),
     ("long-name", ["dataset", "create", "x" * 26, "--schema", "{files}/schema.json", "--initial", "{files}/fresh.npz"], 1, ["1 to 25 bytes"]),
 ]  # fmt: skip
 
@@ -45,8 +46,9 @@ def test_bad_input_is_one_line_and_changes_nothing(
         ["dataset", "create", "x", "--initial", "f.npz", "--task", "classification", "--feature-shape", "8y"],
         ["dataset", "create", "x", "--initial", "f.npz", "--schema", "s.json", "--quorum-bps", "0"],
         ["dataset", "create", "x", "--initial", "f.npz", "--schema", "s.json", "--voting-period", "1w"],
+        ["dataset", "create", "x", "--initial", "f.npz", "--schema", "s.json", "--min-voting-period", "soon"],
     ],
-    ids=["int", "no-schema", "two-schemas", "bad-shape", "quorum", "period"],
+    ids=["int", "no-schema", "two-schemas", "bad-shape", "quorum", "period", "min-period"],
 )  # fmt: skip
 def test_usage_errors_exit_2(args: list[str], fails: Callable[..., tuple[int, str]]) -> None:
     fails(*args, usage=True)

@@ -76,14 +76,24 @@ class World:
     contributor: str
 
     def propose(
-        self, tag: int, examples: int = 10, sender: str | None = None, dataset_id: int | None = None
+        self,
+        tag: int,
+        examples: int = 10,
+        sender: str | None = None,
+        dataset_id: int | None = None,
+        mine: bool = True,
     ) -> int:
+        """Propose as `sender` (the contributor); then mine a block unless `mine` is False, so
+        that the outcome may be settled (never in the proposal's own block)."""
         with boa.env.prank(sender or self.contributor):
-            return int(
+            pid = int(
                 self.market.propose(
                     dataset_id or self.dataset_id, cid(tag), cid(tag + 1), examples, cid(tag + 2)
                 )
             )
+        if mine:
+            mine_block()
+        return pid
 
     def vote(self, proposal_id: int, voter: str, support: bool = True) -> None:
         with boa.env.prank(voter):
@@ -102,6 +112,7 @@ class World:
             "root": cid(0xA3),
             "examples": examples,
             "period": VOTING_PERIOD,
+            "min_period": 0,
             "quorum": QUORUM_BPS,
             "threshold": THRESHOLD_BPS,
             "evaluators": [self.evaluator] if evaluators is None else evaluators,
@@ -112,9 +123,14 @@ class World:
             return int(
                 self.market.create_dataset(
                     args["name"], args["metadata"], args["data"], args["root"], args["examples"],
-                    args["period"], args["quorum"], args["threshold"], args["evaluators"], args["cap"],
+                    args["period"], args["min_period"], args["quorum"], args["threshold"], args["evaluators"], args["cap"],
                 )
             )  # fmt: skip
+
+
+def mine_block(blocks: int = 1) -> None:
+    """Mine `blocks` blocks (12 s each): balances of the blocks before become votes' weights."""
+    boa.env.time_travel(blocks=blocks)
 
 
 def events(contract: Any, name: str) -> list[Any]:

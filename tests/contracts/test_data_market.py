@@ -9,6 +9,7 @@ from typing import Any
 
 import boa
 import pytest
+from boa.util.abi import Address
 from contracts_support import (
     CAP_BPS,
     HELPERS,
@@ -20,6 +21,10 @@ from contracts_support import (
     World,
     cid,
     events,
+    mapping_slot,
+    mine_block,
+    poke,
+    storage_slot,
 )
 
 ZERO = "0x" + "00" * 20
@@ -132,7 +137,8 @@ def test_create_dataset_checks_the_token_address(world: World) -> None:
 
 def test_propose_takes_a_snapshot_and_logs(world: World) -> None:
     deadline = boa.env.timestamp + VOTING_PERIOD
-    pid = world.propose(0x10, examples=12)
+    block = boa.env.evm.patch.block_number
+    pid = world.propose(0x10, examples=12, mine=False)
     (log,) = events(world.market, "ProposalCreated")
     assert (log.proposal_id, log.dataset_id, log.contributor) == (
         pid,
@@ -147,14 +153,15 @@ def test_propose_takes_a_snapshot_and_logs(world: World) -> None:
     assert (log.examples, log.deadline) == (12, deadline)
     assert pid == world.market.proposal_id_of(world.dataset_id, 1) == (world.dataset_id << 32) | 1
     p = world.market.proposal(pid)
-    assert (p.status, p.snapshot_id, p.deadline, p.examples) == (STATUS["pending"], 1, deadline, 12)
+    assert (p.status, p.sequence, p.deadline, p.examples) == (STATUS["pending"], 1, deadline, 12)
+    assert (p.snapshot_block, p.settle_from) == (block - 1, deadline - VOTING_PERIOD)
     assert (p.snapshot_supply, p.quality_weight_bps, p.shares) == (100 * UNIT, 10_000, 12 * UNIT)
     assert (p.data_cid_digest, p.manifest_root, p.contributor) == (
         cid(0x10),
         cid(0x11),
         world.contributor,
     )
-    assert world.token.snapshot_id() == 1
+    assert world.market.dataset(world.dataset_id).proposal_count == 1
     assert world.market.manifest_root_taken(world.dataset_id, cid(0x11))
 
 
@@ -235,7 +242,7 @@ def test_vote_on_unknown_or_finalized_proposal_reverts(world: World) -> None:
 
 
 def test_vote_after_the_deadline_reverts(world: World) -> None:
-    pid = world.propose(0x10)
+    pid = world.propose(0x10, mine=False)
     boa.env.time_travel(seconds=VOTING_PERIOD - 1)
     world.vote(pid, world.alice)  # still open
     boa.env.time_travel(seconds=1)
@@ -269,6 +276,7 @@ def test_shares_moved_after_the_snapshot_do_not_vote_again(world: World) -> None
 def test_shares_received_before_the_snapshot_vote(world: World) -> None:
     with boa.env.prank(world.alice):
         world.token.transfer(world.carol, 10 * UNIT)
+    mine_block()
     pid = world.propose(0x10)
     world.vote(pid, world.carol)
     assert world.market.ballot(pid, world.carol).weight == 10 * UNIT
@@ -280,6 +288,7 @@ def test_double_vote_in_one_transaction_is_impossible(world: World, vote_first: 
     accomplice = boa.load(str(HELPERS / "double_voter.vy"))
     with boa.env.prank(world.alice):
         world.token.transfer(attacker.address, 30 * UNIT)
+    mine_block()
     pid, own, other = attacker.attack(
         world.market.address,
         world.token.address,
@@ -293,6 +302,118 @@ def test_double_vote_in_one_transaction_is_impossible(world: World, vote_first: 
     assert world.market.proposal(pid).yes_votes == 30 * UNIT
     assert world.market.ballot(pid, attacker.address).weight == 30 * UNIT
     assert not world.market.ballot(pid, accomplice.address).voted
+
+
+# --- flash loans and the voting clock -----------------------------------------------------------
+
+
+def _pool(world: World, shares: int, dataset_id: int | None = None) -> tuple[Any, Any, Any]:
+    """A flash-lending pool holding `shares` of the initiator's shares, and an attacker."""
+    lender = boa.load(str(HELPERS / "flash_lender.vy"))
+    attacker = boa.load(str(HELPERS / "flash_attacker.vy"))
+    token = world.token_of(dataset_id or world.dataset_id)
+    with boa.env.prank(world.initiator):
+        token.transfer(lender.address, shares * UNIT)
+    mine_block()
+    return lender, attacker, token
+
+
+def test_borrowed_shares_cannot_vote_on_a_proposal_made_inside_the_loan(world: World) -> None:
+    lender, attacker, token = _pool(world, 45)
+    attacker.attack_vote(
+        lender.address, token.address, 45 * UNIT, world.market.address, world.dataset_id,
+        cid(0x66), 10,
+    )  # fmt: skip
+    pid = attacker.proposal_id()
+    assert not attacker.voted() and not attacker.finalized()
+    assert token.balanceOf(lender.address) == 45 * UNIT  # repaid
+    mine_block()
+    assert not attacker.vote_again(world.market.address)  # no weight in any later block either
+    assert world.market.proposal(pid).yes_votes == 0
+
+
+def test_a_flash_loan_cannot_mint_the_supply_to_itself(world: World) -> None:
+    # The issue's attack: a pool holds 55% of the supply; one transaction borrows it,
+    # proposes 2**32 - 1 examples, repays, votes and finalizes.
+    d = world.create(world.initiator)
+    lender, attacker, token = _pool(world, 55, dataset_id=d)
+    attacker.attack_vote(
+        lender.address, token.address, 55 * UNIT, world.market.address, d, cid(0x66), 2**32 - 1
+    )
+    pid = attacker.proposal_id()
+    assert not attacker.voted() and not attacker.finalized()
+    boa.env.time_travel(seconds=VOTING_PERIOD)
+    assert world.market.finalize(pid) == STATUS["expired"]
+    assert token.balanceOf(attacker.address) == 0 and token.totalSupply() == 100 * UNIT
+
+
+def test_borrowed_shares_cannot_vote_on_an_open_proposal(world: World) -> None:
+    lender, attacker, token = _pool(world, 45)
+    pid = world.propose(0x10)
+    attacker.attack_vote_on(lender.address, token.address, 45 * UNIT, world.market.address, pid)
+    assert not attacker.voted()
+    assert world.market.proposal(pid).yes_votes == 0
+
+
+def test_votes_weigh_balances_at_the_end_of_the_block_before_the_proposal(world: World) -> None:
+    with boa.env.prank(world.alice):
+        world.token.transfer(world.carol, 10 * UNIT)  # same block as the proposal
+    pid = world.propose(0x10)
+    with boa.env.prank(world.carol), boa.reverts("data_market: no voting weight"):
+        world.market.vote(pid, True)
+    world.vote(pid, world.alice)
+    assert world.market.ballot(pid, world.alice).weight == 30 * UNIT
+
+
+def test_no_decision_in_the_proposal_block(world: World) -> None:
+    pid = world.propose(0x10, mine=False)
+    world.vote(pid, world.initiator)  # 50%: final, but not in this block
+    world.vote(pid, world.alice)
+    assert world.market.outcome(pid) == STATUS["pending"]
+    with boa.reverts("data_market: voting open"):
+        world.market.finalize(pid)
+    mine_block()
+    assert world.market.outcome(pid) == STATUS["accepted"]
+    assert world.market.finalize(pid) == STATUS["accepted"]
+
+
+def test_minimum_voting_period_holds_back_early_settlement(world: World) -> None:
+    d = world.create(world.initiator, min_period=600)
+    mine_block()
+    pid = world.propose(0x10, dataset_id=d)
+    assert world.market.proposal(pid).settle_from == boa.env.timestamp - 12 + 600
+    world.vote(pid, world.initiator)  # 100%: final
+    mine_block(10)  # 120 s
+    assert world.market.outcome(pid) == STATUS["pending"]
+    with boa.reverts("data_market: voting open"):
+        world.market.finalize(pid)
+    boa.env.time_travel(seconds=600 - 120 - 12)
+    assert world.market.finalize(pid) == STATUS["accepted"]
+
+
+def test_minimum_voting_period_longer_than_the_period_reverts(world: World) -> None:
+    with boa.reverts("data_market: invalid min voting period"):
+        world.create(world.alice, min_period=VOTING_PERIOD + 1)
+    assert (
+        world.market.dataset(world.create(world.alice, min_period=VOTING_PERIOD)).min_voting_period
+        == VOTING_PERIOD
+    )
+
+
+def test_propose_in_the_creation_block_reverts(world: World) -> None:
+    d = world.create(world.alice)
+    with boa.reverts("data_market: dataset created in this block"):
+        world.propose(0x10, dataset_id=d)
+    mine_block()
+    world.propose(0x10, dataset_id=d)
+
+
+def test_proposal_count_limit(world: World) -> None:
+    slot = mapping_slot(storage_slot(world.market, "_dataset_info"), world.dataset_id)
+    word = boa.env.evm.get_storage(Address(world.market.address), slot)
+    poke(world.market, slot, word | ((2**32 - 1) << 224))
+    with boa.env.prank(world.contributor), boa.reverts("data_market: too many proposals"):
+        world.market.propose(world.dataset_id, cid(1), cid(2), 1, cid(3))
 
 
 # --- evaluate ----------------------------------------------------------------------------------
@@ -472,8 +593,20 @@ def test_snapshot_supply_excludes_shares_minted_after_the_proposal(world: World)
         world.market.vote(second, True)  # minted after the snapshot
     world.vote(second, world.initiator)
     assert world.market.finalize(second) == STATUS["accepted"]
-    third = world.propose(0x30)
-    assert world.market.proposal(third).snapshot_supply == 201 * UNIT
+    third = world.propose(0x30)  # in the block of both acceptances: their mints do not count
+    assert world.market.proposal(third).snapshot_supply == 100 * UNIT
+    fourth = world.propose(0x40)
+    assert world.market.proposal(fourth).snapshot_supply == 201 * UNIT
+
+
+def test_snapshot_supply_excludes_every_acceptance_of_the_proposal_block(world: World) -> None:
+    first, second = world.propose(0x10, examples=5), world.propose(0x20, examples=7)
+    accept(world, first)
+    accept(world, second)  # two entries in one block
+    p = world.market.proposal(world.propose(0x30))
+    assert p.snapshot_supply == 100 * UNIT
+    assert world.market.proposal(world.propose(0x40)).snapshot_supply == 112 * UNIT
+    assert p.snapshot_block == boa.env.evm.patch.block_number - 3
 
 
 def test_acceptance_beyond_the_supply_cap_is_rejected(world: World) -> None:
@@ -482,6 +615,7 @@ def test_acceptance_beyond_the_supply_cap_is_rejected(world: World) -> None:
     token = world.token_of(d)
     results = []
     for n in range(3):
+        mine_block()
         pid = world.propose(0x40 + 16 * n, examples=big, dataset_id=d)
         with boa.env.prank(world.evaluator):
             world.market.evaluate(pid, 1_000_000, cid(0xE1))
@@ -554,7 +688,7 @@ def test_claimable_through_the_market(world: World) -> None:
 
 def test_proposal_id_of(world: World) -> None:
     assert world.market.proposal_id_of(3, 4) == (3 << 32) | 4
-    with boa.reverts("data_market: invalid snapshot"):
+    with boa.reverts("data_market: invalid sequence"):
         world.market.proposal_id_of(3, 2**32)
 
 

@@ -8,7 +8,9 @@ travel run against the contracts and against a small Python model of the rules. 
   magnified units), the token holds exactly paid - claimed wei, and each holder's dividends are
   their exact pro-rata share of every payment by holdings at payment time, within rounding;
 * tallies equal the sum of the model's snapshot weights of the votes cast: no address votes twice
-  and no vote carries weight its voter did not hold at the proposal's snapshot;
+  and no vote carries weight its voter did not hold at the end of the block before the
+  proposal's; no outcome is settled in the proposal's block or, before the deadline, before the
+  dataset's minimum voting period;
 * registry entries and the status and tallies of finalized proposals never change.
 
 Settings come from the ``databright-contracts`` profile (``DATABRIGHT_CONTRACTS_PROFILE=thorough``
@@ -94,7 +96,9 @@ class DatasetModel:
     threshold: int
     cap: int
     period: int
+    min_period: int
     balances: dict[str, int]
+    closing: dict[str, int]  # balances at the end of the previous block
     paid: int = 0
     claimed: dict[str, int] = field(default_factory=dict)
     entitled: dict[str, Fraction] = field(default_factory=dict)
@@ -111,6 +115,8 @@ class ProposalModel:
     root: int
     examples: int
     deadline: int
+    block: int
+    settle_from: int
     supply: int
     snapshot: dict[str, int]
     weight_bps: int = BPS
@@ -136,7 +142,8 @@ class MarketMachine(RuleBasedStateMachine):
         self.proposals: list[ProposalModel] = []
         self.tag = 0x10_000
         # The session dataset is part of the world: model it too.
-        self._adopt(w.dataset_id, w.token, QUORUM_BPS, THRESHOLD_BPS, CAP_BPS, VOTING_PERIOD)
+        self._adopt(w.dataset_id, w.token, QUORUM_BPS, THRESHOLD_BPS, CAP_BPS, VOTING_PERIOD, 0)
+        self.datasets[0].closing = dict(self.datasets[0].balances)  # the world mined a block
 
     def teardown(self) -> None:
         self._anchor.__exit__(None, None, None)
@@ -144,10 +151,20 @@ class MarketMachine(RuleBasedStateMachine):
     # --- helpers -------------------------------------------------------------------------------
 
     def _adopt(
-        self, dataset_id: int, token: Any, quorum: int, threshold: int, cap: int, period: int
+        self,
+        dataset_id: int,
+        token: Any,
+        quorum: int,
+        threshold: int,
+        cap: int,
+        period: int,
+        min_period: int,
     ) -> None:
         balances = {a: token.balanceOf(a) for a in self.actors}
-        d = DatasetModel(dataset_id, token, quorum, threshold, cap, period, balances)
+        closing = dict.fromkeys(self.actors, 0)
+        d = DatasetModel(
+            dataset_id, token, quorum, threshold, cap, period, min_period, balances, closing
+        )
         d.claimed = dict.fromkeys(self.actors, 0)
         d.entitled = {a: Fraction(0) for a in self.actors}
         entry = self.m.registry_entry(dataset_id, 0)
@@ -157,6 +174,9 @@ class MarketMachine(RuleBasedStateMachine):
             (entry.proposal_id, entry.contributor, root, entry.examples, entry.shares)
         )
         self.datasets.append(d)
+
+    def _block(self) -> int:
+        return int(boa.env.evm.patch.block_number)
 
     def _pick(self, items: list[Any], i: int) -> Any:
         return items[i % len(items)]
@@ -173,17 +193,20 @@ class MarketMachine(RuleBasedStateMachine):
         quorum=st.sampled_from([1, 2_000, 5_000, 10_000]),
         threshold=st.sampled_from([1, 5_000, 6_667, 10_000]),
         cap=st.sampled_from([10_000, 15_000, 1_000_000]),
+        min_period=st.sampled_from([0, 100, PERIOD]),
     )
-    def create(self, who: int, examples: int, quorum: int, threshold: int, cap: int) -> None:
+    def create(
+        self, who: int, examples: int, quorum: int, threshold: int, cap: int, min_period: int
+    ) -> None:
         initiator = self.actors[who]
         self.tag += 3
         with boa.env.prank(initiator):
             dataset_id = self.m.create_dataset(
                 "Machine", cid(self.tag), cid(self.tag + 1), cid(self.tag + 2), examples,
-                PERIOD, quorum, threshold, [self.evaluator], cap,
+                PERIOD, min_period, quorum, threshold, [self.evaluator], cap,
             )  # fmt: skip
         token = self.world.share_token.at(self.m.share_token(dataset_id))
-        self._adopt(dataset_id, token, quorum, threshold, cap, PERIOD)
+        self._adopt(dataset_id, token, quorum, threshold, cap, PERIOD, min_period)
         assert self.datasets[-1].balances[initiator] == examples * UNIT
 
     @rule(
@@ -197,7 +220,12 @@ class MarketMachine(RuleBasedStateMachine):
         proposer = self.actors[who]
         root_bytes = self._root_bytes(d, root)
         taken = int.from_bytes(root_bytes, "big") in d.taken_roots
+        fresh = sum(d.closing.values()) == 0  # created in this block
         with boa.env.prank(proposer):
+            if fresh:
+                with boa.reverts("data_market: dataset created in this block"):
+                    self.m.propose(d.id, cid(0xDA7A), root_bytes, examples, cid(0xE7A))
+                return
             if taken:
                 with boa.reverts("data_market: manifest root taken"):
                     self.m.propose(d.id, cid(0xDA7A), root_bytes, examples, cid(0xE7A))
@@ -207,7 +235,8 @@ class MarketMachine(RuleBasedStateMachine):
         self.proposals.append(
             ProposalModel(
                 pid, d, proposer, int.from_bytes(root_bytes, "big"), examples,
-                boa.env.timestamp + d.period, sum(d.balances.values()), dict(d.balances),
+                boa.env.timestamp + d.period, self._block(), boa.env.timestamp + d.min_period,
+                sum(d.closing.values()), dict(d.closing),
             )
         )  # fmt: skip
 
@@ -285,6 +314,8 @@ class MarketMachine(RuleBasedStateMachine):
             return
         closed = boa.env.timestamp >= prop.deadline
         status = expected_outcome(prop.supply, prop.yes, prop.no, d.quorum, d.threshold, closed)
+        if not closed and (self._block() <= prop.block or boa.env.timestamp < prop.settle_from):
+            status = STATUS["pending"]
         assert self.m.outcome(prop.id) == status
         if status == STATUS["pending"]:
             with boa.reverts("data_market: voting open"):
@@ -328,7 +359,17 @@ class MarketMachine(RuleBasedStateMachine):
 
     @rule(seconds=st.integers(1, 1_500))
     def time_travel(self, seconds: int) -> None:
-        boa.env.time_travel(seconds=seconds)
+        before = self._block()
+        boa.env.time_travel(seconds=seconds)  # a block per 12 s
+        if self._block() != before:
+            for d in self.datasets:
+                d.closing = dict(d.balances)
+
+    @rule()
+    def mine(self) -> None:
+        boa.env.time_travel(blocks=1)
+        for d in self.datasets:
+            d.closing = dict(d.balances)
 
     # --- invariants ----------------------------------------------------------------------------
 
@@ -338,9 +379,9 @@ class MarketMachine(RuleBasedStateMachine):
             balances = {a: d.token.balanceOf(a) for a in self.actors}
             assert balances == d.balances
             assert d.token.totalSupply() == sum(balances.values())
-            # The packed snapshot word mirrors `balanceOf` (a snapshot not yet taken reads it).
-            future = d.token.snapshot_id() + 1
-            assert all(d.token.balance_at(a, future) == balances[a] for a in self.actors)
+            # Past balances: the end of the previous block.
+            last = self._block() - 1
+            assert all(d.token.balance_at(a, last) == d.closing[a] for a in self.actors)
 
     @invariant()
     def dividends_add_up(self) -> None:

@@ -11,7 +11,13 @@ from databright.chain.clients import ProposalStatus
 from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
 from databright.demo.cast import digits_scenario
-from databright.errors import ContractReverted, DataBrightError, InvalidProposal, NotFound
+from databright.errors import (
+    ContractReverted,
+    DataBrightError,
+    InvalidArgument,
+    InvalidProposal,
+    NotFound,
+)
 from databright.market import SHARE_UNIT, Governance, Market
 from databright.market.evaluator import EvaluatorService
 from databright.storage import DatasetSchema, validate_examples
@@ -174,3 +180,25 @@ def test_refusals_store_nothing(market: Market, node) -> None:
     with pytest.raises(NotFound, match="does not exist"):
         market.vote(2**256, True)
     assert set(market.store) == blobs
+
+
+def test_minimum_voting_period_holds_back_an_early_outcome(market: Market, node) -> None:
+    initial = validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="initial")
+    ds = market.create_dataset("slow", SCHEMA, initial, Governance(min_voting_period_s=600))
+    assert market.dataset(ds).governance.min_voting_period_s == 600
+    p = market.as_account(node.accounts[1]).propose(ds, _examples(0))
+    created = market.contract.events("ProposalCreated", proposal_id=p.id)[0]
+    assert p.snapshot_block == created.block_number - 1
+    assert p.settle_from == p.deadline - 3600 + 600
+    market.vote(p.id, True)  # all the shares: final, but not before 10 minutes
+    assert market.proposal(p.id).outcome == "pending"
+    with pytest.raises(ContractReverted, match="voting open"):
+        market.finalize(p.id)
+
+
+def test_minimum_voting_period_beyond_the_period_is_refused(market: Market) -> None:
+    initial = validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="initial")
+    with pytest.raises(InvalidArgument, match="minimum voting period"):
+        market.create_dataset(
+            "bad", SCHEMA, initial, Governance(voting_period_s=60, min_voting_period_s=61)
+        )

@@ -50,6 +50,9 @@ class DataMarketConstants:
     THRESHOLD_SHIFT: Final = 208
     LENGTH_SHIFT: Final = 224
     CAP_SHIFT: Final = 160
+    MIN_VOTING_SHIFT: Final = 192
+    COUNT_SHIFT: Final = 224
+    SETTLE_SHIFT: Final = 64
     NO_SHIFT: Final = 104
     DEADLINE_SHIFT: Final = 208
     STATUS_SHIFT: Final = 248
@@ -58,6 +61,7 @@ class DataMarketConstants:
     WEIGHT_SHIFT: Final = 224
     SUPPLY_SHIFT: Final = 32
     BLOCK_SHIFT: Final = 136
+    FIRST_SHIFT: Final = 200
     SUPPORT_BIT: Final = 0x100000000000000000000000000
     VOTED_BIT: Final = 0x200000000000000000000000000
     NAME_MAX: Final = 25  # create_dataset(name: String[25])
@@ -71,7 +75,7 @@ class ShareTokenConstants:
 
     MAGNITUDE: Final = 0x1000000000000000000000000
     MAX_SUPPLY: Final = 0xfffffffffffffffffffffffff
-    MAX_SNAPSHOT_ID: Final = 0xffffffff
+    MAX_BLOCK_NUMBER: Final = 0xffffffff
     MAX_TOTAL_PAID: Final = 0xffffffffffffffffffffffffffffff
     MASK_24: Final = 0xffffff
     MASK_32: Final = 0xffffffff
@@ -116,6 +120,7 @@ class Dataset(NamedTuple):
     initiator: str
     metadata_cid_digest: bytes
     voting_period: int
+    min_voting_period: int
     quorum_bps: int
     threshold_bps: int
     quality_cap_bps: int
@@ -144,7 +149,9 @@ class Proposal(NamedTuple):
     """``struct Proposal``, as the views that return it decode it."""
 
     dataset_id: int
-    snapshot_id: int
+    sequence: int
+    snapshot_block: int
+    settle_from: int
     contributor: str
     data_cid_digest: bytes
     manifest_root: bytes
@@ -239,8 +246,8 @@ class DataMarketClient(ContractClient):
     def claimable(self, dataset_id: int, account: str) -> int:
         return cast('int', self.call("claimable", dataset_id, account))
 
-    def create_dataset(self, name: str, metadata_cid_digest: bytes, data_cid_digest: bytes, manifest_root: bytes, examples: int, voting_period: int, quorum_bps: int, threshold_bps: int, evaluators: list[str], quality_cap_bps: int, gas: int | None = None) -> Receipt:
-        return self.transact("create_dataset", name, metadata_cid_digest, data_cid_digest, manifest_root, examples, voting_period, quorum_bps, threshold_bps, evaluators, quality_cap_bps, gas=gas)
+    def create_dataset(self, name: str, metadata_cid_digest: bytes, data_cid_digest: bytes, manifest_root: bytes, examples: int, voting_period: int, min_voting_period: int, quorum_bps: int, threshold_bps: int, evaluators: list[str], quality_cap_bps: int, gas: int | None = None) -> Receipt:
+        return self.transact("create_dataset", name, metadata_cid_digest, data_cid_digest, manifest_root, examples, voting_period, min_voting_period, quorum_bps, threshold_bps, evaluators, quality_cap_bps, gas=gas)
 
     def dataset(self, dataset_id: int) -> Dataset:
         return Dataset.from_abi(self.call("dataset", dataset_id))
@@ -284,8 +291,8 @@ class DataMarketClient(ContractClient):
     def proposal(self, proposal_id: int) -> Proposal:
         return Proposal.from_abi(self.call("proposal", proposal_id))
 
-    def proposal_id_of(self, dataset_id: int, snapshot_id: int) -> int:
-        return cast('int', self.call("proposal_id_of", dataset_id, snapshot_id))
+    def proposal_id_of(self, dataset_id: int, sequence: int) -> int:
+        return cast('int', self.call("proposal_id_of", dataset_id, sequence))
 
     def proposal_state(self, proposal_id: int) -> int:
         return cast('int', self.call("proposal_state", proposal_id))
@@ -334,8 +341,8 @@ class ShareTokenClient(ContractClient):
     def MAGNITUDE(self) -> int:
         return cast('int', self.call("MAGNITUDE"))
 
-    def MAX_SNAPSHOT_ID(self) -> int:
-        return cast('int', self.call("MAX_SNAPSHOT_ID"))
+    def MAX_BLOCK_NUMBER(self) -> int:
+        return cast('int', self.call("MAX_BLOCK_NUMBER"))
 
     def MAX_SUPPLY(self) -> int:
         return cast('int', self.call("MAX_SUPPLY"))
@@ -352,8 +359,8 @@ class ShareTokenClient(ContractClient):
     def balanceOf(self, arg0: str) -> int:
         return cast('int', self.call("balanceOf", arg0))
 
-    def balance_at(self, account: str, snapshot_id: int) -> int:
-        return cast('int', self.call("balance_at", account, snapshot_id))
+    def balance_at(self, account: str, block_number: int) -> int:
+        return cast('int', self.call("balance_at", account, block_number))
 
     def claim(self, gas: int | None = None) -> Receipt:
         return self.transact("claim", gas=gas)
@@ -379,6 +386,9 @@ class ShareTokenClient(ContractClient):
     def eip712Domain(self) -> tuple[bytes, str, str, int, str, bytes, list[int]]:
         return cast('tuple[bytes, str, str, int, str, bytes, list[int]]', self.call("eip712Domain"))
 
+    def last_move_block(self) -> int:
+        return cast('int', self.call("last_move_block"))
+
     def magnified_dividend_per_share(self) -> int:
         return cast('int', self.call("magnified_dividend_per_share"))
 
@@ -402,12 +412,6 @@ class ShareTokenClient(ContractClient):
 
     def permit(self, owner: str, spender: str, amount: int, deadline: int, v: int, r: bytes, s: bytes, gas: int | None = None) -> Receipt:
         return self.transact("permit", owner, spender, amount, deadline, v, r, s, gas=gas)
-
-    def snapshot(self, gas: int | None = None) -> Receipt:
-        return self.transact("snapshot", gas=gas)
-
-    def snapshot_id(self) -> int:
-        return cast('int', self.call("snapshot_id"))
 
     def symbol(self) -> str:
         return cast('str', self.call("symbol"))

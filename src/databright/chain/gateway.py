@@ -237,7 +237,9 @@ class Gateway:
 
     def _estimate(self, tx: dict[str, Any], what: str) -> int:
         probe = _wire_call({k: v for k, v in tx.items() if k in ("from", "to", "data", "value")})
-        estimate = quantity(self.request("eth_estimateGas", [probe, "latest"], what))
+        # "pending": the transaction will run in the next block, and the contracts tell blocks
+        # apart (nothing is settled in a proposal's own block).
+        estimate = quantity(self.request("eth_estimateGas", [probe, "pending"], what))
         gas = int(estimate * GAS_HEADROOM)
         key = self._gas_key(tx)
         if key is not None and HexBytes(tx.get("data", b"")):

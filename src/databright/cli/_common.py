@@ -161,6 +161,8 @@ def proposal_json(p: ProposalInfo) -> dict[str, Any]:
         "examples": p.examples,
         "deadline": p.deadline,
         "deadline_utc": utc(p.deadline),
+        "snapshot_block": p.snapshot_block,
+        "settle_from": p.settle_from,
         "status": p.status,
         "outcome": p.outcome,
         "yes_votes": p.yes_votes,

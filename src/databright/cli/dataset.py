@@ -44,6 +44,7 @@ from databright.cli._common import (
 )
 from databright.cli._params import (
     DURATION,
+    DURATION_OR_ZERO,
     FEATURE_SHAPE,
     LABEL_SET,
     SEQ_BITS,
@@ -136,6 +137,7 @@ def dataset_json(info: DatasetInfo) -> dict[str, Any]:
         "schema_cid": info.schema_cid,
         "governance": {
             "voting_period_s": g.voting_period_s,
+            "min_voting_period_s": g.min_voting_period_s,
             "quorum_bps": g.quorum_bps,
             "threshold_bps": g.threshold_bps,
             "quality_cap_bps": g.quality_cap_bps,
@@ -195,7 +197,8 @@ def _print_header(info: DatasetInfo, schema: DatasetSchema | None) -> None:
         )
     evaluators = ", ".join(g.evaluators) if g.evaluators else "none"
     console.print(
-        f"governance: voting {_duration_text(g.voting_period_s)}, quorum {bps_text(g.quorum_bps)}, "
+        f"governance: voting {_duration_text(g.voting_period_s)} "
+        f"(at least {_duration_text(g.min_voting_period_s)}), quorum {bps_text(g.quorum_bps)}, "
         f"threshold {bps_text(g.threshold_bps)}, quality cap {bps_text(g.quality_cap_bps)}, "
         f"evaluators {evaluators}"
     )
@@ -251,6 +254,15 @@ def create_command(
             help="How long votes stay open: 3600, 1h, 2d.",
         ),
     ] = _DEFAULT.voting_period_s,
+    min_voting_period: Annotated[
+        int,
+        typer.Option(
+            "--min-voting-period",
+            parser=DURATION_OR_ZERO,
+            metavar=DURATION_OR_ZERO.metavar,
+            help="How long votes stay open even when the outcome is final earlier: 0, 10m, 1h.",
+        ),
+    ] = _DEFAULT.min_voting_period_s,
     quorum_bps: Annotated[
         int,
         typer.Option(
@@ -285,6 +297,7 @@ def create_command(
     schema = _schema(name, schema_file, task, feature_shape, dtype, labels)
     governance = Governance(
         voting_period_s=voting_period,
+        min_voting_period_s=min_voting_period,
         quorum_bps=quorum_bps,
         threshold_bps=threshold_bps,
         quality_cap_bps=quality_cap_bps,

@@ -99,7 +99,7 @@ def vote_command(
     account: AccountOpt = "0",
     json_out: JsonOpt = False,
 ) -> None:
-    """Vote on a pending proposal with your shares at its snapshot."""
+    """Vote on a pending proposal with your shares at the end of the block before it."""
     pid = parse_proposal_id(proposal)
     market = open_market(rpc, data_dir, account)
     with busy(f"voting {'yes' if support else 'no'} on proposal {proposal}"):

@@ -97,11 +97,12 @@ def run_session(
             continue
         posted = evaluator.evaluate(proposal)
         support = posted.score_bps >= ACCEPT_BPS
-        # Every shareholder at the snapshot votes as the valuation advises.
+        # Every shareholder at the snapshot block (the one before the proposal's) votes as the
+        # valuation advises.
         for voter in [initiator, *contributors]:
             if market.contract.call("ballot", proposal.id, voter.address)[0]:
                 continue
-            weight = market.token(dataset_id).balance_at(voter.address, proposal.sequence)
+            weight = market.token(dataset_id).balance_at(voter.address, proposal.snapshot_block)
             if weight == 0 or market.proposal(proposal.id).outcome != "pending":
                 continue
             clients[voter.address].vote(proposal.id, support)

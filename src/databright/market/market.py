@@ -83,6 +83,8 @@ class Governance:
     threshold_bps: int = 5000
     quality_cap_bps: int = 2 * DataMarketConstants.BPS  # a proposal weighs at most double
     evaluators: tuple[str, ...] = ()
+    # A proposal whose outcome is final early still stays open this long (at most the period).
+    min_voting_period_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,8 @@ class ProposalInfo:
     manifest_cid: str | None
     examples: int
     deadline: int
+    snapshot_block: int  # votes weigh balances at the end of this block (the one before)
+    settle_from: int  # an outcome final before the deadline is settled from this time on
     status: str
     outcome: str
     yes_votes: int
@@ -208,6 +212,11 @@ class Market:
         for e in governance.evaluators:
             if not is_address(e):
                 raise InvalidArgument(f"evaluator {e!r} is not an Ethereum address")
+        if not 0 <= governance.min_voting_period_s <= governance.voting_period_s:
+            raise InvalidArgument(
+                f"the minimum voting period ({governance.min_voting_period_s} s) must be between "
+                f"0 and the voting period ({governance.voting_period_s} s)"
+            )
         examples = self._load(initial, schema, known=set())
         self._require_gas_money("create a dataset")
         stored = store_proposal(self.store, examples, schema)
@@ -218,6 +227,7 @@ class Market:
             stored.merkle_root,
             stored.n_examples,
             governance.voting_period_s,
+            governance.min_voting_period_s,
             governance.quorum_bps,
             governance.threshold_bps,
             [to_checksum_address(e) for e in governance.evaluators],
@@ -247,7 +257,12 @@ class Market:
             initiator=Address(to_checksum_address(d.initiator)),
             schema_cid=digest_to_cid(d.metadata_cid_digest),
             governance=Governance(
-                d.voting_period, d.quorum_bps, d.threshold_bps, d.quality_cap_bps, evaluators
+                voting_period_s=d.voting_period,
+                quorum_bps=d.quorum_bps,
+                threshold_bps=d.threshold_bps,
+                quality_cap_bps=d.quality_cap_bps,
+                evaluators=evaluators,
+                min_voting_period_s=d.min_voting_period,
             ),
             registry_length=d.registry_length,
             proposal_count=d.proposal_count,
@@ -399,6 +414,8 @@ class Market:
             manifest_cid=manifest_cid,
             examples=raw.examples,
             deadline=raw.deadline,
+            snapshot_block=raw.snapshot_block,
+            settle_from=raw.settle_from,
             status=STATUS_NAMES[status],
             outcome=STATUS_NAMES[outcome],
             yes_votes=raw.yes_votes,
