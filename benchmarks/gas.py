@@ -61,7 +61,8 @@ LABELS: dict[str, str] = {
     "vote": "vote",
     "vote_initiator": "vote (second voter)",
     "vote_after_transfer": "vote (weight from history)",
-    "evaluate": "evaluate",
+    "commit_evaluation": "commit evaluation",
+    "reveal_evaluation": "reveal evaluation",
     "finalize_accept_mint": "finalize accept + mint (new holder)",
     "finalize_reject": "finalize reject",
     "pay": "pay dividends",
@@ -192,7 +193,7 @@ class Market:
         return int(self.chain.transact(sender, token.address, data, value).tx_gas)
 
     def create(
-        self, initiator: Account, evaluators: list[str], examples: int = 1_000
+        self, initiator: Account, evaluators: list[str], examples: int = 1_000, phases: int = 0
     ) -> tuple[int, int]:
         dataset_id = int(self.chain.call(self.abi.dataset_count)) + 1
         gas = self.send(
@@ -209,6 +210,9 @@ class Market:
             5_000,
             evaluators,
             20_000,
+            phases,
+            phases,
+            0,
         )
         return dataset_id, gas
 
@@ -221,7 +225,7 @@ def measure() -> dict[str, int]:
 
     gas["eth_transfer"] = int(chain.transact(payer, holder.address, value=1).tx_gas)
     market = Market(chain, deployer)
-    dataset_id, gas["create_dataset"] = market.create(initiator, [evaluator.address])
+    dataset_id, gas["create_dataset"] = market.create(initiator, [evaluator.address], phases=600)
     token = market.token(dataset_id)
     unit = 10**18
 
@@ -231,15 +235,25 @@ def measure() -> dict[str, int]:
     gas["transfer"] = market.send_token(initiator, token, "transfer", holder.address, 100 * unit)
     chain.mine()
 
-    # A contributor without shares proposes; the initiator (800 of 1,000
-    # shares) and the holder vote; an evaluator scores it 1.5x.
+    # A contributor without shares proposes; an evaluator commits to 1.5x
+    # and reveals it; then the holder and the initiator (800 of 1,000
+    # shares) vote.
     pid = (dataset_id << 32) | 1
     gas["propose"] = market.send(
         contributor, "propose", dataset_id, _digest(10), _digest(11), 50, _digest(12)
     )
     chain.mine()
+    salt = _digest(14)
+    commitment = chain.call(
+        market.abi.commitment_of, pid, evaluator.address, 15_000, _digest(13), salt
+    )
+    gas["commit_evaluation"] = market.send(evaluator, "commit_evaluation", pid, commitment)
+    chain.time_travel(600)
+    gas["reveal_evaluation"] = market.send(
+        evaluator, "reveal_evaluation", pid, 15_000, _digest(13), salt
+    )
+    chain.time_travel(600)
     gas["vote"] = market.send(holder, "vote", pid, True)
-    gas["evaluate"] = market.send(evaluator, "evaluate", pid, 15_000, _digest(13))
     gas["vote_initiator"] = market.send(initiator, "vote", pid, True)
     # The quorum is met and yes exceeds the threshold of the whole snapshot
     # supply: the outcome is final before the deadline.
@@ -256,7 +270,7 @@ def measure() -> dict[str, int]:
     pid3 = (dataset_id << 32) | 3
     market.send(contributor, "propose", dataset_id, _digest(30), _digest(31), 10, _digest(32))
     chain.call(token.transfer, contributor.address, unit, sender=holder.address)
-    chain.mine()
+    chain.time_travel(1_200)  # past the evaluation phases: voting is open
     gas["vote_after_transfer"] = market.send(holder, "vote", pid2, False)
     market.send(initiator, "vote", pid2, False)
     gas["finalize_reject"] = market.send(payer, "finalize", pid2)

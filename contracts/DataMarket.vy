@@ -1,6 +1,7 @@
 # pragma version ~=0.4.3
 # pragma evm-version cancun
 # pragma nonreentrancy off
+# pragma optimize codesize
 """
 @title DataBright Data Market
 @custom:contract-name DataMarket
@@ -34,19 +35,32 @@
         pick a moment inside a block. No delegation step, one vote per
         address, no vote with zero weight, no vote after the deadline.
 
-        Evaluation. One evaluator of the dataset (an account holding
-        `evaluator_role(dataset_id)`) may post one valuation per pending
-        proposal while voting is open: a signed score in basis points of
-        quality weight and the digest of the evaluation report. The quality
-        weight is `min(score, quality_cap_bps) / 10_000`; without an
-        evaluation it is 1.0. An accepted proposal mints
-        `examples * weight` shares (10**18 units per example at weight 1).
+        Evaluation. A proposal's life has three phases: commit, reveal (the
+        dataset's `commit_period` and `reveal_period`; both 0 for a dataset
+        without evaluation) and voting. Votes are cast, and outcomes
+        settled, only once the evaluation is over, so the score is fixed
+        before any vote counts and cannot be bent afterwards. Each evaluator
+        of the dataset (an account holding `evaluator_role(dataset_id)`),
+        except the proposal's contributor, may commit to one signed score in
+        basis points of quality weight during the commit phase (see
+        `sealed_scores` module), and reveal it with its report's digest during
+        the reveal phase. The proposal's score is the median of the revealed
+        scores; a commitment not revealed is visible (`scorecard`, and no
+        `EvaluationRevealed`) and costs its evaluator its share of the
+        evaluation fee. The quality weight is
+        `min(score, quality_cap_bps) / 10_000`; without a revealed score it
+        is 1.0. An accepted proposal mints `examples * weight` shares
+        (10**18 units per example at weight 1). Evaluators are paid for
+        their work: the proposer pays the dataset's `evaluation_fee` with
+        `propose`, split equally among the evaluators who revealed (each
+        collects its share with `collect_evaluation_fee`), or returned to
+        the proposer if nobody revealed.
         Zero or negative scores: such a proposal gets weight 0 and mints no
         shares, but voters may still accept it and it is then registered.
         Evaluators size rewards, voters decide what enters the dataset: a
         negative score cannot veto data (a faulty or hostile evaluator could
-        otherwise censor contributions), and voters see the score (event and
-        `evaluation`) before the deadline. The cap is fixed at creation and
+        otherwise censor contributions), and voters see the score (events and
+        `evaluation`) before voting opens. The cap is fixed at creation and
         at most `MAX_QUALITY_CAP_BPS`, so no evaluator can mint without limit.
 
         Finalization. Anyone may finalize once the deadline has passed, or
@@ -133,6 +147,12 @@ from modules import data_registry
 initializes: data_registry
 
 
+# @dev We import and initialise the `sealed_scores` module for
+# the evaluators' committed and revealed scores.
+from modules import sealed_scores
+initializes: sealed_scores
+
+
 # @dev Proposal statuses (see `tally`).
 STATUS_NONE: public(constant(uint8)) = tally.STATUS_NONE
 STATUS_PENDING: public(constant(uint8)) = tally.STATUS_PENDING
@@ -165,8 +185,18 @@ MAX_VOTING_PERIOD: public(constant(uint256)) = 2**32 - 1
 MAX_SUPPLY: public(constant(uint256)) = 2**100 - 1
 
 
-# @dev The most evaluators given at creation.
+# @dev The most evaluators given at creation, and the most
+# commitments per proposal.
 MAX_EVALUATORS: public(constant(uint256)) = 16
+
+
+# @dev The largest evaluation fee or deposit in wei (96 bits).
+MAX_FEE: public(constant(uint256)) = 2**96 - 1
+
+
+# @dev The range of a score (32 signed bits).
+MIN_SCORE: public(constant(int256)) = -(2**31)
+MAX_SCORE: public(constant(int256)) = 2**31 - 1
 
 
 # @dev The most registry entries returned by one `registry` page.
@@ -227,8 +257,9 @@ _manifest_roots: HashMap[uint256, bytes32]
 _root_data: HashMap[uint256, HashMap[bytes32, bytes32]]
 
 
-# @dev Proposal id => evaluation.
-_evaluations: HashMap[uint256, Evaluation]
+# @dev Dataset id => packed rules word (commit and reveal
+# periods, evaluation fee, deposit; see `packing`).
+_dataset_rules: HashMap[uint256, uint256]
 
 
 # @dev A dataset as returned by `dataset`.
@@ -241,6 +272,9 @@ struct Dataset:
     quorum_bps: uint256
     threshold_bps: uint256
     quality_cap_bps: uint256
+    commit_period: uint256
+    reveal_period: uint256
+    evaluation_fee: uint256
     registry_length: uint256
     proposal_count: uint256
     total_shares: uint256
@@ -251,11 +285,14 @@ struct Dataset:
 # `ProposalCreated`); `shares` is what acceptance mints (or
 # minted) at the current quality weight. Votes weigh balances
 # at the end of `snapshot_block`; an outcome final before the
-# deadline is settled from `settle_from` on.
+# deadline is settled from `settle_from` on. Evaluators commit
+# until `commit_end` and reveal until `voting_opens`.
 struct Proposal:
     dataset_id: uint256
     sequence: uint256
     snapshot_block: uint256
+    commit_end: uint256
+    voting_opens: uint256
     settle_from: uint256
     contributor: address
     data_cid_digest: bytes32
@@ -270,12 +307,22 @@ struct Proposal:
     shares: uint256
 
 
-# @dev An evaluation as returned by `evaluation` (an empty
-# `evaluator` means none was posted).
+# @dev A proposal's evaluation as returned by `evaluation`:
+# the counts of commitments and reveals, the median of the
+# revealed scores (0 if none) and the quality weight it sets.
 struct Evaluation:
-    evaluator: address
+    commits: uint256
+    reveals: uint256
     score: int256
-    report_cid_digest: bytes32
+    quality_weight_bps: uint256
+
+
+# @dev One evaluator's part as returned by `scorecard`.
+struct Scorecard:
+    committed: bool
+    revealed: bool
+    score: int256
+    collected: bool
 
 
 # @dev A vote as returned by `ballot`.
@@ -311,6 +358,9 @@ event DatasetCreated:
     threshold_bps: uint256
     quality_cap_bps: uint256
     evaluators: DynArray[address, MAX_EVALUATORS]
+    commit_period: uint256
+    reveal_period: uint256
+    evaluation_fee: uint256
 
 
 # @dev Emitted when a proposal is created (also for the initial
@@ -334,14 +384,27 @@ event VoteCast:
     weight: uint256
 
 
-# @dev Emitted when an evaluator posts a valuation;
-# `quality_weight_bps` is the clamped weight it sets.
-event ProposalEvaluated:
+# @dev Emitted when an evaluator commits to a score.
+event EvaluationCommitted:
+    proposal_id: indexed(uint256)
+    evaluator: indexed(address)
+    commitment: bytes32
+
+
+# @dev Emitted when an evaluator reveals its score.
+event EvaluationRevealed:
     proposal_id: indexed(uint256)
     evaluator: indexed(address)
     score: int256
     report_cid_digest: bytes32
-    quality_weight_bps: uint256
+
+
+# @dev Emitted when an evaluation fee share (or, with no
+# reveal, the whole fee back to the proposer) is paid out.
+event EvaluationFeePaid:
+    proposal_id: indexed(uint256)
+    account: indexed(address)
+    amount: uint256
 
 
 # @dev Emitted when a proposal is finalized (and for the initial
@@ -385,6 +448,9 @@ def create_dataset(
     threshold_bps: uint256,
     evaluators: DynArray[address, MAX_EVALUATORS],
     quality_cap_bps: uint256,
+    commit_period: uint256,
+    reveal_period: uint256,
+    evaluation_fee: uint256,
 ) -> uint256:
     """
     @dev Creates a dataset and its share token, registers the
@@ -412,6 +478,13 @@ def create_dataset(
     @param evaluators The addresses granted the evaluator role.
     @param quality_cap_bps The cap on the quality weight in basis
            points (10_000 to `MAX_QUALITY_CAP_BPS`).
+    @param commit_period The seconds evaluators may commit to a
+           score after a proposal (0: no evaluation).
+    @param reveal_period The seconds evaluators may then reveal
+           (0 exactly when `commit_period` is 0).
+    @param evaluation_fee The wei a proposer pays the evaluators
+           with each proposal (at most `MAX_FEE`; 0 without
+           evaluation).
     @return uint256 The id of the new dataset.
     """
     assert len(name) != 0, "data_market: empty name"
@@ -424,6 +497,9 @@ def create_dataset(
     assert quorum_bps != 0 and quorum_bps <= BPS, "data_market: invalid quorum"
     assert threshold_bps != 0 and threshold_bps <= BPS, "data_market: invalid threshold"
     assert quality_cap_bps >= BPS and quality_cap_bps <= MAX_QUALITY_CAP_BPS, "data_market: invalid quality cap"
+    assert (commit_period == 0) == (reveal_period == 0), "data_market: invalid evaluation periods"
+    assert commit_period <= MAX_VOTING_PERIOD and reveal_period <= MAX_VOTING_PERIOD, "data_market: invalid evaluation periods"
+    assert evaluation_fee <= MAX_FEE and (evaluation_fee == 0 or commit_period != 0), "data_market: invalid evaluation fee"
 
     dataset_id: uint256 = self.dataset_count + 1
     self.dataset_count = dataset_id
@@ -445,6 +521,8 @@ def create_dataset(
     self._datasets[dataset_id] = packing._pack_dataset(token, voting_period, quorum_bps, threshold_bps, 1)
     self._dataset_info[dataset_id] = packing._pack_info(msg.sender, quality_cap_bps, min_voting_period)
     self._dataset_metadata[dataset_id] = metadata_cid_digest
+    if commit_period != 0:
+        self._dataset_rules[dataset_id] = packing._pack_rules(commit_period, reveal_period, evaluation_fee, 0)
 
     # The initial data is proposal n = 0, accepted at creation.
     proposal_id: uint256 = packing._proposal_id(dataset_id, 0)
@@ -466,6 +544,9 @@ def create_dataset(
         threshold_bps=threshold_bps,
         quality_cap_bps=quality_cap_bps,
         evaluators=evaluators,
+        commit_period=commit_period,
+        reveal_period=reveal_period,
+        evaluation_fee=evaluation_fee,
     )
     log ProposalCreated(
         proposal_id=proposal_id,
@@ -491,6 +572,7 @@ def create_dataset(
 
 
 @external
+@payable
 def propose(
     dataset_id: uint256,
     data_cid_digest: bytes32,
@@ -500,8 +582,10 @@ def propose(
 ) -> uint256:
     """
     @dev Proposes `examples` examples for `dataset_id`; the caller
-         is the contributor. Opens voting for the dataset's period,
-         weighed by the balances at the end of the previous block.
+         is the contributor and pays the dataset's evaluation fee
+         (`msg.value`). Opens the evaluation phases, then voting for
+         the dataset's period, weighed by the balances at the end of
+         the previous block.
     @notice Anyone may propose, holding shares or not, from the
             block after the dataset's creation on.
     @param dataset_id The 32-byte dataset id.
@@ -525,8 +609,12 @@ def propose(
     # The count occupies the top 32 bits and fits (checked above).
     self._dataset_info[dataset_id] = unsafe_add(info, 1 << packing.COUNT_SHIFT)
     proposal_id: uint256 = packing._proposal_id(dataset_id, sequence)
-    # Period < 2**32, so the deadline fits 40 bits until year 36812.
-    deadline: uint256 = block.timestamp + packing._voting_period(dataset)
+    rules: uint256 = self._dataset_rules[dataset_id]
+    assert msg.value == (rules >> packing.FEE_SHIFT) & packing.MASK_96, "data_market: wrong payment"
+    commit_end: uint256 = block.timestamp + (rules & packing.MASK_32)
+    voting_opens: uint256 = commit_end + ((rules >> packing.REVEAL_PERIOD_SHIFT) & packing.MASK_32)
+    # Periods < 2**32, so the deadline fits 40 bits for millennia.
+    deadline: uint256 = voting_opens + packing._voting_period(dataset)
     # Votes weigh the balances at the end of the previous block,
     # against the supply then: entries registered in this block
     # are not counted.
@@ -534,7 +622,9 @@ def propose(
         proposal_id,
         deadline,
         STATUS_PENDING,
-        packing._pack_clock(block.number - 1, block.timestamp + packing._min_voting_period(info)),
+        packing._pack_clock(
+            block.number - 1, voting_opens + packing._min_voting_period(info), voting_opens, commit_end
+        ),
     )
     length: uint256 = data_registry._length_before_block(dataset_id, packing._registry_length(dataset))
     # No shares existed at the end of the previous block.
@@ -560,8 +650,9 @@ def vote(proposal_id: uint256, support: bool):
     """
     @dev Casts the caller's vote, weighted by their shares at the
          end of the proposal's snapshot block.
-    @notice One vote per address; reverts after the deadline, for
-            a finalized proposal and for zero weight.
+    @notice One vote per address, once the evaluation is over;
+            reverts before, after the deadline, for a finalized
+            proposal and for zero weight.
     @param proposal_id The 32-byte proposal id.
     @param support `True` to accept, `False` to reject.
     """
@@ -570,14 +661,14 @@ def vote(proposal_id: uint256, support: bool):
     box: uint256 = tally._box(proposal_id)
     assert box >> packing.STATUS_SHIFT == convert(STATUS_PENDING, uint256), "data_market: not pending"
     assert block.timestamp < (box >> packing.DEADLINE_SHIFT) & packing.MASK_40, "data_market: voting closed"
+    clock: uint256 = tally._clocks[proposal_id]
+    assert block.timestamp >= (clock >> packing.OPENS_SHIFT) & packing.MASK_40, "data_market: voting not open"
     assert tally._ballot(proposal_id, msg.sender) == 0, "data_market: already voted"
 
     # The token of dataset `id` is the market's `id`-th `CREATE`;
     # recomputing its address is cheaper than loading it.
     token: address = create._compute_create_address(self, proposal_id >> packing.SEQ_BITS)
-    weight: uint256 = staticcall IShareToken(token).balance_at(
-        msg.sender, tally._clocks[proposal_id] & packing.MASK_64
-    )
+    weight: uint256 = staticcall IShareToken(token).balance_at(msg.sender, clock & packing.MASK_64)
     assert weight != 0, "data_market: no voting weight"
 
     tally._cast(proposal_id, box, msg.sender, support, weight)
@@ -585,41 +676,106 @@ def vote(proposal_id: uint256, support: bool):
 
 
 @external
-def evaluate(proposal_id: uint256, score: int256, report_cid_digest: bytes32):
+def commit_evaluation(proposal_id: uint256, commitment: bytes32):
     """
-    @dev Posts the valuation of a pending proposal: `score` in
-         basis points of quality weight and the CID digest of the
-         evaluation report. Sets the quality weight to
-         `min(score, quality_cap_bps)`, or 0 if `score <= 0`.
-    @notice Only an evaluator of the dataset, once per proposal,
-            while voting is open.
+    @dev Commits the caller, an evaluator of the dataset, to a
+         score for a proposal: `commitment` is
+         `keccak256(abi_encode(proposal_id, evaluator, score,
+         report_cid_digest, salt))` (see `commitment_of`).
+    @notice Only during the commit phase, once per evaluator, never
+            by the proposal's contributor, at most `MAX_EVALUATORS`
+            per proposal.
     @param proposal_id The 32-byte proposal id.
-    @param score The signed score in basis points.
-    @param report_cid_digest The 32-byte CID digest of the report.
+    @param commitment The 32-byte commitment.
     """
     box: uint256 = tally._box(proposal_id)
     assert packing._status(box) == STATUS_PENDING, "data_market: not pending"
-    assert block.timestamp < packing._deadline(box), "data_market: voting closed"
+    clock: uint256 = tally._clock(proposal_id)
+    assert block.timestamp < packing._commit_end(clock), "data_market: commit phase over"
     dataset_id: uint256 = packing._dataset_of(proposal_id)
     assert access_control.hasRole[self._dataset_role(EVALUATOR_ROLE, dataset_id)][
         msg.sender
     ], "data_market: not an evaluator"
-    assert self._evaluations[proposal_id].evaluator == empty(address), "data_market: already evaluated"
+    assert msg.sender != packing._contributor(self._terms[proposal_id]), "data_market: own proposal"
+    assert commitment != empty(bytes32), "data_market: empty commitment"
+    assert sealed_scores._commitment(proposal_id, msg.sender) == empty(bytes32), "data_market: already committed"
+    assert packing._commits(clock) < MAX_EVALUATORS, "data_market: too many evaluators"
+    sealed_scores._commit(proposal_id, msg.sender, commitment)
+    # Fewer than 16 commitments: the count fits its 8 bits.
+    tally._clocks[proposal_id] = unsafe_add(clock, 1 << packing.COMMITS_SHIFT)
+    log EvaluationCommitted(proposal_id=proposal_id, evaluator=msg.sender, commitment=commitment)
 
-    weight: uint256 = 0
-    if score > 0:
-        weight = min(convert(score, uint256), packing._quality_cap(self._dataset_info[dataset_id]))
-    self._terms[proposal_id] = packing._with_weight(self._terms[proposal_id], weight)
-    self._evaluations[proposal_id] = Evaluation(
-        evaluator=msg.sender, score=score, report_cid_digest=report_cid_digest
+
+@external
+def reveal_evaluation(proposal_id: uint256, score: int256, report_cid_digest: bytes32, salt: bytes32):
+    """
+    @dev Reveals the caller's committed score, in basis points of
+         quality weight, and the CID digest of its report.
+    @notice Only during the reveal phase, once, matching the
+            commitment.
+    @param proposal_id The 32-byte proposal id.
+    @param score The signed score in basis points (`MIN_SCORE` to
+           `MAX_SCORE`).
+    @param report_cid_digest The 32-byte CID digest of the report.
+    @param salt The 32-byte salt of the commitment.
+    """
+    clock: uint256 = tally._clock(proposal_id)
+    assert packing._status(tally._box(proposal_id)) == STATUS_PENDING, "data_market: not pending"
+    assert block.timestamp >= packing._commit_end(clock), "data_market: commit phase open"
+    assert block.timestamp < packing._voting_opens(clock), "data_market: reveal phase over"
+    commitment: bytes32 = sealed_scores._commitment(proposal_id, msg.sender)
+    assert commitment != empty(bytes32), "data_market: no commitment"
+    assert sealed_scores._scorecard(proposal_id, msg.sender) == 0, "data_market: already revealed"
+    assert commitment == sealed_scores._commitment_of(
+        proposal_id, msg.sender, score, report_cid_digest, salt
+    ), "data_market: commitment mismatch"
+    assert score >= MIN_SCORE and score <= MAX_SCORE, "data_market: invalid score"
+    reveals: uint256 = packing._reveals(clock)
+    sealed_scores._reveal(proposal_id, msg.sender, reveals, score)
+    # Reveals <= commitments < 16: the count fits its 8 bits.
+    tally._clocks[proposal_id] = unsafe_add(clock, 1 << packing.REVEALS_SHIFT)
+    log EvaluationRevealed(
+        proposal_id=proposal_id, evaluator=msg.sender, score=score, report_cid_digest=report_cid_digest
     )
-    log ProposalEvaluated(
-        proposal_id=proposal_id,
-        evaluator=msg.sender,
-        score=score,
-        report_cid_digest=report_cid_digest,
-        quality_weight_bps=weight,
-    )
+
+
+@external
+@nonreentrant
+def collect_evaluation_fee(proposal_id: uint256) -> uint256:
+    """
+    @dev Pays the caller its part of a proposal's evaluation fee
+         once the evaluation is over: an equal share to each
+         evaluator that revealed (the first to reveal also gets the
+         division's remainder), or the whole fee back to the
+         contributor if nobody revealed.
+    @notice Pull payment: effects before the ETH is sent, and
+            `@nonreentrant`.
+    @param proposal_id The 32-byte proposal id.
+    @return uint256 The amount sent, in wei.
+    """
+    clock: uint256 = tally._clock(proposal_id)
+    assert clock != 0, "data_market: unknown proposal"
+    assert block.timestamp >= packing._voting_opens(clock), "data_market: evaluation open"
+    fee: uint256 = packing._fee(self._dataset_rules[packing._dataset_of(proposal_id)])
+    reveals: uint256 = packing._reveals(clock)
+    amount: uint256 = 0
+    if reveals == 0:
+        assert msg.sender == packing._contributor(self._terms[proposal_id]), "data_market: nothing to collect"
+        assert clock & packing.REFUNDED_BIT == 0, "data_market: already collected"
+        tally._clocks[proposal_id] = clock | packing.REFUNDED_BIT
+        amount = fee
+    else:
+        card: uint256 = sealed_scores._scorecard(proposal_id, msg.sender)
+        assert card != 0, "data_market: nothing to collect"
+        assert card & sealed_scores.COLLECTED_BIT == 0, "data_market: already collected"
+        sealed_scores._mark_collected(proposal_id, msg.sender, card)
+        amount = fee // reveals
+        if sealed_scores._card_index(card) == 0:
+            amount += fee % reveals
+    assert amount != 0, "data_market: nothing to collect"
+    log EvaluationFeePaid(proposal_id=proposal_id, account=msg.sender, amount=amount)
+    raw_call(msg.sender, b"", value=amount)
+    return amount
 
 
 @external
@@ -638,7 +794,8 @@ def finalize(proposal_id: uint256) -> uint8:
     dataset_id: uint256 = proposal_id >> packing.SEQ_BITS
     dataset: uint256 = self._datasets[dataset_id]
     terms: uint256 = self._terms[proposal_id]
-    status: uint8 = self._outcome(box, terms, dataset, dataset_id, tally._clocks[proposal_id])
+    clock: uint256 = tally._clocks[proposal_id]
+    status: uint8 = self._outcome(box, terms, dataset, dataset_id, clock)
     assert status != STATUS_PENDING, "data_market: voting open"
 
     yes: uint256 = box & packing.MASK_104
@@ -647,7 +804,9 @@ def finalize(proposal_id: uint256) -> uint8:
     if status == STATUS_ACCEPTED:
         # Both factors are below 2**32 and 2**20 respectively.
         shares: uint256 = (
-            ((terms >> packing.EXAMPLES_SHIFT) & packing.MASK_32) * (terms >> packing.WEIGHT_SHIFT) * _UNITS_PER_BPS
+            ((terms >> packing.EXAMPLES_SHIFT) & packing.MASK_32)
+            * self._quality_weight(proposal_id, clock, dataset_id)
+            * _UNITS_PER_BPS
         )
         index: uint256 = dataset >> packing.LENGTH_SHIFT
         # `index >= 1`: entry 0 is the initial data.
@@ -705,6 +864,7 @@ def dataset(dataset_id: uint256) -> Dataset:
     dataset: uint256 = self._datasets[dataset_id]
     assert dataset != 0, "data_market: unknown dataset"
     info: uint256 = self._dataset_info[dataset_id]
+    rules: uint256 = self._dataset_rules[dataset_id]
     length: uint256 = packing._registry_length(dataset)
     token: address = packing._token(dataset)
     return Dataset(
@@ -716,6 +876,9 @@ def dataset(dataset_id: uint256) -> Dataset:
         quorum_bps=packing._quorum(dataset),
         threshold_bps=packing._threshold(dataset),
         quality_cap_bps=packing._quality_cap(info),
+        commit_period=packing._commit_period(rules),
+        reveal_period=packing._reveal_period(rules),
+        evaluation_fee=packing._fee(rules),
         registry_length=length,
         proposal_count=packing._proposal_count(info),
         total_shares=data_registry._supply_after(dataset_id, length - 1),
@@ -751,6 +914,7 @@ def proposal(proposal_id: uint256) -> Proposal:
     status: uint8 = packing._status(box)
     root: bytes32 = self._manifest_roots[proposal_id]
     clock: uint256 = tally._clock(proposal_id)
+    weight: uint256 = self._quality_weight(proposal_id, clock, dataset_id)
     data: bytes32 = empty(bytes32)
     if status == STATUS_PENDING or status == STATUS_ACCEPTED:
         data = self._root_data[dataset_id][root]
@@ -758,6 +922,8 @@ def proposal(proposal_id: uint256) -> Proposal:
         dataset_id=dataset_id,
         sequence=packing._snapshot_of(proposal_id),
         snapshot_block=packing._snapshot_block(clock),
+        commit_end=packing._commit_end(clock),
+        voting_opens=packing._voting_opens(clock),
         settle_from=packing._settle_from(clock),
         contributor=packing._contributor(terms),
         data_cid_digest=data,
@@ -768,8 +934,8 @@ def proposal(proposal_id: uint256) -> Proposal:
         yes_votes=packing._yes(box),
         no_votes=packing._no(box),
         snapshot_supply=data_registry._supply_at(dataset_id, packing._snapshot_length(terms)),
-        quality_weight_bps=packing._weight(terms),
-        shares=self._shares(terms),
+        quality_weight_bps=weight,
+        shares=packing._examples(terms) * weight * _UNITS_PER_BPS,
     )
 
 
@@ -829,12 +995,67 @@ def ballot(proposal_id: uint256, voter: address) -> Ballot:
 @view
 def evaluation(proposal_id: uint256) -> Evaluation:
     """
-    @dev Returns the valuation posted for a proposal (an empty
-         evaluator if none).
+    @dev Returns a proposal's evaluation: commitments, reveals,
+         the median revealed score (0 if none) and the quality
+         weight it sets. Final once voting opens.
     @param proposal_id The 32-byte proposal id.
-    @return Evaluation The evaluator, score and report digest.
+    @return Evaluation The evaluation.
     """
-    return self._evaluations[proposal_id]
+    clock: uint256 = tally._clock(proposal_id)
+    reveals: uint256 = packing._reveals(clock)
+    score: int256 = 0
+    if reveals != 0:
+        score = sealed_scores._median(proposal_id, reveals)
+    return Evaluation(
+        commits=packing._commits(clock),
+        reveals=reveals,
+        score=score,
+        quality_weight_bps=self._quality_weight(proposal_id, clock, packing._dataset_of(proposal_id)),
+    )
+
+
+@external
+@view
+def scorecard(proposal_id: uint256, evaluator: address) -> Scorecard:
+    """
+    @dev Returns one evaluator's part in a proposal's evaluation:
+         whether it committed, revealed (a commitment without a
+         reveal after the reveal phase is a missed reveal), its
+         score and whether it collected its fee share.
+    @param proposal_id The 32-byte proposal id.
+    @param evaluator The 20-byte evaluator address.
+    @return Scorecard The scorecard.
+    """
+    card: uint256 = sealed_scores._scorecard(proposal_id, evaluator)
+    score: int256 = 0
+    if card != 0:
+        score = sealed_scores._card_score(card)
+    return Scorecard(
+        committed=sealed_scores._commitment(proposal_id, evaluator) != empty(bytes32),
+        revealed=card != 0,
+        score=score,
+        collected=card & sealed_scores.COLLECTED_BIT != 0,
+    )
+
+
+@external
+@pure
+def commitment_of(
+    proposal_id: uint256, evaluator: address, score: int256, report_cid_digest: bytes32, salt: bytes32
+) -> bytes32:
+    """
+    @dev Returns the commitment `commit_evaluation` expects.
+    @notice Compute it off-chain (or with a call, never a
+            transaction): the salt must stay secret until the
+            reveal.
+    @param proposal_id The 32-byte proposal id.
+    @param evaluator The 20-byte evaluator address.
+    @param score The signed score in basis points.
+    @param report_cid_digest The 32-byte CID digest of the report.
+    @param salt The 32-byte secret salt.
+    @return bytes32 The 32-byte commitment.
+    """
+    return sealed_scores._commitment_of(proposal_id, evaluator, score, report_cid_digest, salt)
 
 
 @external
@@ -995,16 +1216,24 @@ def _outcome(box: uint256, terms: uint256, dataset: uint256, dataset_id: uint256
 
 
 @internal
-@pure
-def _shares(terms: uint256) -> uint256:
+@view
+def _quality_weight(proposal_id: uint256, clock: uint256, dataset_id: uint256) -> uint256:
     """
-    @dev Returns the shares a proposal mints at its quality
-         weight: `examples * weight_bps * 10**14`.
-    @param terms The packed proposal terms.
-    @return uint256 The shares.
+    @dev Returns a proposal's quality weight in basis points:
+         1.0 without a revealed score, else the median revealed
+         score clamped to `[0, quality_cap_bps]`.
+    @param proposal_id The 32-byte proposal id.
+    @param clock The packed proposal clock.
+    @param dataset_id The 32-byte dataset id.
+    @return uint256 The quality weight in basis points.
     """
-    # Both factors are below 2**32 and 2**20 respectively.
-    return packing._examples(terms) * packing._weight(terms) * _UNITS_PER_BPS
+    reveals: uint256 = (clock >> packing.REVEALS_SHIFT) & packing.MASK_8
+    if reveals == 0:
+        return BPS
+    score: int256 = sealed_scores._median(proposal_id, reveals)
+    if score <= 0:
+        return 0
+    return min(convert(score, uint256), packing._quality_cap(self._dataset_info[dataset_id]))
 
 
 @internal
@@ -1018,6 +1247,9 @@ def _entry(dataset_id: uint256, index: uint256) -> RegistryEntry:
     @return RegistryEntry The entry.
     """
     word: uint256 = data_registry._entry(dataset_id, index)
+    shares: uint256 = packing._entry_supply(word)
+    if index != 0:
+        shares -= data_registry._supply_after(dataset_id, index - 1)
     proposal_id: uint256 = packing._proposal_id(dataset_id, packing._entry_snapshot(word))
     terms: uint256 = self._terms[proposal_id]
     root: bytes32 = self._manifest_roots[proposal_id]
@@ -1028,7 +1260,7 @@ def _entry(dataset_id: uint256, index: uint256) -> RegistryEntry:
         data_cid_digest=self._root_data[dataset_id][root],
         manifest_root=root,
         examples=packing._examples(terms),
-        shares=self._shares(terms),
+        shares=shares,
         block_number=packing._entry_block(word),
     )
 

@@ -29,7 +29,11 @@
           status: 248..255];
         - ballot: [weight: 0..103 | support: 104 | voted: 105];
         - proposal clock: [snapshot block: 0..63 | earliest early
-          settlement: 64..103];
+          settlement: 64..103 | voting opens: 104..143 | commit phase
+          ends: 144..183 | commitments: 184..191 | reveals: 192..199 |
+          evaluation fee refunded: 200];
+        - dataset rules word: [commit period: 0..31 | reveal period:
+          32..63 | evaluation fee: 64..159 | deposit: 160..255];
         - registry entry: [snapshot id n of the proposal: 0..31 |
           cumulative share supply after it: 32..135 | block number:
           136..199 | index of the first entry of that block: 200..231].
@@ -53,6 +57,7 @@ MASK_16: constant(uint256) = 2**16 - 1
 MASK_32: constant(uint256) = 2**32 - 1
 MASK_40: constant(uint256) = 2**40 - 1
 MASK_64: constant(uint256) = 2**64 - 1
+MASK_96: constant(uint256) = 2**96 - 1
 MASK_104: constant(uint256) = 2**104 - 1
 MASK_160: constant(uint256) = 2**160 - 1
 
@@ -72,6 +77,17 @@ COUNT_SHIFT: constant(uint256) = 224
 
 # @dev Proposal clock offsets.
 SETTLE_SHIFT: constant(uint256) = 64
+OPENS_SHIFT: constant(uint256) = 104
+COMMIT_END_SHIFT: constant(uint256) = 144
+COMMITS_SHIFT: constant(uint256) = 184
+REVEALS_SHIFT: constant(uint256) = 192
+REFUNDED_BIT: constant(uint256) = 1 << 200
+
+
+# @dev Dataset rules word offsets.
+REVEAL_PERIOD_SHIFT: constant(uint256) = 32
+FEE_SHIFT: constant(uint256) = 64
+DEPOSIT_SHIFT: constant(uint256) = 160
 
 
 # @dev Ballot box offsets.
@@ -269,16 +285,131 @@ def _proposal_count(info: uint256) -> uint256:
 
 @internal
 @pure
-def _pack_clock(snapshot_block: uint256, settle_from: uint256) -> uint256:
+def _pack_clock(
+    snapshot_block: uint256, settle_from: uint256, voting_opens: uint256, commit_end: uint256
+) -> uint256:
     """
-    @dev Packs a proposal clock.
+    @dev Packs a proposal clock, with no commitment or reveal yet.
     @param snapshot_block The block whose closing balances weigh
            the votes.
     @param settle_from The earliest time (UNIX seconds) at which
            the outcome may be settled before the deadline.
+    @param voting_opens The time voting opens (the reveal phase
+           ends).
+    @param commit_end The time the commit phase ends (the reveal
+           phase starts).
     @return uint256 The packed clock.
     """
-    return snapshot_block | (settle_from << SETTLE_SHIFT)
+    return (
+        snapshot_block
+        | (settle_from << SETTLE_SHIFT)
+        | (voting_opens << OPENS_SHIFT)
+        | (commit_end << COMMIT_END_SHIFT)
+    )
+
+
+@internal
+@pure
+def _voting_opens(clock: uint256) -> uint256:
+    """
+    @dev Returns when voting opens (the evaluation is over).
+    @param clock The packed clock.
+    @return uint256 The time (UNIX seconds).
+    """
+    return (clock >> OPENS_SHIFT) & MASK_40
+
+
+@internal
+@pure
+def _commit_end(clock: uint256) -> uint256:
+    """
+    @dev Returns when the commit phase ends.
+    @param clock The packed clock.
+    @return uint256 The time (UNIX seconds).
+    """
+    return (clock >> COMMIT_END_SHIFT) & MASK_40
+
+
+@internal
+@pure
+def _commits(clock: uint256) -> uint256:
+    """
+    @dev Returns the number of evaluators' commitments.
+    @param clock The packed clock.
+    @return uint256 The number of commitments.
+    """
+    return (clock >> COMMITS_SHIFT) & MASK_8
+
+
+@internal
+@pure
+def _reveals(clock: uint256) -> uint256:
+    """
+    @dev Returns the number of scores revealed.
+    @param clock The packed clock.
+    @return uint256 The number of reveals.
+    """
+    return (clock >> REVEALS_SHIFT) & MASK_8
+
+
+@internal
+@pure
+def _pack_rules(commit_period: uint256, reveal_period: uint256, fee: uint256, deposit: uint256) -> uint256:
+    """
+    @dev Packs a dataset rules word.
+    @param commit_period The commit phase in seconds.
+    @param reveal_period The reveal phase in seconds.
+    @param fee The evaluation fee per proposal in wei.
+    @param deposit The deposit per proposal in wei.
+    @return uint256 The packed rules word.
+    """
+    return (
+        commit_period | (reveal_period << REVEAL_PERIOD_SHIFT) | (fee << FEE_SHIFT) | (deposit << DEPOSIT_SHIFT)
+    )
+
+
+@internal
+@pure
+def _commit_period(rules: uint256) -> uint256:
+    """
+    @dev Returns the commit period of a rules word.
+    @param rules The packed rules word.
+    @return uint256 The commit phase in seconds.
+    """
+    return rules & MASK_32
+
+
+@internal
+@pure
+def _reveal_period(rules: uint256) -> uint256:
+    """
+    @dev Returns the reveal period of a rules word.
+    @param rules The packed rules word.
+    @return uint256 The reveal phase in seconds.
+    """
+    return (rules >> REVEAL_PERIOD_SHIFT) & MASK_32
+
+
+@internal
+@pure
+def _fee(rules: uint256) -> uint256:
+    """
+    @dev Returns the evaluation fee of a rules word.
+    @param rules The packed rules word.
+    @return uint256 The fee in wei.
+    """
+    return (rules >> FEE_SHIFT) & MASK_96
+
+
+@internal
+@pure
+def _deposit(rules: uint256) -> uint256:
+    """
+    @dev Returns the proposal deposit of a rules word.
+    @param rules The packed rules word.
+    @return uint256 The deposit in wei.
+    """
+    return rules >> DEPOSIT_SHIFT
 
 
 @internal

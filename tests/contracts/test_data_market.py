@@ -419,82 +419,231 @@ def test_proposal_count_limit(world: World) -> None:
 # --- evaluate ----------------------------------------------------------------------------------
 
 
-def test_evaluate_sizes_the_shares(world: World) -> None:
-    pid = world.propose(0x10, examples=10)
-    with boa.env.prank(world.evaluator):
-        world.market.evaluate(pid, 15_000, cid(0xE1))
-    (log,) = events(world.market, "ProposalEvaluated")
-    assert (log.evaluator, log.score, log.report_cid_digest, log.quality_weight_bps) == (
-        world.evaluator, 15_000, cid(0xE1), 15_000,
-    )  # fmt: skip
+def _scored(
+    world: World, scores: list[int], evaluators: list[str] | None = None
+) -> tuple[int, int]:
+    """A proposal on an evaluated dataset, scored by each evaluator; voting open."""
+    evaluators = evaluators or [world.evaluator, world.carol, world.alice][: len(scores)]
+    d = world.evaluated(evaluators)
+    pid = world.propose(0x10, dataset_id=d)
+    for e, score in zip(evaluators, scores, strict=True):
+        world.commit(pid, e, score)
+    world.until(world.market.proposal(pid).commit_end)
+    for e, score in zip(evaluators, scores, strict=True):
+        world.reveal(pid, e, score)
+    world.until(world.market.proposal(pid).voting_opens)
+    return d, pid
+
+
+def test_commit_and_reveal_size_the_shares(world: World) -> None:
+    d = world.evaluated()
+    start = boa.env.timestamp
+    pid = world.propose(0x10, dataset_id=d)
+    p = world.market.proposal(pid)
+    assert (p.commit_end, p.voting_opens) == (start + 600, start + 1_200)
+    assert p.deadline == start + 1_200 + VOTING_PERIOD
+    world.commit(pid, world.evaluator, 15_000)
+    (log,) = events(world.market, "EvaluationCommitted")
+    assert (log.proposal_id, log.evaluator) == (pid, world.evaluator)
+    assert world.market.proposal(pid).shares == 10 * UNIT  # sealed: nothing known yet
+    world.until(p.commit_end)
+    world.reveal(pid, world.evaluator, 15_000)
+    (log,) = events(world.market, "EvaluationRevealed")
+    assert (log.evaluator, log.score, log.report_cid_digest) == (world.evaluator, 15_000, cid(0xE1))
     e = world.market.evaluation(pid)
-    assert (e.evaluator, e.score, e.report_cid_digest) == (world.evaluator, 15_000, cid(0xE1))
+    assert (e.commits, e.reveals, e.score, e.quality_weight_bps) == (1, 1, 15_000, 15_000)
+    card = world.market.scorecard(pid, world.evaluator)
+    assert (card.committed, card.revealed, card.score, card.collected) == (
+        True,
+        True,
+        15_000,
+        False,
+    )
     assert world.market.proposal(pid).shares == 15 * UNIT
+    with boa.env.prank(world.initiator), boa.reverts("data_market: voting not open"):
+        world.market.vote(pid, True)
+    world.until(p.voting_opens)
     accept(world, pid)
-    assert world.token.balanceOf(world.contributor) == 15 * UNIT
+    assert world.token_of(d).balanceOf(world.contributor) == 15 * UNIT
+
+
+@pytest.mark.parametrize(
+    ("scores", "median"),
+    [([5_000, 9_000, 10**9], 9_000), ([-(2**31), 8_000, 12_000, 20_000], 10_000), ([7], 7)],
+)
+def test_the_median_of_revealed_scores_is_used(
+    world: World, scores: list[int], median: int
+) -> None:
+    evaluators = [world.evaluator, world.carol, world.alice, world.bob][: len(scores)]
+    _, pid = _scored(world, scores, evaluators)
+    e = world.market.evaluation(pid)
+    assert (e.reveals, e.score) == (len(scores), median)
+    assert e.quality_weight_bps == min(max(median, 0), CAP_BPS)
 
 
 def test_evaluation_is_capped(world: World) -> None:
-    pid = world.propose(0x10, examples=10)
-    with boa.env.prank(world.evaluator):
-        world.market.evaluate(pid, 10**30, cid(0xE1))
+    d, pid = _scored(world, [2**31 - 1])
     assert world.market.proposal(pid).quality_weight_bps == CAP_BPS
     accept(world, pid)
-    assert world.token.balanceOf(world.contributor) == 10 * UNIT * CAP_BPS // 10_000
+    assert world.token_of(d).balanceOf(world.contributor) == 10 * UNIT * CAP_BPS // 10_000
 
 
-@pytest.mark.parametrize("score", [0, -1, -(2**255)])
+@pytest.mark.parametrize("score", [0, -1, -(2**31)])
 def test_non_positive_score_mints_nothing_but_voters_may_accept(world: World, score: int) -> None:
-    pid = world.propose(0x10, examples=10)
-    with boa.env.prank(world.evaluator):
-        world.market.evaluate(pid, score, cid(0xE1))
+    d, pid = _scored(world, [score])
+    token = world.token_of(d)
     assert world.market.evaluation(pid).score == score
     assert world.market.proposal(pid).shares == 0
     world.vote(pid, world.initiator)
-    supply = world.token.totalSupply()
+    supply = token.totalSupply()
     assert world.market.finalize(pid) == STATUS["accepted"]
     (log,) = events(world.market, "ProposalFinalized")
     assert (log.registry_index, log.shares) == (1, 0)
-    assert world.token.totalSupply() == supply and world.token.balanceOf(world.contributor) == 0
-    entry = world.market.registry_entry(world.dataset_id, 1)
+    assert token.totalSupply() == supply and token.balanceOf(world.contributor) == 0
+    entry = world.market.registry_entry(d, 1)
     assert (entry.proposal_id, entry.shares, entry.examples) == (pid, 0, 10)
 
 
 def test_a_non_positive_score_does_not_block_rejection_either(world: World) -> None:
-    pid = world.propose(0x10)
-    with boa.env.prank(world.evaluator):
-        world.market.evaluate(pid, -5_000, cid(0xE1))
+    _, pid = _scored(world, [-5_000])
     reject(world, pid)
 
 
-def test_evaluate_by_a_non_evaluator_reverts(world: World) -> None:
-    pid = world.propose(0x10)
-    with boa.env.prank(world.alice), boa.reverts("data_market: not an evaluator"):
-        world.market.evaluate(pid, 10_000, cid(0xE1))
+def test_a_late_evaluator_cannot_change_the_outcome(world: World) -> None:
+    _, pid = _scored(world, [10_000])
+    with boa.env.prank(world.carol), boa.reverts("data_market: commit phase over"):
+        world.market.commit_evaluation(pid, cid(1))
+    with boa.env.prank(world.evaluator), boa.reverts("data_market: reveal phase over"):
+        world.market.reveal_evaluation(pid, 10**6, cid(0xE1), cid(7))
 
 
-def test_evaluator_of_another_dataset_is_refused(world: World) -> None:
-    world.create(world.alice, evaluators=[world.carol])
-    pid = world.propose(0x10)
-    with boa.env.prank(world.carol), boa.reverts("data_market: not an evaluator"):
-        world.market.evaluate(pid, 10_000, cid(0xE1))
+def test_an_evaluator_cannot_score_its_own_proposal(world: World) -> None:
+    d = world.evaluated([world.contributor, world.evaluator])
+    pid = world.propose(0x10, dataset_id=d)
+    with boa.env.prank(world.contributor), boa.reverts("data_market: own proposal"):
+        world.market.commit_evaluation(pid, cid(1))
 
 
-def test_evaluate_twice_reverts(world: World) -> None:
-    pid = world.propose(0x10)
-    with boa.env.prank(world.evaluator):
-        world.market.evaluate(pid, 10_000, cid(0xE1))
-        with boa.reverts("data_market: already evaluated"):
-            world.market.evaluate(pid, 20_000, cid(0xE2))
+def test_commit_by_a_non_evaluator_or_for_another_dataset_reverts(world: World) -> None:
+    d = world.evaluated()
+    world.create(world.alice, evaluators=[world.carol], commit=60, reveal=60, root=cid(0xC7))
+    pid = world.propose(0x10, dataset_id=d)
+    for who in (world.alice, world.carol):
+        with boa.env.prank(who), boa.reverts("data_market: not an evaluator"):
+            world.market.commit_evaluation(pid, cid(1))
 
 
-def test_evaluate_when_not_pending_or_closed_reverts(world: World) -> None:
+def test_commit_refusals(world: World) -> None:
     with boa.env.prank(world.evaluator), boa.reverts("data_market: not pending"):
-        world.market.evaluate(world.dataset_id << 32, 10_000, cid(0xE1))
-    pid = world.propose(0x10)
-    boa.env.time_travel(seconds=VOTING_PERIOD)
-    with boa.env.prank(world.evaluator), boa.reverts("data_market: voting closed"):
-        world.market.evaluate(pid, 10_000, cid(0xE1))
+        world.market.commit_evaluation(world.dataset_id << 32, cid(1))
+    pid = world.propose(0x10)  # a dataset without evaluation: no commit phase
+    with boa.env.prank(world.evaluator), boa.reverts("data_market: commit phase over"):
+        world.market.commit_evaluation(pid, cid(1))
+    pid = world.propose(0x20, dataset_id=world.evaluated())
+    with boa.env.prank(world.evaluator), boa.reverts("data_market: empty commitment"):
+        world.market.commit_evaluation(pid, cid(0))
+    world.commit(pid, world.evaluator, 1)
+    with boa.env.prank(world.evaluator), boa.reverts("data_market: already committed"):
+        world.market.commit_evaluation(pid, cid(1))
+
+
+def test_reveal_refusals(world: World) -> None:
+    pid = world.propose(0x20, dataset_id=world.evaluated([world.evaluator, world.carol]))
+    world.commit(pid, world.evaluator, 12_000)
+    with boa.env.prank(world.evaluator), boa.reverts("data_market: commit phase open"):
+        world.market.reveal_evaluation(pid, 12_000, cid(0xE1), cid(7))
+    world.until(world.market.proposal(pid).commit_end)
+    with boa.env.prank(world.carol), boa.reverts("data_market: no commitment"):
+        world.market.reveal_evaluation(pid, 12_000, cid(0xE1), cid(7))
+    for score, report, salt in [(12_001, 0xE1, 7), (12_000, 0xE2, 7), (12_000, 0xE1, 8)]:
+        with boa.env.prank(world.evaluator), boa.reverts("data_market: commitment mismatch"):
+            world.market.reveal_evaluation(pid, score, cid(report), cid(salt))
+    world.reveal(pid, world.evaluator, 12_000)
+    with boa.env.prank(world.evaluator), boa.reverts("data_market: already revealed"):
+        world.market.reveal_evaluation(pid, 12_000, cid(0xE1), cid(7))
+
+
+def test_a_score_out_of_range_cannot_be_revealed(world: World) -> None:
+    pid = world.propose(0x20, dataset_id=world.evaluated())
+    world.commit(pid, world.evaluator, 2**31)
+    world.until(world.market.proposal(pid).commit_end)
+    with boa.env.prank(world.evaluator), boa.reverts("data_market: invalid score"):
+        world.market.reveal_evaluation(pid, 2**31, cid(0xE1), cid(7))
+
+
+def test_too_many_commitments_revert(world: World) -> None:
+    evaluators = [boa.env.generate_address(f"ev{i}") for i in range(17)]
+    pid = world.propose(0x20, dataset_id=world.evaluated(evaluators[:16]))
+    d = pid >> 32
+    with boa.env.prank(world.initiator):
+        world.market.grantRole(world.market.evaluator_role(d), evaluators[16])
+    for e in evaluators[:16]:
+        world.commit(pid, e, 1)
+    with boa.env.prank(evaluators[16]), boa.reverts("data_market: too many evaluators"):
+        world.market.commit_evaluation(pid, cid(1))
+
+
+def test_a_missed_reveal_is_visible_and_forfeits_the_fee(world: World) -> None:
+    fee = 3 * 10**15 + 1
+    d = world.evaluated([world.evaluator, world.carol, world.alice], fee=fee)
+    pid = world.propose_paid(0x10, d, fee)
+    for e in (world.evaluator, world.carol, world.alice):
+        world.commit(pid, e, 10_000)
+    p = world.market.proposal(pid)
+    world.until(p.commit_end)
+    world.reveal(pid, world.evaluator, 10_000)
+    world.reveal(pid, world.alice, 10_000)
+    with boa.env.prank(world.alice), boa.reverts("data_market: evaluation open"):
+        world.market.collect_evaluation_fee(pid)
+    world.until(p.voting_opens)
+    card = world.market.scorecard(pid, world.carol)
+    assert (card.committed, card.revealed) == (True, False)  # a missed reveal
+    with boa.env.prank(world.carol), boa.reverts("data_market: nothing to collect"):
+        world.market.collect_evaluation_fee(pid)
+    before = boa.env.get_balance(world.evaluator)
+    with boa.env.prank(world.evaluator):
+        assert world.market.collect_evaluation_fee(pid) == fee // 2 + 1  # first: the remainder
+    assert boa.env.get_balance(world.evaluator) - before == fee // 2 + 1
+    (log,) = events(world.market, "EvaluationFeePaid")
+    assert (log.proposal_id, log.account, log.amount) == (pid, world.evaluator, fee // 2 + 1)
+    with boa.env.prank(world.alice):
+        assert world.market.collect_evaluation_fee(pid) == fee // 2
+        with boa.reverts("data_market: already collected"):
+            world.market.collect_evaluation_fee(pid)
+    assert world.market.scorecard(pid, world.alice).collected
+    assert boa.env.get_balance(world.market.address) == 0
+
+
+def test_without_a_reveal_the_fee_goes_back_to_the_proposer(world: World) -> None:
+    fee = 10**15
+    d = world.evaluated(fee=fee)
+    with boa.env.prank(world.contributor), boa.reverts("data_market: wrong payment"):
+        world.market.propose(d, cid(1), cid(2), 1, cid(3), value=fee - 1)
+    pid = world.propose_paid(0x10, d, fee)
+    world.until(world.market.proposal(pid).voting_opens)
+    with boa.env.prank(world.evaluator), boa.reverts("data_market: nothing to collect"):
+        world.market.collect_evaluation_fee(pid)
+    with boa.env.prank(world.contributor):
+        assert world.market.collect_evaluation_fee(pid) == fee
+        with boa.reverts("data_market: already collected"):
+            world.market.collect_evaluation_fee(pid)
+    with boa.reverts("data_market: unknown proposal"):
+        world.market.collect_evaluation_fee(pid + 1)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"commit": 1, "reveal": 0}, "data_market: invalid evaluation periods"),
+        ({"commit": 0, "reveal": 1}, "data_market: invalid evaluation periods"),
+        ({"commit": 2**32, "reveal": 1}, "data_market: invalid evaluation periods"),
+        ({"fee": 1}, "data_market: invalid evaluation fee"),
+        ({"commit": 1, "reveal": 1, "fee": 2**96}, "data_market: invalid evaluation fee"),
+    ],
+)
+def test_bad_evaluation_rules_revert(world: World, override: dict[str, Any], message: str) -> None:
+    with boa.reverts(message):
+        world.create(world.alice, **override)
 
 
 # --- finalize ----------------------------------------------------------------------------------
@@ -611,14 +760,18 @@ def test_snapshot_supply_excludes_every_acceptance_of_the_proposal_block(world: 
 
 def test_acceptance_beyond_the_supply_cap_is_rejected(world: World) -> None:
     big = 2**32 - 1
-    d = world.create(world.alice, examples=big, evaluators=[world.evaluator], cap=1_000_000)
+    d = world.create(
+        world.alice, examples=big, evaluators=[world.evaluator], cap=1_000_000, commit=60, reveal=60
+    )
     token = world.token_of(d)
     results = []
     for n in range(3):
         mine_block()
         pid = world.propose(0x40 + 16 * n, examples=big, dataset_id=d)
-        with boa.env.prank(world.evaluator):
-            world.market.evaluate(pid, 1_000_000, cid(0xE1))
+        world.commit(pid, world.evaluator, 1_000_000)
+        world.until(world.market.proposal(pid).commit_end)
+        world.reveal(pid, world.evaluator, 1_000_000)
+        world.until(world.market.proposal(pid).voting_opens)
         world.vote(pid, world.alice)
         if n:  # the contributor holds most shares after the first acceptance
             world.vote(pid, world.contributor)
@@ -667,7 +820,8 @@ def test_proposal_views_of_an_unknown_proposal(world: World) -> None:
         world.market.proposal(unknown)
     with boa.reverts("data_market: unknown proposal"):
         world.market.outcome(unknown)
-    assert world.market.evaluation(unknown).evaluator == ZERO
+    assert world.market.evaluation(unknown).commits == 0
+    assert not world.market.scorecard(unknown, world.evaluator).committed
 
 
 def test_outcome_of_a_finalized_proposal_is_its_status(world: World) -> None:
@@ -709,16 +863,16 @@ def test_constants(world: World) -> None:
 
 def test_initiator_rotates_evaluators(world: World) -> None:
     m = world.market
-    role = m.evaluator_role(world.dataset_id)
-    assert m.getRoleAdmin(role) == m.initiator_role(world.dataset_id)
+    d = world.evaluated()
+    role = m.evaluator_role(d)
+    assert m.getRoleAdmin(role) == m.initiator_role(d)
     with boa.env.prank(world.initiator):
         m.grantRole(role, world.carol)
         m.revokeRole(role, world.evaluator)
-    pid = world.propose(0x10)
+    pid = world.propose(0x10, dataset_id=d)
     with boa.env.prank(world.evaluator), boa.reverts("data_market: not an evaluator"):
-        m.evaluate(pid, 10_000, cid(0xE1))
-    with boa.env.prank(world.carol):
-        m.evaluate(pid, 10_000, cid(0xE1))
+        m.commit_evaluation(pid, cid(1))
+    world.commit(pid, world.carol, 10_000)
 
 
 def test_only_the_dataset_initiator_manages_its_roles(world: World) -> None:

@@ -9,8 +9,9 @@ travel run against the contracts and against a small Python model of the rules. 
   their exact pro-rata share of every payment by holdings at payment time, within rounding;
 * tallies equal the sum of the model's snapshot weights of the votes cast: no address votes twice
   and no vote carries weight its voter did not hold at the end of the block before the
-  proposal's; no outcome is settled in the proposal's block or, before the deadline, before the
-  dataset's minimum voting period;
+  proposal's; no vote is cast before the evaluation (commit, then reveal) is over; no outcome is
+  settled in the proposal's block or, before the deadline, before the dataset's minimum voting
+  period after voting opens; the quality weight is the clamped median of the revealed scores;
 * registry entries and the status and tallies of finalized proposals never change.
 
 Settings come from the ``databright-contracts`` profile (``DATABRIGHT_CONTRACTS_PROFILE=thorough``
@@ -88,6 +89,16 @@ def test_early_decisions_are_final(
             assert final != STATUS["accepted"]
 
 
+def weight_bps(prop: ProposalModel) -> int:
+    """The quality weight from the spec: the median of the revealed scores, clamped."""
+    scores = sorted(score for _, score in prop.revealed)
+    if not scores:
+        return BPS
+    n = len(scores)
+    median = scores[n // 2] if n % 2 else int((scores[n // 2 - 1] + scores[n // 2]) / 2)
+    return min(max(median, 0), prop.dataset.cap)
+
+
 @dataclass
 class DatasetModel:
     id: int
@@ -97,6 +108,9 @@ class DatasetModel:
     cap: int
     period: int
     min_period: int
+    commit: int
+    reveal: int
+    evaluators: list[str]
     balances: dict[str, int]
     closing: dict[str, int]  # balances at the end of the previous block
     paid: int = 0
@@ -119,8 +133,10 @@ class ProposalModel:
     settle_from: int
     supply: int
     snapshot: dict[str, int]
-    weight_bps: int = BPS
-    evaluated: bool = False
+    commit_end: int = 0
+    voting_opens: int = 0
+    committed: dict[str, int] = field(default_factory=dict)
+    revealed: list[tuple[str, int]] = field(default_factory=list)
     yes: int = 0
     no: int = 0
     ballots: dict[str, tuple[bool, int]] = field(default_factory=dict)
@@ -142,7 +158,11 @@ class MarketMachine(RuleBasedStateMachine):
         self.proposals: list[ProposalModel] = []
         self.tag = 0x10_000
         # The session dataset is part of the world: model it too.
-        self._adopt(w.dataset_id, w.token, QUORUM_BPS, THRESHOLD_BPS, CAP_BPS, VOTING_PERIOD, 0)
+        self.evaluators = [w.evaluator, w.carol]
+        self._adopt(
+            w.dataset_id, w.token, QUORUM_BPS, THRESHOLD_BPS, CAP_BPS, VOTING_PERIOD, 0, 0, 0,
+            [w.evaluator],
+        )  # fmt: skip
         self.datasets[0].closing = dict(self.datasets[0].balances)  # the world mined a block
 
     def teardown(self) -> None:
@@ -159,12 +179,16 @@ class MarketMachine(RuleBasedStateMachine):
         cap: int,
         period: int,
         min_period: int,
+        commit: int,
+        reveal: int,
+        evaluators: list[str],
     ) -> None:
         balances = {a: token.balanceOf(a) for a in self.actors}
         closing = dict.fromkeys(self.actors, 0)
         d = DatasetModel(
-            dataset_id, token, quorum, threshold, cap, period, min_period, balances, closing
-        )
+            dataset_id, token, quorum, threshold, cap, period, min_period, commit, reveal,
+            evaluators, balances, closing,
+        )  # fmt: skip
         d.claimed = dict.fromkeys(self.actors, 0)
         d.entitled = {a: Fraction(0) for a in self.actors}
         entry = self.m.registry_entry(dataset_id, 0)
@@ -194,19 +218,30 @@ class MarketMachine(RuleBasedStateMachine):
         threshold=st.sampled_from([1, 5_000, 6_667, 10_000]),
         cap=st.sampled_from([10_000, 15_000, 1_000_000]),
         min_period=st.sampled_from([0, 100, PERIOD]),
+        phases=st.sampled_from([0, 50, 400]),
     )
     def create(
-        self, who: int, examples: int, quorum: int, threshold: int, cap: int, min_period: int
+        self,
+        who: int,
+        examples: int,
+        quorum: int,
+        threshold: int,
+        cap: int,
+        min_period: int,
+        phases: int,
     ) -> None:
         initiator = self.actors[who]
         self.tag += 3
         with boa.env.prank(initiator):
             dataset_id = self.m.create_dataset(
                 "Machine", cid(self.tag), cid(self.tag + 1), cid(self.tag + 2), examples,
-                PERIOD, min_period, quorum, threshold, [self.evaluator], cap,
+                PERIOD, min_period, quorum, threshold, self.evaluators, cap, phases, phases, 0,
             )  # fmt: skip
         token = self.world.share_token.at(self.m.share_token(dataset_id))
-        self._adopt(dataset_id, token, quorum, threshold, cap, PERIOD, min_period)
+        self._adopt(
+            dataset_id, token, quorum, threshold, cap, PERIOD, min_period, phases, phases,
+            list(self.evaluators),
+        )  # fmt: skip
         assert self.datasets[-1].balances[initiator] == examples * UNIT
 
     @rule(
@@ -235,8 +270,11 @@ class MarketMachine(RuleBasedStateMachine):
         self.proposals.append(
             ProposalModel(
                 pid, d, proposer, int.from_bytes(root_bytes, "big"), examples,
-                boa.env.timestamp + d.period, self._block(), boa.env.timestamp + d.min_period,
+                boa.env.timestamp + d.commit + d.reveal + d.period, self._block(),
+                boa.env.timestamp + d.commit + d.reveal + d.min_period,
                 sum(d.closing.values()), dict(d.closing),
+                commit_end=boa.env.timestamp + d.commit,
+                voting_opens=boa.env.timestamp + d.commit + d.reveal,
             )
         )  # fmt: skip
 
@@ -250,6 +288,8 @@ class MarketMachine(RuleBasedStateMachine):
             expected = "data_market: not pending"
         elif boa.env.timestamp >= prop.deadline:
             expected = "data_market: voting closed"
+        elif boa.env.timestamp < prop.voting_opens:
+            expected = "data_market: voting not open"
         elif voter in prop.ballots:
             expected = "data_market: already voted"
         elif weight == 0:
@@ -271,25 +311,56 @@ class MarketMachine(RuleBasedStateMachine):
         assert (ballot.voted, ballot.support, ballot.weight) == (True, support, weight)
 
     @precondition(lambda self: self.proposals)
-    @rule(p=st.integers(0, 99), score=st.integers(-20_000, 40_000))
-    def evaluate(self, p: int, score: int) -> None:
+    @rule(p=st.integers(0, 99), e=st.integers(0, 1), score=st.integers(-20_000, 40_000))
+    def commit(self, p: int, e: int, score: int) -> None:
         prop = self._pick(self.proposals, p)
+        evaluator = self.evaluators[e]
         if prop.status != STATUS["pending"]:
             expected = "data_market: not pending"
-        elif boa.env.timestamp >= prop.deadline:
-            expected = "data_market: voting closed"
-        elif prop.evaluated:
-            expected = "data_market: already evaluated"
+        elif boa.env.timestamp >= prop.commit_end:
+            expected = "data_market: commit phase over"
+        elif evaluator not in prop.dataset.evaluators:
+            expected = "data_market: not an evaluator"
+        elif evaluator == prop.contributor:
+            expected = "data_market: own proposal"
+        elif evaluator in prop.committed:
+            expected = "data_market: already committed"
         else:
             expected = ""
-        with boa.env.prank(self.evaluator):
+        commitment = self.m.commitment_of(prop.id, evaluator, score, cid(0xEE), cid(score & 0xFF))
+        with boa.env.prank(evaluator):
             if expected:
                 with boa.reverts(expected):
-                    self.m.evaluate(prop.id, score, cid(0xEE))
+                    self.m.commit_evaluation(prop.id, commitment)
                 return
-            self.m.evaluate(prop.id, score, cid(0xEE))
-        prop.evaluated = True
-        prop.weight_bps = min(max(score, 0), prop.dataset.cap)
+            self.m.commit_evaluation(prop.id, commitment)
+        prop.committed[evaluator] = score
+
+    @precondition(lambda self: self.proposals)
+    @rule(p=st.integers(0, 99), e=st.integers(0, 1))
+    def reveal(self, p: int, e: int) -> None:
+        prop = self._pick(self.proposals, p)
+        evaluator = self.evaluators[e]
+        score = prop.committed.get(evaluator, 0)
+        if prop.status != STATUS["pending"]:
+            expected = "data_market: not pending"
+        elif boa.env.timestamp < prop.commit_end:
+            expected = "data_market: commit phase open"
+        elif boa.env.timestamp >= prop.voting_opens:
+            expected = "data_market: reveal phase over"
+        elif evaluator not in prop.committed:
+            expected = "data_market: no commitment"
+        elif any(who == evaluator for who, _ in prop.revealed):
+            expected = "data_market: already revealed"
+        else:
+            expected = ""
+        with boa.env.prank(evaluator):
+            if expected:
+                with boa.reverts(expected):
+                    self.m.reveal_evaluation(prop.id, score, cid(0xEE), cid(score & 0xFF))
+                return
+            self.m.reveal_evaluation(prop.id, score, cid(0xEE), cid(score & 0xFF))
+        prop.revealed.append((evaluator, score))
 
     @rule(
         ds=st.integers(0, 99), a=st.integers(0, 4), b=st.integers(0, 4), part=st.integers(0, 1000)
@@ -325,7 +396,7 @@ class MarketMachine(RuleBasedStateMachine):
             assert self.m.finalize(prop.id) == status
         prop.status = status
         if status == STATUS["accepted"]:
-            shares = prop.examples * prop.weight_bps * UNIT // BPS
+            shares = prop.examples * weight_bps(prop) * UNIT // BPS
             d.balances[prop.contributor] += shares
             d.registry.append((prop.id, prop.contributor, prop.root, prop.examples, shares))
         else:
@@ -407,7 +478,7 @@ class MarketMachine(RuleBasedStateMachine):
             onchain = self.m.proposal(prop.id)
             assert (onchain.yes_votes, onchain.no_votes) == (prop.yes, prop.no)
             assert onchain.snapshot_supply == prop.supply
-            assert onchain.quality_weight_bps == prop.weight_bps
+            assert onchain.quality_weight_bps == weight_bps(prop)
 
     @invariant()
     def registry_is_append_only(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from databright.demo import PAYMENT_WEI, run_session
+from databright.demo.session import EVALUATION_FEE_WEI
 
 
 @pytest.fixture
@@ -31,6 +32,8 @@ def test_session_accepts_honest_and_rejects_bad_data(embedded) -> None:
     assert paid_out == s["total_claimed_wei"] and PAYMENT_WEI - paid_out < 100
     assert s["initiator"]["shares"] == 150 * 10**18
     assert s["registry_entries"] == 1 + len(by_role["honest"])
+    proposed = [r for r in s["proposals"] if r["proposal"] is not None]
+    assert s["evaluation_fees_wei"] == len(proposed) * EVALUATION_FEE_WEI  # sealed, revealed, paid
 
     again = run_session(embedded.url, embedded.data_dir, seed=7)
     assert again["dataset_id"] == s["dataset_id"] + 1

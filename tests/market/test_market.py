@@ -20,7 +20,7 @@ from databright.errors import (
 )
 from databright.market import SHARE_UNIT, Governance, Market
 from databright.market.evaluator import EvaluatorService
-from databright.storage import DatasetSchema, validate_examples
+from databright.storage import DatasetSchema, cid_to_digest, validate_examples
 
 SCHEMA = DatasetSchema(
     task="classification", feature_shape=(64,), dtype="float32", labels=tuple(range(10))
@@ -39,9 +39,16 @@ def _examples(i: int, source: str = "p"):
     return validate_examples(c.X, c.y, SCHEMA, source=source)
 
 
-def _dataset(market: Market, evaluators: tuple[str, ...] = ()) -> int:
+def _dataset(market: Market, evaluators: tuple[str, ...] = (), fee: int = 0) -> int:
     initial = validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="initial")
-    return market.create_dataset("test", SCHEMA, initial, Governance(evaluators=evaluators))
+    phases = 60 if evaluators else 0
+    governance = Governance(
+        evaluators=evaluators,
+        commit_period_s=phases,
+        reveal_period_s=phases,
+        evaluation_fee_wei=fee,
+    )
+    return market.create_dataset("test", SCHEMA, initial, governance)
 
 
 def test_create_dataset_gives_initiator_one_share_per_example(market: Market) -> None:
@@ -87,19 +94,60 @@ def test_evaluation_sizes_shares(market: Market, node) -> None:
     ds = _dataset(market, evaluators=(evaluator.address,))
     ev = market.as_account(evaluator)
     p = market.as_account(node.accounts[1]).propose(ds, _examples(1))
-    ev.evaluate(p.id, 15_000, b'{"why": "test"}')
+    sealed = ev.commit_evaluation(p.id, 15_000, b'{"why": "test"}')
+    assert sealed.commitment() == market.contract.commitment_of(
+        p.id,
+        evaluator.address,
+        15_000,
+        cid_to_digest(sealed.report_cid),
+        bytes.fromhex(sealed.salt),
+    )
     seen = market.proposal(p.id).evaluation
-    assert seen is not None and seen.score_bps == 15_000
-    assert market.store.get(seen.report_cid) == b'{"why": "test"}'
+    assert seen is not None and (seen.commits, seen.reveals) == (1, 0)
+    with pytest.raises(ContractReverted, match="commit phase open"):
+        ev.reveal_evaluation(p.id)
+    market.gateway.advance_to(p.commit_end)
+    assert ev.reveal_evaluation(p.id).score_bps == 15_000
+    assert market.store.get(sealed.report_cid) == b'{"why": "test"}'
+    with pytest.raises(ContractReverted, match="voting not open"):
+        market.vote(p.id, True)
+    market.gateway.advance_to(p.voting_opens)
+    seen = market.proposal(p.id).evaluation
+    assert seen is not None and (seen.reveals, seen.score_bps, seen.quality_weight_bps) == (
+        1, 15_000, 15_000,
+    )  # fmt: skip
+    assert ev.scorecard(p.id)["revealed"]
     market.vote(p.id, True)
     assert market.finalize(p.id).shares == 45 * SHARE_UNIT  # 30 examples x 1.5
+
+
+def test_the_evaluation_fee_pays_the_evaluator(market: Market, node) -> None:
+    evaluator = node.accounts[2]
+    ds = _dataset(market, evaluators=(evaluator.address,), fee=10**15)
+    assert market.dataset(ds).governance.evaluation_fee_wei == 10**15
+    ev = market.as_account(evaluator)
+    p = market.as_account(node.accounts[1]).propose(ds, _examples(4))  # pays the fee
+    ev.commit_evaluation(p.id, 10_000, b"{}")
+    market.gateway.advance_to(p.commit_end)
+    ev.reveal_evaluation(p.id)
+    market.gateway.advance_to(p.voting_opens)
+    assert ev.collect_evaluation_fee(p.id) == 10**15
+    with pytest.raises(ContractReverted, match="already collected"):
+        ev.collect_evaluation_fee(p.id)
+
+
+def test_reveal_without_a_commitment_is_not_found(market: Market, node) -> None:
+    ds = _dataset(market, evaluators=(node.accounts[2].address,))
+    p = market.as_account(node.accounts[1]).propose(ds, _examples(5))
+    with pytest.raises(NotFound, match="no committed score"):
+        market.as_account(node.accounts[2]).reveal_evaluation(p.id)
 
 
 def test_non_evaluator_cannot_evaluate(market: Market, node) -> None:
     ds = _dataset(market)
     p = market.propose(ds, _examples(2))
     with pytest.raises(ContractReverted, match="data_market"):
-        market.as_account(node.accounts[5]).evaluate(p.id, 10_000, b"{}")
+        market.as_account(node.accounts[5]).commit_evaluation(p.id, 10_000, b"{}")
 
 
 def test_dividends_split_pro_rata_and_claim_once(market: Market, node) -> None:
@@ -136,6 +184,7 @@ def test_evaluator_service_flags_copies_and_poison(market: Market, node) -> None
     ds = _dataset(market, evaluators=(evaluator.address,))
     honest = market.as_account(node.accounts[1])
     p = honest.propose(ds, _examples(0))
+    market.gateway.advance_to(p.voting_opens)  # nobody evaluated it: weight 1.0
     market.vote(p.id, True)
     market.finalize(p.id)
     copier = market.as_account(node.accounts[5]).propose(ds, _examples(5, "copy"))
@@ -148,6 +197,8 @@ def test_evaluator_service_flags_copies_and_poison(market: Market, node) -> None
     assert any(f.startswith("near_duplicate") for f in posted[copier.id].flags)
     assert posted[poison.id].score_bps < 0
     assert service.pending() == []
+    market.gateway.advance_to(poison.commit_end)
+    assert {s.proposal_id for s in service.reveal_due()} == {copier.id, poison.id}
     on_chain = market.proposal(poison.id).evaluation
     assert on_chain is not None and on_chain.score_bps == posted[poison.id].score_bps
 

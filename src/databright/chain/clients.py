@@ -12,7 +12,7 @@ from typing import Any, Final, NamedTuple, cast
 from databright.chain.contract import ContractClient
 from databright.chain.events import Receipt
 
-__all__ = ['Ballot', 'DataMarketClient', 'DataMarketConstants', 'Dataset', 'Evaluation', 'Proposal', 'ProposalStatus', 'RegistryEntry', 'ShareTokenClient', 'ShareTokenConstants']
+__all__ = ['Ballot', 'DataMarketClient', 'DataMarketConstants', 'Dataset', 'Evaluation', 'Proposal', 'ProposalStatus', 'RegistryEntry', 'Scorecard', 'ShareTokenClient', 'ShareTokenConstants']
 
 
 class DataMarketConstants:
@@ -32,6 +32,9 @@ class DataMarketConstants:
     MAX_VOTING_PERIOD: Final = 0xffffffff
     MAX_SUPPLY: Final = 0xfffffffffffffffffffffffff
     MAX_EVALUATORS: Final = 16
+    MAX_FEE: Final = 0xffffffffffffffffffffffff
+    MIN_SCORE: Final = -2_147_483_648
+    MAX_SCORE: Final = 0x7fffffff
     MAX_PAGE: Final = 64
     INITIATOR_ROLE: Final = bytes.fromhex("390d6646d43edd98b13b372e0c994cbf8730b4df3eb901bf506abbc2ba197bac")
     EVALUATOR_ROLE: Final = bytes.fromhex("c282f182a3d436030f817c646c94165ed218aceeabd8158e0b7604b49c6ae51e")
@@ -43,6 +46,7 @@ class DataMarketConstants:
     MASK_32: Final = 0xffffffff
     MASK_40: Final = 0xffffffffff
     MASK_64: Final = 0xffffffffffffffff
+    MASK_96: Final = 0xffffffffffffffffffffffff
     MASK_104: Final = 0xffffffffffffffffffffffffff
     MASK_160: Final = 0xffffffffffffffffffffffffffffffffffffffff
     PERIOD_SHIFT: Final = 160
@@ -53,6 +57,14 @@ class DataMarketConstants:
     MIN_VOTING_SHIFT: Final = 192
     COUNT_SHIFT: Final = 224
     SETTLE_SHIFT: Final = 64
+    OPENS_SHIFT: Final = 104
+    COMMIT_END_SHIFT: Final = 144
+    COMMITS_SHIFT: Final = 184
+    REVEALS_SHIFT: Final = 192
+    REFUNDED_BIT: Final = 0x100000000000000000000000000000000000000000000000000
+    REVEAL_PERIOD_SHIFT: Final = 32
+    FEE_SHIFT: Final = 64
+    DEPOSIT_SHIFT: Final = 160
     NO_SHIFT: Final = 104
     DEADLINE_SHIFT: Final = 208
     STATUS_SHIFT: Final = 248
@@ -64,6 +76,11 @@ class DataMarketConstants:
     FIRST_SHIFT: Final = 200
     SUPPORT_BIT: Final = 0x100000000000000000000000000
     VOTED_BIT: Final = 0x200000000000000000000000000
+    MAX_SCORES: Final = 16
+    SCORE_BIAS: Final = 2_147_483_648
+    INDEX_SHIFT: Final = 32
+    COLLECTED_BIT: Final = 0x4000000000000000000000000000000000000000000000000000000000000000
+    REVEALED_BIT: Final = 0x8000000000000000000000000000000000000000000000000000000000000000
     NAME_MAX: Final = 25  # create_dataset(name: String[25])
     EVALUATORS_MAX: Final = 16  # create_dataset(evaluators: DynArray[address, 16])
 
@@ -124,6 +141,9 @@ class Dataset(NamedTuple):
     quorum_bps: int
     threshold_bps: int
     quality_cap_bps: int
+    commit_period: int
+    reveal_period: int
+    evaluation_fee: int
     registry_length: int
     proposal_count: int
     total_shares: int
@@ -136,9 +156,10 @@ class Dataset(NamedTuple):
 class Evaluation(NamedTuple):
     """``struct Evaluation``, as the views that return it decode it."""
 
-    evaluator: str
+    commits: int
+    reveals: int
     score: int
-    report_cid_digest: bytes
+    quality_weight_bps: int
 
     @classmethod
     def from_abi(cls, value: Any) -> Evaluation:
@@ -151,6 +172,8 @@ class Proposal(NamedTuple):
     dataset_id: int
     sequence: int
     snapshot_block: int
+    commit_end: int
+    voting_opens: int
     settle_from: int
     contributor: str
     data_cid_digest: bytes
@@ -186,6 +209,19 @@ class RegistryEntry(NamedTuple):
         return cls(*value)
 
 
+class Scorecard(NamedTuple):
+    """``struct Scorecard``, as the views that return it decode it."""
+
+    committed: bool
+    revealed: bool
+    score: int
+    collected: bool
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Scorecard:
+        return cls(*value)
+
+
 class DataMarketClient(ContractClient):
     """Typed client of DataMarket (generated from its artifact)."""
 
@@ -207,17 +243,26 @@ class DataMarketClient(ContractClient):
     def MAX_EXAMPLES(self) -> int:
         return cast('int', self.call("MAX_EXAMPLES"))
 
+    def MAX_FEE(self) -> int:
+        return cast('int', self.call("MAX_FEE"))
+
     def MAX_PAGE(self) -> int:
         return cast('int', self.call("MAX_PAGE"))
 
     def MAX_QUALITY_CAP_BPS(self) -> int:
         return cast('int', self.call("MAX_QUALITY_CAP_BPS"))
 
+    def MAX_SCORE(self) -> int:
+        return cast('int', self.call("MAX_SCORE"))
+
     def MAX_SUPPLY(self) -> int:
         return cast('int', self.call("MAX_SUPPLY"))
 
     def MAX_VOTING_PERIOD(self) -> int:
         return cast('int', self.call("MAX_VOTING_PERIOD"))
+
+    def MIN_SCORE(self) -> int:
+        return cast('int', self.call("MIN_SCORE"))
 
     def NOT_REGISTERED(self) -> int:
         return cast('int', self.call("NOT_REGISTERED"))
@@ -246,17 +291,23 @@ class DataMarketClient(ContractClient):
     def claimable(self, dataset_id: int, account: str) -> int:
         return cast('int', self.call("claimable", dataset_id, account))
 
-    def create_dataset(self, name: str, metadata_cid_digest: bytes, data_cid_digest: bytes, manifest_root: bytes, examples: int, voting_period: int, min_voting_period: int, quorum_bps: int, threshold_bps: int, evaluators: list[str], quality_cap_bps: int, gas: int | None = None) -> Receipt:
-        return self.transact("create_dataset", name, metadata_cid_digest, data_cid_digest, manifest_root, examples, voting_period, min_voting_period, quorum_bps, threshold_bps, evaluators, quality_cap_bps, gas=gas)
+    def collect_evaluation_fee(self, proposal_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("collect_evaluation_fee", proposal_id, gas=gas)
+
+    def commit_evaluation(self, proposal_id: int, commitment: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("commit_evaluation", proposal_id, commitment, gas=gas)
+
+    def commitment_of(self, proposal_id: int, evaluator: str, score: int, report_cid_digest: bytes, salt: bytes) -> bytes:
+        return cast('bytes', self.call("commitment_of", proposal_id, evaluator, score, report_cid_digest, salt))
+
+    def create_dataset(self, name: str, metadata_cid_digest: bytes, data_cid_digest: bytes, manifest_root: bytes, examples: int, voting_period: int, min_voting_period: int, quorum_bps: int, threshold_bps: int, evaluators: list[str], quality_cap_bps: int, commit_period: int, reveal_period: int, evaluation_fee: int, gas: int | None = None) -> Receipt:
+        return self.transact("create_dataset", name, metadata_cid_digest, data_cid_digest, manifest_root, examples, voting_period, min_voting_period, quorum_bps, threshold_bps, evaluators, quality_cap_bps, commit_period, reveal_period, evaluation_fee, gas=gas)
 
     def dataset(self, dataset_id: int) -> Dataset:
         return Dataset.from_abi(self.call("dataset", dataset_id))
 
     def dataset_count(self) -> int:
         return cast('int', self.call("dataset_count"))
-
-    def evaluate(self, proposal_id: int, score: int, report_cid_digest: bytes, gas: int | None = None) -> Receipt:
-        return self.transact("evaluate", proposal_id, score, report_cid_digest, gas=gas)
 
     def evaluation(self, proposal_id: int) -> Evaluation:
         return Evaluation.from_abi(self.call("evaluation", proposal_id))
@@ -297,8 +348,8 @@ class DataMarketClient(ContractClient):
     def proposal_state(self, proposal_id: int) -> int:
         return cast('int', self.call("proposal_state", proposal_id))
 
-    def propose(self, dataset_id: int, data_cid_digest: bytes, manifest_root: bytes, examples: int, metadata_cid_digest: bytes, gas: int | None = None) -> Receipt:
-        return self.transact("propose", dataset_id, data_cid_digest, manifest_root, examples, metadata_cid_digest, gas=gas)
+    def propose(self, dataset_id: int, data_cid_digest: bytes, manifest_root: bytes, examples: int, metadata_cid_digest: bytes, value: int = 0, gas: int | None = None) -> Receipt:
+        return self.transact("propose", dataset_id, data_cid_digest, manifest_root, examples, metadata_cid_digest, value=value, gas=gas)
 
     def registry(self, dataset_id: int, start: int, count: int) -> list[RegistryEntry]:
         return [RegistryEntry.from_abi(v0) for v0 in self.call("registry", dataset_id, start, count)]
@@ -312,8 +363,14 @@ class DataMarketClient(ContractClient):
     def renounceRole(self, role: bytes, account: str, gas: int | None = None) -> Receipt:
         return self.transact("renounceRole", role, account, gas=gas)
 
+    def reveal_evaluation(self, proposal_id: int, score: int, report_cid_digest: bytes, salt: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("reveal_evaluation", proposal_id, score, report_cid_digest, salt, gas=gas)
+
     def revokeRole(self, role: bytes, account: str, gas: int | None = None) -> Receipt:
         return self.transact("revokeRole", role, account, gas=gas)
+
+    def scorecard(self, proposal_id: int, evaluator: str) -> Scorecard:
+        return Scorecard.from_abi(self.call("scorecard", proposal_id, evaluator))
 
     def set_role_admin(self, role: bytes, admin_role: bytes, gas: int | None = None) -> Receipt:
         return self.transact("set_role_admin", role, admin_role, gas=gas)

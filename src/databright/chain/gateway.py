@@ -140,6 +140,15 @@ class Gateway:
             raise ChainError(f"the node at {self.url} has no block {block}")
         return quantity(header["timestamp"])
 
+    def advance_to(self, timestamp: int) -> int:
+        """Mine a block at ``timestamp`` on a development chain (the embedded node and anvil;
+        other nodes refuse) unless the chain's clock is already there; returns the latest
+        block's timestamp."""
+        if self.block_timestamp() < timestamp:
+            self.request("evm_setNextBlockTimestamp", [hex(int(timestamp))], "evm_setNextBlock")
+            self.request("evm_mine", [], "evm_mine")
+        return self.block_timestamp()
+
     def balance(self, address: str | None = None) -> Wei:
         who = to_checksum_address(address) if address else self.address
         return Wei(quantity(self.request("eth_getBalance", [who, "latest"], "eth_getBalance")))

@@ -45,6 +45,7 @@ from databright.cli._common import (
 from databright.cli._params import (
     DURATION,
     DURATION_OR_ZERO,
+    ETH_AMOUNT,
     FEATURE_SHAPE,
     LABEL_SET,
     SEQ_BITS,
@@ -138,6 +139,9 @@ def dataset_json(info: DatasetInfo) -> dict[str, Any]:
         "governance": {
             "voting_period_s": g.voting_period_s,
             "min_voting_period_s": g.min_voting_period_s,
+            "commit_period_s": g.commit_period_s,
+            "reveal_period_s": g.reveal_period_s,
+            "evaluation_fee_wei": g.evaluation_fee_wei,
             "quorum_bps": g.quorum_bps,
             "threshold_bps": g.threshold_bps,
             "quality_cap_bps": g.quality_cap_bps,
@@ -202,6 +206,12 @@ def _print_header(info: DatasetInfo, schema: DatasetSchema | None) -> None:
         f"threshold {bps_text(g.threshold_bps)}, quality cap {bps_text(g.quality_cap_bps)}, "
         f"evaluators {evaluators}"
     )
+    if g.commit_period_s:
+        console.print(
+            f"evaluation: commit {_duration_text(g.commit_period_s)}, reveal "
+            f"{_duration_text(g.reveal_period_s)} before voting; fee "
+            f"{eth_exact(g.evaluation_fee_wei)} ETH per proposal"
+        )
     console.print(
         f"{info.registry_length} registry entries, {info.proposal_count} proposals, "
         f"{shares_text(info.total_shares)} shares"
@@ -263,6 +273,28 @@ def create_command(
             help="How long votes stay open even when the outcome is final earlier: 0, 10m, 1h.",
         ),
     ] = _DEFAULT.min_voting_period_s,
+    commit_period: Annotated[
+        int,
+        typer.Option(
+            "--commit-period",
+            parser=DURATION_OR_ZERO,
+            metavar=DURATION_OR_ZERO.metavar,
+            help="How long evaluators may commit sealed scores after a proposal (0: none).",
+        ),
+    ] = _DEFAULT.commit_period_s,
+    reveal_period: Annotated[
+        int,
+        typer.Option(
+            "--reveal-period",
+            parser=DURATION_OR_ZERO,
+            metavar=DURATION_OR_ZERO.metavar,
+            help="How long evaluators may then reveal them, before voting opens.",
+        ),
+    ] = _DEFAULT.reveal_period_s,
+    evaluation_fee: Annotated[
+        str,
+        typer.Option("--evaluation-fee", help="ETH a proposer pays the evaluators (e.g. 0.001)."),
+    ] = "0",
     quorum_bps: Annotated[
         int,
         typer.Option(
@@ -298,6 +330,11 @@ def create_command(
     governance = Governance(
         voting_period_s=voting_period,
         min_voting_period_s=min_voting_period,
+        commit_period_s=commit_period,
+        reveal_period_s=reveal_period,
+        evaluation_fee_wei=0
+        if evaluation_fee.strip() in ("0", "")
+        else ETH_AMOUNT.convert(evaluation_fee),
         quorum_bps=quorum_bps,
         threshold_bps=threshold_bps,
         quality_cap_bps=quality_cap_bps,

@@ -14,14 +14,18 @@ schema (fixed at creation) and the example hashes of content-addressed data.
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from eth_abi import encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, to_checksum_address
+from eth_utils import is_address, keccak, to_checksum_address
 
+from databright.atomic import atomic_write
 from databright.chain.clients import (
     DataMarketClient,
     DataMarketConstants,
@@ -66,6 +70,7 @@ __all__ = [
     "Market",
     "ProposalInfo",
     "RegistryEntry",
+    "SealedScore",
     "Shareholder",
 ]
 
@@ -85,6 +90,11 @@ class Governance:
     evaluators: tuple[str, ...] = ()
     # A proposal whose outcome is final early still stays open this long (at most the period).
     min_voting_period_s: int = 0
+    # Evaluation phases before voting (both 0: no evaluation) and the fee a proposer pays the
+    # evaluators who reveal.
+    commit_period_s: int = 0
+    reveal_period_s: int = 0
+    evaluation_fee_wei: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,9 +112,39 @@ class DatasetInfo:
 
 @dataclass(frozen=True)
 class Evaluation:
-    evaluator: Address
+    """A proposal's sealed evaluation: commitments, reveals, and the median revealed score."""
+
+    commits: int
+    reveals: int
+    score_bps: int  # the median of the revealed scores (0 if none)
+    quality_weight_bps: int
+
+
+@dataclass(frozen=True)
+class SealedScore:
+    """What an evaluator committed to, kept locally until its reveal (the salt is secret)."""
+
+    proposal_id: int
+    evaluator: str
     score_bps: int
     report_cid: str
+    salt: str  # hex
+
+    def commitment(self) -> bytes:
+        """``keccak256(abi_encode(proposal_id, evaluator, score, report_digest, salt))``, as
+        the contract's ``commitment_of``."""
+        return keccak(
+            encode(
+                ["uint256", "address", "int256", "bytes32", "bytes32"],
+                [
+                    self.proposal_id,
+                    self.evaluator,
+                    self.score_bps,
+                    cid_to_digest(self.report_cid),
+                    bytes.fromhex(self.salt),
+                ],
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -117,6 +157,8 @@ class ProposalInfo:
     manifest_cid: str | None
     examples: int
     deadline: int
+    commit_end: int  # evaluators commit until then, reveal until voting_opens
+    voting_opens: int
     snapshot_block: int  # votes weigh balances at the end of this block (the one before)
     settle_from: int  # an outcome final before the deadline is settled from this time on
     status: str
@@ -212,6 +254,12 @@ class Market:
         for e in governance.evaluators:
             if not is_address(e):
                 raise InvalidArgument(f"evaluator {e!r} is not an Ethereum address")
+        if (governance.commit_period_s == 0) != (governance.reveal_period_s == 0):
+            raise InvalidArgument(
+                "give both a commit and a reveal period for an evaluated dataset, or neither"
+            )
+        if governance.evaluation_fee_wei and not governance.commit_period_s:
+            raise InvalidArgument("an evaluation fee needs commit and reveal periods")
         if not 0 <= governance.min_voting_period_s <= governance.voting_period_s:
             raise InvalidArgument(
                 f"the minimum voting period ({governance.min_voting_period_s} s) must be between "
@@ -232,6 +280,9 @@ class Market:
             governance.threshold_bps,
             [to_checksum_address(e) for e in governance.evaluators],
             governance.quality_cap_bps,
+            governance.commit_period_s,
+            governance.reveal_period_s,
+            governance.evaluation_fee_wei,
         )
         return DatasetId(int(receipt.event("DatasetCreated").args["dataset_id"]))
 
@@ -263,6 +314,9 @@ class Market:
                 quality_cap_bps=d.quality_cap_bps,
                 evaluators=evaluators,
                 min_voting_period_s=d.min_voting_period,
+                commit_period_s=d.commit_period,
+                reveal_period_s=d.reveal_period,
+                evaluation_fee_wei=d.evaluation_fee,
             ),
             registry_length=d.registry_length,
             proposal_count=d.proposal_count,
@@ -327,6 +381,12 @@ class Market:
                 "or pending there"
             )
         self._require_gas_money("propose")
+        fee = self.contract.dataset(dataset_id).evaluation_fee
+        if fee and self.gateway.balance() < fee:
+            raise InsufficientFunds(
+                f"dataset {dataset_id} asks an evaluation fee of {fee} wei per proposal and "
+                f"account {self.address} holds less; fund it first"
+            )
         stored = store_proposal(self.store, examples, schema)
         receipt = self.contract.propose(
             dataset_id,
@@ -334,6 +394,7 @@ class Market:
             stored.merkle_root,
             stored.n_examples,
             cid_to_digest(stored.manifest_cid),
+            value=fee,
         )
         event = receipt.event("ProposalCreated")
         return self.proposal(int(event.args["proposal_id"]), created=event)
@@ -388,16 +449,7 @@ class Market:
             if created and created[0].args["metadata_cid_digest"] != ZERO32
             else None
         )
-        ev = self.contract.evaluation(pid)
-        evaluation = (
-            Evaluation(
-                Address(to_checksum_address(ev.evaluator)),
-                int(ev.score),
-                digest_to_cid(ev.report_cid_digest),
-            )
-            if int(ev.evaluator, 16) != 0
-            else None
-        )
+        evaluation = self.evaluation(pid)
         data = raw.data_cid_digest
         status = raw.status
         # A settled proposal's outcome is its status: no need to ask.
@@ -414,6 +466,8 @@ class Market:
             manifest_cid=manifest_cid,
             examples=raw.examples,
             deadline=raw.deadline,
+            commit_end=raw.commit_end,
+            voting_opens=raw.voting_opens,
             snapshot_block=raw.snapshot_block,
             settle_from=raw.settle_from,
             status=STATUS_NAMES[status],
@@ -443,11 +497,84 @@ class Market:
     def vote(self, proposal_id: int, support: bool) -> Receipt:
         return self._on_proposal(proposal_id, lambda pid: self.contract.vote(pid, support))
 
-    def evaluate(self, proposal_id: int, score_bps: int, report: bytes) -> Receipt:
-        """Post a valuation: the score sizes the shares; the report is stored by CID."""
+    # --- evaluation --------------------------------------------------------------------
+
+    def evaluation(self, proposal_id: int) -> Evaluation | None:
+        """A proposal's evaluation, or None while no evaluator has committed."""
+        ev = self.contract.evaluation(int(proposal_id))
+        if ev.commits == 0:
+            return None
+        return Evaluation(ev.commits, ev.reveals, int(ev.score), ev.quality_weight_bps)
+
+    def scorecard(self, proposal_id: int, evaluator: str | None = None) -> dict[str, object]:
+        """One evaluator's part: committed, revealed (a commitment without a reveal once voting
+        opens is a missed reveal), score, fee collected."""
+        who = to_checksum_address(evaluator) if evaluator else self.address
+        card = self.contract.scorecard(int(proposal_id), who)
+        return {
+            "evaluator": who,
+            "committed": card.committed,
+            "revealed": card.revealed,
+            "score_bps": int(card.score),
+            "collected": card.collected,
+        }
+
+    def _sealed_path(self, proposal_id: int) -> Path:
+        return (
+            self.data_dir / "sealed-scores" / str(self.gateway.chain_id)
+            / f"{int(proposal_id)}-{self.address}.json"
+        )  # fmt: skip
+
+    def sealed_score(self, proposal_id: int) -> SealedScore | None:
+        """This account's committed score for a proposal, as kept locally (None if none)."""
+        path = self._sealed_path(proposal_id)
+        if not path.is_file():
+            return None
+        return SealedScore(**json.loads(path.read_text()))
+
+    def commit_evaluation(self, proposal_id: int, score_bps: int, report: bytes) -> SealedScore:
+        """Seal a score: store the report by CID, commit to (score, report, a fresh secret salt)
+        on-chain, and keep the opening locally (``<data_dir>/sealed-scores``) for the reveal."""
         self._check_proposal(proposal_id)
-        report_cid = self.store.put(report)
-        return self.contract.evaluate(int(proposal_id), int(score_bps), cid_to_digest(report_cid))
+        if not -(2**31) <= int(score_bps) < 2**31:
+            raise InvalidArgument(f"a score must fit 32 signed bits, not {score_bps} bps")
+        sealed = SealedScore(
+            int(proposal_id),
+            self.address,
+            int(score_bps),
+            self.store.put(report),
+            secrets.token_bytes(32).hex(),
+        )
+        # Kept before it is sent: a commitment whose opening is lost could never be revealed.
+        atomic_write(self._sealed_path(proposal_id), json.dumps(asdict(sealed)))
+        self._on_proposal(
+            proposal_id, lambda pid: self.contract.commit_evaluation(pid, sealed.commitment())
+        )
+        return sealed
+
+    def reveal_evaluation(self, proposal_id: int) -> SealedScore:
+        """Reveal this account's committed score (during the reveal phase)."""
+        sealed = self.sealed_score(proposal_id)
+        if sealed is None:
+            raise NotFound(
+                f"no committed score for proposal {proposal_id} by {self.address} in "
+                f"{self.data_dir}; commit from this data dir first"
+            )
+        self._on_proposal(
+            proposal_id,
+            lambda pid: self.contract.reveal_evaluation(
+                pid, sealed.score_bps, cid_to_digest(sealed.report_cid), bytes.fromhex(sealed.salt)
+            ),
+        )
+        return sealed
+
+    def collect_evaluation_fee(self, proposal_id: int) -> Wei:
+        """Collect this account's part of a proposal's evaluation fee once voting opens (an
+        evaluator that revealed, or the proposer when nobody did); returns the amount."""
+        receipt = self._on_proposal(proposal_id, self.contract.collect_evaluation_fee)
+        return Wei(
+            sum(int(e.args["amount"]) for e in receipt.events if e.name == "EvaluationFeePaid")
+        )
 
     def finalize(self, proposal_id: int) -> ProposalInfo:
         self._on_proposal(proposal_id, self.contract.finalize)
