@@ -2,6 +2,7 @@
 # pragma evm-version cancun
 # pragma nonreentrancy off
 # pragma optimize codesize
+# pragma experimental-codegen
 """
 @title DataBright Data Market
 @custom:contract-name DataMarket
@@ -23,7 +24,20 @@
         creation as registry entry 0.
 
         Proposals. Anyone may propose, shares or not, and the proposer is the
-        contributor who receives the shares. A manifest root already in the
+        contributor who receives the shares. A proposal is bound to its
+        contributor in two steps: first `commit_proposal` with
+        `keccak256(abi_encode(contributor, dataset_id, data_cid_digest,
+        manifest_root, examples, metadata_cid_digest))`, then, in a later
+        block, `propose` with those terms, which consumes the commitment.
+        Whoever copies a `propose` from the mempool (or a root from the
+        chain) has no earlier commitment, so the copy loses; and the first
+        contributor to propose a manifest root owns it in every dataset for
+        good, so nobody else can replay an accepted root into another
+        dataset, re-propose a freed one, or squat a root with junk data. Why
+        commit-reveal and not only a root key bound to the sender: with
+        sender-bound keys a front-runner's copy still lands first and the
+        real proposal looks like the copy; the commitment hides the root
+        until it is too late to copy it, for one extra 22k-gas write. A manifest root already in the
         dataset's registry or in a pending proposal is refused; a rejected or
         expired proposal frees its root.
 
@@ -72,18 +86,31 @@
         `(yes + no) * 10_000 >= q * S` and `yes * 10_000 >= t * (yes + no)`;
         expired if the quorum is missed; rejected otherwise. Early: accepted
         when the quorum is met and `yes * 10_000 >= t * S` (no remaining
-        vote can undo it), rejected when `(S - no) * 10_000 < t * S` (even
-        all remaining weight voting yes cannot reach the threshold). An
+        vote can undo it), rejected when the quorum is met and
+        `(S - no) * 10_000 < t * S` (even all remaining weight voting yes
+        cannot reach the threshold): an early status is always the one the
+        deadline would give. An
         acceptance that would push the share supply past `MAX_SUPPLY` is
         rejected instead, so that finalization can never be blocked.
         Accepted proposals become immutable registry entries.
 
+        Deposits. A dataset may ask a deposit with every proposal (on top of
+        the evaluation fee). It is returned (`reclaim_deposit`) when the
+        proposal is accepted or its median score is positive, and forfeited
+        to the shareholders, as a dividend, when it is settled otherwise: a
+        spam or junk proposal costs its proposer.
+
         Roles. Roles are snekmate `access_control` roles scoped per dataset:
-        `initiator_role(id)` (granted to the creator, admin of itself) is the
-        admin of `evaluator_role(id)`, so a dataset's initiators can rotate
-        its evaluators. The deployer's `DEFAULT_ADMIN_ROLE` is renounced in
-        the constructor: the market has no owner and no account can touch
-        another dataset's roles.
+        `initiator_role(id)` (held by exactly one account, the initiator,
+        admin of itself) is the admin of `evaluator_role(id)`, so the
+        initiator appoints and removes evaluators. The initiator role moves
+        only by a two-step hand-over (`transfer_initiator`, then
+        `accept_initiator` by the new initiator): it cannot be granted,
+        revoked or renounced, so a dataset always has one initiator and no
+        co-initiator exists to revoke it. `set_role_admin` is not exposed:
+        evaluator appointment stays with the initiator. The deployer's
+        `DEFAULT_ADMIN_ROLE` is renounced in the constructor: the market has
+        no owner and no account can touch another dataset's roles.
 
         Modules. The market composes three modules of `modules/`:
         `packing` (the layout of proposal ids and of every packed storage
@@ -123,11 +150,16 @@ from snekmate.auth import access_control
 initializes: access_control
 
 
-# @dev We export the whole `access_control` interface
-# (`hasRole`, `grantRole`, `revokeRole`, `renounceRole`,
-# `getRoleAdmin`, `set_role_admin`, `supportsInterface`,
-# `DEFAULT_ADMIN_ROLE`).
-exports: access_control.__interface__
+# @dev We export the read side of `access_control`; `grantRole`,
+# `revokeRole` and `renounceRole` are redefined below (the
+# initiator role moves only by hand-over) and `set_role_admin`
+# is not exposed.
+exports: (
+    access_control.hasRole,
+    access_control.getRoleAdmin,
+    access_control.supportsInterface,
+    access_control.DEFAULT_ADMIN_ROLE,
+)
 
 
 # @dev We import the stateless `packing` module for the
@@ -188,6 +220,11 @@ MAX_SUPPLY: public(constant(uint256)) = 2**100 - 1
 # @dev The most evaluators given at creation, and the most
 # commitments per proposal.
 MAX_EVALUATORS: public(constant(uint256)) = 16
+
+
+# @dev The most datasets one market holds: share token symbols
+# are unique up to it.
+MAX_DATASETS: public(constant(uint256)) = 99_999
 
 
 # @dev The largest evaluation fee or deposit in wei (96 bits).
@@ -262,6 +299,21 @@ _root_data: HashMap[uint256, HashMap[bytes32, bytes32]]
 _dataset_rules: HashMap[uint256, uint256]
 
 
+# @dev Proposal commitment => block in which it was made
+# (0: none or consumed).
+proposal_commitments: public(HashMap[bytes32, uint256])
+
+
+# @dev Manifest root => the contributor who first proposed it,
+# the only one who may propose it again, in any dataset.
+root_owner: public(HashMap[bytes32, address])
+
+
+# @dev Dataset id => the account the initiator hands the
+# dataset over to, until it accepts (empty: none).
+pending_initiator: public(HashMap[uint256, address])
+
+
 # @dev A dataset as returned by `dataset`.
 struct Dataset:
     token: address
@@ -275,6 +327,7 @@ struct Dataset:
     commit_period: uint256
     reveal_period: uint256
     evaluation_fee: uint256
+    deposit: uint256
     registry_length: uint256
     proposal_count: uint256
     total_shares: uint256
@@ -361,6 +414,7 @@ event DatasetCreated:
     commit_period: uint256
     reveal_period: uint256
     evaluation_fee: uint256
+    deposit: uint256
 
 
 # @dev Emitted when a proposal is created (also for the initial
@@ -397,6 +451,35 @@ event EvaluationRevealed:
     evaluator: indexed(address)
     score: int256
     report_cid_digest: bytes32
+
+
+# @dev Emitted when a contributor commits to a proposal.
+event ProposalCommitted:
+    commitment: indexed(bytes32)
+    contributor: indexed(address)
+
+
+# @dev Emitted when a proposal's deposit is returned to its
+# contributor (`forfeited` false) or paid to the shareholders.
+event DepositSettled:
+    proposal_id: indexed(uint256)
+    contributor: indexed(address)
+    amount: uint256
+    forfeited: bool
+
+
+# @dev Emitted when an initiator starts handing a dataset over.
+event InitiatorTransferStarted:
+    dataset_id: indexed(uint256)
+    initiator: indexed(address)
+    new_initiator: indexed(address)
+
+
+# @dev Emitted when the new initiator accepts the hand-over.
+event InitiatorTransferred:
+    dataset_id: indexed(uint256)
+    previous_initiator: indexed(address)
+    new_initiator: indexed(address)
 
 
 # @dev Emitted when an evaluation fee share (or, with no
@@ -451,14 +534,15 @@ def create_dataset(
     commit_period: uint256,
     reveal_period: uint256,
     evaluation_fee: uint256,
+    deposit: uint256,
 ) -> uint256:
     """
     @dev Creates a dataset and its share token, registers the
          initial data as registry entry 0 and mints one share
          per initial example to the caller (the initiator).
-    @notice The token's name is `name`; its symbol is "DB" and
-            the id (`D` and the id from 1000 on, the last five
-            digits from 10000 on).
+    @notice The token's name is `name`; its symbol is derived
+            from the id (see `ShareToken`), unique for every id up
+            to `MAX_DATASETS`.
     @param name The maximum 25-character dataset name.
     @param metadata_cid_digest The 32-byte CID digest of the
            dataset's metadata (its schema).
@@ -485,6 +569,9 @@ def create_dataset(
     @param evaluation_fee The wei a proposer pays the evaluators
            with each proposal (at most `MAX_FEE`; 0 without
            evaluation).
+    @param deposit The wei a proposer deposits with each proposal
+           (at most `MAX_FEE`), returned if it is accepted or scored
+           positive, else paid to the shareholders.
     @return uint256 The id of the new dataset.
     """
     assert len(name) != 0, "data_market: empty name"
@@ -500,10 +587,13 @@ def create_dataset(
     assert (commit_period == 0) == (reveal_period == 0), "data_market: invalid evaluation periods"
     assert commit_period <= MAX_VOTING_PERIOD and reveal_period <= MAX_VOTING_PERIOD, "data_market: invalid evaluation periods"
     assert evaluation_fee <= MAX_FEE and (evaluation_fee == 0 or commit_period != 0), "data_market: invalid evaluation fee"
+    assert deposit <= MAX_FEE, "data_market: invalid deposit"
 
     dataset_id: uint256 = self.dataset_count + 1
+    # Token symbols are unique up to here (see `ShareToken`).
+    assert dataset_id <= MAX_DATASETS, "data_market: too many datasets"
     self.dataset_count = dataset_id
-    token: address = create_from_blueprint(share_token_blueprint, name, self._symbol(dataset_id), dataset_id)
+    token: address = create_from_blueprint(share_token_blueprint, name, dataset_id)
     # The market creates nothing else, and its nonce started at 1
     # (EIP-161): dataset `id`'s token is its `id`-th creation.
     assert token == create._compute_create_address(self, dataset_id), "data_market: token address mismatch"
@@ -521,8 +611,8 @@ def create_dataset(
     self._datasets[dataset_id] = packing._pack_dataset(token, voting_period, quorum_bps, threshold_bps, 1)
     self._dataset_info[dataset_id] = packing._pack_info(msg.sender, quality_cap_bps, min_voting_period)
     self._dataset_metadata[dataset_id] = metadata_cid_digest
-    if commit_period != 0:
-        self._dataset_rules[dataset_id] = packing._pack_rules(commit_period, reveal_period, evaluation_fee, 0)
+    if commit_period != 0 or deposit != 0:
+        self._dataset_rules[dataset_id] = packing._pack_rules(commit_period, reveal_period, evaluation_fee, deposit)
 
     # The initial data is proposal n = 0, accepted at creation.
     proposal_id: uint256 = packing._proposal_id(dataset_id, 0)
@@ -547,6 +637,7 @@ def create_dataset(
         commit_period=commit_period,
         reveal_period=reveal_period,
         evaluation_fee=evaluation_fee,
+        deposit=deposit,
     )
     log ProposalCreated(
         proposal_id=proposal_id,
@@ -572,6 +663,47 @@ def create_dataset(
 
 
 @external
+def commit_proposal(commitment: bytes32):
+    """
+    @dev Commits the caller to the terms of a proposal it will
+         make in a later block (see `proposal_commitment`).
+    @param commitment The 32-byte commitment.
+    """
+    assert commitment != empty(bytes32), "data_market: empty commitment"
+    assert self.proposal_commitments[commitment] == 0, "data_market: already committed"
+    self.proposal_commitments[commitment] = block.number
+    log ProposalCommitted(commitment=commitment, contributor=msg.sender)
+
+
+@external
+@pure
+def proposal_commitment(
+    contributor: address,
+    dataset_id: uint256,
+    data_cid_digest: bytes32,
+    manifest_root: bytes32,
+    examples: uint256,
+    metadata_cid_digest: bytes32,
+) -> bytes32:
+    """
+    @dev Returns the commitment `propose` consumes.
+    @notice Compute it off-chain or with a call: the terms stay
+            hidden until `propose`.
+    @param contributor The 20-byte contributor (the proposer).
+    @param dataset_id The 32-byte dataset id.
+    @param data_cid_digest The 32-byte CID digest of the data.
+    @param manifest_root The 32-byte Merkle root of the manifest.
+    @param examples The number of examples.
+    @param metadata_cid_digest The 32-byte CID digest of the
+           proposal's metadata.
+    @return bytes32 The 32-byte commitment.
+    """
+    return keccak256(
+        abi_encode(contributor, dataset_id, data_cid_digest, manifest_root, examples, metadata_cid_digest)
+    )
+
+
+@external
 @payable
 def propose(
     dataset_id: uint256,
@@ -583,11 +715,12 @@ def propose(
     """
     @dev Proposes `examples` examples for `dataset_id`; the caller
          is the contributor and pays the dataset's evaluation fee
-         (`msg.value`). Opens the evaluation phases, then voting for
+         plus its deposit (`msg.value`). Opens the evaluation phases, then voting for
          the dataset's period, weighed by the balances at the end of
          the previous block.
     @notice Anyone may propose, holding shares or not, from the
-            block after the dataset's creation on.
+            block after the dataset's creation on, with a commitment
+            made in an earlier block (`commit_proposal`).
     @param dataset_id The 32-byte dataset id.
     @param data_cid_digest The 32-byte CID digest of the data.
     @param manifest_root The 32-byte Merkle root of the manifest.
@@ -602,6 +735,17 @@ def propose(
     assert manifest_root != empty(bytes32), "data_market: empty digest"
     assert examples != 0 and examples <= MAX_EXAMPLES, "data_market: invalid examples"
     assert self._root_data[dataset_id][manifest_root] == empty(bytes32), "data_market: manifest root taken"
+    commitment: bytes32 = keccak256(
+        abi_encode(msg.sender, dataset_id, data_cid_digest, manifest_root, examples, metadata_cid_digest)
+    )
+    committed: uint256 = self.proposal_commitments[commitment]
+    assert committed != 0 and committed < block.number, "data_market: no earlier commitment"
+    self.proposal_commitments[commitment] = 0
+    owner: address = self.root_owner[manifest_root]
+    if owner == empty(address):
+        self.root_owner[manifest_root] = msg.sender
+    else:
+        assert owner == msg.sender, "data_market: root of another contributor"
 
     info: uint256 = self._dataset_info[dataset_id]
     sequence: uint256 = packing._proposal_count(info) + 1
@@ -610,7 +754,9 @@ def propose(
     self._dataset_info[dataset_id] = unsafe_add(info, 1 << packing.COUNT_SHIFT)
     proposal_id: uint256 = packing._proposal_id(dataset_id, sequence)
     rules: uint256 = self._dataset_rules[dataset_id]
-    assert msg.value == (rules >> packing.FEE_SHIFT) & packing.MASK_96, "data_market: wrong payment"
+    assert msg.value == ((rules >> packing.FEE_SHIFT) & packing.MASK_96) + (
+        rules >> packing.DEPOSIT_SHIFT
+    ), "data_market: wrong payment"
     commit_end: uint256 = block.timestamp + (rules & packing.MASK_32)
     voting_opens: uint256 = commit_end + ((rules >> packing.REVEAL_PERIOD_SHIFT) & packing.MASK_32)
     # Periods < 2**32, so the deadline fits 40 bits for millennia.
@@ -779,6 +925,115 @@ def collect_evaluation_fee(proposal_id: uint256) -> uint256:
 
 
 @external
+@nonreentrant
+def reclaim_deposit(proposal_id: uint256) -> uint256:
+    """
+    @dev Returns a settled proposal's deposit to its contributor
+         when it was accepted or scored positive.
+    @notice Pull payment: effects before the ETH is sent, and
+            `@nonreentrant`. A forfeited deposit was paid to the
+            shareholders at finalization.
+    @param proposal_id The 32-byte proposal id.
+    @return uint256 The amount sent, in wei.
+    """
+    status: uint8 = packing._status(tally._box(proposal_id))
+    assert status > STATUS_PENDING, "data_market: not settled"
+    terms: uint256 = self._terms[proposal_id]
+    assert msg.sender == packing._contributor(terms), "data_market: not the contributor"
+    clock: uint256 = tally._clock(proposal_id)
+    assert clock & packing.DEPOSIT_SETTLED_BIT == 0, "data_market: deposit settled"
+    dataset_id: uint256 = packing._dataset_of(proposal_id)
+    deposit: uint256 = packing._deposit(self._dataset_rules[dataset_id])
+    # The initial data (no clock) never paid a deposit.
+    assert deposit != 0 and clock != 0, "data_market: no deposit"
+    tally._clocks[proposal_id] = clock | packing.DEPOSIT_SETTLED_BIT
+    log DepositSettled(proposal_id=proposal_id, contributor=msg.sender, amount=deposit, forfeited=False)
+    raw_call(msg.sender, b"", value=deposit)
+    return deposit
+
+
+@external
+def grantRole(role: bytes32, account: address):
+    """
+    @dev Grants `role` to `account` (an evaluator role, by the
+         dataset's initiator).
+    @notice The initiator role is not granted: it moves by
+            `transfer_initiator` and `accept_initiator`.
+    @param role The 32-byte role.
+    @param account The 20-byte account address.
+    """
+    admin: bytes32 = access_control.getRoleAdmin[role]
+    assert admin != role, "data_market: initiator role moves by hand-over"
+    access_control._check_role(admin, msg.sender)
+    access_control._grant_role(role, account)
+
+
+@external
+def revokeRole(role: bytes32, account: address):
+    """
+    @dev Revokes `role` from `account` (an evaluator role, by the
+         dataset's initiator).
+    @notice The initiator role is not revoked: it moves by
+            `transfer_initiator` and `accept_initiator`.
+    @param role The 32-byte role.
+    @param account The 20-byte account address.
+    """
+    admin: bytes32 = access_control.getRoleAdmin[role]
+    assert admin != role, "data_market: initiator role moves by hand-over"
+    access_control._check_role(admin, msg.sender)
+    access_control._revoke_role(role, account)
+
+
+@external
+def renounceRole(role: bytes32, account: address):
+    """
+    @dev Renounces `role` for the caller (`account` must be the
+         caller), e.g. an evaluator stepping down.
+    @notice The initiator role cannot be renounced: a dataset
+            always keeps its initiator; hand it over instead.
+    @param role The 32-byte role.
+    @param account The 20-byte account address (the caller).
+    """
+    assert account == msg.sender, "access_control: can only renounce roles for itself"
+    assert access_control.getRoleAdmin[role] != role, "data_market: initiator role moves by hand-over"
+    access_control._revoke_role(role, account)
+
+
+@external
+def transfer_initiator(dataset_id: uint256, new_initiator: address):
+    """
+    @dev Starts handing a dataset over to `new_initiator`, who
+         takes it with `accept_initiator` (an empty address cancels).
+    @notice Only the dataset's initiator.
+    @param dataset_id The 32-byte dataset id.
+    @param new_initiator The 20-byte address of the next initiator.
+    """
+    assert msg.sender == packing._initiator(self._dataset_info[dataset_id]), "data_market: not the initiator"
+    self.pending_initiator[dataset_id] = new_initiator
+    log InitiatorTransferStarted(dataset_id=dataset_id, initiator=msg.sender, new_initiator=new_initiator)
+
+
+@external
+def accept_initiator(dataset_id: uint256):
+    """
+    @dev Completes a hand-over: the caller becomes the dataset's
+         initiator (and holds its initiator role), the previous
+         initiator loses the role.
+    @notice Only the account the initiator named.
+    @param dataset_id The 32-byte dataset id.
+    """
+    assert msg.sender == self.pending_initiator[dataset_id], "data_market: not the pending initiator"
+    info: uint256 = self._dataset_info[dataset_id]
+    previous: address = packing._initiator(info)
+    role: bytes32 = self._dataset_role(INITIATOR_ROLE, dataset_id)
+    self.pending_initiator[dataset_id] = empty(address)
+    self._dataset_info[dataset_id] = (info & ~packing.MASK_160) | convert(msg.sender, uint256)
+    access_control._revoke_role(role, previous)
+    access_control._grant_role(role, msg.sender)
+    log InitiatorTransferred(dataset_id=dataset_id, previous_initiator=previous, new_initiator=msg.sender)
+
+
+@external
 def finalize(proposal_id: uint256) -> uint8:
     """
     @dev Settles a pending proposal once its outcome is final:
@@ -848,6 +1103,15 @@ def finalize(proposal_id: uint256) -> uint8:
         yes_votes=yes,
         no_votes=no,
     )
+    deposit: uint256 = packing._deposit(self._dataset_rules[dataset_id])
+    if deposit != 0 and self._quality_weight(proposal_id, clock, dataset_id) == 0:
+        # Neither accepted nor scored positive: the deposit goes
+        # to the shareholders (a 0 weight needs a revealed score).
+        tally._clocks[proposal_id] = clock | packing.DEPOSIT_SETTLED_BIT
+        log DepositSettled(
+            proposal_id=proposal_id, contributor=packing._contributor(terms), amount=deposit, forfeited=True
+        )
+        extcall IShareToken(convert(dataset & packing.MASK_160, address)).pay(value=deposit)
     return status
 
 
@@ -879,6 +1143,7 @@ def dataset(dataset_id: uint256) -> Dataset:
         commit_period=packing._commit_period(rules),
         reveal_period=packing._reveal_period(rules),
         evaluation_fee=packing._fee(rules),
+        deposit=packing._deposit(rules),
         registry_length=length,
         proposal_count=packing._proposal_count(info),
         total_shares=data_registry._supply_after(dataset_id, length - 1),
@@ -959,7 +1224,8 @@ def outcome(proposal_id: uint256) -> uint8:
     @dev Returns what `finalize` would settle now: the final
          status, or `STATUS_PENDING` while the outcome can still
          change (and the stored status once finalized).
-    @notice The supply-cap fallback of `finalize` is not applied.
+    @notice As `finalize`, an acceptance that would push the share
+            supply past `MAX_SUPPLY` is a rejection.
     @param proposal_id The 32-byte proposal id.
     @return uint8 The status.
     """
@@ -969,9 +1235,15 @@ def outcome(proposal_id: uint256) -> uint8:
     if status != STATUS_PENDING:
         return status
     dataset_id: uint256 = packing._dataset_of(proposal_id)
-    return self._outcome(
-        box, self._terms[proposal_id], self._datasets[dataset_id], dataset_id, tally._clock(proposal_id)
-    )
+    dataset: uint256 = self._datasets[dataset_id]
+    terms: uint256 = self._terms[proposal_id]
+    clock: uint256 = tally._clock(proposal_id)
+    status = self._outcome(box, terms, dataset, dataset_id, clock)
+    if status == STATUS_ACCEPTED:
+        shares: uint256 = packing._examples(terms) * self._quality_weight(proposal_id, clock, dataset_id) * _UNITS_PER_BPS
+        if data_registry._supply_after(dataset_id, packing._registry_length(dataset) - 1) + shares > MAX_SUPPLY:
+            return STATUS_REJECTED
+    return status
 
 
 @external
@@ -1275,25 +1547,3 @@ def _dataset_role(base: bytes32, dataset_id: uint256) -> bytes32:
     @return bytes32 The 32-byte per-dataset role id.
     """
     return keccak256(abi_encode(base, dataset_id))
-
-
-@internal
-@pure
-def _symbol(dataset_id: uint256) -> String[5]:
-    """
-    @dev Derives the token symbol from the dataset id: "DB7",
-         "DB999", "D1000", "12345", then the last five digits.
-    @param dataset_id The 32-byte dataset id.
-    @return String The maximum 5-character symbol.
-    """
-    digits: String[78] = uint2str(dataset_id)
-    length: uint256 = len(digits)
-    if length == 1:
-        return concat("DB", slice(digits, 0, 1))
-    if length == 2:
-        return concat("DB", slice(digits, 0, 2))
-    if length == 3:
-        return concat("DB", slice(digits, 0, 3))
-    if length == 4:
-        return concat("D", slice(digits, 0, 4))
-    return slice(digits, length - 5, 5)

@@ -220,18 +220,18 @@ event DividendClaimed:
 
 @deploy
 @payable
-def __init__(name_: String[25], symbol_: String[5], dataset_id_: uint256):
+def __init__(name_: String[25], dataset_id_: uint256):
     """
     @dev Deployed by the data market from the blueprint; the
          market becomes `owner` and the only minter.
     @notice The constructor is `payable` to omit the `msg.value`
             check, as in snekmate.
     @param name_ The maximum 25-character name (the dataset's).
-    @param symbol_ The maximum 5-character symbol.
-    @param dataset_id_ The 32-byte id of the dataset.
+    @param dataset_id_ The 32-byte id of the dataset; the symbol
+           is derived from it (see `_symbol`).
     """
     ownable.__init__()
-    erc20.__init__(name_, symbol_, 18, name_, "1")
+    erc20.__init__(name_, self._symbol(dataset_id_), 18, name_, "1")
     market = msg.sender
     dataset_id = dataset_id_
     # Start the dividend per share at 1, not 0: every holder's
@@ -486,14 +486,18 @@ def magnified_dividend_per_share() -> uint256:
 def _move(owner: address, to: address, amount: uint256):
     """
     @dev Moves `amount` shares from `owner` to `to` with snekmate's
-         `_transfer` (checks, balances, `Transfer` event), then
-         records both checkpoints and moves the dividend
+         `_transfer` (checks, balances, `Transfer` event), then, for
+         a non-zero amount, records both checkpoints and moves the dividend
          correction so that earned dividends stay with `owner`.
     @param owner The 20-byte owner address.
     @param to The 20-byte receiver address.
     @param amount The 32-byte share amount to be transferred.
     """
     erc20._transfer(owner, to, amount)
+    if amount == 0:
+        # Nothing moves: no checkpoint, so nobody can write entries
+        # into another account's history.
+        return
     self._moved_now()
     self._checkpoint(owner, erc20.balanceOf[owner])
     self._checkpoint(to, erc20.balanceOf[to])
@@ -627,3 +631,28 @@ def _accumulated(account: address) -> uint256:
     return unsafe_add(
         unsafe_mul(self._magnified_per_share, erc20.balanceOf[account]), self._corrections[account]
     )
+
+
+@internal
+@pure
+def _symbol(id_: uint256) -> String[5]:
+    """
+    @dev Derives the token symbol from the dataset id: "DB7",
+         "DB999", "D1000", "12345": unique for every id below
+         100,000 (the market creates no more datasets than that).
+         Larger ids (never from the market) get their last five
+         digits.
+    @param id_ The 32-byte dataset id.
+    @return String The maximum 5-character symbol.
+    """
+    digits: String[78] = uint2str(id_)
+    length: uint256 = len(digits)
+    if length == 1:
+        return concat("DB", slice(digits, 0, 1))
+    if length == 2:
+        return concat("DB", slice(digits, 0, 2))
+    if length == 3:
+        return concat("DB", slice(digits, 0, 3))
+    if length == 4:
+        return concat("D", slice(digits, 0, 4))
+    return slice(digits, length - 5, 5)

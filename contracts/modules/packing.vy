@@ -31,7 +31,7 @@
         - proposal clock: [snapshot block: 0..63 | earliest early
           settlement: 64..103 | voting opens: 104..143 | commit phase
           ends: 144..183 | commitments: 184..191 | reveals: 192..199 |
-          evaluation fee refunded: 200];
+          evaluation fee refunded: 200 | deposit settled: 201];
         - dataset rules word: [commit period: 0..31 | reveal period:
           32..63 | evaluation fee: 64..159 | deposit: 160..255];
         - registry entry: [snapshot id n of the proposal: 0..31 |
@@ -82,6 +82,7 @@ COMMIT_END_SHIFT: constant(uint256) = 144
 COMMITS_SHIFT: constant(uint256) = 184
 REVEALS_SHIFT: constant(uint256) = 192
 REFUNDED_BIT: constant(uint256) = 1 << 200
+DEPOSIT_SETTLED_BIT: constant(uint256) = 1 << 201
 
 
 # @dev Dataset rules word offsets.

@@ -24,8 +24,10 @@
         rejected otherwise. Before the deadline, once the composing
         contract allows early settlement: accepted when the quorum
         is met and `yes * 10_000 >= t * S` (no remaining vote can undo it),
-        rejected when `(S - no) * 10_000 < t * S` (even all remaining
-        weight voting yes cannot reach the threshold), pending otherwise.
+        rejected when the quorum is met and `(S - no) * 10_000 < t * S`
+        (even all remaining weight voting yes cannot reach the threshold;
+        with the quorum missed the deadline might still say expired),
+        pending otherwise. So an early status is the deadline's status.
 
         Word layouts are in `packing`. The functions that run on every
         vote and finalization use its offsets inline rather than its
@@ -189,6 +191,8 @@ def _outcome(
     if quorum_met and yes * BPS >= threshold_bps * supply:
         return STATUS_ACCEPTED
     # `no <= supply`: the unvoted weight plus `yes` is `supply - no`.
-    if (supply - no) * BPS < threshold_bps * supply:
+    # Only with the quorum met: else the deadline could still find
+    # it missed and say expired, not rejected.
+    if quorum_met and (supply - no) * BPS < threshold_bps * supply:
         return STATUS_REJECTED
     return STATUS_PENDING

@@ -85,17 +85,21 @@ class World:
         dataset_id: int | None = None,
         mine: bool = True,
     ) -> int:
-        """Propose as `sender` (the contributor); then mine a block unless `mine` is False, so
-        that the outcome may be settled (never in the proposal's own block)."""
-        with boa.env.prank(sender or self.contributor):
-            pid = int(
-                self.market.propose(
-                    dataset_id or self.dataset_id, cid(tag), cid(tag + 1), examples, cid(tag + 2)
-                )
-            )
-        if mine:
-            mine_block()
-        return pid
+        """Commit, mine a block, and propose as `sender` (the contributor); then mine a block
+        unless `mine` is False, so that the outcome may be settled (never in the proposal's own
+        block)."""
+        return self.propose_paid(
+            tag, dataset_id or self.dataset_id, 0, examples, sender=sender, mine=mine
+        )
+
+    def commit_proposal(
+        self, sender: str, dataset_id: int, data: bytes, root: bytes, examples: int, meta: bytes
+    ) -> None:
+        """Commit `sender` to a proposal and mine a block: `propose` may follow."""
+        commitment = self.market.proposal_commitment(sender, dataset_id, data, root, examples, meta)
+        with boa.env.prank(sender):
+            self.market.commit_proposal(commitment)
+        mine_block()
 
     def evaluated(self, evaluators: list[str] | None = None, fee: int = 0) -> int:
         """A dataset like the standard one (initiator 50, alice 30, bob 20 shares) with commit and
@@ -111,14 +115,22 @@ class World:
         mine_block()
         return d
 
-    def propose_paid(self, tag: int, dataset_id: int, value: int, examples: int = 10) -> int:
-        with boa.env.prank(self.contributor):
-            pid = int(
-                self.market.propose(
-                    dataset_id, cid(tag), cid(tag + 1), examples, cid(tag + 2), value=value
-                )
-            )
-        mine_block()
+    def propose_paid(
+        self,
+        tag: int,
+        dataset_id: int,
+        value: int,
+        examples: int = 10,
+        sender: str | None = None,
+        mine: bool = True,
+    ) -> int:
+        sender = sender or self.contributor
+        terms = (cid(tag), cid(tag + 1), examples, cid(tag + 2))
+        self.commit_proposal(sender, dataset_id, *terms)
+        with boa.env.prank(sender):
+            pid = int(self.market.propose(dataset_id, *terms, value=value))
+        if mine:
+            mine_block()
         return pid
 
     def commit(self, proposal_id: int, evaluator: str, score: int, salt: int = 7) -> None:
@@ -159,6 +171,7 @@ class World:
             "commit": 0,
             "reveal": 0,
             "fee": 0,
+            "deposit": 0,
         }
         args.update(kw)
         with boa.env.prank(initiator):
@@ -166,7 +179,7 @@ class World:
                 self.market.create_dataset(
                     args["name"], args["metadata"], args["data"], args["root"], args["examples"],
                     args["period"], args["min_period"], args["quorum"], args["threshold"],
-                    args["evaluators"], args["cap"], args["commit"], args["reveal"], args["fee"],
+                    args["evaluators"], args["cap"], args["commit"], args["reveal"], args["fee"], args["deposit"],
                 )
             )  # fmt: skip
 

@@ -136,9 +136,11 @@ def test_create_dataset_checks_the_token_address(world: World) -> None:
 
 
 def test_propose_takes_a_snapshot_and_logs(world: World) -> None:
+    world.commit_proposal(world.contributor, world.dataset_id, cid(0x10), cid(0x11), 12, cid(0x12))
     deadline = boa.env.timestamp + VOTING_PERIOD
     block = boa.env.evm.patch.block_number
-    pid = world.propose(0x10, examples=12, mine=False)
+    with boa.env.prank(world.contributor):
+        pid = world.market.propose(world.dataset_id, cid(0x10), cid(0x11), 12, cid(0x12))
     (log,) = events(world.market, "ProposalCreated")
     assert (log.proposal_id, log.dataset_id, log.contributor) == (
         pid,
@@ -198,8 +200,11 @@ def test_a_rejected_proposal_frees_its_root(world: World) -> None:
     pid = world.propose(0x10)
     reject(world, pid)
     assert not world.market.manifest_root_taken(world.dataset_id, cid(0x11))
-    again = world.propose(0x10, sender=world.carol)
-    assert world.market.proposal(again).contributor == world.carol
+    world.commit_proposal(world.carol, world.dataset_id, cid(0x10), cid(0x11), 10, cid(0x12))
+    with boa.env.prank(world.carol), boa.reverts("data_market: root of another contributor"):
+        world.market.propose(world.dataset_id, cid(0x10), cid(0x11), 10, cid(0x12))
+    again = world.propose(0x10)  # its contributor may
+    assert world.market.proposal(again).contributor == world.contributor
     assert world.market.proposal(pid).data_cid_digest == cid(0)  # only in the event now
 
 
@@ -288,6 +293,10 @@ def test_double_vote_in_one_transaction_is_impossible(world: World, vote_first: 
     accomplice = boa.load(str(HELPERS / "double_voter.vy"))
     with boa.env.prank(world.alice):
         world.token.transfer(attacker.address, 30 * UNIT)
+    commitment = world.market.proposal_commitment(
+        attacker.address, world.dataset_id, cid(0x77), cid(0x77), 1, cid(0x77)
+    )
+    attacker.commit(world.market.address, commitment)
     mine_block()
     pid, own, other = attacker.attack(
         world.market.address,
@@ -318,8 +327,18 @@ def _pool(world: World, shares: int, dataset_id: int | None = None) -> tuple[Any
     return lender, attacker, token
 
 
+def _commit(world: World, attacker: Any, dataset_id: int, examples: int) -> None:
+    """The attacker commits to its proposal beforehand (it could: the terms are its own)."""
+    commitment = world.market.proposal_commitment(
+        attacker.address, dataset_id, cid(0x66), cid(0x66), examples, cid(0x66)
+    )
+    attacker.commit(world.market.address, commitment)
+    mine_block()
+
+
 def test_borrowed_shares_cannot_vote_on_a_proposal_made_inside_the_loan(world: World) -> None:
     lender, attacker, token = _pool(world, 45)
+    _commit(world, attacker, world.dataset_id, 10)
     attacker.attack_vote(
         lender.address, token.address, 45 * UNIT, world.market.address, world.dataset_id,
         cid(0x66), 10,
@@ -337,6 +356,7 @@ def test_a_flash_loan_cannot_mint_the_supply_to_itself(world: World) -> None:
     # proposes 2**32 - 1 examples, repays, votes and finalizes.
     d = world.create(world.initiator)
     lender, attacker, token = _pool(world, 55, dataset_id=d)
+    _commit(world, attacker, d, 2**32 - 1)
     attacker.attack_vote(
         lender.address, token.address, 55 * UNIT, world.market.address, d, cid(0x66), 2**32 - 1
     )
@@ -356,9 +376,12 @@ def test_borrowed_shares_cannot_vote_on_an_open_proposal(world: World) -> None:
 
 
 def test_votes_weigh_balances_at_the_end_of_the_block_before_the_proposal(world: World) -> None:
+    world.commit_proposal(world.contributor, world.dataset_id, cid(0x10), cid(0x11), 10, cid(0x12))
     with boa.env.prank(world.alice):
         world.token.transfer(world.carol, 10 * UNIT)  # same block as the proposal
-    pid = world.propose(0x10)
+    with boa.env.prank(world.contributor):
+        pid = world.market.propose(world.dataset_id, cid(0x10), cid(0x11), 10, cid(0x12))
+    mine_block()
     with boa.env.prank(world.carol), boa.reverts("data_market: no voting weight"):
         world.market.vote(pid, True)
     world.vote(pid, world.alice)
@@ -401,17 +424,24 @@ def test_minimum_voting_period_longer_than_the_period_reverts(world: World) -> N
 
 
 def test_propose_in_the_creation_block_reverts(world: World) -> None:
-    d = world.create(world.alice)
-    with boa.reverts("data_market: dataset created in this block"):
-        world.propose(0x10, dataset_id=d)
+    d = world.market.dataset_count() + 1
+    world.commit_proposal(world.contributor, d, cid(0x10), cid(0x11), 10, cid(0x12))
+    assert world.create(world.alice) == d
+    with (
+        boa.env.prank(world.contributor),
+        boa.reverts("data_market: dataset created in this block"),
+    ):
+        world.market.propose(d, cid(0x10), cid(0x11), 10, cid(0x12))
     mine_block()
-    world.propose(0x10, dataset_id=d)
+    with boa.env.prank(world.contributor):
+        world.market.propose(d, cid(0x10), cid(0x11), 10, cid(0x12))
 
 
 def test_proposal_count_limit(world: World) -> None:
     slot = mapping_slot(storage_slot(world.market, "_dataset_info"), world.dataset_id)
     word = boa.env.evm.get_storage(Address(world.market.address), slot)
     poke(world.market, slot, word | ((2**32 - 1) << 224))
+    world.commit_proposal(world.contributor, world.dataset_id, cid(1), cid(2), 1, cid(3))
     with boa.env.prank(world.contributor), boa.reverts("data_market: too many proposals"):
         world.market.propose(world.dataset_id, cid(1), cid(2), 1, cid(3))
 
@@ -437,9 +467,9 @@ def _scored(
 
 def test_commit_and_reveal_size_the_shares(world: World) -> None:
     d = world.evaluated()
-    start = boa.env.timestamp
     pid = world.propose(0x10, dataset_id=d)
     p = world.market.proposal(pid)
+    start = p.commit_end - 600
     assert (p.commit_end, p.voting_opens) == (start + 600, start + 1_200)
     assert p.deadline == start + 1_200 + VOTING_PERIOD
     world.commit(pid, world.evaluator, 15_000)
@@ -617,6 +647,7 @@ def test_a_missed_reveal_is_visible_and_forfeits_the_fee(world: World) -> None:
 def test_without_a_reveal_the_fee_goes_back_to_the_proposer(world: World) -> None:
     fee = 10**15
     d = world.evaluated(fee=fee)
+    world.commit_proposal(world.contributor, d, cid(1), cid(2), 1, cid(3))
     with boa.env.prank(world.contributor), boa.reverts("data_market: wrong payment"):
         world.market.propose(d, cid(1), cid(2), 1, cid(3), value=fee - 1)
     pid = world.propose_paid(0x10, d, fee)
@@ -735,6 +766,7 @@ def test_finalize_twice_or_unknown_reverts(world: World) -> None:
 def test_snapshot_supply_excludes_shares_minted_after_the_proposal(world: World) -> None:
     first = world.propose(0x10, examples=100)
     second = world.propose(0x20, examples=1)
+    world.commit_proposal(world.contributor, world.dataset_id, cid(0x30), cid(0x31), 10, cid(0x32))
     accept(world, first)  # supply 200 shares now
     assert world.market.proposal(second).snapshot_supply == 100 * UNIT
     world.vote(second, world.alice)  # 30 of 100 at the snapshot
@@ -742,7 +774,8 @@ def test_snapshot_supply_excludes_shares_minted_after_the_proposal(world: World)
         world.market.vote(second, True)  # minted after the snapshot
     world.vote(second, world.initiator)
     assert world.market.finalize(second) == STATUS["accepted"]
-    third = world.propose(0x30)  # in the block of both acceptances: their mints do not count
+    with boa.env.prank(world.contributor):  # in the block of both acceptances: not counted
+        third = world.market.propose(world.dataset_id, cid(0x30), cid(0x31), 10, cid(0x32))
     assert world.market.proposal(third).snapshot_supply == 100 * UNIT
     fourth = world.propose(0x40)
     assert world.market.proposal(fourth).snapshot_supply == 201 * UNIT
@@ -750,9 +783,13 @@ def test_snapshot_supply_excludes_shares_minted_after_the_proposal(world: World)
 
 def test_snapshot_supply_excludes_every_acceptance_of_the_proposal_block(world: World) -> None:
     first, second = world.propose(0x10, examples=5), world.propose(0x20, examples=7)
+    world.commit_proposal(world.contributor, world.dataset_id, cid(0x30), cid(0x31), 10, cid(0x32))
     accept(world, first)
     accept(world, second)  # two entries in one block
-    p = world.market.proposal(world.propose(0x30))
+    with boa.env.prank(world.contributor):
+        p = world.market.proposal(
+            world.market.propose(world.dataset_id, cid(0x30), cid(0x31), 10, cid(0x32))
+        )
     assert p.snapshot_supply == 100 * UNIT
     assert world.market.proposal(world.propose(0x40)).snapshot_supply == 112 * UNIT
     assert p.snapshot_block == boa.env.evm.patch.block_number - 3
@@ -775,7 +812,9 @@ def test_acceptance_beyond_the_supply_cap_is_rejected(world: World) -> None:
         world.vote(pid, world.alice)
         if n:  # the contributor holds most shares after the first acceptance
             world.vote(pid, world.contributor)
+        outcome = world.market.outcome(pid)  # the supply-cap rule as finalize applies it
         results.append(world.market.finalize(pid))
+        assert outcome == results[-1]
     assert results == [STATUS["accepted"], STATUS["accepted"], STATUS["rejected"]]
     assert token.totalSupply() == big * UNIT + 2 * big * UNIT * 100
     assert world.market.registry_length(d) == 3
@@ -877,12 +916,48 @@ def test_initiator_rotates_evaluators(world: World) -> None:
 
 def test_only_the_dataset_initiator_manages_its_roles(world: World) -> None:
     m = world.market
-    other = world.create(world.alice)
+    world.create(world.alice)
     for account in (world.alice, world.evaluator):
         with boa.env.prank(account), boa.reverts("access_control: account is missing role"):
             m.grantRole(m.evaluator_role(world.dataset_id), account)
-    with boa.env.prank(world.alice), boa.reverts("access_control: account is missing role"):
-        m.set_role_admin(m.evaluator_role(world.dataset_id), m.initiator_role(other))
+        with boa.env.prank(account), boa.reverts("access_control: account is missing role"):
+            m.revokeRole(m.evaluator_role(world.dataset_id), world.evaluator)
+    assert not hasattr(m, "set_role_admin")  # evaluator appointment stays with the initiator
+
+
+def test_the_initiator_role_moves_only_by_hand_over(world: World) -> None:
+    m = world.market
+    role = m.initiator_role(world.dataset_id)
+    with boa.env.prank(world.initiator):
+        for call in (m.grantRole, m.revokeRole, m.renounceRole):
+            with boa.reverts("data_market: initiator role moves by hand-over"):
+                call(role, world.initiator if call is m.renounceRole else world.alice)
+    assert m.hasRole(role, world.initiator)
+
+
+def test_two_step_initiator_hand_over(world: World) -> None:
+    m = world.market
+    d = world.dataset_id
+    with boa.env.prank(world.alice), boa.reverts("data_market: not the initiator"):
+        m.transfer_initiator(d, world.alice)
+    with boa.env.prank(world.initiator):
+        m.transfer_initiator(d, world.alice)
+    (log,) = events(m, "InitiatorTransferStarted")
+    assert (log.dataset_id, log.initiator, log.new_initiator) == (d, world.initiator, world.alice)
+    assert m.pending_initiator(d) == world.alice and m.dataset(d).initiator == world.initiator
+    with boa.env.prank(world.bob), boa.reverts("data_market: not the pending initiator"):
+        m.accept_initiator(d)
+    with boa.env.prank(world.alice):
+        m.accept_initiator(d)
+    (log,) = events(m, "InitiatorTransferred")
+    assert (log.previous_initiator, log.new_initiator) == (world.initiator, world.alice)
+    role = m.initiator_role(d)
+    assert m.hasRole(role, world.alice) and not m.hasRole(role, world.initiator)
+    assert m.dataset(d).initiator == world.alice and m.pending_initiator(d) == ZERO
+    with boa.env.prank(world.alice):
+        m.grantRole(m.evaluator_role(d), world.carol)  # the new initiator appoints evaluators
+    with boa.env.prank(world.initiator), boa.reverts("access_control: account is missing role"):
+        m.revokeRole(m.evaluator_role(d), world.carol)
 
 
 def test_evaluator_renounces(world: World) -> None:
@@ -904,24 +979,152 @@ def test_supports_interface(world: World) -> None:
     assert not world.market.supportsInterface(bytes.fromhex("ffffffff"))
 
 
-def test_set_role_admin_by_the_initiator(world: World) -> None:
-    m = world.market
-    role = m.evaluator_role(world.dataset_id)
-    with boa.env.prank(world.initiator):
-        m.set_role_admin(role, role)  # evaluators now manage themselves
-    assert m.getRoleAdmin(role) == role
-    with boa.env.prank(world.evaluator):
-        m.grantRole(role, world.carol)
-    assert m.is_evaluator(world.dataset_id, world.carol)
-
-
 def test_revoke_role_by_a_non_admin_reverts(world: World) -> None:
     m = world.market
     with boa.env.prank(world.evaluator), boa.reverts("access_control: account is missing role"):
-        m.revokeRole(m.initiator_role(world.dataset_id), world.initiator)
+        m.revokeRole(m.evaluator_role(world.dataset_id), world.evaluator)
 
 
 def test_registry_length_of_an_unknown_dataset_is_zero(world: World) -> None:
     assert world.market.registry_length(world.dataset_id) == 1
     assert world.market.registry_length(99) == 0
     assert not world.market.manifest_root_taken(99, cid(0xA3))
+
+
+# --- proposals bound to their contributor, deposits, settlement status -------------------------
+
+
+def test_a_copied_propose_without_an_earlier_commitment_loses(world: World) -> None:
+    terms = (world.dataset_id, cid(0x10), cid(0x11), 10, cid(0x12))
+    world.commit_proposal(world.contributor, *terms)
+    # The copier sees the propose in the mempool and sends the same call first.
+    with boa.env.prank(world.carol), boa.reverts("data_market: no earlier commitment"):
+        world.market.propose(*terms)
+    commitment = world.market.proposal_commitment(world.carol, *terms)
+    with boa.env.prank(world.carol):
+        world.market.commit_proposal(commitment)  # too late: not in an earlier block
+        with boa.reverts("data_market: no earlier commitment"):
+            world.market.propose(*terms)
+    with boa.env.prank(world.contributor):
+        pid = world.market.propose(*terms)
+    (log,) = events(world.market, "ProposalCreated")
+    assert (
+        log.contributor == world.contributor
+        and world.market.root_owner(cid(0x11)) == world.contributor
+    )
+    mine_block()
+    with boa.env.prank(world.carol), boa.reverts("data_market: manifest root taken"):
+        world.market.propose(*terms)
+    mine = world.market.proposal_commitment(world.contributor, *terms)
+    assert world.market.proposal_commitments(mine) == 0  # consumed
+    assert world.market.proposal(pid).contributor == world.contributor
+
+
+def test_commit_proposal_refusals(world: World) -> None:
+    with boa.env.prank(world.carol):
+        with boa.reverts("data_market: empty commitment"):
+            world.market.commit_proposal(cid(0))
+        world.market.commit_proposal(cid(5))
+        (log,) = events(world.market, "ProposalCommitted")
+        assert (log.commitment, log.contributor) == (cid(5), world.carol)
+        assert world.market.proposal_commitments(cid(5)) == boa.env.evm.patch.block_number
+        with boa.reverts("data_market: already committed"):
+            world.market.commit_proposal(cid(5))
+
+
+def test_an_accepted_root_cannot_be_replayed_into_another_dataset(world: World) -> None:
+    pid = world.propose(0x10)
+    accept(world, pid)
+    other = world.create(world.alice, root=cid(0xB3))
+    mine_block()
+    world.commit_proposal(world.carol, other, cid(0x10), cid(0x11), 10, cid(0x12))
+    with boa.env.prank(world.carol), boa.reverts("data_market: root of another contributor"):
+        world.market.propose(other, cid(0x10), cid(0x11), 10, cid(0x12))
+    world.propose(0x10, dataset_id=other)  # its contributor may
+
+
+def test_the_deposit_returns_when_accepted(world: World) -> None:
+    d = world.create(world.initiator, deposit=10**16, root=cid(0xC9))
+    mine_block()
+    assert world.market.dataset(d).deposit == 10**16
+    pid = world.propose_paid(0x10, d, 10**16)
+    with boa.env.prank(world.contributor), boa.reverts("data_market: not settled"):
+        world.market.reclaim_deposit(pid)
+    world.vote(pid, world.initiator)
+    assert world.market.finalize(pid) == STATUS["accepted"]
+    with boa.env.prank(world.alice), boa.reverts("data_market: not the contributor"):
+        world.market.reclaim_deposit(pid)
+    before = boa.env.get_balance(world.contributor)
+    with boa.env.prank(world.contributor):
+        assert world.market.reclaim_deposit(pid) == 10**16
+        (log,) = events(world.market, "DepositSettled")
+        assert (log.proposal_id, log.amount, log.forfeited) == (pid, 10**16, False)
+        with boa.reverts("data_market: deposit settled"):
+            world.market.reclaim_deposit(pid)
+    assert boa.env.get_balance(world.contributor) - before == 10**16
+    with boa.env.prank(world.initiator), boa.reverts("data_market: no deposit"):
+        world.market.reclaim_deposit(d << 32)  # the initial data paid none
+
+
+def test_a_rejected_unscored_proposal_gets_its_deposit_back(world: World) -> None:
+    d = world.create(world.initiator, deposit=10**16, root=cid(0xC9))
+    mine_block()
+    pid = world.propose_paid(0x10, d, 10**16)
+    world.vote(pid, world.initiator, False)
+    assert world.market.finalize(pid) == STATUS["rejected"]  # no score: weight 1.0, not junk
+    with boa.env.prank(world.contributor):
+        assert world.market.reclaim_deposit(pid) == 10**16
+
+
+def test_a_junk_proposal_forfeits_its_deposit_to_the_shareholders(world: World) -> None:
+    d = world.create(world.initiator, deposit=10**16, commit=60, reveal=60, root=cid(0xC9))
+    token = world.token_of(d)
+    mine_block()
+    pid = world.propose_paid(0x10, d, 10**16)
+    world.commit(pid, world.evaluator, -100)
+    world.until(world.market.proposal(pid).commit_end)
+    world.reveal(pid, world.evaluator, -100)
+    world.until(world.market.proposal(pid).voting_opens)
+    world.vote(pid, world.initiator, False)
+    assert world.market.finalize(pid) == STATUS["rejected"]
+    (log,) = events(world.market, "DepositSettled")
+    assert (log.proposal_id, log.contributor, log.forfeited) == (pid, world.contributor, True)
+    assert token.total_paid() == 10**16 and token.claimable(world.initiator) >= 10**16 - 1
+    with boa.env.prank(world.contributor), boa.reverts("data_market: deposit settled"):
+        world.market.reclaim_deposit(pid)
+
+
+def test_wrong_deposit_or_fee_payment_reverts(world: World) -> None:
+    d = world.create(world.initiator, deposit=10**16, root=cid(0xC9))
+    mine_block()
+    world.commit_proposal(world.contributor, d, cid(1), cid(2), 1, cid(3))
+    for value in (0, 10**16 + 1):
+        with boa.env.prank(world.contributor), boa.reverts("data_market: wrong payment"):
+            world.market.propose(d, cid(1), cid(2), 1, cid(3), value=value)
+    with boa.reverts("data_market: invalid deposit"):
+        world.create(world.alice, deposit=2**96)
+
+
+def test_early_settlement_gives_the_deadline_status(world: World) -> None:
+    d = world.create(world.initiator, quorum=8_000, threshold=6_000, root=cid(0xC9))
+    mine_block()
+    pid = world.propose(0x10, dataset_id=d)
+    world.vote(pid, world.initiator, False)  # 100% no, quorum met: rejected now and at the end
+    assert world.market.outcome(pid) == STATUS["rejected"]
+    d2 = world.create(world.initiator, quorum=8_000, threshold=6_000, root=cid(0xCA))
+    with boa.env.prank(world.initiator):
+        world.token_of(d2).transfer(world.alice, 50 * UNIT)
+    mine_block()
+    pid2 = world.propose(0x20, dataset_id=d2)
+    world.vote(pid2, world.alice, False)  # 50% no: yes cannot win, but quorum may still fail
+    assert world.market.outcome(pid2) == STATUS["pending"]
+    with boa.reverts("data_market: voting open"):
+        world.market.finalize(pid2)
+    boa.env.time_travel(seconds=VOTING_PERIOD)
+    assert world.market.finalize(pid2) == STATUS["expired"]
+
+
+def test_too_many_datasets_revert(world: World) -> None:
+    poke(world.market, storage_slot(world.market, "dataset_count"), 99_999)
+    with boa.reverts("data_market: too many datasets"):
+        world.create(world.alice)

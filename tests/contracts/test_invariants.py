@@ -58,7 +58,7 @@ def expected_outcome(
         return STATUS["accepted"] if yes * BPS >= threshold * votes else STATUS["rejected"]
     if quorum_met and yes * BPS >= threshold * supply:
         return STATUS["accepted"]
-    if (supply - no) * BPS < threshold * supply:
+    if quorum_met and (supply - no) * BPS < threshold * supply:
         return STATUS["rejected"]
     return STATUS["pending"]
 
@@ -74,7 +74,8 @@ def expected_outcome(
 def test_early_decisions_are_final(
     supply: int, yes_part: int, no_part: int, quorum: int, threshold: int
 ) -> None:
-    """An early outcome is what the deadline would settle whatever the remaining weight does."""
+    """An early outcome is exactly what the deadline would settle whatever the remaining weight
+    does (rejected stays rejected, never expired)."""
     yes = yes_part % (supply + 1)
     no = no_part % (supply - yes + 1)
     early = expected_outcome(supply, yes, no, quorum, threshold, closed=False)
@@ -83,10 +84,7 @@ def test_early_decisions_are_final(
     rest = supply - yes - no
     for extra_yes, extra_no in [(0, 0), (rest, 0), (0, rest), (rest // 2, rest - rest // 2)]:
         final = expected_outcome(supply, yes + extra_yes, no + extra_no, quorum, threshold, True)
-        if early == STATUS["accepted"]:
-            assert final == STATUS["accepted"]
-        else:  # rejected early: no completion accepts
-            assert final != STATUS["accepted"]
+        assert final == early
 
 
 def weight_bps(prop: ProposalModel) -> int:
@@ -159,6 +157,7 @@ class MarketMachine(RuleBasedStateMachine):
         self.tag = 0x10_000
         # The session dataset is part of the world: model it too.
         self.evaluators = [w.evaluator, w.carol]
+        self.root_owners: dict[int, str] = {}
         self._adopt(
             w.dataset_id, w.token, QUORUM_BPS, THRESHOLD_BPS, CAP_BPS, VOTING_PERIOD, 0, 0, 0,
             [w.evaluator],
@@ -235,7 +234,7 @@ class MarketMachine(RuleBasedStateMachine):
         with boa.env.prank(initiator):
             dataset_id = self.m.create_dataset(
                 "Machine", cid(self.tag), cid(self.tag + 1), cid(self.tag + 2), examples,
-                PERIOD, min_period, quorum, threshold, self.evaluators, cap, phases, phases, 0,
+                PERIOD, min_period, quorum, threshold, self.evaluators, cap, phases, phases, 0, 0,
             )  # fmt: skip
         token = self.world.share_token.at(self.m.share_token(dataset_id))
         self._adopt(
@@ -254,19 +253,27 @@ class MarketMachine(RuleBasedStateMachine):
         d = self._pick(self.datasets, ds)
         proposer = self.actors[who]
         root_bytes = self._root_bytes(d, root)
-        taken = int.from_bytes(root_bytes, "big") in d.taken_roots
-        fresh = sum(d.closing.values()) == 0  # created in this block
+        root = int.from_bytes(root_bytes, "big")
+        taken = root in d.taken_roots
+        terms = (d.id, cid(0xDA7A), root_bytes, examples, cid(0xE7A))
+        commitment = self.m.proposal_commitment(proposer, *terms)
         with boa.env.prank(proposer):
-            if fresh:
-                with boa.reverts("data_market: dataset created in this block"):
-                    self.m.propose(d.id, cid(0xDA7A), root_bytes, examples, cid(0xE7A))
-                return
+            if self.m.proposal_commitments(commitment) == 0:
+                self.m.commit_proposal(commitment)
+        self.mine()  # the commitment must come from an earlier block
+        owner = self.root_owners.get(root, proposer)
+        with boa.env.prank(proposer):
             if taken:
                 with boa.reverts("data_market: manifest root taken"):
-                    self.m.propose(d.id, cid(0xDA7A), root_bytes, examples, cid(0xE7A))
+                    self.m.propose(*terms)
                 return
-            pid = self.m.propose(d.id, cid(0xDA7A), root_bytes, examples, cid(0xE7A))
-        d.taken_roots.add(int.from_bytes(root_bytes, "big"))
+            if owner != proposer:
+                with boa.reverts("data_market: root of another contributor"):
+                    self.m.propose(*terms)
+                return
+            pid = self.m.propose(*terms)
+        self.root_owners[root] = proposer
+        d.taken_roots.add(root)
         self.proposals.append(
             ProposalModel(
                 pid, d, proposer, int.from_bytes(root_bytes, "big"), examples,

@@ -6,6 +6,7 @@ from typing import Any
 
 import boa
 import pytest
+from boa.util.abi import Address
 from contracts_support import (
     HELPERS,
     UNIT,
@@ -33,7 +34,7 @@ def standalone(world: World) -> tuple[Any, str]:
     """A token deployed directly by `owner`, who therefore acts as its market."""
     owner = boa.env.generate_address("standalone-owner")
     with boa.env.prank(owner):
-        token = world.share_token.deploy("Standalone", "SA", 7)
+        token = world.share_token.deploy("Standalone", 7)
     return token, owner
 
 
@@ -57,7 +58,7 @@ def test_metadata(world: World) -> None:
         (1000, "D1000"),
         (9999, "D9999"),
         (10000, "10000"),
-        (1234567, "34567"),
+        (99999, "99999"),
     ],
 )
 def test_symbol_is_derived_from_the_dataset_id(world: World, dataset_id: int, symbol: str) -> None:
@@ -283,6 +284,16 @@ def test_history_length_limit(standalone: tuple[Any, str], world: World) -> None
     poke(token, slot, word)
     with boa.env.prank(world.alice), boa.reverts("share_token: history full"):
         token.transfer(world.bob, 1)
+
+
+def test_a_zero_transfer_writes_no_history(world: World) -> None:
+    slot = mapping_slot(storage_slot(world.token, "_accounts"), int(world.alice, 16))
+    before = boa.env.evm.get_storage(Address(world.token.address), slot)
+    with boa.env.prank(world.carol):  # anyone, about anyone
+        world.token.transfer(world.alice, 0)
+        world.token.transferFrom(world.alice, world.carol, 0)
+    assert boa.env.evm.get_storage(Address(world.token.address), slot) == before
+    assert world.token.last_move_block() != _block()
 
 
 def test_moves_record_their_block(world: World) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from databright.demo import PAYMENT_WEI, run_session
-from databright.demo.session import EVALUATION_FEE_WEI
+from databright.demo.session import DEPOSIT_WEI, EVALUATION_FEE_WEI
 
 
 @pytest.fixture
@@ -29,7 +29,10 @@ def test_session_accepts_honest_and_rejects_bad_data(embedded) -> None:
     [poisoner] = by_role["poisoner"]
     assert poisoner["score_bps"] < 0
     paid_out = s["initiator"]["dividend_wei"] + sum(r["dividend_wei"] for r in s["proposals"])
-    assert paid_out == s["total_claimed_wei"] and PAYMENT_WEI - paid_out < 100
+    # Junk forfeited its deposit to the shareholders: the copier's and the poisoner's.
+    assert s["deposits_forfeited_wei"] == 2 * DEPOSIT_WEI
+    paid_in = PAYMENT_WEI + s["deposits_forfeited_wei"]
+    assert paid_out == s["total_claimed_wei"] and paid_in - paid_out < 100
     assert s["initiator"]["shares"] == 150 * 10**18
     assert s["registry_entries"] == 1 + len(by_role["honest"])
     proposed = [r for r in s["proposals"] if r["proposal"] is not None]

@@ -253,3 +253,27 @@ def test_minimum_voting_period_beyond_the_period_is_refused(market: Market) -> N
         market.create_dataset(
             "bad", SCHEMA, initial, Governance(voting_period_s=60, min_voting_period_s=61)
         )
+
+
+def test_a_root_belongs_to_its_first_contributor(market: Market, node) -> None:
+    ds = _dataset(market)
+    alice = market.as_account(node.accounts[1])
+    p = alice.propose(ds, _examples(7))
+    assert market.contract.root_owner(p.manifest_root) == alice.address
+    market.vote(p.id, False)
+    market.finalize(p.id)  # rejected: the root is free in the dataset, still alice's
+    with pytest.raises(InvalidProposal, match="first proposed by"):
+        market.as_account(node.accounts[3]).propose(ds, _examples(7))
+    assert alice.propose(ds, _examples(7)).contributor == alice.address
+
+
+def test_initiator_hand_over(market: Market, node) -> None:
+    ds = _dataset(market)
+    bob = market.as_account(node.accounts[3])
+    with pytest.raises(InvalidArgument, match="not an Ethereum address"):
+        market.transfer_initiator(ds, "0x12")
+    market.transfer_initiator(ds, bob.address)
+    with pytest.raises(ContractReverted, match="not the pending initiator"):
+        market.as_account(node.accounts[4]).accept_initiator(ds)
+    bob.accept_initiator(ds)
+    assert market.dataset(ds).initiator == bob.address

@@ -32,6 +32,7 @@ class DataMarketConstants:
     MAX_VOTING_PERIOD: Final = 0xffffffff
     MAX_SUPPLY: Final = 0xfffffffffffffffffffffffff
     MAX_EVALUATORS: Final = 16
+    MAX_DATASETS: Final = 99_999
     MAX_FEE: Final = 0xffffffffffffffffffffffff
     MIN_SCORE: Final = -2_147_483_648
     MAX_SCORE: Final = 0x7fffffff
@@ -62,6 +63,7 @@ class DataMarketConstants:
     COMMITS_SHIFT: Final = 184
     REVEALS_SHIFT: Final = 192
     REFUNDED_BIT: Final = 0x100000000000000000000000000000000000000000000000000
+    DEPOSIT_SETTLED_BIT: Final = 0x200000000000000000000000000000000000000000000000000
     REVEAL_PERIOD_SHIFT: Final = 32
     FEE_SHIFT: Final = 64
     DEPOSIT_SHIFT: Final = 160
@@ -144,6 +146,7 @@ class Dataset(NamedTuple):
     commit_period: int
     reveal_period: int
     evaluation_fee: int
+    deposit: int
     registry_length: int
     proposal_count: int
     total_shares: int
@@ -237,6 +240,9 @@ class DataMarketClient(ContractClient):
     def INITIATOR_ROLE(self) -> bytes:
         return cast('bytes', self.call("INITIATOR_ROLE"))
 
+    def MAX_DATASETS(self) -> int:
+        return cast('int', self.call("MAX_DATASETS"))
+
     def MAX_EVALUATORS(self) -> int:
         return cast('int', self.call("MAX_EVALUATORS"))
 
@@ -285,6 +291,9 @@ class DataMarketClient(ContractClient):
     def STATUS_REJECTED(self) -> int:
         return cast('int', self.call("STATUS_REJECTED"))
 
+    def accept_initiator(self, dataset_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("accept_initiator", dataset_id, gas=gas)
+
     def ballot(self, proposal_id: int, voter: str) -> Ballot:
         return Ballot.from_abi(self.call("ballot", proposal_id, voter))
 
@@ -297,11 +306,14 @@ class DataMarketClient(ContractClient):
     def commit_evaluation(self, proposal_id: int, commitment: bytes, gas: int | None = None) -> Receipt:
         return self.transact("commit_evaluation", proposal_id, commitment, gas=gas)
 
+    def commit_proposal(self, commitment: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("commit_proposal", commitment, gas=gas)
+
     def commitment_of(self, proposal_id: int, evaluator: str, score: int, report_cid_digest: bytes, salt: bytes) -> bytes:
         return cast('bytes', self.call("commitment_of", proposal_id, evaluator, score, report_cid_digest, salt))
 
-    def create_dataset(self, name: str, metadata_cid_digest: bytes, data_cid_digest: bytes, manifest_root: bytes, examples: int, voting_period: int, min_voting_period: int, quorum_bps: int, threshold_bps: int, evaluators: list[str], quality_cap_bps: int, commit_period: int, reveal_period: int, evaluation_fee: int, gas: int | None = None) -> Receipt:
-        return self.transact("create_dataset", name, metadata_cid_digest, data_cid_digest, manifest_root, examples, voting_period, min_voting_period, quorum_bps, threshold_bps, evaluators, quality_cap_bps, commit_period, reveal_period, evaluation_fee, gas=gas)
+    def create_dataset(self, name: str, metadata_cid_digest: bytes, data_cid_digest: bytes, manifest_root: bytes, examples: int, voting_period: int, min_voting_period: int, quorum_bps: int, threshold_bps: int, evaluators: list[str], quality_cap_bps: int, commit_period: int, reveal_period: int, evaluation_fee: int, deposit: int, gas: int | None = None) -> Receipt:
+        return self.transact("create_dataset", name, metadata_cid_digest, data_cid_digest, manifest_root, examples, voting_period, min_voting_period, quorum_bps, threshold_bps, evaluators, quality_cap_bps, commit_period, reveal_period, evaluation_fee, deposit, gas=gas)
 
     def dataset(self, dataset_id: int) -> Dataset:
         return Dataset.from_abi(self.call("dataset", dataset_id))
@@ -339,8 +351,17 @@ class DataMarketClient(ContractClient):
     def outcome(self, proposal_id: int) -> int:
         return cast('int', self.call("outcome", proposal_id))
 
+    def pending_initiator(self, arg0: int) -> str:
+        return cast('str', self.call("pending_initiator", arg0))
+
     def proposal(self, proposal_id: int) -> Proposal:
         return Proposal.from_abi(self.call("proposal", proposal_id))
+
+    def proposal_commitment(self, contributor: str, dataset_id: int, data_cid_digest: bytes, manifest_root: bytes, examples: int, metadata_cid_digest: bytes) -> bytes:
+        return cast('bytes', self.call("proposal_commitment", contributor, dataset_id, data_cid_digest, manifest_root, examples, metadata_cid_digest))
+
+    def proposal_commitments(self, arg0: bytes) -> int:
+        return cast('int', self.call("proposal_commitments", arg0))
 
     def proposal_id_of(self, dataset_id: int, sequence: int) -> int:
         return cast('int', self.call("proposal_id_of", dataset_id, sequence))
@@ -350,6 +371,9 @@ class DataMarketClient(ContractClient):
 
     def propose(self, dataset_id: int, data_cid_digest: bytes, manifest_root: bytes, examples: int, metadata_cid_digest: bytes, value: int = 0, gas: int | None = None) -> Receipt:
         return self.transact("propose", dataset_id, data_cid_digest, manifest_root, examples, metadata_cid_digest, value=value, gas=gas)
+
+    def reclaim_deposit(self, proposal_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("reclaim_deposit", proposal_id, gas=gas)
 
     def registry(self, dataset_id: int, start: int, count: int) -> list[RegistryEntry]:
         return [RegistryEntry.from_abi(v0) for v0 in self.call("registry", dataset_id, start, count)]
@@ -369,11 +393,11 @@ class DataMarketClient(ContractClient):
     def revokeRole(self, role: bytes, account: str, gas: int | None = None) -> Receipt:
         return self.transact("revokeRole", role, account, gas=gas)
 
+    def root_owner(self, arg0: bytes) -> str:
+        return cast('str', self.call("root_owner", arg0))
+
     def scorecard(self, proposal_id: int, evaluator: str) -> Scorecard:
         return Scorecard.from_abi(self.call("scorecard", proposal_id, evaluator))
-
-    def set_role_admin(self, role: bytes, admin_role: bytes, gas: int | None = None) -> Receipt:
-        return self.transact("set_role_admin", role, admin_role, gas=gas)
 
     def share_token(self, dataset_id: int) -> str:
         return cast('str', self.call("share_token", dataset_id))
@@ -383,6 +407,9 @@ class DataMarketClient(ContractClient):
 
     def supportsInterface(self, interface_id: bytes) -> bool:
         return cast('bool', self.call("supportsInterface", interface_id))
+
+    def transfer_initiator(self, dataset_id: int, new_initiator: str, gas: int | None = None) -> Receipt:
+        return self.transact("transfer_initiator", dataset_id, new_initiator, gas=gas)
 
     def vote(self, proposal_id: int, support: bool, gas: int | None = None) -> Receipt:
         return self.transact("vote", proposal_id, support, gas=gas)

@@ -142,6 +142,7 @@ def dataset_json(info: DatasetInfo) -> dict[str, Any]:
             "commit_period_s": g.commit_period_s,
             "reveal_period_s": g.reveal_period_s,
             "evaluation_fee_wei": g.evaluation_fee_wei,
+            "deposit_wei": g.deposit_wei,
             "quorum_bps": g.quorum_bps,
             "threshold_bps": g.threshold_bps,
             "quality_cap_bps": g.quality_cap_bps,
@@ -218,7 +219,59 @@ def _print_header(info: DatasetInfo, schema: DatasetSchema | None) -> None:
     )
 
 
+def _wei(amount: str) -> int:
+    """An optional ETH amount: 0, or a positive amount (a bad one is a usage error)."""
+    return 0 if amount.strip() in ("0", "") else ETH_AMOUNT.convert(amount)
+
+
 # --- commands --------------------------------------------------------------------------------
+
+
+@app.command("hand-over")
+def hand_over_command(
+    dataset: DatasetArg,
+    new_initiator: Annotated[str, typer.Argument(help="Address of the next initiator.")],
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    account: AccountOpt = "0",
+    json_out: JsonOpt = False,
+) -> None:
+    """Start handing your dataset over; the new initiator completes it with `dataset accept`."""
+    market = open_market(rpc, data_dir, account)
+    with busy(f"handing dataset {dataset} over to {new_initiator}"):
+        receipt = market.transfer_initiator(dataset, new_initiator)
+    if json_out:
+        print_json(
+            {"dataset_id": dataset, "new_initiator": new_initiator, "tx_hash": receipt.tx_hash}
+        )
+        return
+    console.print(
+        f"dataset {dataset} offered to {new_initiator}; it becomes initiator with "
+        f"`databright dataset accept {dataset}`",
+        highlight=False,
+        markup=False,
+    )
+
+
+@app.command("accept")
+def accept_command(
+    dataset: DatasetArg,
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    account: AccountOpt = "0",
+    json_out: JsonOpt = False,
+) -> None:
+    """Become the initiator of a dataset handed over to you."""
+    market = open_market(rpc, data_dir, account)
+    with busy(f"accepting dataset {dataset}"):
+        market.accept_initiator(dataset)
+        info = market.dataset(dataset)
+    if json_out:
+        print_json(dataset_json(info))
+        return
+    console.print(
+        f"you ({market.address}) are now the initiator of dataset {dataset}", highlight=False
+    )
 
 
 @app.command("create")
@@ -295,6 +348,13 @@ def create_command(
         str,
         typer.Option("--evaluation-fee", help="ETH a proposer pays the evaluators (e.g. 0.001)."),
     ] = "0",
+    deposit: Annotated[
+        str,
+        typer.Option(
+            "--deposit",
+            help="ETH deposited with each proposal, lost to shareholders by junk (e.g. 0.01).",
+        ),
+    ] = "0",
     quorum_bps: Annotated[
         int,
         typer.Option(
@@ -332,9 +392,8 @@ def create_command(
         min_voting_period_s=min_voting_period,
         commit_period_s=commit_period,
         reveal_period_s=reveal_period,
-        evaluation_fee_wei=0
-        if evaluation_fee.strip() in ("0", "")
-        else ETH_AMOUNT.convert(evaluation_fee),
+        evaluation_fee_wei=_wei(evaluation_fee),
+        deposit_wei=_wei(deposit),
         quorum_bps=quorum_bps,
         threshold_bps=threshold_bps,
         quality_cap_bps=quality_cap_bps,

@@ -34,6 +34,7 @@ ACCEPT_BPS = 5000
 PAYMENT_WEI = Wei(10**18)
 COMMIT_S = REVEAL_S = 60  # evaluation phases; the session moves the chain's clock past them
 EVALUATION_FEE_WEI = Wei(10**15)
+DEPOSIT_WEI = Wei(10**16)  # returned if accepted or scored positive, else to the shareholders
 
 
 def _silent(line: str) -> None:
@@ -78,7 +79,8 @@ def run_session(
         name, schema, initial,
         Governance(voting_period_s=3600, quorum_bps=2000, threshold_bps=5000,
                    evaluators=(evaluator_acct.address,), commit_period_s=COMMIT_S,
-                   reveal_period_s=REVEAL_S, evaluation_fee_wei=EVALUATION_FEE_WEI),
+                   reveal_period_s=REVEAL_S, evaluation_fee_wei=EVALUATION_FEE_WEI,
+                   deposit_wei=DEPOSIT_WEI),
     )  # fmt: skip
     say(f"dataset {dataset_id} {name!r}: {len(initial)} initial examples, "
          f"initiator {initiator.address}")  # fmt: skip
@@ -90,6 +92,7 @@ def run_session(
 
     rows: list[dict[str, Any]] = []
     fees_collected = 0
+    forfeited = 0
     for contribution, acct in zip(cast.contributions, contributors, strict=True):
         me = clients[acct.address]
         examples = validate_examples(
@@ -123,6 +126,14 @@ def run_session(
                 continue
             clients[voter.address].vote(proposal.id, support)
         final = market.finalize(proposal.id)
+        if final.status == "accepted" or final.quality_weight_bps > 0:
+            back = me.reclaim_deposit(proposal.id)
+            say(f"  {contribution.name:8} proposal {final.sequence}: deposit of {back} wei "
+                 "returned")  # fmt: skip
+        else:
+            forfeited += DEPOSIT_WEI
+            say(f"  {contribution.name:8} proposal {final.sequence}: deposit of {DEPOSIT_WEI} wei "
+                 "forfeited to the shareholders")  # fmt: skip
         rows.append(_row(contribution, acct.address, final, posted.score_bps, final.status,
                          "; ".join(posted.flags)))  # fmt: skip
         say(f"  {contribution.name:8} ({contribution.role:8}) proposal {final.sequence}: "
@@ -156,6 +167,7 @@ def run_session(
         },
         "evaluator": evaluator_acct.address,
         "evaluation_fees_wei": fees_collected,
+        "deposits_forfeited_wei": forfeited,
         "payment_wei": PAYMENT_WEI,
         "total_claimed_wei": int(token.total_claimed()),
         "dust_wei": int(token.dust()) / token.MAGNITUDE(),  # the token keeps dust magnified

@@ -72,11 +72,24 @@ __all__ = [
     "RegistryEntry",
     "SealedScore",
     "Shareholder",
+    "proposal_commitment",
 ]
 
 SHARE_UNIT = DataMarketConstants.SHARE_UNIT
 STATUS_NAMES = {int(s): s.name.lower() for s in ProposalStatus}
 ZERO32 = b"\x00" * 32
+
+
+def proposal_commitment(
+    contributor: str, dataset_id: int, data: bytes, root: bytes, examples: int, metadata: bytes
+) -> bytes:
+    """The commitment ``propose`` consumes, as the contract's ``proposal_commitment``."""
+    return keccak(
+        encode(
+            ["address", "uint256", "bytes32", "bytes32", "uint256", "bytes32"],
+            [to_checksum_address(contributor), dataset_id, data, root, examples, metadata],
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,9 @@ class Governance:
     commit_period_s: int = 0
     reveal_period_s: int = 0
     evaluation_fee_wei: int = 0
+    # Deposited with each proposal: returned if accepted or scored positive, else paid to the
+    # shareholders.
+    deposit_wei: int = 0
 
 
 @dataclass(frozen=True)
@@ -283,6 +299,7 @@ class Market:
             governance.commit_period_s,
             governance.reveal_period_s,
             governance.evaluation_fee_wei,
+            governance.deposit_wei,
         )
         return DatasetId(int(receipt.event("DatasetCreated").args["dataset_id"]))
 
@@ -317,6 +334,7 @@ class Market:
                 commit_period_s=d.commit_period,
                 reveal_period_s=d.reveal_period,
                 evaluation_fee_wei=d.evaluation_fee,
+                deposit_wei=d.deposit,
             ),
             registry_length=d.registry_length,
             proposal_count=d.proposal_count,
@@ -381,21 +399,32 @@ class Market:
                 "or pending there"
             )
         self._require_gas_money("propose")
-        fee = self.contract.dataset(dataset_id).evaluation_fee
-        if fee and self.gateway.balance() < fee:
+        owner = self.contract.root_owner(MerkleTree(examples.hashes).root)
+        if int(owner, 16) not in (0, int(self.address, 16)):
+            raise InvalidProposal(
+                f"{examples.source}: these exact examples were first proposed by {owner}, "
+                "and only that contributor may propose them"
+            )
+        d = self.contract.dataset(dataset_id)
+        payment = d.evaluation_fee + d.deposit
+        if payment and self.gateway.balance() < payment:
             raise InsufficientFunds(
-                f"dataset {dataset_id} asks an evaluation fee of {fee} wei per proposal and "
-                f"account {self.address} holds less; fund it first"
+                f"dataset {dataset_id} asks {payment} wei with each proposal (evaluation fee "
+                f"and deposit) and account {self.address} holds less; fund it first"
             )
         stored = store_proposal(self.store, examples, schema)
-        receipt = self.contract.propose(
-            dataset_id,
+        terms = (
+            int(dataset_id),
             cid_to_digest(stored.data_cid),
             stored.merkle_root,
             stored.n_examples,
             cid_to_digest(stored.manifest_cid),
-            value=fee,
         )
+        # Two steps, so that a copy of the propose transaction loses: commit to the terms
+        # (hidden), then propose them; sent after the commitment's receipt, the proposal can
+        # only land in a later block, as the contract requires.
+        self.contract.commit_proposal(proposal_commitment(self.address, *terms))
+        receipt = self.contract.propose(*terms, value=payment)
         event = receipt.event("ProposalCreated")
         return self.proposal(int(event.args["proposal_id"]), created=event)
 
@@ -496,6 +525,23 @@ class Market:
 
     def vote(self, proposal_id: int, support: bool) -> Receipt:
         return self._on_proposal(proposal_id, lambda pid: self.contract.vote(pid, support))
+
+    def reclaim_deposit(self, proposal_id: int) -> Wei:
+        """Take back a settled proposal's deposit (accepted or scored positive); returns it."""
+        receipt = self._on_proposal(proposal_id, self.contract.reclaim_deposit)
+        return Wei(sum(int(e.args["amount"]) for e in receipt.events if e.name == "DepositSettled"))
+
+    def transfer_initiator(self, dataset_id: int, new_initiator: str) -> Receipt:
+        """Start handing a dataset over; ``new_initiator`` completes it with ``accept_initiator``."""
+        self._check_dataset(dataset_id)
+        if not is_address(new_initiator):
+            raise InvalidArgument(f"{new_initiator!r} is not an Ethereum address")
+        return self.contract.transfer_initiator(int(dataset_id), to_checksum_address(new_initiator))
+
+    def accept_initiator(self, dataset_id: int) -> Receipt:
+        """Become the initiator of a dataset handed over to this account."""
+        self._check_dataset(dataset_id)
+        return self.contract.accept_initiator(int(dataset_id))
 
     # --- evaluation --------------------------------------------------------------------
 
