@@ -1128,3 +1128,17 @@ def test_too_many_datasets_revert(world: World) -> None:
     poke(world.market, storage_slot(world.market, "dataset_count"), 99_999)
     with boa.reverts("data_market: too many datasets"):
         world.create(world.alice)
+
+
+def test_proposals_write_nothing_into_holders_histories(world: World) -> None:
+    # v1 took a token snapshot per proposal, so spam proposals made every holder's next
+    # transfer pay for history entries; checkpoints are per block now, proposals write none.
+    slot = mapping_slot(storage_slot(world.token, "_accounts"), int(world.alice, 16))
+    before = boa.env.evm.get_storage(Address(world.token.address), slot)
+    for n in range(5):
+        world.propose(0x100 + 16 * n)
+    assert boa.env.evm.get_storage(Address(world.token.address), slot) == before
+    with boa.env.prank(world.alice):
+        world.token.transfer(world.bob, UNIT)
+    after = boa.env.evm.get_storage(Address(world.token.address), slot)
+    assert (after >> 200) & (2**24 - 1) <= ((before >> 200) & (2**24 - 1)) + 1  # one entry at most
