@@ -12,7 +12,9 @@ travel run against the contracts and against a small Python model of the rules. 
   proposal's; no vote is cast before the evaluation (commit, then reveal) is over; no outcome is
   settled in the proposal's block or, before the deadline, before the dataset's minimum voting
   period after voting opens; the quality weight is the clamped median of the revealed scores;
-* registry entries and the status and tallies of finalized proposals never change.
+* registry entries and the status and tallies of finalized proposals never change;
+* the market holds exactly the deposits not yet settled: each is returned once (accepted or
+  scored positive) or paid once to the shareholders as a dividend, never both.
 
 Settings come from the ``databright-contracts`` profile (``DATABRIGHT_CONTRACTS_PROFILE=thorough``
 for a long run).
@@ -109,6 +111,7 @@ class DatasetModel:
     commit: int
     reveal: int
     evaluators: list[str]
+    deposit: int
     balances: dict[str, int]
     closing: dict[str, int]  # balances at the end of the previous block
     paid: int = 0
@@ -139,6 +142,7 @@ class ProposalModel:
     no: int = 0
     ballots: dict[str, tuple[bool, int]] = field(default_factory=dict)
     status: int = STATUS["pending"]
+    deposit_held: bool = True
 
 
 class MarketMachine(RuleBasedStateMachine):
@@ -160,7 +164,7 @@ class MarketMachine(RuleBasedStateMachine):
         self.root_owners: dict[int, str] = {}
         self._adopt(
             w.dataset_id, w.token, QUORUM_BPS, THRESHOLD_BPS, CAP_BPS, VOTING_PERIOD, 0, 0, 0,
-            [w.evaluator],
+            [w.evaluator], 0,
         )  # fmt: skip
         self.datasets[0].closing = dict(self.datasets[0].balances)  # the world mined a block
 
@@ -181,12 +185,13 @@ class MarketMachine(RuleBasedStateMachine):
         commit: int,
         reveal: int,
         evaluators: list[str],
+        deposit: int,
     ) -> None:
         balances = {a: token.balanceOf(a) for a in self.actors}
         closing = dict.fromkeys(self.actors, 0)
         d = DatasetModel(
             dataset_id, token, quorum, threshold, cap, period, min_period, commit, reveal,
-            evaluators, balances, closing,
+            evaluators, deposit, balances, closing,
         )  # fmt: skip
         d.claimed = dict.fromkeys(self.actors, 0)
         d.entitled = {a: Fraction(0) for a in self.actors}
@@ -218,6 +223,7 @@ class MarketMachine(RuleBasedStateMachine):
         cap=st.sampled_from([10_000, 15_000, 1_000_000]),
         min_period=st.sampled_from([0, 100, PERIOD]),
         phases=st.sampled_from([0, 50, 400]),
+        deposit=st.just(10**15),  # the session dataset has none
     )
     def create(
         self,
@@ -228,18 +234,20 @@ class MarketMachine(RuleBasedStateMachine):
         cap: int,
         min_period: int,
         phases: int,
+        deposit: int,
     ) -> None:
         initiator = self.actors[who]
         self.tag += 3
         with boa.env.prank(initiator):
             dataset_id = self.m.create_dataset(
                 "Machine", cid(self.tag), cid(self.tag + 1), cid(self.tag + 2), examples,
-                PERIOD, min_period, quorum, threshold, self.evaluators, cap, phases, phases, 0, 0,
+                PERIOD, min_period, quorum, threshold, self.evaluators, cap, phases, phases, 0,
+                deposit,
             )  # fmt: skip
         token = self.world.share_token.at(self.m.share_token(dataset_id))
         self._adopt(
             dataset_id, token, quorum, threshold, cap, PERIOD, min_period, phases, phases,
-            list(self.evaluators),
+            list(self.evaluators), deposit,
         )  # fmt: skip
         assert self.datasets[-1].balances[initiator] == examples * UNIT
 
@@ -271,7 +279,7 @@ class MarketMachine(RuleBasedStateMachine):
                 with boa.reverts("data_market: root of another contributor"):
                     self.m.propose(*terms)
                 return
-            pid = self.m.propose(*terms)
+            pid = self.m.propose(*terms, value=d.deposit)
         self.root_owners[root] = proposer
         d.taken_roots.add(root)
         self.proposals.append(
@@ -284,6 +292,7 @@ class MarketMachine(RuleBasedStateMachine):
                 voting_opens=boa.env.timestamp + d.commit + d.reveal,
             )
         )  # fmt: skip
+        self.mine()  # nothing is settled in the proposal's block
 
     @precondition(lambda self: self.proposals)
     @rule(p=st.integers(0, 99), who=st.integers(0, 4), support=st.booleans())
@@ -408,6 +417,38 @@ class MarketMachine(RuleBasedStateMachine):
             d.registry.append((prop.id, prop.contributor, prop.root, prop.examples, shares))
         else:
             d.taken_roots.discard(prop.root)
+        if d.deposit and status != STATUS["accepted"] and weight_bps(prop) == 0:
+            # Junk: the deposit is paid to the shareholders, pro rata now.
+            prop.deposit_held = False
+            supply = sum(d.balances.values())
+            d.paid += d.deposit
+            for a in self.actors:
+                d.entitled[a] += Fraction(d.deposit * d.balances[a], supply)
+
+    @precondition(lambda self: self.proposals)
+    @rule(p=st.integers(0, 99), who=st.integers(0, 4))
+    def reclaim(self, p: int, who: int) -> None:
+        prop = self._pick(self.proposals, p)
+        account = self.actors[who]
+        if prop.status == STATUS["pending"]:
+            expected = "data_market: not settled"
+        elif account != prop.contributor:
+            expected = "data_market: not the contributor"
+        elif not prop.deposit_held:
+            expected = "data_market: deposit settled"
+        elif prop.dataset.deposit == 0:
+            expected = "data_market: no deposit"
+        else:
+            expected = ""
+        with boa.env.prank(account):
+            if expected:
+                with boa.reverts(expected):
+                    self.m.reclaim_deposit(prop.id)
+                return
+            before = boa.env.get_balance(account)
+            assert self.m.reclaim_deposit(prop.id) == prop.dataset.deposit
+        assert boa.env.get_balance(account) - before == prop.dataset.deposit
+        prop.deposit_held = False
 
     @rule(ds=st.integers(0, 99), who=st.integers(0, 4), amount=st.integers(1, 10**18))
     def pay(self, ds: int, who: int, amount: int) -> None:
@@ -486,6 +527,11 @@ class MarketMachine(RuleBasedStateMachine):
             assert (onchain.yes_votes, onchain.no_votes) == (prop.yes, prop.no)
             assert onchain.snapshot_supply == prop.supply
             assert onchain.quality_weight_bps == weight_bps(prop)
+
+    @invariant()
+    def deposits_add_up(self) -> None:
+        held = sum(p.dataset.deposit for p in self.proposals if p.deposit_held)
+        assert boa.env.get_balance(self.m.address) == held
 
     @invariant()
     def registry_is_append_only(self) -> None:
