@@ -75,6 +75,8 @@ def test_hand_over_deposit_and_reclaim(env: Env, tmp_path: Path) -> None:
         "--deposit", "0.01", "-a", "0",
     )  # fmt: skip
     assert ds["governance"]["deposit_wei"] == 10**16
+    shown = " ".join(cli(env, "dataset", "show", str(ds["id"])).stdout.split())
+    assert "deposit: 0.01 ETH per proposal" in shown
     a0, a1 = env.addresses[0], env.addresses[1]
     cli(env, "dataset", "hand-over", str(ds["id"]), a1, "-a", "0")
     taken = cli_json(env, "dataset", "accept", str(ds["id"]), "-a", "1")

@@ -207,6 +207,11 @@ def _print_header(info: DatasetInfo, schema: DatasetSchema | None) -> None:
         f"threshold {bps_text(g.threshold_bps)}, quality cap {bps_text(g.quality_cap_bps)}, "
         f"evaluators {evaluators}"
     )
+    if g.deposit_wei:
+        console.print(
+            f"deposit: {eth_exact(g.deposit_wei)} ETH per proposal, returned if accepted or "
+            "scored positive, else paid to the shareholders"
+        )
     if g.commit_period_s:
         console.print(
             f"evaluation: commit {_duration_text(g.commit_period_s)}, reveal "
