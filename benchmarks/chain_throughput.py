@@ -72,8 +72,12 @@ def share_token(gw: Gateway, data_dir: Path) -> ContractClient:
 
 def _dataset_args(gw: Gateway) -> list[Any]:
     digest = b"\x11" * 32
-    # name, metadata, data, manifest root, examples, voting period, quorum, threshold, evaluators, cap
-    return ["bench", digest, digest, b"\x22" * 32, 1000, 3600, 2000, 5000, [gw.address], 20000]
+    # name, metadata, data, manifest root, examples, voting period, min voting period, quorum,
+    # threshold, evaluators, cap, commit period, reveal period, evaluation fee
+    return [
+        "bench", digest, digest, b"\x22" * 32, 1000, 3600, 0, 2000, 5000, [gw.address], 20000,
+        0, 0, 0,
+    ]  # fmt: skip
 
 
 class Raw:

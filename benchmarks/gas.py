@@ -36,11 +36,14 @@ HOLDER_COUNTS = (10, 100, 1_000)
 TOLERANCE = 0.01  # a rise above the snapshot by more than this fails the test
 FLATNESS = 0.02  # pay/claim from 10 to 1,000 holders must stay within this
 
-# Goals from the data-market issue.
+# Goals from the data-market issues. v2 sets vote < 70k and claim < 60k; propose and finalize
+# pay for the v2 rules (a proposal clock slot: snapshot block, phases and settlement times; the
+# token's record of the block of its latest move; the global owner of each manifest root and
+# the consumed commitment), so their v1 goals (130k, 150k) were raised.
 GOALS: dict[str, int] = {
-    "propose": 130_000,
-    "vote": 60_000,
-    "finalize_accept_mint": 150_000,
+    "propose": 200_000,
+    "vote": 70_000,
+    "finalize_accept_mint": 160_000,
     "pay": 60_000,
     "claim": 60_000,
 }
@@ -55,11 +58,13 @@ LABELS: dict[str, str] = {
     "create_dataset": "create dataset (token from blueprint)",
     "transfer": "share transfer (existing holders)",
     "transfer_new_holder": "share transfer (to a new holder)",
+    "commit_proposal": "commit proposal (the step before propose)",
     "propose": "propose",
     "vote": "vote",
     "vote_initiator": "vote (second voter)",
     "vote_after_transfer": "vote (weight from history)",
-    "evaluate": "evaluate",
+    "commit_evaluation": "commit evaluation",
+    "reveal_evaluation": "reveal evaluation",
     "finalize_accept_mint": "finalize accept + mint (new holder)",
     "finalize_reject": "finalize reject",
     "pay": "pay dividends",
@@ -149,6 +154,11 @@ class TxChain:
     def time_travel(self, seconds: int) -> None:
         self.env.time_travel(seconds=seconds)
 
+    def mine(self) -> None:
+        """Start a new block: votes weigh balances at the end of the block before a proposal's,
+        and no proposal is settled in its own block."""
+        self.env.time_travel(blocks=1)
+
 
 def _artifact(name: str) -> dict[str, Any]:
     body: dict[str, Any] = json.loads((ARTIFACTS / f"{name}.json").read_text())
@@ -175,6 +185,13 @@ class Market:
         data = getattr(self.abi, method).prepare_calldata(*args)
         return int(self.chain.transact(sender, self.address, data, value).tx_gas)
 
+    def commit_proposal(self, sender: Account, *terms: Any) -> int:
+        """Commit `sender` to a proposal's terms (dataset id first), then mine a block."""
+        commitment = self.chain.call(self.abi.proposal_commitment, sender.address, *terms)
+        gas = self.send(sender, "commit_proposal", commitment)
+        self.chain.mine()
+        return gas
+
     def token(self, dataset_id: int) -> Any:
         return self.chain.contract("ShareToken", self.chain.call(self.abi.share_token, dataset_id))
 
@@ -185,7 +202,7 @@ class Market:
         return int(self.chain.transact(sender, token.address, data, value).tx_gas)
 
     def create(
-        self, initiator: Account, evaluators: list[str], examples: int = 1_000
+        self, initiator: Account, evaluators: list[str], examples: int = 1_000, phases: int = 0
     ) -> tuple[int, int]:
         dataset_id = int(self.chain.call(self.abi.dataset_count)) + 1
         gas = self.send(
@@ -197,10 +214,15 @@ class Market:
             _digest(3 + dataset_id),
             examples,
             3_600,
+            0,
             2_000,
             5_000,
             evaluators,
             20_000,
+            phases,
+            phases,
+            0,
+            0,
         )
         return dataset_id, gas
 
@@ -213,7 +235,7 @@ def measure() -> dict[str, int]:
 
     gas["eth_transfer"] = int(chain.transact(payer, holder.address, value=1).tx_gas)
     market = Market(chain, deployer)
-    dataset_id, gas["create_dataset"] = market.create(initiator, [evaluator.address])
+    dataset_id, gas["create_dataset"] = market.create(initiator, [evaluator.address], phases=600)
     token = market.token(dataset_id)
     unit = 10**18
 
@@ -221,15 +243,27 @@ def measure() -> dict[str, int]:
         initiator, token, "transfer", holder.address, 100 * unit
     )
     gas["transfer"] = market.send_token(initiator, token, "transfer", holder.address, 100 * unit)
+    chain.mine()
 
-    # A contributor without shares proposes; the initiator (800 of 1,000
-    # shares) and the holder vote; an evaluator scores it 1.5x.
+    # A contributor without shares proposes; an evaluator commits to 1.5x
+    # and reveals it; then the holder and the initiator (800 of 1,000
+    # shares) vote.
     pid = (dataset_id << 32) | 1
-    gas["propose"] = market.send(
-        contributor, "propose", dataset_id, _digest(10), _digest(11), 50, _digest(12)
+    terms = (dataset_id, _digest(10), _digest(11), 50, _digest(12))
+    gas["commit_proposal"] = market.commit_proposal(contributor, *terms)
+    gas["propose"] = market.send(contributor, "propose", *terms)
+    chain.mine()
+    salt = _digest(14)
+    commitment = chain.call(
+        market.abi.commitment_of, pid, evaluator.address, 15_000, _digest(13), salt
     )
+    gas["commit_evaluation"] = market.send(evaluator, "commit_evaluation", pid, commitment)
+    chain.time_travel(600)
+    gas["reveal_evaluation"] = market.send(
+        evaluator, "reveal_evaluation", pid, 15_000, _digest(13), salt
+    )
+    chain.time_travel(600)
     gas["vote"] = market.send(holder, "vote", pid, True)
-    gas["evaluate"] = market.send(evaluator, "evaluate", pid, 15_000, _digest(13))
     gas["vote_initiator"] = market.send(initiator, "vote", pid, True)
     # The quorum is met and yes exceeds the threshold of the whole snapshot
     # supply: the outcome is final before the deadline.
@@ -237,13 +271,18 @@ def measure() -> dict[str, int]:
     assert chain.call(market.abi.proposal_state, pid) == 2, "benchmark proposal was not accepted"
 
     # A vote whose weight comes from the history: the holder moves shares
-    # after the snapshot of proposal 2 and again after proposal 3.
+    # in the block of proposal 2 and again in the block of proposal 3.
+    chain.mine()
     pid2 = (dataset_id << 32) | 2
+    market.commit_proposal(contributor, dataset_id, _digest(20), _digest(21), 10, _digest(22))
     market.send(contributor, "propose", dataset_id, _digest(20), _digest(21), 10, _digest(22))
     chain.call(token.transfer, contributor.address, unit, sender=holder.address)
+    chain.mine()
     pid3 = (dataset_id << 32) | 3
+    market.commit_proposal(contributor, dataset_id, _digest(30), _digest(31), 10, _digest(32))
     market.send(contributor, "propose", dataset_id, _digest(30), _digest(31), 10, _digest(32))
     chain.call(token.transfer, contributor.address, unit, sender=holder.address)
+    chain.time_travel(1_200)  # past the evaluation phases: voting is open
     gas["vote_after_transfer"] = market.send(holder, "vote", pid2, False)
     market.send(initiator, "vote", pid2, False)
     gas["finalize_reject"] = market.send(payer, "finalize", pid2)

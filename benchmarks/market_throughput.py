@@ -63,7 +63,10 @@ def cycles(kind: str, n: int, size: int) -> tuple[float, float]:
             y0 = rng.integers(0, 10, 1000)
             # Threshold 20%: the three voters stay decisive while contributors gain shares.
             ds = initiator.create_dataset(
-                "bench", SCHEMA, validate_examples(X0, y0, SCHEMA), Governance(3600, 2000, 2000)
+                "bench",
+                SCHEMA,
+                validate_examples(X0, y0, SCHEMA),
+                Governance(voting_period_s=3600, quorum_bps=2000, threshold_bps=2000),
             )
             token = initiator.token(ds)
             for v in voters[1:]:

@@ -12,20 +12,22 @@
         market (the `owner`); there is no burn, so the supply never shrinks
         and never falls below the initial data's share count.
 
-        Snapshots (vote weights). The market calls `snapshot` when a proposal
-        is created; it increments `snapshot_id` and the proposal votes with
-        the balances as they were at that moment. Balances are checkpointed
-        by snapshot id, not by block: every balance change records, on the
-        first change of an account after a new snapshot, the balance the
-        account held when that snapshot was taken. A transfer made after the
-        snapshot, even in the same block or the same transaction, therefore
-        adds no weight to the receiver and removes none from the sender for
-        that proposal: shares cannot vote twice. Holders need no delegation
-        step. Per account, one packed slot holds the latest change period,
-        the current balance (a mirror of `balanceOf`) and the balance at the
-        start of that period, so `balance_at` for an account that did not
-        move since the snapshot costs one storage read; older periods live
-        in a per-account history searched by bisection.
+        Checkpoints (vote weights). Balances are checkpointed by block
+        number, as OpenZeppelin's `ERC20Votes.getPastVotes` (Compound's
+        `getPriorVotes`), but without its delegation step: every holder
+        votes with its own balance. `balance_at(account, b)` is the balance
+        `account` held at the end of block `b`, and only a block already
+        mined can be read (`b < block.number`), so nothing done in the
+        current block, a flash loan least of all, changes it. Every balance
+        change records, on the account's first change in a new block, the
+        balance it held at the end of the blocks before. Per account, one
+        packed slot holds the block of its latest change, the current
+        balance (a mirror of `balanceOf`) and the balance before that
+        block, so a past balance of an account that did not move since
+        costs one storage read; older periods live in a per-account history
+        searched by bisection. Block numbers are packed in 32 bits
+        (`MAX_BLOCK_NUMBER`: 1,600 years at 12 s per block, 34 years at
+        250 ms); past that, moves revert.
 
         Dividends (ERC-1726 / ERC-2222 style). Anyone pays ETH with `pay` (or
         a plain transfer). Each payment raises the magnified dividend per
@@ -44,7 +46,10 @@
         `sum(dividend_of) + dust + total_claimed * MAGNITUDE ==
         total_paid * MAGNITUDE` holds exactly, and `dust` is handed out with
         the next payment. ETH forced into the token without a call is not
-        lost either: `distribute_surplus` pays it out as a dividend.
+        lost either: `distribute_surplus` pays it out as a dividend, but
+        only in a block in which no share has moved yet, so that it is paid
+        by the balances at the end of the previous block: borrowing shares
+        for one transaction cannot capture it.
 @custom:security Claims are pull payments, `@nonreentrant`, and follow
                  checks-effects-interactions.
 """
@@ -79,7 +84,7 @@ initializes: erc20[ownable := ownable]
 
 
 # @dev `transfer` and `transferFrom` are redefined below to keep
-# the snapshot and dividend bookkeeping; minting goes through
+# the checkpoint and dividend bookkeeping; minting goes through
 # `mint`. Burning and the minter/ownership management functions
 # are deliberately not exported: the market must remain the only
 # minter and the supply must never shrink.
@@ -110,8 +115,9 @@ MAGNITUDE: public(constant(uint256)) = 2**96
 MAX_SUPPLY: public(constant(uint256)) = 2**100 - 1
 
 
-# @dev The largest snapshot id (ids are packed in 32 bits).
-MAX_SNAPSHOT_ID: public(constant(uint256)) = 2**32 - 1
+# @dev The largest block number in which shares can move
+# (block numbers are packed in 32 bits).
+MAX_BLOCK_NUMBER: public(constant(uint256)) = 2**32 - 1
 
 
 # @dev The largest cumulative payment in wei (120 bits).
@@ -127,24 +133,24 @@ _MASK_128: constant(uint256) = 2**128 - 1
 
 
 # @dev A set bit that keeps the packed ledgers non-zero from
-# deployment on, so the first payment, claim or snapshot of a
+# deployment on, so the first payment, claim or move of a
 # dataset rewrites a slot instead of paying for a fresh one.
 _LIVE: constant(uint256) = 1 << 255
 
 
 # @dev Field offsets of an account word:
 # [prev: 0..99 | cur: 100..199 | history length: 200..223 |
-#  period: 224..255]. `period` is the snapshot id current at the
-# account's latest balance change, `cur` its balance now, `prev`
-# its balance when snapshot `period` was taken.
+#  period: 224..255]. `period` is the block of the account's
+# latest balance change, `cur` its balance now, `prev` its
+# balance at the end of the block before `period`.
 _CUR_SHIFT: constant(uint256) = 100
 _LEN_SHIFT: constant(uint256) = 200
 _PERIOD_SHIFT: constant(uint256) = 224
 
 
 # @dev Field offset of a history word: [balance: 0..99 |
-# period: 100..131], the balance held when snapshot `period`
-# was taken.
+# period: 100..131], the balance held at the end of the block
+# before block `period`.
 _HISTORY_PERIOD_SHIFT: constant(uint256) = 100
 
 
@@ -153,13 +159,12 @@ _HISTORY_PERIOD_SHIFT: constant(uint256) = 100
 _PAID_SHIFT: constant(uint256) = 128
 
 
-# @dev Field offset of the counters word:
-# [snapshot id: 0..31 | total claimed: 32..151 | live bit: 255].
+# @dev Field offset of the counters word: [block of the latest
+# share move: 0..31 | total claimed: 32..151 | live bit: 255].
 _CLAIMED_SHIFT: constant(uint256) = 32
 
 
-# @dev The data market: the only account that may take
-# snapshots and mint.
+# @dev The data market: the only account that may mint.
 market: public(immutable(address))
 
 
@@ -179,23 +184,18 @@ _dividend_ledger: uint256
 _counters: uint256
 
 
-# @dev The packed snapshot word of each account (see
+# @dev The packed checkpoint word of each account (see
 # `_PERIOD_SHIFT`).
 _accounts: HashMap[address, uint256]
 
 
-# @dev The older snapshot checkpoints of each account, oldest
-# first (see `_HISTORY_PERIOD_SHIFT`).
+# @dev The older checkpoints of each account, oldest first
+# (see `_HISTORY_PERIOD_SHIFT`).
 _history: HashMap[address, HashMap[uint256, uint256]]
 
 
 # @dev The dividend correction of each account, modulo 2**256.
 _corrections: HashMap[address, uint256]
-
-
-# @dev Emitted when the market takes a snapshot for a proposal.
-event Snapshot:
-    snapshot_id: indexed(uint256)
 
 
 # @dev Emitted when ETH is paid to the shareholders.
@@ -220,18 +220,18 @@ event DividendClaimed:
 
 @deploy
 @payable
-def __init__(name_: String[25], symbol_: String[5], dataset_id_: uint256):
+def __init__(name_: String[25], dataset_id_: uint256):
     """
     @dev Deployed by the data market from the blueprint; the
          market becomes `owner` and the only minter.
     @notice The constructor is `payable` to omit the `msg.value`
             check, as in snekmate.
     @param name_ The maximum 25-character name (the dataset's).
-    @param symbol_ The maximum 5-character symbol.
-    @param dataset_id_ The 32-byte id of the dataset.
+    @param dataset_id_ The 32-byte id of the dataset; the symbol
+           is derived from it (see `_symbol`).
     """
     ownable.__init__()
-    erc20.__init__(name_, symbol_, 18, name_, "1")
+    erc20.__init__(name_, self._symbol(dataset_id_), 18, name_, "1")
     market = msg.sender
     dataset_id = dataset_id_
     # Start the dividend per share at 1, not 0: every holder's
@@ -262,7 +262,8 @@ def transfer(to: address, amount: uint256) -> bool:
          snapshots and dividend corrections.
     @notice Dividends already earned stay with the sender; the
             shares moved earn for `to` from now on. The move adds
-            no vote weight to `to` for proposals already created.
+            no vote weight to `to` for proposals already created
+            (their weights are balances at an earlier block).
     @param to The 20-byte receiver address.
     @param amount The 32-byte share amount to be transferred.
     @return bool Always `True`; failures revert.
@@ -275,7 +276,7 @@ def transfer(to: address, amount: uint256) -> bool:
 def transferFrom(owner: address, to: address, amount: uint256) -> bool:
     """
     @dev Moves `amount` shares from `owner` to `to` using the
-         caller's allowance, keeping snapshots and dividend
+         caller's allowance, keeping checkpoints and dividend
          corrections.
     @param owner The 20-byte owner address.
     @param to The 20-byte receiver address.
@@ -285,23 +286,6 @@ def transferFrom(owner: address, to: address, amount: uint256) -> bool:
     erc20._spend_allowance(owner, msg.sender, amount)
     self._move(owner, to, amount)
     return True
-
-
-@external
-def snapshot() -> uint256:
-    """
-    @dev Takes a new snapshot; only the market may call it, when
-         a proposal is created.
-    @return uint256 The id of the new snapshot.
-    """
-    assert msg.sender == market, "share_token: caller is not the market"
-    counters: uint256 = self._counters
-    snapshot_id: uint256 = (counters & _MASK_32) + 1
-    assert snapshot_id <= MAX_SNAPSHOT_ID, "share_token: too many snapshots"
-    # The id occupies the low 32 bits and fits (checked above).
-    self._counters = unsafe_add(counters, 1)
-    log Snapshot(snapshot_id=snapshot_id)
-    return snapshot_id
 
 
 @external
@@ -318,7 +302,8 @@ def mint(owner: address, amount: uint256) -> uint256:
     supply: uint256 = erc20.totalSupply + amount
     assert supply <= MAX_SUPPLY, "share_token: supply cap exceeded"
     erc20._mint(owner, amount)
-    self._checkpoint(owner, erc20.balanceOf[owner], self._counters & _MASK_32)
+    self._moved_now()
+    self._checkpoint(owner, erc20.balanceOf[owner])
     # Modular by design (see the contract NatSpec).
     self._corrections[owner] = unsafe_sub(
         self._corrections[owner], unsafe_mul(self._magnified_per_share, amount)
@@ -384,8 +369,9 @@ def distribute_surplus() -> uint256:
          it owes (`total_paid - total_claimed`): ETH forced in
          without a call (`SELFDESTRUCT`, block rewards), which
          would otherwise sit here unaccounted.
-    @notice Anyone may call it; the event names the caller as
-            payer.
+    @notice Anyone may call it, in a block in which no share has
+            moved yet (else it reverts: call it again in a later
+            block); the event names the caller as payer.
     @return uint256 The amount distributed, in wei.
     """
     owed: uint256 = ((self._dividend_ledger >> _PAID_SHIFT) & _MASK_120) - (
@@ -393,35 +379,37 @@ def distribute_surplus() -> uint256:
     )
     surplus: uint256 = self.balance - owed
     assert surplus != 0, "share_token: no surplus"
+    # Paid by the balances now; with no move in this block yet they
+    # are those at the end of the previous block, which no loan
+    # taken in this block can have inflated.
+    assert self._counters & _MASK_32 != block.number, "share_token: shares moved in this block"
     self._pay(msg.sender, surplus)
     return surplus
 
 
 @external
 @view
-def balance_at(account: address, snapshot_id: uint256) -> uint256:
+def balance_at(account: address, block_number: uint256) -> uint256:
     """
-    @dev Returns the balance `account` held when snapshot
-         `snapshot_id` was taken.
-    @notice Reverts for snapshot 0. For an id not yet taken it
-            returns the current balance (what that snapshot would
-            record if taken now); it does not read `snapshot_id`,
-            to keep a vote one storage read cheaper.
+    @dev Returns the balance `account` held at the end of block
+         `block_number` (as OpenZeppelin's `getPastVotes`).
+    @notice Reverts for the current block and later ones: their
+            balances are not final yet.
     @param account The 20-byte account address.
-    @param snapshot_id The 32-byte snapshot id.
-    @return uint256 The 32-byte balance at the snapshot.
+    @param block_number The 32-byte number of a mined block.
+    @return uint256 The 32-byte balance at the end of that block.
     """
-    assert snapshot_id != 0, "share_token: invalid snapshot"
-    return self._balance_at(account, snapshot_id)
+    assert block_number < block.number, "share_token: future lookup"
+    return self._balance_at(account, block_number + 1)
 
 
 @external
 @view
-def snapshot_id() -> uint256:
+def last_move_block() -> uint256:
     """
-    @dev Returns the id of the latest snapshot, which is also the
-         number of proposals made to the dataset.
-    @return uint256 The 32-byte snapshot id (0 if none).
+    @dev Returns the block of the latest share move (transfer or
+         mint); `distribute_surplus` waits for a block without one.
+    @return uint256 The 32-byte block number (0 if none).
     """
     return self._counters & _MASK_32
 
@@ -498,17 +486,21 @@ def magnified_dividend_per_share() -> uint256:
 def _move(owner: address, to: address, amount: uint256):
     """
     @dev Moves `amount` shares from `owner` to `to` with snekmate's
-         `_transfer` (checks, balances, `Transfer` event), then
-         records both snapshot checkpoints and moves the dividend
+         `_transfer` (checks, balances, `Transfer` event), then, for
+         a non-zero amount, records both checkpoints and moves the dividend
          correction so that earned dividends stay with `owner`.
     @param owner The 20-byte owner address.
     @param to The 20-byte receiver address.
     @param amount The 32-byte share amount to be transferred.
     """
     erc20._transfer(owner, to, amount)
-    snapshot_id: uint256 = self._counters & _MASK_32
-    self._checkpoint(owner, erc20.balanceOf[owner], snapshot_id)
-    self._checkpoint(to, erc20.balanceOf[to], snapshot_id)
+    if amount == 0:
+        # Nothing moves: no checkpoint, so nobody can write entries
+        # into another account's history.
+        return
+    self._moved_now()
+    self._checkpoint(owner, erc20.balanceOf[owner])
+    self._checkpoint(to, erc20.balanceOf[to])
     # Modular by design (see the contract NatSpec).
     delta: uint256 = unsafe_mul(self._magnified_per_share, amount)
     self._corrections[owner] = unsafe_add(self._corrections[owner], delta)
@@ -516,31 +508,45 @@ def _move(owner: address, to: address, amount: uint256):
 
 
 @internal
-def _checkpoint(account: address, balance: uint256, snapshot_id: uint256):
+def _moved_now():
+    """
+    @dev Records that shares move in this block (for
+         `distribute_surplus`); rewrites the counters word only on
+         the first move of a block.
+    """
+    counters: uint256 = self._counters
+    if counters & _MASK_32 != block.number:
+        assert block.number <= MAX_BLOCK_NUMBER, "share_token: block number too large"
+        self._counters = (counters & ~_MASK_32) | block.number
+
+
+@internal
+def _checkpoint(account: address, balance: uint256):
     """
     @dev Records that the balance of `account` is now `balance`.
-         On the account's first change after a new snapshot, the
-         balance it held at that snapshot (the old `cur`) becomes
-         `prev`, and the previous period moves into the history.
+         On the account's first change in a new block, the balance
+         it held at the end of the blocks before (the old `cur`)
+         becomes `prev`, and the previous period moves into the
+         history. `_moved_now` has checked that the block number
+         fits its 32 bits.
     @param account The 20-byte account address.
     @param balance The 32-byte balance after the change.
-    @param snapshot_id The 32-byte id of the latest snapshot.
     """
     word: uint256 = self._accounts[account]
     period: uint256 = word >> _PERIOD_SHIFT
-    if period == snapshot_id:
+    if period == block.number:
         # Same period: only the current balance changes. `balance`
         # is at most `MAX_SUPPLY` and fits its 100 bits.
         self._accounts[account] = (word & ~(_MASK_100 << _CUR_SHIFT)) | (balance << _CUR_SHIFT)
         return
     length: uint256 = (word >> _LEN_SHIFT) & _MASK_24
     if period != 0:
-        # Period 0 precedes every snapshot and is never looked up.
+        # Period 0 (no change yet) is never looked up.
         self._history[account][length] = (period << _HISTORY_PERIOD_SHIFT) | (word & _MASK_100)
         length += 1
         assert length <= _MASK_24, "share_token: history full"
     self._accounts[account] = (
-        (snapshot_id << _PERIOD_SHIFT)
+        (block.number << _PERIOD_SHIFT)
         | (length << _LEN_SHIFT)
         | (balance << _CUR_SHIFT)
         | ((word >> _CUR_SHIFT) & _MASK_100)
@@ -549,26 +555,27 @@ def _checkpoint(account: address, balance: uint256, snapshot_id: uint256):
 
 @internal
 @view
-def _balance_at(account: address, snapshot_id: uint256) -> uint256:
+def _balance_at(account: address, start_block: uint256) -> uint256:
     """
-    @dev Returns the balance `account` held when snapshot
-         `snapshot_id` was taken: the balance at the start of the
-         first period at or after `snapshot_id` in which it changed,
-         or the current balance if it has not changed since.
+    @dev Returns the balance `account` held at the start of block
+         `start_block` (the end of the block before): the balance
+         at the start of the first period at or after `start_block`
+         in which it changed, or the current balance if it has not
+         changed since.
     @param account The 20-byte account address.
-    @param snapshot_id The 32-byte snapshot id (at least 1).
-    @return uint256 The 32-byte balance at the snapshot.
+    @param start_block The 32-byte block number (at least 1).
+    @return uint256 The 32-byte balance at the start of that block.
     """
     word: uint256 = self._accounts[account]
-    if word >> _PERIOD_SHIFT < snapshot_id:
+    if word >> _PERIOD_SHIFT < start_block:
         return (word >> _CUR_SHIFT) & _MASK_100
     length: uint256 = (word >> _LEN_SHIFT) & _MASK_24
     if length == 0:
         return word & _MASK_100
     # `length >= 1`, so no underflow.
-    if self._history[account][unsafe_sub(length, 1)] >> _HISTORY_PERIOD_SHIFT < snapshot_id:
+    if self._history[account][unsafe_sub(length, 1)] >> _HISTORY_PERIOD_SHIFT < start_block:
         return word & _MASK_100
-    # The first history entry with period >= `snapshot_id`
+    # The first history entry with period >= `start_block`
     # exists in [0, length - 1]: bisect for it.
     low: uint256 = 0
     high: uint256 = unsafe_sub(length, 1)
@@ -577,7 +584,7 @@ def _balance_at(account: address, snapshot_id: uint256) -> uint256:
             break
         # `low < high < 2**24`: no overflow.
         middle: uint256 = unsafe_add(low, high) >> 1
-        if self._history[account][middle] >> _HISTORY_PERIOD_SHIFT >= snapshot_id:
+        if self._history[account][middle] >> _HISTORY_PERIOD_SHIFT >= start_block:
             high = middle
         else:
             low = unsafe_add(middle, 1)
@@ -624,3 +631,28 @@ def _accumulated(account: address) -> uint256:
     return unsafe_add(
         unsafe_mul(self._magnified_per_share, erc20.balanceOf[account]), self._corrections[account]
     )
+
+
+@internal
+@pure
+def _symbol(id_: uint256) -> String[5]:
+    """
+    @dev Derives the token symbol from the dataset id: "DB7",
+         "DB999", "D1000", "12345": unique for every id below
+         100,000 (the market creates no more datasets than that).
+         Larger ids (never from the market) get their last five
+         digits.
+    @param id_ The 32-byte dataset id.
+    @return String The maximum 5-character symbol.
+    """
+    digits: String[78] = uint2str(id_)
+    length: uint256 = len(digits)
+    if length == 1:
+        return concat("DB", slice(digits, 0, 1))
+    if length == 2:
+        return concat("DB", slice(digits, 0, 2))
+    if length == 3:
+        return concat("DB", slice(digits, 0, 3))
+    if length == 4:
+        return concat("D", slice(digits, 0, 4))
+    return slice(digits, length - 5, 5)

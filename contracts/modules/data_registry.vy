@@ -35,18 +35,40 @@ _entries: HashMap[uint256, HashMap[uint256, uint256]]
 
 
 @internal
-def _append(dataset_id: uint256, index: uint256, snapshot_id: uint256, supply: uint256):
+def _append(dataset_id: uint256, index: uint256, sequence: uint256, supply: uint256, first: uint256):
     """
     @dev Writes registry entry `index` (the registry's current
          length) in the current block.
     @param dataset_id The 32-byte dataset id.
     @param index The 32-byte index of the new entry.
-    @param snapshot_id The snapshot id n of the accepted proposal.
+    @param sequence The number n of the accepted proposal.
     @param supply The cumulative share supply after the entry.
+    @param first The index of the first entry of this block.
     """
     self._entries[dataset_id][index] = (
-        (snapshot_id & packing.MASK_32) | (supply << packing.SUPPLY_SHIFT) | (block.number << packing.BLOCK_SHIFT)
+        (sequence & packing.MASK_32)
+        | (supply << packing.SUPPLY_SHIFT)
+        | (block.number << packing.BLOCK_SHIFT)
+        | (first << packing.FIRST_SHIFT)
     )
+
+
+@internal
+@view
+def _length_before_block(dataset_id: uint256, length: uint256) -> uint256:
+    """
+    @dev Returns how many of the first `length` entries were
+         registered before the current block: the registry length
+         at the end of the previous block.
+    @param dataset_id The 32-byte dataset id.
+    @param length The 32-byte registry length now (at least 1).
+    @return uint256 The registry length at the end of the previous
+            block.
+    """
+    last: uint256 = self._entries[dataset_id][unsafe_sub(length, 1)]
+    if (last >> packing.BLOCK_SHIFT) & packing.MASK_64 != block.number:
+        return length
+    return (last >> packing.FIRST_SHIFT) & packing.MASK_32
 
 
 @internal

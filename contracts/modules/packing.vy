@@ -20,16 +20,23 @@
           quorum bps: 192..207 | threshold bps: 208..223 | registry
           length: 224..255];
         - dataset info word: [initiator: 0..159 | quality cap bps:
-          160..191];
+          160..191 | minimum voting period: 192..223 | proposal count:
+          224..255];
         - proposal terms: [contributor: 0..159 | examples: 160..191 |
           registry length at creation: 192..223 | quality weight bps:
           224..255];
         - ballot box: [yes: 0..103 | no: 104..207 | deadline: 208..247 |
           status: 248..255];
         - ballot: [weight: 0..103 | support: 104 | voted: 105];
+        - proposal clock: [snapshot block: 0..63 | earliest early
+          settlement: 64..103 | voting opens: 104..143 | commit phase
+          ends: 144..183 | commitments: 184..191 | reveals: 192..199 |
+          evaluation fee refunded: 200 | deposit settled: 201];
+        - dataset rules word: [commit period: 0..31 | reveal period:
+          32..63 | evaluation fee: 64..159 | deposit: 160..255];
         - registry entry: [snapshot id n of the proposal: 0..31 |
           cumulative share supply after it: 32..135 | block number:
-          136..199].
+          136..199 | index of the first entry of that block: 200..231].
 
         The field widths hold by construction: weights and supplies stay
         below `2**100` (the share token's cap), periods, examples and
@@ -50,6 +57,7 @@ MASK_16: constant(uint256) = 2**16 - 1
 MASK_32: constant(uint256) = 2**32 - 1
 MASK_40: constant(uint256) = 2**40 - 1
 MASK_64: constant(uint256) = 2**64 - 1
+MASK_96: constant(uint256) = 2**96 - 1
 MASK_104: constant(uint256) = 2**104 - 1
 MASK_160: constant(uint256) = 2**160 - 1
 
@@ -63,6 +71,24 @@ LENGTH_SHIFT: constant(uint256) = 224
 
 # @dev Dataset info word offsets.
 CAP_SHIFT: constant(uint256) = 160
+MIN_VOTING_SHIFT: constant(uint256) = 192
+COUNT_SHIFT: constant(uint256) = 224
+
+
+# @dev Proposal clock offsets.
+SETTLE_SHIFT: constant(uint256) = 64
+OPENS_SHIFT: constant(uint256) = 104
+COMMIT_END_SHIFT: constant(uint256) = 144
+COMMITS_SHIFT: constant(uint256) = 184
+REVEALS_SHIFT: constant(uint256) = 192
+REFUNDED_BIT: constant(uint256) = 1 << 200
+DEPOSIT_SETTLED_BIT: constant(uint256) = 1 << 201
+
+
+# @dev Dataset rules word offsets.
+REVEAL_PERIOD_SHIFT: constant(uint256) = 32
+FEE_SHIFT: constant(uint256) = 64
+DEPOSIT_SHIFT: constant(uint256) = 160
 
 
 # @dev Ballot box offsets.
@@ -80,6 +106,7 @@ WEIGHT_SHIFT: constant(uint256) = 224
 # @dev Registry entry offsets.
 SUPPLY_SHIFT: constant(uint256) = 32
 BLOCK_SHIFT: constant(uint256) = 136
+FIRST_SHIFT: constant(uint256) = 200
 
 
 # @dev Ballot flags.
@@ -202,14 +229,15 @@ def _registry_length(dataset: uint256) -> uint256:
 
 @internal
 @pure
-def _pack_info(initiator: address, quality_cap_bps: uint256) -> uint256:
+def _pack_info(initiator: address, quality_cap_bps: uint256, min_voting_period: uint256) -> uint256:
     """
-    @dev Packs a dataset info word.
+    @dev Packs a dataset info word, with no proposal yet.
     @param initiator The 20-byte initiator address.
     @param quality_cap_bps The quality weight cap in basis points.
+    @param min_voting_period The minimum voting period in seconds.
     @return uint256 The packed info word.
     """
-    return convert(initiator, uint256) | (quality_cap_bps << CAP_SHIFT)
+    return convert(initiator, uint256) | (quality_cap_bps << CAP_SHIFT) | (min_voting_period << MIN_VOTING_SHIFT)
 
 
 @internal
@@ -232,6 +260,179 @@ def _quality_cap(info: uint256) -> uint256:
     @return uint256 The cap in basis points.
     """
     return (info >> CAP_SHIFT) & MASK_32
+
+
+@internal
+@pure
+def _min_voting_period(info: uint256) -> uint256:
+    """
+    @dev Returns the minimum voting period of a dataset info word.
+    @param info The packed info word.
+    @return uint256 The minimum voting period in seconds.
+    """
+    return (info >> MIN_VOTING_SHIFT) & MASK_32
+
+
+@internal
+@pure
+def _proposal_count(info: uint256) -> uint256:
+    """
+    @dev Returns the number of proposals of a dataset info word.
+    @param info The packed info word.
+    @return uint256 The number of proposals made.
+    """
+    return info >> COUNT_SHIFT
+
+
+@internal
+@pure
+def _pack_clock(
+    snapshot_block: uint256, settle_from: uint256, voting_opens: uint256, commit_end: uint256
+) -> uint256:
+    """
+    @dev Packs a proposal clock, with no commitment or reveal yet.
+    @param snapshot_block The block whose closing balances weigh
+           the votes.
+    @param settle_from The earliest time (UNIX seconds) at which
+           the outcome may be settled before the deadline.
+    @param voting_opens The time voting opens (the reveal phase
+           ends).
+    @param commit_end The time the commit phase ends (the reveal
+           phase starts).
+    @return uint256 The packed clock.
+    """
+    return (
+        snapshot_block
+        | (settle_from << SETTLE_SHIFT)
+        | (voting_opens << OPENS_SHIFT)
+        | (commit_end << COMMIT_END_SHIFT)
+    )
+
+
+@internal
+@pure
+def _voting_opens(clock: uint256) -> uint256:
+    """
+    @dev Returns when voting opens (the evaluation is over).
+    @param clock The packed clock.
+    @return uint256 The time (UNIX seconds).
+    """
+    return (clock >> OPENS_SHIFT) & MASK_40
+
+
+@internal
+@pure
+def _commit_end(clock: uint256) -> uint256:
+    """
+    @dev Returns when the commit phase ends.
+    @param clock The packed clock.
+    @return uint256 The time (UNIX seconds).
+    """
+    return (clock >> COMMIT_END_SHIFT) & MASK_40
+
+
+@internal
+@pure
+def _commits(clock: uint256) -> uint256:
+    """
+    @dev Returns the number of evaluators' commitments.
+    @param clock The packed clock.
+    @return uint256 The number of commitments.
+    """
+    return (clock >> COMMITS_SHIFT) & MASK_8
+
+
+@internal
+@pure
+def _reveals(clock: uint256) -> uint256:
+    """
+    @dev Returns the number of scores revealed.
+    @param clock The packed clock.
+    @return uint256 The number of reveals.
+    """
+    return (clock >> REVEALS_SHIFT) & MASK_8
+
+
+@internal
+@pure
+def _pack_rules(commit_period: uint256, reveal_period: uint256, fee: uint256, deposit: uint256) -> uint256:
+    """
+    @dev Packs a dataset rules word.
+    @param commit_period The commit phase in seconds.
+    @param reveal_period The reveal phase in seconds.
+    @param fee The evaluation fee per proposal in wei.
+    @param deposit The deposit per proposal in wei.
+    @return uint256 The packed rules word.
+    """
+    return (
+        commit_period | (reveal_period << REVEAL_PERIOD_SHIFT) | (fee << FEE_SHIFT) | (deposit << DEPOSIT_SHIFT)
+    )
+
+
+@internal
+@pure
+def _commit_period(rules: uint256) -> uint256:
+    """
+    @dev Returns the commit period of a rules word.
+    @param rules The packed rules word.
+    @return uint256 The commit phase in seconds.
+    """
+    return rules & MASK_32
+
+
+@internal
+@pure
+def _reveal_period(rules: uint256) -> uint256:
+    """
+    @dev Returns the reveal period of a rules word.
+    @param rules The packed rules word.
+    @return uint256 The reveal phase in seconds.
+    """
+    return (rules >> REVEAL_PERIOD_SHIFT) & MASK_32
+
+
+@internal
+@pure
+def _fee(rules: uint256) -> uint256:
+    """
+    @dev Returns the evaluation fee of a rules word.
+    @param rules The packed rules word.
+    @return uint256 The fee in wei.
+    """
+    return (rules >> FEE_SHIFT) & MASK_96
+
+
+@internal
+@pure
+def _deposit(rules: uint256) -> uint256:
+    """
+    @dev Returns the proposal deposit of a rules word.
+    @param rules The packed rules word.
+    @return uint256 The deposit in wei.
+    """
+    return rules >> DEPOSIT_SHIFT
+
+
+@internal
+@pure
+def _snapshot_block(clock: uint256) -> uint256:
+    """
+    @dev Returns the snapshot block of a proposal clock.
+    @param clock The packed clock.
+    @return uint256 The block number.
+    """
+    return clock & MASK_64
+
+
+@internal
+@pure
+def _settle_from(clock: uint256) -> uint256:
+    """
+    @dev Returns the earliest early settlement of a proposal clock.
+    @param clock The packed clock.
+    @return uint256 The time (UNIX seconds).
+    """
+    return (clock >> SETTLE_SHIFT) & MASK_40
 
 
 @internal
@@ -429,3 +630,15 @@ def _entry_block(entry: uint256) -> uint256:
     @return uint256 The block number.
     """
     return (entry >> BLOCK_SHIFT) & MASK_64
+
+
+@internal
+@pure
+def _entry_first(entry: uint256) -> uint256:
+    """
+    @dev Returns the index of the first registry entry written in
+         the same block as this one.
+    @param entry The packed registry entry.
+    @return uint256 The entry index.
+    """
+    return (entry >> FIRST_SHIFT) & MASK_32

@@ -21,10 +21,13 @@
         `q` and threshold `t` in basis points: after the deadline accepted
         iff `(yes + no) * 10_000 >= q * S` and
         `yes * 10_000 >= t * (yes + no)`, expired if the quorum is missed,
-        rejected otherwise. Before the deadline: accepted when the quorum
+        rejected otherwise. Before the deadline, once the composing
+        contract allows early settlement: accepted when the quorum
         is met and `yes * 10_000 >= t * S` (no remaining vote can undo it),
-        rejected when `(S - no) * 10_000 < t * S` (even all remaining
-        weight voting yes cannot reach the threshold), pending otherwise.
+        rejected when the quorum is met and `(S - no) * 10_000 < t * S`
+        (even all remaining weight voting yes cannot reach the threshold;
+        with the quorum missed the deadline might still say expired),
+        pending otherwise. So an early status is the deadline's status.
 
         Word layouts are in `packing`. The functions that run on every
         vote and finalization use its offsets inline rather than its
@@ -60,6 +63,11 @@ _ballot_boxes: HashMap[uint256, uint256]
 _ballots: HashMap[uint256, HashMap[address, uint256]]
 
 
+# @dev Proposal id => packed clock: snapshot block and earliest
+# early settlement (see `packing`).
+_clocks: HashMap[uint256, uint256]
+
+
 @internal
 @view
 def _box(proposal_id: uint256) -> uint256:
@@ -85,15 +93,30 @@ def _ballot(proposal_id: uint256, voter: address) -> uint256:
 
 
 @internal
-def _open(proposal_id: uint256, deadline: uint256, status: uint8):
+def _open(proposal_id: uint256, deadline: uint256, status: uint8, clock: uint256):
     """
     @dev Opens the ballot box of a new proposal, with no votes.
     @param proposal_id The 32-byte proposal id.
     @param deadline The voting deadline (UNIX seconds).
     @param status The initial status (`STATUS_PENDING`, or
            `STATUS_ACCEPTED` for data accepted without a vote).
+    @param clock The packed proposal clock (0: none, for data
+           accepted without a vote).
     """
     self._ballot_boxes[proposal_id] = packing._pack_box(deadline, status)
+    if clock != 0:
+        self._clocks[proposal_id] = clock
+
+
+@internal
+@view
+def _clock(proposal_id: uint256) -> uint256:
+    """
+    @dev Returns the packed clock of a proposal (0 if none).
+    @param proposal_id The 32-byte proposal id.
+    @return uint256 The packed clock.
+    """
+    return self._clocks[proposal_id]
 
 
 @internal
@@ -135,14 +158,19 @@ def _settle(proposal_id: uint256, box: uint256, status: uint8):
 
 @internal
 @view
-def _outcome(box: uint256, supply: uint256, quorum_bps: uint256, threshold_bps: uint256) -> uint8:
+def _outcome(
+    box: uint256, supply: uint256, quorum_bps: uint256, threshold_bps: uint256, may_settle_early: bool
+) -> uint8:
     """
     @dev Returns the status a pending ballot box settles to now,
-         or `STATUS_PENDING` while the outcome can still change.
+         or `STATUS_PENDING` while the outcome can still change (or
+         may not be settled before the deadline yet).
     @param box The packed ballot box.
     @param supply The share supply at the proposal's snapshot.
     @param quorum_bps The quorum in basis points of `supply`.
     @param threshold_bps The threshold in basis points.
+    @param may_settle_early Whether an outcome that no remaining
+           vote can change may be settled before the deadline.
     @return uint8 The status.
     """
     yes: uint256 = box & packing.MASK_104
@@ -158,9 +186,13 @@ def _outcome(box: uint256, supply: uint256, quorum_bps: uint256, threshold_bps: 
         return STATUS_REJECTED
 
     # Voting is open: settle only what no remaining vote can change.
+    if not may_settle_early:
+        return STATUS_PENDING
     if quorum_met and yes * BPS >= threshold_bps * supply:
         return STATUS_ACCEPTED
     # `no <= supply`: the unvoted weight plus `yes` is `supply - no`.
-    if (supply - no) * BPS < threshold_bps * supply:
+    # Only with the quorum met: else the deadline could still find
+    # it missed and say expired, not rejected.
+    if quorum_met and (supply - no) * BPS < threshold_bps * supply:
         return STATUS_REJECTED
     return STATUS_PENDING

@@ -149,9 +149,9 @@ def snapshot(env: Env) -> dict[str, Any]:
     market = gw.bind(DataMarketClient, load_deployment(env.data_dir, gw.chain_id)["DataMarket"])
     chain = []
     for ds in range(1, market.dataset_count() + 1):
-        dataset = tuple(market.call("dataset", ds))
-        chain.append((dataset, gw.bind(ShareTokenClient, dataset[0]).total_paid()))
-        proposal_count = dataset[8]
+        dataset = market.dataset(ds)
+        chain.append((tuple(dataset), gw.bind(ShareTokenClient, dataset.token).total_paid()))
+        proposal_count = dataset.proposal_count
         chain += [
             tuple(market.call("proposal", (ds << 32) | n)) for n in range(1, proposal_count + 1)
         ]

@@ -45,9 +45,11 @@ def test_market_flow(env: Env, tmp_path: Path) -> None:
     inline = cli_json(
         env, "dataset", "create", "inline", "--task", "classification",
         "--feature-shape", "2x2", "--labels", "0-9", "--initial", str(initial),
-        "--quorum-bps", "3000", "--evaluator", a3, "-a", "1",
+        "--quorum-bps", "3000", "--evaluator", a3, "-a", "1", "--min-voting-period", "10m",
     )  # fmt: skip
     assert inline["initiator"] == a1
+    assert inline["governance"]["min_voting_period_s"] == 600
+    assert ds["governance"]["min_voting_period_s"] == 0
     assert inline["governance"]["quorum_bps"] == 3000
     assert inline["schema_cid"] == (
         DatasetSchema("classification", (2, 2), "float32", tuple(range(10)), name="inline").cid()

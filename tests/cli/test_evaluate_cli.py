@@ -36,8 +36,9 @@ def setup(node, tmp_path: Path):
     market = Market.connect(node.url, node.accounts[0], node.data_dir)
     initial = validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="initial")
     ds = market.create_dataset(
-        "cli eval", SCHEMA, initial, Governance(evaluators=(node.accounts[1].address,))
-    )
+        "cli eval", SCHEMA, initial,
+        Governance(evaluators=(node.accounts[1].address,), commit_period_s=600, reveal_period_s=600),
+    )  # fmt: skip
     poison = CAST.contributions[6]
     p = market.as_account(node.accounts[2]).propose(
         ds, validate_examples(poison.X, poison.y, SCHEMA, source="poison")
@@ -57,8 +58,13 @@ def test_evaluate_once_posts_a_negative_score_for_poison(setup) -> None:
     assert posted["proposal_id"] == p.id and posted["score_bps"] < 0
     assert any(f.startswith("poisoning") for f in posted["flags"])
     ev = market.proposal(p.id).evaluation
-    assert ev is not None and ev.score_bps == posted["score_bps"]
-    report = json.loads(market.store.get(ev.report_cid))
+    assert ev is not None and (ev.commits, ev.reveals) == (1, 0)  # sealed until the reveal phase
+    market.gateway.advance_to(p.commit_end)
+    revealed = CliRunner().invoke(app, args)  # reveals what is due, commits nothing new
+    assert revealed.exit_code == 0 and json.loads(revealed.stdout) == []
+    ev = market.proposal(p.id).evaluation
+    assert ev is not None and ev.reveals == 1 and ev.score_bps == posted["score_bps"]
+    report = json.loads(market.store.get(posted["report_cid"]))
     assert report["proposal_id"] == p.id and market.store.get(report["plot_cid"])[:4] == b"\x89PNG"
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and json.loads(again.stdout) == []
@@ -100,7 +106,9 @@ def test_evaluator_values_with_an_injected_method(setup) -> None:
     assert posted.report["method"] == "tmc_shapley"
     assert posted.report["valuation"]["method"] == "tmc_shapley"
     ev = market.proposal(p.id).evaluation
-    assert ev is not None and ev.score_bps == posted.score_bps
+    assert ev is not None and ev.commits == 1
+    sealed = market.as_account(node.accounts[1]).sealed_score(p.id)
+    assert sealed is not None and sealed.score_bps == posted.score_bps
 
 
 def test_evaluator_defaults_to_knn_shapley_and_checks_its_method(setup) -> None:
@@ -116,3 +124,38 @@ def test_evaluator_defaults_to_knn_shapley_and_checks_its_method(setup) -> None:
     with pytest.raises(ValuationError, match="not a valuation method"):
         wrong.evaluate(p)
     assert market.proposal(p.id).evaluation is None  # nothing was posted
+
+
+def test_commit_reveal_and_collect_by_hand(setup, tmp_path: Path) -> None:
+    node, market, _, _, _ = setup
+    initial = validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="initial")
+    ds = market.create_dataset(
+        "cli fee", SCHEMA, initial,
+        Governance(evaluators=(node.accounts[1].address,), commit_period_s=600,
+                   reveal_period_s=600, evaluation_fee_wei=10**15),
+    )  # fmt: skip
+    honest = CAST.contributions[0]
+    p = market.as_account(node.accounts[2]).propose(
+        ds, validate_examples(honest.X, honest.y, SCHEMA, source="honest")
+    )
+    report = tmp_path / "report.json"
+    report.write_text('{"why": "by hand"}')
+    common = ["--rpc", node.url, "--data-dir", str(node.data_dir), "--json"]
+    early = _cli("reveal", str(p.id), "--account", "3", *common)
+    assert early.returncode == 5 and "no committed score" in early.stderr
+    out = CliRunner().invoke(
+        app, ["commit", str(p.id), "--score", "12000", "--report", str(report), "-a", "1", *common]
+    )
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["reveal_from"] == p.commit_end
+    market.gateway.advance_to(p.commit_end)
+    out = CliRunner().invoke(app, ["reveal", f"{ds}/{p.sequence}", "-a", "1", *common])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["score_bps"] == 12_000
+    market.gateway.advance_to(p.voting_opens)
+    out = CliRunner().invoke(app, ["collect-fee", str(p.id), "-a", "1", *common])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["amount_wei"] == 10**15
+    again = _cli("collect-fee", str(p.id), "--account", "1", *common)
+    assert again.returncode == 4 and "already collected" in again.stderr
+    assert market.proposal(p.id).quality_weight_bps == 12_000

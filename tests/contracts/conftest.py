@@ -13,7 +13,7 @@ from typing import Any
 
 import boa
 import pytest
-from contracts_support import CONTRACTS, UNIT, World
+from contracts_support import CONTRACTS, UNIT, World, mine_block
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +50,7 @@ def world(share_token_deployer: Any, market_deployer: Any) -> World:
     with boa.env.prank(w.initiator):
         w.token.transfer(w.alice, 30 * UNIT)
         w.token.transfer(w.bob, 20 * UNIT)
+    mine_block()  # the balances above weigh the votes of proposals made from now on
     return w
 
 

@@ -46,6 +46,8 @@ VOTING_PERIOD = 3_600
 QUORUM_BPS = 2_000
 THRESHOLD_BPS = 5_000
 CAP_BPS = 20_000
+COMMIT_PERIOD = 600  # evaluated datasets: commit phase, then reveal phase, then voting
+REVEAL_PERIOD = 600
 STATUS = {"none": 0, "pending": 1, "accepted": 2, "rejected": 3, "expired": 4}
 
 
@@ -76,14 +78,73 @@ class World:
     contributor: str
 
     def propose(
-        self, tag: int, examples: int = 10, sender: str | None = None, dataset_id: int | None = None
+        self,
+        tag: int,
+        examples: int = 10,
+        sender: str | None = None,
+        dataset_id: int | None = None,
+        mine: bool = True,
     ) -> int:
-        with boa.env.prank(sender or self.contributor):
-            return int(
-                self.market.propose(
-                    dataset_id or self.dataset_id, cid(tag), cid(tag + 1), examples, cid(tag + 2)
-                )
-            )
+        """Commit, mine a block, and propose as `sender` (the contributor); then mine a block
+        unless `mine` is False, so that the outcome may be settled (never in the proposal's own
+        block)."""
+        return self.propose_paid(
+            tag, dataset_id or self.dataset_id, 0, examples, sender=sender, mine=mine
+        )
+
+    def commit_proposal(
+        self, sender: str, dataset_id: int, data: bytes, root: bytes, examples: int, meta: bytes
+    ) -> None:
+        """Commit `sender` to a proposal and mine a block: `propose` may follow."""
+        commitment = self.market.proposal_commitment(sender, dataset_id, data, root, examples, meta)
+        with boa.env.prank(sender):
+            self.market.commit_proposal(commitment)
+        mine_block()
+
+    def evaluated(self, evaluators: list[str] | None = None, fee: int = 0) -> int:
+        """A dataset like the standard one (initiator 50, alice 30, bob 20 shares) with commit and
+        reveal phases, `evaluators` (default: the evaluator) and an evaluation fee."""
+        d = self.create(
+            self.initiator, evaluators=evaluators, commit=COMMIT_PERIOD, reveal=REVEAL_PERIOD,
+            fee=fee, root=cid(0xC3),
+        )  # fmt: skip
+        token = self.token_of(d)
+        with boa.env.prank(self.initiator):
+            token.transfer(self.alice, 30 * UNIT)
+            token.transfer(self.bob, 20 * UNIT)
+        mine_block()
+        return d
+
+    def propose_paid(
+        self,
+        tag: int,
+        dataset_id: int,
+        value: int,
+        examples: int = 10,
+        sender: str | None = None,
+        mine: bool = True,
+    ) -> int:
+        sender = sender or self.contributor
+        terms = (cid(tag), cid(tag + 1), examples, cid(tag + 2))
+        self.commit_proposal(sender, dataset_id, *terms)
+        with boa.env.prank(sender):
+            pid = int(self.market.propose(dataset_id, *terms, value=value))
+        if mine:
+            mine_block()
+        return pid
+
+    def commit(self, proposal_id: int, evaluator: str, score: int, salt: int = 7) -> None:
+        commitment = self.market.commitment_of(proposal_id, evaluator, score, cid(0xE1), cid(salt))
+        with boa.env.prank(evaluator):
+            self.market.commit_evaluation(proposal_id, commitment)
+
+    def reveal(self, proposal_id: int, evaluator: str, score: int, salt: int = 7) -> None:
+        with boa.env.prank(evaluator):
+            self.market.reveal_evaluation(proposal_id, score, cid(0xE1), cid(salt))
+
+    def until(self, timestamp: int) -> None:
+        """Travel to `timestamp` (at least one block on)."""
+        boa.env.time_travel(seconds=max(timestamp - boa.env.timestamp, 12))
 
     def vote(self, proposal_id: int, voter: str, support: bool = True) -> None:
         with boa.env.prank(voter):
@@ -102,19 +163,30 @@ class World:
             "root": cid(0xA3),
             "examples": examples,
             "period": VOTING_PERIOD,
+            "min_period": 0,
             "quorum": QUORUM_BPS,
             "threshold": THRESHOLD_BPS,
             "evaluators": [self.evaluator] if evaluators is None else evaluators,
             "cap": CAP_BPS,
+            "commit": 0,
+            "reveal": 0,
+            "fee": 0,
+            "deposit": 0,
         }
         args.update(kw)
         with boa.env.prank(initiator):
             return int(
                 self.market.create_dataset(
                     args["name"], args["metadata"], args["data"], args["root"], args["examples"],
-                    args["period"], args["quorum"], args["threshold"], args["evaluators"], args["cap"],
+                    args["period"], args["min_period"], args["quorum"], args["threshold"],
+                    args["evaluators"], args["cap"], args["commit"], args["reveal"], args["fee"], args["deposit"],
                 )
             )  # fmt: skip
+
+
+def mine_block(blocks: int = 1) -> None:
+    """Mine `blocks` blocks (12 s each): balances of the blocks before become votes' weights."""
+    boa.env.time_travel(blocks=blocks)
 
 
 def events(contract: Any, name: str) -> list[Any]:

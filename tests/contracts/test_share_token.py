@@ -1,4 +1,4 @@
-"""ShareToken: ERC-20 surface, snapshots, minting, dividends; a positive and a negative test each."""
+"""ShareToken: ERC-20 surface, past balances, minting, dividends; a positive and a negative test each."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ from typing import Any
 
 import boa
 import pytest
-from contracts_support import HELPERS, UNIT, World, events, mapping_slot, poke, storage_slot
+from boa.util.abi import Address
+from contracts_support import (
+    HELPERS,
+    UNIT,
+    World,
+    events,
+    mapping_slot,
+    mine_block,
+    poke,
+    storage_slot,
+)
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
@@ -24,7 +34,7 @@ def standalone(world: World) -> tuple[Any, str]:
     """A token deployed directly by `owner`, who therefore acts as its market."""
     owner = boa.env.generate_address("standalone-owner")
     with boa.env.prank(owner):
-        token = world.share_token.deploy("Standalone", "SA", 7)
+        token = world.share_token.deploy("Standalone", 7)
     return token, owner
 
 
@@ -48,7 +58,7 @@ def test_metadata(world: World) -> None:
         (1000, "D1000"),
         (9999, "D9999"),
         (10000, "10000"),
-        (1234567, "34567"),
+        (99999, "99999"),
     ],
 )
 def test_symbol_is_derived_from_the_dataset_id(world: World, dataset_id: int, symbol: str) -> None:
@@ -186,29 +196,7 @@ def test_burning_and_minter_management_are_not_exposed(world: World) -> None:
     }
 
 
-# --- snapshots and minting ---------------------------------------------------------------------
-
-
-def test_snapshot_by_market(standalone: tuple[Any, str]) -> None:
-    token, owner = standalone
-    with boa.env.prank(owner):
-        assert token.snapshot() == 1
-        assert token.snapshot() == 2
-        (log,) = events(token, "Snapshot")
-    assert log.snapshot_id == 2
-    assert token.snapshot_id() == 2
-
-
-def test_snapshot_by_anyone_else_reverts(world: World) -> None:
-    with boa.env.prank(world.alice), boa.reverts("share_token: caller is not the market"):
-        world.token.snapshot()
-
-
-def test_snapshot_id_limit(standalone: tuple[Any, str]) -> None:
-    token, owner = standalone
-    poke(token, storage_slot(token, "_counters"), (1 << 255) | (2**32 - 1))
-    with boa.env.prank(owner), boa.reverts("share_token: too many snapshots"):
-        token.snapshot()
+# --- past balances and minting ---------------------------------------------------------------------
 
 
 def test_mint_by_market(standalone: tuple[Any, str], world: World) -> None:
@@ -233,29 +221,39 @@ def test_mint_beyond_supply_cap_reverts(standalone: tuple[Any, str], world: Worl
             token.mint(world.alice, 1)
 
 
-def test_balance_at_ignores_moves_after_the_snapshot(
+def _block() -> int:
+    return int(boa.env.evm.patch.block_number)
+
+
+def test_balance_at_reads_the_end_of_a_past_block(
     standalone: tuple[Any, str], world: World
 ) -> None:
     token, owner = standalone
     a, b = world.alice, world.bob
     with boa.env.prank(owner):
         token.mint(a, 10)
-        s1 = token.snapshot()
+    b1 = _block()
     with boa.env.prank(a):
-        token.transfer(b, 4)  # same block, right after the snapshot
-    assert (token.balance_at(a, s1), token.balance_at(b, s1)) == (10, 0)
-    with boa.env.prank(owner):
-        s2 = token.snapshot()
+        token.transfer(b, 4)  # same block: part of block b1's closing balances
+    mine_block()
+    b2 = _block()
     with boa.env.prank(b):
         token.transfer(a, 1)
-    assert (token.balance_at(a, s2), token.balance_at(b, s2)) == (6, 4)
-    assert (token.balance_at(a, s1), token.balance_at(b, s1)) == (10, 0)
-    assert token.balance_at(a, s2 + 1) == token.balanceOf(a) == 7  # not yet taken: current
+    with boa.env.prank(a):
+        token.transfer(b, 2)
+    mine_block()
+    assert (token.balance_at(a, b1), token.balance_at(b, b1)) == (6, 4)
+    assert (token.balance_at(a, b1 - 1), token.balance_at(b, b1 - 1)) == (0, 0)
+    assert (token.balance_at(a, b2), token.balance_at(b, b2)) == (5, 5)
+    assert token.balance_at(a, _block() - 1) == token.balanceOf(a) == 5
 
 
-def test_balance_at_snapshot_zero_reverts(world: World) -> None:
-    with boa.reverts("share_token: invalid snapshot"):
-        world.token.balance_at(world.alice, 0)
+def test_balance_at_the_current_or_a_future_block_reverts(world: World) -> None:
+    with boa.reverts("share_token: future lookup"):
+        world.token.balance_at(world.alice, _block())
+    with boa.reverts("share_token: future lookup"):
+        world.token.balance_at(world.alice, _block() + 1)
+    assert world.token.balance_at(world.alice, _block() - 1) == 30 * UNIT
 
 
 def test_balance_at_bisects_a_long_history(standalone: tuple[Any, str], world: World) -> None:
@@ -266,29 +264,48 @@ def test_balance_at_bisects_a_long_history(standalone: tuple[Any, str], world: W
     expected: dict[int, tuple[int, int]] = {}
     balances = [1_000, 0]
     for i in range(40):
-        with boa.env.prank(owner):
-            s = token.snapshot()
-        expected[s] = (balances[0], balances[1])
-        if i % 3 != 2:  # some periods without a change
+        if i % 3 != 2:  # some blocks without a change
             with boa.env.prank(a):
                 token.transfer(b, i + 1)
             balances = [balances[0] - i - 1, balances[1] + i + 1]
-    for s, (ba, bb) in expected.items():
-        assert (token.balance_at(a, s), token.balance_at(b, s)) == (ba, bb), s
+        expected[_block()] = (balances[0], balances[1])
+        mine_block()
+    for n, (ba, bb) in expected.items():
+        assert (token.balance_at(a, n), token.balance_at(b, n)) == (ba, bb), n
 
 
 def test_history_length_limit(standalone: tuple[Any, str], world: World) -> None:
     token, owner = standalone
     with boa.env.prank(owner):
         token.mint(world.alice, 10)
-        token.snapshot()
+    mine_block()
     slot = mapping_slot(storage_slot(token, "_accounts"), int(world.alice, 16))
     word = (1 << 224) | ((2**24 - 1) << 200) | (10 << 100) | 10
     poke(token, slot, word)
-    with boa.env.prank(owner):
-        token.snapshot()
     with boa.env.prank(world.alice), boa.reverts("share_token: history full"):
         token.transfer(world.bob, 1)
+
+
+def test_a_zero_transfer_writes_no_history(world: World) -> None:
+    slot = mapping_slot(storage_slot(world.token, "_accounts"), int(world.alice, 16))
+    before = boa.env.evm.get_storage(Address(world.token.address), slot)
+    with boa.env.prank(world.carol):  # anyone, about anyone
+        world.token.transfer(world.alice, 0)
+        world.token.transferFrom(world.alice, world.carol, 0)
+    assert boa.env.evm.get_storage(Address(world.token.address), slot) == before
+    assert world.token.last_move_block() != _block()
+
+
+def test_moves_record_their_block(world: World) -> None:
+    with boa.env.prank(world.alice):
+        world.token.transfer(world.bob, 1)
+    assert world.token.last_move_block() == _block()
+
+
+def test_moves_past_the_block_number_limit_revert(world: World) -> None:
+    boa.env.evm.patch.block_number = 2**32
+    with boa.env.prank(world.alice), boa.reverts("share_token: block number too large"):
+        world.token.transfer(world.bob, 1)
 
 
 # --- dividends ---------------------------------------------------------------------------------
@@ -469,12 +486,42 @@ def test_forced_eth_is_distributed_as_surplus(world: World) -> None:
         world.token.pay(value=10**18)
     token = world.token.address
     boa.env.set_balance(token, boa.env.get_balance(token) + 5 * 10**17)  # as by SELFDESTRUCT
+    mine_block()
     with boa.env.prank(world.bob):
         assert world.token.distribute_surplus() == 5 * 10**17
     (log,) = events(world.token, "DividendPaid")
     assert (log.payer, log.amount) == (world.bob, 5 * 10**17)
     assert world.token.total_paid() == 15 * 10**17
     assert close(world.token.claimable(world.bob), 3 * 10**17)
+
+
+def test_distribute_surplus_waits_for_a_block_without_moves(world: World) -> None:
+    boa.env.set_balance(world.token.address, 10**18)
+    with boa.env.prank(world.alice):
+        world.token.transfer(world.carol, 10 * UNIT)
+    with boa.reverts("share_token: shares moved in this block"):
+        world.token.distribute_surplus()
+    mine_block()
+    world.token.distribute_surplus()
+    with boa.env.prank(world.carol):  # moves after the distribution take nothing with them
+        world.token.transfer(world.alice, 10 * UNIT)
+    assert close(world.token.claimable(world.carol), 10**17)
+
+
+def test_a_flash_loan_cannot_capture_the_surplus(world: World) -> None:
+    lender = boa.load(str(HELPERS / "flash_lender.vy"))
+    attacker = boa.load(str(HELPERS / "flash_attacker.vy"))
+    with boa.env.prank(world.initiator):
+        world.token.transfer(lender.address, 45 * UNIT)
+    boa.env.set_balance(world.token.address, 10**18)
+    mine_block()
+    attacker.attack_surplus(lender.address, world.token.address, 45 * UNIT)
+    assert not attacker.distributed()
+    assert world.token.claimable(attacker.address) == 0
+    mine_block()
+    world.token.distribute_surplus()
+    assert world.token.claimable(attacker.address) == 0
+    assert close(world.token.claimable(lender.address), 45 * 10**16)
 
 
 def test_distribute_surplus_without_surplus_reverts(world: World) -> None:
@@ -488,7 +535,7 @@ def test_distribute_surplus_without_surplus_reverts(world: World) -> None:
 
 def test_dividend_views_and_constants(world: World) -> None:
     t = world.token
-    assert (t.MAGNITUDE(), t.MAX_SUPPLY(), t.MAX_SNAPSHOT_ID(), t.MAX_TOTAL_PAID()) == (
+    assert (t.MAGNITUDE(), t.MAX_SUPPLY(), t.MAX_BLOCK_NUMBER(), t.MAX_TOTAL_PAID()) == (
         MAG,
         MAX_SUPPLY,
         2**32 - 1,

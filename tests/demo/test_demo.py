@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from databright.demo import PAYMENT_WEI, run_session
+from databright.demo.session import DEPOSIT_WEI, EVALUATION_FEE_WEI
 
 
 @pytest.fixture
@@ -28,9 +29,17 @@ def test_session_accepts_honest_and_rejects_bad_data(embedded) -> None:
     [poisoner] = by_role["poisoner"]
     assert poisoner["score_bps"] < 0
     paid_out = s["initiator"]["dividend_wei"] + sum(r["dividend_wei"] for r in s["proposals"])
-    assert paid_out == s["total_claimed_wei"] and PAYMENT_WEI - paid_out < 100
+    # A rejected proposal that scored nothing positive forfeits its deposit to the
+    # shareholders: here the copier's, the poisoner's and the careless labeller's.
+    forfeits = [r for r in s["proposals"] if r["decision"] == "rejected" and r["score_bps"] <= 0]
+    assert {r["role"] for r in forfeits} == {"copier", "poisoner", "careless"}
+    assert s["deposits_forfeited_wei"] == len(forfeits) * DEPOSIT_WEI
+    paid_in = PAYMENT_WEI + s["deposits_forfeited_wei"]
+    assert paid_out == s["total_claimed_wei"] and paid_in - paid_out < 100
     assert s["initiator"]["shares"] == 150 * 10**18
     assert s["registry_entries"] == 1 + len(by_role["honest"])
+    proposed = [r for r in s["proposals"] if r["proposal"] is not None]
+    assert s["evaluation_fees_wei"] == len(proposed) * EVALUATION_FEE_WEI  # sealed, revealed, paid
 
     again = run_session(embedded.url, embedded.data_dir, seed=7)
     assert again["dataset_id"] == s["dataset_id"] + 1

@@ -138,7 +138,11 @@ def test_service_compares_a_proposal_with_earlier_pending_ones(node, tmp_path) -
     evaluator = node.accounts[2]
     initial = validate_examples(cast.initial_X, cast.initial_y, schema, source="initial")
     ds = market.create_dataset(
-        "pending", schema, initial, Governance(evaluators=(evaluator.address,))
+        "pending",
+        schema,
+        initial,
+        # sealed scores need a commit phase; both proposals are valued inside it
+        Governance(evaluators=(evaluator.address,), commit_period_s=600, reveal_period_s=600),
     )
     alice = cast.contributions[0]
     first = market.as_account(node.accounts[1]).propose(

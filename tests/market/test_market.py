@@ -11,10 +11,16 @@ from databright.chain.clients import ProposalStatus
 from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
 from databright.demo.cast import digits_scenario
-from databright.errors import ContractReverted, DataBrightError, InvalidProposal, NotFound
+from databright.errors import (
+    ContractReverted,
+    DataBrightError,
+    InvalidArgument,
+    InvalidProposal,
+    NotFound,
+)
 from databright.market import SHARE_UNIT, Governance, Market
 from databright.market.evaluator import EvaluatorService
-from databright.storage import DatasetSchema, validate_examples
+from databright.storage import DatasetSchema, cid_to_digest, validate_examples
 
 SCHEMA = DatasetSchema(
     task="classification", feature_shape=(64,), dtype="float32", labels=tuple(range(10))
@@ -33,9 +39,16 @@ def _examples(i: int, source: str = "p"):
     return validate_examples(c.X, c.y, SCHEMA, source=source)
 
 
-def _dataset(market: Market, evaluators: tuple[str, ...] = ()) -> int:
+def _dataset(market: Market, evaluators: tuple[str, ...] = (), fee: int = 0) -> int:
     initial = validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="initial")
-    return market.create_dataset("test", SCHEMA, initial, Governance(evaluators=evaluators))
+    phases = 60 if evaluators else 0
+    governance = Governance(
+        evaluators=evaluators,
+        commit_period_s=phases,
+        reveal_period_s=phases,
+        evaluation_fee_wei=fee,
+    )
+    return market.create_dataset("test", SCHEMA, initial, governance)
 
 
 def test_create_dataset_gives_initiator_one_share_per_example(market: Market) -> None:
@@ -81,19 +94,60 @@ def test_evaluation_sizes_shares(market: Market, node) -> None:
     ds = _dataset(market, evaluators=(evaluator.address,))
     ev = market.as_account(evaluator)
     p = market.as_account(node.accounts[1]).propose(ds, _examples(1))
-    ev.evaluate(p.id, 15_000, b'{"why": "test"}')
+    sealed = ev.commit_evaluation(p.id, 15_000, b'{"why": "test"}')
+    assert sealed.commitment() == market.contract.commitment_of(
+        p.id,
+        evaluator.address,
+        15_000,
+        cid_to_digest(sealed.report_cid),
+        bytes.fromhex(sealed.salt),
+    )
     seen = market.proposal(p.id).evaluation
-    assert seen is not None and seen.score_bps == 15_000
-    assert market.store.get(seen.report_cid) == b'{"why": "test"}'
+    assert seen is not None and (seen.commits, seen.reveals) == (1, 0)
+    with pytest.raises(ContractReverted, match="commit phase open"):
+        ev.reveal_evaluation(p.id)
+    market.gateway.advance_to(p.commit_end)
+    assert ev.reveal_evaluation(p.id).score_bps == 15_000
+    assert market.store.get(sealed.report_cid) == b'{"why": "test"}'
+    with pytest.raises(ContractReverted, match="voting not open"):
+        market.vote(p.id, True)
+    market.gateway.advance_to(p.voting_opens)
+    seen = market.proposal(p.id).evaluation
+    assert seen is not None and (seen.reveals, seen.score_bps, seen.quality_weight_bps) == (
+        1, 15_000, 15_000,
+    )  # fmt: skip
+    assert ev.scorecard(p.id)["revealed"]
     market.vote(p.id, True)
     assert market.finalize(p.id).shares == 45 * SHARE_UNIT  # 30 examples x 1.5
+
+
+def test_the_evaluation_fee_pays_the_evaluator(market: Market, node) -> None:
+    evaluator = node.accounts[2]
+    ds = _dataset(market, evaluators=(evaluator.address,), fee=10**15)
+    assert market.dataset(ds).governance.evaluation_fee_wei == 10**15
+    ev = market.as_account(evaluator)
+    p = market.as_account(node.accounts[1]).propose(ds, _examples(4))  # pays the fee
+    ev.commit_evaluation(p.id, 10_000, b"{}")
+    market.gateway.advance_to(p.commit_end)
+    ev.reveal_evaluation(p.id)
+    market.gateway.advance_to(p.voting_opens)
+    assert ev.collect_evaluation_fee(p.id) == 10**15
+    with pytest.raises(ContractReverted, match="already collected"):
+        ev.collect_evaluation_fee(p.id)
+
+
+def test_reveal_without_a_commitment_is_not_found(market: Market, node) -> None:
+    ds = _dataset(market, evaluators=(node.accounts[2].address,))
+    p = market.as_account(node.accounts[1]).propose(ds, _examples(5))
+    with pytest.raises(NotFound, match="no committed score"):
+        market.as_account(node.accounts[2]).reveal_evaluation(p.id)
 
 
 def test_non_evaluator_cannot_evaluate(market: Market, node) -> None:
     ds = _dataset(market)
     p = market.propose(ds, _examples(2))
     with pytest.raises(ContractReverted, match="data_market"):
-        market.as_account(node.accounts[5]).evaluate(p.id, 10_000, b"{}")
+        market.as_account(node.accounts[5]).commit_evaluation(p.id, 10_000, b"{}")
 
 
 def test_dividends_split_pro_rata_and_claim_once(market: Market, node) -> None:
@@ -130,6 +184,7 @@ def test_evaluator_service_flags_copies_and_poison(market: Market, node) -> None
     ds = _dataset(market, evaluators=(evaluator.address,))
     honest = market.as_account(node.accounts[1])
     p = honest.propose(ds, _examples(0))
+    market.gateway.advance_to(p.voting_opens)  # nobody evaluated it: weight 1.0
     market.vote(p.id, True)
     market.finalize(p.id)
     copier = market.as_account(node.accounts[5]).propose(ds, _examples(5, "copy"))
@@ -142,6 +197,8 @@ def test_evaluator_service_flags_copies_and_poison(market: Market, node) -> None
     assert any(f.startswith("near_duplicate") for f in posted[copier.id].flags)
     assert posted[poison.id].score_bps < 0
     assert service.pending() == []
+    market.gateway.advance_to(poison.commit_end)
+    assert {s.proposal_id for s in service.reveal_due()} == {copier.id, poison.id}
     on_chain = market.proposal(poison.id).evaluation
     assert on_chain is not None and on_chain.score_bps == posted[poison.id].score_bps
 
@@ -174,3 +231,49 @@ def test_refusals_store_nothing(market: Market, node) -> None:
     with pytest.raises(NotFound, match="does not exist"):
         market.vote(2**256, True)
     assert set(market.store) == blobs
+
+
+def test_minimum_voting_period_holds_back_an_early_outcome(market: Market, node) -> None:
+    initial = validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="initial")
+    ds = market.create_dataset("slow", SCHEMA, initial, Governance(min_voting_period_s=600))
+    assert market.dataset(ds).governance.min_voting_period_s == 600
+    p = market.as_account(node.accounts[1]).propose(ds, _examples(0))
+    created = market.contract.events("ProposalCreated", proposal_id=p.id)[0]
+    assert p.snapshot_block == created.block_number - 1
+    assert p.settle_from == p.deadline - 3600 + 600
+    market.vote(p.id, True)  # all the shares: final, but not before 10 minutes
+    assert market.proposal(p.id).outcome == "pending"
+    with pytest.raises(ContractReverted, match="voting open"):
+        market.finalize(p.id)
+
+
+def test_minimum_voting_period_beyond_the_period_is_refused(market: Market) -> None:
+    initial = validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="initial")
+    with pytest.raises(InvalidArgument, match="minimum voting period"):
+        market.create_dataset(
+            "bad", SCHEMA, initial, Governance(voting_period_s=60, min_voting_period_s=61)
+        )
+
+
+def test_a_root_belongs_to_its_first_contributor(market: Market, node) -> None:
+    ds = _dataset(market)
+    alice = market.as_account(node.accounts[1])
+    p = alice.propose(ds, _examples(7))
+    assert market.contract.root_owner(p.manifest_root) == alice.address
+    market.vote(p.id, False)
+    market.finalize(p.id)  # rejected: the root is free in the dataset, still alice's
+    with pytest.raises(InvalidProposal, match="first proposed by"):
+        market.as_account(node.accounts[3]).propose(ds, _examples(7))
+    assert alice.propose(ds, _examples(7)).contributor == alice.address
+
+
+def test_initiator_hand_over(market: Market, node) -> None:
+    ds = _dataset(market)
+    bob = market.as_account(node.accounts[3])
+    with pytest.raises(InvalidArgument, match="not an Ethereum address"):
+        market.transfer_initiator(ds, "0x12")
+    market.transfer_initiator(ds, bob.address)
+    with pytest.raises(ContractReverted, match="not the pending initiator"):
+        market.as_account(node.accounts[4]).accept_initiator(ds)
+    bob.accept_initiator(ds)
+    assert market.dataset(ds).initiator == bob.address

@@ -259,7 +259,11 @@ def test_no_dev_accounts_is_not_found(tmp_path: Path) -> None:
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     runner = CliRunner()
     _make_chain(tmp_path, transfers=0)
-    result = runner.invoke(node_app, ["run", "--data-dir", str(tmp_path), "--chain-id", "7"])
+    # A free port: the default 8545 may be serving `make run`'s node, whose refusal comes first.
+    result = runner.invoke(
+        node_app,
+        ["run", "--data-dir", str(tmp_path), "--chain-id", "7", "--port", str(free_port())],
+    )
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         f"error: data dir {tmp_path} holds chain id 1337, not 7; pass --chain-id 1337 or use "

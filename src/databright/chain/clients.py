@@ -12,7 +12,7 @@ from typing import Any, Final, NamedTuple, cast
 from databright.chain.contract import ContractClient
 from databright.chain.events import Receipt
 
-__all__ = ['Ballot', 'DataMarketClient', 'DataMarketConstants', 'Dataset', 'Evaluation', 'Proposal', 'ProposalStatus', 'RegistryEntry', 'ShareTokenClient', 'ShareTokenConstants']
+__all__ = ['Ballot', 'DataMarketClient', 'DataMarketConstants', 'Dataset', 'Evaluation', 'Proposal', 'ProposalStatus', 'RegistryEntry', 'Scorecard', 'ShareTokenClient', 'ShareTokenConstants']
 
 
 class DataMarketConstants:
@@ -32,6 +32,10 @@ class DataMarketConstants:
     MAX_VOTING_PERIOD: Final = 0xffffffff
     MAX_SUPPLY: Final = 0xfffffffffffffffffffffffff
     MAX_EVALUATORS: Final = 16
+    MAX_DATASETS: Final = 99_999
+    MAX_FEE: Final = 0xffffffffffffffffffffffff
+    MIN_SCORE: Final = -2_147_483_648
+    MAX_SCORE: Final = 0x7fffffff
     MAX_PAGE: Final = 64
     INITIATOR_ROLE: Final = bytes.fromhex("390d6646d43edd98b13b372e0c994cbf8730b4df3eb901bf506abbc2ba197bac")
     EVALUATOR_ROLE: Final = bytes.fromhex("c282f182a3d436030f817c646c94165ed218aceeabd8158e0b7604b49c6ae51e")
@@ -43,6 +47,7 @@ class DataMarketConstants:
     MASK_32: Final = 0xffffffff
     MASK_40: Final = 0xffffffffff
     MASK_64: Final = 0xffffffffffffffff
+    MASK_96: Final = 0xffffffffffffffffffffffff
     MASK_104: Final = 0xffffffffffffffffffffffffff
     MASK_160: Final = 0xffffffffffffffffffffffffffffffffffffffff
     PERIOD_SHIFT: Final = 160
@@ -50,6 +55,18 @@ class DataMarketConstants:
     THRESHOLD_SHIFT: Final = 208
     LENGTH_SHIFT: Final = 224
     CAP_SHIFT: Final = 160
+    MIN_VOTING_SHIFT: Final = 192
+    COUNT_SHIFT: Final = 224
+    SETTLE_SHIFT: Final = 64
+    OPENS_SHIFT: Final = 104
+    COMMIT_END_SHIFT: Final = 144
+    COMMITS_SHIFT: Final = 184
+    REVEALS_SHIFT: Final = 192
+    REFUNDED_BIT: Final = 0x100000000000000000000000000000000000000000000000000
+    DEPOSIT_SETTLED_BIT: Final = 0x200000000000000000000000000000000000000000000000000
+    REVEAL_PERIOD_SHIFT: Final = 32
+    FEE_SHIFT: Final = 64
+    DEPOSIT_SHIFT: Final = 160
     NO_SHIFT: Final = 104
     DEADLINE_SHIFT: Final = 208
     STATUS_SHIFT: Final = 248
@@ -58,8 +75,14 @@ class DataMarketConstants:
     WEIGHT_SHIFT: Final = 224
     SUPPLY_SHIFT: Final = 32
     BLOCK_SHIFT: Final = 136
+    FIRST_SHIFT: Final = 200
     SUPPORT_BIT: Final = 0x100000000000000000000000000
     VOTED_BIT: Final = 0x200000000000000000000000000
+    MAX_SCORES: Final = 16
+    SCORE_BIAS: Final = 2_147_483_648
+    INDEX_SHIFT: Final = 32
+    COLLECTED_BIT: Final = 0x4000000000000000000000000000000000000000000000000000000000000000
+    REVEALED_BIT: Final = 0x8000000000000000000000000000000000000000000000000000000000000000
     NAME_MAX: Final = 25  # create_dataset(name: String[25])
     EVALUATORS_MAX: Final = 16  # create_dataset(evaluators: DynArray[address, 16])
 
@@ -71,7 +94,7 @@ class ShareTokenConstants:
 
     MAGNITUDE: Final = 0x1000000000000000000000000
     MAX_SUPPLY: Final = 0xfffffffffffffffffffffffff
-    MAX_SNAPSHOT_ID: Final = 0xffffffff
+    MAX_BLOCK_NUMBER: Final = 0xffffffff
     MAX_TOTAL_PAID: Final = 0xffffffffffffffffffffffffffffff
     MASK_24: Final = 0xffffff
     MASK_32: Final = 0xffffffff
@@ -116,9 +139,14 @@ class Dataset(NamedTuple):
     initiator: str
     metadata_cid_digest: bytes
     voting_period: int
+    min_voting_period: int
     quorum_bps: int
     threshold_bps: int
     quality_cap_bps: int
+    commit_period: int
+    reveal_period: int
+    evaluation_fee: int
+    deposit: int
     registry_length: int
     proposal_count: int
     total_shares: int
@@ -131,9 +159,10 @@ class Dataset(NamedTuple):
 class Evaluation(NamedTuple):
     """``struct Evaluation``, as the views that return it decode it."""
 
-    evaluator: str
+    commits: int
+    reveals: int
     score: int
-    report_cid_digest: bytes
+    quality_weight_bps: int
 
     @classmethod
     def from_abi(cls, value: Any) -> Evaluation:
@@ -144,7 +173,11 @@ class Proposal(NamedTuple):
     """``struct Proposal``, as the views that return it decode it."""
 
     dataset_id: int
-    snapshot_id: int
+    sequence: int
+    snapshot_block: int
+    commit_end: int
+    voting_opens: int
+    settle_from: int
     contributor: str
     data_cid_digest: bytes
     manifest_root: bytes
@@ -179,6 +212,19 @@ class RegistryEntry(NamedTuple):
         return cls(*value)
 
 
+class Scorecard(NamedTuple):
+    """``struct Scorecard``, as the views that return it decode it."""
+
+    committed: bool
+    revealed: bool
+    score: int
+    collected: bool
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Scorecard:
+        return cls(*value)
+
+
 class DataMarketClient(ContractClient):
     """Typed client of DataMarket (generated from its artifact)."""
 
@@ -194,11 +240,17 @@ class DataMarketClient(ContractClient):
     def INITIATOR_ROLE(self) -> bytes:
         return cast('bytes', self.call("INITIATOR_ROLE"))
 
+    def MAX_DATASETS(self) -> int:
+        return cast('int', self.call("MAX_DATASETS"))
+
     def MAX_EVALUATORS(self) -> int:
         return cast('int', self.call("MAX_EVALUATORS"))
 
     def MAX_EXAMPLES(self) -> int:
         return cast('int', self.call("MAX_EXAMPLES"))
+
+    def MAX_FEE(self) -> int:
+        return cast('int', self.call("MAX_FEE"))
 
     def MAX_PAGE(self) -> int:
         return cast('int', self.call("MAX_PAGE"))
@@ -206,11 +258,17 @@ class DataMarketClient(ContractClient):
     def MAX_QUALITY_CAP_BPS(self) -> int:
         return cast('int', self.call("MAX_QUALITY_CAP_BPS"))
 
+    def MAX_SCORE(self) -> int:
+        return cast('int', self.call("MAX_SCORE"))
+
     def MAX_SUPPLY(self) -> int:
         return cast('int', self.call("MAX_SUPPLY"))
 
     def MAX_VOTING_PERIOD(self) -> int:
         return cast('int', self.call("MAX_VOTING_PERIOD"))
+
+    def MIN_SCORE(self) -> int:
+        return cast('int', self.call("MIN_SCORE"))
 
     def NOT_REGISTERED(self) -> int:
         return cast('int', self.call("NOT_REGISTERED"))
@@ -233,23 +291,35 @@ class DataMarketClient(ContractClient):
     def STATUS_REJECTED(self) -> int:
         return cast('int', self.call("STATUS_REJECTED"))
 
+    def accept_initiator(self, dataset_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("accept_initiator", dataset_id, gas=gas)
+
     def ballot(self, proposal_id: int, voter: str) -> Ballot:
         return Ballot.from_abi(self.call("ballot", proposal_id, voter))
 
     def claimable(self, dataset_id: int, account: str) -> int:
         return cast('int', self.call("claimable", dataset_id, account))
 
-    def create_dataset(self, name: str, metadata_cid_digest: bytes, data_cid_digest: bytes, manifest_root: bytes, examples: int, voting_period: int, quorum_bps: int, threshold_bps: int, evaluators: list[str], quality_cap_bps: int, gas: int | None = None) -> Receipt:
-        return self.transact("create_dataset", name, metadata_cid_digest, data_cid_digest, manifest_root, examples, voting_period, quorum_bps, threshold_bps, evaluators, quality_cap_bps, gas=gas)
+    def collect_evaluation_fee(self, proposal_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("collect_evaluation_fee", proposal_id, gas=gas)
+
+    def commit_evaluation(self, proposal_id: int, commitment: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("commit_evaluation", proposal_id, commitment, gas=gas)
+
+    def commit_proposal(self, commitment: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("commit_proposal", commitment, gas=gas)
+
+    def commitment_of(self, proposal_id: int, evaluator: str, score: int, report_cid_digest: bytes, salt: bytes) -> bytes:
+        return cast('bytes', self.call("commitment_of", proposal_id, evaluator, score, report_cid_digest, salt))
+
+    def create_dataset(self, name: str, metadata_cid_digest: bytes, data_cid_digest: bytes, manifest_root: bytes, examples: int, voting_period: int, min_voting_period: int, quorum_bps: int, threshold_bps: int, evaluators: list[str], quality_cap_bps: int, commit_period: int, reveal_period: int, evaluation_fee: int, deposit: int, gas: int | None = None) -> Receipt:
+        return self.transact("create_dataset", name, metadata_cid_digest, data_cid_digest, manifest_root, examples, voting_period, min_voting_period, quorum_bps, threshold_bps, evaluators, quality_cap_bps, commit_period, reveal_period, evaluation_fee, deposit, gas=gas)
 
     def dataset(self, dataset_id: int) -> Dataset:
         return Dataset.from_abi(self.call("dataset", dataset_id))
 
     def dataset_count(self) -> int:
         return cast('int', self.call("dataset_count"))
-
-    def evaluate(self, proposal_id: int, score: int, report_cid_digest: bytes, gas: int | None = None) -> Receipt:
-        return self.transact("evaluate", proposal_id, score, report_cid_digest, gas=gas)
 
     def evaluation(self, proposal_id: int) -> Evaluation:
         return Evaluation.from_abi(self.call("evaluation", proposal_id))
@@ -281,17 +351,29 @@ class DataMarketClient(ContractClient):
     def outcome(self, proposal_id: int) -> int:
         return cast('int', self.call("outcome", proposal_id))
 
+    def pending_initiator(self, arg0: int) -> str:
+        return cast('str', self.call("pending_initiator", arg0))
+
     def proposal(self, proposal_id: int) -> Proposal:
         return Proposal.from_abi(self.call("proposal", proposal_id))
 
-    def proposal_id_of(self, dataset_id: int, snapshot_id: int) -> int:
-        return cast('int', self.call("proposal_id_of", dataset_id, snapshot_id))
+    def proposal_commitment(self, contributor: str, dataset_id: int, data_cid_digest: bytes, manifest_root: bytes, examples: int, metadata_cid_digest: bytes) -> bytes:
+        return cast('bytes', self.call("proposal_commitment", contributor, dataset_id, data_cid_digest, manifest_root, examples, metadata_cid_digest))
+
+    def proposal_commitments(self, arg0: bytes) -> int:
+        return cast('int', self.call("proposal_commitments", arg0))
+
+    def proposal_id_of(self, dataset_id: int, sequence: int) -> int:
+        return cast('int', self.call("proposal_id_of", dataset_id, sequence))
 
     def proposal_state(self, proposal_id: int) -> int:
         return cast('int', self.call("proposal_state", proposal_id))
 
-    def propose(self, dataset_id: int, data_cid_digest: bytes, manifest_root: bytes, examples: int, metadata_cid_digest: bytes, gas: int | None = None) -> Receipt:
-        return self.transact("propose", dataset_id, data_cid_digest, manifest_root, examples, metadata_cid_digest, gas=gas)
+    def propose(self, dataset_id: int, data_cid_digest: bytes, manifest_root: bytes, examples: int, metadata_cid_digest: bytes, value: int = 0, gas: int | None = None) -> Receipt:
+        return self.transact("propose", dataset_id, data_cid_digest, manifest_root, examples, metadata_cid_digest, value=value, gas=gas)
+
+    def reclaim_deposit(self, proposal_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("reclaim_deposit", proposal_id, gas=gas)
 
     def registry(self, dataset_id: int, start: int, count: int) -> list[RegistryEntry]:
         return [RegistryEntry.from_abi(v0) for v0 in self.call("registry", dataset_id, start, count)]
@@ -305,11 +387,17 @@ class DataMarketClient(ContractClient):
     def renounceRole(self, role: bytes, account: str, gas: int | None = None) -> Receipt:
         return self.transact("renounceRole", role, account, gas=gas)
 
+    def reveal_evaluation(self, proposal_id: int, score: int, report_cid_digest: bytes, salt: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("reveal_evaluation", proposal_id, score, report_cid_digest, salt, gas=gas)
+
     def revokeRole(self, role: bytes, account: str, gas: int | None = None) -> Receipt:
         return self.transact("revokeRole", role, account, gas=gas)
 
-    def set_role_admin(self, role: bytes, admin_role: bytes, gas: int | None = None) -> Receipt:
-        return self.transact("set_role_admin", role, admin_role, gas=gas)
+    def root_owner(self, arg0: bytes) -> str:
+        return cast('str', self.call("root_owner", arg0))
+
+    def scorecard(self, proposal_id: int, evaluator: str) -> Scorecard:
+        return Scorecard.from_abi(self.call("scorecard", proposal_id, evaluator))
 
     def share_token(self, dataset_id: int) -> str:
         return cast('str', self.call("share_token", dataset_id))
@@ -319,6 +407,9 @@ class DataMarketClient(ContractClient):
 
     def supportsInterface(self, interface_id: bytes) -> bool:
         return cast('bool', self.call("supportsInterface", interface_id))
+
+    def transfer_initiator(self, dataset_id: int, new_initiator: str, gas: int | None = None) -> Receipt:
+        return self.transact("transfer_initiator", dataset_id, new_initiator, gas=gas)
 
     def vote(self, proposal_id: int, support: bool, gas: int | None = None) -> Receipt:
         return self.transact("vote", proposal_id, support, gas=gas)
@@ -334,8 +425,8 @@ class ShareTokenClient(ContractClient):
     def MAGNITUDE(self) -> int:
         return cast('int', self.call("MAGNITUDE"))
 
-    def MAX_SNAPSHOT_ID(self) -> int:
-        return cast('int', self.call("MAX_SNAPSHOT_ID"))
+    def MAX_BLOCK_NUMBER(self) -> int:
+        return cast('int', self.call("MAX_BLOCK_NUMBER"))
 
     def MAX_SUPPLY(self) -> int:
         return cast('int', self.call("MAX_SUPPLY"))
@@ -352,8 +443,8 @@ class ShareTokenClient(ContractClient):
     def balanceOf(self, arg0: str) -> int:
         return cast('int', self.call("balanceOf", arg0))
 
-    def balance_at(self, account: str, snapshot_id: int) -> int:
-        return cast('int', self.call("balance_at", account, snapshot_id))
+    def balance_at(self, account: str, block_number: int) -> int:
+        return cast('int', self.call("balance_at", account, block_number))
 
     def claim(self, gas: int | None = None) -> Receipt:
         return self.transact("claim", gas=gas)
@@ -379,6 +470,9 @@ class ShareTokenClient(ContractClient):
     def eip712Domain(self) -> tuple[bytes, str, str, int, str, bytes, list[int]]:
         return cast('tuple[bytes, str, str, int, str, bytes, list[int]]', self.call("eip712Domain"))
 
+    def last_move_block(self) -> int:
+        return cast('int', self.call("last_move_block"))
+
     def magnified_dividend_per_share(self) -> int:
         return cast('int', self.call("magnified_dividend_per_share"))
 
@@ -402,12 +496,6 @@ class ShareTokenClient(ContractClient):
 
     def permit(self, owner: str, spender: str, amount: int, deadline: int, v: int, r: bytes, s: bytes, gas: int | None = None) -> Receipt:
         return self.transact("permit", owner, spender, amount, deadline, v, r, s, gas=gas)
-
-    def snapshot(self, gas: int | None = None) -> Receipt:
-        return self.transact("snapshot", gas=gas)
-
-    def snapshot_id(self) -> int:
-        return cast('int', self.call("snapshot_id"))
 
     def symbol(self) -> str:
         return cast('str', self.call("symbol"))

@@ -8,11 +8,11 @@ a record whose code is gone (the node was reset) is reported, and replaced only 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
 from databright.atomic import atomic_write
@@ -47,6 +47,8 @@ class Deployment:
     addresses: dict[str, Address]
     source_hashes: dict[str, str]
     path: Path
+    # keccak of the code each address held right after its deployment
+    code_hashes: dict[str, str] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Address:
         try:
@@ -61,6 +63,7 @@ class Deployment:
             "chain_id": self.chain_id,
             "addresses": self.addresses,
             "source_hashes": self.source_hashes,
+            "code_hashes": self.code_hashes,
         }
 
 
@@ -81,6 +84,7 @@ def load_deployment(data_dir: Path, chain_id: int) -> Deployment:
             addresses={k: Address(to_checksum_address(v)) for k, v in body["addresses"].items()},
             source_hashes=dict(body.get("source_hashes", {})),
             path=path,
+            code_hashes=dict(body.get("code_hashes", {})),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise DamagedRecord(
@@ -92,13 +96,22 @@ def _write_atomic(path: Path, body: dict[str, Any]) -> None:
     atomic_write(path, json.dumps(body, indent=2, sort_keys=True))
 
 
-def _code_matches(gw: Gateway, address: str, step: Step) -> bool:
+def _code_hash(gw: Gateway, address: str) -> str:
+    return "0x" + keccak(gw.code(address)).hex()
+
+
+def _code_matches(gw: Gateway, address: str, step: Step, recorded: str | None = None) -> bool:
     code = gw.code(address)
+    if recorded is not None:
+        # What we deployed there: the only check that holds for any code generator (with
+        # Vyper's venom pipeline the standalone runtime output differs from the deployed code
+        # in its data section).
+        return "0x" + keccak(code).hex() == recorded
     art = load_artifact(step.artifact)
     if step.blueprint:
         # ERC-5202: a blueprint's code is the 3-byte preamble 0xFE7100 followed by the initcode.
         return code[3:] == bytes(HexBytes(art.bytecode))
-    # Vyper appends immutable values after the runtime code.
+    # Records without code hashes: Vyper appends immutable values after the runtime code.
     return len(code) > 0 and code.startswith(bytes(HexBytes(art.bytecode_runtime)))
 
 
@@ -111,6 +124,7 @@ def deploy(gw: Gateway, data_dir: Path, redeploy: bool = False) -> tuple[Deploym
     path = _record_path(data_dir, gw.chain_id)
     addresses: dict[str, Address] = {}
     hashes: dict[str, str] = {}
+    code_hashes: dict[str, str] = {}
     if path.exists():
         prior = load_deployment(data_dir, gw.chain_id)
         missing = [k for k, a in prior.addresses.items() if not gw.has_code(a)]
@@ -122,6 +136,7 @@ def deploy(gw: Gateway, data_dir: Path, redeploy: bool = False) -> tuple[Deploym
             )
         if not missing:
             addresses, hashes = dict(prior.addresses), dict(prior.source_hashes)
+            code_hashes = dict(prior.code_hashes)
 
     new: list[str] = []
     for step in PLAN:
@@ -132,7 +147,7 @@ def deploy(gw: Gateway, data_dir: Path, redeploy: bool = False) -> tuple[Deploym
             current
             and hashes.get(step.key) == art.source_hash
             and not dependency_changed
-            and _code_matches(gw, current, step)
+            and _code_matches(gw, current, step, code_hashes.get(step.key))
         ):
             continue
         if step.blueprint:
@@ -141,9 +156,10 @@ def deploy(gw: Gateway, data_dir: Path, redeploy: bool = False) -> tuple[Deploym
             client = gw.deploy(step.artifact, *(addresses[a] for a in step.args))
             addresses[step.key] = client.address
         hashes[step.key] = art.source_hash
+        code_hashes[step.key] = _code_hash(gw, addresses[step.key])
         new.append(step.key)
 
-    deployment = Deployment(gw.chain_id, addresses, hashes, path)
+    deployment = Deployment(gw.chain_id, addresses, hashes, path, code_hashes)
     if new:
         _write_atomic(path, deployment.to_json())
     return deployment, new

@@ -140,6 +140,15 @@ class Gateway:
             raise ChainError(f"the node at {self.url} has no block {block}")
         return quantity(header["timestamp"])
 
+    def advance_to(self, timestamp: int) -> int:
+        """Mine a block at ``timestamp`` on a development chain (the embedded node and anvil;
+        other nodes refuse) unless the chain's clock is already there; returns the latest
+        block's timestamp."""
+        if self.block_timestamp() < timestamp:
+            self.request("evm_setNextBlockTimestamp", [hex(int(timestamp))], "evm_setNextBlock")
+            self.request("evm_mine", [], "evm_mine")
+        return self.block_timestamp()
+
     def balance(self, address: str | None = None) -> Wei:
         who = to_checksum_address(address) if address else self.address
         return Wei(quantity(self.request("eth_getBalance", [who, "latest"], "eth_getBalance")))
@@ -237,7 +246,9 @@ class Gateway:
 
     def _estimate(self, tx: dict[str, Any], what: str) -> int:
         probe = _wire_call({k: v for k, v in tx.items() if k in ("from", "to", "data", "value")})
-        estimate = quantity(self.request("eth_estimateGas", [probe, "latest"], what))
+        # "pending": the transaction will run in the next block, and the contracts tell blocks
+        # apart (nothing is settled in a proposal's own block).
+        estimate = quantity(self.request("eth_estimateGas", [probe, "pending"], what))
         gas = int(estimate * GAS_HEADROOM)
         key = self._gas_key(tx)
         if key is not None and HexBytes(tx.get("data", b"")):

@@ -161,6 +161,10 @@ def proposal_json(p: ProposalInfo) -> dict[str, Any]:
         "examples": p.examples,
         "deadline": p.deadline,
         "deadline_utc": utc(p.deadline),
+        "commit_end": p.commit_end,
+        "voting_opens": p.voting_opens,
+        "snapshot_block": p.snapshot_block,
+        "settle_from": p.settle_from,
         "status": p.status,
         "outcome": p.outcome,
         "yes_votes": p.yes_votes,
@@ -175,9 +179,10 @@ def proposal_json(p: ProposalInfo) -> dict[str, Any]:
         "evaluation": None
         if p.evaluation is None
         else {
-            "evaluator": p.evaluation.evaluator,
-            "score_bps": p.evaluation.score_bps,
-            "report_cid": p.evaluation.report_cid,
+            "commits": p.evaluation.commits,
+            "reveals": p.evaluation.reveals,
+            "score_bps": p.evaluation.score_bps,  # the median of the revealed scores
+            "quality_weight_bps": p.evaluation.quality_weight_bps,
         },
     }
 

@@ -25,6 +25,7 @@ from databright.types import UINT256_MAX, Wei
 
 __all__ = [
     "DURATION",
+    "DURATION_OR_ZERO",
     "ETH_AMOUNT",
     "FEATURE_SHAPE",
     "LABEL_SET",
@@ -80,6 +81,9 @@ class DurationType(ParamType[int]):
     _PATTERN = re.compile(r"(\d+)\s*([smhd]?)", re.ASCII)
     _UNIT_S: ClassVar[dict[str, int]] = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
+    def __init__(self, minimum: int = 1) -> None:
+        self.minimum = minimum
+
     def convert(self, value: str | int) -> int:
         if isinstance(value, int):
             return value
@@ -87,8 +91,8 @@ class DurationType(ParamType[int]):
         if not match:
             self.fail(f"{value!r} is not a duration; write e.g. 3600, 90s, 30m, 1h or 2d")
         seconds = int(match[1]) * self._UNIT_S[match[2]]
-        if not 1 <= seconds <= MAX_VOTING_PERIOD:
-            self.fail(f"{value!r} must be between 1 s and {MAX_VOTING_PERIOD} s")
+        if not self.minimum <= seconds <= MAX_VOTING_PERIOD:
+            self.fail(f"{value!r} must be between {self.minimum} s and {MAX_VOTING_PERIOD} s")
         return seconds
 
 
@@ -144,6 +148,7 @@ class EthAmountType(ParamType[Wei]):
 
 
 DURATION = DurationType()
+DURATION_OR_ZERO = DurationType(minimum=0)
 ETH_AMOUNT = EthAmountType()
 LABEL_SET = LabelSetType()
 FEATURE_SHAPE = FeatureShapeType()

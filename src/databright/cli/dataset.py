@@ -44,6 +44,8 @@ from databright.cli._common import (
 )
 from databright.cli._params import (
     DURATION,
+    DURATION_OR_ZERO,
+    ETH_AMOUNT,
     FEATURE_SHAPE,
     LABEL_SET,
     SEQ_BITS,
@@ -136,6 +138,11 @@ def dataset_json(info: DatasetInfo) -> dict[str, Any]:
         "schema_cid": info.schema_cid,
         "governance": {
             "voting_period_s": g.voting_period_s,
+            "min_voting_period_s": g.min_voting_period_s,
+            "commit_period_s": g.commit_period_s,
+            "reveal_period_s": g.reveal_period_s,
+            "evaluation_fee_wei": g.evaluation_fee_wei,
+            "deposit_wei": g.deposit_wei,
             "quorum_bps": g.quorum_bps,
             "threshold_bps": g.threshold_bps,
             "quality_cap_bps": g.quality_cap_bps,
@@ -195,17 +202,81 @@ def _print_header(info: DatasetInfo, schema: DatasetSchema | None) -> None:
         )
     evaluators = ", ".join(g.evaluators) if g.evaluators else "none"
     console.print(
-        f"governance: voting {_duration_text(g.voting_period_s)}, quorum {bps_text(g.quorum_bps)}, "
+        f"governance: voting {_duration_text(g.voting_period_s)} "
+        f"(at least {_duration_text(g.min_voting_period_s)}), quorum {bps_text(g.quorum_bps)}, "
         f"threshold {bps_text(g.threshold_bps)}, quality cap {bps_text(g.quality_cap_bps)}, "
         f"evaluators {evaluators}"
     )
+    if g.deposit_wei:
+        console.print(
+            f"deposit: {eth_exact(g.deposit_wei)} ETH per proposal, returned if accepted or "
+            "scored positive, else paid to the shareholders"
+        )
+    if g.commit_period_s:
+        console.print(
+            f"evaluation: commit {_duration_text(g.commit_period_s)}, reveal "
+            f"{_duration_text(g.reveal_period_s)} before voting; fee "
+            f"{eth_exact(g.evaluation_fee_wei)} ETH per proposal"
+        )
     console.print(
         f"{info.registry_length} registry entries, {info.proposal_count} proposals, "
         f"{shares_text(info.total_shares)} shares"
     )
 
 
+def _wei(amount: str) -> int:
+    """An optional ETH amount: 0, or a positive amount (a bad one is a usage error)."""
+    return 0 if amount.strip() in ("0", "") else ETH_AMOUNT.convert(amount)
+
+
 # --- commands --------------------------------------------------------------------------------
+
+
+@app.command("hand-over")
+def hand_over_command(
+    dataset: DatasetArg,
+    new_initiator: Annotated[str, typer.Argument(help="Address of the next initiator.")],
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    account: AccountOpt = "0",
+    json_out: JsonOpt = False,
+) -> None:
+    """Start handing your dataset over; the new initiator completes it with `dataset accept`."""
+    market = open_market(rpc, data_dir, account)
+    with busy(f"handing dataset {dataset} over to {new_initiator}"):
+        receipt = market.transfer_initiator(dataset, new_initiator)
+    if json_out:
+        print_json(
+            {"dataset_id": dataset, "new_initiator": new_initiator, "tx_hash": receipt.tx_hash}
+        )
+        return
+    console.print(
+        f"dataset {dataset} offered to {new_initiator}; it becomes initiator with "
+        f"`databright dataset accept {dataset}`",
+        highlight=False,
+        markup=False,
+    )
+
+
+@app.command("accept")
+def accept_command(
+    dataset: DatasetArg,
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    account: AccountOpt = "0",
+    json_out: JsonOpt = False,
+) -> None:
+    """Become the initiator of a dataset handed over to you."""
+    market = open_market(rpc, data_dir, account)
+    with busy(f"accepting dataset {dataset}"):
+        market.accept_initiator(dataset)
+        info = market.dataset(dataset)
+    if json_out:
+        print_json(dataset_json(info))
+        return
+    console.print(
+        f"you ({market.address}) are now the initiator of dataset {dataset}", highlight=False
+    )
 
 
 @app.command("create")
@@ -251,6 +322,44 @@ def create_command(
             help="How long votes stay open: 3600, 1h, 2d.",
         ),
     ] = _DEFAULT.voting_period_s,
+    min_voting_period: Annotated[
+        int,
+        typer.Option(
+            "--min-voting-period",
+            parser=DURATION_OR_ZERO,
+            metavar=DURATION_OR_ZERO.metavar,
+            help="How long votes stay open even when the outcome is final earlier: 0, 10m, 1h.",
+        ),
+    ] = _DEFAULT.min_voting_period_s,
+    commit_period: Annotated[
+        int,
+        typer.Option(
+            "--commit-period",
+            parser=DURATION_OR_ZERO,
+            metavar=DURATION_OR_ZERO.metavar,
+            help="How long evaluators may commit sealed scores after a proposal (0: none).",
+        ),
+    ] = _DEFAULT.commit_period_s,
+    reveal_period: Annotated[
+        int,
+        typer.Option(
+            "--reveal-period",
+            parser=DURATION_OR_ZERO,
+            metavar=DURATION_OR_ZERO.metavar,
+            help="How long evaluators may then reveal them, before voting opens.",
+        ),
+    ] = _DEFAULT.reveal_period_s,
+    evaluation_fee: Annotated[
+        str,
+        typer.Option("--evaluation-fee", help="ETH a proposer pays the evaluators (e.g. 0.001)."),
+    ] = "0",
+    deposit: Annotated[
+        str,
+        typer.Option(
+            "--deposit",
+            help="ETH deposited with each proposal, lost to shareholders by junk (e.g. 0.01).",
+        ),
+    ] = "0",
     quorum_bps: Annotated[
         int,
         typer.Option(
@@ -285,6 +394,11 @@ def create_command(
     schema = _schema(name, schema_file, task, feature_shape, dtype, labels)
     governance = Governance(
         voting_period_s=voting_period,
+        min_voting_period_s=min_voting_period,
+        commit_period_s=commit_period,
+        reveal_period_s=reveal_period,
+        evaluation_fee_wei=_wei(evaluation_fee),
+        deposit_wei=_wei(deposit),
         quorum_bps=quorum_bps,
         threshold_bps=threshold_bps,
         quality_cap_bps=quality_cap_bps,

@@ -1,4 +1,11 @@
-"""``databright evaluate``: the evaluator service as a command."""
+"""``databright evaluate|commit|reveal|collect-fee``: sealed evaluation from the command line.
+
+``evaluate`` runs the evaluator service (values proposals in their commit phase and commits to
+their scores, reveals the scores whose reveal phase is on); ``commit`` and ``reveal`` do one
+step by hand (the opening of a commitment is kept in the data dir until its reveal);
+``collect-fee`` collects an evaluator's share of a proposal's evaluation fee, or the proposer's
+refund when nobody revealed.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +22,15 @@ from databright.cli._common import (
     DataDirOpt,
     JsonOpt,
     RpcOpt,
+    busy,
     console,
+    eth_exact,
+    open_market,
     print_json,
+    utc,
 )
+from databright.cli._params import parse_proposal_id
+from databright.errors import NotFound
 from databright.market import Market
 
 if TYPE_CHECKING:
@@ -26,8 +39,95 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
+ProposalArg = Annotated[
+    str,
+    typer.Argument(help="Proposal id, or DATASET/N (see `databright dataset show DATASET`)."),
+]
+
+
 def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate_command)
+    app.command("commit")(commit_command)
+    app.command("reveal")(reveal_command)
+    app.command("collect-fee")(collect_fee_command)
+
+
+def commit_command(
+    proposal: ProposalArg,
+    score: Annotated[
+        int,
+        typer.Option("--score", help="Score in basis points (10000 = as useful as the data in)."),
+    ],
+    report: Annotated[
+        Path | None, typer.Option("--report", help="The evaluation report (any file).")
+    ] = None,
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    account: AccountOpt = "0",
+    json_out: JsonOpt = False,
+) -> None:
+    """Commit to a sealed score for a proposal in its commit phase (revealed with `reveal`)."""
+    pid = parse_proposal_id(proposal)
+    if report is not None and not report.is_file():
+        raise NotFound(f"report file {report} does not exist")
+    body = report.read_bytes() if report is not None else b"{}"
+    market = open_market(rpc, data_dir, account)
+    with busy(f"committing a sealed score for proposal {proposal}"):
+        sealed = market.commit_evaluation(pid, score, body)
+        p = market.proposal(pid)
+    if json_out:
+        print_json({"proposal_id": pid, "evaluator": market.address, "score_bps": score,
+                    "report_cid": sealed.report_cid, "reveal_from": p.commit_end,
+                    "reveal_until": p.voting_opens})  # fmt: skip
+        return
+    console.print(
+        f"committed a sealed score for proposal {proposal}; reveal it with `databright reveal "
+        f"{proposal}` between {utc(p.commit_end)} and {utc(p.voting_opens)}",
+        highlight=False,
+        markup=False,
+    )
+
+
+def reveal_command(
+    proposal: ProposalArg,
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    account: AccountOpt = "0",
+    json_out: JsonOpt = False,
+) -> None:
+    """Reveal the score this account committed to for a proposal in its reveal phase."""
+    pid = parse_proposal_id(proposal)
+    market = open_market(rpc, data_dir, account)
+    with busy(f"revealing the score for proposal {proposal}"):
+        sealed = market.reveal_evaluation(pid)
+    if json_out:
+        print_json({"proposal_id": pid, "evaluator": market.address,
+                    "score_bps": sealed.score_bps, "report_cid": sealed.report_cid})  # fmt: skip
+        return
+    console.print(
+        f"revealed score {sealed.score_bps} bps for proposal {proposal} (report "
+        f"{sealed.report_cid})",
+        highlight=False,
+        markup=False,
+    )
+
+
+def collect_fee_command(
+    proposal: ProposalArg,
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    account: AccountOpt = "0",
+    json_out: JsonOpt = False,
+) -> None:
+    """Collect your part of a proposal's evaluation fee once voting opens."""
+    pid = parse_proposal_id(proposal)
+    market = open_market(rpc, data_dir, account)
+    with busy(f"collecting the evaluation fee of proposal {proposal}"):
+        amount = market.collect_evaluation_fee(pid)
+    if json_out:
+        print_json({"proposal_id": pid, "account": market.address, "amount_wei": int(amount)})
+        return
+    console.print(f"collected {eth_exact(amount)} ETH from proposal {proposal}", highlight=False)
 
 
 def evaluate_command(
@@ -52,7 +152,7 @@ def evaluate_command(
     k: Annotated[int, typer.Option(min=1, help="Neighbours of the KNN-Shapley utility.")] = 5,
     json_out: JsonOpt = False,
 ) -> None:
-    """Value pending proposals with KNN-Shapley and post score + report on-chain."""
+    """Value proposals with KNN-Shapley: commit to sealed scores, reveal those due."""
     # Imported here: the valuation stack (scikit-learn, torch) is slow to import.
     from databright.market.evaluator import EvaluatorService
 

@@ -24,6 +24,7 @@ from databright.cli._common import (
     RpcOpt,
     busy,
     console,
+    eth_exact,
     open_market,
     percent,
     print_json,
@@ -50,6 +51,7 @@ def register(app: typer.Typer) -> None:
     app.command("propose")(propose_command)
     app.command("vote")(vote_command)
     app.command("finalize")(finalize_command)
+    app.command("reclaim-deposit")(reclaim_deposit_command)
 
 
 def tally_text(p: ProposalInfo) -> str:
@@ -99,7 +101,7 @@ def vote_command(
     account: AccountOpt = "0",
     json_out: JsonOpt = False,
 ) -> None:
-    """Vote on a pending proposal with your shares at its snapshot."""
+    """Vote on a pending proposal with your shares at the end of the block before it."""
     pid = parse_proposal_id(proposal)
     market = open_market(rpc, data_dir, account)
     with busy(f"voting {'yes' if support else 'no'} on proposal {proposal}"):
@@ -157,3 +159,21 @@ def finalize_command(
             f"proposal {proposal_ref(p)} [yellow]{p.status}[/yellow] ({tally_text(p)}); "
             "its examples may be proposed again"
         )
+
+
+def reclaim_deposit_command(
+    proposal: ProposalArg,
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    account: AccountOpt = "0",
+    json_out: JsonOpt = False,
+) -> None:
+    """Take back the deposit of your settled proposal (accepted or scored positive)."""
+    pid = parse_proposal_id(proposal)
+    market = open_market(rpc, data_dir, account)
+    with busy(f"reclaiming the deposit of proposal {proposal}"):
+        amount = market.reclaim_deposit(pid)
+    if json_out:
+        print_json({"proposal_id": pid, "contributor": market.address, "amount_wei": int(amount)})
+        return
+    console.print(f"reclaimed {eth_exact(amount)} ETH from proposal {proposal}", highlight=False)

@@ -1,10 +1,12 @@
 """The market session of ``make run``: the cast of :mod:`databright.demo.cast` on a live chain.
 
 An initiator creates a dataset; eight contributors propose (honest ones, a careless one, a
-copier, a poisoner, a late honest one); the evaluator service values each proposal and posts its
-score and report on-chain; every shareholder votes as the valuation advises; proposals are
-finalized; a model developer pays for using the dataset; and every shareholder claims its
-dividend. Each run creates a new dataset, so it can run again on the same chain.
+copier, a poisoner, a late honest one), each paying the evaluation fee; the evaluator service
+values each proposal and commits to its sealed score, reveals it when the commit phase is over
+(the session moves the development chain's clock ahead), and collects its fee; every
+shareholder votes, once voting opens, as the valuation advises; proposals are finalized; a model
+developer pays for using the dataset; and every shareholder claims its dividend. Each run
+creates a new dataset, so it can run again on the same chain.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ __all__ = ["ACCEPT_BPS", "PAYMENT_WEI", "run_session"]
 # Voters accept a proposal judged at least half as useful per example as the data already in.
 ACCEPT_BPS = 5000
 PAYMENT_WEI = Wei(10**18)
+COMMIT_S = REVEAL_S = 60  # evaluation phases; the session moves the chain's clock past them
+EVALUATION_FEE_WEI = Wei(10**15)
+DEPOSIT_WEI = Wei(10**16)  # returned if accepted or scored positive, else to the shareholders
 
 
 def _silent(line: str) -> None:
@@ -73,7 +78,9 @@ def run_session(
     dataset_id = market.create_dataset(
         name, schema, initial,
         Governance(voting_period_s=3600, quorum_bps=2000, threshold_bps=5000,
-                   evaluators=(evaluator_acct.address,)),
+                   evaluators=(evaluator_acct.address,), commit_period_s=COMMIT_S,
+                   reveal_period_s=REVEAL_S, evaluation_fee_wei=EVALUATION_FEE_WEI,
+                   deposit_wei=DEPOSIT_WEI),
     )  # fmt: skip
     say(f"dataset {dataset_id} {name!r}: {len(initial)} initial examples, "
          f"initiator {initiator.address}")  # fmt: skip
@@ -84,6 +91,8 @@ def run_session(
     evaluator = EvaluatorService(clients[evaluator_acct.address], dataset_id, validation)
 
     rows: list[dict[str, Any]] = []
+    fees_collected = 0
+    forfeited = 0
     for contribution, acct in zip(cast.contributions, contributors, strict=True):
         me = clients[acct.address]
         examples = validate_examples(
@@ -95,17 +104,36 @@ def run_session(
             rows.append(_row(contribution, acct.address, None, None, "refused", str(exc)))
             say(f"  {contribution.name:8} refused at proposal: {exc}")
             continue
-        posted = evaluator.evaluate(proposal)
+        posted = evaluator.evaluate(proposal)  # a sealed commitment
+        say(f"  {contribution.name:8} proposal {proposal.sequence}: fee {EVALUATION_FEE_WEI} wei "
+             f"paid; evaluator committed a sealed score")  # fmt: skip
+        market.gateway.advance_to(proposal.commit_end)
+        revealed = evaluator.reveal_due()
+        market.gateway.advance_to(proposal.voting_opens)
+        fee = clients[evaluator_acct.address].collect_evaluation_fee(proposal.id)
+        fees_collected += int(fee)
+        say(f"  {contribution.name:8} proposal {proposal.sequence}: evaluator revealed "
+             f"{revealed[0].score_bps if revealed else 'nothing'} bps, collected {fee} wei; "
+             "voting opens")  # fmt: skip
         support = posted.score_bps >= ACCEPT_BPS
-        # Every shareholder at the snapshot votes as the valuation advises.
+        # Every shareholder at the snapshot block (the one before the proposal's) votes as the
+        # valuation advises.
         for voter in [initiator, *contributors]:
             if market.contract.call("ballot", proposal.id, voter.address)[0]:
                 continue
-            weight = market.token(dataset_id).balance_at(voter.address, proposal.sequence)
+            weight = market.token(dataset_id).balance_at(voter.address, proposal.snapshot_block)
             if weight == 0 or market.proposal(proposal.id).outcome != "pending":
                 continue
             clients[voter.address].vote(proposal.id, support)
         final = market.finalize(proposal.id)
+        if final.status == "accepted" or final.quality_weight_bps > 0:
+            back = me.reclaim_deposit(proposal.id)
+            say(f"  {contribution.name:8} proposal {final.sequence}: deposit of {back} wei "
+                 "returned")  # fmt: skip
+        else:
+            forfeited += DEPOSIT_WEI
+            say(f"  {contribution.name:8} proposal {final.sequence}: deposit of {DEPOSIT_WEI} wei "
+                 "forfeited to the shareholders")  # fmt: skip
         rows.append(_row(contribution, acct.address, final, posted.score_bps, final.status,
                          "; ".join(posted.flags)))  # fmt: skip
         say(f"  {contribution.name:8} ({contribution.role:8}) proposal {final.sequence}: "
@@ -138,6 +166,8 @@ def run_session(
             "dividend_wei": claimed.get(initiator.address, 0),
         },
         "evaluator": evaluator_acct.address,
+        "evaluation_fees_wei": fees_collected,
+        "deposits_forfeited_wei": forfeited,
         "payment_wei": PAYMENT_WEI,
         "total_claimed_wei": int(token.total_claimed()),
         "dust_wei": int(token.dust()) / token.MAGNITUDE(),  # the token keeps dust magnified

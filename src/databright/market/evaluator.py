@@ -1,6 +1,11 @@
-"""The evaluator service: value each pending proposal and post the valuation on-chain.
+"""The evaluator service: value each pending proposal, commit to the score, reveal it later.
 
-For every pending proposal of a dataset that has no evaluation yet, the evaluator downloads the
+Scores are sealed (see ``DataMarket``): during a proposal's commit phase the evaluator commits
+to its score, report and a secret salt (kept in the data dir), and reveals them in the reveal
+phase; the median of the revealed scores sizes the shares. ``run_once`` does whatever is due:
+commits for proposals in their commit phase, reveals for those in their reveal phase.
+
+For every proposal in its commit phase that this evaluator has not scored, it downloads the
 dataset's accepted data (each example verified against the chain) and the proposal's examples,
 and values the whole on the evaluator's private validation set, with one player group per
 registry entry plus the proposal. The valuation method comes from the service's ``method``, a
@@ -21,7 +26,7 @@ example, times a premium for early data (diminishing returns). 10000 = as useful
 already in. The contract turns it into shares (capped by the dataset's quality cap; <= 0 mints
 none). The full report (JSON: values, standard errors, flags
 with reasons, and the CID of a PNG plot of the values) is stored by content address and its CID
-posted with the score, so voters can read why.
+revealed with the score, so voters can read why.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from numpy.typing import NDArray
 from sklearn.neighbors import KNeighborsClassifier
 
 from databright.errors import InvalidArgument, NotPermitted, ValuationError
-from databright.market.market import Market, ProposalInfo
+from databright.market.market import Market, ProposalInfo, SealedScore
 from databright.storage import Examples, read_proposal
 from databright.valuation import (
     CopyPolicy,
@@ -136,13 +141,32 @@ class EvaluatorService:
         self.method: MethodFactory = default_method(k) if method is None else method
 
     def pending(self) -> list[ProposalInfo]:
-        """Pending proposals still open to an evaluation."""
+        """Pending proposals in their commit phase that this evaluator has not scored (never
+        its own: the contract refuses those)."""
+        now = self._now()
+        me = self.market.address
+        return [
+            p
+            for p in self.market.proposals(self.dataset_id, status="pending")
+            if now < p.commit_end
+            and p.contributor != me
+            and not self.market.scorecard(p.id)["committed"]
+        ]
+
+    def due_reveals(self) -> list[ProposalInfo]:
+        """Pending proposals in their reveal phase whose committed score is not revealed yet."""
         now = self._now()
         return [
             p
             for p in self.market.proposals(self.dataset_id, status="pending")
-            if p.evaluation is None and p.outcome == "pending" and p.deadline > now
+            if p.commit_end <= now < p.voting_opens
+            and self.market.sealed_score(p.id) is not None
+            and not self.market.scorecard(p.id)["revealed"]
         ]
+
+    def reveal_due(self) -> list[SealedScore]:
+        """Reveal every score whose reveal phase is on."""
+        return [self.market.reveal_evaluation(p.id) for p in self.due_reveals()]
 
     def _now(self) -> int:
         return self.market.gateway.block_timestamp()
@@ -184,6 +208,7 @@ class EvaluatorService:
         )
 
     def evaluate(self, proposal: ProposalInfo) -> PostedEvaluation:
+        """Value a proposal and commit to its score (revealed later by ``reveal_due``)."""
         score, body, plot = self.value(proposal)
         plot_cid = self.market.store.put(plot)
         ours = next(
@@ -201,11 +226,13 @@ class EvaluatorService:
             "valuation": body,
         }
         raw = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-        self.market.evaluate(proposal.id, score, raw)
+        sealed = self.market.commit_evaluation(proposal.id, score, raw)
         flags = tuple(f"{f['kind']}: {f['reason']}" for f in ours["flags"])
-        return PostedEvaluation(int(proposal.id), score, self.market.store.put(raw), flags, doc)
+        return PostedEvaluation(int(proposal.id), score, sealed.report_cid, flags, doc)
 
     def run_once(self) -> list[PostedEvaluation]:
+        """Reveal what is due, then commit to scores for proposals in their commit phase."""
+        self.reveal_due()
         return [self.evaluate(p) for p in self.pending()]
 
     def watch(

@@ -14,14 +14,18 @@ schema (fixed at creation) and the example hashes of content-addressed data.
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from eth_abi import encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, to_checksum_address
+from eth_utils import is_address, keccak, to_checksum_address
 
+from databright.atomic import atomic_write
 from databright.chain.clients import (
     DataMarketClient,
     DataMarketConstants,
@@ -66,12 +70,26 @@ __all__ = [
     "Market",
     "ProposalInfo",
     "RegistryEntry",
+    "SealedScore",
     "Shareholder",
+    "proposal_commitment",
 ]
 
 SHARE_UNIT = DataMarketConstants.SHARE_UNIT
 STATUS_NAMES = {int(s): s.name.lower() for s in ProposalStatus}
 ZERO32 = b"\x00" * 32
+
+
+def proposal_commitment(
+    contributor: str, dataset_id: int, data: bytes, root: bytes, examples: int, metadata: bytes
+) -> bytes:
+    """The commitment ``propose`` consumes, as the contract's ``proposal_commitment``."""
+    return keccak(
+        encode(
+            ["address", "uint256", "bytes32", "bytes32", "uint256", "bytes32"],
+            [to_checksum_address(contributor), dataset_id, data, root, examples, metadata],
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -83,6 +101,16 @@ class Governance:
     threshold_bps: int = 5000
     quality_cap_bps: int = 2 * DataMarketConstants.BPS  # a proposal weighs at most double
     evaluators: tuple[str, ...] = ()
+    # A proposal whose outcome is final early still stays open this long (at most the period).
+    min_voting_period_s: int = 0
+    # Evaluation phases before voting (both 0: no evaluation) and the fee a proposer pays the
+    # evaluators who reveal.
+    commit_period_s: int = 0
+    reveal_period_s: int = 0
+    evaluation_fee_wei: int = 0
+    # Deposited with each proposal: returned if accepted or scored positive, else paid to the
+    # shareholders.
+    deposit_wei: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,9 +128,39 @@ class DatasetInfo:
 
 @dataclass(frozen=True)
 class Evaluation:
-    evaluator: Address
+    """A proposal's sealed evaluation: commitments, reveals, and the median revealed score."""
+
+    commits: int
+    reveals: int
+    score_bps: int  # the median of the revealed scores (0 if none)
+    quality_weight_bps: int
+
+
+@dataclass(frozen=True)
+class SealedScore:
+    """What an evaluator committed to, kept locally until its reveal (the salt is secret)."""
+
+    proposal_id: int
+    evaluator: str
     score_bps: int
     report_cid: str
+    salt: str  # hex
+
+    def commitment(self) -> bytes:
+        """``keccak256(abi_encode(proposal_id, evaluator, score, report_digest, salt))``, as
+        the contract's ``commitment_of``."""
+        return keccak(
+            encode(
+                ["uint256", "address", "int256", "bytes32", "bytes32"],
+                [
+                    self.proposal_id,
+                    self.evaluator,
+                    self.score_bps,
+                    cid_to_digest(self.report_cid),
+                    bytes.fromhex(self.salt),
+                ],
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -115,6 +173,10 @@ class ProposalInfo:
     manifest_cid: str | None
     examples: int
     deadline: int
+    commit_end: int  # evaluators commit until then, reveal until voting_opens
+    voting_opens: int
+    snapshot_block: int  # votes weigh balances at the end of this block (the one before)
+    settle_from: int  # an outcome final before the deadline is settled from this time on
     status: str
     outcome: str
     yes_votes: int
@@ -208,6 +270,17 @@ class Market:
         for e in governance.evaluators:
             if not is_address(e):
                 raise InvalidArgument(f"evaluator {e!r} is not an Ethereum address")
+        if (governance.commit_period_s == 0) != (governance.reveal_period_s == 0):
+            raise InvalidArgument(
+                "give both a commit and a reveal period for an evaluated dataset, or neither"
+            )
+        if governance.evaluation_fee_wei and not governance.commit_period_s:
+            raise InvalidArgument("an evaluation fee needs commit and reveal periods")
+        if not 0 <= governance.min_voting_period_s <= governance.voting_period_s:
+            raise InvalidArgument(
+                f"the minimum voting period ({governance.min_voting_period_s} s) must be between "
+                f"0 and the voting period ({governance.voting_period_s} s)"
+            )
         examples = self._load(initial, schema, known=set())
         self._require_gas_money("create a dataset")
         stored = store_proposal(self.store, examples, schema)
@@ -218,10 +291,15 @@ class Market:
             stored.merkle_root,
             stored.n_examples,
             governance.voting_period_s,
+            governance.min_voting_period_s,
             governance.quorum_bps,
             governance.threshold_bps,
             [to_checksum_address(e) for e in governance.evaluators],
             governance.quality_cap_bps,
+            governance.commit_period_s,
+            governance.reveal_period_s,
+            governance.evaluation_fee_wei,
+            governance.deposit_wei,
         )
         return DatasetId(int(receipt.event("DatasetCreated").args["dataset_id"]))
 
@@ -247,7 +325,16 @@ class Market:
             initiator=Address(to_checksum_address(d.initiator)),
             schema_cid=digest_to_cid(d.metadata_cid_digest),
             governance=Governance(
-                d.voting_period, d.quorum_bps, d.threshold_bps, d.quality_cap_bps, evaluators
+                voting_period_s=d.voting_period,
+                quorum_bps=d.quorum_bps,
+                threshold_bps=d.threshold_bps,
+                quality_cap_bps=d.quality_cap_bps,
+                evaluators=evaluators,
+                min_voting_period_s=d.min_voting_period,
+                commit_period_s=d.commit_period,
+                reveal_period_s=d.reveal_period,
+                evaluation_fee_wei=d.evaluation_fee,
+                deposit_wei=d.deposit,
             ),
             registry_length=d.registry_length,
             proposal_count=d.proposal_count,
@@ -312,14 +399,32 @@ class Market:
                 "or pending there"
             )
         self._require_gas_money("propose")
+        owner = self.contract.root_owner(MerkleTree(examples.hashes).root)
+        if int(owner, 16) not in (0, int(self.address, 16)):
+            raise InvalidProposal(
+                f"{examples.source}: these exact examples were first proposed by {owner}, "
+                "and only that contributor may propose them"
+            )
+        d = self.contract.dataset(dataset_id)
+        payment = d.evaluation_fee + d.deposit
+        if payment and self.gateway.balance() < payment:
+            raise InsufficientFunds(
+                f"dataset {dataset_id} asks {payment} wei with each proposal (evaluation fee "
+                f"and deposit) and account {self.address} holds less; fund it first"
+            )
         stored = store_proposal(self.store, examples, schema)
-        receipt = self.contract.propose(
-            dataset_id,
+        terms = (
+            int(dataset_id),
             cid_to_digest(stored.data_cid),
             stored.merkle_root,
             stored.n_examples,
             cid_to_digest(stored.manifest_cid),
         )
+        # Two steps, so that a copy of the propose transaction loses: commit to the terms
+        # (hidden), then propose them; sent after the commitment's receipt, the proposal can
+        # only land in a later block, as the contract requires.
+        self.contract.commit_proposal(proposal_commitment(self.address, *terms))
+        receipt = self.contract.propose(*terms, value=payment)
         event = receipt.event("ProposalCreated")
         return self.proposal(int(event.args["proposal_id"]), created=event)
 
@@ -373,16 +478,7 @@ class Market:
             if created and created[0].args["metadata_cid_digest"] != ZERO32
             else None
         )
-        ev = self.contract.evaluation(pid)
-        evaluation = (
-            Evaluation(
-                Address(to_checksum_address(ev.evaluator)),
-                int(ev.score),
-                digest_to_cid(ev.report_cid_digest),
-            )
-            if int(ev.evaluator, 16) != 0
-            else None
-        )
+        evaluation = self.evaluation(pid)
         data = raw.data_cid_digest
         status = raw.status
         # A settled proposal's outcome is its status: no need to ask.
@@ -399,6 +495,10 @@ class Market:
             manifest_cid=manifest_cid,
             examples=raw.examples,
             deadline=raw.deadline,
+            commit_end=raw.commit_end,
+            voting_opens=raw.voting_opens,
+            snapshot_block=raw.snapshot_block,
+            settle_from=raw.settle_from,
             status=STATUS_NAMES[status],
             outcome=STATUS_NAMES[outcome],
             yes_votes=raw.yes_votes,
@@ -426,11 +526,101 @@ class Market:
     def vote(self, proposal_id: int, support: bool) -> Receipt:
         return self._on_proposal(proposal_id, lambda pid: self.contract.vote(pid, support))
 
-    def evaluate(self, proposal_id: int, score_bps: int, report: bytes) -> Receipt:
-        """Post a valuation: the score sizes the shares; the report is stored by CID."""
+    def reclaim_deposit(self, proposal_id: int) -> Wei:
+        """Take back a settled proposal's deposit (accepted or scored positive); returns it."""
+        receipt = self._on_proposal(proposal_id, self.contract.reclaim_deposit)
+        return Wei(sum(int(e.args["amount"]) for e in receipt.events if e.name == "DepositSettled"))
+
+    def transfer_initiator(self, dataset_id: int, new_initiator: str) -> Receipt:
+        """Start handing a dataset over; ``new_initiator`` completes it with ``accept_initiator``."""
+        self._check_dataset(dataset_id)
+        if not is_address(new_initiator):
+            raise InvalidArgument(f"{new_initiator!r} is not an Ethereum address")
+        return self.contract.transfer_initiator(int(dataset_id), to_checksum_address(new_initiator))
+
+    def accept_initiator(self, dataset_id: int) -> Receipt:
+        """Become the initiator of a dataset handed over to this account."""
+        self._check_dataset(dataset_id)
+        return self.contract.accept_initiator(int(dataset_id))
+
+    # --- evaluation --------------------------------------------------------------------
+
+    def evaluation(self, proposal_id: int) -> Evaluation | None:
+        """A proposal's evaluation, or None while no evaluator has committed."""
+        ev = self.contract.evaluation(int(proposal_id))
+        if ev.commits == 0:
+            return None
+        return Evaluation(ev.commits, ev.reveals, int(ev.score), ev.quality_weight_bps)
+
+    def scorecard(self, proposal_id: int, evaluator: str | None = None) -> dict[str, object]:
+        """One evaluator's part: committed, revealed (a commitment without a reveal once voting
+        opens is a missed reveal), score, fee collected."""
+        who = to_checksum_address(evaluator) if evaluator else self.address
+        card = self.contract.scorecard(int(proposal_id), who)
+        return {
+            "evaluator": who,
+            "committed": card.committed,
+            "revealed": card.revealed,
+            "score_bps": int(card.score),
+            "collected": card.collected,
+        }
+
+    def _sealed_path(self, proposal_id: int) -> Path:
+        return (
+            self.data_dir / "sealed-scores" / str(self.gateway.chain_id)
+            / f"{int(proposal_id)}-{self.address}.json"
+        )  # fmt: skip
+
+    def sealed_score(self, proposal_id: int) -> SealedScore | None:
+        """This account's committed score for a proposal, as kept locally (None if none)."""
+        path = self._sealed_path(proposal_id)
+        if not path.is_file():
+            return None
+        return SealedScore(**json.loads(path.read_text()))
+
+    def commit_evaluation(self, proposal_id: int, score_bps: int, report: bytes) -> SealedScore:
+        """Seal a score: store the report by CID, commit to (score, report, a fresh secret salt)
+        on-chain, and keep the opening locally (``<data_dir>/sealed-scores``) for the reveal."""
         self._check_proposal(proposal_id)
-        report_cid = self.store.put(report)
-        return self.contract.evaluate(int(proposal_id), int(score_bps), cid_to_digest(report_cid))
+        if not -(2**31) <= int(score_bps) < 2**31:
+            raise InvalidArgument(f"a score must fit 32 signed bits, not {score_bps} bps")
+        sealed = SealedScore(
+            int(proposal_id),
+            self.address,
+            int(score_bps),
+            self.store.put(report),
+            secrets.token_bytes(32).hex(),
+        )
+        # Kept before it is sent: a commitment whose opening is lost could never be revealed.
+        atomic_write(self._sealed_path(proposal_id), json.dumps(asdict(sealed)))
+        self._on_proposal(
+            proposal_id, lambda pid: self.contract.commit_evaluation(pid, sealed.commitment())
+        )
+        return sealed
+
+    def reveal_evaluation(self, proposal_id: int) -> SealedScore:
+        """Reveal this account's committed score (during the reveal phase)."""
+        sealed = self.sealed_score(proposal_id)
+        if sealed is None:
+            raise NotFound(
+                f"no committed score for proposal {proposal_id} by {self.address} in "
+                f"{self.data_dir}; commit from this data dir first"
+            )
+        self._on_proposal(
+            proposal_id,
+            lambda pid: self.contract.reveal_evaluation(
+                pid, sealed.score_bps, cid_to_digest(sealed.report_cid), bytes.fromhex(sealed.salt)
+            ),
+        )
+        return sealed
+
+    def collect_evaluation_fee(self, proposal_id: int) -> Wei:
+        """Collect this account's part of a proposal's evaluation fee once voting opens (an
+        evaluator that revealed, or the proposer when nobody did); returns the amount."""
+        receipt = self._on_proposal(proposal_id, self.contract.collect_evaluation_fee)
+        return Wei(
+            sum(int(e.args["amount"]) for e in receipt.events if e.name == "EvaluationFeePaid")
+        )
 
     def finalize(self, proposal_id: int) -> ProposalInfo:
         self._on_proposal(proposal_id, self.contract.finalize)

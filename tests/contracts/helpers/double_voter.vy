@@ -11,6 +11,7 @@
 
 
 interface IDataMarket:
+    def commit_proposal(commitment: bytes32): nonpayable
     def propose(
         dataset_id: uint256, data_cid_digest: bytes32, manifest_root: bytes32, examples: uint256, metadata: bytes32
     ) -> uint256: nonpayable
@@ -23,6 +24,16 @@ interface IShareToken:
 
 interface IDoubleVoter:
     def try_vote(market: address, proposal_id: uint256) -> bool: nonpayable
+
+
+@external
+def commit(market: address, commitment: bytes32):
+    """
+    @dev Commits to a proposal this contract makes later.
+    @param market The 20-byte market address.
+    @param commitment The 32-byte proposal commitment.
+    """
+    extcall IDataMarket(market).commit_proposal(commitment)
 
 
 @external
