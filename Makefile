@@ -53,6 +53,9 @@ bench: setup
 	$(PY) benchmarks/market_throughput.py
 	$(PY) benchmarks/ingestion.py
 	$(PY) benchmarks/valuation_vs_pydvl.py
+	$(PY) benchmarks/evaluator_scaling.py
+	$(PY) benchmarks/reward_soundness.py
+	$(PY) benchmarks/market_soundness.py
 
 clean:
 	rm -rf $(VENV) .tools/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -74,8 +74,6 @@ MethodFactory = Callable[[Utility], Valuation]
 also build its own utility from ``utility.x_val`` and ``utility.y_val`` (another model or
 scorer)."""
 
-INITIAL_KEY = "registry-0"
-
 
 def default_method(k: int) -> MethodFactory:
     """The evaluator's method unless told otherwise: exact KNN-Shapley with ``k`` neighbours
