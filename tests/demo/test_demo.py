@@ -26,6 +26,8 @@ def test_session_accepts_honest_and_rejects_bad_data(embedded) -> None:
         assert r["decision"] == "rejected" and r["shares_minted"] == 0 and r["dividend_wei"] == 0
     [copier] = by_role["copier"]
     assert copier["score_bps"] == 0 and "near_duplicate" in copier["flags"]
+    # ... of alice's proposal while it was still pending, not of the registry
+    assert "'proposal-" in copier["flags"] and "'registry-" not in copier["flags"]
     [poisoner] = by_role["poisoner"]
     assert poisoner["score_bps"] < 0
     paid_out = s["initiator"]["dividend_wei"] + sum(r["dividend_wei"] for r in s["proposals"])

@@ -6,8 +6,8 @@ Everything is generated from a seed, so two runs tell the same story. The cast:
 - **honest** contributors bring clean, unseen examples (one of them late, when the dataset
   already knows most of what it brings: diminishing returns);
 - a **careless** contributor's labels are 40% wrong;
-- a **copier** re-submits an honest contributor's examples with tiny jitter (exact copies would
-  be refused by hash at validation);
+- a **copier** re-submits an honest contributor's examples with tiny jitter while the original
+  proposal is still pending (exact copies would be refused by hash at validation);
 - a **poisoner** labels every example of two classes as a third one.
 
 The evaluator keeps a held-out validation split that no contributor sees.
@@ -31,6 +31,8 @@ class Contribution:
     X: NDArray[np.float32]
     y: NDArray[np.int64]
     note: str
+    #: The contribution whose round this one proposes in: both are pending at once.
+    joins: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ def digits_scenario(seed: int = 7, proposal_size: int = 60) -> Scenario:
             "frank",
             np.clip(alice.X + jitter, 0.0, 1.0).astype(np.float32),
             alice.y.copy(),
-            "alice's examples with jitter of 0.002",
+            "alice's pending examples with jitter of 0.002",
+            joins="alice",
         )
     )
 

@@ -11,18 +11,19 @@ creates a new dataset, so it can run again on the same chain.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
 from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
 from databright.chain.keystore import Keystore
-from databright.demo.cast import digits_scenario
+from databright.demo.cast import Contribution, digits_scenario
 from databright.errors import DataBrightError
-from databright.market import SHARE_UNIT, Governance, Market
+from databright.market import SHARE_UNIT, Governance, Market, ProposalInfo
 from databright.market.evaluator import EvaluatorService
 from databright.storage import DatasetSchema, validate_examples
 from databright.types import Wei
@@ -66,7 +67,7 @@ def run_session(
 
     market = Market.connect(rpc, initiator, data_dir)
     # One client per account: two clients of one account would race for its nonces.
-    clients = {initiator.address: market}
+    clients: dict[str, Market] = {initiator.address: market}
     for acct in accounts[1:]:
         clients[acct.address] = market.as_account(acct)
     schema = DatasetSchema(
@@ -93,52 +94,62 @@ def run_session(
     rows: list[dict[str, Any]] = []
     fees_collected = 0
     forfeited = 0
+    # Rounds: a contribution that joins another proposes while that one is still pending.
+    rounds: list[list[tuple[Contribution, LocalAccount]]] = []
+    round_of: dict[str, list[tuple[Contribution, LocalAccount]]] = {}
     for contribution, acct in zip(cast.contributions, contributors, strict=True):
-        me = clients[acct.address]
-        examples = validate_examples(
-            contribution.X, contribution.y, schema, source=contribution.name
-        )
-        try:
-            proposal = me.propose(dataset_id, examples)
-        except DataBrightError as exc:
-            rows.append(_row(contribution, acct.address, None, None, "refused", str(exc)))
-            say(f"  {contribution.name:8} refused at proposal: {exc}")
-            continue
-        posted = evaluator.evaluate(proposal)  # a sealed commitment
-        say(f"  {contribution.name:8} proposal {proposal.sequence}: fee {EVALUATION_FEE_WEI} wei "
-             f"paid; evaluator committed a sealed score")  # fmt: skip
-        market.gateway.advance_to(proposal.commit_end)
-        revealed = evaluator.reveal_due()
-        market.gateway.advance_to(proposal.voting_opens)
-        fee = clients[evaluator_acct.address].collect_evaluation_fee(proposal.id)
-        fees_collected += int(fee)
-        say(f"  {contribution.name:8} proposal {proposal.sequence}: evaluator revealed "
-             f"{revealed[0].score_bps if revealed else 'nothing'} bps, collected {fee} wei; "
-             "voting opens")  # fmt: skip
-        support = posted.score_bps >= ACCEPT_BPS
-        # Every shareholder at the snapshot block (the one before the proposal's) votes as the
-        # valuation advises.
-        for voter in [initiator, *contributors]:
-            if market.contract.call("ballot", proposal.id, voter.address)[0]:
-                continue
-            weight = market.token(dataset_id).balance_at(voter.address, proposal.snapshot_block)
-            if weight == 0 or market.proposal(proposal.id).outcome != "pending":
-                continue
-            clients[voter.address].vote(proposal.id, support)
-        final = market.finalize(proposal.id)
-        if final.status == "accepted" or final.quality_weight_bps > 0:
-            back = me.reclaim_deposit(proposal.id)
-            say(f"  {contribution.name:8} proposal {final.sequence}: deposit of {back} wei "
-                 "returned")  # fmt: skip
+        if contribution.joins is not None and contribution.joins in round_of:
+            round_of[contribution.joins].append((contribution, acct))
         else:
-            forfeited += DEPOSIT_WEI
-            say(f"  {contribution.name:8} proposal {final.sequence}: deposit of {DEPOSIT_WEI} wei "
-                 "forfeited to the shareholders")  # fmt: skip
-        rows.append(_row(contribution, acct.address, final, posted.score_bps, final.status,
-                         "; ".join(posted.flags)))  # fmt: skip
-        say(f"  {contribution.name:8} ({contribution.role:8}) proposal {final.sequence}: "
-             f"score {posted.score_bps:6d} bps -> {final.status:8} "
-             f"{final.shares / SHARE_UNIT:8.2f} shares")  # fmt: skip
+            rounds.append([(contribution, acct)])
+            round_of[contribution.name] = rounds[-1]
+
+    for members in rounds:
+        proposed: list[tuple[Contribution, LocalAccount, ProposalInfo]] = []
+        for contribution, acct in members:
+            examples = validate_examples(
+                contribution.X, contribution.y, schema, source=contribution.name
+            )
+            try:
+                proposed.append(
+                    (contribution, acct, clients[acct.address].propose(dataset_id, examples))
+                )
+            except DataBrightError as exc:
+                rows.append(_row(contribution, acct.address, None, None, "refused", str(exc)))
+                say(f"  {contribution.name:8} refused at proposal: {exc}")
+        if not proposed:
+            continue
+        # The evaluator values them in arrival order: a later one is compared with the earlier.
+        posted = {}
+        for contribution, _, proposal in proposed:
+            posted[proposal.id] = evaluator.evaluate(proposal)  # a sealed commitment
+            say(f"  {contribution.name:8} proposal {proposal.sequence}: fee "
+                f"{EVALUATION_FEE_WEI} wei paid; evaluator committed a sealed score")  # fmt: skip
+        market.gateway.advance_to(max(p.commit_end for _, _, p in proposed))
+        revealed = {r.proposal_id: r.score_bps for r in evaluator.reveal_due()}
+        market.gateway.advance_to(max(p.voting_opens for _, _, p in proposed))
+        for contribution, acct, proposal in proposed:
+            fee = clients[evaluator_acct.address].collect_evaluation_fee(proposal.id)
+            fees_collected += int(fee)
+            say(f"  {contribution.name:8} proposal {proposal.sequence}: evaluator revealed "
+                f"{revealed.get(proposal.id, 'nothing')} bps, collected {fee} wei; "
+                "voting opens")  # fmt: skip
+            score = posted[proposal.id].score_bps
+            final, kept = _settle(market, clients, [initiator, *contributors], proposal,
+                                  support=score >= ACCEPT_BPS)  # fmt: skip
+            if kept:
+                back = clients[acct.address].reclaim_deposit(proposal.id)
+                say(f"  {contribution.name:8} proposal {final.sequence}: deposit of {back} wei "
+                    "returned")  # fmt: skip
+            else:
+                forfeited += DEPOSIT_WEI
+                say(f"  {contribution.name:8} proposal {final.sequence}: deposit of "
+                    f"{DEPOSIT_WEI} wei forfeited to the shareholders")  # fmt: skip
+            rows.append(_row(contribution, acct.address, final, score, final.status,
+                             "; ".join(posted[proposal.id].flags)))  # fmt: skip
+            say(f"  {contribution.name:8} ({contribution.role:8}) proposal {final.sequence}: "
+                f"score {score:6d} bps -> {final.status:8} "
+                f"{final.shares / SHARE_UNIT:8.2f} shares")  # fmt: skip
 
     # A model developer pays for training on the dataset; shareholders claim their dividends.
     buyer = Account.create()
@@ -174,6 +185,29 @@ def run_session(
         "registry_entries": market.dataset(dataset_id).registry_length,
         "proposals": rows,
     }
+
+
+def _settle(
+    market: Market,
+    clients: Mapping[str, Market],
+    voters: list[LocalAccount],
+    proposal: ProposalInfo,
+    support: bool,
+) -> tuple[ProposalInfo, bool]:
+    """Every shareholder at the snapshot block (the one before the proposal's) votes as the
+    valuation advises; then the proposal is finalized. Returns it and whether the contributor
+    keeps its deposit (accepted, or scored positive)."""
+    for voter in voters:
+        if market.contract.call("ballot", proposal.id, voter.address)[0]:
+            continue
+        weight = market.token(proposal.dataset_id).balance_at(
+            voter.address, proposal.snapshot_block
+        )
+        if weight == 0 or market.proposal(proposal.id).outcome != "pending":
+            continue
+        clients[voter.address].vote(proposal.id, support)
+    final = market.finalize(proposal.id)
+    return final, final.status == "accepted" or final.quality_weight_bps > 0
 
 
 def _row(
