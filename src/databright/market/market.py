@@ -592,7 +592,8 @@ class Market:
             secrets.token_bytes(32).hex(),
         )
         # Kept before it is sent: a commitment whose opening is lost could never be revealed.
-        atomic_write(self._sealed_path(proposal_id), json.dumps(asdict(sealed)))
+        # Owner-only: the salt and score are secret until the reveal.
+        atomic_write(self._sealed_path(proposal_id), json.dumps(asdict(sealed)), mode=0o600)
         self._on_proposal(
             proposal_id, lambda pid: self.contract.commit_evaluation(pid, sealed.commitment())
         )
