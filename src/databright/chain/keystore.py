@@ -9,6 +9,7 @@ made with the development password are for development chains only; set
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from databright.errors import KeystoreError, NotFound
 from databright.settings import DEV_PASSWORD, get_settings
 from databright.types import Address
 
-__all__ = ["DEV_PASSWORD", "Keystore", "default_password"]
+__all__ = ["DEV_PASSWORD", "Keystore", "KeystoreEntry", "default_password"]
 
 
 def default_password() -> str:
@@ -30,77 +31,174 @@ def default_password() -> str:
 
 
 @dataclass(frozen=True)
+class KeystoreEntry:
+    """One ``NNNN--0xADDRESS.json`` file: account number ``index`` (the file's own prefix).
+
+    ``problem`` is a one-sentence report when the file is damaged; ``address`` is then None.
+    """
+
+    index: int
+    path: Path
+    address: Address | None
+    problem: str | None = None
+
+    @property
+    def damaged(self) -> bool:
+        return self.problem is not None
+
+
+_ENTRY_NAME = re.compile(r"(\d+)--(.*)")
+_ADDRESS_NAME = re.compile(r"(0x[0-9a-fA-F]{40})\.json")
+
+
+@dataclass(frozen=True)
 class Keystore:
+    """Account ``N`` is the file named ``NNNN--0xADDRESS.json`` (its own prefix), so a damaged or
+    removed file never renumbers the others; files not named ``<digits>--...`` are ignored."""
+
     directory: Path
 
-    def _files(self) -> list[Path]:
+    def _numbered(self) -> list[tuple[int, Path]]:
         if not self.directory.is_dir():
             return []
-        return sorted(
-            p for p in self.directory.iterdir() if p.is_file() and not p.name.startswith(".")
+        out = []
+        for path in self.directory.iterdir():
+            match = _ENTRY_NAME.fullmatch(path.name)
+            if match and path.is_file():
+                out.append((int(match.group(1)), path))
+        return sorted(out, key=lambda item: (item[0], item[1].name))
+
+    def _damaged(self, index: int, path: Path, why: str) -> KeystoreEntry:
+        return KeystoreEntry(
+            index,
+            path,
+            None,
+            f"keystore file {path} (account #{index}) is damaged: {why}; restore it from a "
+            f"backup or move it out of {self.directory} (the other accounts keep their numbers)",
+        )
+
+    def _read(self, index: int, path: Path) -> KeystoreEntry:
+        named = _ADDRESS_NAME.fullmatch(path.name.split("--", 1)[1])
+        if named is None or not is_address(named.group(1)):
+            return self._damaged(index, path, "its name is not NNNN--0xADDRESS.json")
+        address = Address(to_checksum_address(named.group(1)))
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            return self._damaged(index, path, f"it cannot be read ({exc})")
+        except ValueError:
+            return self._damaged(index, path, "it is not JSON")
+        crypto = body.get("crypto", body.get("Crypto")) if isinstance(body, dict) else None
+        if not isinstance(crypto, dict):
+            return self._damaged(index, path, "it has no encrypted key ('crypto' section)")
+        if "address" in body:
+            claimed = body["address"]
+            hex_address = "0x" + claimed.removeprefix("0x") if isinstance(claimed, str) else ""
+            if not is_address(hex_address):
+                return self._damaged(index, path, "its address field is not an address")
+            if to_checksum_address(hex_address) != address:
+                return self._damaged(
+                    index,
+                    path,
+                    f"its name says {address} but its address field says "
+                    f"{to_checksum_address(hex_address)}",
+                )
+        return KeystoreEntry(index, path, address)
+
+    def entries(self) -> list[KeystoreEntry]:
+        """Every numbered keystore file, damaged ones included, by account number."""
+        return [self._read(index, path) for index, path in self._numbered()]
+
+    def problems(self, entries: list[KeystoreEntry] | None = None) -> list[str]:
+        """One sentence per damaged file and per account number that several files claim."""
+        entries = self.entries() if entries is None else entries
+        out = [e.problem for e in entries if e.problem is not None]
+        by_index: dict[int, list[KeystoreEntry]] = {}
+        for e in entries:
+            by_index.setdefault(e.index, []).append(e)
+        for index, same in by_index.items():
+            if len(same) > 1:
+                out.append(self._ambiguous(index, same))
+        return out
+
+    def _ambiguous(self, index: int, same: list[KeystoreEntry]) -> str:
+        names = ", ".join(e.path.name for e in same)
+        return (
+            f"account #{index} has {len(same)} keystore files in {self.directory} ({names}); "
+            "move all but one of them out"
         )
 
     def addresses(self) -> list[Address]:
-        """Accounts in creation order (file names sort by creation)."""
-        out = []
-        for path in self._files():
-            try:
-                out.append(
-                    Address(
-                        to_checksum_address(
-                            "0x" + json.loads(path.read_text())["address"].removeprefix("0x")
-                        )
-                    )
-                )
-            except (ValueError, KeyError, TypeError):
-                continue  # not a keystore file; ignore rather than fail the whole listing
-        return out
+        """The accounts by number; raises :class:`KeystoreError` while any file is damaged or
+        two files share a number (``entries()`` lists them anyway)."""
+        entries = self.entries()
+        problems = self.problems(entries)
+        if problems:
+            raise KeystoreError(problems[0])
+        return [e.address for e in entries if e.address is not None]
 
-    def _path_of(self, address: Address) -> Path:
-        for path in self._files():
-            try:
-                body = json.loads(path.read_text())
-                if to_checksum_address("0x" + body["address"].removeprefix("0x")) == address:
-                    return path
-            except (ValueError, KeyError, TypeError):
-                continue
+    def _entry(self, which: str | int) -> KeystoreEntry:
+        """The healthy file of an account by number or by address; refuses damaged ones."""
+        entries = self.entries()
+        if isinstance(which, int) or str(which).isdigit():
+            i = int(which)
+            same = [e for e in entries if e.index == i]
+            if not same:
+                raise NotFound(
+                    f"there is no account #{i} in {self.directory} ({len(entries)} accounts); "
+                    "create one with `databright account new`"
+                )
+            if len(same) > 1:
+                raise KeystoreError(self._ambiguous(i, same))
+            if same[0].problem is not None:
+                raise KeystoreError(same[0].problem)
+            return same[0]
+        if not is_address(which):
+            raise KeystoreError(f"{which!r} is not an account index or an Ethereum address")
+        address = Address(to_checksum_address(which))
+        for e in entries:
+            if e.address == address:
+                return e
+        for e in entries:
+            if e.problem is not None and address.lower() in e.path.name.lower():
+                raise KeystoreError(e.problem)
         raise NotFound(
             f"no keystore for account {address} in {self.directory}; see `databright account list`"
         )
 
     def resolve(self, which: str | int) -> Address:
-        """An account by index (0 = first created) or by address."""
-        known = self.addresses()
-        if isinstance(which, int) or str(which).isdigit():
-            i = int(which)
-            if not 0 <= i < len(known):
-                raise NotFound(
-                    f"there is no account #{i} in {self.directory} ({len(known)} accounts); "
-                    "create one with `databright account new`"
-                )
-            return known[i]
-        if not is_address(which):
-            raise KeystoreError(f"{which!r} is not an account index or an Ethereum address")
-        address = Address(to_checksum_address(which))
-        if address not in known:
-            raise NotFound(
-                f"no keystore for account {address} in {self.directory}; see `databright account list`"
-            )
+        """An account by number (0 = first created) or by address."""
+        address = self._entry(which).address
+        assert address is not None  # _entry returns healthy entries only
         return address
 
     def load(self, which: str | int, password: str | None = None) -> LocalAccount:
-        address = self.resolve(which)
-        path = self._path_of(address)
+        """Decrypt an account; refuses a file whose key is not for the address it claims."""
+        entry = self._entry(which)
+        address = entry.address
         try:
-            key = Account.decrypt(
-                json.loads(path.read_text()),
-                password if password is not None else default_password(),
-            )
+            body = json.loads(entry.path.read_text(encoding="utf-8"))
+            key = Account.decrypt(body, password if password is not None else default_password())
         except ValueError as exc:
+            if "MAC mismatch" in str(exc):
+                raise KeystoreError(
+                    f"cannot decrypt the keystore of {address} ({exc}); check DATABRIGHT_PASSWORD"
+                ) from None
+            raise KeystoreError(self._damaged(entry.index, entry.path, str(exc)).problem) from None
+        except (OSError, KeyError, TypeError, AttributeError, NotImplementedError) as exc:
             raise KeystoreError(
-                f"cannot decrypt the keystore of {address} ({exc}); check DATABRIGHT_PASSWORD"
+                self._damaged(entry.index, entry.path, f"{type(exc).__name__}: {exc}").problem
             ) from None
-        return Account.from_key(key)
+        account: LocalAccount = Account.from_key(key)
+        wanted = {address}
+        if not (isinstance(which, int) or str(which).isdigit()):
+            wanted.add(Address(to_checksum_address(str(which))))
+        if wanted != {account.address}:
+            raise KeystoreError(
+                f"keystore file {entry.path} claims address {address} but its key is for "
+                f"{account.address}; the file was altered — do not use it"
+            )
+        return account
 
     def new(self, password: str | None = None, private_key: str | bytes | None = None) -> Address:
         try:
@@ -110,7 +208,8 @@ class Keystore:
             raise KeystoreError(f"that is not a valid private key ({exc})") from None
         body = Account.encrypt(acct.key, password if password is not None else default_password())
         self.directory.mkdir(parents=True, exist_ok=True)
-        index = len(self._files())
+        # After the highest number in use (damaged files included): never reuse a number.
+        index = max((i for i, _ in self._numbered()), default=-1) + 1
         path = self.directory / f"{index:04d}--{acct.address}.json"
         atomic_write(path, json.dumps(body), mode=0o600)
         return Address(acct.address)

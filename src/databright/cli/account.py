@@ -122,15 +122,15 @@ def new_command(
     key = _read_private_key(import_key_file) if import_key_file is not None else None
     if key is not None:
         address = Address(Account.from_key(key).address)
-        if address in store.addresses():
+        known = [e.index for e in store.entries() if e.address == address]
+        if known:
             raise InvalidArgument(
-                f"account {address} already has a keystore in {store.directory} "
-                f"(#{store.addresses().index(address)})"
+                f"account {address} already has a keystore in {store.directory} (#{known[0]})"
             )
     password = _new_password()
     with busy("encrypting the keystore"):
         address = store.new(password=password, private_key=key)
-    index = store.addresses().index(address)
+    index = max(e.index for e in store.entries() if e.address == address)
     if json_out:
         print_json(
             {
@@ -164,24 +164,37 @@ def list_command(
 ) -> None:
     """List the keystore's accounts (the one commands sign with is marked *)."""
     store = Keystore(data_dir / "keystore")
-    addresses = store.addresses()
-    selected = store.resolve(account if account is not None else "0") if addresses else None
+    entries = store.entries()
+    addresses = [e.address for e in entries if e.address is not None]
+    selected: Address | None = None
+    if account is not None:
+        selected = store.resolve(account)
+    elif any(e.index == 0 and e.address is not None for e in entries):
+        selected = store.resolve("0")  # the default; a damaged #0 is marked, not selected
     wei: dict[str, int] = {}
     if balances and addresses:
         gw = connect(rpc)
         with busy("reading balances"):
             wei = {a: int(gw.balance(a)) for a in addresses}
+    # A damaged file keeps its number and is listed, never skipped (that would hide it).
+    for problem in store.problems(entries):
+        err_console.print(
+            f"[yellow]warning:[/yellow] {escape(problem)}", highlight=False, soft_wrap=True
+        )
     if json_out:
         rows: list[dict[str, Any]] = []
-        for i, a in enumerate(addresses):
-            row: dict[str, Any] = {"index": i, "address": a, "selected": a == selected}
-            if a in wei:
+        for e in entries:
+            a = e.address
+            row: dict[str, Any] = {"index": e.index, "address": a, "selected": a == selected}
+            if e.problem is not None:
+                row["damaged"] = e.problem
+            if a is not None and a in wei:
                 row["balance_wei"] = wei[a]
                 row["balance_eth"] = eth_exact(wei[a])
             rows.append(row)
         print_json(rows)
         return
-    if not addresses:
+    if not entries:
         console.print(f"no accounts in {store.directory}; create one with `databright account new`")
         return
     table = Table(title=f"accounts (keystore: {store.directory})")
@@ -189,8 +202,14 @@ def list_command(
     table.add_column("address")
     if wei:
         table.add_column("balance (ETH)", justify="right")
-    for i, a in enumerate(addresses):
-        cells = [f"{i}{' *' if a == selected else ''}", a]
+    for e in entries:
+        if e.address is None:
+            cells = [str(e.index), f"[red]damaged[/red] {escape(e.path.name)}"]
+            cells += [""] if wei else []
+            table.add_row(*cells)
+            continue
+        a = e.address
+        cells = [f"{e.index}{' *' if a == selected else ''}", a]
         if wei:
             cells.append(eth_short(wei[a]))
         table.add_row(*cells)
