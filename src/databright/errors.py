@@ -37,6 +37,7 @@ __all__ = [
     "StoreCorrupt",
     "ValuationError",
     "WrongChain",
+    "WrongPassword",
 ]
 
 
@@ -66,6 +67,10 @@ class KeystoreError(DataBrightError, ValueError):
 
 class NotPermitted(DataBrightError, PermissionError):
     """The account lacks the role an action needs (an evaluator, an initiator)."""
+
+
+class WrongPassword(KeystoreError):
+    """A keystore file is intact but the password does not open it."""
 
 
 class DamagedRecord(DataBrightError, ValueError):

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from databright.chain.keystore import Keystore
 from databright.cli import app
-from databright.errors import KeystoreError, NotFound
+from databright.errors import KeystoreError, NotFound, WrongPassword
 
 KEY = "0x" + "42" * 32
 
@@ -183,11 +183,15 @@ def test_a_damaged_crypto_section_is_not_blamed_on_the_password(tmp_path: Path) 
     body = json.loads(paths[0].read_text())
     body["crypto"]["kdf"] = "rot13"
     paths[0].write_text(json.dumps(body))
-    with pytest.raises(KeystoreError, match=r"is damaged: .*rot13.*restore it from a backup"):
+    with pytest.raises(
+        KeystoreError, match=r"is damaged: .*rot13.*restore it from a backup"
+    ) as hit:
         ks.load(0, "pw")
+    # damage is not a password problem: the CLI prompts for a password only on WrongPassword
+    assert not isinstance(hit.value, WrongPassword)
     _write(ks.directory, 1, KEYS[1])
     with pytest.raises(
-        KeystoreError, match=r"cannot decrypt the keystore of .*DATABRIGHT_PASSWORD"
+        WrongPassword, match=r"cannot decrypt the keystore of .*DATABRIGHT_PASSWORD"
     ):
         ks.load(1, "wrong")
 

@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
 from databright.atomic import atomic_write
-from databright.errors import KeystoreError, NotFound
+from databright.errors import KeystoreError, NotFound, WrongPassword
 from databright.settings import DEV_PASSWORD, get_settings
 from databright.types import Address
 
@@ -181,7 +181,7 @@ class Keystore:
             key = Account.decrypt(body, password if password is not None else default_password())
         except ValueError as exc:
             if "MAC mismatch" in str(exc):
-                raise KeystoreError(
+                raise WrongPassword(
                     f"cannot decrypt the keystore of {address} ({exc}); check DATABRIGHT_PASSWORD"
                 ) from None
             raise KeystoreError(self._damaged(entry.index, entry.path, str(exc)).problem) from None

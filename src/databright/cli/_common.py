@@ -26,7 +26,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from databright.chain.gateway import Gateway, connect
 from databright.chain.keystore import Keystore
-from databright.errors import InsufficientFunds, InvalidProposal, KeystoreError
+from databright.errors import InsufficientFunds, InvalidProposal, WrongPassword
 from databright.market import SHARE_UNIT, Market, ProposalInfo
 from databright.settings import DEFAULT_HOME, DEFAULT_RPC, get_settings
 from databright.storage import ProposalRejected
@@ -216,7 +216,8 @@ def _load_account(store: Keystore, which: str) -> LocalAccount:
     """Decrypt an account; on a terminal, ask for the password when the default one fails."""
     try:
         return store.load(which)
-    except KeystoreError:
+    except WrongPassword:
+        # Only a wrong password is worth a prompt: a damaged or altered file stays refused.
         if get_settings().password_set or not interactive():
             raise
     password = typer.prompt(f"Password of account {store.resolve(which)}", hide_input=True)

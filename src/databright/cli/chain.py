@@ -91,7 +91,9 @@ def up_command(
     started = ensure_local_node(rpc, data_dir)
     gw = gateway(rpc, data_dir, "0")
     deployment, new = deploy(gw, data_dir)
-    accounts = Keystore(data_dir / "keystore").addresses()
+    store = Keystore(data_dir / "keystore")
+    accounts = store.addresses()  # refuses, in one sentence, while a keystore file is damaged
+    numbered = [(e.index, e.address) for e in store.entries() if e.address is not None]
     if json_out:
         print_json(
             {"rpc": rpc, "chain_id": gw.chain_id, "accounts": accounts, **deployment.to_json()}
@@ -105,7 +107,7 @@ def up_command(
     table.add_column("#")
     table.add_column("address")
     table.add_column("balance (ETH)", justify="right")
-    for i, a in enumerate(accounts):
+    for i, a in numbered:  # the files' own numbers, as `-a N` reads them
         table.add_row(str(i), a, f"{gw.balance(a) / 10**18:,.4f}")
     console.print(table)
     _print_deployment(gw.chain_id, deployment.addresses, new)
