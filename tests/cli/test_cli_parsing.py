@@ -13,6 +13,7 @@ from databright.cli._common import eth_exact, shares_text
 from databright.cli._params import (
     DURATION,
     ETH_AMOUNT,
+    ETH_AMOUNT_OR_ZERO,
     FEATURE_SHAPE,
     LABEL_SET,
     MAX_VOTING_PERIOD,
@@ -222,3 +223,15 @@ def test_eth_amount_type_converts_exactly() -> None:
 def test_eth_amount_type_refuses_as_usage_error(text: str) -> None:
     with pytest.raises(typer.BadParameter):
         ETH_AMOUNT.convert(text)
+
+
+@pytest.mark.parametrize(("text", "wei"), [("0", 0), ("0.0", 0), ("0e3", 0), ("0.01", 10**16)])
+def test_a_fee_or_deposit_may_be_zero(text: str, wei: int) -> None:
+    assert ETH_AMOUNT_OR_ZERO.convert(text) == wei
+
+
+def test_a_negative_deposit_is_named_as_such() -> None:
+    with pytest.raises(typer.BadParameter, match="must not be negative, not '-1'"):
+        ETH_AMOUNT_OR_ZERO.convert("-1")
+    with pytest.raises(typer.BadParameter, match="positive amount of ETH"):
+        ETH_AMOUNT.convert("0.0")

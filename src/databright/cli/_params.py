@@ -27,6 +27,7 @@ __all__ = [
     "DURATION",
     "DURATION_OR_ZERO",
     "ETH_AMOUNT",
+    "ETH_AMOUNT_OR_ZERO",
     "FEATURE_SHAPE",
     "LABEL_SET",
     "MAX_VOTING_PERIOD",
@@ -134,15 +135,19 @@ class FeatureShapeType(ParamType[FeatureShape]):
 
 
 class EthAmountType(ParamType[Wei]):
-    """An exact, positive amount of ETH written as a decimal (``0.5``, ``2``, ``1e-3``), in wei."""
+    """An exact amount of ETH written as a decimal (``0.5``, ``2``, ``1e-3``), in wei: positive,
+    or with ``allow_zero`` also zero (a fee or deposit that a dataset may waive)."""
 
     metavar = "ETH"
+
+    def __init__(self, allow_zero: bool = False) -> None:
+        self.allow_zero = allow_zero
 
     def convert(self, value: str | Wei) -> Wei:
         if isinstance(value, int):
             return value
         try:
-            return parse_eth(value)
+            return parse_eth(value, allow_zero=self.allow_zero)
         except InvalidAmount as exc:
             self.fail(str(exc))
 
@@ -150,6 +155,7 @@ class EthAmountType(ParamType[Wei]):
 DURATION = DurationType()
 DURATION_OR_ZERO = DurationType(minimum=0)
 ETH_AMOUNT = EthAmountType()
+ETH_AMOUNT_OR_ZERO = EthAmountType(allow_zero=True)
 LABEL_SET = LabelSetType()
 FEATURE_SHAPE = FeatureShapeType()
 
@@ -169,7 +175,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return FEATURE_SHAPE.convert(text)
 
 
-def parse_eth(text: str) -> Wei:
+def parse_eth(text: str, *, allow_zero: bool = False) -> Wei:
     """An amount of ETH written as a decimal (``0.5``, ``2``, ``1e-3``), exactly, in wei."""
     try:
         value = Decimal(text.strip())
@@ -177,8 +183,13 @@ def parse_eth(text: str) -> Wei:
         value = Decimal("NaN")
     if not value.is_finite():
         raise InvalidAmount(f"{text!r} is not an amount of ETH; write a decimal number such as 0.5")
-    if value <= 0:
-        raise InvalidAmount(f"a payment must be a positive amount of ETH, not {text!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        what = (
+            "an amount of ETH must not be negative"
+            if allow_zero
+            else ("a payment must be a positive amount of ETH")
+        )
+        raise InvalidAmount(f"{what}, not {text!r}")
     if value.adjusted() > 60:
         raise InvalidAmount(f"{text!r} ETH is more than any account can hold")
     with localcontext() as ctx:

@@ -45,7 +45,7 @@ from databright.cli._common import (
 from databright.cli._params import (
     DURATION,
     DURATION_OR_ZERO,
-    ETH_AMOUNT,
+    ETH_AMOUNT_OR_ZERO,
     FEATURE_SHAPE,
     LABEL_SET,
     SEQ_BITS,
@@ -224,11 +224,6 @@ def _print_header(info: DatasetInfo, schema: DatasetSchema | None) -> None:
     )
 
 
-def _wei(amount: str) -> int:
-    """An optional ETH amount: 0, or a positive amount (a bad one is a usage error)."""
-    return 0 if amount.strip() in ("0", "") else ETH_AMOUNT.convert(amount)
-
-
 # --- commands --------------------------------------------------------------------------------
 
 
@@ -397,8 +392,8 @@ def create_command(
         min_voting_period_s=min_voting_period,
         commit_period_s=commit_period,
         reveal_period_s=reveal_period,
-        evaluation_fee_wei=_wei(evaluation_fee),
-        deposit_wei=_wei(deposit),
+        evaluation_fee_wei=ETH_AMOUNT_OR_ZERO.convert(evaluation_fee),
+        deposit_wei=ETH_AMOUNT_OR_ZERO.convert(deposit),
         quorum_bps=quorum_bps,
         threshold_bps=threshold_bps,
         quality_cap_bps=quality_cap_bps,
