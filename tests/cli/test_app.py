@@ -157,3 +157,12 @@ def test_dead_node_is_unreachable(
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no Ethereum node answers at")
+
+
+def test_a_malformed_environment_is_one_sentence(
+    monkeypatch: pytest.MonkeyPatch, fails: Callable[..., tuple[int, str]]
+) -> None:
+    """Also when the malformed variable is the one that would ask for a traceback."""
+    monkeypatch.setenv("DATABRIGHT_DEBUG", "maybe")
+    code, line = fails("account", "list")
+    assert code == 1 and "environment variable DATABRIGHT_DEBUG is not valid" in line

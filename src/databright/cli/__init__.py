@@ -58,11 +58,19 @@ app.add_typer(account.app, name="account")
 app.add_typer(dataset.app, name="dataset")
 
 
+def _debug() -> bool:
+    try:
+        return get_settings().debug
+    except DataBrightError:  # a malformed environment is itself reported as the error
+        return False
+
+
 def main() -> None:
     try:
+        get_settings()  # a malformed DATABRIGHT_* variable is one sentence before anything runs
         app()
     except DataBrightError as exc:
-        if get_settings().debug:
+        if _debug():
             raise
         print_error(exc)
         code = next(c for cls, c in EXIT_CODES if isinstance(exc, cls))
