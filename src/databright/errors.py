@@ -12,6 +12,7 @@ from dataclasses import dataclass
 __all__ = [
     "BlobCorrupt",
     "BlobNotFound",
+    "BlobSourceFailed",
     "ChainError",
     "ContractNotDeployed",
     "ContractReverted",
@@ -167,6 +168,11 @@ class BlobCorrupt(StorageError):
     def __init__(self, message: str, cid: str) -> None:
         super().__init__(message)
         self.cid = cid
+
+
+class BlobSourceFailed(StorageError):
+    """A blob source (a peer's store, a gateway) could not deliver a blob: unreachable, an
+    error answer, too large, or bytes that do not match the CID asked for."""
 
 
 class ManifestMismatch(StorageError):

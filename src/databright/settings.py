@@ -8,9 +8,11 @@ their own. Every variable is optional; the defaults are the embedded development
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from databright.errors import InvalidArgument
 
@@ -41,6 +43,26 @@ class Settings(BaseSettings):
         default=None, description="Processes that hash a large proposal (1 turns it off)."
     )
     anvil: Path | None = Field(default=None, description="anvil binary for tests and benchmarks.")
+    # NoDecode: a comma-separated list, not JSON, is what people type in a shell.
+    blob_sources: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated URLs of stores or IPFS gateways to fetch missing blobs from.",
+    )
+
+    @field_validator("blob_sources", mode="before")
+    @classmethod
+    def _source_list(cls, value: object) -> tuple[str, ...]:
+        if isinstance(value, str):
+            items = value.replace(",", " ").split()
+        elif isinstance(value, list | tuple):
+            items = [str(v) for v in value]
+        else:
+            raise ValueError("expected a comma-separated list of URLs")
+        for item in items:
+            parts = urlsplit(str(item))
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"{item!r} is not an http:// or https:// URL")
+        return tuple(str(item).rstrip("/") for item in items)
 
     @field_validator("hash_workers", mode="before")
     @classmethod

@@ -79,14 +79,24 @@ def test_propose_vote_finalize_mints_and_registers(market: Market, node) -> None
     np.testing.assert_array_equal(data.X[-30:], CAST.contributions[0].X)
 
 
-def test_duplicate_examples_are_refused_before_anything_is_sent(market: Market, node) -> None:
+def test_the_proposer_checks_its_own_file_and_the_chain_not_others_data(
+    market: Market, node
+) -> None:
     ds = _dataset(market)
     before = market.gateway.block_number()
-    X = CAST.initial_X[:5]
-    y = CAST.initial_y[:5]
+    # Exactly the examples already registered: the chain knows their root, nothing is sent.
     with pytest.raises(InvalidProposal, match="already"):
-        market.propose(ds, validate_examples(X, y, SCHEMA, source="copy.npz"))
+        market.propose(ds, validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="a"))
+    # A file that repeats itself is refused by the proposer's own check.
+    X = np.concatenate([CAST.initial_X[:3], CAST.initial_X[:1]])
+    y = np.concatenate([CAST.initial_y[:3], CAST.initial_y[:1]])
+    with pytest.raises(InvalidProposal):
+        market.propose(ds, validate_examples(X, y, SCHEMA, source="twice.npz"))
     assert market.gateway.block_number() == before
+    # A copy of part of others' data is not the proposer's client's to judge (it would have to
+    # fetch the whole dataset): it is proposed, and the evaluators value it at nothing.
+    copy = market.propose(ds, validate_examples(X[:3], y[:3], SCHEMA, source="copy.npz"))
+    assert copy.status == "pending"
 
 
 def test_evaluation_sizes_shares(market: Market, node) -> None:
@@ -106,6 +116,8 @@ def test_evaluation_sizes_shares(market: Market, node) -> None:
     assert seen is not None and (seen.commits, seen.reveals) == (1, 0)
     with pytest.raises(ContractReverted, match="commit phase open"):
         ev.reveal_evaluation(p.id)
+    # The report gives the score away: no store (which may be served) holds it before the reveal.
+    assert not ev.store.has(sealed.report_cid)
     market.gateway.advance_to(p.commit_end)
     assert ev.reveal_evaluation(p.id).score_bps == 15_000
     assert market.store.get(sealed.report_cid) == b'{"why": "test"}'

@@ -43,7 +43,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.neighbors import KNeighborsClassifier
 
-from databright.errors import InvalidArgument, NotPermitted, ValuationError
+from databright.errors import InvalidArgument, NotPermitted, StorageError, ValuationError
 from databright.market.market import Market, ProposalInfo, SealedScore
 from databright.storage import Examples, read_proposal
 from databright.valuation import (
@@ -137,6 +137,8 @@ class EvaluatorService:
         self.validation = validation
         self.k = k
         self.method: MethodFactory = default_method(k) if method is None else method
+        #: Proposals left unscored by the last rounds, and why (their data could not be had).
+        self.skipped: dict[int, str] = {}
 
     def pending(self) -> list[ProposalInfo]:
         """Pending proposals in their commit phase that this evaluator has not scored (never
@@ -183,19 +185,29 @@ class EvaluatorService:
 
     def value(self, proposal: ProposalInfo) -> tuple[int, dict[str, Any], bytes]:
         """Score, report and plot of one proposal against the accepted data and the pending
-        proposals that arrived before it."""
-        accepted, origin = self.market.download(self.dataset_id)
+        proposals that arrived before it.
+
+        The proposal's own data must be fetched (a :class:`StorageError` otherwise, which
+        :meth:`run_once` reports as that proposal's problem). Accepted or earlier data that no
+        source delivers is left out and listed in the report under ``unavailable``.
+        """
         new = self.market.load_proposal_examples(proposal.id)
+        accepted, origin, missing = self.market.download_available(self.dataset_id)
+        unavailable = [str(exc) for exc in missing]
         earlier = []
         for p in self.earlier_pending(proposal):
-            ex = self.market.load_proposal_examples(p.id)
+            try:
+                ex = self.market.load_proposal_examples(p.id)
+            except StorageError as exc:
+                unavailable.append(f"pending proposal {p.sequence}: {exc}")
+                continue
             earlier.append((_flat(ex.X), ex.y, f"proposal-{p.sequence}"))
         utility = Utility(
             KNeighborsClassifier(n_neighbors=self.k),
             _flat(self.validation.X),
             self.validation.y,
         )
-        return value_proposal(
+        score, body, plot = value_proposal(
             self.method,
             utility,
             (_flat(accepted.X), accepted.y, origin),
@@ -204,11 +216,13 @@ class EvaluatorService:
             title=f"dataset {self.dataset_id}, proposal-{proposal.sequence}",
             earlier=earlier,
         )
+        body["unavailable"] = unavailable
+        return score, body, plot
 
     def evaluate(self, proposal: ProposalInfo) -> PostedEvaluation:
         """Value a proposal and commit to its score (revealed later by ``reveal_due``)."""
         score, body, plot = self.value(proposal)
-        plot_cid = self.market.store.put(plot)
+        plot_cid = Market.content_address(plot)  # withheld with the report until the reveal
         ours = next(
             p for p in body["proposals"] if p["proposal"] == f"proposal-{proposal.sequence}"
         )
@@ -224,14 +238,26 @@ class EvaluatorService:
             "valuation": body,
         }
         raw = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-        sealed = self.market.commit_evaluation(proposal.id, score, raw)
+        sealed = self.market.commit_evaluation(proposal.id, score, raw, attachments=(plot,))
         flags = tuple(f"{f['kind']}: {f['reason']}" for f in ours["flags"])
         return PostedEvaluation(int(proposal.id), score, sealed.report_cid, flags, doc)
 
     def run_once(self) -> list[PostedEvaluation]:
-        """Reveal what is due, then commit to scores for proposals in their commit phase."""
+        """Reveal what is due, then commit to scores for proposals in their commit phase.
+
+        A proposal whose data no source delivers is skipped, and why is kept in
+        :attr:`skipped` (by proposal id): one withheld blob never stops the others.
+        """
         self.reveal_due()
-        return [self.evaluate(p) for p in self.pending()]
+        posted = []
+        for p in self.pending():
+            try:
+                posted.append(self.evaluate(p))
+            except StorageError as exc:
+                self.skipped[int(p.id)] = str(exc)
+            else:
+                self.skipped.pop(int(p.id), None)
+        return posted
 
     def watch(
         self,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,12 +36,15 @@ from databright.chain.clients import Proposal as ProposalView
 from databright.chain.deploy import load_deployment
 from databright.chain.gateway import Event, Gateway, Receipt, connect
 from databright.errors import (
+    BlobCorrupt,
+    BlobNotFound,
     ContractReverted,
     InsufficientFunds,
     InvalidArgument,
     InvalidProposal,
     ManifestMismatch,
     NotFound,
+    StorageError,
 )
 from databright.settings import DEFAULT_HOME
 from databright.storage import (
@@ -50,6 +53,7 @@ from databright.storage import (
     Examples,
     LocalBlobStore,
     Manifest,
+    MemoryBlobStore,
     MerkleTree,
     cid_to_digest,
     decode_examples,
@@ -59,6 +63,7 @@ from databright.storage import (
     store_proposal,
     validate_examples,
 )
+from databright.storage.remote import GatewaySource, SourcedBlobStore
 from databright.types import UINT256_MAX, Address, DatasetId, ProposalId, Wei
 
 __all__ = [
@@ -145,6 +150,8 @@ class SealedScore:
     score_bps: int
     report_cid: str
     salt: str  # hex
+    # Blobs the report refers to (a plot): withheld with the report until the reveal.
+    attachments: tuple[str, ...] = ()
 
     def commitment(self) -> bytes:
         """``keccak256(abi_encode(proposal_id, evaluator, score, report_digest, salt))``, as
@@ -223,7 +230,6 @@ class Market:
     contract: DataMarketClient
     data_dir: Path
     _schemas: dict[int, DatasetSchema] = field(default_factory=dict, repr=False)
-    _hashes: dict[str, list[bytes]] = field(default_factory=dict, repr=False)
 
     # --- connecting ------------------------------------------------------------------
 
@@ -233,13 +239,19 @@ class Market:
         rpc_url: str,
         account: LocalAccount | str | None = None,
         data_dir: str | Path = DEFAULT_HOME,
+        sources: Sequence[str] = (),
     ) -> Market:
-        """Connect to the market deployed on the chain at ``rpc_url`` (see ``databright deploy``)."""
+        """Connect to the market recorded in ``data_dir`` for the chain at ``rpc_url`` (see
+        ``databright join``); blobs the local store lacks are fetched from ``sources`` (URLs of
+        other participants' stores or IPFS gateways) and verified against their CIDs."""
         data_dir = Path(data_dir)
         gw = connect(rpc_url, account)
         deployment = load_deployment(data_dir, gw.chain_id)
         contract = gw.bind(DataMarketClient, deployment["DataMarket"], check_code=True)
-        return cls(gw, LocalBlobStore(data_dir / "blobs"), contract, data_dir)
+        store = SourcedBlobStore(
+            LocalBlobStore(data_dir / "blobs"), [GatewaySource(url) for url in sources]
+        )
+        return cls(gw, store, contract, data_dir)
 
     @property
     def address(self) -> Address:
@@ -356,29 +368,6 @@ class Market:
 
     # --- proposals -------------------------------------------------------------------
 
-    def known_hashes(self, dataset_id: int) -> set[bytes]:
-        """Hashes of every example accepted into, or pending for, the dataset."""
-        created = self.contract.events("ProposalCreated", dataset_id=dataset_id)
-        finalized = self.contract.events("ProposalFinalized", dataset_id=dataset_id)
-        settled = {e.args["proposal_id"] for e in finalized}
-        cids = [entry.data_cid for entry in self.registry(dataset_id)]
-        cids += [
-            digest_to_cid(e.args["data_cid_digest"])
-            for e in created
-            if e.args["proposal_id"] not in settled
-        ]
-        known: set[bytes] = set()
-        for cid in cids:
-            known.update(self._hashes_of(cid, dataset_id))
-        return known
-
-    def _hashes_of(self, data_cid: str, dataset_id: int) -> list[bytes]:
-        # Content-addressed data never changes, so its hashes can be kept for good.
-        if data_cid not in self._hashes:
-            X, y = decode_examples(self.store.get(data_cid), self.schema(dataset_id), name=data_cid)
-            self._hashes[data_cid] = [bytes(h) for h in example_hashes(X, y)]
-        return self._hashes[data_cid]
-
     def _load(
         self, source: str | Path | Examples, schema: DatasetSchema, known: set[bytes]
     ) -> Examples:
@@ -391,7 +380,10 @@ class Market:
     def propose(self, dataset_id: int, source: str | Path | Examples) -> ProposalInfo:
         """Validate, store and register a proposal; returns it as the chain now sees it."""
         schema = self.schema(dataset_id)
-        examples = self._load(source, schema, self.known_hashes(dataset_id))
+        # Only this file is checked for repeats here: copies of other participants' data are
+        # the evaluators' to find (their report flags them, worth nothing), which spares every
+        # proposer from fetching and decoding the whole dataset.
+        examples = self._load(source, schema, known=set())
         # Every refusal we can foresee comes before anything is stored.
         if self.contract.manifest_root_taken(dataset_id, MerkleTree(examples.hashes).root):
             raise InvalidProposal(
@@ -576,20 +568,39 @@ class Market:
         path = self._sealed_path(proposal_id)
         if not path.is_file():
             return None
-        return SealedScore(**json.loads(path.read_text()))
+        fields = json.loads(path.read_text())
+        fields["attachments"] = tuple(fields.get("attachments", ()))
+        return SealedScore(**fields)
 
-    def commit_evaluation(self, proposal_id: int, score_bps: int, report: bytes) -> SealedScore:
-        """Seal a score: store the report by CID, commit to (score, report, a fresh secret salt)
-        on-chain, and keep the opening locally (``<data_dir>/sealed-scores``) for the reveal."""
+    def _withheld_dir(self, proposal_id: int) -> Path:
+        return self._sealed_path(proposal_id).with_suffix(".blobs")
+
+    def commit_evaluation(
+        self,
+        proposal_id: int,
+        score_bps: int,
+        report: bytes,
+        attachments: Sequence[bytes] = (),
+    ) -> SealedScore:
+        """Seal a score: commit on-chain to (score, report CID, a fresh secret salt) and keep
+        the opening locally (``<data_dir>/sealed-scores``) for the reveal.
+
+        The report and its ``attachments`` (a plot) would give the score away, and this data
+        dir's store may be served to others (``databright store serve``); so they are kept
+        beside the opening, owner-only, and enter the store only at the reveal.
+        """
         self._check_proposal(proposal_id)
         if not -(2**31) <= int(score_bps) < 2**31:
             raise InvalidArgument(f"a score must fit 32 signed bits, not {score_bps} bps")
+        withheld = self._withheld_dir(proposal_id)
+        cids = [self._withhold(withheld, blob) for blob in (report, *attachments)]
         sealed = SealedScore(
             int(proposal_id),
             self.address,
             int(score_bps),
-            self.store.put(report),
+            cids[0],
             secrets.token_bytes(32).hex(),
+            tuple(cids[1:]),
         )
         # Kept before it is sent: a commitment whose opening is lost could never be revealed.
         # Owner-only: the salt and score are secret until the reveal.
@@ -599,8 +610,25 @@ class Market:
         )
         return sealed
 
+    @staticmethod
+    def content_address(blob: bytes) -> str:
+        """The CID a store gives ``blob``, without storing it."""
+        return MemoryBlobStore().put(blob)
+
+    @staticmethod
+    def _withhold(directory: Path, blob: bytes) -> str:
+        cid = Market.content_address(blob)  # the address the store will give it at the reveal
+        atomic_write(directory / cid, blob, mode=0o600)
+        return cid
+
+    def withheld_blob(self, proposal_id: int, cid: str) -> bytes | None:
+        """A report or attachment this account sealed and has not revealed yet (None if not)."""
+        path = self._withheld_dir(proposal_id) / cid
+        return path.read_bytes() if path.is_file() else None
+
     def reveal_evaluation(self, proposal_id: int) -> SealedScore:
-        """Reveal this account's committed score (during the reveal phase)."""
+        """Reveal this account's committed score (during the reveal phase); the report and its
+        attachments then enter the store, for anyone who reads the reveal to fetch."""
         sealed = self.sealed_score(proposal_id)
         if sealed is None:
             raise NotFound(
@@ -613,6 +641,11 @@ class Market:
                 pid, sealed.score_bps, cid_to_digest(sealed.report_cid), bytes.fromhex(sealed.salt)
             ),
         )
+        # Only once the reveal is mined: a refused reveal (too early) must not publish them.
+        for cid in (sealed.report_cid, *sealed.attachments):
+            blob = self.withheld_blob(proposal_id, cid)
+            if blob is not None:
+                self.store.put(blob)
         return sealed
 
     def collect_evaluation_fee(self, proposal_id: int) -> Wei:
@@ -655,7 +688,13 @@ class Market:
 
     def _fetch(self, data_cid: str, root: bytes, dataset_id: int, what: str) -> Examples:
         schema = self.schema(dataset_id)
-        X, y = decode_examples(self.store.get(data_cid), schema, name=f"{what} data {data_cid}")
+        try:
+            blob = self.store.get(data_cid)
+        except BlobNotFound as exc:  # name what the blob was, for the one who reads the error
+            raise BlobNotFound(f"{what}: {exc}", cid=exc.cid) from exc
+        except BlobCorrupt as exc:
+            raise BlobCorrupt(f"{what}: {exc}", cid=exc.cid) from exc
+        X, y = decode_examples(blob, schema, name=f"{what} data {data_cid}")
         hashes = example_hashes(X, y)
         if Manifest(schema.cid(), data_cid, hashes).merkle_root != bytes(root):
             raise ManifestMismatch(
@@ -665,18 +704,36 @@ class Market:
         return Examples(X, y, hashes, source=what)
 
     def download(self, dataset_id: int) -> tuple[Examples, np.ndarray]:
-        """Every accepted example and, per example, the registry index it came from."""
-        parts, origin = [], []
+        """Every accepted example and, per example, the registry index it came from; each
+        entry is fetched from the blob sources if need be and verified against the chain."""
+        examples, origin, missing = self.download_available(dataset_id)
+        if missing:
+            raise missing[0]
+        return examples, origin
+
+    def download_available(
+        self, dataset_id: int
+    ) -> tuple[Examples, np.ndarray, list[StorageError]]:
+        """Like :meth:`download`, but an entry that no source delivers is left out and its
+        error returned (one per missing entry), so that one withheld blob does not stop work
+        on the rest of the dataset. At least one entry must be available."""
+        parts, origin, missing = [], [], []
         for entry in self.registry(dataset_id):
-            ex = self._fetch(
-                entry.data_cid, entry.manifest_root, dataset_id, f"registry entry {entry.index}"
-            )
+            what = f"registry entry {entry.index} of dataset {dataset_id}"
+            try:
+                ex = self._fetch(entry.data_cid, entry.manifest_root, dataset_id, what)
+            except StorageError as exc:
+                missing.append(exc)
+                continue
             parts.append(ex)
             origin.append(np.full(len(ex), entry.index))
+        if not parts:
+            raise missing[0]
         X = np.concatenate([p.X for p in parts])
         y = np.concatenate([p.y for p in parts])
         hashes = np.concatenate([p.hashes for p in parts])
-        return Examples(X, y, hashes, source=f"dataset {dataset_id}"), np.concatenate(origin)
+        examples = Examples(X, y, hashes, source=f"dataset {dataset_id}")
+        return examples, np.concatenate(origin), missing
 
     # --- shares and dividends ------------------------------------------------------------
 

@@ -1,0 +1,137 @@
+"""Blobs that travel: a store served as a trustless gateway, fetched and verified by another."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import requests
+from fastapi import FastAPI
+from fastapi.responses import Response
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from databright.errors import BlobNotFound, InvalidArgument
+from databright.server.gateway import blob_gateway
+from databright.storage import LocalBlobStore, MemoryBlobStore, cid_for_bytes
+from databright.storage.remote import GatewaySource, SourcedBlobStore, check_source_url
+
+from .gateway_helpers import serving
+
+
+@pytest.fixture(scope="module")
+def peer() -> object:
+    """One participant's store, served for the whole module."""
+    store = MemoryBlobStore()
+    with serving(blob_gateway(store)) as url:
+        yield store, url
+
+
+def test_a_blob_travels_verified_and_is_kept(peer, tmp_path: Path) -> None:
+    store, url = peer
+    cid = store.put(b"the schema of dataset 1")
+    mine = SourcedBlobStore(LocalBlobStore(tmp_path / "blobs"), [GatewaySource(url)])
+    assert not mine.has(cid)
+    assert mine.get(cid) == b"the schema of dataset 1"
+    assert mine.has(cid) and mine.local.get(cid) == b"the schema of dataset 1"
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(max_size=4096))
+def test_whatever_one_store_holds_another_fetches_byte_for_byte(peer, data: bytes) -> None:
+    store, url = peer
+    cid = store.put(data)
+    mine = SourcedBlobStore(MemoryBlobStore(), [GatewaySource(url)])
+    assert mine.get(cid) == data
+
+
+def test_the_gateway_answers_raw_blocks_as_the_spec_says(peer) -> None:
+    store, url = peer
+    cid = store.put(b"x" * 1000)
+    by_query = requests.get(f"{url}/ipfs/{cid}", params={"format": "raw"}, timeout=10)
+    assert by_query.status_code == 200 and by_query.content == b"x" * 1000
+    assert by_query.headers["content-type"] == "application/vnd.ipld.raw"
+    assert by_query.headers["x-content-type-options"] == "nosniff"
+    assert "immutable" in by_query.headers["cache-control"]
+    by_accept = requests.get(
+        f"{url}/ipfs/{cid}", headers={"Accept": "application/vnd.ipld.raw"}, timeout=10
+    )
+    assert by_accept.content == b"x" * 1000
+    head = requests.head(f"{url}/ipfs/{cid}?format=raw", timeout=10)
+    assert head.status_code == 200 and head.headers["content-length"] == "1000"
+
+
+def test_the_gateway_refuses_what_it_does_not_serve(peer) -> None:
+    _, url = peer
+    bad = requests.get(f"{url}/ipfs/not-a-cid?format=raw", timeout=10)
+    assert bad.status_code == 400 and "not a CID" in bad.json()["error"]["message"]
+    absent = cid_for_bytes(b"nobody stored this")
+    assert requests.get(f"{url}/ipfs/{absent}?format=raw", timeout=10).status_code == 404
+    cid = peer[0].put(b"y")
+    plain = requests.get(f"{url}/ipfs/{cid}", timeout=10)
+    assert plain.status_code == 406 and "format=raw" in plain.json()["error"]["message"]
+    assert requests.post(f"{url}/ipfs/{cid}?format=raw", timeout=10).status_code == 405
+    assert requests.get(f"{url}/ipfs/", timeout=10).status_code == 404  # no listing
+
+
+def test_a_damaged_blob_is_never_served(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    cid = store.put(b"intact bytes")
+    store.path(cid, verify=False).write_bytes(b"tampered!!!!")
+    with serving(blob_gateway(store)) as url:
+        assert requests.get(f"{url}/ipfs/{cid}?format=raw", timeout=10).status_code == 404
+
+
+def _liar() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/ipfs/{cid}")
+    def lie(cid: str) -> Response:
+        return Response(b"not what you asked for", media_type="application/vnd.ipld.raw")
+
+    return app
+
+
+def test_a_lying_source_is_skipped_and_nothing_it_sent_is_stored(peer) -> None:
+    store, honest = peer
+    cid = store.put(b"the real data")
+    with serving(_liar()) as liar:
+        alone = SourcedBlobStore(MemoryBlobStore(), [GatewaySource(liar)])
+        with pytest.raises(BlobNotFound, match="do not match"):
+            alone.get(cid)
+        assert list(alone) == []
+        both = SourcedBlobStore(MemoryBlobStore(), [GatewaySource(liar), GatewaySource(honest)])
+        assert both.get(cid) == b"the real data"
+
+
+def test_an_oversized_answer_is_cut_off(peer) -> None:
+    store, url = peer
+    cid = store.put(b"z" * 5000)
+    small = SourcedBlobStore(MemoryBlobStore(), [GatewaySource(url, max_bytes=1000)])
+    with pytest.raises(BlobNotFound, match="limit"):
+        small.get(cid)
+
+
+def test_missing_blobs_name_every_source_and_what_to_do(peer) -> None:
+    _, url = peer
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # nobody listens once it closes
+    cid = cid_for_bytes(b"withheld")
+    store = SourcedBlobStore(MemoryBlobStore(), [GatewaySource(url), GatewaySource(dead, 2)])
+    with pytest.raises(BlobNotFound) as err:
+        store.get(cid)
+    message = str(err.value)
+    assert "does not hold it" in message and "unreachable" in message
+    assert "databright store serve" in message and err.value.cid == cid
+    with pytest.raises(BlobNotFound, match="no blob source is configured"):
+        SourcedBlobStore(MemoryBlobStore()).get(cid)
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8080", "ftp://x", "http://", "file:///etc"])
+def test_a_source_must_be_an_http_url(url: str) -> None:
+    with pytest.raises(InvalidArgument, match="http://"):
+        check_source_url(url)
