@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from databright_dev.serving import serving
 from fastapi import FastAPI
 from fastapi.responses import Response
 from hypothesis import HealthCheck, given, settings
@@ -16,8 +17,6 @@ from databright.errors import BlobNotFound, InvalidArgument
 from databright.server.gateway import blob_gateway
 from databright.storage import LocalBlobStore, MemoryBlobStore, cid_for_bytes
 from databright.storage.remote import GatewaySource, SourcedBlobStore, check_source_url
-
-from .gateway_helpers import serving
 
 
 @pytest.fixture(scope="module")
