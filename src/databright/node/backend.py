@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import eth_tester.backends.pyevm.main as pyevm_main
-from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
+from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, StateAPI
 from eth.chains.base import MiningChain
 from eth.constants import BLANK_ROOT_HASH
 from eth.exceptions import TransactionNotFound as EVMTransactionNotFound
@@ -48,6 +48,7 @@ from eth_utils.toolz import assoc
 
 from .gas import estimate_gas_exact
 from .geth_errors import rejected, rejection, vm_error
+from .overrides import apply_state_overrides
 from .wire import INVALID_PARAMS, RpcError
 
 __all__ = ["DEFAULT_CHAIN_ID", "HARDFORK", "DevMiningChain", "PersistentBackend", "chain_class"]
@@ -55,7 +56,6 @@ __all__ = ["DEFAULT_CHAIN_ID", "HARDFORK", "DevMiningChain", "PersistentBackend"
 DEFAULT_CHAIN_ID = 1337
 HARDFORK = "cancun"  # the fork anvil runs with in this project (--hardfork cancun)
 _RECENT_BLOCKS = 64
-_FEE_FIELDS = ("gas_price", "max_fee_per_gas", "max_priority_fee_per_gas")
 
 
 class DevMiningChain(MiningChain):
@@ -255,38 +255,113 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
         chain.header = chain.create_header_from_parent(block.header)
         return block, receipts
 
-    def _call_transaction(self, transaction: Mapping[str, Any], block_number: Any, gas: int) -> Any:
-        tx = {k: v for k, v in transaction.items() if k != "nonce"}
-        tx["gas"] = gas
-        if not any(field in tx for field in _FEE_FIELDS):
-            # Like geth: a call without a price costs nothing, so unfunded senders can call.
-            tx["max_fee_per_gas"] = 0
-            tx["max_priority_fee_per_gas"] = 0
-        if block_number == "pending":
-            block_number = "latest"
-        unsigned = self._get_normalized_and_unsigned_evm_transaction(tx, block_number)
-        return SpoofTransaction(unsigned, from_=transaction["from"])
+    def _call_transaction(
+        self, state: StateAPI, transaction: Mapping[str, Any], gas: int, *, estimate: bool
+    ) -> tuple[SpoofTransaction, int]:
+        """The unsigned transaction a call or an estimate runs, in every shape anvil accepts.
 
-    def call(self, transaction: Mapping[str, Any], block_number: Any = "latest") -> bytes:
+        The type follows from the fee fields, as on geth and anvil: ``gasPrice`` makes a legacy
+        transaction, anything else a dynamic-fee one whose missing fees are zero (a call that
+        names no price costs nothing, so unfunded senders can call). ``chainId`` is checked
+        (calls) or ignored (estimates) rather than handed to py-evm, whose legacy builder has
+        no such field. An estimate ignores the price (it does not change the gas) as anvil
+        does; a call pays it, so an unfunded sender that names a price is refused.
+
+        Returns the transaction and its gas limit: an estimate whose ``gas`` is below the
+        transaction's intrinsic cost runs with the block's limit instead, as anvil's does.
+        """
+        max_fee = transaction.get("max_fee_per_gas", 0)
+        tip = transaction.get("max_priority_fee_per_gas", 0)
+        if not estimate and "gas_price" not in transaction and tip > max_fee:
+            raise RpcError(
+                INVALID_PARAMS,
+                f"max priority fee per gas higher than max fee per gas: "
+                f"maxPriorityFeePerGas: {tip}, maxFeePerGas: {max_fee}",
+            )
+        chain_id = self.chain.chain_id
+        asked_chain_id = transaction.get("chain_id")
+        if not estimate and asked_chain_id is not None and asked_chain_id != chain_id:
+            raise rejected(f"invalid chain id for signer: have {asked_chain_id} want {chain_id}")
+        sender = transaction["from"]
+        common: dict[str, Any] = {
+            "nonce": state.get_nonce(sender),
+            "gas": gas,
+            "to": transaction.get("to") or b"",
+            "value": transaction.get("value", 0),
+            "data": transaction.get("data", b""),
+        }
+        builder: Any = CancunVM.get_transaction_builder()
+        if "gas_price" in transaction:
+            price = 0 if estimate else transaction["gas_price"]
+            unsigned = builder.create_unsigned_transaction(gas_price=price, **common)
+        else:
+            if estimate:
+                max_fee = tip = 0
+            unsigned = builder.new_unsigned_dynamic_fee_transaction(
+                chain_id=chain_id,
+                max_priority_fee_per_gas=tip,
+                max_fee_per_gas=max_fee,
+                access_list=(),
+                **common,
+            )
+        spoofed = SpoofTransaction(unsigned, from_=sender)
+        intrinsic = int(spoofed.intrinsic_gas)
+        if gas < intrinsic:
+            if not estimate:
+                raise rejected(f"intrinsic gas too low: have {gas}, want {intrinsic}")
+            gas = state.gas_limit
+            spoofed = SpoofTransaction(unsigned, from_=sender, gas=gas)
+        if not estimate:
+            # geth's rule, worded as geth words it: the sender must afford the whole limit at
+            # the named price (py-evm would blame a "blob fee" here).
+            price = transaction.get("gas_price", transaction.get("max_fee_per_gas", 0))
+            want = gas * price + common["value"]
+            have = state.get_balance(sender)
+            if have < want:
+                raise rejected(
+                    f"insufficient funds for gas * price + value: address "
+                    f"{to_checksum_address(sender)} have {have} want {want}"
+                )
+        return spoofed, gas
+
+    def _run_costless(
+        self,
+        transaction: Mapping[str, Any],
+        block_number: Any,
+        overrides: Mapping[bytes, Mapping[str, Any]] | None,
+        *,
+        estimate: bool,
+    ) -> Any:
         header = self._header_for(block_number)
-        gas = min(transaction.get("gas", header.gas_limit), header.gas_limit)
-        spoofed = self._call_transaction(transaction, block_number, gas)
         sender = to_checksum_address(transaction["from"])
+        gas = min(transaction.get("gas", header.gas_limit), header.gas_limit)
         try:
             with self.chain.get_vm(header).in_costless_state() as state:
-                computation = state.apply_transaction(spoofed)
+                if overrides:
+                    apply_state_overrides(state, overrides)
+                spoofed, gas = self._call_transaction(state, transaction, gas, estimate=estimate)
+                if estimate:
+                    return estimate_gas_exact(state, cast(SignedTransactionAPI, spoofed), gas)
+                computation = state.apply_transaction(cast(SignedTransactionAPI, spoofed))
         except (EVMValidationError, VMError) as exc:
             raise vm_error(exc, sender) from None
         if computation.is_error:
             raise vm_error(computation.error, sender)
+        return computation
+
+    def call(
+        self,
+        transaction: Mapping[str, Any],
+        block_number: Any = "latest",
+        overrides: Mapping[bytes, Mapping[str, Any]] | None = None,
+    ) -> bytes:
+        computation = self._run_costless(transaction, block_number, overrides, estimate=False)
         return cast(bytes, computation.output)
 
-    def estimate_gas(self, transaction: Mapping[str, Any], block_number: Any = "latest") -> int:
-        header = self._header_for(block_number)
-        gas = min(transaction.get("gas", header.gas_limit), header.gas_limit)
-        spoofed = self._call_transaction(transaction, block_number, gas)
-        try:
-            with self.chain.get_vm(header).in_costless_state() as state:
-                return estimate_gas_exact(state, spoofed, gas)
-        except (EVMValidationError, VMError) as exc:
-            raise vm_error(exc, to_checksum_address(transaction["from"])) from None
+    def estimate_gas(
+        self,
+        transaction: Mapping[str, Any],
+        block_number: Any = "latest",
+        overrides: Mapping[bytes, Mapping[str, Any]] | None = None,
+    ) -> int:
+        return int(self._run_costless(transaction, block_number, overrides, estimate=True))

@@ -246,6 +246,33 @@ class DevChain:
     def max_priority_fee(self) -> int:
         return PRIORITY_FEE_WEI
 
+    # --- calls -------------------------------------------------------------------------------
+
+    def _raw_call_args(self, transaction: Mapping[str, Any], block: Any, kind: str) -> Any:
+        tester = self.tester
+        tester.validator.validate_inbound_transaction(transaction, txn_internal_type=kind)
+        return tester.normalizer.normalize_inbound_transaction(transaction), block
+
+    def call(
+        self,
+        transaction: Mapping[str, Any],
+        block: Any,
+        overrides: Mapping[bytes, Mapping[str, Any]] | None = None,
+    ) -> bytes:
+        """``eth_call``: eth-tester's checks and normalization, then the backend with
+        ``overrides`` (see :mod:`.overrides`) applied to the state the call runs in."""
+        raw, block = self._raw_call_args(transaction, block, "call")
+        return self.backend.call(raw, block, overrides)
+
+    def estimate_gas(
+        self,
+        transaction: Mapping[str, Any],
+        block: Any,
+        overrides: Mapping[bytes, Mapping[str, Any]] | None = None,
+    ) -> int:
+        raw, block = self._raw_call_args(transaction, block, "estimate")
+        return self.backend.estimate_gas(raw, block, overrides)
+
     # --- receipts and logs ----------------------------------------------------------------
 
     def transaction_receipt(self, transaction_hash: str) -> tuple[dict[str, Any], int, int] | None:

@@ -28,6 +28,7 @@ from databright import __version__
 from databright.settings import get_settings
 
 from .dev_chain import DevChain
+from .overrides import state_overrides_in
 from .wire import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -131,12 +132,12 @@ def _call_tx(tx: dict[str, Any]) -> dict[str, Any]:
     return tx
 
 
-def _call(chain: DevChain, tx: dict[str, Any], block: Any) -> str:
-    return str(chain.tester.call(_call_tx(tx), _state_block(chain, block)))
+def _call(chain: DevChain, tx: dict[str, Any], block: Any, overrides: Any) -> str:
+    return encode_hex(chain.call(_call_tx(tx), _state_block(chain, block), overrides))
 
 
-def _estimate(chain: DevChain, tx: dict[str, Any], block: Any) -> str:
-    return quantity_out(chain.tester.estimate_gas(_call_tx(tx), _state_block(chain, block)))
+def _estimate(chain: DevChain, tx: dict[str, Any], block: Any, overrides: Any) -> str:
+    return quantity_out(chain.estimate_gas(_call_tx(tx), _state_block(chain, block), overrides))
 
 
 def _fee_history(chain: DevChain, count: int, newest: Any, percentiles: list[float]) -> Any:
@@ -282,6 +283,7 @@ _LATEST = Param(block_id_in, "latest", "block")
 _ADDRESS = Param(address_in, name="address")
 _HASH = Param(hash_in, name="hash")
 _FULL = Param(bool_in, False, "full transactions flag")
+_OVERRIDES = Param(state_overrides_in, None, "state overrides")
 _INDEX = Param(lambda v: quantity_in(v, "index"), name="index")
 _FILTER_ID = Param(lambda v: quantity_in(v, "filter id"), name="filter id")
 
@@ -310,8 +312,10 @@ METHODS: dict[str, Method] = {
     ),
     "eth_sendRawTransaction": Method((Param(data_in, name="raw transaction"),), _send_raw),
     "eth_sendTransaction": Method((Param(lambda v: v, None),), _send_transaction),
-    "eth_call": Method((Param(transaction_in, name="transaction"), _LATEST), _call),
-    "eth_estimateGas": Method((Param(transaction_in, name="transaction"), _LATEST), _estimate),
+    "eth_call": Method((Param(transaction_in, name="transaction"), _LATEST, _OVERRIDES), _call),
+    "eth_estimateGas": Method(
+        (Param(transaction_in, name="transaction"), _LATEST, _OVERRIDES), _estimate
+    ),
     "eth_gasPrice": Method((), lambda chain: quantity_out(chain.gas_price())),
     "eth_maxPriorityFeePerGas": Method((), lambda chain: quantity_out(chain.max_priority_fee())),
     "eth_feeHistory": Method(
