@@ -9,9 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from databright.chain.deploy import PLAN, _code_matches, deploy, load_deployment
+from databright.chain.deploy import (
+    PLAN,
+    _code_matches,
+    deploy,
+    join,
+    load_deployment,
+    read_shared_record,
+)
 from databright.chain.gateway import Gateway, connect
-from databright.errors import ContractNotDeployed, DataBrightError, NodeUnreachable
+from databright.errors import (
+    ContractNotDeployed,
+    DataBrightError,
+    InvalidArgument,
+    NodeUnreachable,
+    NotFound,
+    WrongChain,
+)
 
 
 def test_deploy_twice_deploys_nothing_new(node, tmp_path: Path) -> None:
@@ -125,3 +139,69 @@ def test_up_starts_a_node_deploys_and_is_idempotent(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert remote.returncode == 3 and "no Ethereum node answers" in remote.stderr
+
+
+# --- joining a market someone else deployed ------------------------------------------------
+
+
+def test_join_by_address_or_shared_file_records_what_the_creator_has(node, tmp_path: Path) -> None:
+    creator = connect(node.url, node.accounts[0])
+    made, _ = deploy(creator, tmp_path / "a")
+    reader = connect(node.url)  # joining needs no account
+    joined, changed = join(reader, tmp_path / "b", market=made["DataMarket"].lower())
+    assert changed and joined.to_json() == made.to_json()
+    assert load_deployment(tmp_path / "b", node.chain_id).to_json() == made.to_json()
+    again, changed = join(reader, tmp_path / "b", market=made["DataMarket"])
+    assert not changed and again.to_json() == made.to_json()
+    by_file, changed = join(reader, tmp_path / "c", shared=read_shared_record(made.path))
+    assert changed and by_file.to_json() == made.to_json()
+    # A data dir that records one market switches to another only when asked.
+    other, _ = deploy(creator, tmp_path / "d")
+    with pytest.raises(InvalidArgument, match="pass --replace"):
+        join(reader, tmp_path / "b", market=other["DataMarket"])
+    switched, changed = join(reader, tmp_path / "b", market=other["DataMarket"], replace=True)
+    assert changed and switched.addresses == other.addresses
+
+
+def test_join_refuses_what_is_not_this_market(node, tmp_path: Path) -> None:
+    creator = connect(node.url, node.accounts[0])
+    made, _ = deploy(creator, tmp_path / "a")
+    reader = connect(node.url)
+    dd = tmp_path / "b"
+    with pytest.raises(ContractNotDeployed, match="no contract at"):
+        join(reader, dd, market=node.accounts[5].address)  # an account, not a contract
+    with pytest.raises(InvalidArgument, match="is not a DataBright market"):
+        join(reader, dd, market=made["ShareTokenBlueprint"])
+    with pytest.raises(InvalidArgument, match="not an Ethereum address"):
+        join(reader, dd, market="0x1234")
+    # A market whose blueprint is a runnable ShareToken, not the blueprint this version
+    # deploys: same interface, other code.
+    token = creator.deploy("ShareToken", "x", 1).address
+    fake = creator.deploy("DataMarket", token).address
+    with pytest.raises(InvalidArgument, match="does not hold the code this version"):
+        join(reader, dd, market=fake)
+    # Shared files: another chain, a blueprint that is not the market's, not a record at all.
+    body = made.to_json()
+    wrong_chain = tmp_path / "wrong-chain.json"
+    wrong_chain.write_text(json.dumps({**body, "chain_id": node.chain_id + 1}))
+    with pytest.raises(WrongChain, match="point --rpc at the market's chain"):
+        join(reader, dd, shared=read_shared_record(wrong_chain))
+    swapped = tmp_path / "swapped.json"
+    addresses = {**body["addresses"], "ShareTokenBlueprint": token}
+    swapped.write_text(json.dumps({**body, "addresses": addresses}))
+    with pytest.raises(InvalidArgument, match="ask its creator for a current file"):
+        join(reader, dd, shared=read_shared_record(swapped))
+    junk = tmp_path / "junk.json"
+    junk.write_text("<html>")
+    with pytest.raises(InvalidArgument, match="is not a DataBright deployment record"):
+        read_shared_record(junk)
+    with pytest.raises(NotFound, match="does not exist"):
+        read_shared_record(tmp_path / "missing.json")
+    assert not (dd / "deployments").exists()
+
+
+def test_errors_without_a_record_advise_joining(node, tmp_path: Path) -> None:
+    with pytest.raises(ContractNotDeployed) as info:
+        load_deployment(tmp_path, node.chain_id)
+    assert "databright join --market" in str(info.value)
+    assert "only a new market's creator runs `databright deploy`" in str(info.value)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
 import requests
@@ -173,9 +173,13 @@ class Gateway:
         )
 
     def call(
-        self, to: str, data: bytes, block: int | str = "latest", what: str = "eth_call"
+        self, to: str | None, data: bytes, block: int | str = "latest", what: str = "eth_call"
     ) -> bytes:
-        """The raw return data of a call of ``to`` with calldata ``data`` (no transaction)."""
+        """The raw return data of a call of ``to`` with calldata ``data`` (no transaction).
+
+        With ``to=None`` the call runs ``data`` as initcode and returns the code a deployment
+        would leave behind, immutables included: what a contract's code is checked against.
+        """
         return self._eth_call({"to": to, "data": data}, block, what)
 
     def _eth_call(self, tx: dict[str, Any], block: int | str, what: str) -> bytes:
@@ -263,8 +267,13 @@ class Gateway:
         gas: int | None = None,
         what: str = "transaction",
         decoder: EventDecoder | None = None,
+        on_signed: Callable[[str, int], None] | None = None,
     ) -> Receipt:
-        """Sign, send and wait for one transaction; raise on revert with the reason."""
+        """Sign, send and wait for one transaction; raise on revert with the reason.
+
+        ``on_signed(tx_hash, nonce)`` runs after signing and before sending, so a caller can
+        record the transaction durably before the node may have mined it.
+        """
         if self.account is None:
             raise ChainError(f"{what} needs an account; pass account= to connect()")
         for attempt in range(2):
@@ -282,6 +291,8 @@ class Gateway:
                 tx.update(self._fee_fields())
                 tx["nonce"] = self._next_nonce()
                 signed = self.account.sign_transaction(tx)
+                if on_signed is not None:
+                    on_signed(signed.hash.to_0x_hex(), tx["nonce"])
                 try:
                     tx_hash = self.request(
                         "eth_sendRawTransaction", [signed.raw_transaction.to_0x_hex()], what
@@ -344,7 +355,13 @@ class Gateway:
 
     # --- contracts -------------------------------------------------------------------
 
-    def deploy(self, name: str | Artifact, *args: Any, value: int = 0) -> ContractClient:
+    def deploy(
+        self,
+        name: str | Artifact,
+        *args: Any,
+        value: int = 0,
+        on_signed: Callable[[str, int], None] | None = None,
+    ) -> ContractClient:
         artifact = load_artifact(name) if isinstance(name, str) else name
         what = f"deploy {artifact.name}"
         try:
@@ -353,15 +370,20 @@ class Gateway:
             raise ChainError(
                 f"{what}: the arguments do not fit the contract's ABI ({exc})"
             ) from None
-        receipt = self.send(None, data, value=value, what=what)
+        receipt = self.send(None, data, value=value, what=what, on_signed=on_signed)
         assert receipt.contract_address is not None
         return ContractClient(self, artifact, receipt.contract_address)
 
-    def deploy_blueprint(self, name: str) -> Address:
+    def deploy_blueprint(
+        self, name: str, on_signed: Callable[[str, int], None] | None = None
+    ) -> Address:
         """Deploy ``name`` as an ERC-5202 blueprint (initcode stored, not runnable)."""
         artifact = load_artifact(name)
         receipt = self.send(
-            None, HexBytes(artifact.blueprint_bytecode), what=f"deploy {name} blueprint"
+            None,
+            HexBytes(artifact.blueprint_bytecode),
+            what=f"deploy {name} blueprint",
+            on_signed=on_signed,
         )
         assert receipt.contract_address is not None
         return receipt.contract_address
@@ -375,8 +397,8 @@ class Gateway:
         artifact = load_artifact(name)
         if check_code and not self.has_code(address):
             raise ContractNotDeployed(
-                f"no {name} contract at {address} on chain {self.chain_id}; "
-                "deploy it with `databright deploy`"
+                f"no {name} contract at {address} on chain {self.chain_id}; the node was "
+                "reset or the address is wrong: join a live market with `databright join`"
             )
         return ContractClient(self, artifact, Address(to_checksum_address(address)))
 

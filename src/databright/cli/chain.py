@@ -1,15 +1,25 @@
-"""``databright deploy`` and ``databright up``: contracts on a chain, and a ready local chain."""
+"""``databright deploy``, ``join``, ``deployment`` and ``up``: a market on a chain, and a ready
+local chain.
+
+Only a new market's creator runs ``deploy``; everyone else ``join``s it, from its address
+(``--market 0x...``) or from the file its creator shares (``databright deployment export``).
+Both leave the same record in ``<data-dir>/deployments/<chain-id>.json``, which every other
+command reads.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from databright.chain.deploy import deploy
+from databright.atomic import atomic_write
+from databright.chain.deploy import deploy, join, load_deployment, read_shared_record
 from databright.chain.gateway import connect
 from databright.chain.keystore import Keystore
 from databright.cli._common import (
@@ -20,16 +30,28 @@ from databright.cli._common import (
     JsonOpt,
     RpcOpt,
     console,
+    err_console,
     gateway,
     print_json,
 )
-from databright.errors import NodeUnreachable
+from databright.errors import InvalidArgument, NodeUnreachable
 
 __all__ = ["register"]
 
 
+deployment_app = typer.Typer(
+    name="deployment",
+    help="Show or share this data dir's market record (what `databright join FILE` reads).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
 def register(app: typer.Typer) -> None:
     app.command("deploy")(deploy_command)
+    app.command("join")(join_command)
+    app.add_typer(deployment_app, name="deployment")
     app.command("up")(up_command)
 
 
@@ -42,13 +64,93 @@ def deploy_command(
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Deploy the contracts (only what the chain lacks) and record their addresses."""
+    """Create a new market: deploy the contracts (only what the chain lacks) and record them.
+
+    To take part in a market someone else created, use `databright join` instead.
+    """
     gw = gateway(rpc, data_dir, account)
     deployment, new = deploy(gw, data_dir, redeploy=redeploy)
     if json_out:
         print_json({**deployment.to_json(), "deployed_now": new})
         return
     _print_deployment(gw.chain_id, deployment.addresses, new)
+
+
+def join_command(
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A deployment file the market's creator shared (`databright deployment export`).",
+            dir_okay=False,
+        ),
+    ] = None,
+    market: Annotated[
+        str | None, typer.Option("--market", help="The market's (DataMarket's) 0x address.")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option(help="Switch a data dir that records another market on this chain.")
+    ] = False,
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    json_out: JsonOpt = False,
+) -> None:
+    """Join an existing market: check its contracts' code on the chain and record them here."""
+    if (file is None) == (market is None):
+        raise typer.BadParameter("give either a deployment FILE or --market ADDRESS, not both")
+    shared = read_shared_record(file) if file is not None else None
+    gw = connect(rpc)
+    deployment, changed = join(gw, data_dir, market=market, shared=shared, replace=replace)
+    if json_out:
+        print_json({**deployment.to_json(), "changed": changed, "record": str(deployment.path)})
+        return
+    console.print(
+        f"joined the market at {deployment['DataMarket']} on chain {gw.chain_id}"
+        + ("" if changed else " (already recorded)")
+        + f"; recorded in {escape(str(deployment.path))}"
+    )
+
+
+@deployment_app.command("show")
+def deployment_show(
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show the market this data dir records for the chain at --rpc."""
+    gw = connect(rpc)
+    deployment = load_deployment(data_dir, gw.chain_id)
+    if json_out:
+        print_json(deployment.to_json())
+        return
+    _print_deployment(gw.chain_id, deployment.addresses, [])
+    console.print(
+        f"others join with `databright join --market {deployment['DataMarket']}` "
+        "or with the file `databright deployment export` writes"
+    )
+
+
+@deployment_app.command("export")
+def deployment_export(
+    out: Annotated[
+        Path | None,
+        typer.Argument(help="File to write (default: print to stdout).", dir_okay=False),
+    ] = None,
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+) -> None:
+    """Write this data dir's market record for others to `databright join FILE`."""
+    gw = connect(rpc)
+    text = json.dumps(load_deployment(data_dir, gw.chain_id).to_json(), indent=2, sort_keys=True)
+    if out is None:
+        typer.echo(text)
+        return
+    try:
+        atomic_write(out, text + "\n")
+    except OSError as exc:
+        raise InvalidArgument(
+            f"cannot write {out} ({exc.strerror or exc}); choose a writable path"
+        ) from None
+    err_console.print(f"wrote {escape(str(out))}; share it, then others run `databright join FILE`")
 
 
 def _print_deployment(chain_id: int, addresses: Mapping[str, str], new: list[str]) -> None:
