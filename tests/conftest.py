@@ -109,3 +109,46 @@ def node_factory(tmp_path: Path) -> Iterator[object]:
 def embedded_launcher() -> object:
     """``launch(data_dir, port=None)``: an embedded node the test stops (or kills) itself."""
     return start_embedded
+
+
+# --- SQL databases: SQLite always, PostgreSQL where one answers (in CI it must) -------------
+
+POSTGRES_URL = os.environ.get(
+    "DATABRIGHT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_schema() -> Iterator[str]:
+    """A schema of its own on the test PostgreSQL, dropped afterwards; its URL is yielded."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    try:
+        admin = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with admin.connect():
+            pass
+    except Exception as exc:
+        reason = f"no PostgreSQL answers at {POSTGRES_URL} ({type(exc).__name__})"
+        if os.environ.get("DATABRIGHT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason + "; CI requires it (DATABRIGHT_REQUIRE_POSTGRES=1)")
+        pytest.skip(reason + "; set DATABRIGHT_TEST_POSTGRES")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as c:
+        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as c:
+            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, or a fresh schema on the test PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'index.sqlite3'}"
+    else:
+        yield from _postgres_schema()

@@ -14,6 +14,7 @@ __all__ = [
     "BlobNotFound",
     "BlobSourceFailed",
     "ChainError",
+    "ChainIndexError",
     "ContractNotDeployed",
     "ContractReverted",
     "DamagedRecord",
@@ -144,6 +145,11 @@ class StoreCorrupt(NodeError):
 
 class StorageError(DataBrightError, OSError):
     """A blob is missing or does not match its content address."""
+
+
+class ChainIndexError(DataBrightError, RuntimeError):
+    """The server's index of chain events cannot be opened or does not fit the chain (another
+    market, another chain)."""
 
 
 class InvalidProposal(DataBrightError, ValueError):

@@ -1,0 +1,341 @@
+"""The chain indexer: every event of the market and its share tokens, into SQL, never a lie.
+
+Each :meth:`Indexer.sync` step reads one batch of blocks and writes it in ONE database
+transaction (its blocks, its events, the new ``indexed_block``), so a kill at any moment leaves
+the index at the end of some batch, and the next run resumes there. Events are unique on
+``(tx_hash, log_index)``: replaying a range inserts nothing twice.
+
+Reorgs: the index keeps the hash of every block it holds events of, and of each batch's last
+block. Before each batch the newest kept block is compared with the chain; on a mismatch the
+indexer walks down its kept blocks to the newest one the chain still has (the fork point),
+deletes everything above it and indexes forward again. Within a batch, every log must carry
+the hash of the block header fetched for its number, or the batch is dropped and retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from databright.chain.artifacts import load_artifact
+from databright.chain.events import Event, EventDecoder
+from databright.chain.gateway import Gateway
+from databright.errors import ChainError, ChainIndexError
+from databright.server.index.schema import IndexedBlock, IndexedEvent, IndexState
+
+__all__ = ["DEFAULT_BATCH", "Indexer", "SyncStep", "event_row"]
+
+#: Blocks read per step: one eth_getLogs and one transaction each.
+DEFAULT_BATCH: Final = 2000
+
+# Which argument names the account an event is about, and its amount, in order of preference.
+_ACCOUNT_ARGS: Final = (
+    "contributor",
+    "voter",
+    "evaluator",
+    "account",
+    "receiver",
+    "payer",
+    "new_initiator",
+    "initiator",
+    "owner",
+)
+_AMOUNT_ARGS: Final = ("amount", "value", "weight", "shares")
+
+
+@dataclass(frozen=True)
+class SyncStep:
+    """What one step did: the range indexed (empty when caught up), events added, and the
+    fork point when a reorg was rolled back (None when there was none)."""
+
+    from_block: int
+    to_block: int
+    head: int
+    events_added: int
+    rolled_back_to: int | None = None
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.head - self.to_block)
+
+
+def _plain(value: Any) -> Any:
+    """JSON that keeps every uint256 exact: integers as decimal strings, bytes as 0x hex."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def event_row(e: Event, tx_hash: str, dataset_of_token: dict[str, int]) -> dict[str, Any]:
+    """The row of one decoded event."""
+    args = e.args
+    dataset = args.get("dataset_id", dataset_of_token.get(e.address))
+    account = next((args[k] for k in _ACCOUNT_ARGS if isinstance(args.get(k), str)), None)
+    amount = next((args[k] for k in _AMOUNT_ARGS if type(args.get(k)) is int), None)
+    return {
+        "block_number": e.block_number,
+        "tx_hash": tx_hash,
+        "log_index": e.log_index,
+        "contract": e.address,
+        "name": e.name,
+        "dataset_id": int(dataset) if dataset is not None else None,
+        "proposal_id": int(args["proposal_id"]) if "proposal_id" in args else None,
+        "account": account,
+        "amount": amount,
+        "args": {k: _plain(v) for k, v in args.items()},
+    }
+
+
+class Indexer:
+    """Indexes the events of the market at ``market`` (and of every share token it creates)
+    from the chain behind ``gateway`` into the database behind ``engine``."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        market: str,
+        engine: Engine,
+        start_block: int = 0,
+        batch: int = DEFAULT_BATCH,
+    ) -> None:
+        if batch < 1:
+            raise ChainIndexError(f"a batch is at least one block, not {batch}")
+        self.gateway = gateway
+        self.market = to_checksum_address(market)
+        self.engine = engine
+        self.batch = batch
+        self._market_abi = load_artifact("DataMarket").abi
+        self._token_abi = load_artifact("ShareToken").abi
+        self.chain_id = gateway.chain_id
+        with Session(engine) as session, session.begin():
+            state = session.get(IndexState, self.chain_id)
+            if state is None:
+                session.add(
+                    IndexState(
+                        chain_id=self.chain_id,
+                        market=self.market,
+                        start_block=start_block,
+                        indexed_block=start_block - 1,
+                        head_block=start_block - 1,
+                    )
+                )
+            elif state.market != self.market:
+                raise ChainIndexError(
+                    f"this index holds market {state.market} of chain {self.chain_id}, not "
+                    f"{self.market}; give the server a database of its own for each market"
+                )
+
+    # --- what the index says ---------------------------------------------------------
+
+    def state(self) -> IndexState:
+        with Session(self.engine, expire_on_commit=False) as session:
+            state = session.get(IndexState, self.chain_id)
+            assert state is not None  # created in __init__
+            return state
+
+    def lag(self) -> int:
+        """Blocks the chain is ahead of the index (as of the last step's view of the head)."""
+        state = self.state()
+        return max(0, state.head_block - state.indexed_block)
+
+    def tokens(self, session: Session) -> dict[str, int]:
+        """Share token address -> dataset id, from the indexed DatasetCreated events."""
+        rows = session.execute(
+            select(IndexedEvent.args, IndexedEvent.dataset_id).where(
+                IndexedEvent.name == "DatasetCreated"
+            )
+        )
+        return {to_checksum_address(args["token"]): int(ds) for args, ds in rows if ds is not None}
+
+    # --- indexing --------------------------------------------------------------------
+
+    def sync(self, max_steps: int | None = None) -> list[SyncStep]:
+        """Index until caught up with the head (or ``max_steps`` steps)."""
+        steps: list[SyncStep] = []
+        while max_steps is None or len(steps) < max_steps:
+            step = self.step()
+            steps.append(step)
+            if step.from_block > step.to_block or step.lag == 0:
+                break
+        return steps
+
+    def step(self) -> SyncStep:
+        """Roll back a reorg if there was one, then index one batch."""
+        head = self.gateway.block_number()
+        rolled_back = self._roll_back_reorg()
+        state = self.state()
+        first = state.indexed_block + 1
+        last = min(head, first + self.batch - 1)
+        if first > last:
+            self._record_head(head)
+            return SyncStep(first, state.indexed_block, head, 0, rolled_back)
+        with Session(self.engine) as session:
+            tokens = self.tokens(session)
+        rows, blocks = self._read(first, last, tokens)
+        if rows is None:  # the chain changed under this batch: try again next step
+            return SyncStep(first, state.indexed_block, head, 0, rolled_back)
+        added = self._write(first, last, head, rows, blocks)
+        return SyncStep(first, last, head, added, rolled_back)
+
+    def _header(self, number: int) -> dict[str, Any] | None:
+        block = self.gateway.request(
+            "eth_getBlockByNumber", [hex(number), False], f"block {number}"
+        )
+        return dict(block) if block else None
+
+    def _roll_back_reorg(self) -> int | None:
+        """Compare kept blocks with the chain, newest first; drop what the chain no longer has."""
+        with Session(self.engine) as session:
+            kept = session.execute(
+                select(IndexedBlock.number, IndexedBlock.hash).order_by(IndexedBlock.number.desc())
+            ).all()
+        fork: int | None = None
+        for number, block_hash in kept:
+            header = self._header(number)
+            if header is not None and _hex(header["hash"]) == block_hash:
+                fork = number
+                break
+        else:
+            if not kept:
+                return None
+        if kept and fork == kept[0][0]:
+            return None  # the newest kept block is still on the chain: no reorg
+        state = self.state()
+        fork = state.start_block - 1 if fork is None else fork
+        with Session(self.engine) as session, session.begin():
+            session.execute(delete(IndexedEvent).where(IndexedEvent.block_number > fork))
+            session.execute(delete(IndexedBlock).where(IndexedBlock.number > fork))
+            row = session.get(IndexState, self.chain_id)
+            assert row is not None
+            row.indexed_block = min(row.indexed_block, fork)
+        return fork
+
+    def _logs(self, first: int, last: int, addresses: Iterable[str]) -> list[dict[str, Any]]:
+        params = {"fromBlock": hex(first), "toBlock": hex(last), "address": list(addresses)}
+        return [dict(log) for log in self.gateway.request("eth_getLogs", [params], "events")]
+
+    def _read(
+        self, first: int, last: int, tokens: dict[str, int]
+    ) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]]]:
+        logs = self._logs(first, last, [self.market, *tokens])
+        decoders: dict[str, EventDecoder] = {
+            self.market: EventDecoder(self.market, self._market_abi)
+        }
+        decoders.update({t: EventDecoder(t, self._token_abi) for t in tokens})
+        decoded = self._decode(logs, decoders)
+        # Tokens created in this batch: their own events of this batch are read now too.
+        new: dict[str, int] = {
+            str(to_checksum_address(e.args["token"])): int(e.args["dataset_id"])
+            for e, _ in decoded
+            if e.name == "DatasetCreated" and e.address == self.market
+        }
+        new = {t: d for t, d in new.items() if t not in tokens}
+        if new:
+            more = self._logs(first, last, new)
+            logs += more
+            decoders.update({t: EventDecoder(t, self._token_abi) for t in new})
+            decoded += self._decode(more, {t: decoders[t] for t in new})
+            tokens = {**tokens, **new}
+        headers: dict[int, dict[str, Any]] = {}
+        for number in sorted({e.block_number for e, _ in decoded} | {last}):
+            header = self._header(number)
+            if header is None:
+                return None, []
+            headers[number] = header
+        for log in logs:
+            number = int(log["blockNumber"], 16)
+            if _hex(log["blockHash"]) != _hex(headers[number]["hash"]):
+                return None, []
+        rows = [event_row(e, tx, tokens) for e, tx in decoded]
+        blocks = [
+            {
+                "number": n,
+                "hash": _hex(h["hash"]),
+                "parent_hash": _hex(h["parentHash"]),
+                "timestamp": int(h["timestamp"], 16),
+            }
+            for n, h in headers.items()
+        ]
+        return rows, blocks
+
+    @staticmethod
+    def _decode(
+        logs: list[dict[str, Any]], decoders: dict[str, EventDecoder]
+    ) -> list[tuple[Event, str]]:
+        out = []
+        for log in logs:
+            if log.get("removed"):
+                continue
+            decoder = decoders.get(to_checksum_address(log["address"]))
+            if decoder is None:
+                continue
+            try:
+                events = decoder.decode([log])
+            except (ValueError, TypeError) as exc:
+                raise ChainError(f"a log of {log['address']} does not decode ({exc})") from exc
+            out += [(e, _hex(log["transactionHash"])) for e in events]
+        return out
+
+    def _write(
+        self,
+        first: int,
+        last: int,
+        head: int,
+        rows: list[dict[str, Any]],
+        blocks: list[dict[str, Any]],
+    ) -> int:
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        with Session(self.engine) as session, session.begin():
+            state = session.get(IndexState, self.chain_id, with_for_update=True)
+            assert state is not None
+            if state.indexed_block != first - 1:
+                return 0  # another indexer got here first; nothing is written twice
+            # Upsert, never delete: deleting a kept block would cascade to its events.
+            stmt = insert(IndexedBlock)
+            session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["number"],
+                    set_={
+                        "hash": stmt.excluded.hash,
+                        "parent_hash": stmt.excluded.parent_hash,
+                        "timestamp": stmt.excluded.timestamp,
+                    },
+                ),
+                blocks,
+            )
+            before = session.scalar(select(func.count()).select_from(IndexedEvent)) or 0
+            if rows:
+                session.execute(
+                    insert(IndexedEvent).on_conflict_do_nothing(
+                        index_elements=["tx_hash", "log_index"]
+                    ),
+                    rows,
+                )
+            after = session.scalar(select(func.count()).select_from(IndexedEvent)) or 0
+            state.indexed_block = last
+            state.head_block = max(head, last)
+        return after - before
+
+    def _record_head(self, head: int) -> None:
+        with Session(self.engine) as session, session.begin():
+            state = session.get(IndexState, self.chain_id)
+            assert state is not None
+            state.head_block = head
+
+
+def _hex(value: Any) -> str:
+    return HexBytes(value).to_0x_hex()

@@ -1,0 +1,113 @@
+"""The index's tables: blocks (with their hashes, for reorgs), events, and where indexing stands.
+
+Every uint256 the chain emits is kept exactly: the typed columns are ``NUMERIC(78, 0)`` (SQLite
+stores them as text through :class:`Uint256`, since its NUMERIC is a float past 2**63), and the
+full arguments are JSON with every integer written as a decimal string.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["Base", "IndexState", "IndexedBlock", "IndexedEvent", "Uint256"]
+
+# Constraint names fixed by convention, so migrations name them alike on every backend.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Uint256(TypeDecorator[int]):
+    """An exact unsigned 256-bit integer: NUMERIC(78, 0) where the database has it; on SQLite a
+    zero-padded decimal string, which sorts and compares like the number."""
+
+    impl = Numeric(78, 0)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(78))
+        return dialect.type_descriptor(Numeric(78, 0))
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return f"{int(value):078d}"
+        return Decimal(int(value))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        return None if value is None else int(value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class IndexedBlock(Base):
+    """A block the index holds events of (or the last block of a batch): its hash is how a
+    reorg is noticed."""
+
+    __tablename__ = "indexed_blocks"
+
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(66))
+    parent_hash: Mapped[str] = mapped_column(String(66))
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
+class IndexedEvent(Base):
+    """One decoded log. ``(tx_hash, log_index)`` is unique: replaying a range inserts nothing."""
+
+    __tablename__ = "indexed_events"
+    __table_args__ = (
+        UniqueConstraint("tx_hash", "log_index", name="uq_indexed_events_tx_log"),
+        Index("ix_indexed_events_name_dataset", "name", "dataset_id"),
+        Index("ix_indexed_events_proposal", "proposal_id"),
+        Index("ix_indexed_events_account", "account"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    block_number: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("indexed_blocks.number", ondelete="CASCADE"), index=True
+    )
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    contract: Mapped[str] = mapped_column(String(42))  # checksummed
+    name: Mapped[str] = mapped_column(String(64))
+    dataset_id: Mapped[int | None] = mapped_column(Uint256, nullable=True)
+    proposal_id: Mapped[int | None] = mapped_column(Uint256, nullable=True)
+    account: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    amount: Mapped[int | None] = mapped_column(Uint256, nullable=True)
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class IndexState(Base):
+    """Where indexing stands, one row per chain: the last block fully indexed."""
+
+    __tablename__ = "index_state"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    market: Mapped[str] = mapped_column(String(42))
+    start_block: Mapped[int] = mapped_column(BigInteger)
+    indexed_block: Mapped[int] = mapped_column(BigInteger)
+    head_block: Mapped[int] = mapped_column(BigInteger)
