@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from databright.chain.deploy import (
     PLAN,
     _code_matches,
+    create_address,
     deploy,
     join,
     load_deployment,
@@ -205,3 +208,98 @@ def test_errors_without_a_record_advise_joining(node, tmp_path: Path) -> None:
         load_deployment(tmp_path, node.chain_id)
     assert "databright join --market" in str(info.value)
     assert "only a new market's creator runs `databright deploy`" in str(info.value)
+
+
+# --- crash safety: a real kill -9 at the worst moments -------------------------------------
+
+
+class _KillingProxy:
+    """A JSON-RPC proxy in front of the node that kill -9s the client at a chosen moment:
+    after the node took its ``n``-th transaction (``sent``) or after the node answered with
+    its ``n``-th receipt (``mined``), before the client sees the answer."""
+
+    def __init__(self, upstream: str, moment: str, n: int) -> None:
+        import http.server
+        import threading
+        import urllib.request
+
+        self.victim: int | None = None
+        counts = {"sent": 0, "mined": 0}
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = urllib.request.Request(
+                    upstream, body, {"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(request, timeout=30) as r:
+                    answer = r.read()
+                method = json.loads(body).get("method")
+                if method == "eth_sendRawTransaction":
+                    counts["sent"] += 1
+                elif method == "eth_getTransactionReceipt" and json.loads(answer)["result"]:
+                    counts["mined"] += 1
+                if counts[moment] == n and proxy.victim is not None:
+                    os.kill(proxy.victim, signal.SIGKILL)
+                    proxy.victim = None
+                    return  # the client is gone: it never learns the answer
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+DEPLOY_SCRIPT = (
+    "import sys; from pathlib import Path; from databright.chain.deploy import deploy; "
+    "from databright.chain.gateway import connect; "
+    "deploy(connect(sys.argv[1], sys.argv[2]), Path(sys.argv[3]))"
+)
+
+
+@pytest.mark.parametrize(
+    ("moment", "n"),
+    [("sent", 1), ("mined", 2)],
+    ids=["blueprint-sent", "market-mined"],
+)
+def test_deploy_killed_mid_deployment_never_deploys_twice(
+    node, tmp_path: Path, moment: str, n: int
+) -> None:
+    account = node.accounts[7]  # no other test deploys from it
+    gw = connect(node.url, account)
+    first_nonce = gw.transaction_count(account.address, "latest")
+    proxy = _KillingProxy(node.url, moment, n)
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c", DEPLOY_SCRIPT, proxy.url, account.key.hex(), str(tmp_path)]
+        )
+        proxy.victim = child.pid
+        assert child.wait(timeout=120) == -signal.SIGKILL
+    finally:
+        proxy.close()
+    deployment, recorded_now = deploy(gw, tmp_path)
+    # Two contracts, ever: the interrupted one is adopted (or, never mined, sent again).
+    assert gw.transaction_count(account.address, "latest") == first_nonce + 2
+    assert deployment.addresses == {
+        "ShareTokenBlueprint": create_address(account.address, first_nonce),
+        "DataMarket": create_address(account.address, first_nonce + 1),
+    }
+    # The blueprint of a run killed at the market was recorded by that run.
+    assert recorded_now == ["ShareTokenBlueprint", "DataMarket"][n - 1 :]
+    record = json.loads(deployment.path.read_text())
+    assert "pending" not in record and load_deployment(tmp_path, gw.chain_id) == deployment
+    assert deploy(gw, tmp_path)[1] == []
+    market = gw.contract("DataMarket", deployment["DataMarket"])
+    assert market.call("share_token_blueprint") == deployment["ShareTokenBlueprint"]

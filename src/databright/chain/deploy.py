@@ -330,7 +330,16 @@ def deploy(gw: Gateway, data_dir: Path, redeploy: bool = False) -> tuple[Deploym
     if path.exists():
         prior = load_deployment(data_dir, gw.chain_id)
         body = _read_body(path)
-        pending = {str(k): dict(v) for k, v in dict(body.get("pending", {})).items()}
+        try:
+            pending = {str(k): dict(v) for k, v in dict(body.get("pending", {})).items()}
+            for entry in pending.values():
+                HexBytes(entry["tx_hash"])
+                str(entry["source_hash"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DamagedRecord(
+                f"deployment record {path} is damaged (pending: {exc}); delete it, then "
+                f"{JOIN_ADVICE}"
+            ) from None
         missing = [k for k, a in prior.addresses.items() if not gw.has_code(a)]
         if missing and not redeploy:
             raise ContractNotDeployed(
