@@ -25,6 +25,8 @@ from cli_helpers import (
 from databright.chain.keystore import Keystore
 from databright.cli import _common, app
 
+ETH = 10**18
+
 
 def test_account_new_and_import(node: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = Env(node.url, node.kind, tmp_path / "dd", [])
@@ -87,6 +89,15 @@ BAD_INPUT = [
     ("unknown-account", ["claim", "{ds}", "--account", "9"], 5, ["no account #9"]),
     ("foreign-account", ["claim", "{ds}", "--account", "0x" + "11" * 20], 5, ["no keystore for account"]),
     ("balance-bad-address", ["account", "balance", "0x" + "zz" * 20], 1, ["is not an Ethereum address"]),
+    ("fund-unknown-index", ["account", "fund", "9", "1"], 5, ["no account #9"]),
+    ("fund-more-than-held", ["account", "fund", "1", "100000000", "-a", "3"], 3, ["holds less", "fund it first"]),
+    ("activity-unknown-index", ["account", "activity", "9"], 5, ["no account #9"]),
+]  # fmt: skip
+USAGE = [
+    ["account", "fund", "1", "0"],
+    ["account", "fund", "1", "abc"],
+    ["account", "fund", "bob", "1"],
+    ["account", "activity", "0x1234"],
 ]  # fmt: skip
 
 
@@ -138,3 +149,44 @@ def test_signing_password_and_funds(
     code, message = fails("propose", str(created["id"]), str(proposal), "-a", "1", *env.opts())
     assert code == 3 and "holds no ETH" in message
     assert snapshot(env) == before
+
+
+@pytest.mark.parametrize("args", USAGE, ids=["zero", "garbage", "name", "short-address"])
+def test_usage_errors_exit_2(args: list[str], fails: Callable[..., tuple[int, str]]) -> None:
+    fails(*args, usage=True)
+
+
+def test_fund_by_index_and_from_the_faucet(node: Any, env: Env, tmp_path: Path) -> None:
+    fresh = "0x" + "ab" * 20
+    sent = cli_json(env, "account", "fund", fresh, "0.25", "-a", "0")
+    assert sent["to"].lower() == fresh and sent["amount_wei"] == ETH // 4
+    assert sent["balance_wei"] == ETH // 4
+    by_index = cli_json(env, "account", "fund", "2", "0.5", "-a", "0")
+    assert by_index["to"] == env.addresses[2]
+    # The faucet pays from the node's development accounts (anvil: its first default account).
+    dev = ["--node-dir", str(node.data_dir)] if node.kind == "embedded" else []
+    drip = cli_json(env, "account", "fund", fresh, "1", "--faucet", *dev)
+    assert drip["faucet"] is True and drip["balance_wei"] == ETH + ETH // 4
+    assert drip["from"] in [a.address for a in node.accounts]
+
+
+def test_activity_lists_proposals_and_votes_across_datasets(env: Env, tmp_path: Path) -> None:
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(SCHEMA))
+    refs = []
+    for k in range(2):
+        ds = cli_json(env, "dataset", "create", f"activity {k}", "--schema", str(schema),
+                      "--initial", str(write_npz(tmp_path / f"i{k}.npz", 6, 90 + k)))  # fmt: skip
+        p = cli_json(env, "propose", str(ds["id"]), str(write_npz(tmp_path / f"p{k}.npz", 3, 95 + k)),
+                     "-a", "2")  # fmt: skip
+        cli(env, "vote", p["ref"], "--yes" if k else "--no", "-a", "0")
+        refs.append(p["ref"])
+    mine = cli_json(env, "account", "activity", "2")
+    assert [p["proposal"] for p in mine["proposals"]][-2:] == refs
+    assert all(isinstance(p["proposal"], str) for p in mine["proposals"])
+    voter = cli_json(env, "account", "activity", "-a", "0")
+    assert [(v["proposal"], v["support"]) for v in voter["votes"]][-2:] == [
+        (refs[0], False), (refs[1], True)
+    ]  # fmt: skip
+    text = cli(env, "account", "activity", "2").stdout
+    assert refs[0] in text and refs[1] in text

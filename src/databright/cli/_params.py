@@ -5,6 +5,9 @@ The option types follow click's ``ParamType``: ``convert`` parses and refuses ba
 takes no click types (it dropped ``click_type=``); it takes a ``parser=`` callable, which an
 instance of these types is.
 
+An account (``ACCOUNT``) is an index into the keystore (``9``) or any address; the type checks
+the form, and ``resolve_account`` reads the keystore of the command's data dir for an index.
+
 Amounts of ETH and proposal ids are parsed in the command instead: a bad one is a
 ``DataBrightError`` with its own exit status (1, or 5 for a proposal that cannot exist), as
 the SDK would refuse it, not a usage error.
@@ -15,15 +18,19 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from decimal import Decimal, InvalidOperation, localcontext
+from pathlib import Path
 from typing import ClassVar, Generic, NewType, NoReturn, TypeVar
 
 import typer
+from eth_utils import is_address, to_checksum_address
 
 from databright.chain.clients import DataMarketConstants
+from databright.chain.keystore import Keystore
 from databright.errors import InvalidAmount, InvalidProposalId, NotFound
-from databright.types import UINT256_MAX, Wei
+from databright.types import UINT256_MAX, Address, Wei
 
 __all__ = [
+    "ACCOUNT",
     "DURATION",
     "DURATION_OR_ZERO",
     "ETH_AMOUNT",
@@ -32,6 +39,7 @@ __all__ = [
     "LABEL_SET",
     "MAX_VOTING_PERIOD",
     "SEQ_BITS",
+    "AccountType",
     "DurationType",
     "EthAmountType",
     "FeatureShape",
@@ -44,6 +52,8 @@ __all__ = [
     "parse_labels",
     "parse_proposal_id",
     "parse_shape",
+    "parse_shares",
+    "resolve_account",
 ]
 
 # A proposal id is (dataset id << SEQ_BITS) | its number within the dataset.
@@ -152,6 +162,25 @@ class EthAmountType(ParamType[Wei]):
             self.fail(str(exc))
 
 
+class AccountType(ParamType[str]):
+    """An account: its index in the keystore (``0`` = first) or an address (``0x`` and 40 hex
+    digits, checksummed if mixed case). Only the form is checked here; see ``resolve_account``."""
+
+    metavar = "ACCOUNT"
+
+    def convert(self, value: str) -> str:
+        s = value.strip()
+        if s.isascii() and s.isdigit():
+            return str(int(s))
+        if s.startswith(("0x", "0X")):
+            if not is_address(s):
+                self.fail(f"{value!r} is not an Ethereum address (bad hex digits or checksum)")
+            return to_checksum_address(s)
+        self.fail(f"{value!r} is not an account; give its index in the keystore (0, 1, ...) or "
+                  "its address (0x...)")  # fmt: skip
+
+
+ACCOUNT = AccountType()
 DURATION = DurationType()
 DURATION_OR_ZERO = DurationType(minimum=0)
 ETH_AMOUNT = EthAmountType()
@@ -224,3 +253,30 @@ def parse_proposal_id(text: str) -> int:
     raise InvalidProposalId(
         f"{text!r} is not a proposal; give its id or DATASET/N as `databright dataset show` lists them"
     )
+
+
+def resolve_account(data_dir: Path, which: str) -> Address:
+    """The address ``which`` names: an address as given (it need not be ours), or the address
+    of the keystore account with that index in ``data_dir``."""
+    which = ACCOUNT.convert(which)
+    if which.startswith("0x"):
+        return Address(to_checksum_address(which))
+    return Keystore(data_dir / "keystore").resolve(which)
+
+
+def parse_shares(text: str) -> int:
+    """A positive number of shares written as a decimal (``2``, ``0.5``), in share units (10**18
+    a share, as wei to ETH); ``typer.BadParameter`` if not."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value <= 0:
+        raise typer.BadParameter(f"{text!r} is not a positive number of shares; write e.g. 2.5")
+    try:
+        return int(parse_eth(text))  # the same exact scaling and bounds
+    except InvalidAmount:
+        raise typer.BadParameter(
+            f"{text!r} shares is not a whole number of share units (at most 18 decimal places) "
+            "or more than any account can hold"
+        ) from None

@@ -1,10 +1,15 @@
-"""``databright account new|list|balance``: encrypted keystores in ``<data-dir>/keystore``.
+"""``databright account new|list|balance|fund|activity``: encrypted keystores in
+``<data-dir>/keystore``, the ETH they hold, and what they did in the market.
 
 Keystores are Web3 Secret Storage JSON files (geth and MetaMask read them). Their password is
 ``$DATABRIGHT_PASSWORD`` when set; otherwise ``account new`` asks for one on a terminal (twice),
 and without a terminal it uses the development password ``databright-dev``, which is public:
 such accounts are for development chains only. Commands that sign ask for the password on a
 terminal when ``$DATABRIGHT_PASSWORD`` does not open the keystore.
+
+``fund`` sends ETH to an account; on a development chain ``--faucet`` pays from the node's
+development accounts instead. ``activity`` lists an account's proposals and votes across every
+dataset.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from databright.cli import _common
 from databright.cli._common import (
     DEFAULT_DATA_DIR,
     DEFAULT_RPC,
+    AccountOpt,
     DataDirOpt,
     JsonOpt,
     RpcOpt,
@@ -32,17 +38,21 @@ from databright.cli._common import (
     err_console,
     eth_exact,
     eth_short,
+    open_market,
     print_json,
     shares_exact,
     shares_text,
+    utc,
 )
+from databright.cli._params import ACCOUNT, ETH_AMOUNT, resolve_account
+from databright.cli._text import ref, safe
 from databright.errors import (
     ContractNotDeployed,
     InvalidArgument,
     KeystoreError,
     NotFound,
 )
-from databright.market import Market
+from databright.market import Market, queries
 from databright.settings import DEV_PASSWORD, get_settings
 from databright.types import Address
 
@@ -296,9 +306,176 @@ def balance_command(
         share = 100 * h["shares"] / h["total_shares"] if h["total_shares"] else 0.0
         table.add_row(
             str(h["dataset_id"]),
-            escape(h["name"]),
+            safe(h["name"]),
             shares_text(h["shares"]),
             f"{share:.2f}%",
             eth_exact(h["claimable_wei"]),
         )
     console.print(table)
+
+
+# Chains whose ETH is worthless by construction: the embedded node's and anvil's defaults.
+DEV_CHAIN_IDS = (1337, 31337)
+# anvil's first default account (Foundry's public test mnemonic): it funds anvil chains.
+_ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+def _faucet(rpc: str, data_dir: Path, node_dir: Path | None, wei: int) -> Market:
+    """The market as a development account of the node that holds ``wei`` plus gas."""
+    chain_id = connect(rpc).chain_id
+    if chain_id not in DEV_CHAIN_IDS:
+        raise InvalidArgument(
+            f"--faucet pays from development accounts, and chain {chain_id} is not a "
+            "development chain; fund the account from one that holds ETH with --account"
+        )
+    from databright.node import load_dev_accounts  # only the faucet needs it
+
+    candidates: list[Any] = []
+    try:
+        candidates = list(load_dev_accounts(node_dir or data_dir))
+    except (NotFound, ValueError):
+        candidates = []
+    if chain_id == 31337:
+        candidates.append(Account.from_key(_ANVIL_KEY))
+    gw = connect(rpc)
+    for acct in candidates:
+        if int(gw.balance(acct.address)) > wei:
+            return Market.connect(rpc, acct, data_dir)
+    raise NotFound(
+        f"no development account of this node holds {eth_exact(wei)} ETH; give the node's data "
+        "dir with --node-dir, or fund from an account of yours with --account"
+    )
+
+
+@app.command("fund")
+def fund_command(
+    target: Annotated[
+        str,
+        typer.Argument(
+            parser=ACCOUNT, metavar=ACCOUNT.metavar, help="Recipient: address or keystore index."
+        ),
+    ],
+    amount: Annotated[
+        int,
+        typer.Argument(parser=ETH_AMOUNT, metavar="ETH", help="ETH to send (e.g. 0.5)."),
+    ],
+    faucet: Annotated[
+        bool,
+        typer.Option(
+            "--faucet",
+            help="On a development chain: pay from the node's development accounts.",
+        ),
+    ] = False,
+    node_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--node-dir",
+            help="With --faucet: the embedded node's data dir (default: --data-dir).",
+            file_okay=False,
+        ),
+    ] = None,
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    account: AccountOpt = "0",
+    json_out: JsonOpt = False,
+) -> None:
+    """Send ETH to an account (from --account, or from the node's faucet on a dev chain)."""
+    to = resolve_account(data_dir, target)
+    wei = int(amount)
+    market = (
+        _faucet(rpc, data_dir, node_dir, wei) if faucet else open_market(rpc, data_dir, account)
+    )
+    with busy(f"sending {eth_exact(wei)} ETH to {to}"):
+        receipt = queries.send_eth(market, to, wei)  # type: ignore[arg-type]
+        now = int(market.gateway.balance(to))
+    if json_out:
+        print_json(
+            {"from": market.address, "to": to, "amount_wei": wei, "amount_eth": eth_exact(wei),
+             "balance_wei": now, "faucet": faucet, "tx_hash": receipt.tx_hash}
+        )  # fmt: skip
+        return
+    console.print(
+        f"sent {eth_exact(wei)} ETH from {market.address} to {to}; it holds {eth_exact(now)} ETH",
+        highlight=False,
+    )
+
+
+@app.command("activity")
+def activity_command(
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            parser=ACCOUNT,
+            metavar="[ACCOUNT]",
+            help="Index in the keystore or any address (default: --account).",
+        ),
+    ] = None,
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    account: Annotated[
+        str, typer.Option("--account", "-a", help="Keystore account: index or address.")
+    ] = "0",
+    json_out: JsonOpt = False,
+) -> None:
+    """An account's proposals and votes in every dataset of the market."""
+    who = resolve_account(data_dir, target if target is not None else account)
+    market = open_market(rpc, data_dir, None)
+    with busy(f"reading the proposals and votes of {who}"):
+        proposals = queries.proposals_by(market, who)
+        votes = queries.votes_by(market, who)
+        outcomes = {int(p.id): p for p in proposals}
+        for v in votes:
+            if int(v.proposal_id) not in outcomes:
+                outcomes[int(v.proposal_id)] = market.proposal(v.proposal_id)
+    if json_out:
+        print_json(
+            {
+                "address": who,
+                "proposals": [
+                    {"proposal": ref(p.id), "dataset_id": int(p.dataset_id), "examples": p.examples,
+                     "status": p.status, "outcome": p.outcome, "shares": p.shares,
+                     "shares_whole": shares_exact(p.shares), "data_cid": p.data_cid}
+                    for p in proposals
+                ],
+                "votes": [
+                    {"proposal": ref(v.proposal_id), "dataset_id": int(v.dataset_id),
+                     "support": v.support, "weight": v.weight,
+                     "weight_shares": shares_exact(v.weight), "block_number": v.block_number,
+                     "outcome": outcomes[int(v.proposal_id)].outcome}
+                    for v in votes
+                ],
+            }
+        )  # fmt: skip
+        return
+    if not proposals and not votes:
+        console.print(f"{who} has made no proposal and cast no vote on this market")
+        return
+    if proposals:
+        table = Table(title=f"proposals by {who}")
+        for name in ("proposal", "examples", "status", "shares", "closes"):
+            table.add_column(name, justify="right" if name in ("examples", "shares") else "left")
+        for p in proposals:
+            status = p.status if p.outcome == p.status else f"{p.status} → {p.outcome}"
+            table.add_row(
+                ref(p.id), str(p.examples), status, shares_text(p.shares), utc(p.deadline)
+            )
+        console.print(table)
+    else:
+        console.print(f"{who} has made no proposal")
+    if votes:
+        table = Table(title=f"votes by {who}")
+        for name in ("proposal", "vote", "weight (shares)", "block", "outcome"):
+            table.add_column(
+                name, justify="right" if name.startswith(("weight", "block")) else "left"
+            )
+        for v in votes:
+            table.add_row(
+                ref(v.proposal_id),
+                "yes" if v.support else "no",
+                shares_text(v.weight),
+                str(v.block_number),
+                outcomes[int(v.proposal_id)].outcome,
+            )
+        console.print(table)
+    else:
+        console.print(f"{who} has cast no vote")

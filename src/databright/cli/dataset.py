@@ -1,9 +1,12 @@
-"""``databright dataset create|show|list``: datasets, their proposals and their registries.
+"""``databright dataset ...``: datasets, their proposals, registries, evaluators and shares.
 
 A dataset is created with a schema (``--schema schema.json``, the JSON of
 :class:`~databright.storage.DatasetSchema`, or ``--task``/``--feature-shape``/``--dtype``/
-``--labels`` on the command line), its initial data (``--initial``, the same formats as a
-proposal) and its governance; the initiator gets one share per initial example.
+``--labels`` on the command line, or inferred from the initial file), its initial data
+(``--initial``, the same formats as a proposal) and its governance; the initiator gets one
+share per initial example. ``download`` writes the curated dataset, every example verified
+against the Merkle roots on chain; the initiator appoints evaluators with ``grant-evaluator``
+and ``revoke-evaluator``; shareholders move shares with ``transfer-shares``.
 """
 
 from __future__ import annotations
@@ -33,16 +36,16 @@ from databright.cli._common import (
     open_market,
     percent,
     print_json,
-    proposal_json,
     proposal_problems,
-    proposal_ref,
     require_funds,
     shares_exact,
     shares_text,
     short_address,
     viewer_address,
 )
+from databright.cli._infer import infer_schema
 from databright.cli._params import (
+    ACCOUNT,
     DURATION,
     DURATION_OR_ZERO,
     ETH_AMOUNT_OR_ZERO,
@@ -51,9 +54,13 @@ from databright.cli._params import (
     SEQ_BITS,
     FeatureShape,
     LabelSet,
+    parse_shares,
+    resolve_account,
 )
+from databright.cli._text import proposal_view, ref, safe
 from databright.errors import NotFound
-from databright.market import DatasetInfo, Governance, RegistryEntry, Shareholder
+from databright.market import DatasetInfo, Governance, Market, RegistryEntry, Shareholder, queries
+from databright.settings import get_settings
 from databright.storage import DatasetSchema, InvalidSchema
 
 __all__ = ["app"]
@@ -88,6 +95,7 @@ def _schema_from_file(path: Path) -> DatasetSchema:
 
 def _schema(
     name: str,
+    initial: Path,
     schema_file: Path | None,
     task: str | None,
     shape: FeatureShape | None,
@@ -110,12 +118,8 @@ def _schema(
                 f"give --schema or {', '.join(inline)}, not both", param_hint="'--schema'"
             )
         return _schema_from_file(schema_file)
-    if task is None or shape is None:
-        raise typer.BadParameter(
-            "describe the examples with --schema FILE, or with --task and --feature-shape "
-            "(plus --labels for classification)",
-            param_hint="'--schema'",
-        )
+    if task is None or shape is None or (task == "classification" and labels is None):
+        return infer_schema(initial, name, task, shape, dtype, labels)
     return DatasetSchema(
         task=task,  # type: ignore[arg-type]  # DatasetSchema refuses unknown tasks
         feature_shape=shape,
@@ -128,8 +132,11 @@ def _schema(
 # --- printing --------------------------------------------------------------------------------
 
 
-def dataset_json(info: DatasetInfo) -> dict[str, Any]:
+def dataset_json(info: DatasetInfo, evaluators: list[str] | None = None) -> dict[str, Any]:
+    """A dataset's JSON; ``evaluators``: those holding the role now, if read (else the ones
+    named at creation)."""
     g = info.governance
+    named = g.evaluators if evaluators is None else evaluators
     return {
         "id": int(info.id),
         "name": info.name,
@@ -146,7 +153,7 @@ def dataset_json(info: DatasetInfo) -> dict[str, Any]:
             "quorum_bps": g.quorum_bps,
             "threshold_bps": g.threshold_bps,
             "quality_cap_bps": g.quality_cap_bps,
-            "evaluators": [to_checksum_address(e) for e in g.evaluators],
+            "evaluators": [to_checksum_address(e) for e in named],
         },
         "registry_length": info.registry_length,
         "proposal_count": info.proposal_count,
@@ -158,7 +165,7 @@ def dataset_json(info: DatasetInfo) -> dict[str, Any]:
 def _registry_json(e: RegistryEntry) -> dict[str, Any]:
     return {
         "index": e.index,
-        "proposal_id": int(e.proposal_id),
+        "proposal": ref(e.proposal_id),
         "contributor": e.contributor,
         "data_cid": e.data_cid,
         "manifest_root": "0x" + e.manifest_root.hex(),
@@ -186,26 +193,29 @@ def _duration_text(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def _print_header(info: DatasetInfo, schema: DatasetSchema | None) -> None:
+def _print_header(info: DatasetInfo, schema: DatasetSchema | None, evaluators: list[str]) -> None:
     g = info.governance
     console.print(
-        f"[bold]dataset {int(info.id)}[/bold] {escape(repr(info.name))} "
+        f"[bold]dataset {int(info.id)}[/bold] {safe(repr(info.name))} "
         f"initiated by {info.initiator}; share token {info.token}"
     )
     if schema is None:
-        console.print(f"schema {escape(info.schema_cid)} (not in this data dir's store)")
+        console.print(
+            f"schema {escape(info.schema_cid)} (not in this store nor at any blob source)"
+        )
     else:
         labels = schema.describe_labels() if schema.labels else "regression targets"
         console.print(
             f"schema: {schema.task}, examples of shape {schema.feature_shape} {schema.dtype}, "
-            f"labels {escape(labels)} ({escape(info.schema_cid)})"
+            f"labels {safe(labels)} ({escape(info.schema_cid)})"
         )
-    evaluators = ", ".join(g.evaluators) if g.evaluators else "none"
+    named = ", ".join(evaluators) if evaluators else "none (the initiator grants the role with "
+    named += "" if evaluators else f"`databright dataset grant-evaluator {int(info.id)} ACCOUNT`)"
     console.print(
         f"governance: voting {_duration_text(g.voting_period_s)} "
         f"(at least {_duration_text(g.min_voting_period_s)}), quorum {bps_text(g.quorum_bps)}, "
         f"threshold {bps_text(g.threshold_bps)}, quality cap {bps_text(g.quality_cap_bps)}, "
-        f"evaluators {evaluators}"
+        f"evaluators {named}"
     )
     if g.deposit_wei:
         console.print(
@@ -230,13 +240,21 @@ def _print_header(info: DatasetInfo, schema: DatasetSchema | None) -> None:
 @app.command("hand-over")
 def hand_over_command(
     dataset: DatasetArg,
-    new_initiator: Annotated[str, typer.Argument(help="Address of the next initiator.")],
+    new_initiator: Annotated[
+        str,
+        typer.Argument(
+            parser=ACCOUNT,
+            metavar=ACCOUNT.metavar,
+            help="The next initiator: an address, or an index in this keystore.",
+        ),
+    ],
     rpc: RpcOpt = DEFAULT_RPC,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     account: AccountOpt = "0",
     json_out: JsonOpt = False,
 ) -> None:
     """Start handing your dataset over; the new initiator completes it with `dataset accept`."""
+    new_initiator = resolve_account(data_dir, new_initiator)
     market = open_market(rpc, data_dir, account)
     with busy(f"handing dataset {dataset} over to {new_initiator}"):
         receipt = market.transfer_initiator(dataset, new_initiator)
@@ -282,7 +300,11 @@ def create_command(
     ],
     schema_file: Annotated[
         Path | None,
-        typer.Option("--schema", help="Schema JSON (task, feature_shape, dtype, labels)."),
+        typer.Option(
+            "--schema",
+            help='Schema JSON, e.g. {"task": "classification", "feature_shape": [8, 8], '
+            '"dtype": "float32", "labels": [0, 1, 2]} (default: inferred from --initial).',
+        ),
     ] = None,
     task: Annotated[
         str | None, typer.Option("--task", help="classification or regression.")
@@ -378,15 +400,28 @@ def create_command(
     ] = _DEFAULT.quality_cap_bps,
     evaluators: Annotated[
         list[str] | None,
-        typer.Option("--evaluator", help="Address allowed to post evaluations (repeatable)."),
+        typer.Option(
+            "--evaluator",
+            parser=ACCOUNT,
+            metavar=ACCOUNT.metavar,
+            help="Account allowed to evaluate, by address or keystore index (repeatable).",
+        ),
     ] = None,
     rpc: RpcOpt = DEFAULT_RPC,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     account: AccountOpt = "0",
     json_out: JsonOpt = False,
 ) -> None:
-    """Create a dataset with its schema, initial data and governance."""
-    schema = _schema(name, schema_file, task, feature_shape, dtype, labels)
+    """Create a dataset with its schema, initial data and governance.
+
+    The initial file is .npz (arrays X, one row per example, and y, the labels), .csv (a
+    column per feature value and a column named label) or .parquet (the same columns).
+    Without --schema or --task/--feature-shape the schema is inferred from it: one example's
+    shape and dtype from X (CSV and Parquet: one value per column, float32), the labels from
+    those the file holds (fractional targets: regression).
+    """
+    schema = _schema(name, initial, schema_file, task, feature_shape, dtype, labels)
+    inferred = schema_file is None and (task is None or feature_shape is None)
     governance = Governance(
         voting_period_s=voting_period,
         min_voting_period_s=min_voting_period,
@@ -397,7 +432,7 @@ def create_command(
         quorum_bps=quorum_bps,
         threshold_bps=threshold_bps,
         quality_cap_bps=quality_cap_bps,
-        evaluators=tuple(evaluators or ()),
+        evaluators=tuple(resolve_account(data_dir, e) for e in evaluators or ()),
     )
     market = open_market(rpc, data_dir, account)
     require_funds(market, "creating a dataset")
@@ -405,10 +440,16 @@ def create_command(
         dataset_id = market.create_dataset(name, schema, initial, governance)
         info = market.dataset(dataset_id)
     if json_out:
-        print_json(dataset_json(info))
+        print_json({**dataset_json(info), "schema": schema.to_dict(), "schema_inferred": inferred})
         return
+    if inferred:
+        labels_text = schema.describe_labels() if schema.labels else "regression targets"
+        console.print(
+            f"schema inferred from {safe(initial)}: {schema.task}, examples of shape "
+            f"{schema.feature_shape} {schema.dtype}, labels {safe(labels_text)}"
+        )
     console.print(
-        f"[green]dataset {int(dataset_id)}[/green] {escape(repr(name))} created: "
+        f"[green]dataset {int(dataset_id)}[/green] {safe(repr(name))} created: "
         f"{shares_text(info.total_shares)} shares to {market.address} for the initial data"
     )
     console.print(f"contributors propose with `databright propose {int(dataset_id)} FILE`")
@@ -445,7 +486,7 @@ def list_command(
     for i in infos:
         table.add_row(
             str(int(i.id)),
-            escape(i.name),
+            safe(i.name),
             short_address(i.initiator, me),
             str(i.registry_length),
             str(i.proposal_count),
@@ -482,6 +523,7 @@ def show_command(
         ]
         registry = market.registry(dataset)
         holders = market.shareholders(dataset)
+        evaluators = [str(a) for a in queries.evaluators(market, dataset)]
         mine = (
             (market.shares_of(dataset, me), int(market.claimable(dataset, me)))
             if me is not None
@@ -490,9 +532,9 @@ def show_command(
     if json_out:
         print_json(
             {
-                "dataset": dataset_json(info),
+                "dataset": dataset_json(info, evaluators),
                 "schema": schema.to_dict() if schema is not None else None,
-                "proposals": [proposal_json(p) for p in proposals],
+                "proposals": [proposal_view(p) for p in proposals],
                 "registry": [_registry_json(e) for e in registry],
                 "shareholders": [_holder_json(h) for h in holders],
                 "account": None
@@ -507,7 +549,7 @@ def show_command(
             }
         )
         return
-    _print_header(info, schema)
+    _print_header(info, schema, evaluators)
     if me is not None and mine is not None:
         console.print(
             f"you ({me}): {shares_text(mine[0])} shares "
@@ -527,7 +569,7 @@ def show_command(
             closes = datetime.fromtimestamp(p.deadline, tz=UTC).strftime("%m-%d %H:%M UTC")
             status += f", closes {closes}"
         table.add_row(
-            proposal_ref(p),
+            ref(p.id),
             short_address(p.contributor, me),
             str(p.examples),
             f"{percent(p.yes_votes, p.snapshot_supply)} / {percent(p.no_votes, p.snapshot_supply)}",
@@ -549,7 +591,7 @@ def show_command(
     for e in registry:
         table.add_row(
             str(e.index),
-            f"{int(e.proposal_id) >> SEQ_BITS}/{int(e.proposal_id) & (2**SEQ_BITS - 1)}",
+            ref(e.proposal_id),
             short_address(e.contributor, me),
             str(e.examples),
             shares_text(e.shares),
@@ -571,3 +613,143 @@ def show_command(
                 eth_exact(h.claimable),
             )
         console.print(table)
+
+
+_FORMAT_HELP = "npz (arrays X and y), csv or parquet (columns f0, f1, ... and label)."
+
+
+@app.command("download")
+def download_command(
+    dataset: DatasetArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.", dir_okay=False)],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help=f"{_FORMAT_HELP} Default: from --out's suffix, else npz."),
+    ] = None,
+    sources: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            help="URL of a blob store to fetch missing data from (a peer's `store serve`, an "
+            "IPFS gateway); repeatable.",
+        ),
+    ] = None,
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write a dataset's accepted examples to a file, each verified against its Merkle root on
+    chain; the file can be proposed or used as a validation set as it is."""
+    chosen = fmt or out.suffix.lower().lstrip(".") or "npz"
+    if chosen not in queries.EXPORT_FORMATS:
+        raise typer.BadParameter(
+            f"{chosen!r} is not a format to write; use npz, csv or parquet",
+            param_hint="'--format'",
+        )
+    # Blob sources: those given here, then those of the settings ($DATABRIGHT_BLOB_SOURCES).
+    urls = (*(sources or ()), *get_settings().blob_sources)
+    market = Market.connect(rpc, None, data_dir, sources=urls)
+    with busy(f"downloading and verifying dataset {dataset}"):
+        examples, origin = market.download(dataset)
+        queries.export_examples(examples, out, chosen)  # type: ignore[arg-type]
+    entries = len(set(origin.tolist()))
+    if json_out:
+        print_json(
+            {
+                "dataset_id": dataset,
+                "file": str(out),
+                "format": chosen,
+                "examples": len(examples),
+                "registry_entries": entries,
+                "verified": True,
+            }
+        )
+        return
+    console.print(
+        f"wrote {len(examples)} examples of dataset {dataset} from {entries} registry entries "
+        f"to {safe(out)} ({chosen}), each verified against the Merkle roots on chain",
+        highlight=False,
+    )
+
+
+def _evaluator_command(grant: bool):  # type: ignore[no-untyped-def]
+    verb = "grant" if grant else "revoke"
+
+    def command(
+        dataset: DatasetArg,
+        evaluator: Annotated[
+            str,
+            typer.Argument(
+                parser=ACCOUNT,
+                metavar=ACCOUNT.metavar,
+                help="The evaluator: an address, or an index in this keystore.",
+            ),
+        ],
+        rpc: RpcOpt = DEFAULT_RPC,
+        data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+        account: AccountOpt = "0",
+        json_out: JsonOpt = False,
+    ) -> None:
+        who = resolve_account(data_dir, evaluator)
+        market = open_market(rpc, data_dir, account)
+        change = queries.grant_evaluator if grant else queries.revoke_evaluator
+        with busy(f"{verb}ing the evaluator role of dataset {dataset} to {who}"):
+            receipt = change(market, dataset, who)
+            now = [str(a) for a in queries.evaluators(market, dataset)]
+        if json_out:
+            print_json(
+                {"dataset_id": dataset, "evaluator": who, "granted": grant,
+                 "evaluators": now, "tx_hash": receipt.tx_hash}
+            )  # fmt: skip
+            return
+        done = "may now evaluate" if grant else "may no longer evaluate"
+        console.print(
+            f"{who} {done} dataset {dataset}; evaluators: {', '.join(now) or 'none'}",
+            highlight=False,
+        )
+
+    command.__doc__ = (
+        "Let an account evaluate a dataset's proposals (the initiator only)."
+        if grant
+        else "Stop an account evaluating a dataset's proposals (the initiator only)."
+    )
+    return command
+
+
+app.command("grant-evaluator")(_evaluator_command(grant=True))
+app.command("revoke-evaluator")(_evaluator_command(grant=False))
+
+
+@app.command("transfer-shares")
+def transfer_shares_command(
+    dataset: DatasetArg,
+    to: Annotated[
+        str,
+        typer.Argument(
+            parser=ACCOUNT, metavar=ACCOUNT.metavar, help="Recipient: address or keystore index."
+        ),
+    ],
+    amount: Annotated[str, typer.Argument(help="Shares to move, as a decimal (e.g. 2.5).")],
+    rpc: RpcOpt = DEFAULT_RPC,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    account: AccountOpt = "0",
+    json_out: JsonOpt = False,
+) -> None:
+    """Move shares of a dataset to another account (dividends already earned stay yours)."""
+    units = parse_shares(amount)
+    who = resolve_account(data_dir, to)
+    market = open_market(rpc, data_dir, account)
+    with busy(f"moving {shares_exact(units)} shares of dataset {dataset} to {who}"):
+        receipt = queries.transfer_shares(market, dataset, who, units)
+        left = market.shares_of(dataset)
+    if json_out:
+        print_json(
+            {"dataset_id": dataset, "from": market.address, "to": who, "shares": units,
+             "shares_whole": shares_exact(units), "remaining": left, "tx_hash": receipt.tx_hash}
+        )  # fmt: skip
+        return
+    console.print(
+        f"moved {shares_exact(units)} shares of dataset {dataset} to {who}; "
+        f"{shares_text(left)} left with {market.address}",
+        highlight=False,
+    )
