@@ -36,7 +36,11 @@ returns; a nonce gap is refused ("nonce too high"), not queued. Fork: cancun, li
 ``anvil --hardfork cancun``. Block timestamps are at least parent + 1 s, so a burst of
 transactions runs the chain clock ahead of the wall clock. ``evm_mine``, ``evm_increaseTime`` and
 ``evm_setNextBlockTimestamp`` work; snapshots (``evm_snapshot``/``evm_revert``) do not. Filters
-(``eth_newFilter``...) live in memory and are gone after a restart. ``eth_accounts`` is empty and
+(``eth_newFilter``...) live in memory, are gone after a restart and, as on geth, are dropped when
+nobody polls them for 5 minutes (``NodeConfig.filter_timeout``). ``eth_call`` and
+``eth_estimateGas`` take state overrides; ``eth_createAccessList``, ``eth_getBlockReceipts``,
+``eth_blobBaseFee`` (always the minimum, 1: no blobs) and ``eth_coinbase`` (the zero address)
+are there. ``eth_accounts`` is empty and
 ``eth_sendTransaction`` refused: sign locally. Receipts carry the same fields as anvil's
 (``logsBloom`` and block-wide ``logIndex`` included); logs have no ``blockTimestamp``; blocks
 report ``totalDifficulty`` 0 and ``extraData`` as 32 zero bytes; the ``pending`` block has a hash.

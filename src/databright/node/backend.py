@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import eth_tester.backends.pyevm.main as pyevm_main
@@ -256,7 +256,13 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
         return block, receipts
 
     def _call_transaction(
-        self, state: StateAPI, transaction: Mapping[str, Any], gas: int, *, estimate: bool
+        self,
+        state: StateAPI,
+        transaction: Mapping[str, Any],
+        gas: int,
+        *,
+        estimate: bool,
+        access_list: Sequence[tuple[bytes, Sequence[int]]] | None = None,
     ) -> tuple[SpoofTransaction, int]:
         """The unsigned transaction a call or an estimate runs, in every shape anvil accepts.
 
@@ -290,10 +296,17 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
             "value": transaction.get("value", 0),
             "data": transaction.get("data", b""),
         }
+        if access_list is None:
+            access_list = transaction.get("access_list") or ()
         builder: Any = CancunVM.get_transaction_builder()
         if "gas_price" in transaction:
             price = 0 if estimate else transaction["gas_price"]
-            unsigned = builder.create_unsigned_transaction(gas_price=price, **common)
+            if access_list:
+                unsigned = builder.new_unsigned_access_list_transaction(
+                    chain_id=chain_id, gas_price=price, access_list=access_list, **common
+                )
+            else:
+                unsigned = builder.create_unsigned_transaction(gas_price=price, **common)
         else:
             if estimate:
                 max_fee = tip = 0
@@ -301,7 +314,7 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
                 chain_id=chain_id,
                 max_priority_fee_per_gas=tip,
                 max_fee_per_gas=max_fee,
-                access_list=(),
+                access_list=access_list,
                 **common,
             )
         spoofed = SpoofTransaction(unsigned, from_=sender)
@@ -365,3 +378,61 @@ class PersistentBackend(PyEVMBackend):  # type: ignore[misc]
         overrides: Mapping[bytes, Mapping[str, Any]] | None = None,
     ) -> int:
         return int(self._run_costless(transaction, block_number, overrides, estimate=True))
+
+    def create_access_list(
+        self, transaction: Mapping[str, Any], block_number: Any = "latest"
+    ) -> tuple[list[tuple[bytes, list[int]]], int, Any]:
+        """``eth_createAccessList``: the accounts and slots the call touches, the gas it uses
+        with that list, and the error it ends with (None when it succeeds).
+
+        As geth's access-list tracer: every account and slot the EVM warms is recorded, except
+        the sender, the recipient and the precompiles (warm anyway), whose slots still count;
+        the call is then run again with the list, which is what its gas is reported for.
+        """
+        header = self._header_for(block_number)
+        sender = transaction["from"]
+        gas = min(transaction.get("gas", header.gas_limit), header.gas_limit)
+        excluded = {sender, transaction.get("to") or b""}
+        try:
+            with self.chain.get_vm(header).in_costless_state() as state:
+                excluded.update(state.computation_class.get_precompiles())
+                excluded.add(state.coinbase)  # warm from the start since Shanghai
+                accounts: dict[bytes, list[int]] = {}
+                _record_warming(state, accounts, excluded)
+                spoofed, gas = self._call_transaction(state, transaction, gas, estimate=False)
+                state.apply_transaction(cast(SignedTransactionAPI, spoofed))
+            listed = [(address, sorted(slots)) for address, slots in accounts.items()]
+            with self.chain.get_vm(header).in_costless_state() as state:
+                spoofed, gas = self._call_transaction(
+                    state, transaction, gas, estimate=False, access_list=listed
+                )
+                computation = state.apply_transaction(cast(SignedTransactionAPI, spoofed))
+        except (EVMValidationError, VMError) as exc:
+            raise vm_error(exc, to_checksum_address(sender)) from None
+        used = gas - computation.get_gas_remaining()
+        used -= min(computation.get_gas_refund(), used // 5)  # as the block would refund it
+        error = None if computation.is_success else computation.error
+        return listed, used, error
+
+
+def _record_warming(
+    state: StateAPI, accounts: dict[bytes, list[int]], excluded: set[bytes]
+) -> None:
+    """Make ``state`` note in ``accounts`` every account and slot the EVM warms."""
+    mark_address = state.mark_address_warm
+    mark_storage = state.mark_storage_warm
+
+    def address_warmed(address: Any) -> None:
+        if address not in excluded:
+            accounts.setdefault(bytes(address), [])
+        mark_address(address)
+
+    def storage_warmed(address: Any, slot: int) -> None:
+        slots = accounts.setdefault(bytes(address), [])
+        if slot not in slots:
+            slots.append(slot)
+        mark_storage(address, slot)
+
+    # Instance attributes shadow the methods for this throwaway state only.
+    state.mark_address_warm = address_warmed  # type: ignore[method-assign]
+    state.mark_storage_warm = storage_warmed  # type: ignore[method-assign]

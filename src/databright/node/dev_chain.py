@@ -19,14 +19,16 @@ from pathlib import Path
 from typing import Any, cast
 
 import eth_tester.backends.pyevm.main as pyevm_main
+from eth._utils.calculations import fake_exponential
 from eth.abc import BlockHeaderAPI
 from eth.constants import BLANK_ROOT_HASH
 from eth.db.atomic import AtomicDB
 from eth.exceptions import BlockNotFound as EVMBlockNotFound
 from eth.exceptions import CanonicalHeadNotFound, HeaderNotFound
+from eth.vm.forks.cancun.constants import BLOB_BASE_FEE_UPDATE_FRACTION, MIN_BLOB_BASE_FEE
 from eth_tester.exceptions import TransactionNotFound
 from eth_typing import BlockNumber, Hash32
-from eth_utils import decode_hex, encode_hex, to_canonical_address
+from eth_utils import decode_hex, encode_hex, to_canonical_address, to_checksum_address
 
 from databright.errors import NodeError, StoreCorrupt
 
@@ -34,7 +36,8 @@ from . import trie_cache
 from .accounts import DEV_ACCOUNTS_FILE, create_dev_keys, encrypt_dev_key
 from .backend import DEFAULT_CHAIN_ID, HARDFORK, DevMiningChain, PersistentBackend, chain_class
 from .fees import PRIORITY_FEE_WEI, base_fee, fee_history
-from .logs import MinedBlockTester, find_logs
+from .geth_errors import vm_error
+from .logs import FILTER_TIMEOUT_S, MinedBlockTester, find_logs
 from .store import SCHEMA_VERSION, KeyValueStore
 from .wire import INVALID_PARAMS, BlockHashRef, RpcError
 
@@ -64,13 +67,21 @@ class DevChain:
     Not thread-safe: the server holds one lock around every request.
     """
 
-    def __init__(self, store: KeyValueStore, chain: DevMiningChain, meta: _Meta) -> None:
+    def __init__(
+        self,
+        store: KeyValueStore,
+        chain: DevMiningChain,
+        meta: _Meta,
+        filter_timeout: float = FILTER_TIMEOUT_S,
+    ) -> None:
         trie_cache.install()
         self.store = store
         self.chain_id = meta.chain_id
         self.genesis_hash = meta.genesis_hash
         self.backend = PersistentBackend(chain, time_offset=meta.time_offset)
-        self.tester = MinedBlockTester(backend=self.backend, auto_mine_transactions=True)
+        self.tester = MinedBlockTester(
+            backend=self.backend, auto_mine_transactions=True, filter_timeout=filter_timeout
+        )
 
     # --- opening ------------------------------------------------------------------------
 
@@ -81,18 +92,19 @@ class DevChain:
         chain_id: int | None = None,
         accounts: int = 10,
         password: str = "",
+        filter_timeout: float = FILTER_TIMEOUT_S,
     ) -> tuple[DevChain, list[dict[str, Any]]]:
         """Open the chain of ``data_dir``, creating it (genesis, dev keys) if there is none.
 
         Returns the chain and the encrypted keystores of its dev accounts (for the caller to
-        write out). Raises :class:`NodeError` for a chain id mismatch and
+        write out). Filters nobody polls for ``filter_timeout`` seconds are dropped. Raises :class:`NodeError` for a chain id mismatch and
         :class:`StoreCorrupt` for a damaged store.
         """
         path = Path(data_dir) / STORE_FILE
         store = KeyValueStore(path)
         try:
             if store.get_meta("schema_version") is not None:
-                return cls._reopen(store, chain_id)
+                return cls._reopen(store, chain_id, filter_timeout)
             if store.is_empty():
                 if (Path(data_dir) / DEV_ACCOUNTS_FILE).exists():
                     # Keystores are written after genesis commits: the chain was lost.
@@ -102,7 +114,9 @@ class DevChain:
                     )
                 # Nothing was ever committed (genesis is one transaction): a first start that
                 # died early. Creating the chain now loses nothing.
-                return cls._create(store, chain_id or DEFAULT_CHAIN_ID, accounts, password)
+                return cls._create(
+                    store, chain_id or DEFAULT_CHAIN_ID, accounts, password, filter_timeout
+                )
             raise StoreCorrupt(
                 f"the chain store {path} holds data but no chain metadata; move the data dir "
                 f"away to start a fresh chain"
@@ -119,7 +133,12 @@ class DevChain:
 
     @classmethod
     def _create(
-        cls, store: KeyValueStore, chain_id: int, accounts: int, password: str
+        cls,
+        store: KeyValueStore,
+        chain_id: int,
+        accounts: int,
+        password: str,
+        filter_timeout: float,
     ) -> tuple[DevChain, list[dict[str, Any]]]:
         keys = create_dev_keys(accounts)
         keystores = [encrypt_dev_key(key, password) for key in keys]
@@ -152,11 +171,11 @@ class DevChain:
         )
         store.commit()
         meta = _Meta(chain_id=chain_id, genesis_hash=genesis_hash, time_offset=0)
-        return cls(store, cast(DevMiningChain, chain), meta), keystores
+        return cls(store, cast(DevMiningChain, chain), meta, filter_timeout), keystores
 
     @classmethod
     def _reopen(
-        cls, store: KeyValueStore, chain_id: int | None
+        cls, store: KeyValueStore, chain_id: int | None, filter_timeout: float
     ) -> tuple[DevChain, list[dict[str, Any]]]:
         where = store.path.parent
         version = store.get_meta("schema_version")
@@ -191,7 +210,7 @@ class DevChain:
             genesis_hash=genesis_hash,
             time_offset=int(store.get_meta("time_offset") or 0),
         )
-        return cls(store, cast(DevMiningChain, chain), meta), keystores
+        return cls(store, cast(DevMiningChain, chain), meta, filter_timeout), keystores
 
     # --- state --------------------------------------------------------------------------
 
@@ -250,8 +269,14 @@ class DevChain:
 
     def _raw_call_args(self, transaction: Mapping[str, Any], block: Any, kind: str) -> Any:
         tester = self.tester
-        tester.validator.validate_inbound_transaction(transaction, txn_internal_type=kind)
-        return tester.normalizer.normalize_inbound_transaction(transaction), block
+        # The access list is already in py-evm's form (wire.access_list_in); eth-tester's
+        # validator wants another, so it goes around it.
+        checked = {k: v for k, v in transaction.items() if k != "access_list"}
+        tester.validator.validate_inbound_transaction(checked, txn_internal_type=kind)
+        raw = dict(tester.normalizer.normalize_inbound_transaction(checked))
+        if transaction.get("access_list"):
+            raw["access_list"] = transaction["access_list"]
+        return raw, block
 
     def call(
         self,
@@ -272,6 +297,55 @@ class DevChain:
     ) -> int:
         raw, block = self._raw_call_args(transaction, block, "estimate")
         return self.backend.estimate_gas(raw, block, overrides)
+
+    def create_access_list(self, transaction: Mapping[str, Any], block: Any) -> dict[str, Any]:
+        raw, block = self._raw_call_args(transaction, block, "call")
+        listed, gas_used, error = self.backend.create_access_list(raw, block)
+        answer: dict[str, Any] = {
+            "accessList": [
+                {
+                    "address": to_checksum_address(address),
+                    "storageKeys": ["0x" + slot.to_bytes(32, "big").hex() for slot in slots],
+                }
+                for address, slots in listed
+            ],
+            "gasUsed": hex(gas_used),
+        }
+        if error is not None:
+            answer["error"] = vm_error(error, transaction["from"]).message
+        return answer
+
+    def blob_base_fee(self) -> int:
+        """The blob base fee of the next block (EIP-4844), from its excess blob gas."""
+        excess = int(getattr(self.chain.header, "excess_blob_gas", 0) or 0)
+        return int(fake_exponential(MIN_BLOB_BASE_FEE, excess, BLOB_BASE_FEE_UPDATE_FRACTION))
+
+    def block_receipts(
+        self, block: int | str | BlockHashRef
+    ) -> list[tuple[dict[str, Any], int, int]] | None:
+        """Every receipt of a canonical block, as :meth:`transaction_receipt` gives each; None
+        when there is no such block."""
+        resolved = self.resolve(block)
+        head = int(self.head().block_number)
+        if resolved == "earliest":
+            number = 0
+        elif isinstance(resolved, str):
+            number = head
+        elif resolved > head:
+            return None
+        else:
+            number = resolved
+        block_data, receipts = self.backend.block_and_receipts(number)
+        out = []
+        offset = 0
+        for index, transaction in enumerate(block_data.transactions):
+            raw = pyevm_main.serialize_transaction_receipt(
+                block_data, receipts, transaction, index, False, None
+            )
+            receipt = self.tester.normalizer.normalize_outbound_receipt(raw)
+            out.append((receipt, int(receipts[index].bloom), offset))
+            offset += len(receipts[index].logs)
+        return out
 
     # --- receipts and logs ----------------------------------------------------------------
 

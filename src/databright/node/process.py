@@ -30,6 +30,7 @@ from databright.settings import DEV_PASSWORD, get_settings
 
 from .accounts import KEYSTORE_DIR, dev_password, write_keystore
 from .dev_chain import DevChain
+from .logs import FILTER_TIMEOUT_S
 from .rpc import Dispatcher
 from .server import RpcHTTPServer, bind
 
@@ -68,6 +69,7 @@ class NodeConfig:
     ``data_dir`` defaults to ``$DATABRIGHT_HOME``, else ``.databright`` here. ``chain_id=None`` means 1337 for a new data dir and whatever it holds for an existing one;
     an explicit id that differs from the stored one is refused. ``port=0`` picks a free port.
     ``accounts`` is the number of dev accounts created at genesis (ignored afterwards).
+    ``filter_timeout``: seconds after which a filter nobody polls is dropped (geth's 5 minutes).
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -75,6 +77,7 @@ class NodeConfig:
     port: int = DEFAULT_PORT
     chain_id: int | None = None
     accounts: int = 10
+    filter_timeout: float = FILTER_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,11 @@ class Node:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._lock = self._acquire_lock()
             chain, keystores = DevChain.open(
-                self.data_dir, config.chain_id, config.accounts, dev_password()
+                self.data_dir,
+                config.chain_id,
+                config.accounts,
+                dev_password(),
+                filter_timeout=config.filter_timeout,
             )
             self.chain = chain
             write_keystore(self.data_dir, keystores)

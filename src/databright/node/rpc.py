@@ -140,6 +140,31 @@ def _estimate(chain: DevChain, tx: dict[str, Any], block: Any, overrides: Any) -
     return quantity_out(chain.estimate_gas(_call_tx(tx), _state_block(chain, block), overrides))
 
 
+def _access_list(chain: DevChain, tx: dict[str, Any], block: Any) -> Any:
+    return chain.create_access_list(_call_tx(tx), _state_block(chain, block))
+
+
+def _block_receipts(chain: DevChain, block: Any) -> Any:
+    if isinstance(block, str) and block.startswith("0x"):  # a block hash, as geth takes it
+        block = BlockHashRef(block)
+    try:
+        found = chain.block_receipts(block)
+    except RpcError:
+        return None  # an unknown block hash: null, as for a block number past the head
+    if found is None:
+        return None
+    return [
+        receipt_out(receipt, logs_bloom=bloom, log_index_offset=offset)
+        for receipt, bloom, offset in found
+    ]
+
+
+def _block_or_hash_in(value: Any) -> Any:
+    if isinstance(value, str) and len(value) == 66:
+        return hash_in(value, "block hash")
+    return block_id_in(value, "block")
+
+
 def _fee_history(chain: DevChain, count: int, newest: Any, percentiles: list[float]) -> Any:
     return to_wire(chain.fee_history(count, newest, percentiles))
 
@@ -211,6 +236,10 @@ def _new_filter(chain: DevChain, params: dict[str, Any]) -> str:
 
 def _new_block_filter(chain: DevChain) -> str:
     return quantity_out(chain.tester.create_block_filter())
+
+
+def _new_pending_filter(chain: DevChain) -> str:
+    return quantity_out(chain.tester.create_pending_transaction_filter())
 
 
 def _filter_items(chain: DevChain, items: Sequence[Any]) -> list[Any]:
@@ -316,6 +345,12 @@ METHODS: dict[str, Method] = {
     "eth_estimateGas": Method(
         (Param(transaction_in, name="transaction"), _LATEST, _OVERRIDES), _estimate
     ),
+    "eth_createAccessList": Method(
+        (Param(transaction_in, name="transaction"), _LATEST), _access_list
+    ),
+    "eth_getBlockReceipts": Method((Param(_block_or_hash_in, name="block"),), _block_receipts),
+    "eth_blobBaseFee": Method((), lambda chain: quantity_out(chain.blob_base_fee())),
+    "eth_coinbase": Method((), _const(_ZERO_ADDRESS)),
     "eth_gasPrice": Method((), lambda chain: quantity_out(chain.gas_price())),
     "eth_maxPriorityFeePerGas": Method((), lambda chain: quantity_out(chain.max_priority_fee())),
     "eth_feeHistory": Method(
@@ -339,6 +374,7 @@ METHODS: dict[str, Method] = {
     "eth_getLogs": Method((Param(filter_in, name="filter"),), _logs),
     "eth_newFilter": Method((Param(filter_in, name="filter"),), _new_filter),
     "eth_newBlockFilter": Method((), _new_block_filter),
+    "eth_newPendingTransactionFilter": Method((), _new_pending_filter),
     "eth_getFilterChanges": Method((_FILTER_ID,), _filter_changes),
     "eth_getFilterLogs": Method((_FILTER_ID,), _filter_logs),
     "eth_uninstallFilter": Method((_FILTER_ID,), _uninstall_filter),

@@ -31,6 +31,7 @@ __all__ = [
     "BlockHashRef",
     "BlockId",
     "RpcError",
+    "access_list_in",
     "address_in",
     "block_id_in",
     "block_out",
@@ -189,7 +190,7 @@ _TX_FIELDS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "input": ("data", data_in),
 }
 # Fields clients send that mean nothing to a call: the type follows from the fee fields.
-_TX_IGNORED = frozenset({"type", "accessList", "hash", "v", "r", "s", "yParity"})
+_TX_IGNORED = frozenset({"type", "hash", "v", "r", "s", "yParity"})
 _TX_BLOB = frozenset({"blobVersionedHashes", "maxFeePerBlobGas", "blobs"})
 
 
@@ -203,6 +204,11 @@ def transaction_in(value: Any) -> dict[str, Any]:
             raise _invalid("blob transactions are not supported by the embedded node")
         if key in _TX_IGNORED or item is None:
             continue
+        if key == "accessList":
+            access_list = access_list_in(item)
+            if access_list:  # an empty list changes nothing: keep the plainest transaction
+                out["access_list"] = access_list
+            continue
         field = _TX_FIELDS.get(key)
         if field is None:
             raise _invalid(f"unknown transaction field {key!r}")
@@ -212,6 +218,22 @@ def transaction_in(value: Any) -> dict[str, Any]:
         out[target] = convert(item, key)
     if "gas_price" in out and ("max_fee_per_gas" in out or "max_priority_fee_per_gas" in out):
         raise _invalid("transaction mixes gasPrice with maxFeePerGas/maxPriorityFeePerGas")
+    return out
+
+
+def access_list_in(value: Any) -> list[tuple[bytes, list[int]]]:
+    """An EIP-2930 access list -> [(canonical address, [slot, ...]), ...]."""
+    if not isinstance(value, list):
+        raise _invalid("accessList must be a list of {address, storageKeys} objects")
+    out: list[tuple[bytes, list[int]]] = []
+    for entry in value:
+        if not isinstance(entry, Mapping):
+            raise _invalid("accessList must be a list of {address, storageKeys} objects")
+        address = bytes.fromhex(address_in(entry.get("address"), "accessList address")[2:])
+        keys = entry.get("storageKeys") or []
+        if not isinstance(keys, list):
+            raise _invalid("accessList storageKeys must be a list of 32-byte hashes")
+        out.append((address, [int(hash_in(key, "storage key"), 16) for key in keys]))
     return out
 
 
