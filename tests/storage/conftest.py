@@ -60,7 +60,9 @@ def local_backend(tmp_path: Path) -> Backend:
     store = LocalBlobStore(tmp_path / "store")
 
     def overwrite(cid: str, data: bytes) -> None:
-        store.path(cid, verify=False).write_bytes(data)
+        location = store._location(cid)  # also where no blob is yet (a store's older blobs)
+        location.parent.mkdir(exist_ok=True)
+        location.write_bytes(data)
 
     def remove(cid: str) -> None:
         store.path(cid, verify=False).unlink()

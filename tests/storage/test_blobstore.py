@@ -6,6 +6,7 @@ behind the memory store) are in test_local_blobstore.py and test_memory_blobstor
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -15,6 +16,7 @@ from multiformats import CID
 
 from databright.errors import InvalidCID, NotFound, StorageError
 from databright.storage import BlobCorrupt, BlobNotFound, BlobStore, cid_for_bytes
+from databright.storage.unixfs import CHUNK_BYTES, file_cid
 
 from .conftest import Backend
 
@@ -192,3 +194,53 @@ def test_put_file_of_the_original_repairs_a_damaged_blob(backend: Backend, tmp_p
     backend.overwrite(cid, b"garbage")
     assert backend.store.put_file(source) == cid
     assert backend.store.get(cid) == b"repair me from a file"
+
+
+# --- IPFS-exact addresses for blobs of more than one chunk ----------------------------------
+
+
+def _big(n: int) -> bytes:
+    return hashlib.shake_128(b"a blob of several chunks").digest(n)
+
+
+def test_a_large_blob_is_addressed_as_ipfs_add_addresses_it(backend: Backend) -> None:
+    data = _big(2 * CHUNK_BYTES + 3)
+    cid = backend.store.put(data)
+    assert cid == file_cid(data) and CID.decode(cid).codec.name == "dag-pb"
+    assert backend.store.get(cid) == data
+    with backend.store.open(cid) as f:
+        assert f.read() == data
+    backend.store.verify(cid)
+    assert backend.store.size(cid) == len(data)
+
+
+def test_put_file_streams_to_the_same_cid_as_put(backend: Backend, tmp_path: Path) -> None:
+    for n in (0, 5, CHUNK_BYTES, CHUNK_BYTES + 1, 5 * CHUNK_BYTES - 1):
+        path = tmp_path / f"blob{n}"
+        path.write_bytes(_big(n))
+        assert backend.store.put_file(path) == file_cid(_big(n)) == cid_for_bytes(_big(n))
+        assert backend.store.get(file_cid(_big(n))) == _big(n)
+
+
+def test_a_damaged_large_blob_is_never_handed_out(backend: Backend) -> None:
+    data = _big(CHUNK_BYTES + 10)
+    cid = backend.store.put(data)
+    backend.overwrite(cid, _flipped(data, CHUNK_BYTES + 5))  # in the second leaf
+    with pytest.raises(BlobCorrupt):
+        backend.store.get(cid)
+    with pytest.raises(BlobCorrupt):
+        backend.store.open(cid)
+    assert backend.store.put(data) == cid  # put of the original repairs it
+    assert backend.store.get(cid) == data
+
+
+def test_a_large_blob_under_its_old_raw_cid_still_verifies(backend: Backend) -> None:
+    # Stores written before UnixFS trees hold large blobs under CIDv1(raw, sha256(bytes)).
+    data = _big(CHUNK_BYTES + 10)
+    legacy = str(CID("base32", 1, "raw", ("sha2-256", hashlib.sha256(data).digest())))
+    backend.overwrite(legacy, data)
+    assert backend.store.get(legacy) == data
+    backend.store.verify(legacy)
+    backend.overwrite(legacy, _flipped(data, 3))
+    with pytest.raises(BlobCorrupt):
+        backend.store.get(legacy)

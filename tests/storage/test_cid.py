@@ -16,6 +16,8 @@ from databright.storage import (
     digest_to_cid,
     normalize_cid,
 )
+from databright.storage.cid import cids_for_digest
+from databright.storage.unixfs import CHUNK_BYTES
 
 HELLO_CID = "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq"
 
@@ -27,7 +29,7 @@ def test_known_cid_of_hello() -> None:
 
 
 @given(st.binary(max_size=512))
-def test_cid_and_digest_round_trip(data: bytes) -> None:
+def test_small_blob_cid_and_digest_round_trip(data: bytes) -> None:
     cid = cid_for_bytes(data)
     digest = cid_to_digest(cid)
     assert digest == hashlib.sha256(data).digest()
@@ -70,7 +72,7 @@ def test_cid_v0_and_other_codecs_are_refused() -> None:
     with pytest.raises(InvalidCID, match="CIDv0 with codec dag-pb"):
         cid_to_digest(v0)
     dag_json = str(CID("base32", 1, "dag-json", multihash.digest(b"{}", "sha2-256")))
-    with pytest.raises(InvalidCID, match="raw codec, sha2-256"):
+    with pytest.raises(InvalidCID, match="raw or dag-pb codec, sha2-256"):
         cid_to_digest(dag_json)
     sha512 = str(CID("base32", 1, "raw", multihash.digest(b"hello", "sha2-512")))
     with pytest.raises(InvalidCID, match="hash sha2-512"):
@@ -80,3 +82,35 @@ def test_cid_v0_and_other_codecs_are_refused() -> None:
 def test_invalid_cid_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         cid_to_digest("x")
+
+
+def test_large_blob_cid_is_dag_pb_and_its_digest_finds_it() -> None:
+    data = bytes(range(256)) * (CHUNK_BYTES // 256 + 1)  # one chunk and 256 bytes
+    cid = cid_for_bytes(data)
+    assert cid.startswith("bafybei")  # CIDv1 dag-pb sha2-256: a UnixFS root
+    digest = cid_to_digest(cid)
+    assert digest != hashlib.sha256(data).digest()  # the root block's hash, not the file's
+    assert normalize_cid(cid) == cid
+    raw, dag_pb = cids_for_digest(digest)
+    assert dag_pb == cid
+    assert raw == digest_to_cid(digest) and raw.startswith("bafkrei")
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_both_cids_of_a_digest_give_it_back(digest: bytes) -> None:
+    raw, dag_pb = cids_for_digest(digest)
+    assert cid_to_digest(raw) == cid_to_digest(dag_pb) == digest
+    assert raw == digest_to_cid(digest)
+    assert CID.decode(raw).codec.name == "raw"
+    assert CID.decode(dag_pb).codec.name == "dag-pb"
+
+
+def test_cids_for_a_digest_of_wrong_length_are_refused() -> None:
+    with pytest.raises(InvalidCID, match="got 31 bytes"):
+        cids_for_digest(b"\x00" * 31)
+
+
+def test_truncated_sha256_digest_is_refused() -> None:
+    short = str(CID("base32", 1, "raw", ("sha2-256", b"\x01" * 20)))
+    with pytest.raises(InvalidCID, match="raw or dag-pb codec"):
+        normalize_cid(short)

@@ -11,7 +11,6 @@ wrong contributor; a damaged blob raises :class:`BlobCorrupt` and its bytes are 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +20,9 @@ from multiformats import CID
 
 from databright.atomic import publish, staged_file
 from databright.errors import BlobCorrupt, BlobNotFound, StorageError
-from databright.storage.blobstore.protocol import CHUNK, blob_corrupt, blob_not_found, hash_stream
-from databright.storage.cid import cid_for_bytes, cid_to_digest, digest_to_cid, normalize_cid
+from databright.storage.blobstore.protocol import CHUNK, blob_corrupt, blob_not_found
+from databright.storage.cid import cid_for_bytes, cid_to_digest, normalize_cid
+from databright.storage.unixfs import FileHasher, matches, matches_stream
 
 __all__ = ["LocalBlobStore"]
 
@@ -71,23 +71,29 @@ class LocalBlobStore:
         """
         cid = cid_for_bytes(data)
         if self._intact(cid):
+            self._touch(cid)
             return cid
         self._write(cid, [data])
         return cid
 
     def put_file(self, path: str | os.PathLike[str]) -> str:
-        """Store the file at ``path``, streamed in 1 MiB chunks, and return its CID."""
+        """Store the file at ``path``, streamed in 1 MiB chunks, and return its CID.
+
+        The copy and the UnixFS hash are made in one pass in constant memory, whatever the size.
+        """
         src = Path(path)
-        h = hashlib.sha256()
+        hasher = FileHasher()
         try:
             with open(src, "rb") as f_in, self._staged() as (tmp, f_out):
                 while chunk := f_in.read(CHUNK):
-                    h.update(chunk)
+                    hasher.update(chunk)
                     f_out.write(chunk)
-                cid = digest_to_cid(h.digest())
+                cid = hasher.cid()
                 f_out.flush()
                 os.fsync(f_out.fileno())
-                if not self._intact(cid):
+                if self._intact(cid):
+                    self._touch(cid)
+                else:
                     self._publish(tmp, cid)
         except OSError as exc:
             if isinstance(exc, StorageError):
@@ -117,11 +123,17 @@ class LocalBlobStore:
                 "check free space and permissions"
             ) from exc
 
+    def _touch(self, cid: str) -> None:
+        # A blob stored again is new again: `store gc` keeps young blobs, so data a command is
+        # about to reference on-chain is never collected between its put and its transaction.
+        with contextlib.suppress(OSError):
+            os.utime(self._location(cid))
+
     def _intact(self, cid: str) -> bool:
         """Whether the blob is present and matches its CID (used to skip redundant writes)."""
         try:
             with open(self._location(cid), "rb") as f:
-                return hash_stream(f) == cid_to_digest(cid)
+                return matches_stream(cid, f)
         except FileNotFoundError:
             return False
 
@@ -150,7 +162,7 @@ class LocalBlobStore:
             data = location.read_bytes()
         except FileNotFoundError:
             raise self._not_found(cid) from None
-        if hashlib.sha256(data).digest() != cid_to_digest(cid):
+        if not matches(cid, data):
             raise self._corrupt(cid, location)
         return data
 
@@ -167,7 +179,7 @@ class LocalBlobStore:
         except FileNotFoundError:
             raise self._not_found(cid) from None
         try:
-            if hash_stream(f) != cid_to_digest(cid):
+            if not matches_stream(cid, f):
                 raise self._corrupt(cid, location)
             f.seek(0)
         except BaseException:
@@ -199,6 +211,31 @@ class LocalBlobStore:
             return self._location(cid).stat().st_size
         except FileNotFoundError:
             raise self._not_found(cid) from None
+
+    def stored_at(self, cid: str | CID) -> float:
+        """When the blob was last stored (``put`` of the same bytes renews it), as a Unix time."""
+        cid = normalize_cid(cid)
+        try:
+            return self._location(cid).stat().st_mtime
+        except FileNotFoundError:
+            raise self._not_found(cid) from None
+
+    def remove(self, cid: str | CID) -> bool:
+        """Delete the blob stored under ``cid``; False if there was none.
+
+        For store maintenance (``databright store gc``): nothing in a market ever deletes a blob
+        it may have referenced on-chain.
+        """
+        location = self._location(normalize_cid(cid))
+        try:
+            location.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StorageError(
+                f"cannot remove {location} ({exc.strerror or exc}); check its permissions"
+            ) from exc
+        return True
 
     def _not_found(self, cid: str) -> BlobNotFound:
         return blob_not_found(cid, self._where)

@@ -8,7 +8,6 @@ out. There is no ``path``: a blob in memory has no file (see the protocol's docs
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from collections.abc import Iterator, MutableMapping
@@ -19,7 +18,8 @@ from multiformats import CID
 
 from databright.errors import StorageError
 from databright.storage.blobstore.protocol import CHUNK, blob_corrupt, blob_not_found
-from databright.storage.cid import cid_for_bytes, cid_to_digest, digest_to_cid, normalize_cid
+from databright.storage.cid import cid_for_bytes, normalize_cid
+from databright.storage.unixfs import FileHasher, matches
 
 __all__ = ["MemoryBlobStore"]
 
@@ -57,23 +57,23 @@ class MemoryBlobStore:
     def put_file(self, path: str | os.PathLike[str]) -> str:
         """Store the file at ``path``, read in 1 MiB chunks, and return its CID."""
         src = Path(path)
-        h = hashlib.sha256()
+        hasher = FileHasher()
         chunks: list[bytes] = []
         try:
             with open(src, "rb") as f:
                 while chunk := f.read(CHUNK):
-                    h.update(chunk)
+                    hasher.update(chunk)
                     chunks.append(chunk)
         except OSError as exc:
             raise StorageError(f"cannot add {src} to {_WHERE} ({exc.strerror or exc})") from exc
-        cid = digest_to_cid(h.digest())
+        cid = hasher.cid()
         if not self._intact(cid):
             self._blobs[cid] = b"".join(chunks)
         return cid
 
     def _intact(self, cid: str) -> bool:
         data = self._blobs.get(cid)
-        return data is not None and hashlib.sha256(data).digest() == cid_to_digest(cid)
+        return data is not None and matches(cid, data)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -95,7 +95,7 @@ class MemoryBlobStore:
             data = self._blobs[cid]
         except KeyError:
             raise blob_not_found(cid, _WHERE) from None
-        if hashlib.sha256(data).digest() != cid_to_digest(cid):
+        if not matches(cid, data):
             raise blob_corrupt(cid, _WHERE)
         return bytes(data)
 

@@ -25,8 +25,11 @@ class BlobStore(Protocol):
     """Content-addressed blobs: ``put`` returns the CID of what it stored, and every read is
     checked against the CID before a single byte is handed out.
 
-    CIDs are CIDv1, raw codec, sha2-256 (:mod:`databright.storage.cid`), as ``str`` or
-    ``multiformats.CID``; a string that is not one is refused with
+    CIDs are what ``ipfs add --cid-version 1`` gives the bytes (:mod:`databright.storage.unixfs`:
+    a raw CIDv1 up to 256 KiB, the dag-pb root of a UnixFS file above), as ``str`` or
+    ``multiformats.CID``; a blob is stored whole under its CID, and its DAG's blocks are rebuilt
+    from it when asked for (a CAR). A store also reads and verifies blobs under raw CIDs of any
+    size (stored before UnixFS trees). a string that is not one is refused with
     :class:`~databright.errors.InvalidCID` (a ``ValueError``) before the store is touched.
 
     A blob's file ``path`` is deliberately not part of the protocol: only a store on disk has
@@ -73,7 +76,11 @@ class BlobStore(Protocol):
 
 
 def hash_stream(f: BinaryIO) -> bytes:
-    """The sha2-256 digest of what is left in ``f``, read in :data:`CHUNK` pieces."""
+    """The sha2-256 digest of what is left in ``f``, read in :data:`CHUNK` pieces.
+
+    That is a raw CID's digest; a blob's CID in general is checked by
+    :func:`databright.storage.unixfs.matches_stream`.
+    """
     h = hashlib.sha256()
     while chunk := f.read(CHUNK):
         h.update(chunk)
