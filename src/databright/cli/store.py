@@ -287,8 +287,14 @@ def _orphans(rpc: str, data_dir: Path, older_than: str) -> tuple[LocalBlobStore,
         return store, find_orphans(store, referenced, older_than_s)
 
 
-def _orphan_json(o: Orphan) -> dict[str, Any]:
-    return {"cid": o.cid, "bytes": o.size, "age_s": round(o.age_s, 1)}
+def _print_orphans(store: LocalBlobStore, key: str, orphans: list[Orphan]) -> None:
+    print_json(
+        {
+            "store": str(store.root),
+            key: [{"cid": o.cid, "bytes": o.size, "age_s": round(o.age_s, 1)} for o in orphans],
+            "bytes": sum(o.size for o in orphans),
+        }
+    )
 
 
 def _age(seconds: float) -> str:
@@ -308,13 +314,7 @@ def orphans_command(
     """List blobs that nothing on the market references (left by an interrupted command)."""
     store, orphans = _orphans(rpc, data_dir, older_than)
     if json_out:
-        print_json(
-            {
-                "store": str(store.root),
-                "orphans": [_orphan_json(o) for o in orphans],
-                "bytes": sum(o.size for o in orphans),
-            }
-        )
+        _print_orphans(store, "orphans", orphans)
         return
     for o in orphans:
         console.print(f"{o.cid}  {o.size:>12,} bytes  stored {_age(o.age_s)} ago", soft_wrap=True)
@@ -343,13 +343,7 @@ def gc_command(
     store, orphans = _orphans(rpc, data_dir, older_than)
     removed = [o for o in orphans if store.remove(o.cid)]
     if json_out:
-        print_json(
-            {
-                "store": str(store.root),
-                "removed": [_orphan_json(o) for o in removed],
-                "bytes": sum(o.size for o in removed),
-            }
-        )
+        _print_orphans(store, "removed", removed)
         return
     console.print(
         f"removed {len(removed)} orphan blob(s), {sum(o.size for o in removed):,} bytes, "
