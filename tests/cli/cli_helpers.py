@@ -111,7 +111,7 @@ def check_bad_input(
     code: int,
     words: list[str],
 ) -> None:
-    """``args`` ({ds}, {open}, {files} filled in) fail with ``code`` and one line holding
+    """``args`` and ``words`` ({ds}, {open}, {files} filled in) fail with ``code`` and one line holding
     ``words``, and change nothing."""
     fill = {"ds": str(world.dataset), "open": world.open, "files": str(world.files)}
     argv = [a.format(**fill) for a in args]
@@ -119,7 +119,7 @@ def check_bad_input(
     got, message = fails(*argv, *world.env.opts())
     assert got == code, message
     for word in words:
-        assert word in message, message
+        assert word.format(**fill) in message, message
     assert snapshot(world.env) == before
 
 

@@ -48,14 +48,14 @@ def setup(node, tmp_path: Path):
     return node, market, ds, p, val
 
 
-def test_evaluate_once_posts_a_negative_score_for_poison(setup) -> None:
+def test_evaluate_once_posts_a_negative_score_for_poison(setup, tmp_path: Path) -> None:
     node, market, ds, p, val = setup
     args = ["evaluate", "--dataset", str(ds), "--validation", str(val), "--rpc", node.url,
             "--data-dir", str(node.data_dir), "--account", "1", "--json"]  # fmt: skip
     out = CliRunner().invoke(app, args)
     assert out.exit_code == 0, out.output
     [posted] = json.loads(out.stdout)
-    assert posted["proposal_id"] == p.id and posted["score_bps"] < 0
+    assert posted["proposal"] == f"{ds}/{p.sequence}" and posted["score_bps"] < 0
     assert any(f.startswith("poisoning") for f in posted["flags"])
     ev = market.proposal(p.id).evaluation
     assert ev is not None and (ev.commits, ev.reveals) == (1, 0)  # sealed until the reveal phase
@@ -68,6 +68,24 @@ def test_evaluate_once_posts_a_negative_score_for_poison(setup) -> None:
     assert report["proposal_id"] == p.id and market.store.get(report["plot_cid"])[:4] == b"\x89PNG"
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and json.loads(again.stdout) == []
+    # Anyone reads the revealed report, its flags and its plot with `proposal show`.
+    common = ["--rpc", node.url, "--data-dir", str(node.data_dir)]
+    plot = tmp_path / "plot.png"
+    out = CliRunner().invoke(
+        app, ["proposal", "show", f"{ds}/{p.sequence}", "--plot", str(plot), "--json", *common]
+    )
+    assert out.exit_code == 0, out.output
+    shown = json.loads(out.stdout)
+    assert shown["id"] == f"{ds}/{p.sequence}" and shown["plot_file"] == str(plot)
+    [revealed] = shown["reports"]
+    assert (
+        revealed["score_bps"] == posted["score_bps"]
+        and revealed["report_cid"] == posted["report_cid"]
+    )
+    assert any(f.startswith("poisoning") for f in revealed["flags"])
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    text = CliRunner().invoke(app, ["proposal", "show", f"{ds}/{p.sequence}", *common]).stdout
+    assert "flag poisoning: " in " ".join(text.split())
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -82,6 +100,7 @@ def test_evaluate_by_a_non_evaluator_is_refused(setup) -> None:
     r = _cli("evaluate", "--dataset", str(ds), "--validation", str(val), "--rpc", node.url,
              "--data-dir", str(node.data_dir), "--account", "3")  # fmt: skip
     assert r.returncode == 1 and "is not an evaluator of dataset" in r.stderr
+    assert f"`databright dataset grant-evaluator {ds} " in r.stderr
     assert "Traceback" not in r.stderr
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from cli_helpers import ETH, World, check_bad_input, cli_json, snapshot
+from cli_helpers import ETH, World, check_bad_input, cli, cli_json, snapshot
 
 # (args, exit code, words the one line must hold); {ds}, {open}, {files} are filled in.
 BAD_INPUT = [
@@ -16,9 +17,14 @@ BAD_INPUT = [
     ("unsupported", ["propose", "{ds}", "{files}/schema.json"], 6, ["schema.json", "unsupported format"]),
     ("propose-unknown-dataset", ["propose", "99", "{files}/fresh.npz"], 5, ["dataset 99 does not exist"]),
     ("vote-unknown-proposal", ["vote", "99", "--yes"], 5, ["proposal 99 does not exist"]),
-    ("finalize-unknown-proposal", ["finalize", "{ds}/99"], 5, ["proposal", "does not exist"]),
+    ("finalize-unknown-proposal", ["finalize", "{ds}/99"], 5, ["proposal {ds}/99 does not exist"]),
+    ("show-unknown-proposal", ["proposal", "show", "{ds}/99"], 5, ["proposal {ds}/99 does not exist"]),
+    ("show-no-plot-yet", ["proposal", "show", "{open}", "--plot", "{files}/p.png"], 5, ["no revealed report"]),
+    ("dry-run-wrong-row", ["propose", "{ds}", "{files}/bad.csv", "--dry-run"], 6, ["bad.csv row 2", "label 11"]),
+    ("dry-run-already-pending", ["propose", "{ds}", "{files}/p.npz", "--dry-run", "-a", "1"], 6, ["already in dataset"]),
+    ("dry-run-unknown-dataset", ["propose", "99", "{files}/fresh.npz", "--dry-run"], 5, ["dataset 99 does not exist"]),
     ("proposal-too-big", ["vote", str(2**256), "--no"], 5, ["does not exist"]),
-    ("proposal-garbage", ["vote", "abc", "--yes"], 1, ["'abc' is not a proposal"]),
+    ("proposal-garbage", ["vote", "abc", "--yes"], 2, ["'abc' is not a proposal"]),
     ("no-voting-weight", ["vote", "{open}", "--yes", "-a", "3"], 4, ["no voting weight"]),
     ("finalize-while-open", ["finalize", "{open}"], 4, ["voting open"]),
 ]  # fmt: skip
@@ -47,7 +53,7 @@ def test_markup_in_a_proposal_reference_is_printed_as_written(
 ) -> None:
     # Refused before any node is asked; rich must not eat "[bold]" from the error line.
     code, message = fails("vote", "[bold]x", "--yes", "--rpc", "http://127.0.0.1:9")
-    assert code == 1 and "'[bold]x' is not a proposal" in message
+    assert code == 2 and "'[bold]x' is not a proposal" in message
 
 
 def test_vote_twice_shows_the_revert_reason(
@@ -59,3 +65,36 @@ def test_vote_twice_shows_the_revert_reason(
     code, message = fails("vote", world.voted, "--no", *world.env.opts())
     assert code == 4 and "already voted" in message
     assert snapshot(world.env) == before
+
+
+def test_dry_run_checks_without_storing_or_spending(
+    world: World, fails: Callable[..., tuple[int, str]]
+) -> None:
+    before = snapshot(world.env)
+    checked = cli_json(world.env, "propose", str(world.dataset), str(world.files / "fresh.npz"),
+                       "--dry-run", "-a", "2")  # fmt: skip
+    assert checked["dry_run"] is True and checked["examples"] == 5
+    assert checked["contributor"] == world.env.addresses[2]
+    text = " ".join(cli(world.env, "propose", str(world.dataset), str(world.files / "fresh.npz"),
+                        "--dry-run").stdout.split())  # fmt: skip
+    assert "5 examples fit dataset" in text and "nothing stored, no gas spent" in text
+    assert snapshot(world.env) == before
+
+
+def test_proposals_are_named_dataset_slash_n_everywhere(world: World, tmp_path: Path) -> None:
+    env = world.env
+    listed = cli_json(env, "proposal", "list", "--dataset", str(world.dataset))
+    assert {world.voted, world.open} <= {p["id"] for p in listed}
+    assert all(p["id"] == p["ref"] == f"{p['dataset_id']}/{p['sequence']}" for p in listed)
+    mine = cli_json(env, "proposal", "list", "--mine", "-a", "1")
+    assert {world.voted, world.open} <= {p["id"] for p in mine}
+    assert cli_json(env, "proposal", "list", "--mine", "-a", "3") == []
+    shown = cli_json(env, "proposal", "show", world.open)
+    assert shown["id"] == world.open and shown["reports"] == []
+    text = cli(env, "proposal", "show", world.open).stdout
+    assert f"proposal {world.open} " in text and "evaluation: none committed" in text
+    show = cli_json(env, "dataset", "show", str(world.dataset))
+    assert all("/" in p["id"] for p in show["proposals"])
+    assert all("/" in e["proposal"] for e in show["registry"])
+    table = cli(env, "proposal", "list", "--by", "1").stdout
+    assert world.open in table and str((world.dataset << 32) | 1) not in table

@@ -30,7 +30,8 @@ from databright.cli._common import (
     utc,
 )
 from databright.cli._params import parse_proposal_id
-from databright.errors import NotFound
+from databright.cli._text import plain, proposal_refs, ref
+from databright.errors import NotFound, NotPermitted
 from databright.market import Market
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ __all__ = ["register"]
 
 ProposalArg = Annotated[
     str,
-    typer.Argument(help="Proposal id, or DATASET/N (see `databright dataset show DATASET`)."),
+    typer.Argument(help="Proposal as DATASET/N (see `databright dataset show DATASET`)."),
 ]
 
 
@@ -72,17 +73,17 @@ def commit_command(
         raise NotFound(f"report file {report} does not exist")
     body = report.read_bytes() if report is not None else b"{}"
     market = open_market(rpc, data_dir, account)
-    with busy(f"committing a sealed score for proposal {proposal}"):
+    with busy(f"committing a sealed score for proposal {ref(pid)}"), proposal_refs(pid):
         sealed = market.commit_evaluation(pid, score, body)
         p = market.proposal(pid)
     if json_out:
-        print_json({"proposal_id": pid, "evaluator": market.address, "score_bps": score,
+        print_json({"proposal": ref(pid), "evaluator": market.address, "score_bps": score,
                     "report_cid": sealed.report_cid, "reveal_from": p.commit_end,
                     "reveal_until": p.voting_opens})  # fmt: skip
         return
     console.print(
-        f"committed a sealed score for proposal {proposal}; reveal it with `databright reveal "
-        f"{proposal}` between {utc(p.commit_end)} and {utc(p.voting_opens)}",
+        f"committed a sealed score for proposal {ref(pid)}; reveal it with `databright reveal "
+        f"{ref(pid)}` between {utc(p.commit_end)} and {utc(p.voting_opens)}",
         highlight=False,
         markup=False,
     )
@@ -98,14 +99,14 @@ def reveal_command(
     """Reveal the score this account committed to for a proposal in its reveal phase."""
     pid = parse_proposal_id(proposal)
     market = open_market(rpc, data_dir, account)
-    with busy(f"revealing the score for proposal {proposal}"):
+    with busy(f"revealing the score for proposal {ref(pid)}"), proposal_refs(pid):
         sealed = market.reveal_evaluation(pid)
     if json_out:
-        print_json({"proposal_id": pid, "evaluator": market.address,
+        print_json({"proposal": ref(pid), "evaluator": market.address,
                     "score_bps": sealed.score_bps, "report_cid": sealed.report_cid})  # fmt: skip
         return
     console.print(
-        f"revealed score {sealed.score_bps} bps for proposal {proposal} (report "
+        f"revealed score {sealed.score_bps} bps for proposal {ref(pid)} (report "
         f"{sealed.report_cid})",
         highlight=False,
         markup=False,
@@ -122,12 +123,12 @@ def collect_fee_command(
     """Collect your part of a proposal's evaluation fee once voting opens."""
     pid = parse_proposal_id(proposal)
     market = open_market(rpc, data_dir, account)
-    with busy(f"collecting the evaluation fee of proposal {proposal}"):
+    with busy(f"collecting the evaluation fee of proposal {ref(pid)}"), proposal_refs(pid):
         amount = market.collect_evaluation_fee(pid)
     if json_out:
-        print_json({"proposal_id": pid, "account": market.address, "amount_wei": int(amount)})
+        print_json({"proposal": ref(pid), "account": market.address, "amount_wei": int(amount)})
         return
-    console.print(f"collected {eth_exact(amount)} ETH from proposal {proposal}", highlight=False)
+    console.print(f"collected {eth_exact(amount)} ETH from proposal {ref(pid)}", highlight=False)
 
 
 def evaluate_command(
@@ -158,7 +159,13 @@ def evaluate_command(
 
     acct = Keystore(data_dir / "keystore").load(account)
     market = Market.connect(rpc, acct, data_dir)
-    service = EvaluatorService(market, dataset, validation, k=k)
+    try:
+        service = EvaluatorService(market, dataset, validation, k=k)
+    except NotPermitted as exc:
+        # Name the command that grants the role, with the values to give it.
+        raise NotPermitted(
+            f"{exc} with `databright dataset grant-evaluator {dataset} {market.address}`"
+        ) from None
     posted: list[PostedEvaluation] = []
 
     def show(p: PostedEvaluation) -> None:
@@ -166,8 +173,8 @@ def evaluate_command(
         if not json_out:
             flags = "; ".join(p.flags) or "no flags"
             console.print(
-                f"proposal {p.proposal_id}: score {p.score_bps} bps, report {p.report_cid} "
-                f"({flags})",
+                f"proposal {ref(p.proposal_id)}: score {p.score_bps} bps, report {p.report_cid} "
+                f"({plain(flags)})",
                 highlight=False,
                 markup=False,
             )
@@ -185,7 +192,7 @@ def evaluate_command(
         print_json(
             [
                 {
-                    "proposal_id": p.proposal_id,
+                    "proposal": ref(p.proposal_id),
                     "score_bps": p.score_bps,
                     "report_cid": p.report_cid,
                     "flags": list(p.flags),

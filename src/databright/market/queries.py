@@ -280,10 +280,14 @@ def transfer_shares(market: Market, dataset_id: int, to: str, amount: int) -> Re
 # --- checking and exporting files ----------------------------------------------------------
 
 
-def check_proposal(market: Market, dataset_id: int, source: str | Path) -> Checked:
+def check_proposal(
+    market: Market, dataset_id: int, source: str | Path, contributor: str | None = None
+) -> Checked:
     """Every check ``Market.propose`` makes before it stores anything or spends gas, without
-    storing or sending anything: the file against the schema, the examples not already in the
-    dataset nor first proposed by someone else, and the payment within the account's ETH."""
+    storing or sending anything: the file against the schema, the examples neither already in
+    the dataset nor first proposed by another than ``contributor``, and the payment within
+    ``contributor``'s ETH (default: the market's account; None and no account: not checked)."""
+    who = contributor or (market.address if market.gateway.account is not None else None)
     schema = market.schema(dataset_id)
     examples = read_proposal(source, schema, known_hashes=set())
     root = MerkleTree(examples.hashes).root
@@ -293,17 +297,17 @@ def check_proposal(market: Market, dataset_id: int, source: str | Path) -> Check
             "or pending there"
         )
     owner = market.contract.root_owner(root)
-    if market.gateway.account is not None and int(owner, 16) not in (0, int(market.address, 16)):
+    if who is not None and int(owner, 16) not in (0, int(who, 16)):
         raise InvalidProposal(
             f"{examples.source}: these exact examples were first proposed by {owner}, "
             "and only that contributor may propose them"
         )
     d = market.contract.dataset(int(dataset_id))
     payment = Wei(d.evaluation_fee + d.deposit)
-    if market.gateway.account is not None and market.gateway.balance() <= payment:
+    if who is not None and market.gateway.balance(who) <= payment:
         raise InsufficientFunds(
             f"proposing to dataset {int(dataset_id)} costs {payment} wei plus gas and account "
-            f"{market.address} holds less; fund it first"
+            f"{who} holds less; fund it first"
         )
     stored = store_proposal(MemoryBlobStore(), examples, schema)  # the CIDs, nothing kept
     return Checked(DatasetId(int(dataset_id)), stored.n_examples, stored.data_cid, root, payment)
