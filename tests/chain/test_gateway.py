@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 
 from databright.chain.artifacts import Artifact
-from databright.chain.gateway import ContractClient, Gateway, connect
+from databright.chain.gateway import ContractClient, Gateway, connect, set_default_timeout
 from databright.errors import (
     ChainError,
     ContractReverted,
     InsufficientFunds,
+    InvalidArgument,
     NodeUnreachable,
     NonceTooLow,
     WrongChain,
@@ -72,30 +76,129 @@ def test_connect_to_dead_url_says_unreachable() -> None:
         connect(f"http://127.0.0.1:{port}")
 
 
-@pytest.mark.parametrize(("status", "body"), [(404, b"not here"), (200, b"<html>hello</html>")])
-def test_connect_to_a_web_server_says_it_is_not_a_node(status: int, body: bytes) -> None:
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class _FakeNode:
+    """A real HTTP server on a free port that answers every POST with ``answer(method)``:
+    ``(status, body)``, or None to hang until the server closes."""
 
-    class Page(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def __init__(self, answer: Callable[[str], tuple[int, bytes] | None]) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        def log_message(self, *args: object) -> None:
-            pass
+        self.closing = threading.Event()
+        fake = self
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+        class Page(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                reply = answer(json.loads(body)["method"])
+                if reply is None:
+                    fake.closing.wait(30)
+                    return
+                status, payload = reply
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.closing.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _rpc(result: object) -> tuple[int, bytes]:
+    return 200, json.dumps({"jsonrpc": "2.0", "id": 0, "result": result}).encode()
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "words"),
+    [
+        ((404, b"not here"), NodeUnreachable, "with HTTP 404, not JSON-RPC"),
+        ((200, b"<html>\x1b[31mhello</html>"), NodeUnreachable, "its answer is not JSON-RPC"),
+        ((200, b"[1, 2]"), NodeUnreachable, "no result in its answer"),
+        ((200, b"null"), NodeUnreachable, "no result in its answer"),
+        (_rpc("zz"), ChainError, "answered eth_chainId with a malformed result"),
+        (_rpc({"a": 1}), ChainError, "answered eth_chainId with a malformed result"),
+        (None, NodeUnreachable, "did not answer eth_chainId within 0.5 s"),
+    ],
+    ids=["404", "html", "array", "null", "not-hex", "object", "hangs"],
+)
+def test_connect_to_what_is_not_a_node_says_so(
+    reply: tuple[int, bytes] | None, error: type[Exception], words: str
+) -> None:
+    fake = _FakeNode(lambda method: reply)
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        with pytest.raises(NodeUnreachable, match="did not answer as an Ethereum JSON-RPC node"):
-            connect(url)
+        started = time.monotonic()
+        with pytest.raises(error) as info:
+            connect(fake.url, timeout=0.5)
+        assert time.monotonic() - started < 5
+        message = str(info.value)
+        assert words in message and fake.url in message and "\n" not in message
+        assert "hello" not in message  # what the server sent is not echoed
     finally:
-        server.shutdown()
-        server.server_close()
+        fake.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "result"),
+    [
+        ("eth_getBalance", "0xzz"),
+        ("eth_getCode", 12),
+        ("eth_getTransactionCount", None),
+        ("eth_blockNumber", [1]),
+        ("eth_getBlockByNumber", {"number": "0x1"}),
+        ("eth_getLogs", "0x"),
+    ],
+)
+def test_a_malformed_result_after_connecting_is_one_sentence(method: str, result: object) -> None:
+    fake = _FakeNode(lambda m: _rpc("0x539" if m == "eth_chainId" else result))
+    try:
+        gw = connect(fake.url, timeout=2)
+        read = {
+            "eth_getBalance": lambda: gw.balance(Account.create().address),
+            "eth_getCode": lambda: gw.code(Account.create().address),
+            "eth_getTransactionCount": lambda: gw.transaction_count(Account.create().address),
+            "eth_blockNumber": gw.block_number,
+            "eth_getBlockByNumber": gw.block_timestamp,
+            "eth_getLogs": lambda: gw.logs(Account.create().address, []),
+        }[method]
+        with pytest.raises(ChainError, match=f"answered {method} with a malformed result"):
+            read()
+    finally:
+        fake.close()
+
+
+def test_a_url_without_a_scheme_says_so() -> None:
+    with pytest.raises(InvalidArgument, match=r"write it as http://127\.0\.0\.1:8545"):
+        connect("127.0.0.1:8545")
+    with pytest.raises(InvalidArgument, match="is not an http:// or https:// URL"):
+        connect("ftp://example.org")
+
+
+def test_the_default_timeout_is_settable_and_positive() -> None:
+    from databright.chain import gateway as gateway_module
+
+    before = gateway_module.DEFAULT_TIMEOUT_S
+    try:
+        set_default_timeout(0.5)
+        fake = _FakeNode(lambda method: None)
+        try:
+            with pytest.raises(NodeUnreachable, match=r"within 0\.5 s"):
+                connect(fake.url)
+        finally:
+            fake.close()
+        with pytest.raises(InvalidArgument, match="more than 0 s"):
+            set_default_timeout(0)
+    finally:
+        set_default_timeout(before)
 
 
 def test_transfer_moves_value(gw: Gateway, node) -> None:

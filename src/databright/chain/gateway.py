@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 import requests
 from eth_account import Account
@@ -41,17 +42,30 @@ from databright.errors import (
     ChainError,
     ContractNotDeployed,
     ContractReverted,
+    InvalidArgument,
     NodeUnreachable,
     NonceTooLow,
     WrongChain,
 )
 from databright.types import Address, Wei
 
-__all__ = ["ContractClient", "Event", "EventDecoder", "Gateway", "Receipt", "connect"]
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "ContractClient",
+    "Event",
+    "EventDecoder",
+    "Gateway",
+    "Receipt",
+    "connect",
+    "set_default_timeout",
+]
 
 C = TypeVar("C", bound=ContractClient)
+T = TypeVar("T")
 
 GAS_HEADROOM = 1.3
+#: Seconds one JSON-RPC request may take; ``connect(timeout=...)`` or the CLI's --rpc-timeout.
+DEFAULT_TIMEOUT_S = 30.0
 FEE_REFRESH_S = 2.0
 DEFAULT_TIP = Web3.to_wei(1, "gwei")
 
@@ -62,6 +76,38 @@ def _is_connection_error(exc: BaseException) -> bool:
 
 def _block_tag(block: int | str) -> str:
     return block if isinstance(block, str) else hex(block)
+
+
+def _hex_bytes(result: Any) -> bytes:
+    if result is not None and not isinstance(result, str):
+        raise TypeError("not a hex string")
+    return bytes(HexBytes(result or "0x"))
+
+
+def _log_list(result: Any) -> list[Any]:
+    if result is not None and not isinstance(result, list):
+        raise TypeError("not a list")
+    return list(result or [])
+
+
+def _optional_dict(result: Any) -> dict[str, Any] | None:
+    if result is not None and not isinstance(result, dict):
+        raise TypeError("not an object")
+    return result
+
+
+def _timestamp(result: Any) -> int | None:
+    header = _optional_dict(result)
+    return None if header is None else quantity(header["timestamp"])
+
+
+def _receipt(result: Any) -> dict[str, Any] | None:
+    """A receipt with the fields the gateway reads checked, or None while not mined."""
+    receipt = _optional_dict(result)
+    if receipt is not None:
+        for key in ("status", "gasUsed", "blockNumber"):
+            quantity(receipt[key])
+    return receipt
 
 
 def _wire_call(tx: dict[str, Any]) -> dict[str, str]:
@@ -77,9 +123,17 @@ def _wire_call(tx: dict[str, Any]) -> dict[str, str]:
 class Gateway:
     """A connection to one EVM chain, optionally with a local signing account."""
 
-    def __init__(self, w3: Web3, url: str, chain_id: int, account: LocalAccount | None) -> None:
+    def __init__(
+        self,
+        w3: Web3,
+        url: str,
+        chain_id: int,
+        account: LocalAccount | None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
         self.w3 = w3  # holds the HTTP provider; callers use the methods below, not w3
         self.url = url
+        self.timeout = timeout  # seconds one request may take (for the messages)
         self.chain_id = chain_id
         self.account = account
         self.reverts = RevertDecoder()  # learns custom errors from every contract client
@@ -92,15 +146,34 @@ class Gateway:
     # --- plumbing --------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _transport_errors(self) -> Iterator[None]:
-        """A node that does not answer at all is NodeUnreachable, not a requests traceback."""
+    def _transport_errors(self, method: str) -> Iterator[None]:
+        """Whatever the transport meets becomes one sentence: no node, a node that does not
+        answer in time, or a server that does not speak JSON-RPC (a web page, a proxy's
+        error). What such a server sent is never quoted: it is not ours to print."""
         try:
             yield
         except Exception as exc:
+            if isinstance(exc, requests.exceptions.Timeout) and not isinstance(
+                exc, requests.exceptions.ConnectTimeout
+            ):
+                raise NodeUnreachable(
+                    f"the node at {self.url} did not answer {method} within "
+                    f"{self.timeout:g} s; check that it runs, or allow longer with --rpc-timeout"
+                ) from None
             if _is_connection_error(exc):
                 raise NodeUnreachable(
                     f"no Ethereum node answers at {self.url}; start one "
                     "(`databright node start`) or check the RPC URL"
+                ) from None
+            if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
+                raise NodeUnreachable(
+                    f"the server at {self.url} answered {method} with HTTP "
+                    f"{exc.response.status_code}, not JSON-RPC; check the RPC URL"
+                ) from None
+            if isinstance(exc, requests.exceptions.RequestException | ValueError):
+                raise NodeUnreachable(
+                    f"the server at {self.url} did not answer {method} as an Ethereum JSON-RPC "
+                    "node (its answer is not JSON-RPC); check the RPC URL"
                 ) from None
             raise
 
@@ -111,8 +184,13 @@ class Gateway:
         transaction's client time; sending and polling receipts need none of it. An error
         answer raises the matching ``ChainError`` carrying the node's ``code`` and ``data``.
         """
-        with self._transport_errors():
+        with self._transport_errors(method):
             response = self.w3.provider.make_request(cast(Any, method), params)
+        if not isinstance(response, dict) or not ("result" in response or "error" in response):
+            raise NodeUnreachable(
+                f"the server at {self.url} did not answer {method} as an Ethereum JSON-RPC "
+                "node (no result in its answer); check the RPC URL"
+            )
         error = response.get("error")
         if error:
             sender = self.account.address if self.account else "the sender"
@@ -121,6 +199,18 @@ class Gateway:
                 self._nonce = None  # someone else used the account: resync on the next send
             raise err
         return response.get("result")
+
+    def ask(self, method: str, params: list[Any], what: str, parse: Callable[[Any], T]) -> T:
+        """``request`` whose result is read by ``parse``; a result ``parse`` cannot read (a
+        quantity that is not hex, an object where a string belongs) is a ChainError."""
+        result = self.request(method, params, what)
+        try:
+            return parse(result)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise ChainError(
+                f"the node at {self.url} answered {method} with a malformed result; "
+                "check that the RPC URL points at an Ethereum node"
+            ) from None
 
     @property
     def address(self) -> Address:
@@ -131,14 +221,16 @@ class Gateway:
     # --- reads -----------------------------------------------------------------------
 
     def block_number(self) -> int:
-        return quantity(self.request("eth_blockNumber", [], "eth_blockNumber"))
+        return self.ask("eth_blockNumber", [], "eth_blockNumber", quantity)
 
     def block_timestamp(self, block: int | str = "latest") -> int:
         """The timestamp (Unix seconds) of ``block``: the chain's clock, not this machine's."""
-        header = self.request("eth_getBlockByNumber", [_block_tag(block), False], "eth_getBlock")
-        if header is None:
+        timestamp = self.ask(
+            "eth_getBlockByNumber", [_block_tag(block), False], "eth_getBlock", _timestamp
+        )
+        if timestamp is None:
             raise ChainError(f"the node at {self.url} has no block {block}")
-        return quantity(header["timestamp"])
+        return timestamp
 
     def advance_to(self, timestamp: int) -> int:
         """Mine a block at ``timestamp`` on a development chain (the embedded node and anvil;
@@ -151,14 +243,13 @@ class Gateway:
 
     def balance(self, address: str | None = None) -> Wei:
         who = to_checksum_address(address) if address else self.address
-        return Wei(quantity(self.request("eth_getBalance", [who, "latest"], "eth_getBalance")))
+        return Wei(self.ask("eth_getBalance", [who, "latest"], "eth_getBalance", quantity))
 
     def code(self, address: str) -> bytes:
         """The runtime code at ``address`` (empty for an account without code)."""
-        result = self.request(
-            "eth_getCode", [to_checksum_address(address), "latest"], "eth_getCode"
+        return self.ask(
+            "eth_getCode", [to_checksum_address(address), "latest"], "eth_getCode", _hex_bytes
         )
-        return bytes(HexBytes(result or "0x"))
 
     def has_code(self, address: str) -> bool:
         return len(self.code(address)) > 0
@@ -166,10 +257,8 @@ class Gateway:
     def transaction_count(self, address: str | None = None, block: int | str = "pending") -> int:
         """How many transactions ``address`` (default: this account) has sent: its next nonce."""
         who = to_checksum_address(address) if address else self.address
-        return quantity(
-            self.request(
-                "eth_getTransactionCount", [who, _block_tag(block)], "eth_getTransactionCount"
-            )
+        return self.ask(
+            "eth_getTransactionCount", [who, _block_tag(block)], "eth_getTransactionCount", quantity
         )
 
     def call(
@@ -183,8 +272,7 @@ class Gateway:
         return self._eth_call({"to": to, "data": data}, block, what)
 
     def _eth_call(self, tx: dict[str, Any], block: int | str, what: str) -> bytes:
-        result = self.request("eth_call", [_wire_call(tx), _block_tag(block)], what)
-        return bytes(HexBytes(result or "0x"))
+        return self.ask("eth_call", [_wire_call(tx), _block_tag(block)], what, _hex_bytes)
 
     def logs(
         self,
@@ -201,7 +289,7 @@ class Gateway:
             "toBlock": _block_tag(to_block),
             "topics": topics,
         }
-        return list(self.request("eth_getLogs", [params], what) or [])
+        return self.ask("eth_getLogs", [params], what, _log_list)
 
     # --- writes ----------------------------------------------------------------------
 
@@ -215,10 +303,14 @@ class Gateway:
     def _fee_fields(self) -> dict[str, int]:
         now = time.monotonic()
         if self._fees is None or now - self._fees[0] > FEE_REFRESH_S:
-            block = self.request("eth_getBlockByNumber", ["latest", False], "fee lookup")
-            base = quantity((block or {}).get("baseFeePerGas") or 0)
+            base = self.ask(
+                "eth_getBlockByNumber",
+                ["latest", False],
+                "fee lookup",
+                lambda b: quantity((b or {}).get("baseFeePerGas") or 0),
+            )
             try:
-                tip = quantity(self.request("eth_maxPriorityFeePerGas", [], "fee lookup"))
+                tip = self.ask("eth_maxPriorityFeePerGas", [], "fee lookup", quantity)
             except NodeUnreachable:
                 raise
             except ChainError:  # a node without the method (pre-EIP-1559 tooling)
@@ -252,7 +344,7 @@ class Gateway:
         probe = _wire_call({k: v for k, v in tx.items() if k in ("from", "to", "data", "value")})
         # "pending": the transaction will run in the next block, and the contracts tell blocks
         # apart (nothing is settled in a proposal's own block).
-        estimate = quantity(self.request("eth_estimateGas", [probe, "pending"], what))
+        estimate = self.ask("eth_estimateGas", [probe, "pending"], what, quantity)
         gas = int(estimate * GAS_HEADROOM)
         key = self._gas_key(tx)
         if key is not None and HexBytes(tx.get("data", b"")):
@@ -340,7 +432,7 @@ class Gateway:
         deadline = time.monotonic() + timeout
         delay = 0.0
         while True:
-            receipt = self.request("eth_getTransactionReceipt", [hex_hash], what)
+            receipt = self.ask("eth_getTransactionReceipt", [hex_hash], what, _receipt)
             if receipt is not None:
                 return receipt
             if time.monotonic() > deadline:
@@ -407,27 +499,24 @@ def connect(
     url: str,
     account: LocalAccount | str | None = None,
     chain_id: int | None = None,
-    timeout: float = 30.0,
+    timeout: float | None = None,
 ) -> Gateway:
     """Connect to the EVM JSON-RPC node at ``url``.
 
     ``account`` is a LocalAccount or a hex private key; ``chain_id``, when given, must match the
-    node's (protects against signing for the wrong network).
+    node's (protects against signing for the wrong network). ``timeout`` bounds each request
+    (default ``DEFAULT_TIMEOUT_S``): a node that hangs is reported, not waited on forever.
     """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        hint = f"; write it as http://{url}" if not parts.scheme or "://" not in url else ""
+        raise InvalidArgument(f"RPC URL {url!r} is not an http:// or https:// URL{hint}")
+    timeout = DEFAULT_TIMEOUT_S if timeout is None else float(timeout)
     provider = Web3.HTTPProvider(
         url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
     )
-    gw = Gateway(Web3(provider), url, 0, None)
-    what = f"connecting to {url}"
-    try:
-        node_chain_id = quantity(gw.request("eth_chainId", [], what))
-    except ChainError:
-        raise
-    except (requests.exceptions.RequestException, ValueError, TypeError) as exc:
-        # An HTTP error, or an answer that is not JSON-RPC (a web server, a proxy's page).
-        raise NodeUnreachable(
-            f"the server at {url} did not answer as an Ethereum JSON-RPC node ({exc})"
-        ) from None
+    gw = Gateway(Web3(provider), url, 0, None, timeout)
+    node_chain_id = gw.ask("eth_chainId", [], f"connecting to {url}", quantity)
     if chain_id is not None and node_chain_id != chain_id:
         raise WrongChain(
             f"the node at {url} serves chain {node_chain_id}, not {chain_id}; check the RPC URL"
@@ -435,3 +524,12 @@ def connect(
     gw.chain_id = node_chain_id
     gw.account = Account.from_key(account) if isinstance(account, str) else account
     return gw
+
+
+def set_default_timeout(seconds: float) -> None:
+    """How long one request of every later ``connect()`` without ``timeout=`` may take (the
+    CLI's --rpc-timeout; the SDK passes ``timeout=`` instead)."""
+    global DEFAULT_TIMEOUT_S
+    if not seconds > 0:
+        raise InvalidArgument(f"an RPC timeout must be more than 0 s, not {seconds}")
+    DEFAULT_TIMEOUT_S = float(seconds)
