@@ -2,9 +2,10 @@
 command reaches the market (opening it, asking for a keystore's password, the spinner).
 
 Amounts are ETH, written and shown as exact decimals; shares are shown in whole shares
-(10**18 units each). rich reads ``[...]`` in what it prints as markup: a string from the
-chain or from another user (a name, a CID, a revert reason) goes through ``escape`` first, so
-that a dataset named ``[red]x`` is shown as written.
+(10**18 units each). A string from the chain or from another participant (a name, a CID, a
+revert reason, a report) goes through ``safe`` before it is printed: printed raw, an ESC
+sequence in it could move the cursor, recolour or retitle another user's terminal, a newline
+could forge a line of our output, and rich would read ``[...]`` in it as markup.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
@@ -50,12 +52,14 @@ __all__ = [
     "interactive",
     "open_market",
     "percent",
+    "plain",
     "print_error",
     "print_json",
     "proposal_json",
     "proposal_problems",
     "proposal_ref",
     "require_funds",
+    "safe",
     "shares_exact",
     "shares_text",
     "short_address",
@@ -95,13 +99,34 @@ DatasetArg = Annotated[int, typer.Argument(help="Dataset id (see `databright dat
 # --- printing --------------------------------------------------------------------------------
 
 
+def plain(text: object) -> str:
+    """``text`` with every control and format character (ESC, CR, LF, bidi overrides) written
+    as a visible escape, so it stays on its line and changes nothing on the screen."""
+    out: list[str] = []
+    for ch in str(text):
+        # Cc: C0/C1 controls (ESC, BEL, CR, LF, CSI); Cf: bidi overrides and zero-width
+        # characters that reorder or hide what follows; Zl/Zp: Unicode line breaks.
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def safe(text: object) -> str:
+    """``text`` made safe to print through a rich console: ``plain`` (no control characters)
+    and rich markup escaped (``[red]`` is shown as written)."""
+    return escape(plain(text))
+
+
 def print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
 def print_error(exc: BaseException) -> None:
     """The one red line on stderr that a failed command ends with."""
-    err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    err_console.print(f"[red]error:[/red] {safe(exc)}", highlight=False, soft_wrap=True)
 
 
 def eth_exact(wei: int) -> str:
@@ -137,7 +162,13 @@ def bps_text(bps: int) -> str:
 
 
 def short_address(address: str, me: str | None = None) -> str:
-    return "you" if me is not None and address == me else f"{address[:6]}…{address[-4:]}"
+    """An address for a table: ``you`` for the viewer's own; cut to ``0x1234…abcd`` only on a
+    terminal, so that what a script or a file reads is always whole."""
+    if me is not None and address == me:
+        return "you"
+    if not console.is_terminal:
+        return safe(address)
+    return safe(f"{address[:6]}…{address[-4:]}")
 
 
 def utc(timestamp: int) -> str:
@@ -203,7 +234,7 @@ def busy(what: str) -> Iterator[None]:
         return
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
-        progress.add_task(escape(what), total=None)
+        progress.add_task(safe(what), total=None)
         yield
 
 

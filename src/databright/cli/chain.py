@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from databright.atomic import atomic_write
@@ -33,6 +32,7 @@ from databright.cli._common import (
     err_console,
     gateway,
     print_json,
+    safe,
 )
 from databright.errors import InvalidArgument, NodeUnreachable
 
@@ -106,7 +106,7 @@ def join_command(
     console.print(
         f"joined the market at {deployment['DataMarket']} on chain {gw.chain_id}"
         + ("" if changed else " (already recorded)")
-        + f"; recorded in {escape(str(deployment.path))}"
+        + f"; recorded in {safe(str(deployment.path))}"
     )
 
 
@@ -150,7 +150,7 @@ def deployment_export(
         raise InvalidArgument(
             f"cannot write {out} ({exc.strerror or exc}); choose a writable path"
         ) from None
-    err_console.print(f"wrote {escape(str(out))}; share it, then others run `databright join FILE`")
+    err_console.print(f"wrote {safe(str(out))}; share it, then others run `databright join FILE`")
 
 
 def _print_deployment(chain_id: int, addresses: Mapping[str, str], new: list[str]) -> None:

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from databright.cli._common import (
@@ -27,6 +26,7 @@ from databright.cli._common import (
     RpcOpt,
     console,
     print_json,
+    safe,
 )
 from databright.cli.chain import ensure_local_node
 from databright.market import SHARE_UNIT
@@ -75,7 +75,7 @@ def _eth(wei: int) -> str:
 
 def _print_report(s: dict[str, Any]) -> None:
     out = Console(width=max(console.width, 112))  # the report table needs ~110 columns
-    table = Table(title=f"market session on dataset {s['dataset_id']} ({escape(s['dataset'])})")
+    table = Table(title=f"market session on dataset {s['dataset_id']} ({safe(s['dataset'])})")
     for col in ("who", "role", "score bps", "yes/no", "decision", "shares", "dividend ETH",
                 "flags"):  # fmt: skip
         table.add_column(col)
@@ -86,17 +86,17 @@ def _print_report(s: dict[str, Any]) -> None:
         color = {"accepted": "green", "rejected": "red"}.get(r["decision"], "yellow")
         kinds = sorted({f.split(":", 1)[0] for f in r["flags"].split("; ") if f})
         table.add_row(
-            escape(r["contributor"]), escape(r["role"]),
+            safe(r["contributor"]), safe(r["role"]),
             "" if r["score_bps"] is None else str(r["score_bps"]),
             f"{r['yes'] / SHARE_UNIT:.0f}/{r['no'] / SHARE_UNIT:.0f}",
             f"[{color}]{r['decision']}[/{color}]",
             f"{r['shares_minted'] / SHARE_UNIT:.2f}", _eth(r["dividend_wei"]),
-            escape(", ".join(kinds)),
+            safe(", ".join(kinds)),
         )  # fmt: skip
     out.print(table)
     for r in s["proposals"]:
-        out.print(f"[bold]{escape(r['contributor'])}[/bold] ({escape(r['data'])}): "
-                  + escape(r["flags"] or "no flags"), highlight=False)  # fmt: skip
+        out.print(f"[bold]{safe(r['contributor'])}[/bold] ({safe(r['data'])}): "
+                  + safe(r["flags"] or "no flags"), highlight=False)  # fmt: skip
     out.print(
         f"payment {_eth(s['payment_wei'])} ETH; claimed {_eth(s['total_claimed_wei'])} ETH; "
         f"dust {s['dust_wei']:.3f} wei; registry entries {s['registry_entries']}; "
