@@ -16,6 +16,8 @@ from multiformats import CID
 
 from databright.errors import InvalidCID, NotFound, StorageError
 from databright.storage import BlobCorrupt, BlobNotFound, BlobStore, cid_for_bytes
+from databright.storage.blobstore import cid_in_store
+from databright.storage.cid import cid_to_digest, cids_for_digest
 from databright.storage.unixfs import CHUNK_BYTES, file_cid
 
 from .conftest import Backend
@@ -244,3 +246,11 @@ def test_a_large_blob_under_its_old_raw_cid_still_verifies(backend: Backend) -> 
     backend.overwrite(legacy, _flipped(data, 3))
     with pytest.raises(BlobCorrupt):
         backend.store.get(legacy)
+
+
+def test_cid_in_store_finds_a_blob_by_its_chain_digest(backend: Backend) -> None:
+    small, large = backend.store.put(b"small"), backend.store.put(_big(CHUNK_BYTES + 1))
+    assert cid_in_store(backend.store, cid_to_digest(small)) == small
+    assert cid_in_store(backend.store, cid_to_digest(large)) == large
+    absent = hashlib.sha256(b"nobody has this").digest()
+    assert cid_in_store(backend.store, absent) == cids_for_digest(absent)[0]  # the raw one

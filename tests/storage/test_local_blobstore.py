@@ -6,6 +6,7 @@ The behaviour every store shares is tested in test_blobstore.py, against this st
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,17 @@ def test_blobs_are_sharded_by_digest(store: LocalBlobStore) -> None:
 
 def test_repr_names_the_directory(store: LocalBlobStore) -> None:
     assert repr(store) == f"LocalBlobStore({str(store.root)!r})"
+
+
+def test_remove_and_stored_at(store: LocalBlobStore) -> None:
+    cid = store.put(b"to be removed")
+    assert abs(store.stored_at(cid) - time.time()) < 60
+    old = time.time() - 7200
+    os.utime(store.path(cid), (old, old))
+    store.put(b"to be removed")  # stored again: young again
+    assert store.stored_at(cid) > old + 3600
+    assert store.remove(cid) is True
+    assert cid not in store
+    assert store.remove(cid) is False
+    with pytest.raises(BlobNotFound):
+        store.stored_at(cid)

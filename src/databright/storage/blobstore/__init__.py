@@ -11,6 +11,6 @@ never handed out.
 
 from databright.storage.blobstore.local import LocalBlobStore
 from databright.storage.blobstore.memory import MemoryBlobStore
-from databright.storage.blobstore.protocol import BlobStore
+from databright.storage.blobstore.protocol import BlobStore, cid_in_store
 
-__all__ = ["BlobStore", "LocalBlobStore", "MemoryBlobStore"]
+__all__ = ["BlobStore", "LocalBlobStore", "MemoryBlobStore", "cid_in_store"]

@@ -13,8 +13,9 @@ from typing import BinaryIO, Final, Protocol, runtime_checkable
 from multiformats import CID
 
 from databright.errors import BlobCorrupt, BlobNotFound
+from databright.storage.cid import cids_for_digest
 
-__all__ = ["CHUNK", "BlobStore", "blob_corrupt", "blob_not_found", "hash_stream"]
+__all__ = ["CHUNK", "BlobStore", "blob_corrupt", "blob_not_found", "cid_in_store", "hash_stream"]
 
 CHUNK: Final = 1 << 20
 """How much of a file or blob is read at a time when streaming it."""
@@ -105,3 +106,16 @@ def blob_corrupt(
         "fetch it from a peer",
         cid=cid,
     )
+
+
+def cid_in_store(store: BlobStore, digest: bytes) -> str:
+    """The CID under which ``store`` holds the blob whose ``bytes32`` digest the chain keeps.
+
+    The chain keeps a digest, not a CID: a blob of up to 256 KiB (or one stored before UnixFS
+    trees) is under the raw CID with that digest, a larger one under the dag-pb CID. Returns
+    the one the store has, the raw one if it has neither (so that a miss names the usual CID).
+    """
+    raw, dag_pb = cids_for_digest(digest)
+    if not store.has(raw) and store.has(dag_pb):
+        return dag_pb
+    return raw
