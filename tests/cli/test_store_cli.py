@@ -6,6 +6,9 @@ import hashlib
 import io
 import json
 import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from cli_helpers import SCHEMA, Env, cli, cli_json, make_env, runner, write_npz
 
 import databright.cli as cli_package
@@ -167,3 +171,52 @@ def test_a_bad_duration_is_a_usage_error(
     market: Market_, fails: Callable[..., tuple[int, str]]
 ) -> None:
     fails("store", "orphans", "--older-than", "soon", *market.env.opts(), usage=True)
+
+
+# --- serve -----------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow  # a second Python process imports the whole CLI: ~8 s on a busy machine
+def test_serve_answers_raw_blocks_and_cars_that_verify(local: Env) -> None:
+    store = LocalBlobStore(local.data_dir / "blobs")
+    small, big = b"served", _blob(2 * CHUNK_BYTES + 5)
+    small_cid, big_cid = store.put(small), store.put(big)
+    port = _free_port()
+    code = "from databright.cli.store import app; app()"
+    argv = [
+        sys.executable,
+        "-c",
+        code,
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(local.data_dir),
+    ]
+    server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/ipfs"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                raw = requests.get(f"{url}/{small_cid}", params={"format": "raw"}, timeout=5)
+                break
+            except requests.ConnectionError:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                assert time.monotonic() < deadline, "the gateway did not start"
+                time.sleep(0.2)
+        assert raw.status_code == 200 and raw.content == small
+        car = requests.get(f"{url}/{big_cid}", params={"format": "car"}, timeout=30)
+        assert car.status_code == 200
+        roots, pairs = read_car(io.BytesIO(car.content))
+        assert roots == [big_cid]
+        assert assemble(big_cid, dict(pairs).__getitem__) == big
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
