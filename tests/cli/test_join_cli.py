@@ -42,6 +42,9 @@ def test_a_newcomer_joins_from_a_shared_file_or_an_address_and_lists_datasets(
     shared = tmp_path / "market.json"
     cli(env, "deployment", "export", str(shared))
     shown = cli_json(env, "deployment", "show")
+    hint = f"databright join --market {shown['addresses']['DataMarket']}"
+    assert hint in cli(env, "deployment", "show").stdout
+    assert hint in cli(env, "deploy", "-a", "0").stdout  # deploys nothing: all is there
     assert json.loads(shared.read_text()) == shown
     joined = cli_json(b, "join", str(shared))
     assert joined["changed"] and joined["addresses"] == shown["addresses"]

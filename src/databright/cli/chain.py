@@ -74,6 +74,7 @@ def deploy_command(
         print_json({**deployment.to_json(), "deployed_now": new})
         return
     _print_deployment(gw.chain_id, deployment.addresses, new)
+    _print_join_hint(deployment["DataMarket"])
 
 
 def join_command(
@@ -106,7 +107,8 @@ def join_command(
     console.print(
         f"joined the market at {deployment['DataMarket']} on chain {gw.chain_id}"
         + ("" if changed else " (already recorded)")
-        + f"; recorded in {safe(str(deployment.path))}"
+        + f"; recorded in {safe(str(deployment.path))}",
+        soft_wrap=True,
     )
 
 
@@ -123,10 +125,7 @@ def deployment_show(
         print_json(deployment.to_json())
         return
     _print_deployment(gw.chain_id, deployment.addresses, [])
-    console.print(
-        f"others join with `databright join --market {deployment['DataMarket']}` "
-        "or with the file `databright deployment export` writes"
-    )
+    _print_join_hint(deployment["DataMarket"])
 
 
 @deployment_app.command("export")
@@ -151,6 +150,14 @@ def deployment_export(
             f"cannot write {out} ({exc.strerror or exc}); choose a writable path"
         ) from None
     err_console.print(f"wrote {safe(str(out))}; share it, then others run `databright join FILE`")
+
+
+def _print_join_hint(market: str) -> None:
+    console.print(
+        f"others join this market with `databright join --market {market}` "
+        "or with the file `databright deployment export` writes",
+        soft_wrap=True,  # a command to copy: never broken across lines
+    )
 
 
 def _print_deployment(chain_id: int, addresses: Mapping[str, str], new: list[str]) -> None:
