@@ -190,6 +190,10 @@ def test_transfer_shares_to_an_index(env: Env, tmp_path: Path) -> None:
     assert moved["remaining"] == 75 * 10**17
     mine = cli_json(env, "account", "balance", "3")["holdings"]
     assert [h["shares_whole"] for h in mine if h["dataset_id"] == ds["id"]] == ["2.5"]
+    seen = cli_json(env, "dataset", "show", str(ds["id"]), "-a", "3")["account"]
+    assert seen["shares_whole"] == "2.5"
+    foreign = "0x" + "12" * 20  # any address may be looked at, not only the keystore's
+    assert cli_json(env, "dataset", "show", str(ds["id"]), "-a", foreign)["account"]["shares"] == 0
 
 
 def test_names_from_the_chain_cannot_drive_the_terminal(env: Env, tmp_path: Path) -> None:

@@ -20,7 +20,6 @@ from typing import Annotated, Any
 import typer
 from eth_account import Account
 from eth_utils import is_address, to_checksum_address
-from rich.markup import escape
 from rich.table import Table
 
 from databright.chain.gateway import connect
@@ -189,7 +188,7 @@ def list_command(
     # A damaged file keeps its number and is listed, never skipped (that would hide it).
     for problem in store.problems(entries):
         err_console.print(
-            f"[yellow]warning:[/yellow] {escape(problem)}", highlight=False, soft_wrap=True
+            f"[yellow]warning:[/yellow] {safe(problem)}", highlight=False, soft_wrap=True
         )
     if json_out:
         rows: list[dict[str, Any]] = []
@@ -214,7 +213,7 @@ def list_command(
         table.add_column("balance (ETH)", justify="right")
     for e in entries:
         if e.address is None:
-            cells = [str(e.index), f"[red]damaged[/red] {escape(e.path.name)}"]
+            cells = [str(e.index), f"[red]damaged[/red] {safe(e.path.name)}"]
             cells += [""] if wei else []
             table.add_row(*cells)
             continue

@@ -502,12 +502,23 @@ def show_command(
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     account: Annotated[
         str | None,
-        typer.Option("--account", "-a", help="Whose shares to show (index or address)."),
+        typer.Option(
+            "--account",
+            "-a",
+            parser=ACCOUNT,
+            metavar=ACCOUNT.metavar,
+            help="Whose shares to show: keystore index or any address.",
+        ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Show a dataset: schema, governance, proposals with their votes, registry, shareholders."""
-    me = viewer_address(data_dir, account)
+    # Any address may be looked at, not only this keystore's.
+    me = (
+        resolve_account(data_dir, account)
+        if account is not None
+        else viewer_address(data_dir, None)
+    )
     market = open_market(rpc, data_dir, None)
     with busy(f"reading dataset {dataset}"):
         info = market.dataset(dataset)
