@@ -69,6 +69,9 @@ def test_export_refuses_a_missing_blob_a_bad_cid_and_a_bad_folder(
 ) -> None:
     absent = LocalBlobStore(tmp_path / "other").put(b"elsewhere")
     opts = local.opts(rpc=False)
+    code, message = fails("store", "verify", *opts)
+    assert code == 5 and "no blob store in" in message
+    LocalBlobStore(local.data_dir / "blobs")
     code, message = fails("store", "export", absent, "--car", str(tmp_path / "a.car"), *opts)
     assert code == 5 and absent in message
     code, message = fails(

@@ -46,6 +46,7 @@ from databright.errors import (
     BlobNotFound,
     DataBrightError,
     InvalidArgument,
+    NotFound,
     StorageError,
 )
 from databright.market import Market
@@ -77,6 +78,12 @@ OlderThanOpt = Annotated[
 
 
 def _store(data_dir: Path) -> LocalBlobStore:
+    # Opening a store creates it: a mistyped --data-dir would look like an empty, healthy one.
+    if not (data_dir / "blobs").is_dir():
+        raise NotFound(
+            f"there is no blob store in {data_dir}; pass the --data-dir that holds your blobs "
+            "(DATABRIGHT_HOME)"
+        )
     return LocalBlobStore(data_dir / "blobs")
 
 
