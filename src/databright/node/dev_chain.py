@@ -11,6 +11,7 @@ node decoding), the node's one hook into library internals.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
@@ -38,10 +39,12 @@ from .backend import DEFAULT_CHAIN_ID, HARDFORK, DevMiningChain, PersistentBacke
 from .fees import PRIORITY_FEE_WEI, base_fee, fee_history
 from .geth_errors import vm_error
 from .logs import FILTER_TIMEOUT_S, MinedBlockTester, find_logs
-from .store import SCHEMA_VERSION, KeyValueStore
+from .store import CHECK_BUDGET_S, SCHEMA_VERSION, KeyValueStore
 from .wire import INVALID_PARAMS, BlockHashRef, RpcError
 
 __all__ = ["DEV_BALANCE_WEI", "STORE_FILE", "DevChain"]
+
+log = logging.getLogger(__name__)
 
 DEV_BALANCE_WEI = 10_000 * 10**18  # like anvil and hardhat
 STORE_FILE = "chain.sqlite3"
@@ -93,6 +96,7 @@ class DevChain:
         accounts: int = 10,
         password: str = "",
         filter_timeout: float = FILTER_TIMEOUT_S,
+        check_budget_s: float = CHECK_BUDGET_S,
     ) -> tuple[DevChain, list[dict[str, Any]]]:
         """Open the chain of ``data_dir``, creating it (genesis, dev keys) if there is none.
 
@@ -104,6 +108,15 @@ class DevChain:
         store = KeyValueStore(path)
         try:
             if store.get_meta("schema_version") is not None:
+                # A damaged page refuses the start here, not at the block that happens to
+                # read it (the node once mined on, and took a payment, over a broken store).
+                if not store.check_integrity(check_budget_s):
+                    log.warning(
+                        "checked the chain store %s for %.0f s without reaching its end; "
+                        "starting anyway",
+                        path,
+                        check_budget_s,
+                    )
                 return cls._reopen(store, chain_id, filter_timeout)
             if store.is_empty():
                 if (Path(data_dir) / DEV_ACCOUNTS_FILE).exists():

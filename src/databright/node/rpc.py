@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -470,6 +471,17 @@ class Dispatcher:
                 error = RpcError(SERVER_ERROR, f"header not found: {exc}")
             except NotImplementedError as exc:
                 error = RpcError(METHOD_NOT_FOUND, f"{name} is not supported: {exc}")
+            except sqlite3.DatabaseError as exc:
+                # The store is the chain: once a page reads back damaged ("database disk image
+                # is malformed"), neither memory nor disk can be trusted to agree. Stop here:
+                # no block is mined and no transaction accepted on top of it.
+                self._break(
+                    f"the node's chain store failed ({exc}) and the node stopped mining and "
+                    f"accepting requests; stop it, then restore the data dir from a backup or "
+                    f"move it away to start a fresh chain"
+                )
+                self.chain.store.rollback()
+                raise RpcError(INTERNAL_ERROR, self.broken or "") from None
             except Exception as exc:
                 # One line: fixtures pipe the node's stderr and may never read it.
                 log.error("internal error in %s: %s: %s", name, type(exc).__name__, exc)
@@ -488,12 +500,16 @@ class Dispatcher:
         except Exception as exc:
             # Memory is now ahead of disk: answer nothing more; a restart resumes from the last
             # committed block, which no client has been told is anything but final.
-            self.broken = (
+            self._break(
                 f"the node could not write its chain store ({type(exc).__name__}: {exc}) and "
                 f"stopped accepting requests; restart it"
             )
-            log.error("%s", self.broken)
-            raise RpcError(INTERNAL_ERROR, self.broken) from None
+            raise RpcError(INTERNAL_ERROR, self.broken or "") from None
+
+    def _break(self, reason: str) -> None:
+        """Answer every later request with ``reason`` (one line in the log, too)."""
+        self.broken = reason
+        log.error("%s", reason)
 
 
 def _error(request_id: Any, error: RpcError) -> dict[str, Any]:
