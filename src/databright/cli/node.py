@@ -64,11 +64,14 @@ DEFAULT_DIR = DEFAULT_HOME
 T = TypeVar("T")
 
 
-def _guard(action: Callable[[], T]) -> T:
-    """Run ``action``; a DataBrightError becomes one red line and exit status 1."""
+def _guard(action: Callable[[], T], as_json: bool = False) -> T:
+    """Run ``action``; a DataBrightError becomes one red line and exit status 1, or, with
+    ``--json``, goes on to the ``databright`` entry point, which answers it as a JSON object."""
     try:
         return action()
     except DataBrightError as exc:
+        if as_json:
+            raise
         print_error(exc)
         raise typer.Exit(1) from None
 
@@ -121,9 +124,10 @@ def run_command(
     port: Port = DEFAULT_PORT,
     chain_id: ChainId = None,
     accounts: Accounts = 10,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Run the node in the foreground until Ctrl-C or SIGTERM."""
-    _guard(lambda: serve(_config(data_dir, host, port, chain_id, accounts)))
+    """Run the node in the foreground until Ctrl-C or SIGTERM (--json: errors as JSON)."""
+    _guard(lambda: serve(_config(data_dir, host, port, chain_id, accounts)), json_out)
 
 
 @app.command("start")
@@ -138,24 +142,29 @@ def start_command(
 ) -> None:
     """Start the node in the background and wait until it answers."""
     found = _guard(
-        lambda: start_background(_config(data_dir, host, port, chain_id, accounts), timeout)
+        lambda: start_background(_config(data_dir, host, port, chain_id, accounts), timeout),
+        json_out,
     )
     typer.echo(_status_json(found) if json_out else _describe(found))
 
 
 @app.command("stop")
-def stop_command(data_dir: DataDir = DEFAULT_DIR) -> None:
+def stop_command(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOpt = False) -> None:
     """Stop the node running on the data dir (SIGTERM, then SIGKILL)."""
-    if _guard(lambda: stop(data_dir)):
-        typer.echo(f"stopped the node on {data_dir.resolve()}")
+    stopped = _guard(lambda: stop(data_dir), json_out)
+    where = data_dir.resolve()
+    if json_out:
+        typer.echo(json.dumps({"stopped": stopped, "data_dir": str(where)}, indent=2))
+    elif stopped:
+        typer.echo(f"stopped the node on {where}")
     else:
-        typer.echo(f"no node was running on {data_dir.resolve()}")
+        typer.echo(f"no node was running on {where}")
 
 
 @app.command("status")
 def status_command(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOpt = False) -> None:
     """Say whether a node runs on the data dir (exit status 1 if none)."""
-    found = _guard(lambda: status(data_dir))
+    found = _guard(lambda: status(data_dir), json_out)
     if found is None:
         typer.echo("null" if json_out else f"no node is running on {data_dir.resolve()}")
         raise typer.Exit(1)

@@ -91,6 +91,26 @@ class NodeStatus:
     data_dir: Path
 
 
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create ``data_dir`` if needed and make sure the node can write there (NodeError if not),
+    so that a bad ``--data-dir`` is one sentence before anything starts, never a traceback."""
+    advice = "pass a --data-dir you can write to"
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NodeError(f"the data dir {data_dir} is a file, not a directory; {advice}") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise NodeError(f"cannot create the data dir {data_dir} ({reason}); {advice}") from None
+    probe = data_dir / f".write-test-{os.getpid()}"
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise NodeError(f"cannot write in the data dir {data_dir} ({reason}); {advice}") from None
+
+
 # --- the lock -------------------------------------------------------------------------------
 
 
@@ -151,7 +171,7 @@ class Node:
         # Bind first: a busy port should not create or lock a data dir.
         self._server = bind(config.host, config.port)
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            prepare_data_dir(self.data_dir)
             self._lock = self._acquire_lock()
             chain, keystores = DevChain.open(
                 self.data_dir,
@@ -304,7 +324,7 @@ def status(data_dir: Path | str, timeout: float = 2.0) -> NodeStatus | None:
     info = _read_status_file(data_dir)
     if pid is None:
         if info:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 (data_dir / STATUS_FILE).unlink()
         return None
     if not info or info.get("pid") != pid:
@@ -361,7 +381,7 @@ def start_background(config: NodeConfig, timeout: float = 30.0) -> NodeStatus:
         raise NodeError(
             f"a node already runs on {data_dir} (pid {running.pid}, {running.url}); stop it first"
         )
-    data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(data_dir)
     process = launch(
         _node_command(config, data_dir),
         name="the node",
