@@ -231,3 +231,14 @@ def test_any_root_block_is_refused_with_a_databright_error_or_read(block: bytes)
     cid = _pb_cid(block)
     with contextlib.suppress(DataBrightError):
         assemble(cid, {cid: block}.__getitem__)
+
+
+def test_blocks_of_stream_checks_the_root_and_every_leaf_it_rereads() -> None:
+    data = _data(2 * CHUNK_BYTES + 9)
+    with pytest.raises(BlobCorrupt, match="does not match that CID"):
+        blocks_of_stream(io.BytesIO(data), expect=file_cid(data[:-1]))
+    f = io.BytesIO(data)
+    pairs = blocks_of_stream(f, expect=file_cid(data))  # the tree is built: first read done
+    f.getbuffer()[CHUNK_BYTES + 1] ^= 0xFF  # the file changes before its leaves are read
+    with pytest.raises(BlobCorrupt, match="changed while block"):
+        list(pairs)

@@ -23,7 +23,7 @@ from typing import BinaryIO, Final
 from multiformats import CID, varint
 
 from databright.errors import BlobCorrupt, InvalidArgument, InvalidCID
-from databright.storage.unixfs import DAG_PB, RAW, blocks_of_stream, file_cid_of_stream
+from databright.storage.unixfs import DAG_PB, RAW, blocks_of_stream
 
 __all__ = ["CAR_VERSION", "MAX_BLOCK_BYTES", "read_car", "write_car", "write_file_car"]
 
@@ -94,16 +94,18 @@ def write_file_car(out: BinaryIO, cid: str, f: BinaryIO) -> int:
     Raises :class:`BlobCorrupt` if the file is not what ``cid`` names, before writing anything.
     """
     parsed = CID.decode(cid)
-    start = f.tell()
     if parsed.codec.name == RAW:
         data = f.read()
         if hashlib.sha256(data).digest() != bytes(parsed.raw_digest):
             raise _corrupt(cid)
         return write_car(out, cid, [(cid, data)])
-    if parsed.codec.name != DAG_PB or file_cid_of_stream(f) != cid:
+    if parsed.codec.name != DAG_PB:
         raise _corrupt(cid)
-    f.seek(start)
-    return write_car(out, cid, blocks_of_stream(f))
+    try:
+        pairs = blocks_of_stream(f, expect=cid)  # checked before a byte is written
+    except BlobCorrupt:
+        raise _corrupt(cid) from None
+    return write_car(out, cid, pairs)
 
 
 def _corrupt(cid: str) -> BlobCorrupt:

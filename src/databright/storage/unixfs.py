@@ -332,7 +332,9 @@ def file_cid_of_stream(f: BinaryIO) -> str:
     return hasher.cid()
 
 
-def _walk(root: _Node, read_leaf: Callable[[int, int], bytes]) -> Iterator[tuple[bytes, bytes]]:
+def _walk(
+    root: _Node, read_leaf: Callable[[int, int], bytes], *, check: bool = False
+) -> Iterator[tuple[bytes, bytes]]:
     seen: set[bytes] = set()
     stack = [root]
     while stack:
@@ -341,7 +343,11 @@ def _walk(root: _Node, read_leaf: Callable[[int, int], bytes]) -> Iterator[tuple
             continue
         seen.add(node.cid)
         if node.block is None:
-            yield node.cid, read_leaf(node.offset, node.filesize)
+            leaf = read_leaf(node.offset, node.filesize)
+            if check and hashlib.sha256(leaf).digest() != node.cid[-_DIGEST:]:
+                text = _text(node.cid)
+                raise BlobCorrupt(f"the file changed while block {text} was read", cid=text)
+            yield node.cid, leaf
         else:
             yield node.cid, node.block
             stack.extend(reversed(node.children))
@@ -365,24 +371,26 @@ def blocks(data: bytes | bytearray | memoryview) -> Iterator[tuple[str, bytes]]:
         yield _text(cid), block
 
 
-def blocks_of_stream(f: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
+def blocks_of_stream(f: BinaryIO, *, expect: str | None = None) -> Iterator[tuple[bytes, bytes]]:
     """:func:`blocks` of a seekable binary file, with binary CIDs, reading it twice (once to
     build the tree, once to hand out the leaves) so that a large file is never all in memory.
+
+    With ``expect`` (a CID), a file whose root is not that CID raises :class:`BlobCorrupt`
+    before any block is handed out; a leaf that changed between the two reads raises it too.
     """
     start = f.tell()
     hasher = FileHasher(keep_tree=True)
     while piece := f.read(_READ):
         hasher.update(piece)
     root = hasher._finish()
+    if expect is not None and _text(root.cid) != expect:
+        raise BlobCorrupt(f"the file given for {expect} does not match that CID", cid=expect)
 
     def read_leaf(at: int, n: int) -> bytes:
         f.seek(start + at)
-        chunk = f.read(n)
-        if len(chunk) != n:
-            raise InvalidArgument("the file changed while its blocks were being read")
-        return chunk
+        return f.read(n)
 
-    return _walk(root, read_leaf)
+    return _walk(root, read_leaf, check=True)
 
 
 # --- verifying ------------------------------------------------------------------------------
