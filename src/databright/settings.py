@@ -43,6 +43,10 @@ class Settings(BaseSettings):
         default=None, description="Processes that hash a large proposal (1 turns it off)."
     )
     anvil: Path | None = Field(default=None, description="anvil binary for tests and benchmarks.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the server's index (default: SQLite in the data dir).",
+    )
     # NoDecode: a comma-separated list, not JSON, is what people type in a shell.
     blob_sources: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),

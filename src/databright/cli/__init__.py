@@ -29,7 +29,18 @@ import typer
 
 from databright import __version__
 from databright.chain.gateway import set_default_timeout
-from databright.cli import account, chain, dataset, demo, dividend, evaluate, node, proposal
+from databright.cli import (
+    account,
+    chain,
+    dataset,
+    demo,
+    dividend,
+    evaluate,
+    node,
+    proposal,
+    server,
+    store,
+)
 from databright.cli._common import err_console, print_error
 from databright.errors import (
     ChainError,
@@ -81,9 +92,11 @@ demo.register(app)
 evaluate.register(app)
 proposal.register(app)
 dividend.register(app)
+server.register(app)
 app.add_typer(node.app, name="node")
 app.add_typer(account.app, name="account")
 app.add_typer(dataset.app, name="dataset")
+app.add_typer(store.app, name="store")
 
 
 def _print_version(value: bool) -> None:

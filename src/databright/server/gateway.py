@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import Annotated, BinaryIO, Final
+from typing import Annotated, Any, BinaryIO, Final
 
 import uvicorn
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from multiformats import CID
 
@@ -27,7 +27,7 @@ from databright.errors import BlobCorrupt, BlobNotFound, InvalidCID
 from databright.storage.blobstore import BlobStore
 from databright.storage.cid import normalize_cid
 
-__all__ = ["blob_gateway", "serve_blobs"]
+__all__ = ["blob_gateway", "blob_router", "serve_blobs"]
 
 RAW_TYPE: Final = "application/vnd.ipld.raw"
 CAR_TYPE: Final = "application/vnd.ipld.car"
@@ -85,6 +85,30 @@ def _car_and_root_block(store: BlobStore, cid: str) -> tuple[bytes, bytes]:
     return out.getvalue(), root
 
 
+_ERROR: Final = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+                }
+            },
+        }
+    }
+}
+_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    200: {
+        "description": "The block (raw) or the DAG (CAR); verify it against the CID.",
+        "content": {RAW_TYPE: {}, CAR_TYPE: {}},
+    },
+    400: {"description": "Not a CID.", "content": _ERROR},
+    404: {"description": "This store does not hold it.", "content": _ERROR},
+    406: {"description": "Neither raw nor CAR was asked for.", "content": _ERROR},
+}
+
+
 def blob_gateway(store: BlobStore) -> FastAPI:
     """The ASGI app serving ``store`` read-only as an IPFS trustless gateway."""
     app = FastAPI(
@@ -99,7 +123,16 @@ def blob_gateway(store: BlobStore) -> FastAPI:
     def about() -> dict[str, str]:
         return {"service": "databright blob gateway", "version": __version__}
 
-    @app.api_route("/ipfs/{cid}", methods=["GET", "HEAD"])
+    app.include_router(blob_router(store))
+    return app
+
+
+def blob_router(store: BlobStore) -> APIRouter:
+    """``/ipfs/{cid}`` over ``store``, to include in any app (the platform server's too)."""
+    app = APIRouter(tags=["blobs"])
+
+    @app.head("/ipfs/{cid}", include_in_schema=False)
+    @app.get("/ipfs/{cid}", responses=_RESPONSES, response_class=Response)
     def ipfs(
         cid: str,
         request: Request,

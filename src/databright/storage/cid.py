@@ -89,7 +89,7 @@ def _parse(cid: str | CID) -> CID:
     elif isinstance(cid, str):
         try:
             parsed = CID.decode(cid.strip())
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, IndexError) as exc:  # multiformats on "b"
             raise InvalidCID(
                 f"{cid!r} is not a CID ({exc}); expected a CIDv1 string such as 'bafkrei...'"
             ) from exc

@@ -1,0 +1,208 @@
+"""The REST API, one router per resource. Lists read the index (``source: index``, with how
+fresh it is); single items that must be exact now read the chain (``source: chain``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from databright.errors import NotFound
+from databright.server.api.problems import PROBLEM_TYPE
+from databright.server.api.reads import MAX_LIMIT, IndexReader, checksum, parse_cursor, ref_of
+from databright.server.api.schemas import (
+    AccountEvent,
+    Claimable,
+    DatasetOut,
+    Page,
+    Problem,
+    ProposalLive,
+    ProposalOut,
+    Shareholder,
+    Status,
+)
+
+if TYPE_CHECKING:
+    from databright.server.platform import Platform
+
+__all__ = ["ALL"]
+
+# A uint256 id fits 78 digits; FastAPI checks the bounds before a handler runs.
+DatasetId = Annotated[int, Path(ge=1, le=2**64 - 1, description="The dataset's id.")]
+Cursor = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page."),
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
+StatusFilter = Annotated[
+    Literal["pending", "accepted", "rejected"] | None, Query(description="Only these.")
+]
+AddressParam = Annotated[str, Path(min_length=42, max_length=42, pattern=r"^0x[0-9a-fA-F]{40}$")]
+ContributorFilter = Annotated[
+    str | None, Query(min_length=42, max_length=42, pattern=r"^0x[0-9a-fA-F]{40}$")
+]
+
+
+def _platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+def _reader(request: Request) -> IndexReader:
+    reader: IndexReader = request.app.state.platform.reader
+    return reader
+
+
+Reader = Annotated[IndexReader, Depends(_reader)]
+
+# Every error is a problem document (application/problem+json); these are the ones a read
+# can meet.
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "description": why, "content": {PROBLEM_TYPE: {}}}
+    for code, why in (
+        (400, "A value the API cannot use (a cursor it never handed out)."),
+        (404, "No such dataset, proposal or path."),
+        (422, "A parameter breaks the documented rules."),
+        (502, "The node answered with an error."),
+        (503, "The node or the index is unavailable."),
+    )
+}
+
+status_router = APIRouter(tags=["status"], responses=PROBLEMS)
+datasets_router = APIRouter(prefix="/datasets", tags=["datasets"], responses=PROBLEMS)
+proposals_router = APIRouter(prefix="/proposals", tags=["proposals"], responses=PROBLEMS)
+accounts_router = APIRouter(prefix="/accounts", tags=["accounts"], responses=PROBLEMS)
+
+
+@status_router.get("/status")
+def status(request: Request) -> Status:
+    """The server's version and how far its index has caught up with the chain."""
+    from databright import __version__
+
+    return Status(
+        service="databright platform",
+        version=__version__,
+        index=_platform(request).status(),
+    )
+
+
+@datasets_router.get("")
+def list_datasets(
+    request: Request, reader: Reader, cursor: Cursor = None, limit: Limit = 50
+) -> Page[DatasetOut]:
+    """Every dataset of the market, oldest first."""
+    items, nxt = reader.datasets(parse_cursor(cursor), limit)
+    return Page[DatasetOut](items=items, next_cursor=nxt, index=_platform(request).status())
+
+
+def _known(reader: IndexReader, dataset_id: int) -> None:
+    if not reader.dataset_exists(dataset_id):
+        raise NotFound(
+            f"dataset {dataset_id} is not in the index; see /api/v1/datasets (a dataset "
+            "created moments ago appears once the index catches up)"
+        )
+
+
+@datasets_router.get("/{dataset_id}/proposals")
+def dataset_proposals(
+    request: Request,
+    reader: Reader,
+    dataset_id: DatasetId,
+    status: StatusFilter = None,
+    contributor: ContributorFilter = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[ProposalOut]:
+    """A dataset's proposals in arrival order (the initial data is proposal 0)."""
+    _known(reader, dataset_id)
+    items, nxt = reader.proposals(dataset_id, parse_cursor(cursor), limit, status, contributor)
+    return Page[ProposalOut](items=items, next_cursor=nxt, index=_platform(request).status())
+
+
+@datasets_router.get("/{dataset_id}/shareholders")
+def shareholders(request: Request, reader: Reader, dataset_id: DatasetId) -> Page[Shareholder]:
+    """Who holds the dataset's shares, largest holding first."""
+    _known(reader, dataset_id)
+    items = reader.shareholders(dataset_id)
+    return Page[Shareholder](items=items, next_cursor=None, index=_platform(request).status())
+
+
+@proposals_router.get("")
+def list_proposals(
+    request: Request,
+    reader: Reader,
+    contributor: ContributorFilter = None,
+    status: StatusFilter = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[ProposalOut]:
+    """Proposals across every dataset (``contributor``: one account's proposals)."""
+    items, nxt = reader.proposals(None, parse_cursor(cursor), limit, status, contributor)
+    return Page[ProposalOut](items=items, next_cursor=nxt, index=_platform(request).status())
+
+
+@proposals_router.get("/{dataset_id}/{number}")
+def proposal(
+    request: Request,
+    dataset_id: DatasetId,
+    number: Annotated[int, Path(ge=0, le=2**64 - 1, description="N in DATASET/N.")],
+) -> ProposalLive:
+    """One proposal as the chain says it is now: tallies, phases, evaluation."""
+    from databright.chain.clients import DataMarketConstants
+
+    market = _platform(request).market
+    market.dataset(dataset_id)  # NotFound for an unknown dataset
+    pid = (dataset_id << DataMarketConstants.SEQ_BITS) | number
+    p = market.proposal(pid)
+    ev = p.evaluation
+    return ProposalLive(
+        id=str(int(p.id)),
+        ref=ref_of(int(p.id)),
+        dataset_id=str(int(p.dataset_id)),
+        contributor=p.contributor,
+        data_cid=p.data_cid,
+        manifest_cid=p.manifest_cid,
+        examples=str(p.examples),
+        status=p.status,
+        outcome=p.outcome,
+        deadline=p.deadline,
+        commit_end=p.commit_end,
+        voting_opens=p.voting_opens,
+        yes_votes=str(p.yes_votes),
+        no_votes=str(p.no_votes),
+        quality_weight_bps=p.quality_weight_bps,
+        prospective_shares=str(p.prospective_shares),
+        evaluation=None
+        if ev is None
+        else {
+            "commits": ev.commits,
+            "reveals": ev.reveals,
+            "score_bps": ev.score_bps,
+            "quality_weight_bps": ev.quality_weight_bps,
+        },
+    )
+
+
+@accounts_router.get("/{address}/history")
+def history(
+    request: Request,
+    reader: Reader,
+    address: AddressParam,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[AccountEvent]:
+    """What happened to an account, oldest first: its proposals, votes, evaluations, dividends
+    paid and claimed, share transfers received, deposits and fees."""
+    items, nxt = reader.history(address, parse_cursor(cursor), limit)
+    return Page[AccountEvent](items=items, next_cursor=nxt, index=_platform(request).status())
+
+
+@accounts_router.get("/{address}/claimable/{dataset_id}")
+def claimable(request: Request, address: AddressParam, dataset_id: DatasetId) -> Claimable:
+    """Dividends the account can claim from the dataset now (read from the chain)."""
+    who = checksum(address)
+    amount = _platform(request).market.claimable(dataset_id, who)
+    return Claimable(account=who, dataset_id=str(dataset_id), claimable_wei=str(int(amount)))
+
+
+ALL = (status_router, datasets_router, proposals_router, accounts_router)

@@ -1,0 +1,148 @@
+"""The platform server: the index kept up to date in the background, the REST API over it,
+and the blob gateway, in one process.
+
+:class:`Platform` owns the pieces (database engine, indexer thread, a read-only market client
+for what must be read live from the chain, the blob store); :func:`create_app` builds the
+FastAPI app over it. While the node does not answer, the indexer waits and retries, and every
+answer read from the index says it is stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from databright import __version__
+from databright.chain.gateway import connect
+from databright.errors import ChainError, DataBrightError
+from databright.market.market import Market
+from databright.server.api import routers
+from databright.server.api.problems import install_problem_handlers, problem
+from databright.server.api.reads import IndexReader
+from databright.server.api.schemas import IndexStatus
+from databright.server.gateway import blob_router
+from databright.server.index import Indexer, open_index
+
+__all__ = ["MAX_BODY_BYTES", "Platform", "create_app", "serve_platform"]
+
+log = logging.getLogger("databright.server")
+
+#: The largest request body accepted (the API's bodies are small JSON documents).
+MAX_BODY_BYTES = 64 * 1024
+
+
+class Platform:
+    """Everything the server serves, for the market recorded in ``data_dir`` on ``rpc_url``."""
+
+    def __init__(
+        self,
+        rpc_url: str,
+        data_dir: Path,
+        database_url: str | None = None,
+        sources: Sequence[str] = (),
+        poll_s: float = 0.5,
+    ) -> None:
+        self.market = Market.connect(rpc_url, None, data_dir, sources=sources)
+        url = database_url or f"sqlite:///{Path(data_dir).resolve() / 'index.sqlite3'}"
+        self.engine = open_index(url)
+        self.indexer = Indexer(connect(rpc_url), self.market.contract.address, self.engine)
+        self.reader = IndexReader(self.engine)
+        self.poll_s = poll_s
+        self.node_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- the indexer in the background ------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._index, name="indexer", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.engine.dispose()
+
+    def _index(self) -> None:
+        while not self._stop.is_set():
+            try:
+                steps = self.indexer.sync(max_steps=5)
+                self.node_error = None
+                caught_up = steps[-1].lag == 0
+            except ChainError as exc:
+                self.node_error = str(exc)
+                caught_up = True
+            except DataBrightError as exc:  # the database: keep trying, say why in the status
+                self.node_error = str(exc)
+                caught_up = True
+            except Exception:  # never let the thread die silently: log, wait, retry
+                log.exception("the indexer failed; retrying")
+                caught_up = True
+            if caught_up:
+                self._stop.wait(self.poll_s)
+
+    def status(self) -> IndexStatus:
+        state = self.indexer.state()
+        return IndexStatus(
+            chain_id=state.chain_id,
+            market=state.market,
+            indexed_block=state.indexed_block,
+            head_block=state.head_block,
+            lag=max(0, state.head_block - state.indexed_block),
+            stale=self.node_error is not None,
+            node_error=self.node_error,
+        )
+
+
+class _BodyLimit(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return problem(
+                413, "Request too large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+            )
+        return await call_next(request)
+
+
+def create_app(platform: Platform) -> FastAPI:
+    app = FastAPI(
+        title="DataBright platform API",
+        version=__version__,
+        description=(
+            "Datasets, proposals, shareholders and account histories of a DataBright market. "
+            "Lists come from the server's index of chain events (each page says how fresh it "
+            "is); what must be exact at this moment (a proposal's live state, claimable "
+            "dividends) is read from the chain and marked so. Blobs are served at /ipfs/{cid} "
+            "as an IPFS trustless gateway."
+        ),
+    )
+    app.state.platform = platform
+    app.add_middleware(_BodyLimit)
+    install_problem_handlers(app)
+    for router in routers.ALL:
+        app.include_router(router, prefix="/api/v1")
+    app.include_router(blob_router(platform.market.store))
+
+    @app.get("/", include_in_schema=False)
+    def about() -> JSONResponse:
+        return JSONResponse({"service": "databright platform", "docs": "/docs"})
+
+    return app
+
+
+def serve_platform(platform: Platform, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Index and serve until interrupted (``databright server``)."""
+    platform.start()
+    try:
+        uvicorn.run(create_app(platform), host=host, port=port, log_level="warning")
+    finally:
+        platform.stop()

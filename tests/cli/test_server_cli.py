@@ -1,0 +1,63 @@
+"""``databright server`` as a user runs it: a real process on a free port, stopped by PID."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from databright.chain.deploy import deploy
+from databright.chain.gateway import connect
+from databright.process import launch
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _status(url: str):  # a readiness probe: the status once the index caught up
+    def probe():
+        answer = requests.get(f"{url}/api/v1/status", timeout=2)
+        body = answer.json() if answer.ok else None
+        return body if body and body["index"]["lag"] == 0 else None
+
+    return probe
+
+
+# One node is enough to show the command works; the API suite runs on both.
+@pytest.mark.parametrize("node", ["embedded"], indirect=True)
+def test_the_server_indexes_and_answers_until_stopped(node, tmp_path: Path) -> None:
+    deploy(connect(node.url, node.accounts[0]), tmp_path)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "databright.cli", "server", "--rpc", node.url,
+           "--data-dir", str(tmp_path), "--port", str(port)]  # fmt: skip
+    server = launch(cmd, name="the platform server", log=tmp_path / "server.log")
+    try:
+        status = server.wait_ready(_status(url), timeout=60)
+        assert status["index"]["chain_id"] == node.chain_id
+        assert requests.get(f"{url}/api/v1/datasets", timeout=10).json()["items"] == []
+        assert (tmp_path / "index.sqlite3").is_file()  # the embedded default
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("node", ["embedded"], indirect=True)
+def test_a_taken_port_is_one_sentence(node, tmp_path: Path) -> None:
+    deploy(connect(node.url, node.accounts[0]), tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmd = [sys.executable, "-m", "databright.cli", "server", "--rpc", node.url,
+               "--data-dir", str(tmp_path), "--port", str(port)]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "is in use" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
