@@ -112,7 +112,7 @@ def test_an_rpc_that_is_not_a_node_is_one_sentence(
 
 def test_an_rpc_that_hangs_times_out_in_bounded_time(
     not_a_node: Callable[[bytes | None], str],
-    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     fails: Callable[..., tuple[int, str]],
 ) -> None:
     url = not_a_node(None)
@@ -122,6 +122,9 @@ def test_an_rpc_that_hangs_times_out_in_bounded_time(
     assert code == 3 and "did not answer eth_chainId within 0.5 s" in line, line
     assert "--rpc-timeout" in line
     assert gateway_module.DEFAULT_TIMEOUT_S == 0.5
+    monkeypatch.setenv("DATABRIGHT_RPC_TIMEOUT", "0.25")
+    code, line = fails("dataset", "list", "--rpc", url)
+    assert code == 3 and "within 0.25 s" in line, line
     fails("--rpc-timeout", "0", "dataset", "list", usage=True)
     fails("--rpc-timeout", "soon", "dataset", "list", usage=True)
 
