@@ -148,3 +148,26 @@ def test_a_withheld_proposal_is_its_own_problem_not_the_datasets(people) -> None
     mallory.serve()
     late = EvaluatorService(erin.market(alice, bob, mallory), ds, service.validation)
     assert [e.proposal_id for e in late.run_once()] == [mallory_p.id]
+
+
+def test_a_large_proposal_travels_as_a_unixfs_dag(people) -> None:
+    alice, bob, carol = (people[n] for n in ("alice", "bob", "carol"))
+    deployment, _ = deploy(connect(alice.node.url, alice.account), alice.data_dir)
+    initial = validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="initial")
+    ds = alice.market().create_dataset("big", SCHEMA, initial, Governance(voting_period_s=60))
+    alice.serve()
+    for p in (bob, carol):
+        p.join(Path(deployment.path))
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 17, size=(1200, 64)).astype(np.float32)  # ~300 KiB: two leaves
+    y = rng.integers(0, 10, size=1200)
+    bob.serve()
+    proposal = bob.market(alice).propose(ds, validate_examples(X, y, SCHEMA, source="big.npz"))
+    assert proposal.data_cid.startswith("bafybei")  # the dag-pb root, as IPFS would name it
+    market = alice.market(bob)
+    assert market.proposal(proposal.id).data_cid == proposal.data_cid  # found at bob's
+    market.vote(proposal.id, True)
+    market.gateway.advance_to(proposal.deadline)
+    market.finalize(proposal.id)
+    data, _ = carol.market(alice, bob).download(ds)
+    np.testing.assert_array_equal(data.X[len(CAST.initial_y) :], X)

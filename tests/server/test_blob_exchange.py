@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from databright.errors import BlobNotFound, InvalidArgument
 from databright.server.gateway import blob_gateway
-from databright.storage import LocalBlobStore, MemoryBlobStore, cid_for_bytes
+from databright.storage import LocalBlobStore, MemoryBlobStore, cid_for_bytes, cid_to_digest
 from databright.storage.remote import GatewaySource, SourcedBlobStore, check_source_url
 
 
@@ -134,3 +134,22 @@ def test_missing_blobs_name_every_source_and_what_to_do(peer) -> None:
 def test_a_source_must_be_an_http_url(url: str) -> None:
     with pytest.raises(InvalidArgument, match="http://"):
         check_source_url(url)
+
+
+def test_a_large_blob_travels_as_a_car_every_block_checked(peer) -> None:
+    store, url = peer
+    data = bytes(range(256)) * 1500  # 384,000 bytes: two 256 KiB leaves under a dag-pb root
+    cid = store.put(data)
+    assert cid.startswith("bafybei")  # dag-pb, as `ipfs add --cid-version 1` gives
+    mine = SourcedBlobStore(MemoryBlobStore(), [GatewaySource(url)])
+    assert mine.get(cid) == data
+
+
+def test_the_address_of_an_on_chain_digest_is_found_where_the_blob_is(peer) -> None:
+    store, url = peer
+    small, large = store.put(b"a schema"), store.put(b"\x07" * 300_000)
+    mine = SourcedBlobStore(MemoryBlobStore(), [GatewaySource(url)])
+    for cid in (small, large):
+        assert mine.locate(cid_to_digest(cid)) == cid
+    nobody = cid_for_bytes(b"held by no one")
+    assert SourcedBlobStore(MemoryBlobStore()).locate(cid_to_digest(nobody)) == nobody

@@ -57,12 +57,12 @@ from databright.storage import (
     MerkleTree,
     cid_to_digest,
     decode_examples,
-    digest_to_cid,
     example_hashes,
     read_proposal,
     store_proposal,
     validate_examples,
 )
+from databright.storage.blobstore import cid_in_store
 from databright.storage.remote import GatewaySource, SourcedBlobStore
 from databright.types import UINT256_MAX, Address, DatasetId, ProposalId, Wei
 
@@ -257,6 +257,13 @@ class Market:
     def address(self) -> Address:
         return self.gateway.address
 
+    def cid_of(self, digest: bytes) -> str:
+        """The CID of the blob a ``bytes32`` digest on the chain names (raw up to 256 KiB,
+        dag-pb above: the local store, then the blob sources, say which)."""
+        if isinstance(self.store, SourcedBlobStore):
+            return self.store.locate(bytes(digest))
+        return cid_in_store(self.store, bytes(digest))
+
     def as_account(self, account: LocalAccount) -> Market:
         """The same market seen by another account (shares the store and the node)."""
         gw = connect(self.gateway.url, account)
@@ -335,7 +342,7 @@ class Market:
             name=name,
             token=Address(to_checksum_address(d.token)),
             initiator=Address(to_checksum_address(d.initiator)),
-            schema_cid=digest_to_cid(d.metadata_cid_digest),
+            schema_cid=self.cid_of(d.metadata_cid_digest),
             governance=Governance(
                 voting_period_s=d.voting_period,
                 quorum_bps=d.quorum_bps,
@@ -466,7 +473,7 @@ class Market:
 
     def _proposal_info(self, pid: int, raw: ProposalView, created: list[Event]) -> ProposalInfo:
         manifest_cid = (
-            digest_to_cid(created[0].args["metadata_cid_digest"])
+            self.cid_of(created[0].args["metadata_cid_digest"])
             if created and created[0].args["metadata_cid_digest"] != ZERO32
             else None
         )
@@ -480,7 +487,7 @@ class Market:
             dataset_id=DatasetId(raw.dataset_id),
             contributor=Address(to_checksum_address(raw.contributor)),
             # A settled-without-entry proposal's data digest is cleared on-chain; its event keeps it.
-            data_cid=digest_to_cid(
+            data_cid=self.cid_of(
                 data if bytes(data) != ZERO32 or not created else created[0].args["data_cid_digest"]
             ),
             manifest_root=bytes(raw.manifest_root),
@@ -677,7 +684,7 @@ class Market:
                         e.index,
                         ProposalId(e.proposal_id),
                         Address(to_checksum_address(e.contributor)),
-                        digest_to_cid(e.data_cid_digest),
+                        self.cid_of(e.data_cid_digest),
                         bytes(e.manifest_root),
                         e.examples,
                         e.shares,

@@ -28,7 +28,7 @@ from multiformats import CID
 
 from databright.errors import BlobNotFound, BlobSourceFailed, InvalidArgument, StorageError
 from databright.storage.blobstore import BlobStore
-from databright.storage.cid import normalize_cid
+from databright.storage.cid import cids_for_digest, normalize_cid
 
 __all__ = [
     "DEFAULT_MAX_BLOB_BYTES",
@@ -110,6 +110,20 @@ class GatewaySource:
             raise BlobSourceFailed(f"{self.url} sent bytes that do not match {cid}")
         return data
 
+    def holds(self, cid: str) -> bool:
+        """Whether the source says it has ``cid`` (a HEAD request; any failure means no)."""
+        try:
+            answer = requests.head(
+                f"{self.url}/ipfs/{normalize_cid(cid)}",
+                params={"format": "raw"},
+                headers={"Accept": RAW_TYPE},
+                timeout=self.timeout_s,
+                allow_redirects=False,
+            )
+        except requests.RequestException:
+            return False
+        return answer.status_code == 200
+
     def _read_bounded(self, response: requests.Response) -> bytes:
         declared = response.headers.get("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
@@ -148,7 +162,7 @@ class SourcedBlobStore:
 
     local: BlobStore
     sources: Sequence[GatewaySource] = ()
-    _misses: dict[str, str] = field(default_factory=dict, repr=False)
+    _located: dict[bytes, str] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
         return f"<SourcedBlobStore {self.local!r} + {len(self.sources)} source(s)>"
@@ -207,6 +221,28 @@ class SourcedBlobStore:
                 raise StorageError(f"{source} sent {text} but the local store filed it as {stored}")
             return text
         raise self._not_found(text, failures)
+
+    def locate(self, digest: bytes) -> str:
+        """The CID of the blob whose sha2-256 ``digest`` the chain keeps.
+
+        The chain keeps only the digest: a blob up to 256 KiB has the raw CID with it, a larger
+        one the dag-pb CID of its UnixFS root. The local store is asked first, then each source
+        (a HEAD request per candidate); answers are kept, since content never changes. When no
+        one holds either, the raw CID is returned, so that a miss names the usual address.
+        """
+        digest = bytes(digest)
+        if digest in self._located:
+            return self._located[digest]
+        candidates = cids_for_digest(digest)
+        found = next((c for c in candidates if self.local.has(c)), None)
+        for source in self.sources if found is None else ():
+            found = next((c for c in candidates if source.holds(c)), None)
+            if found is not None:
+                break
+        if found is None:
+            return candidates[0]
+        self._located[digest] = found
+        return found
 
     def _not_found(self, cid: str, failures: list[str]) -> BlobNotFound:
         if not self.sources:
