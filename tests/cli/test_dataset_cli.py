@@ -25,6 +25,8 @@ BAD_INPUT = [
     ("no-schema-unreadable", ["dataset", "create", "x", "--initial", "{files}/garbage.npz"], 1, ["cannot infer a schema", "garbage.npz", "--schema"]),
     ("download-unknown-dataset", ["dataset", "download", "99", "--out", "{files}/o.npz"], 5, ["dataset 99 does not exist"]),
     ("download-no-directory", ["dataset", "download", "{ds}", "--out", "{files}/no/such/o.npz"], 5, ["does not exist"]),
+    ("download-to-a-device", ["dataset", "download", "{ds}", "--out", "/dev/null"], 1, ["/dev/null is not a regular file"]),
+    ("download-bad-source", ["dataset", "download", "{ds}", "--out", "{files}/o.npz", "--source", "notaurl"], 1, ["notaurl"]),
     ("grant-unknown-dataset", ["dataset", "grant-evaluator", "99", "1"], 5, ["dataset 99 does not exist"]),
     ("grant-not-initiator", ["dataset", "grant-evaluator", "{ds}", "2", "-a", "1"], 1, ["only the initiator", "initiator's account"]),
     ("transfer-more-than-held", ["dataset", "transfer-shares", "{ds}", "2", "1000", "-a", "0"], 1, ["holds", "fewer than"]),
@@ -58,11 +60,12 @@ def test_bad_input_is_one_line_and_changes_nothing(
         ["dataset", "create", "x", "--initial", "f.npz", "--schema", "s.json", "--voting-period", "1w"],
         ["dataset", "create", "x", "--initial", "f.npz", "--schema", "s.json", "--min-voting-period", "soon"],
         ["dataset", "download", "1", "--out", "o.xlsx"],
+        ["dataset", "download", "1", "--out", "/tmp"],
         ["dataset", "grant-evaluator", "1", "bob"],
         ["dataset", "transfer-shares", "1", "2", "-1"],
         ["dataset", "transfer-shares", "1", "2", "1e-19"],
     ],
-    ids=["int", "bad-evaluator", "two-schemas", "bad-shape", "quorum", "period", "min-period", "format", "evaluator-name",
+    ids=["int", "bad-evaluator", "two-schemas", "bad-shape", "quorum", "period", "min-period", "format", "out-directory", "evaluator-name",
          "negative-shares", "below-a-unit"],
 )  # fmt: skip
 def test_usage_errors_exit_2(args: list[str], fails: Callable[..., tuple[int, str]]) -> None:

@@ -657,6 +657,7 @@ def download_command(
             f"{chosen!r} is not a format to write; use npz, csv or parquet",
             param_hint="'--format'",
         )
+    queries.export_target(out)  # refused before anything is downloaded
     # Blob sources: those given here, then those of the settings ($DATABRIGHT_BLOB_SOURCES).
     urls = (*(sources or ()), *get_settings().blob_sources)
     market = Market.connect(rpc, None, data_dir, sources=urls)

@@ -52,6 +52,7 @@ __all__ = [
     "claims",
     "evaluators",
     "export_examples",
+    "export_target",
     "grant_evaluator",
     "payments",
     "proposals_by",
@@ -313,17 +314,26 @@ def check_proposal(
     return Checked(DatasetId(int(dataset_id)), stored.n_examples, stored.data_cid, root, payment)
 
 
+def export_target(path: str | Path) -> Path:
+    """``path`` if an export may write it (a new or regular file in an existing directory)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidArgument(f"{path} is a directory; give a file name to write")
+    if path.exists() and not path.is_file():
+        # The file is replaced by a rename: never do that to a device or a pipe (/dev/null).
+        raise InvalidArgument(f"{path} is not a regular file; give a file name to write")
+    if not path.parent.is_dir():
+        raise NotFound(f"directory {path.parent} does not exist; create it first")
+    return path
+
+
 def export_examples(examples: Examples, path: str | Path, fmt: ExportFormat) -> Path:
     """Write examples as a file ``propose`` reads back to the same examples: ``npz`` (arrays
     ``X`` and ``y``), ``csv`` or ``parquet`` (a column per feature value ``f0``, ``f1``, ... in C
     order, then ``label``). Written atomically: a failed export leaves no partial file."""
-    path = Path(path)
+    path = export_target(path)
     if fmt not in EXPORT_FORMATS:
         raise InvalidArgument(f"format {fmt!r} is unknown; use one of {', '.join(EXPORT_FORMATS)}")
-    if path.is_dir():
-        raise InvalidArgument(f"{path} is a directory; give a file name to write")
-    if not path.parent.is_dir():
-        raise NotFound(f"directory {path.parent} does not exist; create it first")
     X, y = examples.X, examples.y
     if fmt == "npz":
         sink = pa.BufferOutputStream()
