@@ -156,3 +156,32 @@ def test_a_killed_indexer_resumes_where_its_last_batch_ended(
         assert s.scalar(select(func.count()).select_from(IndexedEvent)) == len(rows)
     engine.dispose()
     fresh.dispose()
+
+
+def test_migrations_upgrade_an_old_index_in_place(database_url: str) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from databright.server.index.database import MIGRATIONS
+
+    engine = sa.create_engine(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(sa.text("INSERT INTO indexed_blocks VALUES (5, '0xaa', '0xbb', 1)"))
+        connection.execute(
+            sa.text(
+                "INSERT INTO indexed_events (block_number, tx_hash, log_index, contract, name,"
+                " args) VALUES (5, '0x01', 0, '0xC', 'ProposalFinalized', :args)"
+            ),
+            {"args": '{"status": "2", "shares": "7"}'},
+        )
+    engine.dispose()
+    upgraded = open_index(database_url)  # runs 0002: the status column, filled from the args
+    with Session(upgraded) as s:
+        [row] = s.scalars(select(IndexedEvent))
+        assert row.status == 2 and row.args["shares"] == "7"
+    upgraded.dispose()

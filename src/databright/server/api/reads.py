@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any, Final
 
 from eth_utils import is_address, to_checksum_address
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.orm import Session, aliased
 
-from databright.chain.clients import DataMarketConstants
+from databright.chain.clients import DataMarketConstants, ProposalStatus
 from databright.errors import InvalidArgument
 from databright.market.market import STATUS_NAMES
 from databright.server.api.schemas import AccountEvent, DatasetOut, ProposalOut, Shareholder
@@ -22,6 +22,7 @@ __all__ = ["MAX_LIMIT", "IndexReader", "parse_cursor"]
 
 MAX_LIMIT: Final = 200
 _SEQ_MASK: Final = (1 << DataMarketConstants.SEQ_BITS) - 1
+_STATUS_CODES: Final = {name: code for code, name in STATUS_NAMES.items()}
 
 
 def parse_cursor(cursor: str | None) -> int:
@@ -66,17 +67,24 @@ class IndexReader:
             more = len(rows) > limit
             rows = rows[:limit]
             ids = [r.dataset_id for r in rows]
-            made: dict[int, int] = {}
-            accepted: dict[int, int] = {}
-            for name, bucket in (("ProposalCreated", made), ("ProposalFinalized", accepted)):
-                for ds, args in s.execute(
-                    select(E.dataset_id, E.args).where(E.name == name, E.dataset_id.in_(ids))
-                ):
-                    if name == "ProposalFinalized" and STATUS_NAMES.get(int(args["status"])) != (
-                        "accepted"
-                    ):
-                        continue
-                    bucket[int(ds)] = bucket.get(int(ds), 0) + 1
+            made = dict(
+                s.execute(
+                    select(E.dataset_id, func.count())
+                    .where(E.name == "ProposalCreated", E.dataset_id.in_(ids))
+                    .group_by(E.dataset_id)
+                ).all()
+            )
+            accepted = dict(
+                s.execute(
+                    select(E.dataset_id, func.count())
+                    .where(
+                        E.name == "ProposalFinalized",
+                        E.dataset_id.in_(ids),
+                        E.status == int(ProposalStatus.ACCEPTED),
+                    )
+                    .group_by(E.dataset_id)
+                ).all()
+            )
         out = [
             DatasetOut(
                 id=str(r.dataset_id),
@@ -85,8 +93,8 @@ class IndexReader:
                 token=str(r.args["token"]),
                 created_block=r.block_number,
                 evaluators=[str(e) for e in r.args.get("evaluators", [])],
-                proposals=made.get(int(r.dataset_id or 0), 0),
-                accepted=accepted.get(int(r.dataset_id or 0), 0),
+                proposals=made.get(r.dataset_id, 0),
+                accepted=accepted.get(r.dataset_id, 0),
                 voting_period_s=str(r.args["voting_period"]),
                 commit_period_s=str(r.args["commit_period"]),
                 reveal_period_s=str(r.args["reveal_period"]),
@@ -134,24 +142,13 @@ class IndexReader:
         if status == "pending":
             query = query.where(settled.id.is_(None))
         elif status is not None:
-            query = query.where(settled.id.is_not(None))
-        found: list[tuple[int, ProposalOut]] = []  # (event id: the cursor, proposal)
-        last = after
+            query = query.where(settled.status == _STATUS_CODES[status])
         with Session(self.engine) as s:
-            # accepted / rejected are told apart by the event's status argument (JSON), so
-            # pages are filled from batches rather than filtered in SQL.
-            while len(found) <= limit:
-                batch = s.execute(query.where(created.id > last).limit(limit + 1)).all()
-                for c, f in batch:
-                    last = c.id
-                    item = _proposal(c, f)
-                    if status in (None, "pending") or item.status == status:
-                        found.append((c.id, item))
-                if len(batch) <= limit:
-                    break
-        more = len(found) > limit
-        page = found[:limit]
-        return [p for _, p in page], (str(page[-1][0]) if more else None)
+            rows = s.execute(query.limit(limit + 1)).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [_proposal(c, f) for c, f in rows]
+        return items, (str(rows[-1][0].id) if more else None)
 
     def history(
         self, account: str, after: int, limit: int

@@ -96,6 +96,7 @@ def event_row(e: Event, tx_hash: str, dataset_of_token: dict[str, int]) -> dict[
         "proposal_id": int(args["proposal_id"]) if "proposal_id" in args else None,
         "account": account,
         "amount": amount,
+        "status": int(args["status"]) if e.name == "ProposalFinalized" else None,
         "args": {k: _plain(v) for k, v in args.items()},
     }
 

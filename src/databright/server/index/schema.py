@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     UniqueConstraint,
 )
@@ -84,6 +85,7 @@ class IndexedEvent(Base):
         Index("ix_indexed_events_name_dataset", "name", "dataset_id"),
         Index("ix_indexed_events_proposal", "proposal_id"),
         Index("ix_indexed_events_account", "account"),
+        Index("ix_indexed_events_name_dataset_status", "name", "dataset_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -98,6 +100,8 @@ class IndexedEvent(Base):
     proposal_id: Mapped[int | None] = mapped_column(Uint256, nullable=True)
     account: Mapped[str | None] = mapped_column(String(42), nullable=True)
     amount: Mapped[int | None] = mapped_column(Uint256, nullable=True)
+    # A settled proposal's ProposalStatus (ProposalFinalized only), for lists and counts in SQL.
+    status: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     args: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
