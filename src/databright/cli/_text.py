@@ -7,21 +7,19 @@ read and type ``DATASET/N``, so no command prints the packed integer, in text or
 A dataset name, a revert reason or a report comes from whoever wrote it. Printed raw, an ESC
 sequence in it could move the cursor, recolour or retitle another user's terminal, and a
 newline could forge a line of our output; rich would also read ``[...]`` in it as markup. So
-``safe`` makes such a string inert before it reaches a console.
+``safe`` (``_common``'s, re-exported here) makes such a string inert before it reaches a
+console.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
-from rich.markup import escape
-
 from databright.chain.clients import DataMarketConstants
-from databright.cli._common import proposal_json
+from databright.cli._common import plain, proposal_json, safe
 from databright.errors import DataBrightError
 from databright.market import ProposalInfo
 
@@ -41,26 +39,6 @@ def ref(proposal_id: int) -> str:
     """A proposal's reference as people write it: ``DATASET/N``."""
     pid = int(proposal_id)
     return f"{pid >> _SEQ_BITS}/{pid & _SEQ_MASK}"
-
-
-def plain(text: object) -> str:
-    """``text`` with every control and format character (ESC, CR, LF, bidi overrides)
-    written as a visible escape, so it stays on its line and changes nothing on the screen."""
-    out: list[str] = []
-    for ch in str(text):
-        # Cc: C0/C1 controls (ESC, BEL, CR, LF, CSI); Cf: bidi overrides and zero-width
-        # characters that reorder or hide what follows; Zl/Zp: Unicode line breaks.
-        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def safe(text: object) -> str:
-    """``plain(text)`` with rich markup escaped: for a string printed through a rich console."""
-    return escape(plain(text))
 
 
 def proposal_view(p: ProposalInfo) -> dict[str, Any]:

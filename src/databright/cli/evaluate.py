@@ -33,6 +33,7 @@ from databright.cli._params import parse_proposal_id
 from databright.cli._text import plain, proposal_refs, ref
 from databright.errors import NotFound, NotPermitted
 from databright.market import Market
+from databright.settings import get_settings
 
 if TYPE_CHECKING:
     from databright.market.evaluator import PostedEvaluation
@@ -151,6 +152,14 @@ def evaluate_command(
         float, typer.Option(min=0.1, help="Seconds between polls with --watch.")
     ] = 5.0,
     k: Annotated[int, typer.Option(min=1, help="Neighbours of the KNN-Shapley utility.")] = 5,
+    sources: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            help="URL of a blob store to fetch proposals' data from (a contributor's `store "
+            "serve`, an IPFS gateway); repeatable, besides $DATABRIGHT_BLOB_SOURCES.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Value proposals with KNN-Shapley: commit to sealed scores, reveal those due."""
@@ -158,7 +167,9 @@ def evaluate_command(
     from databright.market.evaluator import EvaluatorService
 
     acct = Keystore(data_dir / "keystore").load(account)
-    market = Market.connect(rpc, acct, data_dir)
+    # Proposals come from other participants' data dirs: their blobs are fetched from these.
+    urls = (*(sources or ()), *get_settings().blob_sources)
+    market = Market.connect(rpc, acct, data_dir, sources=urls)
     try:
         service = EvaluatorService(market, dataset, validation, k=k)
     except NotPermitted as exc:
