@@ -38,7 +38,7 @@ from .accounts import DEV_ACCOUNTS_FILE, create_dev_keys, encrypt_dev_key
 from .backend import DEFAULT_CHAIN_ID, HARDFORK, DevMiningChain, PersistentBackend, chain_class
 from .fees import PRIORITY_FEE_WEI, base_fee, fee_history
 from .geth_errors import vm_error
-from .logs import FILTER_TIMEOUT_S, MinedBlockTester, find_logs
+from .logs import FILTER_TIMEOUT_S, LogIndex, MinedBlockTester, log_rows
 from .store import CHECK_BUDGET_S, SCHEMA_VERSION, KeyValueStore
 from .wire import INVALID_PARAMS, BlockHashRef, RpcError
 
@@ -47,6 +47,7 @@ __all__ = ["DEV_BALANCE_WEI", "STORE_FILE", "DevChain"]
 log = logging.getLogger(__name__)
 
 DEV_BALANCE_WEI = 10_000 * 10**18  # like anvil and hardhat
+_LOGS_INDEXED_TO = "logs_indexed_to"  # meta key: the last block whose logs are in the index
 STORE_FILE = "chain.sqlite3"
 
 
@@ -85,6 +86,12 @@ class DevChain:
         self.tester = MinedBlockTester(
             backend=self.backend, auto_mine_transactions=True, filter_timeout=filter_timeout
         )
+        self.logs = LogIndex(store.path)
+        self._logs_indexed_to = int(store.get_meta(_LOGS_INDEXED_TO) or -1)
+        if self._logs_indexed_to < int(self.head().block_number):
+            # A store from before the log index (or one that lost it): index it once, now.
+            self._index_new_blocks()
+            self.store.commit()
 
     # --- opening ------------------------------------------------------------------------
 
@@ -235,11 +242,24 @@ class DevChain:
         return self.chain.get_canonical_head()
 
     def commit(self) -> None:
-        """Make everything written so far durable, in one SQLite transaction."""
+        """Make everything written so far durable, in one SQLite transaction: the blocks mined
+        since the last commit together with their rows in the log index."""
+        if self.store.dirty:
+            self._index_new_blocks()
         self.store.commit()
 
+    def _index_new_blocks(self) -> None:
+        head = int(self.head().block_number)
+        if head <= self._logs_indexed_to:
+            return
+        for number in range(self._logs_indexed_to + 1, head + 1):
+            self.store.add_logs(log_rows(self.backend, number))
+        self.store.set_meta(_LOGS_INDEXED_TO, str(head))
+        self._logs_indexed_to = head
+
     def close(self) -> None:
-        self.store.commit()
+        self.commit()
+        self.logs.close()
         self.store.close()
 
     def block_number_of(self, block_hash: str) -> int:
@@ -389,9 +409,10 @@ class DevChain:
         offset = sum(len(receipt.logs) for receipt in receipts[:index])
         return int(receipts[index].bloom), offset
 
-    def get_logs(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Logs matching an eth_getLogs filter (see :func:`wire.filter_in`), bloom-filtered."""
-        addresses = [to_canonical_address(a) for a in params.get("address") or ()]
+    def log_query(self, params: Mapping[str, Any]) -> tuple[int, int, list[bytes], list[Any]]:
+        """An eth_getLogs filter (see :func:`wire.filter_in`) resolved against the chain as it
+        is now: (first block, last block, addresses, topics), for :meth:`find_logs`."""
+        addresses = [bytes(to_canonical_address(a)) for a in params.get("address") or ()]
         topics: list[Any] = list(params.get("topics") or ())
         if params.get("block_hash") is not None:
             first = last = self.block_number_of(params["block_hash"])
@@ -401,7 +422,15 @@ class DevChain:
             last = self._number(_or_latest(params.get("to_block")))
         if first > last:
             raise RpcError(INVALID_PARAMS, f"fromBlock {first} is after toBlock {last}")
-        return find_logs(self.backend, first, last, addresses, topics)
+        return first, last, addresses, topics
+
+    def find_logs(self, query: tuple[int, int, list[bytes], list[Any]]) -> list[dict[str, Any]]:
+        """The logs a :meth:`log_query` asks for, from the log index: safe to call without the
+        node's lock (it reads committed blocks only, through connections of its own)."""
+        return self.logs.find(*query)
+
+    def get_logs(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return self.find_logs(self.log_query(params))
 
     # --- fees -----------------------------------------------------------------------------
 

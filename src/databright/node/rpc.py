@@ -83,7 +83,10 @@ class Param:
 @dataclass(frozen=True)
 class Method:
     params: tuple[Param, ...]
-    run: Callable[..., Any]  # (chain, *converted params) -> wire result
+    run: Callable[..., Any]  # (chain, *converted params) -> wire result, under the lock
+    # (chain, run's result) -> wire result, after the lock is released: the slow part of a read
+    # that needs the lock only to pin down what it reads (eth_getLogs).
+    unlocked: Callable[[DevChain, Any], Any] | None = None
 
 
 def _or_none(call: Callable[..., Any], *args: Any) -> Any:
@@ -211,8 +214,12 @@ def _tx_by_index(chain: DevChain, block: Any, index: int) -> Any:
     return transaction_out(found["transactions"][index])
 
 
-def _logs(chain: DevChain, params: dict[str, Any]) -> Any:
-    return [to_wire(entry) for entry in chain.get_logs(params)]
+def _log_query(chain: DevChain, params: dict[str, Any]) -> Any:
+    return chain.log_query(params)
+
+
+def _logs_found(chain: DevChain, query: Any) -> Any:
+    return chain.find_logs(query)
 
 
 def _tester_filter_params(chain: DevChain, params: dict[str, Any]) -> dict[str, Any]:
@@ -372,7 +379,7 @@ METHODS: dict[str, Method] = {
         (Param(block_id_in, name="block"), _INDEX), _tx_by_index
     ),
     "eth_getTransactionByBlockHashAndIndex": Method((_HASH, _INDEX), _tx_by_index),
-    "eth_getLogs": Method((Param(filter_in, name="filter"),), _logs),
+    "eth_getLogs": Method((Param(filter_in, name="filter"),), _log_query, _logs_found),
     "eth_newFilter": Method((Param(filter_in, name="filter"),), _new_filter),
     "eth_newBlockFilter": Method((), _new_block_filter),
     "eth_newPendingTransactionFilter": Method((), _new_pending_filter),
@@ -475,11 +482,7 @@ class Dispatcher:
                 # The store is the chain: once a page reads back damaged ("database disk image
                 # is malformed"), neither memory nor disk can be trusted to agree. Stop here:
                 # no block is mined and no transaction accepted on top of it.
-                self._break(
-                    f"the node's chain store failed ({exc}) and the node stopped mining and "
-                    f"accepting requests; stop it, then restore the data dir from a backup or "
-                    f"move it away to start a fresh chain"
-                )
+                self._break(_store_failure(exc))
                 self.chain.store.rollback()
                 raise RpcError(INTERNAL_ERROR, self.broken or "") from None
             except Exception as exc:
@@ -492,7 +495,14 @@ class Dispatcher:
             self._commit()
             if error is not None:
                 raise error
+        if method.unlocked is None:
             return result
+        try:
+            return method.unlocked(self.chain, result)
+        except sqlite3.DatabaseError as exc:
+            with self.lock:
+                self._break(_store_failure(exc))
+            raise RpcError(INTERNAL_ERROR, self.broken or "") from None
 
     def _commit(self) -> None:
         try:
@@ -510,6 +520,14 @@ class Dispatcher:
         """Answer every later request with ``reason`` (one line in the log, too)."""
         self.broken = reason
         log.error("%s", reason)
+
+
+def _store_failure(exc: sqlite3.DatabaseError) -> str:
+    return (
+        f"the node's chain store failed ({exc}) and the node stopped mining and accepting "
+        f"requests; stop it, then restore the data dir from a backup or move it away to start "
+        f"a fresh chain"
+    )
 
 
 def _error(request_id: Any, error: RpcError) -> dict[str, Any]:

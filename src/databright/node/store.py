@@ -8,7 +8,9 @@ when the node calls :meth:`KeyValueStore.commit` after mining. A ``kill -9`` the
 either the block before or the block after, never half a block.
 
 A second table holds the node's own metadata (chain id, genesis parameters, encrypted dev
-keystores) as text, committed in the same transactions.
+keystores) as text, and a third indexes every log by address and topic (for ``eth_getLogs``,
+which would otherwise decode the receipts of every block in its range), both committed in the
+same transactions as the blocks.
 
 WAL mode with ``synchronous=NORMAL``: a committed transaction survives a process crash (it is in
 the WAL file, which the OS holds), but a power loss or OS crash may drop the last few committed
@@ -22,12 +24,13 @@ import sqlite3
 import threading
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from eth.db.backends.base import BaseDB
 
 from databright.errors import NodeError, StoreCorrupt
 
-__all__ = ["CHECK_BUDGET_S", "SCHEMA_VERSION", "KeyValueStore"]
+__all__ = ["CHECK_BUDGET_S", "SCHEMA_VERSION", "KeyValueStore", "LogRow"]
 
 SCHEMA_VERSION = "1"
 
@@ -37,7 +40,29 @@ _CACHE_LIMIT = 200_000  # entries; trie nodes are a few hundred bytes: tens of M
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS logs (
+    block INTEGER NOT NULL,
+    log_index INTEGER NOT NULL,
+    tx_index INTEGER NOT NULL,
+    tx_hash BLOB NOT NULL,
+    block_hash BLOB NOT NULL,
+    address BLOB NOT NULL,
+    ntopics INTEGER NOT NULL,
+    topic0 BLOB,
+    topic1 BLOB,
+    topic2 BLOB,
+    topic3 BLOB,
+    data BLOB NOT NULL,
+    PRIMARY KEY (block, log_index)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS logs_by_address ON logs (address, block);
+CREATE INDEX IF NOT EXISTS logs_by_topic0 ON logs (topic0, block);
+CREATE INDEX IF NOT EXISTS logs_by_topic1 ON logs (topic1, block);
+CREATE INDEX IF NOT EXISTS logs_by_topic2 ON logs (topic2, block);
 """
+# One row of the log index: block, log index in the block, transaction index, transaction hash,
+# block hash, address, topic count, topic0..topic3 (None past the count), data.
+LogRow = tuple[int, int, int, bytes, bytes, bytes, int, Any, Any, Any, Any, bytes]
 
 
 class KeyValueStore(BaseDB):
@@ -51,6 +76,7 @@ class KeyValueStore(BaseDB):
         self.path = Path(path)
         self._pending: dict[bytes, bytes | None] = {}  # None marks a delete
         self._pending_meta: dict[str, str] = {}
+        self._pending_logs: list[LogRow] = []
         self._cache: dict[bytes, bytes] = {}
         try:
             self._conn = sqlite3.connect(
@@ -105,7 +131,7 @@ class KeyValueStore(BaseDB):
     @property
     def dirty(self) -> bool:
         """Whether there are writes not yet committed."""
-        return bool(self._pending or self._pending_meta)
+        return bool(self._pending or self._pending_meta or self._pending_logs)
 
     def is_empty(self) -> bool:
         """Whether nothing was ever committed (pending writes aside)."""
@@ -126,6 +152,10 @@ class KeyValueStore(BaseDB):
     def set_meta_many(self, values: Mapping[str, str]) -> None:
         self._pending_meta.update(values)
 
+    def add_logs(self, rows: list[LogRow]) -> None:
+        """Index these logs in the same transaction as the blocks they come from."""
+        self._pending_logs.extend(rows)
+
     def commit(self) -> None:
         """Write every buffered change in one SQLite transaction (all or nothing)."""
         if not self.dirty:
@@ -141,6 +171,10 @@ class KeyValueStore(BaseDB):
                 "INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)",
                 list(self._pending_meta.items()),
             )
+            conn.executemany(
+                "INSERT OR REPLACE INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._pending_logs,
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -151,6 +185,7 @@ class KeyValueStore(BaseDB):
             self._cache.pop(key, None)
         self._pending.clear()
         self._pending_meta.clear()
+        self._pending_logs.clear()
 
     def check_integrity(self, budget_s: float = CHECK_BUDGET_S) -> bool:
         """``PRAGMA quick_check`` of the whole file, for at most ``budget_s`` seconds.
@@ -188,6 +223,7 @@ class KeyValueStore(BaseDB):
         """Forget every buffered change."""
         self._pending.clear()
         self._pending_meta.clear()
+        self._pending_logs.clear()
 
     def close(self) -> None:
         self._conn.close()
