@@ -25,9 +25,13 @@ $(ANVIL_STAMP): .tools/package.json
 	cd .tools && npm install --no-package-lock --no-audit --no-fund --loglevel=error
 	touch $(ANVIL_STAMP)
 
-## The main job: start the embedded node if none runs, deploy, run a whole market session.
+API_PORT ?= 8000
+
+## The main job: start the embedded node if none runs, deploy, run a whole market session,
+## then leave node and platform server running (`databright down` stops both).
 run: setup
 	$(VENV)/bin/databright demo
+	$(VENV)/bin/databright up --api-port $(API_PORT)
 
 ## Contract artifacts (committed); a test fails when they are stale.
 artifacts: $(STAMP)

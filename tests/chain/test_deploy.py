@@ -124,6 +124,7 @@ def test_up_starts_a_node_deploys_and_is_idempotent(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     rpc = f"http://127.0.0.1:{port}"
     up = [sys.executable, "-m", "databright.cli", "up", "--rpc", rpc, "--data-dir", str(tmp_path)]
+    up.append("--no-server")  # the server has its own test (tests/cli/test_server_cli.py)
     try:
         first = subprocess.run([*up, "--json"], capture_output=True, text=True, timeout=180)
         assert first.returncode == 0, first.stderr

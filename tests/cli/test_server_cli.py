@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -61,3 +62,29 @@ def test_a_taken_port_is_one_sentence(node, tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "is in use" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_up_starts_node_and_server_and_down_stops_both(tmp_path: Path) -> None:
+    rpc = f"http://127.0.0.1:{_free_port()}"
+    api_port = _free_port()
+    base = [sys.executable, "-m", "databright.cli"]
+    where = ["--data-dir", str(tmp_path)]
+    up = subprocess.run(
+        [*base, "up", "--rpc", rpc, *where, "--api-port", str(api_port), "--json"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    try:
+        assert up.returncode == 0, up.stderr
+        api = json.loads(up.stdout)["api"]
+        assert api == f"http://127.0.0.1:{api_port}"
+        status = requests.get(f"{api}/api/v1/status", timeout=10).json()
+        assert status["index"]["market"] == json.loads(up.stdout)["addresses"]["DataMarket"]
+        again = subprocess.run([*base, "up", "--rpc", rpc, *where, "--api-port", "1", "--json"],
+                               capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert json.loads(again.stdout)["api"] == api  # found running, not started twice
+    finally:
+        down = subprocess.run([*base, "down", *where, "--json"], capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+    assert json.loads(down.stdout) == {"server_stopped": True, "node_stopped": True}
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{api}/api/v1/status", timeout=5)

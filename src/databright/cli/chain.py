@@ -28,12 +28,14 @@ from databright.cli._common import (
     DataDirOpt,
     JsonOpt,
     RpcOpt,
+    busy,
     console,
     err_console,
     gateway,
     print_json,
     safe,
 )
+from databright.cli.server import check_free
 from databright.errors import InvalidArgument, NodeUnreachable
 
 __all__ = ["register"]
@@ -53,6 +55,7 @@ def register(app: typer.Typer) -> None:
     app.command("join")(join_command)
     app.add_typer(deployment_app, name="deployment")
     app.command("up")(up_command)
+    app.command("down")(down_command)
 
 
 def deploy_command(
@@ -194,18 +197,39 @@ def ensure_local_node(rpc: str, data_dir: Path) -> bool:
 def up_command(
     rpc: RpcOpt = DEFAULT_RPC,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    api_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port of the platform server (API, blobs).")
+    ] = 8000,
+    no_server: Annotated[
+        bool, typer.Option("--no-server", help="Only the node and the contracts.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Start the embedded node if none runs, deploy, and print what a client needs."""
+    """Start the embedded node if none runs, deploy, start the platform server, and print
+    where everything is (``databright down`` stops what this started)."""
     started = ensure_local_node(rpc, data_dir)
     gw = gateway(rpc, data_dir, "0")
     deployment, new = deploy(gw, data_dir)
     store = Keystore(data_dir / "keystore")
     accounts = store.addresses()  # refuses, in one sentence, while a keystore file is damaged
     numbered = [(e.index, e.address) for e in store.entries() if e.address is not None]
+    api = None
+    if not no_server:
+        from databright.server.background import server_status, start_server
+
+        if server_status(data_dir) is None:
+            check_free("127.0.0.1", api_port)
+        with busy("starting the platform server"):
+            api = start_server(rpc, data_dir, port=api_port).url
     if json_out:
         print_json(
-            {"rpc": rpc, "chain_id": gw.chain_id, "accounts": accounts, **deployment.to_json()}
+            {
+                "rpc": rpc,
+                "chain_id": gw.chain_id,
+                "api": api,
+                "accounts": accounts,
+                **deployment.to_json(),
+            }
         )
         return
     console.print(
@@ -220,3 +244,22 @@ def up_command(
         table.add_row(str(i), a, f"{gw.balance(a) / 10**18:,.4f}")
     console.print(table)
     _print_deployment(gw.chain_id, deployment.addresses, new)
+    if api is not None:
+        console.print(f"[bold]API[/bold]   {api}/api/v1/status")
+        console.print(f"[bold]docs[/bold]  {api}/docs")
+        console.print(f"[bold]blobs[/bold] {api}/ipfs/CID")
+    console.print("`databright down` stops the node and the server.")
+
+
+def down_command(data_dir: DataDirOpt = DEFAULT_DATA_DIR, json_out: JsonOpt = False) -> None:
+    """Stop the platform server and the embedded node running on this data dir."""
+    from databright.node import stop as stop_node
+    from databright.server.background import stop_server
+
+    server = stop_server(data_dir)
+    node = stop_node(data_dir)
+    if json_out:
+        print_json({"server_stopped": server, "node_stopped": node})
+        return
+    console.print(f"server: {'stopped' if server else 'was not running'}")
+    console.print(f"node: {'stopped' if node else 'was not running'}")

@@ -20,14 +20,14 @@ from databright.errors import NodeError
 from databright.server.platform import Platform, serve_platform
 from databright.settings import get_settings
 
-__all__ = ["register"]
+__all__ = ["check_free", "register"]
 
 
 def register(app: typer.Typer) -> None:
     app.command("server")(server_command)
 
 
-def _check_free(host: str, port: int) -> None:
+def check_free(host: str, port: int) -> None:
     """Refuse a taken port in one sentence before anything starts (uvicorn would exit 1)."""
     with socket.socket() as s:
         try:
@@ -57,7 +57,7 @@ def server_command(
     ] = None,
 ) -> None:
     """Index the market's events into SQL and serve the REST API and the blob gateway."""
-    _check_free(host, port)
+    check_free(host, port)
     with busy("opening the index"):
         platform = Platform(rpc, data_dir, database_url, sources=get_settings().blob_sources)
     base = f"http://{host}:{port}"
@@ -65,4 +65,4 @@ def server_command(
     console.print(f"docs  {base}/docs")
     console.print(f"blobs {base}/ipfs/{{cid}}")
     console.print("Ctrl-C stops the server.")
-    serve_platform(platform, host, port)
+    serve_platform(platform, data_dir, host, port)

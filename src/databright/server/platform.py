@@ -27,6 +27,7 @@ from databright.server.api import routers
 from databright.server.api.problems import install_problem_handlers, problem
 from databright.server.api.reads import IndexReader
 from databright.server.api.schemas import IndexStatus
+from databright.server.background import holding_server_lock
 from databright.server.gateway import blob_router
 from databright.server.index import Indexer, open_index
 
@@ -139,10 +140,14 @@ def create_app(platform: Platform) -> FastAPI:
     return app
 
 
-def serve_platform(platform: Platform, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Index and serve until interrupted (``databright server``)."""
-    platform.start()
-    try:
-        uvicorn.run(create_app(platform), host=host, port=port, log_level="warning")
-    finally:
-        platform.stop()
+def serve_platform(
+    platform: Platform, data_dir: Path, host: str = "127.0.0.1", port: int = 8000
+) -> None:
+    """Index and serve until interrupted or sent SIGTERM (``databright server``), holding the
+    data dir's server lock (one server per data dir; ``databright down`` finds it)."""
+    with holding_server_lock(data_dir, f"http://{host}:{port}"):
+        platform.start()
+        try:
+            uvicorn.run(create_app(platform), host=host, port=port, log_level="warning")
+        finally:
+            platform.stop()
