@@ -260,7 +260,8 @@ def open_market(rpc: str, data_dir: Path, account: str | None) -> Market:
     store = Keystore(data_dir / "keystore")
     if account is not None:
         store.resolve(account)  # a wrong --account fails before anything else happens
-    market = Market.connect(rpc, None, data_dir)
+    # Blobs this data dir lacks come from the participants' stores named in the settings.
+    market = Market.connect(rpc, None, data_dir, sources=get_settings().blob_sources)
     if account is None:
         return market
     return market.as_account(_load_account(store, account))
