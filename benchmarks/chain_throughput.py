@@ -1,6 +1,8 @@
-"""Signed transactions per second through the gateway, next to raw web3.py, on real nodes.
+"""Signed transactions per second through the gateway, next to raw web3.py, on real nodes; and
+read requests per second from 8 clients while one client writes.
 
     .venv/bin/python benchmarks/chain_throughput.py [--n 300] [--rounds 3] [--nodes embedded,anvil]
+        [--clients 8] [--read-seconds 5] [--only reads|writes]
 
 For each node (the embedded node over HTTP, anvil with --hardfork cancun --prune-history), it
 sends N ETH transfers and N contract calls (an ERC-20 transfer of a dataset's share token), one
@@ -8,13 +10,25 @@ at a time, each waited for until its receipt is back, through (a) our gateway an
 with the same local signing and precomputed nonce, gas and fees (the fastest honest use of
 web3.py). Rounds alternate the two to spread the machine's noise; the best round counts.
 Goals: embedded >= 100 tx/s, anvil >= 350 tx/s, gateway within 10% of raw web3.
+
+Reads: ``--clients`` processes (8), each with one keep-alive HTTP connection, send pre-encoded
+requests in turn (``eth_call`` of the share token's ``balanceOf``, ``eth_getBalance``,
+``eth_blockNumber``, ``eth_getLogs`` of the last 100 blocks) as fast as answers come back, for
+``--read-seconds``, while one more process sends ETH transfers and waits for each receipt. The
+table gives reads/s (all clients together), their median and worst latency, and the writer's
+tx/s meanwhile, for each node in the same run. Client processes, not threads: a Python client
+would otherwise measure its own GIL. (Issue 9 measured embedded 370-490 req/s, anvil ~13,000.)
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
+import multiprocessing
 import os
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -73,10 +87,10 @@ def share_token(gw: Gateway, data_dir: Path) -> ContractClient:
 def _dataset_args(gw: Gateway) -> list[Any]:
     digest = b"\x11" * 32
     # name, metadata, data, manifest root, examples, voting period, min voting period, quorum,
-    # threshold, evaluators, cap, commit period, reveal period, evaluation fee
+    # threshold, evaluators, cap, commit period, reveal period, evaluation fee, deposit
     return [
         "bench", digest, digest, b"\x22" * 32, 1000, 3600, 0, 2000, 5000, [gw.address], 20000,
-        0, 0, 0,
+        0, 0, 0, 0,
     ]  # fmt: skip
 
 
@@ -160,13 +174,121 @@ def bench_node(kind: str, n: int, rounds: int) -> dict[str, dict[str, float]]:
             stop()
 
 
+def _reader(url: str, bodies: list[bytes], seconds: float, out: Any) -> None:
+    """One client: one keep-alive connection, requests in turn until time is up. Answers that
+    are errors are counted apart (anvil sometimes refuses a read that races a new block)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    headers = {"Content-Type": "application/json"}
+    latencies: list[float] = []
+    errors: list[str] = []
+    deadline = time.perf_counter() + seconds
+    i = 0
+    while (now := time.perf_counter()) < deadline:
+        try:
+            conn.request("POST", "/", bodies[i % len(bodies)], headers)
+            answer = conn.getresponse().read()
+        except (OSError, http.client.HTTPException) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            conn.close()
+            conn = http.client.HTTPConnection(host, int(port), timeout=60)
+            continue
+        finally:
+            i += 1
+        if b'"error"' in answer:
+            errors.append(answer[:160].decode(errors="replace"))
+        else:
+            latencies.append(time.perf_counter() - now)
+    out.put((latencies, errors))
+
+
+def _writer(url: str, account: LocalAccount, to: str, stop: Any, out: Any) -> None:
+    raw = Raw(url, account)
+    sent = 0
+    t = time.perf_counter()
+    while not stop.is_set():
+        raw.send(to, b"", 21_000)
+        sent += 1
+    out.put(sent / (time.perf_counter() - t))
+
+
+def bench_reads(kind: str, clients: int, seconds: float) -> dict[str, float]:
+    """Reads/s of ``clients`` client processes while one more process writes (see the module
+    docstring)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        url, accts, stop_node = start(kind, Path(tmp) / "node")
+        try:
+            gw = connect(url, accts[0])
+            token = share_token(gw, Path(tmp))
+            for _ in range(100):  # some history for eth_getLogs to read
+                token.transact("transfer", accts[2].address, 1)
+            holder = accts[0].address
+            data = "0x70a08231" + "00" * 12 + holder[2:].lower()  # balanceOf(holder)
+            requests_ = [
+                ("eth_call", [{"to": token.address, "data": data}, "latest"]),
+                ("eth_getBalance", [holder, "latest"]),
+                ("eth_blockNumber", []),
+                ("eth_getLogs", [{"fromBlock": hex(max(0, gw.block_number() - 100))}]),
+            ]
+            bodies = [
+                json.dumps({"jsonrpc": "2.0", "id": 1, "method": m, "params": p}).encode()
+                for m, p in requests_
+            ]
+            ctx = multiprocessing.get_context("fork")
+            out = ctx.Queue()
+            stop = ctx.Event()
+            writer = ctx.Process(target=_writer, args=(url, accts[1], accts[3].address, stop, out))
+            writer.start()
+            readers = [
+                ctx.Process(target=_reader, args=(url, bodies, seconds, out))
+                for _ in range(clients)
+            ]
+            for reader in readers:
+                reader.start()
+            results = [out.get(timeout=seconds + 120) for _ in readers]
+            stop.set()
+            write_rate = float(out.get(timeout=60))
+            for process in (*readers, writer):
+                process.join(timeout=30)
+            latencies = [x for result, _ in results for x in result]
+            errors = [e for _, result in results for e in result]
+            if errors:
+                print(f"{kind}: {len(errors)} reads answered with an error, e.g. {errors[0]}")
+            return {
+                "errors": float(len(errors)),
+                "reads/s": len(latencies) / seconds,
+                "median ms": statistics.median(latencies) * 1000,
+                "worst ms": max(latencies) * 1000,
+                "writes tx/s": write_rate,
+            }
+        finally:
+            stop_node()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=300, help="transactions per measurement")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--nodes", default="embedded,anvil")
+    p.add_argument("--clients", type=int, default=8, help="reading client processes")
+    p.add_argument("--read-seconds", type=float, default=5.0)
+    p.add_argument("--only", choices=("reads", "writes"), default=None)
     args = p.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.only != "writes":
+        print(
+            f"{'node':9} {'clients':>7} {'reads/s':>9} {'median ms':>10} {'worst ms':>9} "
+            f"{'writer tx/s':>12} {'errors':>7}"
+        )
+        for kind in args.nodes.split(","):
+            r = bench_reads(kind, args.clients, args.read_seconds)
+            print(
+                f"{kind:9} {args.clients:7d} {r['reads/s']:9.0f} {r['median ms']:10.1f} "
+                f"{r['worst ms']:9.0f} {r['writes tx/s']:12.0f} {r['errors']:7.0f}"
+            )
+        if args.only == "reads":
+            return
+        print()
     print(
         f"{'node':9} {'workload':14} {'gateway tx/s':>13} {'raw web3 tx/s':>14} {'ratio':>6} {'goal':>10}"
     )
