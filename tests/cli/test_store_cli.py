@@ -20,15 +20,10 @@ import requests
 from cli_helpers import SCHEMA, Env, cli, cli_json, make_env, runner, write_npz
 
 import databright.cli as cli_package
-from databright.cli import store as store_cli
 from databright.market import Market
 from databright.storage import DatasetSchema, LocalBlobStore
 from databright.storage.car import read_car
 from databright.storage.unixfs import CHUNK_BYTES, assemble
-
-# Until `store` is registered in databright.cli (the lead's file), the tests register it.
-if "store" not in {group.name for group in cli_package.app.registered_groups}:
-    cli_package.app.add_typer(store_cli.app, name="store")
 
 
 def _blob(n: int, seed: bytes = b"store cli") -> bytes:
