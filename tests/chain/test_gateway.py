@@ -318,3 +318,67 @@ def test_cached_gas_too_small_is_estimated_again(counter: ContractClient, gw: Ga
     assert r.status == 1 and counter.call("slots", 39) == 40
     with pytest.raises(ChainError, match="ran out of gas with the limit given"):
         counter.transact("grow", 60, gas=60_000)
+
+
+# --- pipelined submission: several transactions in flight, receipts awaited together -------
+
+
+def test_submitted_transactions_are_awaited_together_in_nonce_order(
+    counter: ContractClient, gw: Gateway
+) -> None:
+    start = gw.transaction_count()
+    pending = [counter.submit("bump", i) for i in range(1, 6)]
+    assert [s.tx["nonce"] for s in pending] == list(range(start, start + 5))
+    receipts = gw.wait_many(pending)
+    assert [r.event("Bumped").args["by"] for r in receipts] == [1, 2, 3, 4, 5]
+    blocks = [r.block_number for r in receipts]
+    assert blocks == sorted(blocks)  # mined in nonce order
+    assert counter.call("counter") == 15
+    assert gw.transaction_count() == start + 5
+
+
+def test_receipts_are_polled_in_one_batch_request(counter: ContractClient, gw: Gateway) -> None:
+    pending = [counter.submit("bump", 1) for _ in range(4)]
+    rounds: list[int] = []
+    batch = gw._receipt_batch
+
+    def counting(hashes: list[str]) -> list[object]:
+        rounds.append(len(hashes))
+        return batch(hashes)
+
+    gw._receipt_batch = counting  # type: ignore[method-assign]
+    gw.wait_many(pending)
+    assert rounds and rounds[0] == 4 and gw._batches  # the node answered a real batch
+
+
+def test_a_revert_in_the_middle_of_a_pipeline_names_its_reason(
+    counter: ContractClient, gw: Gateway
+) -> None:
+    counter.transact("bump", 1)  # caches the gas limit: the pipelined bumps are not estimated
+    pending = [counter.submit("bump", 2), counter.submit("bump", 100), counter.submit("bump", 3)]
+    with pytest.raises(ContractReverted, match="counter: too big"):
+        gw.wait_many(pending)
+    assert counter.call("counter") == 6  # the ones around it were mined
+    assert counter.transact("bump", 4).status == 1  # and the nonce counter stayed right
+    assert gw.transaction_count() == gw._nonce
+
+
+def test_a_refused_submission_resyncs_the_nonce(node, counter: ContractClient) -> None:
+    gw = connect(node.url, node.accounts[6])
+    client = ContractClient(gw, counter.artifact, counter.address)
+    first = client.submit("bump", 1)
+    too_much = 10**30  # more than the account holds: the node refuses to take it
+    with pytest.raises(InsufficientFunds):
+        client.submit("bump", 1, value=too_much)
+    assert gw._nonce is None  # asked afresh from the node on the next send
+    second = client.submit("bump", 1)
+    assert second.tx["nonce"] == first.tx["nonce"] + 1
+    assert [r.status for r in gw.wait_many([first, second])] == [1, 1]
+
+
+def test_pipelined_gas_too_small_is_resent_once(counter: ContractClient, gw: Gateway) -> None:
+    counter.transact("grow", 1)  # caches a limit fit for one slot
+    pending = [counter.submit("grow", 30), counter.submit("bump", 1)]
+    receipts = gw.wait_many(pending)
+    assert [r.status for r in receipts] == [1, 1]
+    assert counter.call("slots", 29) == 30

@@ -13,7 +13,7 @@ from databright.errors import ChainError
 from databright.types import Address
 
 if TYPE_CHECKING:
-    from databright.chain.gateway import Gateway
+    from databright.chain.gateway import Gateway, Submitted
 
 __all__ = ["ContractClient"]
 
@@ -82,6 +82,27 @@ class ContractClient:
             value=value,
             gas=gas,
             what=f"{self.contract_name}.{fn}",
+            decoder=self.decoder,
+        )
+
+    def submit(
+        self,
+        fn: str,
+        *args: Any,
+        value: int = 0,
+        gas: int | None = None,
+        what: str | None = None,
+    ) -> Submitted:
+        """Send a transaction of ``fn`` without waiting (``Gateway.submit``); await it, with
+        others, with ``gateway.wait_many``. ``what`` names it in errors (default
+        ``Contract.fn``)."""
+        _, data = self._encode(fn, args)
+        return self.gateway.submit(
+            self.address,
+            data,
+            value=value,
+            gas=gas,
+            what=what or f"{self.contract_name}.{fn}",
             decoder=self.decoder,
         )
 

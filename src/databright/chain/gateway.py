@@ -12,6 +12,13 @@ of gas, the gateway notices (failed receipt, no revert reason, gas used == limit
 afresh and resends once. A transaction whose function was never estimated is estimated first,
 which also surfaces a revert reason before any gas is spent.
 
+Pipelining: ``submit`` signs with the next local nonce and sends without waiting, and
+``wait_many`` awaits many transactions together (one JSON-RPC batch of receipt queries per
+poll round), so several transactions of one account are in flight at once. Nonce order is
+mining order: a transaction that needs an earlier one mined can follow it at once. Only a
+transaction that needs an earlier one for its gas estimate must wait for it (or carry an
+explicit gas limit, or share the cached limit of its function).
+
 ABI encoding lives in ``abi``, receipts and events in ``events``, contract clients in
 ``contract``; ``ContractClient``, ``Event``, ``EventDecoder`` and ``Receipt`` are importable from
 here as well.
@@ -22,7 +29,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -56,6 +64,7 @@ __all__ = [
     "EventDecoder",
     "Gateway",
     "Receipt",
+    "Submitted",
     "connect",
     "set_default_timeout",
 ]
@@ -120,6 +129,19 @@ def _wire_call(tx: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """A transaction sent and not yet awaited: what ``Gateway.submit`` returns and
+    ``Gateway.wait_many`` takes. ``tx`` is the signed transaction's fields (for a revert's
+    replay and an out-of-gas resend)."""
+
+    hash: str
+    tx: dict[str, Any]
+    what: str
+    decoder: EventDecoder | None
+    explicit_gas: bool
+
+
 class Gateway:
     """A connection to one EVM chain, optionally with a local signing account."""
 
@@ -142,6 +164,7 @@ class Gateway:
         self._gas_cache: dict[tuple[str, bytes], int] = {}
         self._has_code: dict[str, bool] = {}
         self._fees: tuple[float, int, int] | None = None  # (fetched_at, max_fee, tip)
+        self._batches = True  # the node answers JSON-RPC batches, until it shows otherwise
 
     # --- plumbing --------------------------------------------------------------------
 
@@ -351,6 +374,54 @@ class Gateway:
             self._gas_cache[key] = max(gas, self._gas_cache.get(key, 0))
         return gas
 
+    def submit(
+        self,
+        to: str | None,
+        data: bytes = b"",
+        value: int = 0,
+        gas: int | None = None,
+        what: str = "transaction",
+        decoder: EventDecoder | None = None,
+        on_signed: Callable[[str, int], None] | None = None,
+    ) -> Submitted:
+        """Sign with the next local nonce and send one transaction without waiting for it.
+
+        ``on_signed(tx_hash, nonce)`` runs after signing and before sending, so a caller can
+        record the transaction durably before the node may have mined it. If the node refuses
+        the transaction, the nonce counter is read again from the node (pending), so that a
+        refusal never leaves it ahead of the chain.
+        """
+        if self.account is None:
+            raise ChainError(f"{what} needs an account; pass account= to connect()")
+        tx: dict[str, Any] = {
+            "from": self.address,
+            "value": value,
+            "data": HexBytes(data),
+            "chainId": self.chain_id,
+            "type": 2,
+        }
+        if to is not None:
+            tx["to"] = to_checksum_address(to)
+        with self._lock:
+            tx["gas"] = gas if gas is not None else self._gas_for(tx, what)
+            tx.update(self._fee_fields())
+            tx["nonce"] = self._next_nonce()
+            signed = self.account.sign_transaction(tx)
+            try:
+                if on_signed is not None:
+                    on_signed(signed.hash.to_0x_hex(), tx["nonce"])
+                tx_hash = self.request(
+                    "eth_sendRawTransaction", [signed.raw_transaction.to_0x_hex()], what
+                )
+            except BaseException:
+                # The node did not take the transaction (or we cannot tell): other
+                # transactions may be in flight, so ask the node what it holds.
+                self._nonce = None
+                raise
+        return Submitted(
+            HexBytes(tx_hash).to_0x_hex(), tx, what, decoder, explicit_gas=gas is not None
+        )
+
     def send(
         self,
         to: str | None,
@@ -366,47 +437,94 @@ class Gateway:
         ``on_signed(tx_hash, nonce)`` runs after signing and before sending, so a caller can
         record the transaction durably before the node may have mined it.
         """
-        if self.account is None:
-            raise ChainError(f"{what} needs an account; pass account= to connect()")
-        for attempt in range(2):
-            tx: dict[str, Any] = {
-                "from": self.address,
-                "value": value,
-                "data": HexBytes(data),
-                "chainId": self.chain_id,
-                "type": 2,
-            }
-            if to is not None:
-                tx["to"] = to_checksum_address(to)
-            with self._lock:
-                tx["gas"] = gas if gas is not None else self._gas_for(tx, what)
-                tx.update(self._fee_fields())
-                tx["nonce"] = self._next_nonce()
-                signed = self.account.sign_transaction(tx)
-                if on_signed is not None:
-                    on_signed(signed.hash.to_0x_hex(), tx["nonce"])
-                try:
-                    tx_hash = self.request(
-                        "eth_sendRawTransaction", [signed.raw_transaction.to_0x_hex()], what
-                    )
-                except ChainError:
-                    # The node did not take the transaction: its nonce is free again.
-                    if self._nonce == tx["nonce"] + 1:
-                        self._nonce = tx["nonce"]
-                    raise
-            receipt = self.wait(tx_hash, what)
-            if quantity(receipt["status"]) == 1:
-                return Receipt.from_wire(receipt, decoder)
-            # Failed on-chain: a revert raises with its reason; running out of gas falls through.
-            self._raise_revert(tx, receipt, what)
-            if gas is not None:
-                raise ChainError(f"{what} ran out of gas with the limit given ({gas}); raise it")
-            if attempt == 1:
-                break
-            key = self._gas_key(tx)
-            if key is not None:
-                self._gas_cache.pop(key, None)
-        raise ChainError(f"{what} ran out of gas twice; pass a larger gas limit")
+        sub = self.submit(to, data, value, gas, what, decoder, on_signed)
+        return self._settle(sub, self.wait(sub.hash, what), on_signed)
+
+    def _settle(
+        self,
+        sub: Submitted,
+        receipt: Any,
+        on_signed: Callable[[str, int], None] | None = None,
+    ) -> Receipt:
+        """The receipt of a mined transaction, or its revert raised with the reason; a
+        transaction that ran out of a cached gas limit is estimated afresh and sent once more."""
+        if quantity(receipt["status"]) == 1:
+            return Receipt.from_wire(receipt, sub.decoder)
+        # Failed on-chain: a revert raises with its reason; running out of gas falls through.
+        self._raise_revert(sub.tx, receipt, sub.what)
+        if sub.explicit_gas:
+            raise ChainError(
+                f"{sub.what} ran out of gas with the limit given ({sub.tx['gas']}); raise it"
+            )
+        key = self._gas_key(sub.tx)
+        if key is not None:
+            self._gas_cache.pop(key, None)
+        retry = self.submit(
+            sub.tx.get("to"), sub.tx["data"], sub.tx["value"], None, sub.what, sub.decoder,
+            on_signed,
+        )  # fmt: skip
+        receipt = self.wait(retry.hash, sub.what)
+        if quantity(receipt["status"]) == 1:
+            return Receipt.from_wire(receipt, sub.decoder)
+        self._raise_revert(retry.tx, receipt, sub.what)
+        raise ChainError(f"{sub.what} ran out of gas twice; pass a larger gas limit")
+
+    def wait_many(self, submitted: Sequence[Submitted], timeout: float = 120.0) -> list[Receipt]:
+        """The receipts of transactions sent with ``submit``, in the order given, once all
+        are mined; the first that reverted (in that order) raises with its reason.
+
+        All are awaited before anything is raised, so that the node and the nonce counter
+        agree again when the caller hears of the failure. Each poll round asks for every
+        missing receipt in one JSON-RPC batch request.
+        """
+        raw = self._receipts([s.hash for s in submitted], timeout)
+        return [self._settle(s, r) for s, r in zip(submitted, raw, strict=True)]
+
+    def _receipts(self, hashes: Sequence[str], timeout: float) -> list[Any]:
+        found: dict[str, Any] = {}
+        deadline = time.monotonic() + timeout
+        delay = 0.0
+        while True:
+            missing = [h for h in dict.fromkeys(hashes) if h not in found]
+            if not missing:
+                return [found[h] for h in hashes]
+            for h, receipt in zip(missing, self._receipt_batch(missing), strict=True):
+                if receipt is not None:
+                    found[h] = receipt
+            if len(found) == len(set(hashes)):
+                continue
+            if time.monotonic() > deadline:
+                late = next(h for h in hashes if h not in found)
+                raise ChainError(
+                    f"transaction {late} was not mined within {timeout:.0f} s; "
+                    "the node may be stalled"
+                )
+            time.sleep(delay)
+            delay = min(0.2, delay * 2 or 0.002)
+
+    def _receipt_batch(self, hashes: list[str]) -> list[Any]:
+        """Receipts (None while not mined) of ``hashes``: one batch request, or one request
+        each where the node takes no batches."""
+        what = "eth_getTransactionReceipt"
+        if len(hashes) > 1 and self._batches:
+            calls: list[tuple[Any, Any]] = [(what, [h]) for h in hashes]
+            with self._transport_errors(what):
+                answer = cast(Any, self.w3.provider).make_batch_request(calls)
+            if isinstance(answer, list) and len(answer) == len(hashes):
+                out = []
+                for response in answer:
+                    if not isinstance(response, dict) or response.get("error"):
+                        break
+                    try:
+                        out.append(_receipt(response.get("result")))
+                    except (ValueError, TypeError, KeyError, AttributeError):
+                        break
+                else:
+                    return out
+            # Not a batch answer (a node without batches, or an error inside): ask one by one,
+            # which also reports any error as a single request would.
+            self._batches = False
+        return [self.ask(what, [h], what, _receipt) for h in hashes]
 
     def _raise_revert(self, tx: dict[str, Any], receipt: Any, what: str) -> None:
         call: dict[str, Any] = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
