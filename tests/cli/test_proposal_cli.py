@@ -6,7 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_helpers import ETH, World, check_bad_input, cli, cli_json, snapshot
+from cli_helpers import ETH, World, check_bad_input, cli, cli_json, runner, snapshot
+
+from databright.cli import app
 
 # (args, exit code, words the one line must hold); {ds}, {open}, {files} are filled in.
 BAD_INPUT = [
@@ -98,3 +100,10 @@ def test_proposals_are_named_dataset_slash_n_everywhere(world: World, tmp_path: 
     assert all("/" in e["proposal"] for e in show["registry"])
     table = cli(env, "proposal", "list", "--by", "1").stdout
     assert world.open in table and str((world.dataset << 32) | 1) not in table
+
+
+def test_help_describes_the_data_formats() -> None:
+    propose = " ".join(runner.invoke(app, ["propose", "--help"]).stdout.split())
+    assert "arrays X and y" in propose and "column named label" in propose
+    create = " ".join(runner.invoke(app, ["dataset", "create", "--help"]).stdout.split())
+    assert "the schema is inferred" in create and '"feature_shape":' in create

@@ -292,7 +292,17 @@ def accept_command(
     )
 
 
-@app.command("create")
+_CREATE_HELP = (
+    "Create a dataset with its schema, initial data and governance.\n\n"
+    "The initial file is .npz (arrays X, one row per example, and y, the labels), .csv (a "
+    "column per feature value and a column named label) or .parquet (the same columns). "
+    "Without --schema or --task/--feature-shape the schema is inferred from it: one example's "
+    "shape and dtype from X (CSV and Parquet: one value per column, float32), the labels from "
+    "those the file holds (fractional targets: regression); give --labels to allow more."
+)
+
+
+@app.command("create", help=_CREATE_HELP)
 def create_command(
     name: Annotated[str, typer.Argument(help="The dataset's name (at most 25 bytes).")],
     initial: Annotated[
@@ -412,14 +422,6 @@ def create_command(
     account: AccountOpt = "0",
     json_out: JsonOpt = False,
 ) -> None:
-    """Create a dataset with its schema, initial data and governance.
-
-    The initial file is .npz (arrays X, one row per example, and y, the labels), .csv (a
-    column per feature value and a column named label) or .parquet (the same columns).
-    Without --schema or --task/--feature-shape the schema is inferred from it: one example's
-    shape and dtype from X (CSV and Parquet: one value per column, float32), the labels from
-    those the file holds (fractional targets: regression).
-    """
     schema = _schema(name, initial, schema_file, task, feature_shape, dtype, labels)
     inferred = schema_file is None and (task is None or feature_shape is None)
     governance = Governance(

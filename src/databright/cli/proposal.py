@@ -100,7 +100,10 @@ def propose_command(
     account: AccountOpt = "0",
     json_out: JsonOpt = False,
 ) -> None:
-    """Propose examples for a dataset: validate them, store them, register them on-chain."""
+    """Propose examples for a dataset: validate them, store them, register them on-chain.
+
+    FILE is .npz (arrays X and y), .csv or .parquet (a column named label); see the README.
+    """
     if dry_run:
         _dry_run(dataset, file, rpc, data_dir, account, json_out)
         return
