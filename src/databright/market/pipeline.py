@@ -1,0 +1,131 @@
+"""Many market operations with their transactions in flight together.
+
+The sequential SDK (``Market.propose``, ``vote``, ``finalize``) waits for each receipt before
+the next transaction; these functions send a whole phase with consecutive nonces and await the
+receipts together (``Gateway.submit`` and ``Gateway.wait_many``), with the same checks before
+anything is sent and the same results: the same proposals, votes, events and shares.
+
+A phase waits for the one before it only where the contract or a gas estimate needs it: every
+``propose`` needs its commitment mined in an earlier block, a vote needs its proposal to exist,
+and a finalize needs the votes it counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from databright.chain.gateway import Receipt
+from databright.errors import InsufficientFunds, InvalidProposal
+from databright.market.market import Market, ProposalInfo, proposal_commitment
+from databright.storage import (
+    Examples,
+    MerkleTree,
+    cid_to_digest,
+    read_proposal,
+    store_proposal,
+    validate_examples,
+)
+
+__all__ = ["finalize_many", "propose_many", "vote_many"]
+
+
+def _examples(source: str | Path | Examples, market: Market, dataset_id: int) -> Examples:
+    schema = market.schema(dataset_id)
+    # As Market.propose: only the file itself is checked for repeats; copies of others' data
+    # are the evaluators' to find.
+    if isinstance(source, Examples):
+        return validate_examples(source.X, source.y, schema, source=source.source)
+    return read_proposal(source, schema)
+
+
+def propose_many(
+    market: Market, dataset_id: int, sources: Sequence[str | Path | Examples]
+) -> list[ProposalInfo]:
+    """Validate, store and register several proposals for ``dataset_id``, in this order; the
+    proposals as the chain then sees them (as ``Market.propose`` returns each).
+
+    Every check runs on every proposal before anything is stored or sent, so a refused file
+    costs no gas; then all commitments go out together, then all proposals.
+    """
+    schema = market.schema(dataset_id)
+    batch = [_examples(s, market, dataset_id) for s in sources]
+    if not batch:
+        return []
+    roots: dict[bytes, str] = {}
+    for ex in batch:
+        root = MerkleTree(ex.hashes).root
+        if root in roots:
+            raise InvalidProposal(
+                f"{ex.source}: these exact examples are also in {roots[root]}; propose them once"
+            )
+        roots[root] = ex.source
+        if market.contract.manifest_root_taken(dataset_id, root):
+            raise InvalidProposal(
+                f"{ex.source}: these exact examples are already in dataset {dataset_id} "
+                "or pending there"
+            )
+        owner = market.contract.root_owner(root)
+        if int(owner, 16) not in (0, int(market.address, 16)):
+            raise InvalidProposal(
+                f"{ex.source}: these exact examples were first proposed by {owner}, "
+                "and only that contributor may propose them"
+            )
+    d = market.contract.dataset(dataset_id)
+    payment = d.evaluation_fee + d.deposit
+    balance = market.gateway.balance()
+    if balance == 0 or balance < payment * len(batch):
+        raise InsufficientFunds(
+            f"account {market.address} holds too little ETH to pay gas"
+            + (f" and {payment} wei with each of {len(batch)} proposals" if payment else "")
+            + f" to propose on dataset {dataset_id}; fund it first"
+        )
+    terms = []
+    for ex in batch:
+        stored = store_proposal(market.store, ex, schema)
+        terms.append(
+            (
+                int(dataset_id),
+                cid_to_digest(stored.data_cid),
+                stored.merkle_root,
+                stored.n_examples,
+                cid_to_digest(stored.manifest_cid),
+            )
+        )
+    gw, contract = market.gateway, market.contract
+    # Commit to every proposal's terms, then propose them all: each proposal lands in a later
+    # block than its commitment because the commitments are mined before any is sent.
+    gw.wait_many(
+        [contract.submit("commit_proposal", proposal_commitment(market.address, *t)) for t in terms]
+    )
+    receipts = gw.wait_many([contract.submit("propose", *t, value=payment) for t in terms])
+    events = [r.event("ProposalCreated") for r in receipts]
+    return [market.proposal(int(e.args["proposal_id"]), created=e) for e in events]
+
+
+def vote_many(
+    voters: Sequence[Market], proposal_ids: Sequence[int], support: bool
+) -> list[list[Receipt]]:
+    """Every market in ``voters`` (one per account) votes ``support`` on every proposal; the
+    receipts per voter, in the order of ``proposal_ids``. All votes of all voters are in
+    flight together."""
+    pending = [
+        [
+            v.contract.submit("vote", int(pid), support, what=f"vote on proposal {int(pid)}")
+            for pid in proposal_ids
+        ]
+        for v in voters
+    ]
+    return [v.gateway.wait_many(p) for v, p in zip(voters, pending, strict=True)]
+
+
+def finalize_many(market: Market, proposal_ids: Sequence[int]) -> list[ProposalInfo]:
+    """Finalize every proposal in ``proposal_ids`` (their outcomes must be final); the
+    proposals as the chain then sees them (as ``Market.finalize`` returns each)."""
+    market.gateway.wait_many(
+        [
+            market.contract.submit("finalize", int(pid), what=f"finalize proposal {int(pid)}")
+            for pid in proposal_ids
+        ]
+    )
+    return [market.proposal(int(pid)) for pid in proposal_ids]
