@@ -39,8 +39,9 @@ transactions runs the chain clock ahead of the wall clock. ``evm_mine``, ``evm_i
 (``eth_newFilter``...) live in memory, are gone after a restart and, as on geth, are dropped when
 nobody polls them for 5 minutes (``NodeConfig.filter_timeout``). ``eth_call`` and
 ``eth_estimateGas`` take state overrides; ``eth_createAccessList``, ``eth_getBlockReceipts``,
-``eth_blobBaseFee`` (always the minimum, 1: no blobs) and ``eth_coinbase`` (the zero address)
-are there. ``eth_accounts`` is empty and
+``eth_blobBaseFee`` (always the minimum, 1: no blobs), ``eth_coinbase`` (the zero address) and
+``debug_traceTransaction`` with ``{"tracer": "callTracer"}`` (only that tracer) are there.
+``eth_getLogs`` reads a log index kept in the store, without holding the node's lock. ``eth_accounts`` is empty and
 ``eth_sendTransaction`` refused: sign locally. Receipts carry the same fields as anvil's
 (``logsBloom`` and block-wide ``logIndex`` included); logs have no ``blockTimestamp``; blocks
 report ``totalDifficulty`` 0 and ``extraData`` as 32 zero bytes; the ``pending`` block has a hash.

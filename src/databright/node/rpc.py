@@ -30,6 +30,7 @@ from databright.settings import get_settings
 
 from .dev_chain import DevChain
 from .overrides import state_overrides_in
+from .trace import call_trace
 from .wire import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -167,6 +168,30 @@ def _block_or_hash_in(value: Any) -> Any:
     if isinstance(value, str) and len(value) == 66:
         return hash_in(value, "block hash")
     return block_id_in(value, "block")
+
+
+_CALL_TRACER_ONLY = (
+    'the embedded node traces with the call tracer only: pass {"tracer": "callTracer"}'
+)
+
+
+def _trace_options_in(value: Any) -> bool:
+    """debug_traceTransaction's options -> whether only the top call is wanted."""
+    if not isinstance(value, dict) or value.get("tracer") != "callTracer":
+        raise RpcError(INVALID_PARAMS, _CALL_TRACER_ONLY)
+    config = value.get("tracerConfig") or {}
+    if not isinstance(config, dict):
+        raise RpcError(INVALID_PARAMS, "tracerConfig must be an object")
+    return bool(config.get("onlyTopCall", False))
+
+
+def _trace_transaction(chain: DevChain, tx_hash: str, only_top_call: bool | None) -> Any:
+    if only_top_call is None:  # no options: geth's opcode logger, which is not here
+        raise RpcError(INVALID_PARAMS, _CALL_TRACER_ONLY)
+    try:
+        return call_trace(chain.backend, decode_hex(tx_hash), only_top_call)
+    except TransactionNotFound:
+        raise RpcError(SERVER_ERROR, f"transaction {tx_hash} not found") from None
 
 
 def _fee_history(chain: DevChain, count: int, newest: Any, percentiles: list[float]) -> Any:
@@ -359,6 +384,9 @@ METHODS: dict[str, Method] = {
     "eth_getBlockReceipts": Method((Param(_block_or_hash_in, name="block"),), _block_receipts),
     "eth_blobBaseFee": Method((), lambda chain: quantity_out(chain.blob_base_fee())),
     "eth_coinbase": Method((), _const(_ZERO_ADDRESS)),
+    "debug_traceTransaction": Method(
+        (_HASH, Param(_trace_options_in, None, "tracer options")), _trace_transaction
+    ),
     "eth_gasPrice": Method((), lambda chain: quantity_out(chain.gas_price())),
     "eth_maxPriorityFeePerGas": Method((), lambda chain: quantity_out(chain.max_priority_fee())),
     "eth_feeHistory": Method(
