@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from eth_utils import is_address, to_checksum_address
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, aliased
 
 from databright.chain.clients import DataMarketConstants, ProposalStatus
@@ -121,34 +121,41 @@ class IndexReader:
         status: str | None = None,
         contributor: str | None = None,
     ) -> tuple[list[ProposalOut], str | None]:
-        created = aliased(IndexedEvent)
+        E = IndexedEvent
         settled = aliased(IndexedEvent)
+        # Correlated on the proposal id (indexed): the planner never scans all settlements.
+        is_settled = (
+            select(settled.id)
+            .where(settled.proposal_id == E.proposal_id, settled.name == "ProposalFinalized")
+            .correlate(E)
+        )
         query = (
-            select(created, settled)
-            .outerjoin(
-                settled,
-                and_(
-                    settled.name == "ProposalFinalized",
-                    settled.proposal_id == created.proposal_id,
-                ),
-            )
-            .where(created.name == "ProposalCreated", created.id > after)
-            .order_by(created.id)
+            select(E)
+            .where(E.name == "ProposalCreated", E.id > after)
+            .order_by(E.id)
+            .limit(limit + 1)
         )
         if dataset_id is not None:
-            query = query.where(created.dataset_id == dataset_id)
+            query = query.where(E.dataset_id == dataset_id)
         if contributor is not None:
-            query = query.where(created.account == checksum(contributor))
+            query = query.where(E.account == checksum(contributor))
         if status == "pending":
-            query = query.where(settled.id.is_(None))
+            query = query.where(~is_settled.exists())
         elif status is not None:
-            query = query.where(settled.status == _STATUS_CODES[status])
+            query = query.where(is_settled.where(settled.status == _STATUS_CODES[status]).exists())
         with Session(self.engine) as s:
-            rows = s.execute(query.limit(limit + 1)).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        items = [_proposal(c, f) for c, f in rows]
-        return items, (str(rows[-1][0].id) if more else None)
+            rows = list(s.scalars(query))
+            more = len(rows) > limit
+            rows = rows[:limit]
+            ids = [r.proposal_id for r in rows]
+            outcomes = {
+                f.proposal_id: f
+                for f in s.scalars(
+                    select(E).where(E.name == "ProposalFinalized", E.proposal_id.in_(ids))
+                )
+            } if ids else {}  # fmt: skip
+        items = [_proposal(c, outcomes.get(c.proposal_id)) for c in rows]
+        return items, (str(rows[-1].id) if more else None)
 
     def history(
         self, account: str, after: int, limit: int

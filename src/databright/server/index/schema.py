@@ -83,7 +83,7 @@ class IndexedEvent(Base):
     __table_args__ = (
         UniqueConstraint("tx_hash", "log_index", name="uq_indexed_events_tx_log"),
         Index("ix_indexed_events_name_dataset", "name", "dataset_id"),
-        Index("ix_indexed_events_proposal", "proposal_id"),
+        Index("ix_indexed_events_proposal_name", "proposal_id", "name"),
         Index("ix_indexed_events_account", "account"),
         Index("ix_indexed_events_name_dataset_status", "name", "dataset_id", "status"),
     )

@@ -1,4 +1,5 @@
-"""A settled proposal's status as a column, so lists filter and count in SQL.
+"""A settled proposal's status as a column, so lists filter and count in SQL; a proposal's
+events found by id and kind.
 
 Revision ID: 0002
 Revises: 0001
@@ -36,9 +37,14 @@ def upgrade() -> None:
     op.create_index(
         "ix_indexed_events_name_dataset_status", "indexed_events", ["name", "dataset_id", "status"]
     )
+    # A proposal's events by kind: what "is it settled" asks for each proposal of a page.
+    op.drop_index("ix_indexed_events_proposal", table_name="indexed_events")
+    op.create_index("ix_indexed_events_proposal_name", "indexed_events", ["proposal_id", "name"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_indexed_events_proposal_name", table_name="indexed_events")
+    op.create_index("ix_indexed_events_proposal", "indexed_events", ["proposal_id"])
     op.drop_index("ix_indexed_events_name_dataset_status", table_name="indexed_events")
     with op.batch_alter_table("indexed_events") as batch:
         batch.drop_column("status")

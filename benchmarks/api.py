@@ -1,0 +1,273 @@
+"""Latency of the platform API over a large index, on SQLite and on PostgreSQL.
+
+    .venv/bin/python benchmarks/api.py [--requests 400] [--clients 4] [--databases sqlite,postgresql]
+
+The index is filled with 10,000 proposals (9,000 settled) and 1,000 shareholders of one
+dataset, their votes and dividend claims, and 19 smaller datasets, as the indexer would write
+them (rows of the same tables). A real ``uvicorn`` serves the API in this process; the load
+comes from a second process (a Python client with ``--clients`` threads on loopback), which
+reports each request's latency. Three pages are timed, as the web UI calls them:
+
+- dataset list: ``GET /api/v1/datasets``;
+- a proposal page: the dataset's proposals at a random cursor, and its pending proposals;
+- a shareholder's dashboard: the account's history and the dataset's shareholders.
+
+Next to them, in the same run, the peer: ``GET /`` of the same server (no database), the floor
+that the framework and the loopback set. Goal (issue 11): p99 < 50 ms on both databases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from chain_throughput import start
+from databright_dev.serving import serving
+
+N_PROPOSALS = 10_000
+N_HOLDERS = 1_000
+N_DATASETS = 20
+POSTGRES_URL = os.environ.get(
+    "DATABRIGHT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _address(i: int) -> str:
+    from eth_utils import to_checksum_address
+
+    return str(to_checksum_address(f"0x{i:040x}"))
+
+
+def seed(engine: Any, chain_id: int, market: str) -> tuple[str, list[int]]:
+    """Fill the index; returns a shareholder's address and the proposal rows' event ids."""
+    from sqlalchemy import insert, update
+    from sqlalchemy.orm import Session
+
+    from databright.server.index import IndexedBlock, IndexedEvent, IndexState
+
+    rng = random.Random(0)
+    events: list[dict[str, Any]] = []
+    block = [1]
+
+    def add(name: str, ds: int | None, pid: int | None, account: str | None,
+            amount: int | None, args: dict[str, Any], status: int | None = None) -> None:  # fmt: skip
+        n = len(events)
+        if n % 100 == 0:
+            block[0] += 1
+        events.append({
+            "block_number": block[0], "tx_hash": f"0x{n:064x}", "log_index": n % 100,
+            "contract": market, "name": name, "dataset_id": ds, "proposal_id": pid,
+            "account": account, "amount": amount, "status": status, "args": args,
+        })  # fmt: skip
+
+    for ds in range(1, N_DATASETS + 1):
+        add("DatasetCreated", ds, None, _address(1), None, {
+            "dataset_id": str(ds), "initiator": _address(1), "token": _address(10_000 + ds),
+            "name": f"dataset-{ds}", "metadata_cid_digest": "0x" + "11" * 32,
+            "voting_period": "3600", "min_voting_period": "0", "quorum_bps": "2000",
+            "threshold_bps": "5000", "quality_cap_bps": "20000", "evaluators": [],
+            "commit_period": "0", "reveal_period": "0", "evaluation_fee": "0", "deposit": "0",
+        })  # fmt: skip
+    for n in range(N_PROPOSALS):
+        ds = 1 if n < N_PROPOSALS // 2 else rng.randint(1, N_DATASETS)
+        pid = (ds << 128) | n
+        who = _address(100 + n % N_HOLDERS)
+        add("ProposalCreated", ds, pid, who, None, {
+            "proposal_id": str(pid), "dataset_id": str(ds), "contributor": who,
+            "data_cid_digest": "0x" + "22" * 32, "manifest_root": "0x" + "33" * 32,
+            "examples": "60", "metadata_cid_digest": "0x" + "44" * 32, "deadline": "0",
+        })  # fmt: skip
+        voter = _address(100 + rng.randrange(N_HOLDERS))
+        add("VoteCast", ds, pid, voter, 10**18, {"proposal_id": str(pid), "voter": voter,
+            "support": True, "weight": str(10**18)})  # fmt: skip
+        if n < N_PROPOSALS * 9 // 10:
+            accepted = rng.random() < 0.7
+            add("ProposalFinalized", ds, pid, None, 60 * 10**18 if accepted else 0, {
+                "proposal_id": str(pid), "dataset_id": str(ds), "status": "2" if accepted else "3",
+                "registry_index": str(n), "shares": str(60 * 10**18), "yes_votes": "1",
+                "no_votes": "0",
+            }, status=2 if accepted else 3)  # fmt: skip
+    zero = "0x" + "0" * 40
+    for h in range(N_HOLDERS):
+        who = _address(100 + h)
+        add("Transfer", 1, None, who, 10**18 * (h + 1), {"sender": zero, "receiver": who,
+            "value": str(10**18 * (h + 1))})  # fmt: skip
+        add("DividendClaimed", 1, None, who, 10**15, {"account": who, "receiver": who,
+            "amount": str(10**15), "dust": "0"})  # fmt: skip
+    blocks = [
+        {"number": b, "hash": f"0x{b:064x}", "parent_hash": f"0x{b - 1:064x}", "timestamp": b}
+        for b in range(2, block[0] + 1)
+    ]
+    with Session(engine) as s, s.begin():
+        s.execute(insert(IndexedBlock), blocks)
+        for i in range(0, len(events), 5000):
+            s.execute(insert(IndexedEvent), events[i : i + 5000])
+        s.execute(
+            update(IndexState)
+            .where(IndexState.chain_id == chain_id)
+            .values(indexed_block=block[0], head_block=block[0])
+        )
+    return _address(100 + 7), []
+
+
+def _postgres_schema_url() -> tuple[str, Any]:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(POSTGRES_URL)
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with admin.begin() as c:
+        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop() -> None:
+        with admin.begin() as c:
+            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", drop
+
+
+def client(url: str, plan: dict[str, list[list[str]]], clients: int) -> dict[str, list[float]]:
+    """The load generator (run as a second process): each page's calls, timed in ms."""
+    import requests
+
+    out: dict[str, list[float]] = {name: [] for name in plan}
+    failures: list[str] = []
+    lock = threading.Lock()
+    jobs = [(name, calls) for name, pages in plan.items() for calls in pages]
+    random.Random(1).shuffle(jobs)
+
+    def work(chunk: list[tuple[str, list[str]]]) -> None:
+        try:
+            run(chunk)
+        except Exception as exc:  # noqa: BLE001 - reported as a failure of the run
+            with lock:
+                failures.append(f"{type(exc).__name__}: {exc}")
+
+    def run(chunk: list[tuple[str, list[str]]]) -> None:
+        session = requests.Session()
+        for name, calls in chunk:
+            t0 = time.perf_counter()
+            for path in calls:
+                answer = session.get(url + path, timeout=30)
+                if answer.status_code != 200:
+                    with lock:
+                        failures.append(f"{path}: {answer.status_code} {answer.text[:300]}")
+                    return
+            ms = (time.perf_counter() - t0) * 1000
+            with lock:
+                out[name].append(ms)
+
+    threads = [threading.Thread(target=work, args=(jobs[i::clients],)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise SystemExit(f"{len(failures)} requests failed, first: {failures[0]}")
+    return out
+
+
+def plan_of(holder: str, n: int, cursors: list[int]) -> dict[str, list[list[str]]]:
+    rng = random.Random(2)
+    return {
+        "peer: GET / (no database)": [["/"] for _ in range(n)],
+        "dataset list": [["/api/v1/datasets?limit=50"] for _ in range(n)],
+        "proposal page": [
+            [
+                f"/api/v1/datasets/1/proposals?limit=50&cursor={rng.choice(cursors)}",
+                "/api/v1/datasets/1/proposals?limit=50&status=pending",
+            ]
+            for _ in range(n)
+        ],
+        "shareholder dashboard": [
+            [f"/api/v1/accounts/{holder}/history?limit=50", "/api/v1/datasets/1/shareholders"]
+            for _ in range(n)
+        ],
+    }
+
+
+def measure(database: str, node_url: str, data_dir: Path, n: int, clients: int) -> None:
+    from sqlalchemy import select
+
+    from databright.server.index import IndexedEvent
+    from databright.server.platform import Platform, create_app
+
+    drop = None
+    if database == "postgresql":
+        db_url, drop = _postgres_schema_url()
+    else:
+        db_url = f"sqlite:///{data_dir / f'index-{uuid.uuid4().hex[:6]}.sqlite3'}"
+    platform = Platform(node_url, data_dir, db_url)  # the indexer thread is not started
+    try:
+        t0 = time.perf_counter()
+        holder, _ = seed(platform.engine, platform.indexer.chain_id, platform.indexer.market)
+        with platform.engine.connect() as c:
+            ids = [
+                r[0]
+                for r in c.execute(
+                    select(IndexedEvent.id).where(IndexedEvent.name == "ProposalCreated")
+                )
+            ]
+        print(f"\n{database}: seeded {len(ids):,} proposals in {time.perf_counter() - t0:.1f} s")
+        with serving(create_app(platform)) as url:
+            plan = plan_of(holder, n, ids[: len(ids) // 2])
+            script = (
+                "import json, sys; sys.path.insert(0, sys.argv[4]);"
+                "from api import client;"
+                "print(json.dumps(client(sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]))))"
+            )
+            done = subprocess.run(
+                [sys.executable, "-c", script, url, json.dumps(plan), str(clients),
+                 str(Path(__file__).resolve().parent)],
+                capture_output=True, text=True, timeout=900,
+            )  # fmt: skip
+            if done.returncode != 0:
+                raise SystemExit(done.stderr[-2000:])
+            results = json.loads(done.stdout)
+        print(f"{'page':<28} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9}")
+        for name, times in results.items():
+            times.sort()
+            p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+            print(f"{name:<28} {statistics.median(times):>8.1f} {p99:>8.1f} {len(times):>9}")
+    finally:
+        platform.engine.dispose()
+        if drop is not None:
+            drop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400, help="page loads per page kind")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent client threads")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    args = parser.parse_args()
+    from databright.chain.deploy import deploy
+    from databright.chain.gateway import connect
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url, accounts, stop = start("anvil", Path(tmp) / "node")
+        try:
+            deploy(connect(url, accounts[0]), Path(tmp))
+            for database in args.databases.split(","):
+                measure(database, url, Path(tmp), args.requests, args.clients)
+        finally:
+            stop()
+    print("\ngoal: p99 < 50 ms for each page on both databases")
+
+
+if __name__ == "__main__":
+    main()
