@@ -235,3 +235,13 @@ def test_a_negative_deposit_is_named_as_such() -> None:
         ETH_AMOUNT_OR_ZERO.convert("-1")
     with pytest.raises(typer.BadParameter, match="positive amount of ETH"):
         ETH_AMOUNT.convert("0.0")
+
+
+@pytest.mark.parametrize("flags", [["--yes", "--no"], []])
+def test_a_vote_needs_exactly_one_of_yes_and_no(flags: list[str]) -> None:
+    from databright.cli import app
+
+    # Refused while parsing, before any node is asked (the RPC URL here answers nothing).
+    done = CliRunner().invoke(app, ["vote", "1/1", *flags, "--rpc", "http://127.0.0.1:9"])
+    assert done.exit_code == 2
+    assert "exactly one of --yes or --no" in done.output

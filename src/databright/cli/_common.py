@@ -181,7 +181,7 @@ def proposal_ref(p: ProposalInfo) -> str:
 
 def proposal_json(p: ProposalInfo) -> dict[str, Any]:
     return {
-        "id": int(p.id),
+        "id": proposal_ref(p),  # DATASET/N everywhere; the packed integer is the chain's
         "ref": proposal_ref(p),
         "dataset_id": int(p.dataset_id),
         "sequence": p.sequence,

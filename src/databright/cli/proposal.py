@@ -151,15 +151,17 @@ def _dry_run(
 
 def vote_command(
     proposal: ProposalArg,
-    support: Annotated[
-        bool, typer.Option("--yes/--no", help="Vote for (--yes) or against (--no).")
-    ],
+    yes: Annotated[bool, typer.Option("--yes", help="Vote for.")] = False,
+    no: Annotated[bool, typer.Option("--no", help="Vote against.")] = False,
     rpc: RpcOpt = DEFAULT_RPC,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     account: AccountOpt = "0",
     json_out: JsonOpt = False,
 ) -> None:
     """Vote on a pending proposal with your shares at the end of the block before it."""
+    if yes == no:  # neither, or both: a typo must never cast the vote the user did not mean
+        raise typer.BadParameter("give exactly one of --yes or --no")
+    support = yes
     pid = parse_proposal_id(proposal)
     market = open_market(rpc, data_dir, account)
     with busy(f"voting {'yes' if support else 'no'} on proposal {ref(pid)}"), proposal_refs(pid):

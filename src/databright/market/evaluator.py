@@ -130,7 +130,8 @@ class EvaluatorService:
         if not market.contract.is_evaluator(dataset_id, market.address):
             raise NotPermitted(
                 f"account {market.address} is not an evaluator of dataset {dataset_id}; "
-                "its initiator can grant the evaluator role"
+                "its initiator can grant the evaluator role with `databright dataset "
+                f"grant-evaluator {dataset_id} {market.address}`"
             )
         if not isinstance(validation, Examples):
             validation = read_proposal(validation, market.schema(dataset_id))

@@ -60,12 +60,18 @@ def propose_many(
                 f"{ex.source}: these exact examples are also in {roots[root]}; propose them once"
             )
         roots[root] = ex.source
-        if market.contract.manifest_root_taken(dataset_id, root):
+    # Both checks of every proposal in one batch request.
+    answers = market.contract.call_many(
+        [("manifest_root_taken", (int(dataset_id), root)) for root in roots]
+        + [("root_owner", (root,)) for root in roots]
+    )
+    n = len(batch)
+    for ex, taken, owner in zip(batch, answers[:n], answers[n:], strict=True):
+        if taken:
             raise InvalidProposal(
                 f"{ex.source}: these exact examples are already in dataset {dataset_id} "
                 "or pending there"
             )
-        owner = market.contract.root_owner(root)
         if int(owner, 16) not in (0, int(market.address, 16)):
             raise InvalidProposal(
                 f"{ex.source}: these exact examples were first proposed by {owner}, "
@@ -80,24 +86,23 @@ def propose_many(
             + (f" and {payment} wei with each of {len(batch)} proposals" if payment else "")
             + f" to propose on dataset {dataset_id}; fund it first"
         )
-    terms = []
+    gw, contract = market.gateway, market.contract
+    # Each commitment goes out as soon as its proposal is stored, so the node mines while the
+    # next one is stored; every proposal then lands in a later block than its commitment,
+    # because all commitments are mined before any proposal is sent.
+    terms, commits = [], []
     for ex in batch:
         stored = store_proposal(market.store, ex, schema)
-        terms.append(
-            (
-                int(dataset_id),
-                cid_to_digest(stored.data_cid),
-                stored.merkle_root,
-                stored.n_examples,
-                cid_to_digest(stored.manifest_cid),
-            )
+        t = (
+            int(dataset_id),
+            cid_to_digest(stored.data_cid),
+            stored.merkle_root,
+            stored.n_examples,
+            cid_to_digest(stored.manifest_cid),
         )
-    gw, contract = market.gateway, market.contract
-    # Commit to every proposal's terms, then propose them all: each proposal lands in a later
-    # block than its commitment because the commitments are mined before any is sent.
-    gw.wait_many(
-        [contract.submit("commit_proposal", proposal_commitment(market.address, *t)) for t in terms]
-    )
+        terms.append(t)
+        commits.append(contract.submit("commit_proposal", proposal_commitment(market.address, *t)))
+    gw.wait_many(commits)
     receipts = gw.wait_many([contract.submit("propose", *t, value=payment) for t in terms])
     events = [r.event("ProposalCreated") for r in receipts]
     return [market.proposal(int(e.args["proposal_id"]), created=e) for e in events]

@@ -37,7 +37,6 @@ from databright.storage import (
     read_proposal,
     store_proposal,
 )
-from databright.storage.cid import digest_to_cid
 from databright.types import Address, DatasetId, ProposalId, Wei
 
 __all__ = [
@@ -192,7 +191,7 @@ def revealed_reports(market: Market, proposal_id: int) -> list[RevealedReport]:
     market.proposal(proposal_id)  # an unknown id is NotFound
     out = []
     for e in market.contract.events("EvaluationRevealed", proposal_id=int(proposal_id)):
-        cid = digest_to_cid(e.args["report_cid_digest"])
+        cid = market.cid_of(e.args["report_cid_digest"])  # dag-pb above 256 KiB
         report: dict[str, Any] | None
         try:
             body = json.loads(market.store.get(cid))

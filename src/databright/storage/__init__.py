@@ -8,7 +8,8 @@ The path of a proposal's data through this package::
     # stored.manifest_cid (as cid_to_digest -> bytes32) and stored.merkle_root go on-chain
     loaded = load_proposal(store, stored.manifest_cid, expected_root=root_from_chain)
 
-Every blob is addressed by a CIDv1 (raw, sha2-256), every example by the sha2-256 of a canonical
+Every blob is addressed by the CID ``ipfs add --cid-version 1`` gives it (raw up to 256 KiB, a
+UnixFS dag-pb root above; :mod:`.unixfs`), every example by the sha2-256 of a canonical
 encoding, and every proposal by an OpenZeppelin-compatible Merkle root of its example hashes, so
 that any single example can be traced to the proposal, and the contributor, it came from.
 """
