@@ -19,6 +19,7 @@ __all__ = [
     "ContractReverted",
     "DamagedRecord",
     "DataBrightError",
+    "DuplicateSubmission",
     "InsufficientFunds",
     "InvalidAmount",
     "InvalidArgument",
@@ -35,6 +36,7 @@ __all__ = [
     "NotPermitted",
     "ProposalProblem",
     "ProposalRejected",
+    "RateLimited",
     "StorageError",
     "StoreCorrupt",
     "ValuationError",
@@ -69,6 +71,14 @@ class KeystoreError(DataBrightError, ValueError):
 
 class NotPermitted(DataBrightError, PermissionError):
     """The account lacks the role an action needs (an evaluator, an initiator)."""
+
+
+class RateLimited(NotPermitted):
+    """An account acted more often than the server allows; it may try again later."""
+
+
+class DuplicateSubmission(InvalidArgument):
+    """The same signed submission again (a replay); it was accepted once already."""
 
 
 class WrongPassword(KeystoreError):

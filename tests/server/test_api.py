@@ -149,6 +149,80 @@ def test_bad_requests_get_one_sentence_as_problem_json(platform, path, status, s
     assert "Traceback" not in answer.text
 
 
+def _signed(account, market: Market, ds: int, n: int, body: str, parent: int = 0, at=None):
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
+    from databright.chain.clients import DataMarketConstants
+    from databright.server.api.forum import typed_comment
+
+    created_at = int(time.time()) if at is None else at
+    pid = (ds << DataMarketConstants.SEQ_BITS) | n
+    doc = typed_comment(
+        market.gateway.chain_id, market.contract.address, pid, parent, body, created_at
+    )
+    signed = Account.sign_message(encode_typed_data(full_message=doc), account.key)
+    return {
+        "author": account.address,
+        "body": body,
+        "parent": parent or None,
+        "created_at": created_at,
+        "signature": signed.signature.to_0x_hex(),
+    }
+
+
+def test_the_forum_keeps_comments_their_authors_signed(platform, node) -> None:
+    url, market, datasets = platform
+    ds = datasets[0]
+    where = f"{url}/api/v1/proposals/{ds}/1/comments"
+    first = _signed(node.accounts[1], market, ds, 1, "<script>alert(1)</script> looks copied")
+    posted = requests.post(where, json=first, timeout=10)
+    assert posted.status_code == 201, posted.text
+    comment = posted.json()
+    assert comment["body"] == first["body"]  # text, stored as written; pages escape it
+    assert comment["proposal_ref"] == f"{ds}/1"
+    from databright.chain.clients import DataMarketConstants
+
+    snapshot = market.proposal((ds << DataMarketConstants.SEQ_BITS) | 1).snapshot_block
+    weight = market.token(ds).balance_at(node.accounts[1].address, snapshot)
+    assert int(comment["author_shares_at_snapshot"]) == weight
+    reply = _signed(node.accounts[0], market, ds, 1, "it is not", parent=comment["id"])
+    assert requests.post(where, json=reply, timeout=10).status_code == 201
+    listed = requests.get(where, timeout=10).json()["items"]
+    assert [(c["author"], c["parent"]) for c in listed] == [
+        (node.accounts[1].address, None),
+        (node.accounts[0].address, comment["id"]),
+    ]
+    # Refusals, each a problem document, none stored.
+    forged = {**_signed(node.accounts[2], market, ds, 1, "I am 1"), "author": first["author"]}
+    replay = requests.post(where, json=first, timeout=10)
+    stale = _signed(node.accounts[2], market, ds, 1, "old", at=int(time.time()) - 3600)
+    other = f"{url}/api/v1/proposals/{ds}/2/comments"
+    wrong_thread = _signed(node.accounts[2], market, ds, 2, "x", parent=comment["id"])
+    answers = {
+        "forged": requests.post(where, json=forged, timeout=10),
+        "replay": replay,
+        "stale": requests.post(where, json=stale, timeout=10),
+        "wrong thread": requests.post(other, json=wrong_thread, timeout=10),
+        "no proposal": requests.post(
+            f"{url}/api/v1/proposals/{ds}/99/comments",
+            json=_signed(node.accounts[2], market, ds, 99, "x"),
+            timeout=10,
+        ),
+    }
+    assert {k: a.status_code for k, a in answers.items()} == {
+        "forged": 400, "replay": 409, "stale": 400, "wrong thread": 404, "no proposal": 404,
+    }  # fmt: skip
+    assert "not" in answers["forged"].json()["detail"] and "signature" in answers["forged"].text
+    assert len(requests.get(where, timeout=10).json()["items"]) == 2
+    # An author who posts too often waits.
+    codes = [
+        requests.post(where, json=_signed(node.accounts[3], market, ds, 1, f"n{i}"), timeout=10)
+        for i in range(6)
+    ]
+    assert [c.status_code for c in codes] == [201] * 5 + [429]
+
+
 def test_oversized_bodies_are_refused(platform) -> None:
     url, *_ = platform
     answer = requests.post(f"{url}/api/v1/datasets", data=b"x" * 100_000, timeout=10)
@@ -197,7 +271,10 @@ def test_no_request_the_schema_allows_makes_the_server_fail(platform) -> None:
         def call(case) -> None:
             # Whether a string is a CID (its multihash, its codec) is more than a JSON schema
             # can say: a schema-valid string may still be refused, with a documented 400.
-            cid_path = case.operation.path == "/ipfs/{cid}"
-            case.call_and_validate(excluded_checks=[positive_data_acceptance] if cid_path else [])
+            # So is whether a comment's signature is its author's.
+            unschematic = case.operation.path == "/ipfs/{cid}" or case.method == "POST"
+            case.call_and_validate(
+                excluded_checks=[positive_data_acceptance] if unschematic else []
+            )
 
         call()

@@ -24,6 +24,7 @@ from databright.chain.gateway import connect
 from databright.errors import ChainError, DataBrightError
 from databright.market.market import Market
 from databright.server.api import routers
+from databright.server.api.forum import Forum
 from databright.server.api.problems import install_problem_handlers, problem
 from databright.server.api.reads import IndexReader
 from databright.server.api.schemas import IndexStatus
@@ -55,6 +56,7 @@ class Platform:
         self.engine = open_index(url)
         self.indexer = Indexer(connect(rpc_url), self.market.contract.address, self.engine)
         self.reader = IndexReader(self.engine)
+        self.forum = Forum(self.engine, self.market)
         self.poll_s = poll_s
         self.node_error: str | None = None
         self._stop = threading.Event()

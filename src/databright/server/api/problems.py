@@ -14,10 +14,12 @@ from databright.errors import (
     ChainError,
     ChainIndexError,
     DataBrightError,
+    DuplicateSubmission,
     InvalidArgument,
     NodeUnreachable,
     NotFound,
     NotPermitted,
+    RateLimited,
 )
 
 __all__ = ["PROBLEM_TYPE", "install_problem_handlers", "problem"]
@@ -26,6 +28,8 @@ PROBLEM_TYPE: Final = "application/problem+json"
 log = logging.getLogger("databright.server")
 
 _STATUS: Final[tuple[tuple[type[BaseException], int, str], ...]] = (
+    (RateLimited, 429, "Too many requests"),
+    (DuplicateSubmission, 409, "Already submitted"),
     (NotFound, 404, "Not found"),
     (InvalidArgument, 400, "Bad request"),
     (NotPermitted, 403, "Forbidden"),

@@ -8,12 +8,22 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from databright.errors import NotFound
+from databright.server.api.forum import (
+    CLOCK_SKEW_S,
+    MAX_BODY_CHARS,
+    RATE_LIMIT,
+    RATE_WINDOW_S,
+    typed_comment,
+)
 from databright.server.api.problems import PROBLEM_TYPE
 from databright.server.api.reads import MAX_LIMIT, IndexReader, checksum, parse_cursor, ref_of
 from databright.server.api.schemas import (
     AccountEvent,
     Claimable,
+    CommentIn,
+    CommentOut,
     DatasetOut,
+    ForumInfo,
     Page,
     Problem,
     ProposalLive,
@@ -21,6 +31,7 @@ from databright.server.api.schemas import (
     Shareholder,
     Status,
 )
+from databright.server.index.schema import Comment
 
 if TYPE_CHECKING:
     from databright.server.platform import Platform
@@ -37,6 +48,7 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
 StatusFilter = Annotated[
     Literal["pending", "accepted", "rejected"] | None, Query(description="Only these.")
 ]
+Number = Annotated[int, Path(ge=0, le=2**64 - 1, description="N in DATASET/N.")]
 AddressParam = Annotated[str, Path(min_length=42, max_length=42, pattern=r"^0x[0-9a-fA-F]{40}$")]
 ContributorFilter = Annotated[
     str | None, Query(min_length=42, max_length=42, pattern=r"^0x[0-9a-fA-F]{40}$")
@@ -60,7 +72,10 @@ Reader = Annotated[IndexReader, Depends(_reader)]
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "description": why, "content": {PROBLEM_TYPE: {}}}
     for code, why in (
-        (400, "A value the API cannot use (a cursor it never handed out)."),
+        (400, "A value the API cannot use (a cursor it never handed out, a bad signature)."),
+        (409, "The same signed submission again."),
+        (413, "The request body is too large."),
+        (429, "Too many requests from one author; wait."),
         (404, "No such dataset, proposal or path."),
         (422, "A parameter breaks the documented rules."),
         (502, "The node answered with an error."),
@@ -72,6 +87,7 @@ status_router = APIRouter(tags=["status"], responses=PROBLEMS)
 datasets_router = APIRouter(prefix="/datasets", tags=["datasets"], responses=PROBLEMS)
 proposals_router = APIRouter(prefix="/proposals", tags=["proposals"], responses=PROBLEMS)
 accounts_router = APIRouter(prefix="/accounts", tags=["accounts"], responses=PROBLEMS)
+forum_router = APIRouter(tags=["forum"], responses=PROBLEMS)
 
 
 @status_router.get("/status")
@@ -145,7 +161,7 @@ def list_proposals(
 def proposal(
     request: Request,
     dataset_id: DatasetId,
-    number: Annotated[int, Path(ge=0, le=2**64 - 1, description="N in DATASET/N.")],
+    number: Number,
 ) -> ProposalLive:
     """One proposal as the chain says it is now: tallies, phases, evaluation."""
     from databright.chain.clients import DataMarketConstants
@@ -205,4 +221,72 @@ def claimable(request: Request, address: AddressParam, dataset_id: DatasetId) ->
     return Claimable(account=who, dataset_id=str(dataset_id), claimable_wei=str(int(amount)))
 
 
-ALL = (status_router, datasets_router, proposals_router, accounts_router)
+def _comment_out(c: Comment) -> CommentOut:
+    return CommentOut(
+        id=c.id,
+        proposal_ref=ref_of(c.proposal_id),
+        parent=c.parent_id,
+        author=c.author,
+        body=c.body,
+        created_at=c.created_at,
+        signature=c.signature,
+        author_shares_at_snapshot=str(c.weight),
+    )
+
+
+def _pid(dataset_id: int, number: int) -> int:
+    from databright.chain.clients import DataMarketConstants
+
+    return (dataset_id << DataMarketConstants.SEQ_BITS) | number
+
+
+@forum_router.get("/forum")
+def forum_info(request: Request) -> ForumInfo:
+    """The EIP-712 domain and types a comment is signed with."""
+    market = _platform(request).market
+    doc = typed_comment(market.gateway.chain_id, market.contract.address, 0, 0, "", 0)
+    return ForumInfo(
+        domain=doc["domain"],
+        types=doc["types"],
+        primary_type=doc["primaryType"],
+        max_body_chars=MAX_BODY_CHARS,
+        clock_skew_s=CLOCK_SKEW_S,
+        rate_limit=f"{RATE_LIMIT} comments per {RATE_WINDOW_S} s per author",
+    )
+
+
+@proposals_router.get("/{dataset_id}/{number}/comments")
+def comments(
+    request: Request,
+    dataset_id: DatasetId,
+    number: Number,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[CommentOut]:
+    """A proposal's forum, oldest first (``parent`` links replies to their comment)."""
+    platform = _platform(request)
+    rows, nxt = platform.forum.comments(_pid(dataset_id, number), parse_cursor(cursor), limit)
+    return Page[CommentOut](
+        items=[_comment_out(c) for c in rows],
+        next_cursor=None if nxt is None else str(nxt),
+        index=platform.status(),
+    )
+
+
+@proposals_router.post("/{dataset_id}/{number}/comments", status_code=201)
+def post_comment(
+    request: Request, dataset_id: DatasetId, number: Number, comment: CommentIn
+) -> CommentOut:
+    """Post a comment its author signed; the server checks the signature and stores it."""
+    stored = _platform(request).forum.post(
+        _pid(dataset_id, number),
+        comment.author,
+        comment.body,
+        comment.created_at,
+        comment.signature,
+        comment.parent,
+    )
+    return _comment_out(stored)
+
+
+ALL = (status_router, datasets_router, proposals_router, accounts_router, forum_router)

@@ -10,7 +10,10 @@ from pydantic import BaseModel, Field
 __all__ = [
     "AccountEvent",
     "Claimable",
+    "CommentIn",
+    "CommentOut",
     "DatasetOut",
+    "ForumInfo",
     "IndexStatus",
     "Page",
     "Problem",
@@ -135,3 +138,36 @@ class Claimable(BaseModel):
     account: str
     dataset_id: str
     claimable_wei: str
+
+
+class CommentIn(BaseModel):
+    """A comment as its author signed it (the EIP-712 document of ``GET /api/v1/forum``)."""
+
+    author: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    body: str = Field(min_length=1, max_length=4000)
+    parent: int | None = Field(default=None, ge=1, le=2**62, description="Comment replied to.")
+    created_at: int = Field(ge=0, le=2**62, description="Unix time the author signed at.")
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+
+
+class CommentOut(BaseModel):
+    id: int
+    proposal_ref: str
+    parent: int | None
+    author: str
+    body: str = Field(description="Text, not HTML: show it escaped.")
+    created_at: int
+    signature: str
+    author_shares_at_snapshot: str
+
+
+class ForumInfo(BaseModel):
+    """What an author signs: the EIP-712 domain and types (message: proposal_id, parent (0 for
+    a top-level comment), body, created_at)."""
+
+    domain: dict[str, object]
+    types: dict[str, list[dict[str, str]]]
+    primary_type: str
+    max_body_chars: int
+    clock_skew_s: int
+    rate_limit: str

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -103,6 +104,29 @@ class IndexedEvent(Base):
     # A settled proposal's ProposalStatus (ProposalFinalized only), for lists and counts in SQL.
     status: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     args: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Comment(Base):
+    """A comment on a proposal, signed by its author (EIP-712), so the server can neither forge
+    nor alter one; ``weight`` is the author's shares at the proposal's snapshot."""
+
+    __tablename__ = "comments"
+    __table_args__ = (
+        UniqueConstraint("signature", name="uq_comments_signature"),
+        Index("ix_comments_proposal", "proposal_id", "id"),
+        Index("ix_comments_author_created", "author", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[int] = mapped_column(Uint256)
+    parent_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("comments.id", name="fk_comments_parent_id_comments"), nullable=True
+    )
+    author: Mapped[str] = mapped_column(String(42))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    signature: Mapped[str] = mapped_column(String(132))
+    weight: Mapped[int] = mapped_column(Uint256)
 
 
 class IndexState(Base):
