@@ -382,3 +382,24 @@ def test_pipelined_gas_too_small_is_resent_once(counter: ContractClient, gw: Gat
     receipts = gw.wait_many(pending)
     assert [r.status for r in receipts] == [1, 1]
     assert counter.call("slots", 29) == 30
+
+
+def test_calls_in_one_batch_answer_as_single_calls(counter: ContractClient, gw: Gateway) -> None:
+    counter.transact("bump", 7)
+    assert counter.call_many([("counter", ()), ("slots", (0,))]) == [7, 0]
+    with pytest.raises(ContractReverted, match="counter: too big"):
+        counter.call_many([("counter", ()), ("bump", (100,))])
+    assert gw._batches
+
+
+def test_a_node_without_batches_is_asked_one_by_one(counter: ContractClient, gw: Gateway) -> None:
+    provider = gw.w3.provider
+
+    def refuse(calls: object) -> dict[str, object]:  # what a node without batches answers
+        return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "no batch"}}
+
+    provider.make_batch_request = refuse  # type: ignore[attr-defined]
+    pending = [counter.submit("bump", 1) for _ in range(3)]
+    assert [r.status for r in gw.wait_many(pending)] == [1, 1, 1]
+    assert not gw._batches
+    assert counter.call_many([("counter", ()), ("counter", ())]) == [3, 3]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from eth_abi import encode as abi_encode
@@ -65,14 +66,30 @@ class ContractClient:
         """A view call, encoded and decoded here (web3's contract layer costs ~10 ms a call)."""
         f, data = self._encode(fn, args)
         what = f"{self.contract_name}.{fn}"
-        result = self.gateway.call(self.address, data, block=block, what=what)
+        return self._decode(fn, f, self.gateway.call(self.address, data, block=block, what=what))
+
+    def _decode(self, fn: str, f: Function, result: bytes) -> Any:
         try:
             return f.decode(result)
         except ABIMismatch as exc:
             raise ChainError(
-                f"{what} returned data that does not fit its ABI ({exc}); is "
+                f"{self.contract_name}.{fn} returned data that does not fit its ABI ({exc}); is "
                 f"{self.address} really a {self.contract_name}?"
             ) from None
+
+    def call_many(
+        self, calls: Sequence[tuple[str, tuple[Any, ...]]], block: int | str = "latest"
+    ) -> list[Any]:
+        """Several view calls ``(fn, args)`` in one JSON-RPC batch request, decoded as ``call``
+        decodes each."""
+        encoded = [(fn, *self._encode(fn, args)) for fn, args in calls]
+        what = f"{self.contract_name}." + ",".join(dict.fromkeys(fn for fn, _ in calls))
+        results = self.gateway.call_many(
+            [(self.address, data) for _, _, data in encoded], block=block, what=what
+        )
+        return [
+            self._decode(fn, f, result) for (fn, f, _), result in zip(encoded, results, strict=True)
+        ]
 
     def transact(self, fn: str, *args: Any, value: int = 0, gas: int | None = None) -> Receipt:
         _, data = self._encode(fn, args)

@@ -209,6 +209,10 @@ class Gateway:
         """
         with self._transport_errors(method):
             response = self.w3.provider.make_request(cast(Any, method), params)
+        return self._result(method, response, what)
+
+    def _result(self, method: str, response: Any, what: str) -> Any:
+        """The result of one JSON-RPC response, or its error raised as a ``ChainError``."""
         if not isinstance(response, dict) or not ("result" in response or "error" in response):
             raise NodeUnreachable(
                 f"the server at {self.url} did not answer {method} as an Ethereum JSON-RPC "
@@ -226,7 +230,9 @@ class Gateway:
     def ask(self, method: str, params: list[Any], what: str, parse: Callable[[Any], T]) -> T:
         """``request`` whose result is read by ``parse``; a result ``parse`` cannot read (a
         quantity that is not hex, an object where a string belongs) is a ChainError."""
-        result = self.request(method, params, what)
+        return self._parse(method, self.request(method, params, what), parse)
+
+    def _parse(self, method: str, result: Any, parse: Callable[[Any], T]) -> T:
         try:
             return parse(result)
         except (ValueError, TypeError, KeyError, AttributeError):
@@ -234,6 +240,25 @@ class Gateway:
                 f"the node at {self.url} answered {method} with a malformed result; "
                 "check that the RPC URL points at an Ethereum node"
             ) from None
+
+    def ask_many(
+        self, method: str, params: Sequence[list[Any]], what: str, parse: Callable[[Any], T]
+    ) -> list[T]:
+        """``ask`` for each of ``params``, all in one JSON-RPC batch request (one request each
+        where the node takes no batches); the first error, in the order given, raises as
+        ``ask`` would raise it."""
+        if len(params) > 1 and self._batches:
+            with self._transport_errors(method):
+                answer = cast(Any, self.w3.provider).make_batch_request(
+                    [(method, p) for p in params]
+                )
+            # web3 orders the answers by request id, which follows the order given.
+            if isinstance(answer, list) and len(answer) == len(params):
+                results = [self._result(method, r, what) for r in answer]
+                return [self._parse(method, r, parse) for r in results]
+            # One answer for the whole batch: a node (or proxy) without batches.
+            self._batches = False
+        return [self.ask(method, p, what, parse) for p in params]
 
     @property
     def address(self) -> Address:
@@ -293,6 +318,16 @@ class Gateway:
         would leave behind, immutables included: what a contract's code is checked against.
         """
         return self._eth_call({"to": to, "data": data}, block, what)
+
+    def call_many(
+        self,
+        calls: Sequence[tuple[str, bytes]],
+        block: int | str = "latest",
+        what: str = "eth_call",
+    ) -> list[bytes]:
+        """``call`` of each ``(to, data)`` at ``block``, all in one batch request."""
+        params = [[_wire_call({"to": to, "data": data}), _block_tag(block)] for to, data in calls]
+        return self.ask_many("eth_call", params, what, _hex_bytes)
 
     def _eth_call(self, tx: dict[str, Any], block: int | str, what: str) -> bytes:
         return self.ask("eth_call", [_wire_call(tx), _block_tag(block)], what, _hex_bytes)
@@ -503,28 +538,9 @@ class Gateway:
             delay = min(0.2, delay * 2 or 0.002)
 
     def _receipt_batch(self, hashes: list[str]) -> list[Any]:
-        """Receipts (None while not mined) of ``hashes``: one batch request, or one request
-        each where the node takes no batches."""
+        """Receipts (None while not mined) of ``hashes``, asked in one batch request."""
         what = "eth_getTransactionReceipt"
-        if len(hashes) > 1 and self._batches:
-            calls: list[tuple[Any, Any]] = [(what, [h]) for h in hashes]
-            with self._transport_errors(what):
-                answer = cast(Any, self.w3.provider).make_batch_request(calls)
-            if isinstance(answer, list) and len(answer) == len(hashes):
-                out = []
-                for response in answer:
-                    if not isinstance(response, dict) or response.get("error"):
-                        break
-                    try:
-                        out.append(_receipt(response.get("result")))
-                    except (ValueError, TypeError, KeyError, AttributeError):
-                        break
-                else:
-                    return out
-            # Not a batch answer (a node without batches, or an error inside): ask one by one,
-            # which also reports any error as a single request would.
-            self._batches = False
-        return [self.ask(what, [h], what, _receipt) for h in hashes]
+        return self.ask_many(what, [[h] for h in hashes], what, _receipt)
 
     def _raise_revert(self, tx: dict[str, Any], receipt: Any, what: str) -> None:
         call: dict[str, Any] = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
