@@ -189,6 +189,8 @@ def test_unknown_ids_and_bad_amounts_say_so(market: Market) -> None:
         market.pay(ds, 0)  # type: ignore[arg-type]
     with pytest.raises(DataBrightError, match="1 to 25 bytes"):
         market.create_dataset("x" * 30, SCHEMA, _examples(0))
+    with pytest.raises(DataBrightError, match="needs a name"):
+        market.create_dataset(" ", SCHEMA, _examples(0))
 
 
 def test_evaluator_service_flags_copies_and_poison(market: Market, node) -> None:

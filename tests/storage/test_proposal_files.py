@@ -297,8 +297,8 @@ def test_label_outside_the_set_names_file_and_row(
     ("value", "message"),
     [
         (np.nan, "feature (1, 2) is NaN; values must be finite numbers"),
-        (np.inf, "feature (1, 2) is infinite; values must be finite numbers"),
-        (-np.inf, "feature (1, 2) is infinite; values must be finite numbers"),
+        (np.inf, "feature (1, 2) is infinite or too large for a number; values must be finite"),
+        (-np.inf, "feature (1, 2) is infinite or too large for a number; values must be finite"),
         (1e39, "feature (1, 2) = 1e+39 does not fit in float32"),
     ],
 )
@@ -316,8 +316,8 @@ def test_non_finite_features_in_npz(
     ("cell", "message"),
     [
         ("nan", "column 'p2' is NaN; values must be finite numbers"),
-        ("-inf", "column 'p2' is infinite; values must be finite numbers"),
-        ("1e400", "column 'p2' is infinite; values must be finite numbers"),
+        ("-inf", "column 'p2' is infinite or too large for a number; values must be finite"),
+        ("1e400", "column 'p2' is infinite or too large for a number; values must be finite"),
         ("", "column 'p2' is empty"),
         ("abc", "column 'p2' = 'abc' is not a number"),
         ("1_0", "column 'p2' = '1_0' is not a number"),
@@ -556,3 +556,34 @@ def test_npz_headers_are_checked_before_any_data_is_read(tmp_path: Path) -> None
         "bomb.npz: has 10000000 examples, more than the 1000 this dataset accepts in one "
         "proposal; split it into several proposals"
     )
+
+
+THREE = DatasetSchema(task="classification", feature_shape=(3,), dtype="float32", labels=(0, 1))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("semi.csv", "a;b;c;label\n1;2;3;0\n", "separates its columns with ';'"),
+        ("tabs.csv", "a\tb\tc\tlabel\n1\t2\t3\t0\n", "separates its columns with a tab"),
+        ("huge.csv", "a,b,c,label\n" + "1" * 400 + ",2,3,0\n", "too large for a number"),
+        ("wide.csv", "1" * 200_000 + ",2,3,0\n", "cannot be read as CSV"),
+    ],
+)
+def test_misread_files_are_named_for_what_they_are(
+    tmp_path: Path, name: str, content: str, says: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    assert says in str(rejected(path, THREE))
+
+
+def test_float64_values_float32_would_lose_are_refused_not_rounded(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.npz"
+    X = np.array([[0.1, 1e-50, 16777217.0], [1.0, 2.0, 3.0]], dtype=np.float64)
+    np.savez(path, X=X, y=np.array([0, 1]))
+    message = str(rejected(path, THREE))
+    assert "1e-50 is too small for float32" in message and "row 1" in message
+    # Ordinary rounding (half an ulp, 6e-8 relative at most) is the documented conversion.
+    np.savez(path, X=X[1:] + 0.1, y=np.array([1]))
+    assert read_proposal(path, THREE).X.dtype == np.float32

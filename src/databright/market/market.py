@@ -282,7 +282,9 @@ class Market:
     ) -> DatasetId:
         """Create a dataset with its schema and initial data; the caller gets one share each."""
         name_max = DataMarketConstants.NAME_MAX
-        if not name or len(name.encode()) > name_max:
+        if not name.strip():
+            raise InvalidArgument("a dataset needs a name; give one (1 to 25 bytes)")
+        if len(name.encode()) > name_max:
             raise InvalidArgument(
                 f"dataset name {name!r} must be 1 to {name_max} bytes; choose a shorter name"
             )

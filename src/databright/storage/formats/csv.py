@@ -54,7 +54,10 @@ def read_csv(path: Path, schema: DatasetSchema, problems: Problems) -> RawExampl
         first_text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
         problems.fatal("is not UTF-8 text; save the CSV file as UTF-8")
-    cells = next(csv.reader([first_text.rstrip("\r\n")]), [])
+    try:
+        cells = next(csv.reader([first_text.rstrip("\r\n")]), [])
+    except csv.Error as exc:  # e.g. a cell over the csv module's field limit
+        problems.fatal(f"its first line cannot be read as CSV ({exc}); is it a CSV file?")
     if not cells:
         problems.fatal(
             "starts with a blank line; the first line must be the header or the first example"
@@ -73,6 +76,14 @@ def read_csv(path: Path, schema: DatasetSchema, problems: Problems) -> RawExampl
             )
         label_col = len(cells) - 1
     n_cols = len(cells)
+    if n_cols == 1 and schema.n_features > 0:
+        used = next((sep for sep in (";", "\t", "|") if sep in cells[0]), None)
+        if used is not None:
+            shown = "a tab" if used == "\t" else repr(used)
+            problems.fatal(
+                f"separates its columns with {shown}; DataBright reads comma-separated CSV: "
+                "save it with commas"
+            )
     feature_cols = [j for j in range(n_cols) if j != label_col]
     if len(feature_cols) != schema.n_features:
         problems.fatal(
