@@ -10,7 +10,7 @@ import pytest
 from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
 from databright.errors import ContractReverted, InvalidProposal
-from databright.market import SHARE_UNIT, Market
+from databright.market import SHARE_UNIT, STATUS_NAMES, Market
 from databright.market.pipeline import finalize_many, propose_many, vote_many
 from databright.storage import DatasetSchema, Examples, validate_examples
 
@@ -79,13 +79,16 @@ def test_pipelined_results_equal_sequential(markets: tuple[list[Market], Market]
         contributor.finalize(pid)
 
     proposed = propose_many(contributor, pipe, batches)
-    ids = [p.id for p in proposed]
-    assert [p.status for p in proposed] == ["pending"] * 4
+    ids = [int(e.args["proposal_id"]) for e in proposed]
+    assert [voters[0].proposal(i).status for i in ids] == ["pending"] * 4
     yes = vote_many(voters, [ids[0], ids[1], ids[3]], True)
     no = vote_many(voters, [ids[2]], False)
     finalized = finalize_many(contributor, ids)
 
-    assert [p.status for p in finalized] == ["accepted", "accepted", "rejected", "accepted"]
+    assert [STATUS_NAMES[e.args["status"]] for e in finalized] == [
+        "accepted", "accepted", "rejected", "accepted"
+    ]  # fmt: skip
+    assert sum(e.args["shares"] for e in finalized) == contributor.shares_of(pipe)
     assert _summary(voters[0], pipe) == _summary(voters[0], seq)
     assert contributor.shares_of(pipe) == contributor.shares_of(seq) > 0
     pipe_events = sorted(
@@ -107,7 +110,8 @@ def test_a_revert_mid_pipeline_names_it_and_the_nonce_recovers(
 ) -> None:
     voters, contributor = markets
     ds = _dataset(voters)
-    ids = [p.id for p in propose_many(contributor, ds, [_batch(i) for i in range(5, 8)])]
+    created = propose_many(contributor, ds, [_batch(i) for i in range(5, 8)])
+    ids = [int(e.args["proposal_id"]) for e in created]
     voter = voters[1]
     voter.vote(ids[0], True)  # voted already: its vote in the pipeline below reverts
     with pytest.raises(ContractReverted, match=f"vote on proposal {ids[0]}.*already voted"):

@@ -5,6 +5,11 @@ the next transaction; these functions send a whole phase with consecutive nonces
 receipts together (``Gateway.submit`` and ``Gateway.wait_many``), with the same checks before
 anything is sent and the same results: the same proposals, votes, events and shares.
 
+They return what the chain said in their receipts (the ``ProposalCreated`` and
+``ProposalFinalized`` events, the vote receipts) and read nothing back: reading each proposal
+afterwards (``Market.proposal``) costs about as much as sending it. Ask ``Market.proposal``
+for the ones you need.
+
 A phase waits for the one before it only where the contract or a gas estimate needs it: every
 ``propose`` needs its commitment mined in an earlier block, a vote needs its proposal to exist,
 and a finalize needs the votes it counts.
@@ -15,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from databright.chain.gateway import Receipt
+from databright.chain.gateway import Event, Receipt
 from databright.errors import InsufficientFunds, InvalidProposal
-from databright.market.market import Market, ProposalInfo, proposal_commitment
+from databright.market.market import Market, proposal_commitment
 from databright.storage import (
     Examples,
     MerkleTree,
@@ -41,9 +46,9 @@ def _examples(source: str | Path | Examples, market: Market, dataset_id: int) ->
 
 def propose_many(
     market: Market, dataset_id: int, sources: Sequence[str | Path | Examples]
-) -> list[ProposalInfo]:
-    """Validate, store and register several proposals for ``dataset_id``, in this order; the
-    proposals as the chain then sees them (as ``Market.propose`` returns each).
+) -> list[Event]:
+    """Validate, store and register several proposals for ``dataset_id``, in this order; their
+    ``ProposalCreated`` events (``args["proposal_id"]`` is each one's id).
 
     Every check runs on every proposal before anything is stored or sent, so a refused file
     costs no gas; then all commitments go out together, then all proposals.
@@ -104,8 +109,7 @@ def propose_many(
         commits.append(contract.submit("commit_proposal", proposal_commitment(market.address, *t)))
     gw.wait_many(commits)
     receipts = gw.wait_many([contract.submit("propose", *t, value=payment) for t in terms])
-    events = [r.event("ProposalCreated") for r in receipts]
-    return [market.proposal(int(e.args["proposal_id"]), created=e) for e in events]
+    return [r.event("ProposalCreated") for r in receipts]
 
 
 def vote_many(
@@ -124,13 +128,13 @@ def vote_many(
     return [v.gateway.wait_many(p) for v, p in zip(voters, pending, strict=True)]
 
 
-def finalize_many(market: Market, proposal_ids: Sequence[int]) -> list[ProposalInfo]:
-    """Finalize every proposal in ``proposal_ids`` (their outcomes must be final); the
-    proposals as the chain then sees them (as ``Market.finalize`` returns each)."""
-    market.gateway.wait_many(
+def finalize_many(market: Market, proposal_ids: Sequence[int]) -> list[Event]:
+    """Finalize every proposal in ``proposal_ids`` (their outcomes must be final); their
+    ``ProposalFinalized`` events (status, registry index, shares minted, votes)."""
+    receipts = market.gateway.wait_many(
         [
             market.contract.submit("finalize", int(pid), what=f"finalize proposal {int(pid)}")
             for pid in proposal_ids
         ]
     )
-    return [market.proposal(int(pid)) for pid in proposal_ids]
+    return [r.event("ProposalFinalized") for r in receipts]
