@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,13 @@ from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
 from databright.errors import ContractReverted, InvalidProposal
 from databright.market import SHARE_UNIT, STATUS_NAMES, Market
-from databright.market.pipeline import finalize_many, propose_many, vote_many
+from databright.market.pipeline import (
+    finalize_many,
+    prepare_proposals,
+    propose_many,
+    register_proposals,
+    vote_many,
+)
 from databright.storage import DatasetSchema, Examples, validate_examples
 
 SCHEMA = DatasetSchema(
@@ -134,3 +141,24 @@ def test_propose_many_checks_everything_before_sending(
         propose_many(contributor, ds, [_batch(9, source="a"), _batch(9, source="b")])
     assert contributor.gateway.transaction_count() == nonce  # nothing was sent
     assert propose_many(contributor, ds, []) == []
+
+
+def test_the_next_batch_is_prepared_in_a_thread_while_this_one_is_mined(
+    markets: tuple[list[Market], Market],
+) -> None:
+    voters, contributor = markets
+    ds = _dataset(voters)
+    nonce = contributor.gateway.transaction_count()
+    first = prepare_proposals(contributor, ds, [_batch(20), _batch(21)])
+    assert contributor.gateway.transaction_count() == nonce  # checked and stored, nothing sent
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(prepare_proposals, contributor, ds, [_batch(22), _batch(23)], True)
+        created = register_proposals(contributor, first)
+        vote_many(voters, [int(e.args["proposal_id"]) for e in created], True)
+        created += register_proposals(contributor, ahead.result())
+    ids = [int(e.args["proposal_id"]) for e in created]
+    assert [voters[0].proposal(i).sequence for i in ids] == [1, 2, 3, 4]  # in the order given
+    vote_many(voters, ids[2:], True)
+    done = finalize_many(contributor, ids)
+    assert [STATUS_NAMES[e.args["status"]] for e in done] == ["accepted"] * 4
+    assert voters[0].dataset(ds).registry_length == 5

@@ -18,10 +18,18 @@ and a finalize needs the votes it counts.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from databright.chain.gateway import Event, Receipt
-from databright.errors import InsufficientFunds, InvalidProposal
+from databright.chain.gateway import Event, Receipt, Submitted
+from databright.errors import (
+    ChainError,
+    ContractReverted,
+    InsufficientFunds,
+    InvalidProposal,
+    NodeUnreachable,
+)
 from databright.market.market import Market, proposal_commitment
 from databright.storage import (
     Examples,
@@ -32,7 +40,14 @@ from databright.storage import (
     validate_examples,
 )
 
-__all__ = ["finalize_many", "propose_many", "vote_many"]
+__all__ = [
+    "PreparedProposal",
+    "finalize_many",
+    "prepare_proposals",
+    "propose_many",
+    "register_proposals",
+    "vote_many",
+]
 
 
 def _examples(source: str | Path | Examples, market: Market, dataset_id: int) -> Examples:
@@ -44,6 +59,17 @@ def _examples(source: str | Path | Examples, market: Market, dataset_id: int) ->
     return read_proposal(source, schema)
 
 
+@dataclass(frozen=True)
+class PreparedProposal:
+    """A proposal checked and stored, ready to register: the terms ``propose`` takes, the
+    payment it carries and its commitment transaction if already sent."""
+
+    source: str
+    terms: tuple[int, bytes, bytes, int, bytes]
+    payment: int
+    commitment: Submitted | None = None
+
+
 def propose_many(
     market: Market, dataset_id: int, sources: Sequence[str | Path | Examples]
 ) -> list[Event]:
@@ -51,8 +77,21 @@ def propose_many(
     ``ProposalCreated`` events (``args["proposal_id"]`` is each one's id).
 
     Every check runs on every proposal before anything is stored or sent, so a refused file
-    costs no gas; then all commitments go out together, then all proposals.
+    costs no gas. Each commitment goes out as soon as its proposal is stored, so the node mines
+    while the next one is stored; then all proposals go out together.
     """
+    return register_proposals(market, prepare_proposals(market, dataset_id, sources, commit=True))
+
+
+def prepare_proposals(
+    market: Market,
+    dataset_id: int,
+    sources: Sequence[str | Path | Examples],
+    commit: bool = False,
+) -> list[PreparedProposal]:
+    """The first half of ``propose_many``: check every proposal, then store each (and, with
+    ``commit``, send its commitment without waiting). Runs beside another batch's
+    transactions, in another thread, to keep the client busy while the node mines."""
     schema = market.schema(dataset_id)
     batch = [_examples(s, market, dataset_id) for s in sources]
     if not batch:
@@ -66,10 +105,19 @@ def propose_many(
             )
         roots[root] = ex.source
     # Both checks of every proposal in one batch request.
-    answers = market.contract.call_many(
-        [("manifest_root_taken", (int(dataset_id), root)) for root in roots]
-        + [("root_owner", (root,)) for root in roots]
-    )
+    checks: list[tuple[str, tuple[Any, ...]]] = [
+        ("manifest_root_taken", (int(dataset_id), root)) for root in roots
+    ]
+    checks += [("root_owner", (root,)) for root in roots]
+    try:
+        answers = market.contract.call_many(checks)
+    except (ContractReverted, NodeUnreachable):
+        raise
+    except ChainError:
+        # anvil can fail a read of "latest" that lands while it mines a block ("block height
+        # is N but requested was N-1"), which happens when another thread's transactions are
+        # mined meanwhile; the same read a moment later answers.
+        answers = market.contract.call_many(checks)
     n = len(batch)
     for ex, taken, owner in zip(batch, answers[:n], answers[n:], strict=True):
         if taken:
@@ -91,24 +139,43 @@ def propose_many(
             + (f" and {payment} wei with each of {len(batch)} proposals" if payment else "")
             + f" to propose on dataset {dataset_id}; fund it first"
         )
-    gw, contract = market.gateway, market.contract
-    # Each commitment goes out as soon as its proposal is stored, so the node mines while the
-    # next one is stored; every proposal then lands in a later block than its commitment,
-    # because all commitments are mined before any proposal is sent.
-    terms, commits = [], []
+    out = []
     for ex in batch:
         stored = store_proposal(market.store, ex, schema)
-        t = (
+        terms = (
             int(dataset_id),
             cid_to_digest(stored.data_cid),
             stored.merkle_root,
             stored.n_examples,
             cid_to_digest(stored.manifest_cid),
         )
-        terms.append(t)
-        commits.append(contract.submit("commit_proposal", proposal_commitment(market.address, *t)))
-    gw.wait_many(commits)
-    receipts = gw.wait_many([contract.submit("propose", *t, value=payment) for t in terms])
+        sent = (
+            market.contract.submit("commit_proposal", proposal_commitment(market.address, *terms))
+            if commit
+            else None
+        )
+        out.append(PreparedProposal(ex.source, terms, payment, sent))
+    return out
+
+
+def register_proposals(market: Market, prepared: Sequence[PreparedProposal]) -> list[Event]:
+    """The second half of ``propose_many``: commit to each proposal not committed yet, wait
+    for every commitment, then propose them all; their ``ProposalCreated`` events."""
+    if not prepared:
+        return []
+    gw, contract = market.gateway, market.contract
+    # Every proposal lands in a later block than its commitment: all commitments are mined
+    # before any proposal is sent.
+    gw.wait_many(
+        [
+            p.commitment
+            or contract.submit("commit_proposal", proposal_commitment(market.address, *p.terms))
+            for p in prepared
+        ]
+    )
+    receipts = gw.wait_many(
+        [contract.submit("propose", *p.terms, value=p.payment) for p in prepared]
+    )
     return [r.event("ProposalCreated") for r in receipts]
 
 
