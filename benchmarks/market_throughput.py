@@ -1,6 +1,6 @@
 """Complete proposal cycles per second through the SDK, and data ingestion speed.
 
-    .venv/bin/python benchmarks/market_throughput.py [--quick] [--cycles 60] [--batch 20]
+    .venv/bin/python benchmarks/market_throughput.py [--quick] [--cycles 60] [--batch 10]
                                                      [--nodes anvil,embedded] [--mb 64]
 
 A cycle is what a proposal costs the market, six transactions: validate (against the schema),
@@ -173,20 +173,21 @@ def ingestion(mb: int) -> tuple[float, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="20 cycles a mode, 16 MB ingestion")
+    p.add_argument("--quick", action="store_true", help="20 sequential cycles, batches of 5, 16 MB ingestion")
     p.add_argument(
         "--cycles",
         type=int,
         default=60,
         help="sequential cycles; the pipelined modes run half as many each",
     )
-    p.add_argument("--batch", type=int, default=20, help="proposals in flight together")
+    p.add_argument("--batch", type=int, default=10, help="proposals in flight together")
     p.add_argument("--examples", type=int, default=20, help="examples per proposal")
     p.add_argument("--nodes", default="anvil,embedded")
     p.add_argument("--mb", type=int, default=64)
     args = p.parse_args()
     if args.quick:
         args.cycles, args.mb = min(args.cycles, 20), min(args.mb, 16)
+        args.batch = min(args.batch, 5)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     print(f"cycles/s ({TX_PER_CYCLE} transactions each; bound: raw transfers / {TX_PER_CYCLE}; "
           f"anchor {ANCHOR:.0f}; goal >= {ANCHOR:.0f} on anvil)")  # fmt: skip

@@ -403,3 +403,27 @@ def test_a_node_without_batches_is_asked_one_by_one(counter: ContractClient, gw:
     assert [r.status for r in gw.wait_many(pending)] == [1, 1, 1]
     assert not gw._batches
     assert counter.call_many([("counter", ()), ("counter", ())]) == [3, 3]
+
+
+def test_a_read_that_races_a_new_block_is_asked_again() -> None:
+    """anvil sometimes fails a read of "latest" that lands as it mines a block
+    (foundry-rs/foundry#10709); the gateway asks once more instead of failing."""
+    calls: list[str] = []
+
+    def answer(method: str) -> tuple[int, bytes]:
+        calls.append(method)
+        if method == "eth_chainId":
+            return _rpc("0x1")
+        if calls.count("eth_call") == 1:
+            error = {"code": -32602, "message": "BlockOutOfRangeError: block height is 8 but "
+                     "requested was 7"}  # fmt: skip
+            return 200, json.dumps({"jsonrpc": "2.0", "id": 0, "error": error}).encode()
+        return _rpc("0x" + "00" * 31 + "07")
+
+    fake = _FakeNode(answer)
+    try:
+        gw = connect(fake.url)
+        assert gw.call("0x" + "11" * 20, b"") == bytes(31) + b"\x07"
+        assert calls.count("eth_call") == 2
+    finally:
+        fake.close()

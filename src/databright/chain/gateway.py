@@ -119,6 +119,16 @@ def _receipt(result: Any) -> dict[str, Any] | None:
     return receipt
 
 
+def _raced_a_block(response: Any, params: list[Any]) -> bool:
+    """Whether a read of "latest" or "pending" failed because the node mined a block while
+    answering: anvil then says "BlockOutOfRangeError: block height is N but requested was M"
+    (foundry-rs/foundry#10709). Asked again, the same read answers."""
+    if not isinstance(response, dict) or not isinstance(response.get("error"), dict):
+        return False
+    message = str(response["error"].get("message", ""))
+    return "BlockOutOfRange" in message and bool(params) and params[-1] in ("latest", "pending")
+
+
 def _wire_call(tx: dict[str, Any]) -> dict[str, str]:
     """A transaction's call fields in JSON-RPC form (``eth_call``, ``eth_estimateGas``)."""
     out = {k: str(tx[k]) for k in ("from", "to") if tx.get(k)}
@@ -207,8 +217,12 @@ class Gateway:
         transaction's client time; sending and polling receipts need none of it. An error
         answer raises the matching ``ChainError`` carrying the node's ``code`` and ``data``.
         """
-        with self._transport_errors(method):
-            response = self.w3.provider.make_request(cast(Any, method), params)
+        for attempt in range(2):
+            with self._transport_errors(method):
+                response = self.w3.provider.make_request(cast(Any, method), params)
+            if attempt == 0 and _raced_a_block(response, params):
+                continue
+            break
         return self._result(method, response, what)
 
     def _result(self, method: str, response: Any, what: str) -> Any:
@@ -253,6 +267,13 @@ class Gateway:
                     [(method, p) for p in params]
                 )
             # web3 orders the answers by request id, which follows the order given.
+            if isinstance(answer, list) and any(
+                _raced_a_block(r, p) for r, p in zip(answer, params, strict=False)
+            ):
+                with self._transport_errors(method):
+                    answer = cast(Any, self.w3.provider).make_batch_request(
+                        [(method, p) for p in params]
+                    )
             if isinstance(answer, list) and len(answer) == len(params):
                 results = [self._result(method, r, what) for r in answer]
                 return [self._parse(method, r, parse) for r in results]

@@ -23,13 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from databright.chain.gateway import Event, Receipt, Submitted
-from databright.errors import (
-    ChainError,
-    ContractReverted,
-    InsufficientFunds,
-    InvalidProposal,
-    NodeUnreachable,
-)
+from databright.errors import InsufficientFunds, InvalidProposal
 from databright.market.market import Market, proposal_commitment
 from databright.storage import (
     Examples,
@@ -109,15 +103,7 @@ def prepare_proposals(
         ("manifest_root_taken", (int(dataset_id), root)) for root in roots
     ]
     checks += [("root_owner", (root,)) for root in roots]
-    try:
-        answers = market.contract.call_many(checks)
-    except (ContractReverted, NodeUnreachable):
-        raise
-    except ChainError:
-        # anvil can fail a read of "latest" that lands while it mines a block ("block height
-        # is N but requested was N-1"), which happens when another thread's transactions are
-        # mined meanwhile; the same read a moment later answers.
-        answers = market.contract.call_many(checks)
+    answers = market.contract.call_many(checks)
     n = len(batch)
     for ex, taken, owner in zip(batch, answers[:n], answers[n:], strict=True):
         if taken:
