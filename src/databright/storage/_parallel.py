@@ -74,8 +74,10 @@ def map_ranges(
     ``fn`` must return exactly ``width`` bytes per row of its range and depend only on data that
     existed before the call (children see a snapshot of the parent's memory).
     """
+    if n < min_rows:  # before asking the settings: building them costs more than small work
+        return fn(0, n)
     workers = min(hash_workers(), max(1, n // max(1, min_rows // 2)))
-    if workers <= 1 or n < min_rows:
+    if workers <= 1:
         return fn(0, n)
     bounds = [n * k // workers for k in range(workers + 1)]
     pending: list[tuple[int, int, int, int]] = []  # (pid, read fd, start, stop)
