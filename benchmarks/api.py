@@ -153,7 +153,7 @@ def client(url: str, plan: dict[str, list[list[str]]], clients: int) -> dict[str
     def work(chunk: list[tuple[str, list[str]]]) -> None:
         try:
             run(chunk)
-        except Exception as exc:  # noqa: BLE001 - reported as a failure of the run
+        except Exception as exc:
             with lock:
                 failures.append(f"{type(exc).__name__}: {exc}")
 
