@@ -173,7 +173,9 @@ def ingestion(mb: int) -> tuple[float, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="20 sequential cycles, batches of 5, 16 MB ingestion")
+    p.add_argument(
+        "--quick", action="store_true", help="20 sequential cycles, batches of 5, 16 MB ingestion"
+    )
     p.add_argument(
         "--cycles",
         type=int,
