@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -29,6 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chain_throughput import start
+from databright_dev.postgres import scratch_schema
 from databright_dev.serving import serving
 
 N_PROPOSALS = 10_000
 N_HOLDERS = 1_000
 N_DATASETS = 20
-POSTGRES_URL = os.environ.get(
-    "DATABRIGHT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 
 def _address(i: int) -> str:
@@ -124,22 +122,6 @@ def seed(engine: Any, chain_id: int, market: str) -> tuple[str, list[int]]:
     return _address(100 + 7), []
 
 
-def _postgres_schema_url() -> tuple[str, Any]:
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(POSTGRES_URL)
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as c:
-            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", drop
-
-
 def client(url: str, plan: dict[str, list[list[str]]], clients: int) -> dict[str, list[float]]:
     """The load generator (run as a second process): each page's calls, timed in ms."""
     import requests
@@ -201,52 +183,54 @@ def plan_of(holder: str, n: int, cursors: list[int]) -> dict[str, list[list[str]
 
 
 def measure(database: str, node_url: str, data_dir: Path, n: int, clients: int) -> None:
+    from databright.server.platform import Platform
+
+    with ExitStack() as stack:
+        if database == "postgresql":
+            db_url = stack.enter_context(scratch_schema(prefix="bench"))
+        else:
+            db_url = f"sqlite:///{data_dir / f'index-{uuid.uuid4().hex[:6]}.sqlite3'}"
+        platform = Platform(node_url, data_dir, db_url)  # the indexer thread is not started
+        stack.callback(platform.engine.dispose)
+        _measure(platform, database, n, clients)
+
+
+def _measure(platform: Any, database: str, n: int, clients: int) -> None:
     from sqlalchemy import select
 
     from databright.server.index import IndexedEvent
-    from databright.server.platform import Platform, create_app
+    from databright.server.platform import create_app
 
-    drop = None
-    if database == "postgresql":
-        db_url, drop = _postgres_schema_url()
-    else:
-        db_url = f"sqlite:///{data_dir / f'index-{uuid.uuid4().hex[:6]}.sqlite3'}"
-    platform = Platform(node_url, data_dir, db_url)  # the indexer thread is not started
-    try:
-        t0 = time.perf_counter()
-        holder, _ = seed(platform.engine, platform.indexer.chain_id, platform.indexer.market)
-        with platform.engine.connect() as c:
-            ids = [
-                r[0]
-                for r in c.execute(
-                    select(IndexedEvent.id).where(IndexedEvent.name == "ProposalCreated")
-                )
-            ]
-        print(f"\n{database}: seeded {len(ids):,} proposals in {time.perf_counter() - t0:.1f} s")
-        with serving(create_app(platform)) as url:
-            plan = plan_of(holder, n, ids[: len(ids) // 2])
-            script = (
-                "import json, sys; sys.path.insert(0, sys.argv[4]);"
-                "from api import client;"
-                "print(json.dumps(client(sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]))))"
+    t0 = time.perf_counter()
+    holder, _ = seed(platform.engine, platform.indexer.chain_id, platform.indexer.market)
+    with platform.engine.connect() as c:
+        ids = [
+            r[0]
+            for r in c.execute(
+                select(IndexedEvent.id).where(IndexedEvent.name == "ProposalCreated")
             )
-            done = subprocess.run(
-                [sys.executable, "-c", script, url, json.dumps(plan), str(clients),
-                 str(Path(__file__).resolve().parent)],
-                capture_output=True, text=True, timeout=900,
-            )  # fmt: skip
-            if done.returncode != 0:
-                raise SystemExit(done.stderr[-2000:])
-            results = json.loads(done.stdout)
-        print(f"{'page':<28} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9}")
-        for name, times in results.items():
-            times.sort()
-            p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
-            print(f"{name:<28} {statistics.median(times):>8.1f} {p99:>8.1f} {len(times):>9}")
-    finally:
-        platform.engine.dispose()
-        if drop is not None:
-            drop()
+        ]
+    print(f"\n{database}: seeded {len(ids):,} proposals in {time.perf_counter() - t0:.1f} s")
+    with serving(create_app(platform)) as url:
+        plan = plan_of(holder, n, ids[: len(ids) // 2])
+        script = (
+            "import json, sys; sys.path.insert(0, sys.argv[4]);"
+            "from api import client;"
+            "print(json.dumps(client(sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]))))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script, url, json.dumps(plan), str(clients),
+             str(Path(__file__).resolve().parent)],
+            capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(done.stderr[-2000:])
+        results = json.loads(done.stdout)
+    print(f"{'page':<28} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9}")
+    for name, times in results.items():
+        times.sort()
+        p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+        print(f"{name:<28} {statistics.median(times):>8.1f} {p99:>8.1f} {len(times):>9}")
 
 
 def main() -> None:

@@ -13,118 +13,99 @@ anvil's full speed. At the end every event the chain holds is checked to be in t
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chain_throughput import share_token, start
+from databright_dev.postgres import scratch_schema
 
 from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
 from databright.server.index import IndexedEvent, Indexer, open_index
-
-POSTGRES_URL = os.environ.get(
-    "DATABRIGHT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-def _database(kind: str, tmp: Path) -> tuple[str, object]:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp / f'ix-{uuid.uuid4().hex[:6]}.sqlite3'}", lambda: None
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(POSTGRES_URL)
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as c:
-            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", drop
 
 
 def run(kind: str, database: str, seconds: float) -> None:
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
-    with tempfile.TemporaryDirectory() as tmp:
+    def database_url(stack: ExitStack, tmp: Path) -> str:
+        if database == "sqlite":
+            return f"sqlite:///{tmp / f'ix-{uuid.uuid4().hex[:6]}.sqlite3'}"
+        return stack.enter_context(scratch_schema(prefix="bench"))
+
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         url, accounts, stop = start(kind, Path(tmp) / "node")
-        db_url, drop = _database(database, Path(tmp))
-        try:
-            gw = connect(url, accounts[0])
-            deployment, _ = deploy(gw, Path(tmp))
-            start_block = gw.block_number()
-            token = share_token(gw, Path(tmp))
-            engine = open_index(db_url)
-            indexer = Indexer(connect(url), deployment["DataMarket"], engine, start_block)
-            indexer.sync()
-            lags: list[int] = []
-            done = threading.Event()
+        stack.callback(stop)
+        db_url = database_url(stack, Path(tmp))
+        gw = connect(url, accounts[0])
+        deployment, _ = deploy(gw, Path(tmp))
+        start_block = gw.block_number()
+        token = share_token(gw, Path(tmp))
+        engine = open_index(db_url)
+        indexer = Indexer(connect(url), deployment["DataMarket"], engine, start_block)
+        indexer.sync()
+        lags: list[int] = []
+        done = threading.Event()
 
-            def follow() -> None:
-                while not done.is_set():
-                    step = indexer.step()
-                    lags.append(gw.block_number() - step.to_block)
-                    if step.lag == 0:
-                        time.sleep(0.1)
+        def follow() -> None:
+            while not done.is_set():
+                step = indexer.step()
+                lags.append(gw.block_number() - step.to_block)
+                if step.lag == 0:
+                    time.sleep(0.1)
 
-            follower = threading.Thread(target=follow)
-            follower.start()
-            sent = 0
-            t0 = time.perf_counter()
-            while time.perf_counter() - t0 < seconds:
-                token.transact("pay", value=1)
-                sent += 1
-            write_s = time.perf_counter() - t0
-            done.set()
-            follower.join()
-            head = gw.block_number()
-            t1 = time.perf_counter()
-            indexer.sync()
-            tail_s = time.perf_counter() - t1
+        follower = threading.Thread(target=follow)
+        follower.start()
+        sent = 0
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            token.transact("pay", value=1)
+            sent += 1
+        write_s = time.perf_counter() - t0
+        done.set()
+        follower.join()
+        head = gw.block_number()
+        t1 = time.perf_counter()
+        indexer.sync()
+        tail_s = time.perf_counter() - t1
 
-            fresh = open_index(_database(database, Path(tmp))[0]) if database == "sqlite" else None
-            catch_up = 0.0
-            if fresh is not None:
-                cold = Indexer(connect(url), deployment["DataMarket"], fresh, start_block)
-                t2 = time.perf_counter()
-                cold.sync()
-                catch_up = time.perf_counter() - t2
-            with Session(engine) as s:
-                indexed = s.scalar(select(func.count()).select_from(IndexedEvent)) or 0
-            on_chain = len(gw.logs(deployment["DataMarket"], [], start_block)) + len(
-                gw.logs(token.address, [], start_block)
-            )
-            print(f"\n{kind} + {database}: {sent} payments in {write_s:.1f} s")
-            print(f"  writer (peer): {sent / write_s:8.1f} tx/s = blocks/s")
+        fresh = open_index(database_url(stack, Path(tmp))) if database == "sqlite" else None
+        catch_up = 0.0
+        if fresh is not None:
+            cold = Indexer(connect(url), deployment["DataMarket"], fresh, start_block)
+            t2 = time.perf_counter()
+            cold.sync()
+            catch_up = time.perf_counter() - t2
+        with Session(engine) as s:
+            indexed = s.scalar(select(func.count()).select_from(IndexedEvent)) or 0
+        on_chain = len(gw.logs(deployment["DataMarket"], [], start_block)) + len(
+            gw.logs(token.address, [], start_block)
+        )
+        print(f"\n{kind} + {database}: {sent} payments in {write_s:.1f} s")
+        print(f"  writer (peer): {sent / write_s:8.1f} tx/s = blocks/s")
+        print(
+            f"  lag while writing: median {statistics.median(lags):.0f}, max {max(lags)} "
+            f"blocks ({len(lags)} samples); final catch-up {tail_s * 1000:.0f} ms"
+        )
+        if catch_up:
             print(
-                f"  lag while writing: median {statistics.median(lags):.0f}, max {max(lags)} "
-                f"blocks ({len(lags)} samples); final catch-up {tail_s * 1000:.0f} ms"
+                f"  cold index of the whole run: {indexed / catch_up:8.0f} events/s "
+                f"({indexed} events, {head - start_block} blocks, {catch_up:.1f} s)"
             )
-            if catch_up:
-                print(
-                    f"  cold index of the whole run: {indexed / catch_up:8.0f} events/s "
-                    f"({indexed} events, {head - start_block} blocks, {catch_up:.1f} s)"
-                )
-            verdict = "all" if indexed == on_chain else f"MISSING {on_chain - indexed} of"
-            print(f"  {verdict} {on_chain} events on chain are in the index")
-            engine.dispose()
-            if fresh is not None:
-                fresh.dispose()
-        finally:
-            stop()
-            drop()  # type: ignore[operator]
+        verdict = "all" if indexed == on_chain else f"MISSING {on_chain - indexed} of"
+        print(f"  {verdict} {on_chain} events on chain are in the index")
+        engine.dispose()
+        if fresh is not None:
+            fresh.dispose()
 
 
 def main() -> None:

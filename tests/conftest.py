@@ -113,36 +113,24 @@ def embedded_launcher() -> object:
 
 # --- SQL databases: SQLite always, PostgreSQL where one answers (in CI it must) -------------
 
-POSTGRES_URL = os.environ.get(
-    "DATABRIGHT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
 
 def _postgres_schema() -> Iterator[str]:
     """A schema of its own on the test PostgreSQL, dropped afterwards; its URL is yielded."""
-    import uuid
+    from databright_dev.postgres import POSTGRES_URL, scratch_schema
+    from sqlalchemy.exc import OperationalError
 
-    import sqlalchemy as sa
-
+    schema = scratch_schema(POSTGRES_URL)
     try:
-        admin = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-        with admin.connect():
-            pass
-    except Exception as exc:
+        url = schema.__enter__()
+    except OperationalError as exc:
         reason = f"no PostgreSQL answers at {POSTGRES_URL} ({type(exc).__name__})"
         if os.environ.get("DATABRIGHT_REQUIRE_POSTGRES") == "1":
             pytest.fail(reason + "; CI requires it (DATABRIGHT_REQUIRE_POSTGRES=1)")
         pytest.skip(reason + "; set DATABRIGHT_TEST_POSTGRES")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in POSTGRES_URL else "?"
     try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+        yield url
     finally:
-        with admin.begin() as c:
-            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        schema.__exit__(None, None, None)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -227,6 +227,8 @@ def test_oversized_bodies_are_refused(platform) -> None:
     url, *_ = platform
     answer = requests.post(f"{url}/api/v1/datasets", data=b"x" * 100_000, timeout=10)
     assert answer.status_code == 413 and "limited" in answer.json()["detail"]
+    chunked = requests.post(f"{url}/api/v1/datasets", data=iter([b"x" * 10] * 3), timeout=10)
+    assert chunked.status_code == 411 and "Content-Length" in chunked.json()["detail"]
 
 
 def test_with_the_node_down_reads_go_on_from_the_index_marked_stale(

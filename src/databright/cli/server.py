@@ -50,16 +50,17 @@ def server_command(
         str | None,
         typer.Option(
             "--database-url",
-            envvar="DATABRIGHT_DATABASE_URL",
-            help="SQLAlchemy URL of the index (default: SQLite in the data dir; "
-            "postgresql+psycopg://... at scale).",
+            help="SQLAlchemy URL of the index (default: $DATABRIGHT_DATABASE_URL, else SQLite "
+            "in the data dir; postgresql+psycopg://... at scale).",
         ),
     ] = None,
 ) -> None:
     """Index the market's events into SQL and serve the REST API and the blob gateway."""
     check_free(host, port)
     with busy("opening the index"):
-        platform = Platform(rpc, data_dir, database_url, sources=get_settings().blob_sources)
+        settings = get_settings()
+        url = database_url or settings.database_url
+        platform = Platform(rpc, data_dir, url, sources=settings.blob_sources)
     base = f"http://{host}:{port}"
     console.print(f"API   {base}/api/v1/status")
     console.print(f"docs  {base}/docs")

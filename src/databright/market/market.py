@@ -53,8 +53,8 @@ from databright.storage import (
     Examples,
     LocalBlobStore,
     Manifest,
-    MemoryBlobStore,
     MerkleTree,
+    cid_for_bytes,
     cid_to_digest,
     decode_examples,
     example_hashes,
@@ -622,7 +622,7 @@ class Market:
     @staticmethod
     def content_address(blob: bytes) -> str:
         """The CID a store gives ``blob``, without storing it."""
-        return MemoryBlobStore().put(blob)
+        return cid_for_bytes(blob)
 
     @staticmethod
     def _withhold(directory: Path, blob: bytes) -> str:

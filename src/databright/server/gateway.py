@@ -25,7 +25,9 @@ from multiformats import CID
 from databright import __version__
 from databright.errors import BlobCorrupt, BlobNotFound, InvalidCID
 from databright.storage.blobstore import BlobStore
+from databright.storage.car import write_file_car
 from databright.storage.cid import normalize_cid
+from databright.storage.unixfs import blocks
 
 __all__ = ["blob_gateway", "blob_router", "serve_blobs"]
 
@@ -65,24 +67,18 @@ def _chunks(f: BinaryIO) -> Iterator[bytes]:
         f.close()
 
 
-def _car_of_raw(cid: str, data: bytes) -> bytes:
-    from databright.storage.car import write_car
-
+def _car(store: BlobStore, cid: str) -> bytes:
+    """The CAR of a stored blob: its one raw block, or every block of its UnixFS DAG (the
+    file is checked against the CID before a byte is written)."""
     out = io.BytesIO()
-    write_car(out, cid, [(cid, data)])
+    with store.open(cid) as f:
+        write_file_car(out, cid, f)
     return out.getvalue()
 
 
-def _car_and_root_block(store: BlobStore, cid: str) -> tuple[bytes, bytes]:
-    """The CAR of a UnixFS DAG rebuilt from the stored file, and its root block."""
-    from databright.storage.car import write_car
-    from databright.storage.unixfs import blocks
-
-    pairs = list(blocks(store.get(cid)))
-    out = io.BytesIO()
-    write_car(out, cid, pairs)
-    root = next(block for c, block in pairs if c == cid)
-    return out.getvalue(), root
+def _root_block(store: BlobStore, cid: str) -> bytes:
+    """The root block of a stored UnixFS DAG (``blocks`` yields it first)."""
+    return next(block for _, block in blocks(store.get(cid)))
 
 
 _ERROR: Final = {
@@ -153,11 +149,10 @@ def blob_router(store: BlobStore) -> APIRouter:
         body: bytes | None = None  # None: stream the stored file
         try:
             size = store.size(text)  # BlobNotFound before anything is built
-            if CID.decode(text).codec.name != "raw":
-                car, root = _car_and_root_block(store, text)
-                body = root if kind == "raw" else car
-            elif kind == "car":
-                body = _car_of_raw(text, store.get(text))
+            if kind == "car":
+                body = _car(store, text)
+            elif CID.decode(text).codec.name != "raw":
+                body = _root_block(store, text)
         except (BlobNotFound, BlobCorrupt):
             return _problem(404, f"this store does not hold {text}")
         media, filename = (RAW_TYPE, f"{text}.bin") if kind == "raw" else (CAR_TYPE, f"{text}.car")

@@ -113,6 +113,9 @@ class _BodyLimit(BaseHTTPMiddleware):
             return problem(
                 413, "Request too large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
             )
+        if length is None and "chunked" in request.headers.get("transfer-encoding", "").lower():
+            # A body of unknown size could not be bounded before it is read.
+            return problem(411, "Length required", "send the body with a Content-Length header")
         return await call_next(request)
 
 

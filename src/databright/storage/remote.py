@@ -28,7 +28,9 @@ from multiformats import CID
 
 from databright.errors import BlobNotFound, BlobSourceFailed, InvalidArgument, StorageError
 from databright.storage.blobstore import BlobStore
+from databright.storage.car import read_car
 from databright.storage.cid import cids_for_digest, normalize_cid
+from databright.storage.unixfs import assemble
 
 __all__ = [
     "DEFAULT_MAX_BLOB_BYTES",
@@ -140,11 +142,6 @@ class GatewaySource:
 
 def _file_from_car(cid: str, body: bytes, where: str) -> bytes:
     """Rebuild a UnixFS file from a CAR, every block checked against its CID."""
-    try:
-        from databright.storage.car import read_car
-        from databright.storage.unixfs import assemble
-    except ImportError as exc:  # pragma: no cover - only before UnixFS support is installed
-        raise BlobSourceFailed(f"{cid} is a UnixFS DAG, which this version cannot fetch") from exc
     try:
         blocks = dict(read_car(io.BytesIO(body))[1])
         return assemble(cid, blocks.__getitem__)

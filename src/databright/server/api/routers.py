@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from databright.chain.clients import DataMarketConstants
 from databright.errors import NotFound
 from databright.server.api.forum import (
     CLOCK_SKEW_S,
@@ -74,6 +75,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     for code, why in (
         (400, "A value the API cannot use (a cursor it never handed out, a bad signature)."),
         (409, "The same signed submission again."),
+        (411, "A body sent without a Content-Length."),
         (413, "The request body is too large."),
         (429, "Too many requests from one author; wait."),
         (404, "No such dataset, proposal or path."),
@@ -164,12 +166,9 @@ def proposal(
     number: Number,
 ) -> ProposalLive:
     """One proposal as the chain says it is now: tallies, phases, evaluation."""
-    from databright.chain.clients import DataMarketConstants
-
     market = _platform(request).market
     market.dataset(dataset_id)  # NotFound for an unknown dataset
-    pid = (dataset_id << DataMarketConstants.SEQ_BITS) | number
-    p = market.proposal(pid)
+    p = market.proposal(_pid(dataset_id, number))
     ev = p.evaluation
     return ProposalLive(
         id=str(int(p.id)),
@@ -235,8 +234,7 @@ def _comment_out(c: Comment) -> CommentOut:
 
 
 def _pid(dataset_id: int, number: int) -> int:
-    from databright.chain.clients import DataMarketConstants
-
+    """The packed id of DATASET/N, as the contract numbers proposals."""
     return (dataset_id << DataMarketConstants.SEQ_BITS) | number
 
 

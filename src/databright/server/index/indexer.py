@@ -200,21 +200,24 @@ class Indexer:
 
     def _roll_back_reorg(self) -> int | None:
         """Compare kept blocks with the chain, newest first; drop what the chain no longer has."""
+        newest_first = select(IndexedBlock.number, IndexedBlock.hash).order_by(
+            IndexedBlock.number.desc()
+        )
         with Session(self.engine) as session:
-            kept = session.execute(
-                select(IndexedBlock.number, IndexedBlock.hash).order_by(IndexedBlock.number.desc())
-            ).all()
-        fork: int | None = None
-        for number, block_hash in kept:
-            header = self._header(number)
-            if header is not None and _hex(header["hash"]) == block_hash:
-                fork = number
-                break
-        else:
-            if not kept:
+            # Each step asks about the newest kept block only; the walk down is for a reorg.
+            newest = session.execute(newest_first.limit(1)).first()
+            if newest is None or self._on_chain(*newest):
                 return None
-        if kept and fork == kept[0][0]:
-            return None  # the newest kept block is still on the chain: no reorg
+            fork = next(
+                (
+                    number
+                    for number, block_hash in session.execute(
+                        newest_first.execution_options(yield_per=256)
+                    )
+                    if self._on_chain(number, block_hash)
+                ),
+                None,
+            )
         state = self.state()
         fork = state.start_block - 1 if fork is None else fork
         with Session(self.engine) as session, session.begin():
@@ -224,6 +227,10 @@ class Indexer:
             assert row is not None
             row.indexed_block = min(row.indexed_block, fork)
         return fork
+
+    def _on_chain(self, number: int, block_hash: str) -> bool:
+        header = self._header(number)
+        return header is not None and _hex(header["hash"]) == block_hash
 
     def _logs(self, first: int, last: int, addresses: Iterable[str]) -> list[dict[str, Any]]:
         params = {"fromBlock": hex(first), "toBlock": hex(last), "address": list(addresses)}
@@ -251,12 +258,17 @@ class Indexer:
             decoders.update({t: EventDecoder(t, self._token_abi) for t in new})
             decoded += self._decode(more, {t: decoders[t] for t in new})
             tokens = {**tokens, **new}
-        headers: dict[int, dict[str, Any]] = {}
-        for number in sorted({e.block_number for e, _ in decoded} | {last}):
-            header = self._header(number)
-            if header is None:
-                return None, []
-            headers[number] = header
+        numbers = sorted({e.block_number for e, _ in decoded} | {last})
+        # One batch request for every header of the batch, not a round trip each.
+        fetched = self.gateway.ask_many(
+            "eth_getBlockByNumber",
+            [[hex(n), False] for n in numbers],
+            "block headers",
+            lambda block: dict(block) if block else None,
+        )
+        headers = {n: h for n, h in zip(numbers, fetched, strict=True) if h is not None}
+        if len(headers) < len(numbers):  # a block vanished under us: a reorg in flight
+            return None, []
         for log in logs:
             number = int(log["blockNumber"], 16)
             if _hex(log["blockHash"]) != _hex(headers[number]["hash"]):
