@@ -15,6 +15,7 @@ __all__ = [
     "BlobSourceFailed",
     "ChainError",
     "ChainIndexError",
+    "CheckpointMismatch",
     "ContractNotDeployed",
     "ContractReverted",
     "DamagedRecord",
@@ -24,11 +25,14 @@ __all__ = [
     "InvalidAmount",
     "InvalidArgument",
     "InvalidCID",
+    "InvalidModelSpec",
     "InvalidProposal",
     "InvalidProposalId",
+    "InvalidReceipt",
     "InvalidSchema",
     "KeystoreError",
     "ManifestMismatch",
+    "ModelError",
     "NodeError",
     "NodeUnreachable",
     "NonceTooLow",
@@ -248,3 +252,20 @@ class ProposalRejected(InvalidProposal):
 
 class ValuationError(DataBrightError, ValueError):
     """A valuation cannot be computed from the inputs given."""
+
+
+class ModelError(DataBrightError, ValueError):
+    """A model, its spec or its checkpoint is not usable as given."""
+
+
+class InvalidModelSpec(ModelError):
+    """A declarative model spec is malformed or builds no valid network (unknown layer,
+    shapes that do not connect, too many parameters)."""
+
+
+class CheckpointMismatch(ModelError):
+    """A checkpoint's tensors do not match its spec, or its bytes not its content address."""
+
+
+class InvalidReceipt(InvalidArgument):
+    """A prediction receipt is badly signed, stale, or owes more than the user deposited."""
