@@ -11,6 +11,13 @@ the compiler folded them, plus the bounds of its parameters (``String[25]`` -> `
 ``python -m databright_dev.build --check`` exits non-zero when an artifact or the clients are
 missing or stale; the test suite runs the same check.
 
+A full compile takes tens of seconds, so a check that finds everything fresh records a
+fingerprint of all it depends on (every file under ``contracts/``, the installed snekmate
+sources, the vyper version, this module, and the committed artifacts and clients) in
+``.cache/databright-build/fresh`` (ignored by git); while that fingerprint still matches, the
+answer is the same and the compile is skipped. Any change to an input or an output changes the
+fingerprint and compiles again; ``--no-cache`` (or ``DATABRIGHT_BUILD_CACHE=0``) always compiles.
+
 Only this module imports the compiler: the application reads artifacts, so it runs without
 vyper installed.
 """
@@ -18,6 +25,7 @@ vyper installed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -32,7 +40,9 @@ __all__ = [
     "CLIENTS_PATH",
     "CONTRACTS_DIR",
     "ENUM_GROUPS",
+    "FRESH_CACHE",
     "compile_contract",
+    "fingerprint",
     "render_clients",
     "stale_artifacts",
     "write_artifacts",
@@ -42,11 +52,14 @@ ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_DIR = ROOT / "contracts"
 CLIENTS_PATH = ARTIFACTS_DIR.parent / "clients.py"
 OUTPUTS = ["abi", "bytecode", "bytecode_runtime", "blueprint_bytecode", "integrity"]
+FRESH_CACHE = ROOT / ".cache" / "databright-build" / "fresh"
 
 # Vyper has no enum of plain values (a ``flag`` is a bit set): statuses are ``uint8``
 # constants sharing a prefix. Each group here becomes an IntEnum of that name, its members the
 # constants ``<PREFIX>_<MEMBER>`` of the type given (which keeps ``STATUS_SHIFT`` out).
 ENUM_GROUPS = {"STATUS": ("ProposalStatus", "uint8")}
+# The same prefix in another contract names another enum.
+ENUM_NAMES = {("WeightSale", "STATUS"): "SaleStatus"}
 
 
 @dataclass(frozen=True)
@@ -320,7 +333,8 @@ def _constants_class(name: str, constants: list[Constant]) -> str:
 def _enums(artifacts: list[Artifact]) -> list[str]:
     out: dict[str, str] = {}
     for a in artifacts:
-        for prefix, (enum_name, vyper_type) in ENUM_GROUPS.items():
+        for prefix, (default_name, vyper_type) in ENUM_GROUPS.items():
+            enum_name = ENUM_NAMES.get((a.name, prefix), default_name)
             members = [
                 (c.name[len(prefix) + 1 :], c.value)
                 for c in a.interface.constants
@@ -436,27 +450,93 @@ def write_artifacts() -> list[Path]:
     for a in artifacts:
         a.path.write_text(a.dumps())
     CLIENTS_PATH.write_text(render_clients(artifacts))
+    if _cache_enabled(True):
+        _remember_fresh()  # written from this very compile: fresh by construction
     return [a.path for a in artifacts] + [CLIENTS_PATH]
 
 
-def stale_artifacts() -> list[str]:
+def _hash_tree(h: Any, label: str, folder: Path) -> None:
+    h.update(f"\0tree {label}\0".encode())
+    if not folder.is_dir():
+        h.update(b"missing")
+        return
+    for path in sorted(
+        p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    ):
+        h.update(f"\0{path.relative_to(folder).as_posix()}\0".encode())
+        h.update(path.read_bytes())
+
+
+def fingerprint() -> str:
+    """A digest of everything a freshness verdict depends on: the compiler's inputs (our
+    contracts, snekmate's sources, the vyper version, this module's code) and the committed
+    outputs (artifacts and clients). Equal digests give equal verdicts."""
+    import vyper
+
+    h = hashlib.sha256()
+    h.update(f"vyper {vyper.__version__}\0".encode())
+    h.update(Path(__file__).read_bytes())
+    _hash_tree(h, "contracts", CONTRACTS_DIR)
+    try:
+        import snekmate
+
+        for folder in sorted(snekmate.__path__):
+            _hash_tree(h, "snekmate", Path(folder))
+    except ImportError:
+        h.update(b"\0no snekmate")
+    _hash_tree(h, "artifacts", ARTIFACTS_DIR)
+    h.update(b"\0clients\0")
+    h.update(CLIENTS_PATH.read_bytes() if CLIENTS_PATH.exists() else b"missing")
+    return h.hexdigest()
+
+
+def _cache_enabled(use_cache: bool) -> bool:
+    return use_cache and os.environ.get("DATABRIGHT_BUILD_CACHE", "1") != "0"
+
+
+def _remember_fresh() -> None:
+    """Record that the current inputs and outputs agree (best effort: a read-only checkout
+    just compiles every time)."""
+    try:
+        FRESH_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        tmp = FRESH_CACHE.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(fingerprint() + "\n")
+        tmp.replace(FRESH_CACHE)
+    except OSError:
+        pass
+
+
+def stale_artifacts(use_cache: bool = True) -> list[str]:
     """Names of contracts whose committed artifact differs from a fresh compile (or is missing),
-    and ``clients.py`` when the generated clients differ."""
+    and ``clients.py`` when the generated clients differ. A fresh verdict is remembered by its
+    :func:`fingerprint`, and reused (no compile) while nothing it depends on changed."""
+    cached = _cache_enabled(use_cache)
+    if cached:
+        try:
+            if FRESH_CACHE.read_text().strip() == fingerprint():
+                return []
+        except OSError:
+            pass
     compiled = _compile_all()
     fresh = {a.name: a for a in compiled}
     stale = [n for n, a in fresh.items() if not a.path.exists() or a.path.read_text() != a.dumps()]
     stale += [p.stem for p in ARTIFACTS_DIR.glob("*.json") if p.stem not in fresh]
     if not CLIENTS_PATH.exists() or CLIENTS_PATH.read_text() != render_clients(compiled):
         stale.append("clients.py")
+    if cached and not stale:
+        _remember_fresh()
     return sorted(stale)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if any artifact is stale")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="always compile (ignore a remembered verdict)"
+    )
     args = parser.parse_args(argv)
     if args.check:
-        stale = stale_artifacts()
+        stale = stale_artifacts(use_cache=not args.no_cache)
         if stale:
             print(f"stale artifacts: {', '.join(stale)}; run `make artifacts` and commit them")
             return 1

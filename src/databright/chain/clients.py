@@ -12,7 +12,7 @@ from typing import Any, Final, NamedTuple, cast
 from databright.chain.contract import ContractClient
 from databright.chain.events import Receipt
 
-__all__ = ['Ballot', 'DataMarketClient', 'DataMarketConstants', 'Dataset', 'Evaluation', 'Proposal', 'ProposalStatus', 'RegistryEntry', 'Scorecard', 'ShareTokenClient', 'ShareTokenConstants']
+__all__ = ['Ballot', 'DataMarketClient', 'DataMarketConstants', 'Dataset', 'Escrow', 'Evaluation', 'Listing', 'Model', 'ModelMarketClient', 'ModelMarketConstants', 'Proposal', 'ProposalStatus', 'RegistryEntry', 'Sale', 'SaleStatus', 'Scorecard', 'ShareTokenClient', 'ShareTokenConstants', 'Terms', 'Version', 'WeightSaleClient', 'WeightSaleConstants']
 
 
 class DataMarketConstants:
@@ -87,6 +87,37 @@ class DataMarketConstants:
     EVALUATORS_MAX: Final = 16  # create_dataset(evaluators: DynArray[address, 16])
 
 
+class ModelMarketConstants:
+    """ModelMarket's constants as the compiler folded them (those of its modules and the
+    private ones too, without a leading ``_``), and the bounds of its parameters
+    (``<PARAM>_MAX``). Read them here; never restate them."""
+
+    BPS: Final = 10_000
+    EXIT_DELAY: Final = 86_400
+    MAX_EVALUATORS: Final = 16
+    MAX_PERIOD: Final = 0xffffffff
+    MAX_PRICE: Final = 0xffffffffffffffffffffffffffffffff
+    MAX_PAGE: Final = 64
+    RECEIPT_TYPEHASH: Final = bytes.fromhex("6220153e7e0cb8a97bbb6c30f04d66419c76fd5b9c88e19023f908d77c0e09e9")
+    MALLEABILITY_THRESHOLD: Final = 57_896_044_618_658_097_711_785_492_504_343_953_926_418_782_139_537_452_191_302_581_570_759_080_747_168
+    BEST_VERSION_SHIFT: Final = 32
+    BEST_MODEL_SHIFT: Final = 128
+    MASK_32: Final = 0xffffffff
+    MASK_64: Final = 0xffffffffffffffff
+    MASK_96: Final = 0xffffffffffffffffffffffff
+    MASK_127: Final = 0x7fffffffffffffffffffffffffffffff
+    MASK_128: Final = 0xffffffffffffffffffffffffffffffff
+    HIGH_SHIFT: Final = 128
+    LIVE: Final = 0x8000000000000000000000000000000000000000000000000000000000000000
+    MAX_SCORES: Final = 16
+    SCORE_BIAS: Final = 2_147_483_648
+    INDEX_SHIFT: Final = 32
+    COLLECTED_BIT: Final = 0x4000000000000000000000000000000000000000000000000000000000000000
+    REVEALED_BIT: Final = 0x8000000000000000000000000000000000000000000000000000000000000000
+    MASK_8: Final = 0xff
+    SIGNATURE_MAX: Final = 65  # settle(signature: Bytes[65])
+
+
 class ShareTokenConstants:
     """ShareToken's constants as the compiler folded them (those of its modules and the
     private ones too, without a leading ``_``), and the bounds of its parameters
@@ -110,6 +141,31 @@ class ShareTokenConstants:
     CLAIMED_SHIFT: Final = 32
 
 
+class WeightSaleConstants:
+    """WeightSale's constants as the compiler folded them (those of its modules and the
+    private ones too, without a leading ``_``), and the bounds of its parameters
+    (``<PARAM>_MAX``). Read them here; never restate them."""
+
+    STATUS_NONE: Final = 0
+    STATUS_PAID: Final = 1
+    STATUS_DELIVERED: Final = 2
+    STATUS_ACCEPTED: Final = 3
+    STATUS_REVEALED: Final = 4
+    STATUS_SETTLED: Final = 5
+    STATUS_REFUNDED: Final = 6
+    REFUND_CANCELLED: Final = 1
+    REFUND_NOT_REVEALED: Final = 2
+    REFUND_COMPLAINT: Final = 3
+    CHUNK: Final = 1_024
+    CHUNK_WORDS: Final = 32
+    MAX_DEPTH: Final = 40
+    DELIVERY_WINDOW: Final = 86_400
+    REVEAL_WINDOW: Final = 86_400
+    COMPLAINT_WINDOW: Final = 86_400
+    CIPHER_PROOF_MAX: Final = 40  # complain(cipher_proof: DynArray[bytes32, 40])
+    PLAIN_PROOF_MAX: Final = 40  # complain(plain_proof: DynArray[bytes32, 40])
+
+
 class ProposalStatus(IntEnum):
     """``STATUS_*`` constants of DataMarket."""
 
@@ -118,6 +174,18 @@ class ProposalStatus(IntEnum):
     ACCEPTED = 2
     REJECTED = 3
     EXPIRED = 4
+
+
+class SaleStatus(IntEnum):
+    """``STATUS_*`` constants of WeightSale."""
+
+    NONE = 0
+    PAID = 1
+    DELIVERED = 2
+    ACCEPTED = 3
+    REVEALED = 4
+    SETTLED = 5
+    REFUNDED = 6
 
 
 class Ballot(NamedTuple):
@@ -222,6 +290,107 @@ class Scorecard(NamedTuple):
 
     @classmethod
     def from_abi(cls, value: Any) -> Scorecard:
+        return cls(*value)
+
+
+class Escrow(NamedTuple):
+    """``struct Escrow``, as the views that return it decode it."""
+
+    deposited: int
+    settled: int
+    nonce: int
+    exit_at: int
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Escrow:
+        return cls(*value)
+
+
+class Model(NamedTuple):
+    """``struct Model``, as the views that return it decode it."""
+
+    owner: str
+    dataset_id: int
+    spec_digest: bytes
+    price: int
+    owner_bps: int
+    data_bps: int
+    node_bps: int
+    node: str
+    current_version: int
+    versions: int
+    registered_at: int
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Model:
+        return cls(*value)
+
+
+class Terms(NamedTuple):
+    """``struct Terms``, as the views that return it decode it."""
+
+    training_fee: int
+    margin_bps: int
+    base_price: int
+    price_slope: int
+    commit_period: int
+    reveal_period: int
+    set: bool
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Terms:
+        return cls(*value)
+
+
+class Version(NamedTuple):
+    """``struct Version``, as the views that return it decode it."""
+
+    checkpoint_digest: bytes
+    weights_root: bytes
+    card_digest: bytes
+    published_at: int
+    commit_deadline: int
+    reveal_deadline: int
+    commits: int
+    reveals: int
+    benchmarked: bool
+    score_bps: int
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Version:
+        return cls(*value)
+
+
+class Listing(NamedTuple):
+    """``struct Listing``, as the views that return it decode it."""
+
+    seller: str
+    price: int
+    tree_root: bytes
+    n_chunks: int
+    byte_length: int
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Listing:
+        return cls(*value)
+
+
+class Sale(NamedTuple):
+    """``struct Sale``, as the views that return it decode it."""
+
+    buyer: str
+    seller: str
+    model_id: int
+    version: int
+    price: int
+    status: int
+    deadline: int
+    cipher_root: bytes
+    key_commitment: bytes
+    key: bytes
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Sale:
         return cls(*value)
 
 
@@ -416,6 +585,149 @@ class DataMarketClient(ContractClient):
 
 
 
+class ModelMarketClient(ContractClient):
+    """Typed client of ModelMarket (generated from its artifact)."""
+
+    def BPS(self) -> int:
+        return cast('int', self.call("BPS"))
+
+    def EXIT_DELAY(self) -> int:
+        return cast('int', self.call("EXIT_DELAY"))
+
+    def MAX_EVALUATORS(self) -> int:
+        return cast('int', self.call("MAX_EVALUATORS"))
+
+    def MAX_PAGE(self) -> int:
+        return cast('int', self.call("MAX_PAGE"))
+
+    def MAX_PERIOD(self) -> int:
+        return cast('int', self.call("MAX_PERIOD"))
+
+    def MAX_PRICE(self) -> int:
+        return cast('int', self.call("MAX_PRICE"))
+
+    def RECEIPT_TYPEHASH(self) -> bytes:
+        return cast('bytes', self.call("RECEIPT_TYPEHASH"))
+
+    def balance_of(self, account: str) -> int:
+        return cast('int', self.call("balance_of", account))
+
+    def benchmark_commitment(self, model_id: int, version: int, evaluator: str, score_bps: int, report_digest: bytes, salt: bytes) -> bytes:
+        return cast('bytes', self.call("benchmark_commitment", model_id, version, evaluator, score_bps, report_digest, salt))
+
+    def benchmark_score(self, model_id: int, version: int, evaluator: str) -> tuple[bool, bool, int]:
+        return cast('tuple[bool, bool, int]', self.call("benchmark_score", model_id, version, evaluator))
+
+    def best(self, dataset_id: int) -> tuple[int, int, int]:
+        return cast('tuple[int, int, int]', self.call("best", dataset_id))
+
+    def commit_benchmark(self, model_id: int, version: int, commitment: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("commit_benchmark", model_id, version, commitment, gas=gas)
+
+    def dataset_model_count(self, arg0: int) -> int:
+        return cast('int', self.call("dataset_model_count", arg0))
+
+    def dataset_models(self, dataset_id: int, start: int, count: int) -> list[int]:
+        return cast('list[int]', self.call("dataset_models", dataset_id, start, count))
+
+    def deposit(self, model_id: int, value: int = 0, gas: int | None = None) -> Receipt:
+        return self.transact("deposit", model_id, value=value, gas=gas)
+
+    def domain_separator(self) -> bytes:
+        return cast('bytes', self.call("domain_separator"))
+
+    def eip712Domain(self) -> tuple[bytes, str, str, int, str, bytes, list[int]]:
+        return cast('tuple[bytes, str, str, int, str, bytes, list[int]]', self.call("eip712Domain"))
+
+    def escrow(self, model_id: int, user: str) -> Escrow:
+        return Escrow.from_abi(self.call("escrow", model_id, user))
+
+    def finalize_benchmark(self, model_id: int, version: int, gas: int | None = None) -> Receipt:
+        return self.transact("finalize_benchmark", model_id, version, gas=gas)
+
+    def is_benchmarked(self, model_id: int, version: int) -> bool:
+        return cast('bool', self.call("is_benchmarked", model_id, version))
+
+    def market(self) -> str:
+        return cast('str', self.call("market"))
+
+    def model(self, model_id: int) -> Model:
+        return Model.from_abi(self.call("model", model_id))
+
+    def model_count(self) -> int:
+        return cast('int', self.call("model_count"))
+
+    def model_revenue(self, model_id: int) -> int:
+        return cast('int', self.call("model_revenue", model_id))
+
+    def owner_of(self, model_id: int) -> str:
+        return cast('str', self.call("owner_of", model_id))
+
+    def pay_training_fee(self, dataset_id: int, spec_digest: bytes, value: int = 0, gas: int | None = None) -> Receipt:
+        return self.transact("pay_training_fee", dataset_id, spec_digest, value=value, gas=gas)
+
+    def prediction_revenue(self, dataset_id: int) -> int:
+        return cast('int', self.call("prediction_revenue", dataset_id))
+
+    def price_cap(self, dataset_id: int, score_bps: int) -> int:
+        return cast('int', self.call("price_cap", dataset_id, score_bps))
+
+    def publish_version(self, model_id: int, checkpoint_digest: bytes, weights_root: bytes, card_digest: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("publish_version", model_id, checkpoint_digest, weights_root, card_digest, gas=gas)
+
+    def receipt_digest(self, model_id: int, user: str, total: int, nonce: int) -> bytes:
+        return cast('bytes', self.call("receipt_digest", model_id, user, total, nonce))
+
+    def register_model(self, dataset_id: int, spec_digest: bytes, checkpoint_digest: bytes, weights_root: bytes, card_digest: bytes, price: int, owner_bps: int, data_bps: int, node_bps: int, node: str, gas: int | None = None) -> Receipt:
+        return self.transact("register_model", dataset_id, spec_digest, checkpoint_digest, weights_root, card_digest, price, owner_bps, data_bps, node_bps, node, gas=gas)
+
+    def request_benchmark(self, model_id: int, version: int, gas: int | None = None) -> Receipt:
+        return self.transact("request_benchmark", model_id, version, gas=gas)
+
+    def reveal_benchmark(self, model_id: int, version: int, score_bps: int, report_digest: bytes, salt: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("reveal_benchmark", model_id, version, score_bps, report_digest, salt, gas=gas)
+
+    def score_of(self, model_id: int, version: int) -> int:
+        return cast('int', self.call("score_of", model_id, version))
+
+    def set_node(self, model_id: int, node: str, gas: int | None = None) -> Receipt:
+        return self.transact("set_node", model_id, node, gas=gas)
+
+    def set_price(self, model_id: int, price: int, gas: int | None = None) -> Receipt:
+        return self.transact("set_price", model_id, price, gas=gas)
+
+    def set_terms(self, dataset_id: int, training_fee: int, margin_bps: int, base_price: int, price_slope: int, commit_period: int, reveal_period: int, gas: int | None = None) -> Receipt:
+        return self.transact("set_terms", dataset_id, training_fee, margin_bps, base_price, price_slope, commit_period, reveal_period, gas=gas)
+
+    def settle(self, model_id: int, user: str, total: int, nonce: int, signature: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("settle", model_id, user, total, nonce, signature, gas=gas)
+
+    def start_exit(self, model_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("start_exit", model_id, gas=gas)
+
+    def terms(self, dataset_id: int) -> Terms:
+        return Terms.from_abi(self.call("terms", dataset_id))
+
+    def training_paid(self, payer: str, dataset_id: int, spec_digest: bytes) -> bool:
+        return cast('bool', self.call("training_paid", payer, dataset_id, spec_digest))
+
+    def training_revenue(self, dataset_id: int) -> int:
+        return cast('int', self.call("training_revenue", dataset_id))
+
+    def version(self, model_id: int, version: int) -> Version:
+        return Version.from_abi(self.call("version", model_id, version))
+
+    def weights_root(self, model_id: int, version: int) -> bytes:
+        return cast('bytes', self.call("weights_root", model_id, version))
+
+    def withdraw(self, gas: int | None = None) -> Receipt:
+        return self.transact("withdraw", gas=gas)
+
+    def withdraw_deposit(self, model_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("withdraw_deposit", model_id, gas=gas)
+
+
+
 class ShareTokenClient(ContractClient):
     """Typed client of ShareToken (generated from its artifact)."""
 
@@ -514,3 +826,107 @@ class ShareTokenClient(ContractClient):
 
     def transferFrom(self, owner: str, to: str, amount: int, gas: int | None = None) -> Receipt:
         return self.transact("transferFrom", owner, to, amount, gas=gas)
+
+
+
+class WeightSaleClient(ContractClient):
+    """Typed client of WeightSale (generated from its artifact)."""
+
+    def CHUNK(self) -> int:
+        return cast('int', self.call("CHUNK"))
+
+    def COMPLAINT_WINDOW(self) -> int:
+        return cast('int', self.call("COMPLAINT_WINDOW"))
+
+    def DELIVERY_WINDOW(self) -> int:
+        return cast('int', self.call("DELIVERY_WINDOW"))
+
+    def MAX_DEPTH(self) -> int:
+        return cast('int', self.call("MAX_DEPTH"))
+
+    def REFUND_CANCELLED(self) -> int:
+        return cast('int', self.call("REFUND_CANCELLED"))
+
+    def REFUND_COMPLAINT(self) -> int:
+        return cast('int', self.call("REFUND_COMPLAINT"))
+
+    def REFUND_NOT_REVEALED(self) -> int:
+        return cast('int', self.call("REFUND_NOT_REVEALED"))
+
+    def REVEAL_WINDOW(self) -> int:
+        return cast('int', self.call("REVEAL_WINDOW"))
+
+    def STATUS_ACCEPTED(self) -> int:
+        return cast('int', self.call("STATUS_ACCEPTED"))
+
+    def STATUS_DELIVERED(self) -> int:
+        return cast('int', self.call("STATUS_DELIVERED"))
+
+    def STATUS_NONE(self) -> int:
+        return cast('int', self.call("STATUS_NONE"))
+
+    def STATUS_PAID(self) -> int:
+        return cast('int', self.call("STATUS_PAID"))
+
+    def STATUS_REFUNDED(self) -> int:
+        return cast('int', self.call("STATUS_REFUNDED"))
+
+    def STATUS_REVEALED(self) -> int:
+        return cast('int', self.call("STATUS_REVEALED"))
+
+    def STATUS_SETTLED(self) -> int:
+        return cast('int', self.call("STATUS_SETTLED"))
+
+    def accept(self, sale_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("accept", sale_id, gas=gas)
+
+    def balance_of(self, arg0: str) -> int:
+        return cast('int', self.call("balance_of", arg0))
+
+    def buy(self, model_id: int, version: int, value: int = 0, gas: int | None = None) -> Receipt:
+        return self.transact("buy", model_id, version, value=value, gas=gas)
+
+    def cancel(self, sale_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("cancel", sale_id, gas=gas)
+
+    def complain(self, sale_id: int, index: int, cipher_chunk: list[bytes], cipher_proof: list[bytes], plain_leaf: bytes, plain_proof: list[bytes], gas: int | None = None) -> Receipt:
+        return self.transact("complain", sale_id, index, cipher_chunk, cipher_proof, plain_leaf, plain_proof, gas=gas)
+
+    def credited(self) -> int:
+        return cast('int', self.call("credited"))
+
+    def deliver(self, sale_id: int, cipher_root: bytes, key_commitment: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("deliver", sale_id, cipher_root, key_commitment, gas=gas)
+
+    def escrowed(self) -> int:
+        return cast('int', self.call("escrowed"))
+
+    def list_weights(self, model_id: int, version: int, price: int, tree_root: bytes, n_chunks: int, byte_length: int, gas: int | None = None) -> Receipt:
+        return self.transact("list_weights", model_id, version, price, tree_root, n_chunks, byte_length, gas=gas)
+
+    def listing(self, model_id: int, version: int) -> Listing:
+        return Listing.from_abi(self.call("listing", model_id, version))
+
+    def model_market(self) -> str:
+        return cast('str', self.call("model_market"))
+
+    def refund(self, sale_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("refund", sale_id, gas=gas)
+
+    def reveal_key(self, sale_id: int, key: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("reveal_key", sale_id, key, gas=gas)
+
+    def sale(self, sale_id: int) -> Sale:
+        return Sale.from_abi(self.call("sale", sale_id))
+
+    def sale_count(self) -> int:
+        return cast('int', self.call("sale_count"))
+
+    def settle(self, sale_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("settle", sale_id, gas=gas)
+
+    def unlist(self, model_id: int, version: int, gas: int | None = None) -> Receipt:
+        return self.transact("unlist", model_id, version, gas=gas)
+
+    def withdraw(self, gas: int | None = None) -> Receipt:
+        return self.transact("withdraw", gas=gas)

@@ -67,12 +67,19 @@ class Step:
     artifact: str
     blueprint: bool = False
     args: tuple[str, ...] = ()
+    # Found from the data market's address when joining; the model market's contracts are
+    # not (the data market does not know them): they come from a shared record, or from the
+    # ModelMarket's own address.
+    discoverable: bool = True
 
 
-# The data market clones one ShareToken per dataset from this blueprint.
+# The data market clones one ShareToken per dataset from this blueprint; the model market
+# reads datasets, roles and share tokens from the data market; the weight sale reads models.
 PLAN: tuple[Step, ...] = (
     Step("ShareTokenBlueprint", "ShareToken", blueprint=True),
     Step("DataMarket", "DataMarket", args=("ShareTokenBlueprint",)),
+    Step("ModelMarket", "ModelMarket", args=("DataMarket",), discoverable=False),
+    Step("WeightSale", "WeightSale", args=("ModelMarket",), discoverable=False),
 )
 
 
@@ -223,13 +230,19 @@ def _discover(gw: Gateway, market: str) -> dict[str, Address]:
             f"no contract at {address} on chain {gw.chain_id}; check the market address and "
             "that --rpc reaches the market's chain"
         )
+    found: dict[str, Address] = {}
+    try:  # a ModelMarket's address names its data market too
+        data_market = gw.contract("ModelMarket", address).call("market")
+        found["ModelMarket"], address = address, Address(to_checksum_address(data_market))
+    except ChainError:
+        pass
     try:
         blueprint = gw.contract("DataMarket", address).call("share_token_blueprint")
     except ChainError:
         raise InvalidArgument(
             f"the contract at {address} is not a DataBright market; check the address"
         ) from None
-    return {"ShareTokenBlueprint": Address(blueprint), "DataMarket": address}
+    return {"ShareTokenBlueprint": Address(blueprint), "DataMarket": address, **found}
 
 
 def join(
@@ -264,9 +277,14 @@ def join(
                     f"{shared.path} records {key} at {shared.addresses.get(key)} but the market "
                     f"at {market} uses {address}; ask its creator for a current file"
                 )
+        for step in PLAN:
+            if not step.discoverable and step.key in shared.addresses:
+                addresses.setdefault(step.key, shared.addresses[step.key])
     hashes: dict[str, str] = {}
     code_hashes: dict[str, str] = {}
     for step in PLAN:
+        if step.key not in addresses or any(a not in addresses for a in step.args):
+            continue  # a part of the deployment this record does not name
         code = gw.code(addresses[step.key])
         if code != _expected_code(gw, step, addresses):
             raise InvalidArgument(

@@ -36,6 +36,7 @@ from databright.cli import (
     demo,
     dividend,
     evaluate,
+    model,
     node,
     proposal,
     server,
@@ -97,6 +98,7 @@ app.add_typer(node.app, name="node")
 app.add_typer(account.app, name="account")
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(store.app, name="store")
+app.add_typer(model.app, name="model")
 
 
 def _print_version(value: bool) -> None:

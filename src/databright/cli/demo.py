@@ -97,6 +97,26 @@ def _print_report(s: dict[str, Any]) -> None:
     for r in s["proposals"]:
         out.print(f"[bold]{safe(r['contributor'])}[/bold] ({safe(r['data'])}): "
                   + safe(r["flags"] or "no flags"), highlight=False)  # fmt: skip
+    m = s["model"]
+    out.print(
+        f"model {m['model_id']}: benchmark {m['score_bps']} bps, {m['predictions']} predictions "
+        f"at {m['price_wei']} wei settled in one transaction of {m['settle_gas']} gas "
+        f"({m['gas_per_prediction']:.0f} gas per prediction)",
+        highlight=False,
+    )
+    where = Table(title="where the shareholders' wei came from")
+    for col in ("source", "ETH"):
+        where.add_column(col)
+    where.add_row("direct payment", _eth(s["payment_wei"]))
+    where.add_row("forfeited deposits", _eth(s["deposits_forfeited_wei"]))
+    where.add_row("training fee (model market)", _eth(m["training_fee_wei"]))
+    where.add_row("predictions (shareholders' part)", _eth(m["shareholders_wei"]))
+    out.print(where)
+    out.print(
+        f"the model's owner withdrew {_eth(m['owner_withdrew_wei'])} ETH and the serving node "
+        f"{_eth(m['node_withdrew_wei'])} ETH of the {_eth(m['settled_wei'])} ETH settled",
+        highlight=False,
+    )
     out.print(
         f"payment {_eth(s['payment_wei'])} ETH; claimed {_eth(s['total_claimed_wei'])} ETH; "
         f"dust {s['dust_wei']:.3f} wei; registry entries {s['registry_entries']}; "

@@ -22,9 +22,11 @@ from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
 from databright.chain.keystore import Keystore
 from databright.demo.cast import Contribution, digits_scenario
+from databright.demo.models import run_model_round
 from databright.errors import DataBrightError
 from databright.market import SHARE_UNIT, Governance, Market, ProposalInfo
 from databright.market.evaluator import EvaluatorService
+from databright.models import ModelMarket
 from databright.storage import DatasetSchema, validate_examples
 from databright.types import Wei
 
@@ -151,20 +153,33 @@ def run_session(
                 f"score {score:6d} bps -> {final.status:8} "
                 f"{final.shares / SHARE_UNIT:8.2f} shares")  # fmt: skip
 
-    # A model developer pays for training on the dataset; shareholders claim their dividends.
+    # A sponsor pays the dataset directly; then the model market uses it: a model trained on
+    # it pays the training fee, and its predictions pay the shareholders' part.
     buyer = Account.create()
     market.gateway.transfer(buyer.address, Wei(2 * PAYMENT_WEI))
     market.as_account(buyer).pay(dataset_id, PAYMENT_WEI)
     say(f"payment: {buyer.address} paid 1 ETH to dataset {dataset_id}")
+    model_round = run_model_round(
+        market,
+        clients[evaluator_acct.address],
+        dataset_id,
+        (validation.X.astype("float32"), validation.y.astype("int64")),
+        say,
+    )
+    models = ModelMarket.over(market)
     claimed: dict[str, int] = {}  # address -> wei
+    income: dict[str, dict[str, int]] = {}
     for acct in [initiator, *contributors]:
         me = clients[acct.address]
         if me.claimable(dataset_id) > 0:
+            income[acct.address] = models.income(dataset_id, acct.address)
             claimed[acct.address] = int(me.claim(dataset_id))
     holders: dict[str, int] = {h.address: h.shares for h in market.shareholders(dataset_id)}
     for row in rows:
         row["dividend_wei"] = claimed.get(row["address"], 0)
         row["shares_held"] = holders.get(row["address"], 0)
+        row["from_training_wei"] = income.get(row["address"], {}).get("training_wei", 0)
+        row["from_predictions_wei"] = income.get(row["address"], {}).get("predictions_wei", 0)
     token = market.token(dataset_id)
     return {
         "rpc": rpc,
@@ -175,7 +190,10 @@ def run_session(
             "address": initiator.address,
             "shares": holders.get(initiator.address, 0),
             "dividend_wei": claimed.get(initiator.address, 0),
+            "from_training_wei": income.get(initiator.address, {}).get("training_wei", 0),
+            "from_predictions_wei": income.get(initiator.address, {}).get("predictions_wei", 0),
         },
+        "model": model_round,
         "evaluator": evaluator_acct.address,
         "evaluation_fees_wei": fees_collected,
         "deposits_forfeited_wei": forfeited,
