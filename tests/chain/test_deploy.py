@@ -34,7 +34,7 @@ from databright.errors import (
 def test_deploy_twice_deploys_nothing_new(node, tmp_path: Path) -> None:
     gw = connect(node.url, node.accounts[0])
     first, new = deploy(gw, tmp_path)
-    assert set(new) == {"ShareTokenBlueprint", "DataMarket"}
+    assert set(new) == {"ShareTokenBlueprint", "DataMarket", "ModelMarket", "WeightSale"}
     before = gw.block_number()
     again, new_again = deploy(gw, tmp_path)
     assert new_again == [] and again.addresses == first.addresses
@@ -108,7 +108,7 @@ def test_deploy_command_json_and_dead_node(node, tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     body = json.loads(out.stdout)
-    assert set(body["deployed_now"]) == {"ShareTokenBlueprint", "DataMarket"}
+    assert set(body["deployed_now"]) == {"ShareTokenBlueprint", "DataMarket", "ModelMarket", "WeightSale"}
     dead = subprocess.run(
         [*run, "--rpc", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=120
     )
@@ -152,11 +152,16 @@ def test_join_by_address_or_shared_file_records_what_the_creator_has(node, tmp_p
     creator = connect(node.url, node.accounts[0])
     made, _ = deploy(creator, tmp_path / "a")
     reader = connect(node.url)  # joining needs no account
+    # The data market's address names the data market; the model market's names both (the
+    # weight sale, which nothing on chain points to, comes with a shared record).
+    data_only = {k: made[k] for k in ("ShareTokenBlueprint", "DataMarket")}
     joined, changed = join(reader, tmp_path / "b", market=made["DataMarket"].lower())
-    assert changed and joined.to_json() == made.to_json()
-    assert load_deployment(tmp_path / "b", node.chain_id).to_json() == made.to_json()
+    assert changed and joined.addresses == data_only
+    assert load_deployment(tmp_path / "b", node.chain_id).to_json() == joined.to_json()
     again, changed = join(reader, tmp_path / "b", market=made["DataMarket"])
-    assert not changed and again.to_json() == made.to_json()
+    assert not changed and again.to_json() == joined.to_json()
+    by_model, changed = join(reader, tmp_path / "e", market=made["ModelMarket"])
+    assert changed and by_model.addresses == {**data_only, "ModelMarket": made["ModelMarket"]}
     by_file, changed = join(reader, tmp_path / "c", shared=read_shared_record(made.path))
     assert changed and by_file.to_json() == made.to_json()
     # A data dir that records one market switches to another only when asked.
@@ -164,7 +169,7 @@ def test_join_by_address_or_shared_file_records_what_the_creator_has(node, tmp_p
     with pytest.raises(InvalidArgument, match="pass --replace"):
         join(reader, tmp_path / "b", market=other["DataMarket"])
     switched, changed = join(reader, tmp_path / "b", market=other["DataMarket"], replace=True)
-    assert changed and switched.addresses == other.addresses
+    assert changed and switched.addresses == {k: other[k] for k in data_only}
 
 
 def test_join_refuses_what_is_not_this_market(node, tmp_path: Path) -> None:
@@ -291,14 +296,14 @@ def test_deploy_killed_mid_deployment_never_deploys_twice(
     finally:
         proxy.close()
     deployment, recorded_now = deploy(gw, tmp_path)
-    # Two contracts, ever: the interrupted one is adopted (or, never mined, sent again).
-    assert gw.transaction_count(account.address, "latest") == first_nonce + 2
+    # Four contracts, ever: the interrupted one is adopted (or, never mined, sent again).
+    assert gw.transaction_count(account.address, "latest") == first_nonce + 4
+    keys = ["ShareTokenBlueprint", "DataMarket", "ModelMarket", "WeightSale"]
     assert deployment.addresses == {
-        "ShareTokenBlueprint": create_address(account.address, first_nonce),
-        "DataMarket": create_address(account.address, first_nonce + 1),
+        key: create_address(account.address, first_nonce + i) for i, key in enumerate(keys)
     }
     # The blueprint of a run killed at the market was recorded by that run.
-    assert recorded_now == ["ShareTokenBlueprint", "DataMarket"][n - 1 :]
+    assert recorded_now == keys[n - 1 :]
     record = json.loads(deployment.path.read_text())
     assert "pending" not in record and load_deployment(tmp_path, gw.chain_id) == deployment
     assert deploy(gw, tmp_path)[1] == []
