@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 from databright_dev.build import stale_artifacts
 
@@ -10,7 +13,48 @@ from databright.errors import NotFound
 
 
 def test_artifacts_are_fresh() -> None:
+    # A clean checkout compiles everything; a verdict of "fresh" is then remembered by
+    # fingerprint (see the next test), so a local rerun with nothing changed takes no compile.
     assert stale_artifacts() == [], "run `make artifacts` and commit the result"
+
+
+def test_a_remembered_verdict_is_forgotten_when_any_input_or_output_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import databright_dev.build as build
+
+    contracts = Path(shutil.copytree(build.CONTRACTS_DIR, tmp_path / "contracts"))
+    artifacts = Path(shutil.copytree(build.ARTIFACTS_DIR, tmp_path / "artifacts"))
+    clients = Path(shutil.copy(build.CLIENTS_PATH, tmp_path / "clients.py"))
+    monkeypatch.setattr(build, "CONTRACTS_DIR", contracts)
+    monkeypatch.setattr(build, "ARTIFACTS_DIR", artifacts)
+    monkeypatch.setattr(build, "CLIENTS_PATH", clients)
+    monkeypatch.setattr(build, "FRESH_CACHE", tmp_path / "cache" / "fresh")
+    before = build.fingerprint()
+    assert build.fingerprint() == before  # deterministic
+
+    module = next(contracts.glob("modules/*.vy"))
+    for path in (contracts / "DataMarket.vy", module, artifacts / "ShareToken.json", clients):
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n")
+        assert build.fingerprint() != before, f"a change to {path.name} went unnoticed"
+        path.write_bytes(original)
+        assert build.fingerprint() == before
+    (contracts / "interfaces" / "INew.vyi").write_text("")
+    assert build.fingerprint() != before, "a new contract file went unnoticed"
+    (contracts / "interfaces" / "INew.vyi").unlink()
+    kept = (artifacts / "ShareToken.json").read_bytes()
+    (artifacts / "ShareToken.json").unlink()
+    assert build.fingerprint() != before, "a deleted artifact went unnoticed"
+    (artifacts / "ShareToken.json").write_bytes(kept)
+    assert build.fingerprint() == before
+
+    # A remembered verdict answers without compiling only for its own fingerprint.
+    build.FRESH_CACHE.parent.mkdir()
+    build.FRESH_CACHE.write_text(before + "\n")
+    assert build.stale_artifacts() == []
+    monkeypatch.setenv("DATABRIGHT_BUILD_CACHE", "0")  # and it can always be bypassed
+    assert not build._cache_enabled(True)
 
 
 def test_every_artifact_loads_with_abi_and_bytecode() -> None:

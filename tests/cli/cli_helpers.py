@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from databright.chain.clients import DataMarketClient, ShareTokenClient
 from databright.chain.deploy import deploy, load_deployment
 from databright.chain.gateway import connect
 from databright.chain.keystore import Keystore
-from databright.cli import app
+from databright.cli import app, main
 
 N_ACCOUNTS = 4  # 0 initiates, 1 and 2 contribute, 3 pays and owns nothing
 SCHEMA = {
@@ -102,6 +103,23 @@ def cli(env: Env, *args: str, rpc: bool = True, input: str | None = None) -> Res
 
 def cli_json(env: Env, *args: str, rpc: bool = True) -> Any:
     return json.loads(cli(env, *args, "--json", rpc=rpc).stdout)
+
+
+def run_main(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    """``databright ARGS`` through ``databright.cli.main`` in this process: what ``python -m
+    databright.cli`` runs, without a fresh interpreter's seconds of imports. Returns the exit
+    status, stdout and stderr (unlike ``fails``, for any outcome and any output)."""
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["databright", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def check_bad_input(

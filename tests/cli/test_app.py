@@ -130,6 +130,9 @@ def test_usage_errors_exit_2(args: list[str], fails: Callable[..., tuple[int, st
     fails(*args, usage=True)
 
 
+# Once stopped, no node of any kind answers: one kind shows it (anvil starts fastest; a node
+# dying mid-session is tests/chain/test_gateway.py's, on both kinds).
+@pytest.mark.parametrize("fresh_node", ["anvil"], indirect=True)
 def test_dead_node_is_unreachable(
     fresh_node: Any, tmp_path: Path, fails: Callable[..., tuple[int, str]]
 ) -> None:

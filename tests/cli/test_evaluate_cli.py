@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_main
 from sklearn.neighbors import KNeighborsClassifier
 from typer.testing import CliRunner
 
@@ -88,14 +88,25 @@ def test_evaluate_once_posts_a_negative_score_for_poison(setup, tmp_path: Path) 
     assert "flag poisoning: " in " ".join(text.split())
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from databright.cli import main; main()", *args],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+@dataclass
+class Done:
+    returncode: int
+    stderr: str
 
 
-def test_evaluate_by_a_non_evaluator_is_refused(setup) -> None:
+@pytest.fixture
+def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """``databright ARGS`` through ``main()``, as a user's shell runs it, in this process (a
+    fresh interpreter per call cost seconds of imports): its exit status and stderr."""
+
+    def run(*args: str) -> Done:
+        code, _, err = run_main(monkeypatch, capsys, *args)
+        return Done(code, err)
+
+    return run
+
+
+def test_evaluate_by_a_non_evaluator_is_refused(setup, _cli) -> None:
     node, _, ds, _, val = setup
     r = _cli("evaluate", "--dataset", str(ds), "--validation", str(val), "--rpc", node.url,
              "--data-dir", str(node.data_dir), "--account", "3")  # fmt: skip
@@ -104,7 +115,7 @@ def test_evaluate_by_a_non_evaluator_is_refused(setup) -> None:
     assert "Traceback" not in r.stderr
 
 
-def test_evaluate_with_missing_validation_file(setup) -> None:
+def test_evaluate_with_missing_validation_file(setup, _cli) -> None:
     node, _, ds, _, val = setup
     r = _cli("evaluate", "--dataset", str(ds), "--validation", str(val) + ".nope",
              "--rpc", node.url, "--data-dir", str(node.data_dir), "--account", "1")  # fmt: skip
@@ -145,7 +156,7 @@ def test_evaluator_defaults_to_knn_shapley_and_checks_its_method(setup) -> None:
     assert market.proposal(p.id).evaluation is None  # nothing was posted
 
 
-def test_commit_reveal_and_collect_by_hand(setup, tmp_path: Path) -> None:
+def test_commit_reveal_and_collect_by_hand(setup, _cli, tmp_path: Path) -> None:
     node, market, _, _, _ = setup
     initial = validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="initial")
     ds = market.create_dataset(

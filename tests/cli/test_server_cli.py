@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from cli_helpers import run_main
 
 from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
@@ -64,7 +65,11 @@ def test_a_taken_port_is_one_sentence(node, tmp_path: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_up_starts_node_and_server_and_down_stops_both(tmp_path: Path) -> None:
+def test_up_starts_node_and_server_and_down_stops_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first ``up`` as a user runs it (a process of its own); the second and ``down`` call
+    the same ``main()`` in this process, which saves a fresh interpreter's imports each."""
     rpc = f"http://127.0.0.1:{_free_port()}"
     api_port = _free_port()
     base = [sys.executable, "-m", "databright.cli"]
@@ -79,12 +84,14 @@ def test_up_starts_node_and_server_and_down_stops_both(tmp_path: Path) -> None:
         assert api == f"http://127.0.0.1:{api_port}"
         status = requests.get(f"{api}/api/v1/status", timeout=10).json()
         assert status["index"]["market"] == json.loads(up.stdout)["addresses"]["DataMarket"]
-        again = subprocess.run([*base, "up", "--rpc", rpc, *where, "--api-port", "1", "--json"],
-                               capture_output=True, text=True, timeout=120)  # fmt: skip
-        assert json.loads(again.stdout)["api"] == api  # found running, not started twice
+        code, out, err = run_main(
+            monkeypatch, capsys, "up", "--rpc", rpc, *where, "--api-port", "1", "--json"
+        )
+        assert code == 0, err
+        assert json.loads(out)["api"] == api  # found running, not started twice
     finally:
-        down = subprocess.run([*base, "down", *where, "--json"], capture_output=True, text=True,
-                              timeout=60)  # fmt: skip
-    assert json.loads(down.stdout) == {"server_stopped": True, "node_stopped": True}
+        code, out, err = run_main(monkeypatch, capsys, "down", *where, "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"server_stopped": True, "node_stopped": True}
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{api}/api/v1/status", timeout=5)

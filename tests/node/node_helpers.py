@@ -10,6 +10,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from databright.process import ServerProcess, json_rpc_answers, launch
 
 # pragma version ~=0.4.3
@@ -123,3 +125,23 @@ def wait_ready(url: str, process: ServerProcess, timeout: float = 30.0) -> None:
 def finish(process: ServerProcess) -> int:
     """Stop a node process by pid (SIGTERM, then SIGKILL) and reap it; return its exit status."""
     return process.stop(timeout=15)
+
+
+def run_main(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    """``databright ARGS`` through ``databright.cli.main`` in this process: what ``python -m
+    databright.cli`` runs, without a fresh interpreter's seconds of imports. Returns the exit
+    status, stdout and stderr."""
+    from databright.cli import main
+
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["databright", *args])
+    monkeypatch.delenv("DATABRIGHT_DEBUG", raising=False)
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -1,6 +1,8 @@
 """``databright node`` on a data dir it cannot use, and ``--json`` on every node command: one
-sentence (or one JSON object), never a traceback. Run through the real entry point
-(``python -m databright.cli``), which answers errors as JSON when ``--json`` is given."""
+sentence (or one JSON object), never a traceback. The refusal runs as a user meets it, through
+the real entry point (``python -m databright.cli``); the rest call the same ``main()`` in this
+process (each fresh interpreter costs seconds of imports), which answers errors as JSON when
+``--json`` is given."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from node_helpers import free_port
+from node_helpers import free_port, run_main
 
 
 def _databright(*args: str) -> subprocess.CompletedProcess[str]:
@@ -47,29 +49,37 @@ def test_node_start_on_a_data_dir_it_cannot_use_is_one_sentence(tmp_path: Path) 
         assert done.stdout == ""
 
 
-def test_node_start_errors_as_json(tmp_path: Path) -> None:
+def test_node_start_errors_as_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     data_dir = tmp_path / "a-file"
     data_dir.write_text("")
-    done = _databright("node", "start", "--data-dir", str(data_dir / "x"), "--json")
-    assert done.returncode == 1
-    error = json.loads(done.stderr)["error"]
+    code, out, err = run_main(
+        monkeypatch, capsys, "node", "start", "--data-dir", str(data_dir / "x"), "--json"
+    )
+    assert code == 1 and out == ""
+    error = json.loads(err)["error"]
     assert error["type"] == "NodeError" and error["exit_code"] == 1
     assert error["message"].startswith(f"cannot create the data dir {data_dir / 'x'}")
 
 
-@pytest.mark.slow
-def test_every_node_command_takes_json(tmp_path: Path) -> None:
+def test_every_node_command_takes_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ("--data-dir", str(tmp_path), "--json")
-    stopped = _databright("node", "stop", *args)
-    assert stopped.returncode == 0, stopped.stderr
-    assert json.loads(stopped.stdout) == {"stopped": False, "data_dir": str(tmp_path.resolve())}
-    started = _databright("node", "start", *args, "--port", str(free_port()), "--accounts", "1")
-    assert started.returncode == 0, started.stderr
+
+    def databright(*command: str, status: int = 0) -> object:
+        code, out, err = run_main(monkeypatch, capsys, "node", *command, *args)
+        assert code == status, (command, code, out, err)
+        return json.loads(out)
+
+    assert databright("stop") == {"stopped": False, "data_dir": str(tmp_path.resolve())}
+    started = databright("start", "--port", str(free_port()), "--accounts", "1")
     try:
-        assert json.loads(started.stdout)["block_number"] == 0
-        found = _databright("node", "status", *args)
-        assert json.loads(found.stdout)["pid"] == json.loads(started.stdout)["pid"]
+        assert isinstance(started, dict) and started["block_number"] == 0
+        found = databright("status")
+        assert isinstance(found, dict) and found["pid"] == started["pid"]
     finally:
-        stopped = _databright("node", "stop", *args)
-    assert json.loads(stopped.stdout) == {"stopped": True, "data_dir": str(tmp_path.resolve())}
-    assert json.loads(_databright("node", "status", *args).stdout) is None
+        stopped = databright("stop")
+    assert stopped == {"stopped": True, "data_dir": str(tmp_path.resolve())}
+    assert databright("status", status=1) is None  # none runs: JSON null, exit status 1
