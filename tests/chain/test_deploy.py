@@ -108,7 +108,12 @@ def test_deploy_command_json_and_dead_node(node, tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     body = json.loads(out.stdout)
-    assert set(body["deployed_now"]) == {"ShareTokenBlueprint", "DataMarket", "ModelMarket", "WeightSale"}
+    assert set(body["deployed_now"]) == {
+        "ShareTokenBlueprint",
+        "DataMarket",
+        "ModelMarket",
+        "WeightSale",
+    }
     dead = subprocess.run(
         [*run, "--rpc", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=120
     )

@@ -74,7 +74,7 @@ def run_model_round(
         evaluator_market.gateway.account  # type: ignore[arg-type]
     )
 
-    trained, result = developer.train(dataset_id, demo_spec())
+    trained, _ = developer.train(dataset_id, demo_spec())
     say(f"  developer trained on {trained.examples} verified examples: holdout accuracy "
         f"{trained.metrics['holdout_accuracy']:.3f}, checkpoint {trained.checkpoint_cid}")  # fmt: skip
     model = developer.register(
