@@ -9,8 +9,9 @@ refund when nobody revealed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -31,7 +32,7 @@ from databright.cli._common import (
 )
 from databright.cli._params import parse_proposal_id
 from databright.cli._text import plain, proposal_refs, ref
-from databright.errors import NotFound, NotPermitted
+from databright.errors import ContractNotDeployed, NotFound, NotPermitted
 from databright.market import Market
 from databright.settings import get_settings
 
@@ -132,6 +133,27 @@ def collect_fee_command(
     console.print(f"collected {eth_exact(amount)} ETH from proposal {ref(pid)}", highlight=False)
 
 
+def _best_model(market: Market, dataset: int) -> Callable[[], Any] | None:
+    """The dataset's best registered checkpoint, read anew for each proposal (None where the
+    deployment has no model market)."""
+    from databright.models import ModelMarket
+
+    try:
+        models = ModelMarket.over(market)
+    except ContractNotDeployed:
+        return None
+
+    def best() -> Any:
+        found = models.best(dataset)
+        if found is None:
+            return None
+        model_id, version, _score = found
+        spec, blob = models.checkpoint_of(model_id, version)
+        return spec, blob, f"model {model_id} version {version}"
+
+    return best
+
+
 def evaluate_command(
     dataset: Annotated[int, typer.Option("--dataset", help="Dataset id to evaluate.")],
     validation: Annotated[
@@ -160,6 +182,15 @@ def evaluate_command(
             "serve`, an IPFS gateway); repeatable, besides $DATABRIGHT_BLOB_SOURCES.",
         ),
     ] = None,
+    score_by: Annotated[
+        str,
+        typer.Option(
+            "--score-by",
+            help="What sets the score: 'valuation' (KNN-Shapley reward) or 'finetune_gain' "
+            "(the accuracy the dataset's best registered model gains from the proposal). With a "
+            "best model, the report holds both.",
+        ),
+    ] = "valuation",
     json_out: JsonOpt = False,
 ) -> None:
     """Value proposals with KNN-Shapley: commit to sealed scores, reveal those due."""
@@ -171,7 +202,10 @@ def evaluate_command(
     urls = (*(sources or ()), *get_settings().blob_sources)
     market = Market.connect(rpc, acct, data_dir, sources=urls)
     try:
-        service = EvaluatorService(market, dataset, validation, k=k)
+        service = EvaluatorService(
+            market, dataset, validation, k=k, best_model=_best_model(market, dataset),
+            score_by=score_by,
+        )  # fmt: skip
     except NotPermitted as exc:
         # Name the command that grants the role, with the values to give it.
         raise NotPermitted(

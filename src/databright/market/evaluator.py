@@ -61,12 +61,23 @@ from databright.valuation import (
 )
 
 __all__ = [
+    "SCORE_BY",
+    "BestModel",
     "EvaluatorService",
     "MethodFactory",
     "PostedEvaluation",
     "default_method",
     "value_proposal",
 ]
+
+BPS = 10_000
+SCORE_BY = ("valuation", "finetune_gain")
+
+BestModel = Callable[[], "tuple[Any, bytes, str] | None"]
+"""Gives the dataset's best registered model as (``ModelSpec``, checkpoint bytes verified
+against the chain, a reference such as ``"model 3 version 1"``), or None if it has none: the
+model market's best checkpoint, handed in by whoever builds the service (``market`` does not
+know the model market)."""
 
 MethodFactory = Callable[[Utility], Valuation]
 """Builds the valuation method from the evaluator's utility: a method class such as
@@ -109,6 +120,12 @@ class EvaluatorService:
         k: neighbours of the utility's ``KNeighborsClassifier`` (and of the default method).
         method: builds the valuation method from the utility (see :data:`MethodFactory`);
             defaults to ``KNNShapley`` with ``k`` neighbours.
+        best_model: the dataset's best registered model (see :data:`BestModel`); when given,
+            every report also holds the fine-tuning gain of that model with the proposal.
+        score_by: ``"valuation"`` (the default: the valuation method's reward) or
+            ``"finetune_gain"``: the score is the gain in accuracy times ``finetune_scale``
+            in basis points (the default 100 makes one point of accuracy gained weigh like
+            data as useful as the average already accepted).
     """
 
     def __init__(
@@ -118,7 +135,19 @@ class EvaluatorService:
         validation: Examples | str | Path,
         k: int = 5,
         method: MethodFactory | None = None,
+        best_model: BestModel | None = None,
+        score_by: str = "valuation",
+        finetune_scale: float = 100.0,
     ) -> None:
+        if score_by not in SCORE_BY:
+            raise InvalidArgument(
+                f"score_by must be one of {', '.join(SCORE_BY)}, not {score_by!r}"
+            )
+        if score_by == "finetune_gain" and best_model is None:
+            raise InvalidArgument(
+                "scoring by fine-tuning gain needs the dataset's best registered model; "
+                "give best_model (the model market's best checkpoint)"
+            )
         if method is not None and not callable(method):
             raise InvalidArgument(
                 "method must build a valuation method from a Utility, e.g. TMCShapley"
@@ -138,6 +167,9 @@ class EvaluatorService:
         self.validation = validation
         self.k = k
         self.method: MethodFactory = default_method(k) if method is None else method
+        self.best_model = best_model
+        self.score_by = score_by
+        self.finetune_scale = finetune_scale
         #: Proposals left unscored by the last rounds, and why (their data could not be had).
         self.skipped: dict[int, str] = {}
 
@@ -218,7 +250,39 @@ class EvaluatorService:
             earlier=earlier,
         )
         body["unavailable"] = unavailable
+        gain = self.finetune(new)
+        if gain is not None:
+            body["finetune"] = gain
+            if self.score_by == "finetune_gain":
+                body["score_by"] = "finetune_gain"
+                score = round(gain["gain"] * BPS * self.finetune_scale)
         return score, body, plot
+
+    def finetune(self, new: Examples) -> dict[str, Any] | None:
+        """The seed paper's valuation (its Figure 3): the accuracy the dataset's best
+        registered model gains on the validation set when fine-tuned with the proposal's
+        examples; None when no best model is known."""
+        best = self.best_model() if self.best_model is not None else None
+        if best is None:
+            return None
+        from databright.ml.train import finetune_gain  # torch only when it is used
+
+        spec, checkpoint, ref = best
+        labels = list(self.market.schema(self.dataset_id).labels or ())
+        index = {label: i for i, label in enumerate(labels)}
+
+        def classes(y: NDArray[Any]) -> NDArray[np.int64]:
+            return np.array([index[v.item() if hasattr(v, "item") else v] for v in y], np.int64)
+
+        gain = finetune_gain(
+            spec,
+            checkpoint,
+            np.asarray(new.X, np.float32),
+            classes(new.y),
+            np.asarray(self.validation.X, np.float32),
+            classes(self.validation.y),
+        )
+        return {"model": ref, "gain": float(gain), "scale": self.finetune_scale}
 
     def evaluate(self, proposal: ProposalInfo) -> PostedEvaluation:
         """Value a proposal and commit to its score (revealed later by ``reveal_due``)."""

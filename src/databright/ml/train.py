@@ -139,7 +139,11 @@ def _examples(spec: ModelSpec, x: ArrayLike, y: ArrayLike, what: str) -> tuple[A
             f"{what} label {ya[first].item()!r} (example {first}) is outside 0..{spec.classes - 1}; "
             "labels must be class numbers below the spec's classes."
         )
-    return torch.from_numpy(np.ascontiguousarray(xa)), torch.from_numpy(ya.astype(np.int64))
+    # A read-only array (a memory-mapped or frozen download) would make torch warn; training
+    # never writes its inputs, but the copy keeps the caller's array out of torch's hands.
+    if not xa.flags.writeable or not xa.flags.c_contiguous:
+        xa = np.array(xa, order="C", copy=True)
+    return torch.from_numpy(xa), torch.from_numpy(ya.astype(np.int64))
 
 
 def _split(

@@ -1,4 +1,5 @@
-"""The index's tables: blocks (with their hashes, for reorgs), events, and where indexing stands.
+"""The index's tables: blocks (with their hashes, for reorgs), events, where indexing stands,
+and the model registry as the model market's events leave it (:class:`IndexedModel`).
 
 Every uint256 the chain emits is kept exactly: the typed columns are ``NUMERIC(78, 0)`` (SQLite
 stores them as text through :class:`Uint256`, since its NUMERIC is a float past 2**63), and the
@@ -13,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Dialect,
     ForeignKey,
     Index,
@@ -27,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "IndexState", "IndexedBlock", "IndexedEvent", "Uint256"]
+__all__ = ["Base", "Comment", "IndexState", "IndexedBlock", "IndexedEvent", "IndexedModel", "Uint256"]
 
 # Constraint names fixed by convention, so migrations name them alike on every backend.
 NAMING = {
@@ -87,6 +89,7 @@ class IndexedEvent(Base):
         Index("ix_indexed_events_proposal_name", "proposal_id", "name"),
         Index("ix_indexed_events_account", "account"),
         Index("ix_indexed_events_name_dataset_status", "name", "dataset_id", "status"),
+        Index("ix_indexed_events_model_name", "model_id", "name"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -103,6 +106,8 @@ class IndexedEvent(Base):
     amount: Mapped[int | None] = mapped_column(Uint256, nullable=True)
     # A settled proposal's ProposalStatus (ProposalFinalized only), for lists and counts in SQL.
     status: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    # The model a model-market event is about (its versions, benchmarks, settlements).
+    model_id: Mapped[int | None] = mapped_column(Uint256, nullable=True)
     args: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
@@ -139,3 +144,40 @@ class IndexState(Base):
     start_block: Mapped[int] = mapped_column(BigInteger)
     indexed_block: Mapped[int] = mapped_column(BigInteger)
     head_block: Mapped[int] = mapped_column(BigInteger)
+    # The model market indexed beside the data market (None: none recorded yet).
+    model_market: Mapped[str | None] = mapped_column(String(42), nullable=True)
+
+
+class IndexedModel(Base):
+    """A registered model as its indexed events leave it: rebuilt from those events whenever a
+    batch brings new ones or a reorg takes some away, so lists sort and page in SQL."""
+
+    __tablename__ = "indexed_models"
+    __table_args__ = (
+        Index("ix_indexed_models_dataset_score", "dataset_id", "score_bps", "price", "model_id"),
+        Index("ix_indexed_models_score", "score_bps", "price", "model_id"),
+        Index("ix_indexed_models_price", "price", "score_bps", "model_id"),
+    )
+
+    model_id: Mapped[int] = mapped_column(Uint256, primary_key=True, autoincrement=False)
+    dataset_id: Mapped[int] = mapped_column(Uint256)
+    owner: Mapped[str] = mapped_column(String(42))
+    spec_digest: Mapped[str] = mapped_column(String(66))
+    price: Mapped[int] = mapped_column(Uint256)
+    owner_bps: Mapped[int] = mapped_column(Integer)
+    data_bps: Mapped[int] = mapped_column(Integer)
+    node_bps: Mapped[int] = mapped_column(Integer)
+    node: Mapped[str] = mapped_column(String(42))
+    current_version: Mapped[int] = mapped_column(BigInteger)
+    versions: Mapped[int] = mapped_column(BigInteger)
+    checkpoint_digest: Mapped[str] = mapped_column(String(66))
+    card_digest: Mapped[str] = mapped_column(String(66))
+    weights_root: Mapped[str] = mapped_column(String(66))
+    # The current version's benchmark (0 and False until it is finalized).
+    score_bps: Mapped[int] = mapped_column(Integer)
+    benchmarked: Mapped[bool] = mapped_column(Boolean)
+    registered_block: Mapped[int] = mapped_column(BigInteger)
+    registered_at: Mapped[int] = mapped_column(BigInteger)
+    settlements: Mapped[int] = mapped_column(BigInteger)
+    settled_wei: Mapped[int] = mapped_column(Uint256)
+    to_dataset_wei: Mapped[int] = mapped_column(Uint256)
