@@ -60,6 +60,9 @@ bench: setup
 	$(PY) benchmarks/evaluator_scaling.py
 	$(PY) benchmarks/reward_soundness.py
 	$(PY) benchmarks/market_soundness.py
+	$(PY) benchmarks/training.py
+	$(PY) benchmarks/serving.py
+	$(PY) benchmarks/prediction_gas.py
 
 clean:
 	rm -rf $(VENV) .tools/node_modules .pytest_cache .mypy_cache .ruff_cache
