@@ -22,17 +22,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
-from databright_dev.anvil import anvil_accounts, start_anvil  # noqa: E402
+from databright_dev.anvil import anvil_accounts, start_anvil
 
-from databright.chain.deploy import deploy  # noqa: E402
-from databright.chain.gateway import connect  # noqa: E402
-from databright.demo.cast import digits_scenario  # noqa: E402
-from databright.demo.models import demo_spec  # noqa: E402
-from databright.market import Governance, Market  # noqa: E402
-from databright.models import ModelMarket, Terms  # noqa: E402
-from databright.models.receipts import sign_receipt  # noqa: E402
-from databright.storage import DatasetSchema, validate_examples  # noqa: E402
-from databright.types import Wei  # noqa: E402
+from databright.chain.deploy import deploy
+from databright.chain.gateway import connect
+from databright.demo.cast import digits_scenario
+from databright.demo.models import demo_spec
+from databright.market import Governance, Market
+from databright.models import ModelMarket, Terms
+from databright.models.receipts import sign_receipt
+from databright.storage import DatasetSchema, validate_examples
+from databright.types import Wei
 
 GOAL = 200
 
