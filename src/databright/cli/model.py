@@ -6,7 +6,9 @@ the model (``register``, paying the dataset's training fee); the dataset's evalu
 it on a test set the owner never sees (``benchmark``, then ``benchmark --reveal``, then anyone
 ``benchmark --finalize``); users deposit (``deposit``) and pay per prediction with signed
 receipts (``predict``, against a node running ``serve``); the node settles (``settle``) and
-owners and nodes withdraw (``withdraw``). ``list``/``show``/``impact`` read.
+owners and nodes withdraw (``withdraw``). ``list``/``show``/``impact`` read. A checkpoint's
+weights can also be sold outright, fairly (``sell``, ``buy``, ``deliver``, ``accept``,
+``reveal``, ``receive``, ``refund``; :mod:`databright.cli.model_sale`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from databright.cli import model_sale
 from databright.cli._common import (
     DEFAULT_DATA_DIR,
     DEFAULT_RPC,
@@ -511,3 +514,8 @@ def serve_command(
         highlight=False,
     )
     serve_model(serving, host=host, port=port)
+
+
+# Buying a checkpoint's weights outright (``sell``, ``buy``, ``deliver``, ``accept``,
+# ``reveal``, ``receive``, ``refund``, ``sale``, ``sale-settle``): see ``model_sale``.
+model_sale.register(app)

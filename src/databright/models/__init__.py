@@ -20,6 +20,7 @@ from databright.models.market import (
     TrainedModel,
     benchmark_commitment,
 )
+from databright.models.weights import SaleInfo, WeightListing, WeightMarket
 
 __all__ = [
     "BPS",
@@ -28,9 +29,12 @@ __all__ = [
     "Escrow",
     "ModelInfo",
     "ModelMarket",
+    "SaleInfo",
     "Settlement",
     "Split",
     "Terms",
     "TrainedModel",
+    "WeightListing",
+    "WeightMarket",
     "benchmark_commitment",
 ]
