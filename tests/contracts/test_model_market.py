@@ -7,6 +7,7 @@ signed with eth_account for fresh keys, exactly as a user's wallet would sign th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,8 +171,15 @@ def model_market_deployer() -> Any:
     return boa.load_partial(str(CONTRACTS / "ModelMarket.vy"))
 
 
-@pytest.fixture(scope="session")
-def market(world: World, model_market_deployer: Any) -> Market:
+@pytest.fixture(scope="module")
+def market(world: World, model_market_deployer: Any) -> Iterator[Market]:
+    """The model market over the session's data market, rolled back after the module: the
+    training fee it pays reaches the session's shareholders, whom other modules count on."""
+    with boa.env.anchor():
+        yield _deploy_market(world, model_market_deployer)
+
+
+def _deploy_market(world: World, model_market_deployer: Any) -> Market:
     mm = model_market_deployer.deploy(world.market.address)
     names = ["dev", "node", "ev2", "ev3"]
     accounts = {n: boa.env.generate_address(f"mm-{n}") for n in names}
