@@ -20,9 +20,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from databright import __version__
+from databright.chain.deploy import load_deployment
 from databright.chain.gateway import connect
 from databright.errors import ChainError, DataBrightError
 from databright.market.market import Market
+from databright.server.api import models as model_routes
 from databright.server.api import routers
 from databright.server.api.forum import Forum
 from databright.server.api.problems import install_problem_handlers, problem
@@ -54,7 +56,13 @@ class Platform:
         self.market = Market.connect(rpc_url, None, data_dir, sources=sources)
         url = database_url or f"sqlite:///{Path(data_dir).resolve() / 'index.sqlite3'}"
         self.engine = open_index(url)
-        self.indexer = Indexer(connect(rpc_url), self.market.contract.address, self.engine)
+        deployment = load_deployment(Path(data_dir), self.market.gateway.chain_id)
+        self.indexer = Indexer(
+            connect(rpc_url),
+            self.market.contract.address,
+            self.engine,
+            model_market=deployment.addresses.get("ModelMarket"),
+        )
         self.reader = IndexReader(self.engine)
         self.forum = Forum(self.engine, self.market)
         self.poll_s = poll_s
@@ -134,7 +142,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.platform = platform
     app.add_middleware(_BodyLimit)
     install_problem_handlers(app)
-    for router in routers.ALL:
+    for router in (*routers.ALL, *model_routes.ALL):
         app.include_router(router, prefix="/api/v1")
     app.include_router(blob_router(platform.market.store))
 

@@ -1,4 +1,5 @@
-"""Lists read from the index: datasets, proposals, an account's history, shareholders.
+"""Lists read from the index: datasets, proposals, an account's history, shareholders; and the
+model market's models, a dataset's impact and an account's income by source.
 
 Pages are keyed by a cursor that is the last row's position (an event id or a dataset id), so
 a page never repeats or skips a row when new events arrive between two requests.
@@ -6,19 +7,44 @@ a page never repeats or skips a row when new events arrive between two requests.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, Literal
 
 from eth_utils import is_address, to_checksum_address
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from databright.chain.clients import DataMarketConstants, ProposalStatus
-from databright.errors import InvalidArgument
+from databright.chain.clients import DataMarketConstants, ProposalStatus, ShareTokenConstants
+from databright.errors import InvalidArgument, NotFound
 from databright.market.market import STATUS_NAMES
-from databright.server.api.schemas import AccountEvent, DatasetOut, ProposalOut, Shareholder
-from databright.server.index.schema import IndexedEvent
+from databright.server.api.schemas import (
+    AccountEvent,
+    BenchmarkCommitOut,
+    BenchmarkOut,
+    BenchmarkRevealOut,
+    BestCheckpointOut,
+    DatasetOut,
+    ImpactModel,
+    IncomeOut,
+    ModelOut,
+    ModelTermsOut,
+    ProposalOut,
+    SettlementSummary,
+    Shareholder,
+    SplitOut,
+    VersionOut,
+)
+from databright.server.index.registry import MODEL_EVENTS, fold_versions
+from databright.server.index.schema import IndexedEvent, IndexedModel, IndexState
 
-__all__ = ["MAX_LIMIT", "IndexReader", "parse_cursor"]
+__all__ = [
+    "MAX_LIMIT",
+    "IndexReader",
+    "ModelReader",
+    "ModelSort",
+    "parse_cursor",
+    "parse_model_cursor",
+]
 
 MAX_LIMIT: Final = 200
 _SEQ_MASK: Final = (1 << DataMarketConstants.SEQ_BITS) - 1
@@ -222,3 +248,336 @@ def _proposal(created: IndexedEvent, settled: IndexedEvent | None) -> ProposalOu
         out.status = STATUS_NAMES.get(int(s["status"]), str(s["status"]))
         out.shares, out.yes_votes, out.no_votes = s["shares"], s["yes_votes"], s["no_votes"]
     return out
+
+
+# --- the model market ------------------------------------------------------------------------
+
+#: How a models list is ordered: by benchmark score (best first) then price (cheapest first),
+#: or by price then score.
+ModelSort = Literal["score", "price"]
+_ZERO32: Final = "0x" + "00" * 32
+
+
+def parse_model_cursor(cursor: str | None) -> tuple[int, int, int] | None:
+    """The (score, price, model id) after which a models page starts (None: the beginning)."""
+    if cursor is None or cursor == "":
+        return None
+    parts = cursor.split("-")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts) or len(cursor) > 120:
+        raise InvalidArgument(
+            f"cursor {cursor[:80]!r} is not one this API handed out; pass the next_cursor of "
+            "the previous page, or none for the first"
+        )
+    score, price, model_id = (int(p) for p in parts)
+    return score, price, model_id
+
+
+def _model_cursor(row: IndexedModel) -> str:
+    return f"{row.score_bps}-{row.price}-{row.model_id}"
+
+
+def _root(value: str) -> str | None:
+    return None if value == _ZERO32 else value
+
+
+def _digest(value: str) -> bytes:
+    return bytes.fromhex(value.removeprefix("0x"))
+
+
+class ModelReader:
+    """The model market as the index has it: models ranked by score and price, one model's
+    versions and benchmarks, a dataset's impact and an account's income by source.
+
+    ``cid_of`` turns a digest the chain keeps into the CID of the blob (raw or dag-pb, as the
+    store knows it)."""
+
+    def __init__(self, engine: Engine, cid_of: Callable[[bytes], str]) -> None:
+        self.engine = engine
+        self.cid_of = cid_of
+
+    def _model_out(self, m: IndexedModel) -> ModelOut:
+        return ModelOut(
+            id=str(m.model_id),
+            dataset_id=str(m.dataset_id),
+            owner=m.owner,
+            version=m.current_version,
+            versions=m.versions,
+            score_bps=m.score_bps,
+            benchmarked=m.benchmarked,
+            price_wei=str(m.price),
+            split=SplitOut(owner_bps=m.owner_bps, data_bps=m.data_bps, node_bps=m.node_bps),
+            node=m.node,
+            spec_cid=self.cid_of(_digest(m.spec_digest)),
+            checkpoint_cid=self.cid_of(_digest(m.checkpoint_digest)),
+            card_cid=self.cid_of(_digest(m.card_digest)),
+            weights_root=_root(m.weights_root),
+            registered_block=m.registered_block,
+            registered_at=m.registered_at,
+            settlements=m.settlements,
+            predictions_paid_wei=str(m.settled_wei),
+            to_dataset_wei=str(m.to_dataset_wei),
+        )
+
+    def models(
+        self,
+        dataset_id: int | None,
+        after: tuple[int, int, int] | None,
+        limit: int,
+        sort: ModelSort = "score",
+    ) -> tuple[list[ModelOut], str | None]:
+        """A page of models, ranked: the cursor is the last row's (score, price, id), so a
+        page neither repeats nor skips a model whose rank did not change between requests."""
+        M = IndexedModel
+        order: tuple[Any, ...] = (
+            (M.score_bps.desc(), M.price, M.model_id)
+            if sort == "score"
+            else (M.price, M.score_bps.desc(), M.model_id)
+        )
+        query = select(M).order_by(*order).limit(limit + 1)
+        if dataset_id is not None:
+            query = query.where(M.dataset_id == dataset_id)
+        if after is not None:
+            score, price, model_id = after
+            tie = and_(M.score_bps == score, M.price == price, M.model_id > model_id)
+            if sort == "score":
+                query = query.where(
+                    or_(
+                        M.score_bps < score,
+                        and_(M.score_bps == score, M.price > price),
+                        tie,
+                    )
+                )
+            else:
+                query = query.where(
+                    or_(M.price > price, and_(M.price == price, M.score_bps < score), tie)
+                )
+        with Session(self.engine) as s:
+            rows = list(s.scalars(query))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [self._model_out(m) for m in rows], (
+            _model_cursor(rows[-1]) if more and rows else None
+        )
+
+    def model(self, model_id: int) -> tuple[ModelOut, list[VersionOut], SettlementSummary]:
+        E = IndexedEvent
+        with Session(self.engine) as s:
+            row = s.get(IndexedModel, model_id)
+            if row is None:
+                raise NotFound(
+                    f"model {model_id} is not in the index; see /api/v1/models (a model "
+                    "registered moments ago appears once the index catches up)"
+                )
+            events = list(
+                s.scalars(
+                    select(E)
+                    .where(E.model_id == model_id, E.name.in_(MODEL_EVENTS))
+                    .order_by(E.block_number, E.log_index)
+                )
+            )
+        versions = [
+            VersionOut(
+                version=v.version,
+                current=v.version == row.current_version,
+                checkpoint_cid=self.cid_of(_digest(v.checkpoint_digest)),
+                card_cid=self.cid_of(_digest(v.card_digest)),
+                weights_root=_root(v.weights_root),
+                published_block=v.published_block,
+                benchmark=BenchmarkOut(
+                    commit_deadline=v.commit_deadline,
+                    reveal_deadline=v.reveal_deadline,
+                    commits=[BenchmarkCommitOut(**c) for c in v.commits],
+                    reveals=[
+                        BenchmarkRevealOut(
+                            evaluator=r["evaluator"],
+                            score_bps=r["score_bps"],
+                            report_cid=self.cid_of(_digest(r["report_digest"])),
+                            block=r["block"],
+                        )
+                        for r in v.reveals
+                    ],
+                    reopened=v.requests,
+                    finalized=v.score_bps is not None,
+                    score_bps=v.score_bps,
+                    best=v.best,
+                ),
+            )
+            for v in sorted(fold_versions(events).values(), key=lambda v: v.version)
+        ]
+        settled = [e.args for e in events if e.name == "Settled"]
+        summary = SettlementSummary(
+            count=len(settled),
+            users=len({a["user"] for a in settled}),
+            total_wei=str(sum(int(a["amount"]) for a in settled)),
+            owner_wei=str(sum(int(a["owner_amount"]) for a in settled)),
+            dataset_wei=str(sum(int(a["data_amount"]) for a in settled)),
+            node_wei=str(sum(int(a["node_amount"]) for a in settled)),
+        )
+        return self._model_out(row), versions, summary
+
+    def impact(self, dataset_id: int) -> dict[str, Any]:
+        """The fields of a dataset's impact (the caller checks the dataset exists)."""
+        E, M = IndexedEvent, IndexedModel
+        chain_order = (E.block_number.desc(), E.log_index.desc())
+        with Session(self.engine) as s:
+            models = list(
+                s.scalars(
+                    select(M)
+                    .where(M.dataset_id == dataset_id)
+                    .order_by(M.score_bps.desc(), M.price, M.model_id)
+                )
+            )
+            fees = [
+                int(a["amount"])
+                for (a,) in s.execute(
+                    select(E.args).where(E.name == "TrainingFeePaid", E.dataset_id == dataset_id)
+                )
+            ]
+            dividends = sum(
+                int(a["amount"])
+                for (a,) in s.execute(
+                    select(E.args).where(E.name == "DividendPaid", E.dataset_id == dataset_id)
+                )
+            )
+            terms = s.scalars(
+                select(E)
+                .where(E.name == "TermsSet", E.dataset_id == dataset_id)
+                .order_by(*chain_order)
+                .limit(1)
+            ).first()
+            best = s.scalars(
+                select(E)
+                .where(E.name == "BestCheckpoint", E.dataset_id == dataset_id)
+                .order_by(*chain_order)
+                .limit(1)
+            ).first()
+        training = sum(fees)
+        predictions = sum(m.to_dataset_wei for m in models)
+        t = terms.args if terms is not None else None
+        return {
+            "dataset_id": str(dataset_id),
+            "terms": None
+            if t is None
+            else ModelTermsOut(
+                training_fee_wei=str(t["training_fee"]),
+                margin_bps=int(t["margin_bps"]),
+                base_price_wei=str(t["base_price"]),
+                price_slope_wei=str(t["price_slope"]),
+                commit_period_s=str(t["commit_period"]),
+                reveal_period_s=str(t["reveal_period"]),
+            ),
+            "best": None
+            if best is None
+            else BestCheckpointOut(
+                model_id=str(best.args["model_id"]),
+                version=int(best.args["version"]),
+                score_bps=int(best.args["score_bps"]),
+            ),
+            "training_fees": len(fees),
+            "training_revenue_wei": str(training),
+            "prediction_revenue_wei": str(predictions),
+            # Zero-fee trainings and zero-data settlements pay no dividend: never negative.
+            "other_dividends_wei": str(max(0, dividends - training - predictions)),
+            "predictions_paid_wei": str(sum(m.settled_wei for m in models)),
+            "models": [
+                ImpactModel(
+                    model_id=str(m.model_id),
+                    owner=m.owner,
+                    score_bps=m.score_bps,
+                    benchmarked=m.benchmarked,
+                    price_wei=str(m.price),
+                    settlements=m.settlements,
+                    predictions_paid_wei=str(m.settled_wei),
+                    to_dataset_wei=str(m.to_dataset_wei),
+                )
+                for m in models
+            ],
+        }
+
+    def income(
+        self, account: str, dataset_id: int | None, after: int, limit: int
+    ) -> tuple[list[IncomeOut], str | None]:
+        """An account's dividends per dataset it ever held shares of (ordered by dataset id),
+        split by source: training fees, predictions, and every other payment."""
+        E = IndexedEvent
+        who = checksum(account)
+        with Session(self.engine) as s:
+            # An account holds shares of a dataset only after receiving some.
+            held = (
+                select(E.dataset_id)
+                .where(E.name == "Transfer", E.account == who, E.dataset_id > after)
+                .distinct()
+                .order_by(E.dataset_id)
+                .limit(limit + 1)
+            )
+            if dataset_id is not None:
+                held = held.where(E.dataset_id == dataset_id)
+            datasets = [int(d) for d in s.scalars(held) if d is not None]
+            more = len(datasets) > limit
+            datasets = datasets[:limit]
+            state = s.scalars(select(IndexState).limit(1)).first()
+            model_market = state.model_market if state is not None else None
+            items = [self._income(s, who, ds, model_market) for ds in datasets]
+        return items, (str(datasets[-1]) if more and datasets else None)
+
+    @staticmethod
+    def _income(s: Session, who: str, dataset_id: int, model_market: str | None) -> IncomeOut:
+        E = IndexedEvent
+        moves = list(
+            s.scalars(
+                select(E).where(
+                    E.name == "Transfer",
+                    E.dataset_id == dataset_id,
+                    or_(E.account == who, E.args["sender"].as_string() == who),
+                )
+            )
+        )
+        first = min((m.block_number for m in moves), default=0)
+        paid = list(
+            s.scalars(
+                select(E).where(
+                    E.name == "DividendPaid", E.dataset_id == dataset_id, E.block_number >= first
+                )
+            )
+        )
+        # Which model-market payment (if any) each dividend came from: the one before it in
+        # its transaction (the model market calls the token's `pay` right after its event).
+        sources: dict[str, list[tuple[int, str]]] = {}
+        if model_market is not None:
+            for e in s.scalars(
+                select(E).where(
+                    E.name.in_(("TrainingFeePaid", "Settled")),
+                    E.dataset_id == dataset_id,
+                    E.block_number >= first,
+                )
+            ):
+                sources.setdefault(e.tx_hash, []).append((e.log_index, e.name))
+        shares, payments = 0, 0
+        magnified = {"training": 0, "predictions": 0, "other": 0}
+        for e in sorted(moves + paid, key=lambda e: (e.block_number, e.log_index)):
+            a = e.args
+            if e.name == "Transfer":
+                value = int(a["value"])
+                shares += value if a["receiver"] == who else 0
+                shares -= value if a["sender"] == who else 0
+                continue
+            if shares == 0:
+                continue
+            payments += 1
+            kind = "other"
+            if model_market is not None and a["payer"] == model_market:
+                before = [n for i, n in sources.get(e.tx_hash, []) if i < e.log_index]
+                if before:
+                    kind = "training" if before[-1] == "TrainingFeePaid" else "predictions"
+            # What the share token credits: the payment's magnified step per share.
+            magnified[kind] += int(a["per_share_magnified"]) * shares
+        wei = {k: v // ShareTokenConstants.MAGNITUDE for k, v in magnified.items()}
+        return IncomeOut(
+            dataset_id=str(dataset_id),
+            shares=str(shares),
+            payments=payments,
+            training_wei=str(wei["training"]),
+            predictions_wei=str(wei["predictions"]),
+            other_wei=str(wei["other"]),
+            total_wei=str(sum(magnified.values()) // ShareTokenConstants.MAGNITUDE),
+        )

@@ -9,18 +9,31 @@ from pydantic import BaseModel, Field
 
 __all__ = [
     "AccountEvent",
+    "BenchmarkCommitOut",
+    "BenchmarkOut",
+    "BenchmarkRevealOut",
+    "BestCheckpointOut",
     "Claimable",
     "CommentIn",
     "CommentOut",
+    "DatasetImpactOut",
     "DatasetOut",
     "ForumInfo",
+    "ImpactModel",
+    "IncomeOut",
     "IndexStatus",
+    "ModelDetail",
+    "ModelOut",
+    "ModelTermsOut",
     "Page",
     "Problem",
     "ProposalLive",
     "ProposalOut",
+    "SettlementSummary",
     "Shareholder",
+    "SplitOut",
     "Status",
+    "VersionOut",
 ]
 
 T = TypeVar("T")
@@ -171,3 +184,149 @@ class ForumInfo(BaseModel):
     max_body_chars: int
     clock_skew_s: int
     rate_limit: str
+
+
+# --- the model market ------------------------------------------------------------------------
+
+
+class SplitOut(BaseModel):
+    """How a model's prediction revenue is shared, in basis points (summing to 10,000)."""
+
+    owner_bps: int
+    data_bps: int
+    node_bps: int
+
+
+class ModelOut(BaseModel):
+    """A registered model as the index has it; CIDs are those of its current version."""
+
+    id: str
+    dataset_id: str
+    owner: str
+    version: int = Field(description="The current (served) version.")
+    versions: int = Field(description="Versions published so far.")
+    score_bps: int = Field(description="The current version's benchmark score (0 before it).")
+    benchmarked: bool = Field(description="Whether the current version's benchmark is final.")
+    price_wei: str = Field(description="Price per prediction.")
+    split: SplitOut
+    node: str = Field(description="The serving node, which settles the receipts.")
+    spec_cid: str
+    checkpoint_cid: str
+    card_cid: str
+    weights_root: str | None = Field(description="Merkle root of the weights; None: not for sale.")
+    registered_block: int
+    registered_at: int = Field(description="Unix time of the registration's block.")
+    settlements: int
+    predictions_paid_wei: str = Field(description="Settled for its predictions, in all.")
+    to_dataset_wei: str = Field(description="The dataset's shareholders' part of that.")
+
+
+class BenchmarkCommitOut(BaseModel):
+    evaluator: str
+    block: int
+
+
+class BenchmarkRevealOut(BaseModel):
+    evaluator: str
+    score_bps: int
+    report_cid: str
+    block: int
+
+
+class BenchmarkOut(BaseModel):
+    """A version's sealed benchmark: who committed, who revealed what, the final median."""
+
+    commit_deadline: int
+    reveal_deadline: int
+    commits: list[BenchmarkCommitOut]
+    reveals: list[BenchmarkRevealOut]
+    reopened: int = Field(description="Times its owner reopened the phases (no reveal came).")
+    finalized: bool
+    score_bps: int | None = Field(description="The median of the reveals, once finalized.")
+    best: bool = Field(description="Whether it became its dataset's best checkpoint.")
+
+
+class VersionOut(BaseModel):
+    version: int
+    current: bool
+    checkpoint_cid: str
+    card_cid: str
+    weights_root: str | None
+    published_block: int
+    benchmark: BenchmarkOut
+
+
+class SettlementSummary(BaseModel):
+    """Settlements of a model's receipts: one transaction each, for any number of predictions."""
+
+    count: int
+    users: int
+    total_wei: str
+    owner_wei: str
+    dataset_wei: str
+    node_wei: str
+
+
+class ModelDetail(BaseModel):
+    source: Literal["index"] = "index"
+    model: ModelOut
+    versions: list[VersionOut]
+    settlements: SettlementSummary
+    index: IndexStatus
+
+
+class ModelTermsOut(BaseModel):
+    """What a dataset asks of the models trained on it (its latest terms)."""
+
+    training_fee_wei: str
+    margin_bps: int
+    base_price_wei: str
+    price_slope_wei: str
+    commit_period_s: str
+    reveal_period_s: str
+
+
+class BestCheckpointOut(BaseModel):
+    model_id: str
+    version: int
+    score_bps: int
+
+
+class ImpactModel(BaseModel):
+    model_id: str
+    owner: str
+    score_bps: int
+    benchmarked: bool
+    price_wei: str
+    settlements: int
+    predictions_paid_wei: str
+    to_dataset_wei: str
+
+
+class DatasetImpactOut(BaseModel):
+    """What the models trained on a dataset gave back to it."""
+
+    source: Literal["index"] = "index"
+    dataset_id: str
+    terms: ModelTermsOut | None
+    best: BestCheckpointOut | None
+    training_fees: int = Field(description="Training fees paid (one per payer and spec).")
+    training_revenue_wei: str
+    prediction_revenue_wei: str = Field(description="The dataset's part of every settlement.")
+    other_dividends_wei: str = Field(description="Dividends paid to it by anyone else.")
+    predictions_paid_wei: str = Field(description="Settled for its models' predictions, in all.")
+    models: list[ImpactModel] = Field(description="Its models, best score first, then cheapest.")
+    index: IndexStatus
+
+
+class IncomeOut(BaseModel):
+    """An account's dividends from one dataset by where they came from: each payment shared
+    pro rata to the account's shares when it was paid (as the share token credits it)."""
+
+    dataset_id: str
+    shares: str = Field(description="The account's shares now.")
+    payments: int = Field(description="Dividend payments made while it held shares.")
+    training_wei: str
+    predictions_wei: str
+    other_wei: str
+    total_wei: str

@@ -1,18 +1,20 @@
 """The platform server's index: chain events in SQL (SQLite by default, PostgreSQL at scale).
 
 :func:`open_index` opens a database and applies the Alembic migrations; :class:`Indexer`
-fills it from the chain, idempotent, resumable after a kill and safe across reorgs.
+fills it from the chain, idempotent, resumable after a kill and safe across reorgs, with the
+model market's registry (:class:`IndexedModel`) kept beside the events.
 """
 
 from databright.server.index.database import open_index
 from databright.server.index.indexer import DEFAULT_BATCH, Indexer, SyncStep
-from databright.server.index.schema import IndexedBlock, IndexedEvent, IndexState
+from databright.server.index.schema import IndexedBlock, IndexedEvent, IndexedModel, IndexState
 
 __all__ = [
     "DEFAULT_BATCH",
     "IndexState",
     "IndexedBlock",
     "IndexedEvent",
+    "IndexedModel",
     "Indexer",
     "SyncStep",
     "open_index",

@@ -1,4 +1,5 @@
-"""The chain indexer: every event of the market and its share tokens, into SQL, never a lie.
+"""The chain indexer: every event of the market, its share tokens and its model market, into
+SQL, never a lie.
 
 Each :meth:`Indexer.sync` step reads one batch of blocks and writes it in ONE database
 transaction (its blocks, its events, the new ``indexed_block``), so a kill at any moment leaves
@@ -10,6 +11,13 @@ block. Before each batch the newest kept block is compared with the chain; on a 
 indexer walks down its kept blocks to the newest one the chain still has (the fork point),
 deletes everything above it and indexes forward again. Within a batch, every log must carry
 the hash of the block header fetched for its number, or the batch is dropped and retried.
+
+The model market. When the deployment has one, its events are indexed too: each carries the
+model it is about (``model_id``) and that model's dataset (from the model's registration), and
+the model registry (:class:`IndexedModel`) is rebuilt, in the batch's transaction, for every
+model a batch or a reorg touched. An index made before a model market was given to it has
+none of the model market's past events: the first indexer given one records it and replays the
+chain from the index's start (the data market's events are not inserted twice).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from databright.chain.artifacts import load_artifact
 from databright.chain.events import Event, EventDecoder
 from databright.chain.gateway import Gateway
 from databright.errors import ChainError, ChainIndexError
+from databright.server.index.registry import MODEL_EVENTS, rebuild_models
 from databright.server.index.schema import IndexedBlock, IndexedEvent, IndexState
 
 __all__ = ["DEFAULT_BATCH", "Indexer", "SyncStep", "event_row"]
@@ -47,6 +56,8 @@ _ACCOUNT_ARGS: Final = (
     "new_initiator",
     "initiator",
     "owner",
+    "user",
+    "node",
 )
 _AMOUNT_ARGS: Final = ("amount", "value", "weight", "shares")
 
@@ -80,10 +91,18 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def event_row(e: Event, tx_hash: str, dataset_of_token: dict[str, int]) -> dict[str, Any]:
-    """The row of one decoded event."""
+def event_row(
+    e: Event,
+    tx_hash: str,
+    dataset_of_token: dict[str, int],
+    dataset_of_model: dict[int, int] | None = None,
+) -> dict[str, Any]:
+    """The row of one decoded event (a model-market event's dataset is its model's)."""
     args = e.args
+    model = int(args["model_id"]) if "model_id" in args else None
     dataset = args.get("dataset_id", dataset_of_token.get(e.address))
+    if dataset is None and model is not None and dataset_of_model:
+        dataset = dataset_of_model.get(model)
     account = next((args[k] for k in _ACCOUNT_ARGS if isinstance(args.get(k), str)), None)
     amount = next((args[k] for k in _AMOUNT_ARGS if type(args.get(k)) is int), None)
     return {
@@ -97,13 +116,18 @@ def event_row(e: Event, tx_hash: str, dataset_of_token: dict[str, int]) -> dict[
         "account": account,
         "amount": amount,
         "status": int(args["status"]) if e.name == "ProposalFinalized" else None,
+        "model_id": model,
         "args": {k: _plain(v) for k, v in args.items()},
     }
 
 
 class Indexer:
-    """Indexes the events of the market at ``market`` (and of every share token it creates)
-    from the chain behind ``gateway`` into the database behind ``engine``."""
+    """Indexes the events of the market at ``market`` (and of every share token it creates,
+    and of its model market at ``model_market`` if given) from the chain behind ``gateway``
+    into the database behind ``engine``.
+
+    ``model_market`` None: the one the index recorded, if any (so an older caller that knows
+    none keeps indexing it); one differing from the recorded one is refused."""
 
     def __init__(
         self,
@@ -112,6 +136,7 @@ class Indexer:
         engine: Engine,
         start_block: int = 0,
         batch: int = DEFAULT_BATCH,
+        model_market: str | None = None,
     ) -> None:
         if batch < 1:
             raise ChainIndexError(f"a batch is at least one block, not {batch}")
@@ -121,7 +146,9 @@ class Indexer:
         self.batch = batch
         self._market_abi = load_artifact("DataMarket").abi
         self._token_abi = load_artifact("ShareToken").abi
+        self._model_abi = load_artifact("ModelMarket").abi
         self.chain_id = gateway.chain_id
+        wanted: str | None = str(to_checksum_address(model_market)) if model_market else None
         with Session(engine) as session, session.begin():
             state = session.get(IndexState, self.chain_id)
             if state is None:
@@ -132,6 +159,7 @@ class Indexer:
                         start_block=start_block,
                         indexed_block=start_block - 1,
                         head_block=start_block - 1,
+                        model_market=wanted,
                     )
                 )
             elif state.market != self.market:
@@ -139,6 +167,19 @@ class Indexer:
                     f"this index holds market {state.market} of chain {self.chain_id}, not "
                     f"{self.market}; give the server a database of its own for each market"
                 )
+            elif wanted is not None and state.model_market is None:
+                # Its past events were never read: replay from the start (idempotent).
+                state.model_market = wanted
+                state.indexed_block = min(state.indexed_block, state.start_block - 1)
+            elif wanted is not None and state.model_market != wanted:
+                raise ChainIndexError(
+                    f"this index holds model market {state.model_market} of market "
+                    f"{self.market}, not {wanted}; give the server a database of its own for "
+                    "each deployment"
+                )
+            if state is not None and wanted is None:
+                wanted = state.model_market
+        self.model_market: str | None = wanted
 
     # --- what the index says ---------------------------------------------------------
 
@@ -161,6 +202,15 @@ class Indexer:
             )
         )
         return {to_checksum_address(args["token"]): int(ds) for args, ds in rows if ds is not None}
+
+    def models(self, session: Session) -> dict[int, int]:
+        """Model id -> dataset id, from the indexed ModelRegistered events."""
+        rows = session.execute(
+            select(IndexedEvent.model_id, IndexedEvent.dataset_id).where(
+                IndexedEvent.name == "ModelRegistered"
+            )
+        )
+        return {int(m): int(d) for m, d in rows if m is not None and d is not None}
 
     # --- indexing --------------------------------------------------------------------
 
@@ -186,7 +236,8 @@ class Indexer:
             return SyncStep(first, state.indexed_block, head, 0, rolled_back)
         with Session(self.engine) as session:
             tokens = self.tokens(session)
-        rows, blocks = self._read(first, last, tokens)
+            models = self.models(session) if self.model_market else {}
+        rows, blocks = self._read(first, last, tokens, models)
         if rows is None:  # the chain changed under this batch: try again next step
             return SyncStep(first, state.indexed_block, head, 0, rolled_back)
         added = self._write(first, last, head, rows, blocks)
@@ -221,8 +272,14 @@ class Indexer:
         state = self.state()
         fork = state.start_block - 1 if fork is None else fork
         with Session(self.engine) as session, session.begin():
+            touched = session.scalars(
+                select(IndexedEvent.model_id)
+                .where(IndexedEvent.block_number > fork, IndexedEvent.name.in_(MODEL_EVENTS))
+                .distinct()
+            ).all()
             session.execute(delete(IndexedEvent).where(IndexedEvent.block_number > fork))
             session.execute(delete(IndexedBlock).where(IndexedBlock.number > fork))
+            rebuild_models(session, [int(m) for m in touched if m is not None])
             row = session.get(IndexState, self.chain_id)
             assert row is not None
             row.indexed_block = min(row.indexed_block, fork)
@@ -237,12 +294,15 @@ class Indexer:
         return [dict(log) for log in self.gateway.request("eth_getLogs", [params], "events")]
 
     def _read(
-        self, first: int, last: int, tokens: dict[str, int]
+        self, first: int, last: int, tokens: dict[str, int], models: dict[int, int]
     ) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]]]:
-        logs = self._logs(first, last, [self.market, *tokens])
+        own = [self.market] + ([self.model_market] if self.model_market else [])
+        logs = self._logs(first, last, [*own, *tokens])
         decoders: dict[str, EventDecoder] = {
             self.market: EventDecoder(self.market, self._market_abi)
         }
+        if self.model_market:
+            decoders[self.model_market] = EventDecoder(self.model_market, self._model_abi)
         decoders.update({t: EventDecoder(t, self._token_abi) for t in tokens})
         decoded = self._decode(logs, decoders)
         # Tokens created in this batch: their own events of this batch are read now too.
@@ -273,7 +333,16 @@ class Indexer:
             number = int(log["blockNumber"], 16)
             if _hex(log["blockHash"]) != _hex(headers[number]["hash"]):
                 return None, []
-        rows = [event_row(e, tx, tokens) for e, tx in decoded]
+        # Models registered in this batch: their later events of this batch name their dataset.
+        models = {
+            **models,
+            **{
+                int(e.args["model_id"]): int(e.args["dataset_id"])
+                for e, _ in decoded
+                if e.name == "ModelRegistered" and e.address == self.model_market
+            },
+        }
+        rows = [event_row(e, tx, tokens, models) for e, tx in decoded]
         blocks = [
             {
                 "number": n,
@@ -339,6 +408,10 @@ class Indexer:
                     rows,
                 )
             after = session.scalar(select(func.count()).select_from(IndexedEvent)) or 0
+            rebuild_models(
+                session,
+                {r["model_id"] for r in rows if r["name"] in MODEL_EVENTS and r["model_id"]},
+            )
             state.indexed_block = last
             state.head_block = max(head, last)
         return after - before

@@ -29,7 +29,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "Comment", "IndexState", "IndexedBlock", "IndexedEvent", "IndexedModel", "Uint256"]
+__all__ = [
+    "Base",
+    "Comment",
+    "IndexState",
+    "IndexedBlock",
+    "IndexedEvent",
+    "IndexedModel",
+    "Uint256",
+]
 
 # Constraint names fixed by convention, so migrations name them alike on every backend.
 NAMING = {

@@ -58,12 +58,8 @@ def upgrade() -> None:
         "indexed_models",
         ["dataset_id", "score_bps", "price", "model_id"],
     )
-    op.create_index(
-        "ix_indexed_models_score", "indexed_models", ["score_bps", "price", "model_id"]
-    )
-    op.create_index(
-        "ix_indexed_models_price", "indexed_models", ["price", "score_bps", "model_id"]
-    )
+    op.create_index("ix_indexed_models_score", "indexed_models", ["score_bps", "price", "model_id"])
+    op.create_index("ix_indexed_models_price", "indexed_models", ["price", "score_bps", "model_id"])
 
 
 def downgrade() -> None:
