@@ -211,3 +211,45 @@ def poke(contract: Any, slot: int, value: int) -> None:
     from boa.util.abi import Address
 
     boa.env.evm.set_storage(Address(contract.address), slot, value)
+
+
+def receipt_signature(
+    key: Any, domain: tuple[str, str, int, str], model_id: int, user: str, total: int, nonce: int
+) -> bytes:
+    """``Receipt(model_id, user, total, nonce)`` signed with ``key`` in a ModelMarket's EIP-712
+    ``domain`` (name, version, chain id, verifying contract), by eth_account's own encoder, so
+    the contract's digest is checked against an implementation that is not ours."""
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
+    name, version, chain_id, verifying = domain
+    signed = Account.sign_message(
+        encode_typed_data(
+            full_message={
+                "types": {
+                    "EIP712Domain": [
+                        {"name": "name", "type": "string"},
+                        {"name": "version", "type": "string"},
+                        {"name": "chainId", "type": "uint256"},
+                        {"name": "verifyingContract", "type": "address"},
+                    ],
+                    "Receipt": [
+                        {"name": "model_id", "type": "uint256"},
+                        {"name": "user", "type": "address"},
+                        {"name": "total", "type": "uint256"},
+                        {"name": "nonce", "type": "uint256"},
+                    ],
+                },
+                "primaryType": "Receipt",
+                "domain": {
+                    "name": name,
+                    "version": version,
+                    "chainId": chain_id,
+                    "verifyingContract": verifying,
+                },
+                "message": {"model_id": model_id, "user": user, "total": total, "nonce": nonce},
+            }
+        ),
+        key,
+    )
+    return bytes(signed.signature)

@@ -22,10 +22,10 @@ from contracts_support import (
     mapping_slot,
     mine_block,
     poke,
+    receipt_signature,
     storage_slot,
 )
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
 ZERO = "0x" + "00" * 20
@@ -134,36 +134,8 @@ class Market:
 def sign_receipt(mm: Any, key: Any, model_id: int, user: str, total: int, nonce: int) -> bytes:
     """Sign `Receipt(model_id, user, total, nonce)` in the market's EIP-712 domain."""
     _, name, version, chain_id, verifying, _, _ = mm.eip712Domain()
-    signed = Account.sign_message(
-        encode_typed_data(
-            full_message={
-                "types": {
-                    "EIP712Domain": [
-                        {"name": "name", "type": "string"},
-                        {"name": "version", "type": "string"},
-                        {"name": "chainId", "type": "uint256"},
-                        {"name": "verifyingContract", "type": "address"},
-                    ],
-                    "Receipt": [
-                        {"name": "model_id", "type": "uint256"},
-                        {"name": "user", "type": "address"},
-                        {"name": "total", "type": "uint256"},
-                        {"name": "nonce", "type": "uint256"},
-                    ],
-                },
-                "primaryType": "Receipt",
-                "domain": {
-                    "name": name,
-                    "version": version,
-                    "chainId": chain_id,
-                    "verifyingContract": verifying,
-                },
-                "message": {"model_id": model_id, "user": user, "total": total, "nonce": nonce},
-            }
-        ),
-        key.key,
-    )
-    return bytes(signed.signature)
+    return receipt_signature(key.key, (name, version, chain_id, verifying), model_id, user,
+                             total, nonce)  # fmt: skip
 
 
 @pytest.fixture(scope="session")

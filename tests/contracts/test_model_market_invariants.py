@@ -22,9 +22,8 @@ from typing import Any, ClassVar
 
 import boa
 import pytest
-from contracts_support import CONTRACTS, PROFILE, World, cid
+from contracts_support import CONTRACTS, PROFILE, World, cid, receipt_signature
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -56,42 +55,7 @@ class Setup:
 
 
 def sign(setup: Setup, user: Any, model_id: int, total: int, nonce: int) -> bytes:
-    name, version, chain_id, verifying = setup.domain
-    signed = Account.sign_message(
-        encode_typed_data(
-            full_message={
-                "types": {
-                    "EIP712Domain": [
-                        {"name": "name", "type": "string"},
-                        {"name": "version", "type": "string"},
-                        {"name": "chainId", "type": "uint256"},
-                        {"name": "verifyingContract", "type": "address"},
-                    ],
-                    "Receipt": [
-                        {"name": "model_id", "type": "uint256"},
-                        {"name": "user", "type": "address"},
-                        {"name": "total", "type": "uint256"},
-                        {"name": "nonce", "type": "uint256"},
-                    ],
-                },
-                "primaryType": "Receipt",
-                "domain": {
-                    "name": name,
-                    "version": version,
-                    "chainId": chain_id,
-                    "verifyingContract": verifying,
-                },
-                "message": {
-                    "model_id": model_id,
-                    "user": user.address,
-                    "total": total,
-                    "nonce": nonce,
-                },
-            }
-        ),
-        user.key,
-    )
-    return bytes(signed.signature)
+    return receipt_signature(user.key, setup.domain, model_id, user.address, total, nonce)
 
 
 class ModelMarketMachine(RuleBasedStateMachine):

@@ -182,16 +182,8 @@ class BenchmarkReport:
         )
 
 
-@dataclass(frozen=True)
-class Escrow:
-    deposited: int
-    settled: int
-    nonce: int
-    exit_at: int
-
-    @property
-    def available(self) -> int:
-        return self.deposited - self.settled
+#: A user's escrow for one model, as the contract holds it (one type for chain and receipts).
+Escrow = EscrowState
 
 
 @dataclass(frozen=True)
@@ -650,8 +642,7 @@ class ModelMarket:
             account, self.domain, self.data_dir / "receipts" / "wallet", durable=durable
         )
         if model_id is not None:
-            e = self.escrow(model_id)
-            wallet.sync(int(model_id), EscrowState(e.deposited, e.settled, e.nonce, e.exit_at))
+            wallet.sync(int(model_id), self.escrow(model_id))
         return wallet
 
     def start_exit(self, model_id: int) -> Escrow:
@@ -673,11 +664,7 @@ class ModelMarket:
         )
 
     def _escrow_state(self, model_id: int) -> Callable[[str], EscrowState]:
-        def state(user: str) -> EscrowState:
-            e = self.escrow(model_id, user)
-            return EscrowState(e.deposited, e.settled, e.nonce, e.exit_at)
-
-        return state
+        return lambda user: self.escrow(model_id, user)
 
     @staticmethod
     def _predictor(spec: ModelSpec, checkpoint: bytes) -> Predictor | OnnxPredictor:
