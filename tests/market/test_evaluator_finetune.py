@@ -70,9 +70,7 @@ def test_reports_hold_the_best_models_finetuning_gain(node, tmp_path: Path) -> N
     p_poison = contributor.propose(
         ds, validate_examples(poisoner.X, poisoner.y, SCHEMA, source="p")
     )
-    service = EvaluatorService(
-        evaluator, ds, validation, best_model=best, score_by="finetune_gain"
-    )
+    service = EvaluatorService(evaluator, ds, validation, best_model=best, score_by="finetune_gain")
     good = service.evaluate(p_honest)
     bad = service.evaluate(p_poison)
     for posted in (good, bad):
