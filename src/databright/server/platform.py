@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from databright import __version__
 from databright.chain.deploy import load_deployment
@@ -27,12 +26,13 @@ from databright.market.market import Market
 from databright.server.api import models as model_routes
 from databright.server.api import routers
 from databright.server.api.forum import Forum
-from databright.server.api.problems import install_problem_handlers, problem
+from databright.server.api.problems import install_problem_handlers
 from databright.server.api.reads import IndexReader
 from databright.server.api.schemas import IndexStatus
 from databright.server.background import holding_server_lock
 from databright.server.gateway import blob_router
 from databright.server.index import Indexer, open_index
+from databright.server.limits import BodyLimit
 
 __all__ = ["MAX_BODY_BYTES", "Platform", "create_app", "serve_platform"]
 
@@ -114,19 +114,6 @@ class Platform:
         )
 
 
-class _BodyLimit(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return problem(
-                413, "Request too large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
-            )
-        if length is None and "chunked" in request.headers.get("transfer-encoding", "").lower():
-            # A body of unknown size could not be bounded before it is read.
-            return problem(411, "Length required", "send the body with a Content-Length header")
-        return await call_next(request)
-
-
 def create_app(platform: Platform) -> FastAPI:
     app = FastAPI(
         title="DataBright platform API",
@@ -140,7 +127,7 @@ def create_app(platform: Platform) -> FastAPI:
         ),
     )
     app.state.platform = platform
-    app.add_middleware(_BodyLimit)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     install_problem_handlers(app)
     for router in (*routers.ALL, *model_routes.ALL):
         app.include_router(router, prefix="/api/v1")

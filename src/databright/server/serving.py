@@ -23,11 +23,14 @@ from databright.errors import InvalidArgument, NotFound
 from databright.models.receipts import Receipt
 from databright.models.serving import Serving
 from databright.server.api.problems import install_problem_handlers
+from databright.server.limits import BodyLimit
 
-__all__ = ["MAX_BATCH", "serve_model", "serving_app"]
+__all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "serve_model", "serving_app"]
 
 #: The most examples one request may ask for (a bound on the work a request buys).
 MAX_BATCH = 4096
+#: The largest request body: MAX_BATCH examples of the demo's 64 features as JSON, with room.
+MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 class PredictIn(BaseModel):
@@ -54,6 +57,7 @@ def serving_app(serving: Serving) -> FastAPI:
     """The HTTP face of one model's serving path."""
     app = FastAPI(title="DataBright model serving", version=__version__)
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     model_id = serving.model_id
 
     def check(requested: int) -> None:
