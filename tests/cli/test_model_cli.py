@@ -7,6 +7,7 @@ bad input a user meets, each answered in one sentence."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from cli_helpers import Env, cli_json
 from databright_dev.serving import serving
 
+from databright.compute.attestation import SoftwareProvider, report_data_for
 from databright.demo.cast import digits_scenario
 from databright.market import Governance, Market
 from databright.models import ModelMarket
@@ -52,6 +54,12 @@ def story(node: Any, env: Env, tmp_path_factory: pytest.TempPathFactory) -> dict
     np.savez(files / "test.npz", X=CAST.validation_X[:100], y=CAST.validation_y[:100])
     np.savetxt(files / "inputs.csv", CAST.validation_X[:5], delimiter=",")
     np.savetxt(files / "wrong.csv", CAST.validation_X[:5, :10], delimiter=",")
+    # The evaluator's machine attests in software only (a development setup), bound to its key.
+    statement = SoftwareProvider.attest(
+        node.accounts[1].key, measurement="ab" * 32,
+        report_data=report_data_for(env.addresses[1]), issued_at=int(time.time()),
+    )  # fmt: skip
+    (files / "evidence.json").write_bytes(statement)
     return {"ds": int(ds), "files": files, "market": market}
 
 
@@ -69,8 +77,11 @@ def test_train_register_benchmark_predict_settle(env: Env, story: dict[str, Any]
     assert model["owner"] == env.addresses[2] and model["node"] == env.addresses[3]
 
     sealed = cli_json(env, "model", "benchmark", mid, "--test", str(files / "test.npz"),
-                      "--account", "1")  # fmt: skip
+                      "--evidence", str(files / "evidence.json"), "--account", "1")  # fmt: skip
     assert "salt" not in sealed and 0 < sealed["score_bps"] <= 10_000
+    claims = json.loads(sealed["attestation"])
+    assert claims["provider"] == "software" and claims["hardware_backed"] is False
+    assert not sealed["attested"]
     market.gateway.advance_to(model["commit_deadline"])
     cli_json(env, "model", "benchmark", mid, "--reveal", "--account", "1")
     market.gateway.advance_to(model["reveal_deadline"])

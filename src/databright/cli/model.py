@@ -302,6 +302,29 @@ def _test_set(mm: ModelMarket, dataset: int, path: Path) -> tuple[np.ndarray, np
     return np.asarray(examples.X, np.float32), mm.label_indices(dataset, examples.y)
 
 
+def _attestation(path: Path, evaluator: str) -> dict[str, object]:
+    """The verified claims of the evidence in ``path``, bound to ``evaluator``'s key: an Intel
+    DCAP quote (with its collateral) if it parses as one, else a software statement."""
+    from databright.compute.attestation import (
+        DcapProvider,
+        SoftwareProvider,
+        evaluator_attestation,
+        report_data_for,
+    )
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read the evidence {path}: {exc.strerror}") from None
+    try:
+        software = "statement" in json.loads(raw)
+    except (ValueError, TypeError):
+        software = False  # not JSON: a quote is refused by the DCAP provider in one sentence
+    provider: Any = SoftwareProvider() if software else DcapProvider()
+    claims = provider.verify(raw, expected_report_data=report_data_for(evaluator))
+    return dict(evaluator_attestation(claims))
+
+
 @app.command("benchmark")
 def benchmark_command(
     model: ModelArg,
@@ -314,6 +337,16 @@ def benchmark_command(
         bool, typer.Option("--finalize", help="Finalize the median score (anyone).")
     ] = False,
     version: Annotated[int | None, typer.Option("--version", help="Default: current.")] = None,
+    evidence: Annotated[
+        Path | None,
+        typer.Option(
+            "--evidence",
+            help="Attestation evidence of this evaluator's machine (an Intel DCAP quote with its "
+            "collateral, or a software statement), bound to your account; its verified claims "
+            "go into the report.",
+            dir_okay=False,
+        ),
+    ] = None,
     rpc: RpcOpt = DEFAULT_RPC,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     account: AccountOpt = "0",
@@ -338,8 +371,9 @@ def benchmark_command(
     else:
         assert test is not None
         x, y = _test_set(mm, info.dataset_id, test)
+        claims = _attestation(evidence, mm.address) if evidence is not None else None
         with busy(f"benchmarking model {model} on {len(y)} held-out examples"):
-            sealed = mm.commit_benchmark(model, x, y, v)
+            sealed = mm.commit_benchmark(model, x, y, v, attestation=claims)
         out = asdict(sealed)
         out.pop("salt")
     if json_out:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -65,6 +65,7 @@ __all__ = [
     "DatasetImpact",
     "Escrow",
     "ModelInfo",
+    "NOT_ATTESTED",
     "ModelMarket",
     "Settlement",
     "Split",
@@ -75,6 +76,13 @@ __all__ = [
 
 BPS = 10_000
 ZERO32 = b"\x00" * 32
+#: A benchmark report's attestation when the evaluator has none to give.
+NOT_ATTESTED: Mapping[str, object] = {
+    "provider": "none",
+    "hardware_backed": False,
+    "measurement": "",
+    "note": "signed by the evaluator's key only, not hardware-attested",
+}
 
 
 def benchmark_commitment(
@@ -169,7 +177,7 @@ class BenchmarkReport:
     report_cid: str
     salt: str
     attested: bool = False
-    attestation: str = "software: signed by the evaluator's key, not hardware-attested"
+    attestation: str = "{}"  # JSON of what the evaluator's attestation provider verified
 
     def commitment(self) -> bytes:
         return benchmark_commitment(
@@ -539,10 +547,21 @@ class ModelMarket:
         return BenchmarkReport(**json.loads(path.read_text()))
 
     def commit_benchmark(
-        self, model_id: int, x_test: np.ndarray, y_test: np.ndarray, version: int | None = None
+        self,
+        model_id: int,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+        version: int | None = None,
+        attestation: Mapping[str, object] | None = None,
     ) -> BenchmarkReport:
         """Score a model's checkpoint on this evaluator's held-out test set and commit to the
-        score sealed (the opening is kept owner-only under ``<data_dir>/sealed-benchmarks``)."""
+        score sealed (the opening is kept owner-only under ``<data_dir>/sealed-benchmarks``).
+
+        ``attestation`` is what the evaluator's attestation provider verified of the machine
+        it runs on (``databright.compute.attestation.evaluator_attestation``: provider,
+        hardware_backed, measurement); without one, the report says the score is signed by the
+        evaluator's key only, not hardware-attested."""
+        attested = dict(attestation) if attestation is not None else dict(NOT_ATTESTED)
         info = self.model(model_id)
         version = info.version if version is None else int(version)
         spec, blob = self.checkpoint_of(model_id, version)
@@ -561,8 +580,8 @@ class ModelMarket:
             "accuracy": float(metrics["accuracy"]),
             "loss": float(metrics["loss"]),
             "score_bps": score,
-            "attested": False,
-            "attestation": "software: signed by the evaluator's key, not hardware-attested",
+            "attested": bool(attested.get("hardware_backed", False)),
+            "attestation": attested,
         }
         report = json.dumps(body, sort_keys=True).encode()
         report_cid = Market.content_address(report)
@@ -578,6 +597,8 @@ class ModelMarket:
             str(body["weights_root"]),
             report_cid,
             secrets.token_bytes(32).hex(),
+            attested=bool(body["attested"]),
+            attestation=json.dumps(attested, sort_keys=True),
         )
         path = self._sealed_path(model_id, version)
         atomic_write(path.with_suffix(".report"), report, mode=0o600)
