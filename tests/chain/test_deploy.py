@@ -34,7 +34,7 @@ from databright.errors import (
 def test_deploy_twice_deploys_nothing_new(node, tmp_path: Path) -> None:
     gw = connect(node.url, node.accounts[0])
     first, new = deploy(gw, tmp_path)
-    assert set(new) == {"ShareTokenBlueprint", "DataMarket", "ModelMarket", "WeightSale"}
+    assert set(new) == {s.key for s in PLAN}
     before = gw.block_number()
     again, new_again = deploy(gw, tmp_path)
     assert new_again == [] and again.addresses == first.addresses
@@ -113,6 +113,7 @@ def test_deploy_command_json_and_dead_node(node, tmp_path: Path) -> None:
         "DataMarket",
         "ModelMarket",
         "WeightSale",
+        "ComputeMarket",
     }
     dead = subprocess.run(
         [*run, "--rpc", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=120
@@ -301,9 +302,9 @@ def test_deploy_killed_mid_deployment_never_deploys_twice(
     finally:
         proxy.close()
     deployment, recorded_now = deploy(gw, tmp_path)
-    # Four contracts, ever: the interrupted one is adopted (or, never mined, sent again).
-    assert gw.transaction_count(account.address, "latest") == first_nonce + 4
-    keys = ["ShareTokenBlueprint", "DataMarket", "ModelMarket", "WeightSale"]
+    # Five contracts, ever: the interrupted one is adopted (or, never mined, sent again).
+    keys = ["ShareTokenBlueprint", "DataMarket", "ModelMarket", "WeightSale", "ComputeMarket"]
+    assert gw.transaction_count(account.address, "latest") == first_nonce + len(keys)
     assert deployment.addresses == {
         key: create_address(account.address, first_nonce + i) for i, key in enumerate(keys)
     }

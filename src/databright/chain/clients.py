@@ -12,7 +12,19 @@ from typing import Any, Final, NamedTuple, cast
 from databright.chain.contract import ContractClient
 from databright.chain.events import Receipt
 
-__all__ = ['Ballot', 'DataMarketClient', 'DataMarketConstants', 'Dataset', 'Escrow', 'Evaluation', 'Listing', 'Model', 'ModelMarketClient', 'ModelMarketConstants', 'Proposal', 'ProposalStatus', 'RegistryEntry', 'Sale', 'SaleStatus', 'Scorecard', 'ShareTokenClient', 'ShareTokenConstants', 'Terms', 'Version', 'WeightSaleClient', 'WeightSaleConstants']
+__all__ = ['Ballot', 'ComputeMarketClient', 'ComputeMarketConstants', 'DataMarketClient', 'DataMarketConstants', 'Dataset', 'Device', 'Escrow', 'Evaluation', 'Evidence', 'Job', 'Listing', 'Model', 'ModelMarketClient', 'ModelMarketConstants', 'Proposal', 'ProposalStatus', 'RegistryEntry', 'Sale', 'SaleStatus', 'Scorecard', 'ShareTokenClient', 'ShareTokenConstants', 'Terms', 'Version', 'WeightSaleClient', 'WeightSaleConstants']
+
+
+class ComputeMarketConstants:
+    """ComputeMarket's constants as the compiler folded them (those of its modules and the
+    private ones too, without a leading ``_``), and the bounds of its parameters
+    (``<PARAM>_MAX``). Read them here; never restate them."""
+
+    MIN_STAKE: Final = 10_000_000_000_000_000
+    UNSTAKE_DELAY: Final = 86_400
+    MAX_WORKERS: Final = 8
+    LIVE: Final = 0x8000000000000000000000000000000000000000000000000000000000000000
+    WORKERS_MAX: Final = 8  # pay_unit(workers: DynArray[address, 8])
 
 
 class DataMarketConstants:
@@ -186,6 +198,52 @@ class SaleStatus(IntEnum):
     REVEALED = 4
     SETTLED = 5
     REFUNDED = 6
+
+
+class Device(NamedTuple):
+    """``struct Device``, as the views that return it decode it."""
+
+    numeric_class: bytes
+    capabilities: int
+    min_fee: int
+    stake: int
+    unstake_at: int
+    registered_at: int
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Device:
+        return cls(*value)
+
+
+class Evidence(NamedTuple):
+    """``struct Evidence``, as the views that return it decode it."""
+
+    input_hash: bytes
+    honest_output: bytes
+    bad_output: bytes
+    evidence_cid: bytes
+    amount: int
+    slashed_at: int
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Evidence:
+        return cls(*value)
+
+
+class Job(NamedTuple):
+    """``struct Job``, as the views that return it decode it."""
+
+    payer: str
+    coordinator: str
+    max_amount: int
+    remaining: int
+    expiry: int
+    spec_digest: bytes
+    closed: bool
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Job:
+        return cls(*value)
 
 
 class Ballot(NamedTuple):
@@ -392,6 +450,101 @@ class Sale(NamedTuple):
     @classmethod
     def from_abi(cls, value: Any) -> Sale:
         return cls(*value)
+
+
+class ComputeMarketClient(ContractClient):
+    """Typed client of ComputeMarket (generated from its artifact)."""
+
+    def MAX_WORKERS(self) -> int:
+        return cast('int', self.call("MAX_WORKERS"))
+
+    def MIN_STAKE(self) -> int:
+        return cast('int', self.call("MIN_STAKE"))
+
+    def UNSTAKE_DELAY(self) -> int:
+        return cast('int', self.call("UNSTAKE_DELAY"))
+
+    def accept_ownership(self, gas: int | None = None) -> Receipt:
+        return self.transact("accept_ownership", gas=gas)
+
+    def add_stake(self, value: int = 0, gas: int | None = None) -> Receipt:
+        return self.transact("add_stake", value=value, gas=gas)
+
+    def allow_coordinator(self, coordinator: str, measurement: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("allow_coordinator", coordinator, measurement, gas=gas)
+
+    def balance_of(self, account: str) -> int:
+        return cast('int', self.call("balance_of", account))
+
+    def burned(self) -> int:
+        return cast('int', self.call("burned"))
+
+    def close_job(self, job_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("close_job", job_id, gas=gas)
+
+    def coordinator_measurement(self, coordinator: str) -> bytes:
+        return cast('bytes', self.call("coordinator_measurement", coordinator))
+
+    def create_job(self, coordinator: str, max_amount: int, expiry: int, spec_digest: bytes, value: int = 0, gas: int | None = None) -> Receipt:
+        return self.transact("create_job", coordinator, max_amount, expiry, spec_digest, value=value, gas=gas)
+
+    def device(self, owner: str) -> Device:
+        return Device.from_abi(self.call("device", owner))
+
+    def evidence(self, job_id: int, worker: str, unit_id: bytes) -> Evidence:
+        return Evidence.from_abi(self.call("evidence", job_id, worker, unit_id))
+
+    def is_coordinator(self, coordinator: str) -> bool:
+        return cast('bool', self.call("is_coordinator", coordinator))
+
+    def job(self, job_id: int) -> Job:
+        return Job.from_abi(self.call("job", job_id))
+
+    def job_count(self) -> int:
+        return cast('int', self.call("job_count"))
+
+    def owner(self) -> str:
+        return cast('str', self.call("owner"))
+
+    def pay_unit(self, job_id: int, unit_id: bytes, workers: list[str], fee_each: int, gas: int | None = None) -> Receipt:
+        return self.transact("pay_unit", job_id, unit_id, workers, fee_each, gas=gas)
+
+    def pending_owner(self) -> str:
+        return cast('str', self.call("pending_owner"))
+
+    def reclaim(self, job_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("reclaim", job_id, gas=gas)
+
+    def register_device(self, numeric_class: bytes, capabilities: int, min_fee: int, value: int = 0, gas: int | None = None) -> Receipt:
+        return self.transact("register_device", numeric_class, capabilities, min_fee, value=value, gas=gas)
+
+    def remaining(self, job_id: int) -> int:
+        return cast('int', self.call("remaining", job_id))
+
+    def request_unstake(self, gas: int | None = None) -> Receipt:
+        return self.transact("request_unstake", gas=gas)
+
+    def revoke_coordinator(self, coordinator: str, gas: int | None = None) -> Receipt:
+        return self.transact("revoke_coordinator", coordinator, gas=gas)
+
+    def slash(self, worker: str, job_id: int, unit_id: bytes, input_hash: bytes, honest_output: bytes, bad_output: bytes, evidence_cid: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("slash", worker, job_id, unit_id, input_hash, honest_output, bad_output, evidence_cid, gas=gas)
+
+    def total_staked(self) -> int:
+        return cast('int', self.call("total_staked"))
+
+    def transfer_ownership(self, new_owner: str, gas: int | None = None) -> Receipt:
+        return self.transact("transfer_ownership", new_owner, gas=gas)
+
+    def unit_paid(self, job_id: int, unit_id: bytes) -> bool:
+        return cast('bool', self.call("unit_paid", job_id, unit_id))
+
+    def withdraw(self, gas: int | None = None) -> Receipt:
+        return self.transact("withdraw", gas=gas)
+
+    def withdraw_stake(self, gas: int | None = None) -> Receipt:
+        return self.transact("withdraw_stake", gas=gas)
+
 
 
 class DataMarketClient(ContractClient):

@@ -82,6 +82,8 @@ PLAN: tuple[Step, ...] = (
     Step("DataMarket", "DataMarket", args=("ShareTokenBlueprint",)),
     Step("ModelMarket", "ModelMarket", args=("DataMarket",), discoverable=False, self_bound=True),
     Step("WeightSale", "WeightSale", args=("ModelMarket",), discoverable=False),
+    # Devices, jobs and slashing of the computation market; its deployer allows coordinators.
+    Step("ComputeMarket", "ComputeMarket", discoverable=False),
 )
 
 

@@ -1,0 +1,455 @@
+"""The coordinator, without any transport: jobs in, verified checkpoints out.
+
+A job is a spec, an initial checkpoint and a dataset's examples, cut into ``units`` work units
+of ``steps_per_unit`` steps each. Units run in sequence (unit n+1 starts from unit n's agreed
+output), and each unit runs on a group of replicas: distinct workers of one numeric class and
+of distinct owners, each sent only as many examples as the exposure ledger allows. When a group
+is complete, :func:`databright.compute.replication.decide` judges it; the agreed checkpoint
+becomes the next unit's input and cheaters are recorded with evidence.
+
+Every message is checked by :meth:`Coordinator.authenticate` (signature, expiry, nonce); the
+HTTP server (``databright.server.coordinator``) and in-process tests both go through
+:meth:`Coordinator.handle`, so the protocol is the same with and without a network. A unit
+whose worker vanishes is given to another worker once the assignment's deadline passes.
+
+One process at a time: calls are serialised by a lock. Several coordinators on one PostgreSQL
+database would race when deciding a group (no row locks yet).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from databright.compute.exposure import (
+    EXPOSURE_LIMIT,
+    ExposureLedger,
+    cut_shards,
+    exposure_cap,
+)
+from databright.compute.protocol import (
+    Envelope,
+    body_hash,
+    open_envelope,
+    pack_arrays,
+    unpack_arrays,
+    unpack_parts,
+)
+from databright.compute.replication import ReplicaResult, ReplicationPolicy, Verdict, decide
+from databright.compute.state import ComputeState, JobRecord, ResultRecord, UnitRecord, WorkerRecord
+from databright.compute.units import UnitPayload, WorkUnit, output_hash, run_unit
+from databright.errors import CheckpointMismatch, InvalidArgument, NotFound, NotPermitted
+from databright.ml.checkpoint import load_checkpoint
+from databright.ml.spec import ModelSpec
+
+__all__ = ["ROUTES", "Coordinator", "JobStatus"]
+
+ROUTES = ("register", "next", "result")
+"""What a worker may ask; each is also the purpose its envelope is signed for."""
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """Where a job stands, who cheated in it, and how much of the dataset each holder saw."""
+
+    job_id: int
+    state: str
+    units_done: int
+    total_units: int
+    checkpoint_hash: str
+    cheaters: tuple[str, ...]
+    exposure: dict[str, float]
+
+
+class Coordinator:
+    """Schedules and verifies work units; see the module docstring."""
+
+    def __init__(
+        self,
+        state: ComputeState,
+        *,
+        policy: ReplicationPolicy | None = None,
+        unit_deadline_s: float = 300.0,
+        clock: Callable[[], float] = time.time,
+        seed: int = 0,
+        exposure_limit: float = EXPOSURE_LIMIT,
+    ) -> None:
+        if unit_deadline_s <= 0:
+            raise InvalidArgument(f"unit_deadline_s must be positive, got {unit_deadline_s!r}.")
+        self.state = state
+        self.policy = policy or ReplicationPolicy()
+        self.unit_deadline_s = unit_deadline_s
+        self.clock = clock
+        self.ledger = ExposureLedger(state, exposure_limit)
+        self._rng = random.Random(seed)
+        self._lock = threading.RLock()
+        self._arrays: dict[str, dict[str, Any]] = {}
+        self.referee_runs = 0
+        """Units the coordinator recomputed itself (its share of the cost of disputes)."""
+
+    # --- protocol ------------------------------------------------------------------------
+
+    def authenticate(self, envelope: Envelope, body: bytes, purpose: str) -> str:
+        """The verified sender of a message (signature, expiry, unused nonce)."""
+        return open_envelope(envelope, body, self.clock(), self.state, purpose=purpose)
+
+    def handle(self, route: str, envelope: Envelope, body: bytes) -> bytes:
+        """Answer one signed message: what the HTTP server and in-process tests both call."""
+        if route not in ROUTES:
+            raise NotFound(f"there is no route {route!r}; use one of {', '.join(ROUTES)}.")
+        if route == "result":  # submit_result authenticates the envelope itself
+            return self._result_reply(self.submit_result(envelope.sender, envelope, body))
+        sender = self.authenticate(envelope, body, route)
+        if route == "register":
+            try:
+                request = json.loads(body)
+                numeric_class = str(request["numeric_class"])
+                owner = request.get("owner") or sender
+            except (ValueError, KeyError, TypeError):
+                raise InvalidArgument(
+                    'a registration body is JSON {"numeric_class": ..., "owner": ...}; send that.'
+                ) from None
+            record = self.register_worker(sender, numeric_class, str(owner))
+            return json.dumps({"address": record.address, "owner": record.owner}).encode()
+        if route == "next":
+            payload = self.next_unit(sender)
+            return b"" if payload is None else payload.to_body()
+        raise NotFound(f"there is no route {route!r}; use one of {', '.join(ROUTES)}.")
+
+    @staticmethod
+    def _result_reply(verdict: Verdict | None) -> bytes:
+        reply: dict[str, Any] = {"accepted": True, "verdict": None}
+        if verdict is not None:
+            reply["verdict"] = {
+                "unit_id": verdict.unit_id,
+                "agreed_hash": verdict.agreed_hash,
+                "cheaters": [e.worker for e in verdict.cheaters],
+            }
+        return json.dumps(reply).encode()
+
+    # --- workers and jobs ----------------------------------------------------------------
+
+    def register_worker(
+        self, address: str, numeric_class: str, owner: str | None = None
+    ) -> WorkerRecord:
+        """Admit a worker (idempotent); ``owner`` defaults to the worker itself."""
+        if not numeric_class or len(numeric_class) > 200:
+            raise InvalidArgument(
+                "numeric_class must be 1..200 characters; use local_numeric_class()."
+            )
+        with self._lock:
+            return self.state.add_worker(address, owner or address, numeric_class, self.clock())
+
+    def submit_job(
+        self,
+        spec: ModelSpec,
+        checkpoint: bytes,
+        x: ArrayLike,
+        y: ArrayLike,
+        example_ids: Sequence[int],
+        *,
+        dataset: str,
+        steps_per_unit: int,
+        units: int,
+        dataset_size: int | None = None,
+        shard_size: int | None = None,
+        seed: int = 0,
+    ) -> int:
+        """A new job; ``dataset_size`` (default: the examples given) is what 5% is of, and
+        shards default to the whole 5%."""
+        xa = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+        ya = np.ascontiguousarray(np.asarray(y, dtype=np.int64))
+        ids = np.asarray(list(example_ids), dtype=np.int64)
+        if not len(xa) == len(ya) == len(ids) or len(ids) == 0:
+            raise InvalidArgument(
+                f"{len(xa)} examples, {len(ya)} labels and {len(ids)} example ids: give one "
+                "label and one id per example, and at least one example."
+            )
+        if len(set(ids.tolist())) != len(ids):
+            raise InvalidArgument("the example ids repeat; give each example its own id.")
+        if units < 1 or steps_per_unit < 1:
+            raise InvalidArgument(
+                f"a job needs at least one unit of at least one step, got {units} of "
+                f"{steps_per_unit}."
+            )
+        size = dataset_size or len(ids)
+        if size < len(ids):
+            raise InvalidArgument(
+                f"dataset_size {size} is below the {len(ids)} examples given; give the "
+                "dataset's full size."
+            )
+        cap = exposure_cap(size, self.ledger.limit)
+        shard = shard_size or cap
+        if not 1 <= shard <= cap:
+            raise InvalidArgument(
+                f"shards must hold 1..{cap} examples (5% of {size}), got {shard}; "
+                "choose a smaller shard or a larger dataset."
+            )
+        load_checkpoint(checkpoint, spec)  # refuse weights that do not fit the spec now
+        with self._lock:
+            data_hash = self.state.put_blob(pack_arrays({"x": xa, "y": ya, "ids": ids}))
+            start = self.state.put_blob(checkpoint)
+            job_id = self.state.add_job(
+                JobRecord(
+                    0,
+                    dataset,
+                    spec.to_json().decode(),
+                    data_hash,
+                    size,
+                    steps_per_unit,
+                    units,
+                    0,
+                    start,
+                    "running",
+                    seed,
+                    shard,
+                )
+            )
+            self.state.add_unit(
+                self._unit_record(job_id, shard, 0, start, steps_per_unit, ids, seed)
+            )
+        return job_id
+
+    def _unit_record(
+        self,
+        job_id: int,
+        shard_size: int,
+        seq: int,
+        input_hash: str,
+        steps: int,
+        ids: np.ndarray[Any, Any],
+        seed: int,
+    ) -> UnitRecord:
+        shards = cut_shards(ids.tolist(), shard_size)
+        return UnitRecord(
+            0,
+            job_id,
+            seq,
+            seq * steps,
+            steps,
+            input_hash,
+            shards[seq % len(shards)],
+            (seed * 1_000_003 + seq) % 2**62,
+            "open",
+            0,
+            None,
+            None,
+        )
+
+    def _data(self, job: JobRecord) -> dict[str, Any]:
+        if job.data_hash not in self._arrays:
+            arrays: dict[str, Any] = dict(unpack_arrays(self.state.get_blob(job.data_hash)))
+            arrays["index"] = {int(i): k for k, i in enumerate(arrays["ids"].tolist())}
+            self._arrays[job.data_hash] = arrays
+        return self._arrays[job.data_hash]
+
+    def _payload(self, unit: UnitRecord, job: JobRecord) -> UnitPayload:
+        data = self._data(job)
+        rows = [data["index"][i] for i in unit.example_ids]
+        return UnitPayload(
+            WorkUnit(
+                unit.unit_id,
+                unit.job_id,
+                unit.seq,
+                unit.step_start,
+                unit.steps,
+                unit.input_hash,
+                unit.example_ids,
+                unit.seed,
+            ),
+            ModelSpec.from_json(job.spec_json),
+            self.state.get_blob(unit.input_hash),
+            data["x"][rows],
+            data["y"][rows],
+        )
+
+    # --- scheduling ----------------------------------------------------------------------
+
+    def _worker(self, address: str) -> WorkerRecord:
+        record = self.state.get_worker(address)
+        if record is None:
+            raise NotPermitted(f"{address} is not a registered worker; register it first.")
+        return record
+
+    def next_unit(self, worker: str) -> UnitPayload | None:
+        """The unit ``worker`` should compute now (the same one again while it is assigned),
+        or None when there is no work for it. ``NotPermitted`` when work exists but every
+        unit it could take would push it or its owner past the exposure limit."""
+        with self._lock:
+            now = self.clock()
+            self.state.expire_assignments(now)
+            me = self._worker(worker)
+            for a in self.state.assignments(worker=worker):
+                if a.state == "assigned":
+                    unit = self.state.get_unit(a.unit_id)
+                    if unit.state == "open":
+                        return self._payload(unit, self.state.get_job(unit.job_id))
+            blocked: str | None = None
+            best: tuple[int, int, UnitRecord, JobRecord] | None = None
+            for unit in self.state.open_units():
+                if unit.numeric_class not in (None, me.numeric_class):
+                    continue
+                group = self.state.assignments(unit_id=unit.unit_id)
+                if any(a.worker == worker for a in group):
+                    continue
+                live = [a for a in group if a.state != "expired"]
+                if unit.replicas and len(live) >= unit.replicas:
+                    continue
+                if any(self._worker(a.worker).owner == me.owner for a in live):
+                    continue  # one owner's workers never replicate each other
+                job = self.state.get_job(unit.job_id)
+                if not self.ledger.fits(
+                    job.dataset, job.dataset_size, worker, me.owner, unit.example_ids
+                ):
+                    blocked = job.dataset
+                    continue
+                cost = self.ledger.new_cost(job.dataset, worker, unit.example_ids)
+                if best is None or (cost, unit.unit_id) < best[:2]:
+                    best = (cost, unit.unit_id, unit, job)
+            if best is None:
+                if blocked is not None:
+                    raise NotPermitted(
+                        f"worker {worker} has seen all the examples of dataset {blocked} that "
+                        "the 5% exposure limit allows; it gets no more of its units."
+                    )
+                return None
+            _, _, unit, job = best
+            if unit.replicas == 0:
+                self.state.fix_unit_group(
+                    unit.unit_id, me.numeric_class, self.policy.replicas_for(me, self._rng)
+                )
+            self.ledger.grant(job.dataset, job.dataset_size, worker, me.owner, unit.example_ids)
+            if not self.state.add_assignment(unit.unit_id, worker, now, now + self.unit_deadline_s):
+                return None
+            return self._payload(unit, job)
+
+    # --- results -------------------------------------------------------------------------
+
+    def submit_result(self, worker: str, envelope: Envelope, body: bytes) -> Verdict | None:
+        """Accept ``worker``'s signed result (``envelope`` must be its signature over ``body``
+        for the ``result`` route); the verdict once the unit's group is complete, else None.
+        The same result again under a fresh envelope is accepted once and answers None."""
+        if envelope.sender != worker:
+            raise NotPermitted(
+                f"the result is signed by {envelope.sender}, not by {worker}; a worker uploads "
+                "its own results."
+            )
+        self.authenticate(envelope, body, "result")
+        meta, parts = unpack_parts(body)
+        try:
+            unit_id = int(meta["unit_id"])
+            claimed_input = str(meta["input_hash"])
+            checkpoint = parts["checkpoint"]
+        except (KeyError, TypeError, ValueError):
+            raise InvalidArgument(
+                "a result body holds unit_id, input_hash and a checkpoint part; send that."
+            ) from None
+        with self._lock:
+            unit = self.state.get_unit(unit_id)
+            job = self.state.get_job(unit.job_id)
+            mine = [a for a in self.state.assignments(unit_id=unit_id) if a.worker == worker]
+            if not mine:
+                raise NotPermitted(
+                    f"unit {unit_id} was not assigned to {worker}; ask for work with next_unit()."
+                )
+            earlier = [r for r in self.state.results(unit_id) if r.worker == worker]
+            if earlier:
+                if earlier[0].output_hash == output_hash(checkpoint):
+                    return None
+                raise NotPermitted(
+                    f"{worker} already uploaded another result for unit {unit_id}; a result "
+                    "cannot be changed."
+                )
+            if unit.state != "open" or mine[0].state == "expired":
+                raise NotPermitted(
+                    f"unit {unit_id} is no longer open to {worker} (its deadline passed or its "
+                    "group is complete); ask for new work."
+                )
+            if claimed_input != unit.input_hash:
+                raise CheckpointMismatch(
+                    f"the result is for checkpoint {claimed_input[:14]}..., but unit {unit_id} "
+                    f"starts from {unit.input_hash[:14]}...; compute from the unit's checkpoint."
+                )
+            spec = ModelSpec.from_json(job.spec_json)
+            load_checkpoint(checkpoint, spec)  # a result must at least be weights for the spec
+            digest = self.state.put_blob(checkpoint)
+            self.state.add_result(
+                ResultRecord(
+                    unit_id,
+                    worker,
+                    digest,
+                    envelope.to_dict(),
+                    "0x" + body_hash(body).hex(),
+                    self.clock(),
+                )
+            )
+            results = self.state.results(unit_id)
+            if len(results) < self.state.get_unit(unit_id).replicas:
+                return None
+            return self._judge(unit, job, spec, results)
+
+    def _judge(
+        self, unit: UnitRecord, job: JobRecord, spec: ModelSpec, results: list[ResultRecord]
+    ) -> Verdict:
+        def recompute() -> bytes:
+            self.referee_runs += 1
+            payload = self._payload(unit, job)
+            return run_unit(spec, payload.checkpoint, payload.x, payload.y, unit.steps, unit.seed)
+
+        verdict = decide(
+            job.job_id,
+            unit.unit_id,
+            unit.input_hash,
+            [ReplicaResult(r, self.state.get_blob(r.output_hash)) for r in results],
+            recompute,
+            self.policy.tolerance,
+        )
+        for address in verdict.honest:
+            self.state.record_outcome(address, True)
+        for evidence in verdict.cheaters:
+            self.state.record_outcome(evidence.worker, False)
+            self.state.add_evidence(job.job_id, unit.unit_id, evidence.worker, evidence.to_dict())
+        agreed = self.state.put_blob(verdict.agreed_checkpoint)
+        self.state.finish_unit(unit.unit_id, agreed)
+        done = unit.seq + 1 >= job.total_units
+        self.state.advance_job(job.job_id, agreed, done)
+        if not done:
+            self.state.add_unit(
+                self._unit_record(
+                    job.job_id,
+                    job.shard_size,
+                    unit.seq + 1,
+                    agreed,
+                    job.steps_per_unit,
+                    self._data(job)["ids"],
+                    job.seed,
+                )
+            )
+        return verdict
+
+    # --- reading -------------------------------------------------------------------------
+
+    def checkpoint(self, job_id: int) -> bytes:
+        """The job's current agreed checkpoint (the final one once it is done)."""
+        return self.state.get_blob(self.state.get_job(job_id).checkpoint_hash)
+
+    def job_status(self, job_id: int) -> JobStatus:
+        job = self.state.get_job(job_id)
+        cheaters = tuple(sorted({e["worker"] for e in self.state.evidence(job_id)}))
+        return JobStatus(
+            job.job_id,
+            job.state,
+            job.units_done,
+            job.total_units,
+            job.checkpoint_hash,
+            cheaters,
+            self.ledger.report(job.dataset, job.dataset_size),
+        )

@@ -1,0 +1,607 @@
+"""The coordinator's state behind an interface, with one SQL implementation.
+
+Everything the coordinator must not forget lives here rather than in its memory, so a restart
+loses nothing and several coordinators can share one PostgreSQL database: workers (address,
+owner, numeric class, record of valid and invalid results), jobs, units, who was assigned what
+until when, the results with their signed envelopes, content-addressed checkpoints and shards,
+the exposure ledger (which example ids each worker and each owner has been sent) and the used
+nonces of the protocol. :class:`SqlComputeState` runs on SQLite (the embedded default; the
+in-memory ``sqlite://`` is the "in-memory implementation") and PostgreSQL, and the same tests
+run on both.
+
+Uniqueness is the database's job: one assignment per (unit, worker), one result per (unit,
+worker), one use per (sender, nonce); the inserts report a clash instead of raising, which is
+what makes uploads idempotent.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from databright.compute.units import output_hash
+from databright.errors import InvalidArgument, NotFound
+
+__all__ = [
+    "AssignmentRecord",
+    "ComputeState",
+    "JobRecord",
+    "ResultRecord",
+    "SqlComputeState",
+    "UnitRecord",
+    "WorkerRecord",
+]
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    address: str
+    owner: str
+    numeric_class: str
+    registered_at: float
+    valid_results: int = 0
+    invalid_results: int = 0
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_id: int
+    dataset: str
+    spec_json: str
+    data_hash: str
+    dataset_size: int
+    steps_per_unit: int
+    total_units: int
+    units_done: int
+    checkpoint_hash: str
+    state: str  # "running" or "done"
+    seed: int
+    shard_size: int
+
+
+@dataclass(frozen=True)
+class UnitRecord:
+    unit_id: int
+    job_id: int
+    seq: int
+    step_start: int
+    steps: int
+    input_hash: str
+    example_ids: tuple[int, ...]
+    seed: int
+    state: str  # "open" or "done"
+    replicas: int  # 0 until the first assignment decides it
+    numeric_class: str | None
+    agreed_hash: str | None
+
+
+@dataclass(frozen=True)
+class AssignmentRecord:
+    unit_id: int
+    worker: str
+    assigned_at: float
+    deadline: float
+    state: str  # "assigned", "submitted" or "expired"
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    unit_id: int
+    worker: str
+    output_hash: str
+    envelope: dict[str, Any]
+    body_hash: str
+    received_at: float
+
+
+class ComputeState(abc.ABC):
+    """What the coordinator stores; see the module docstring."""
+
+    # protocol
+    @abc.abstractmethod
+    def use_nonce(self, sender: str, nonce: str, expires_at: int, now: float) -> bool: ...
+
+    # blobs (checkpoints, shards): content-addressed by output_hash
+    @abc.abstractmethod
+    def put_blob(self, data: bytes) -> str: ...
+    @abc.abstractmethod
+    def get_blob(self, digest: str) -> bytes: ...
+
+    # workers
+    @abc.abstractmethod
+    def add_worker(
+        self, address: str, owner: str, numeric_class: str, now: float
+    ) -> WorkerRecord: ...
+    @abc.abstractmethod
+    def get_worker(self, address: str) -> WorkerRecord | None: ...
+    @abc.abstractmethod
+    def record_outcome(self, address: str, valid: bool) -> None: ...
+
+    # jobs and units
+    @abc.abstractmethod
+    def add_job(self, job: JobRecord) -> int: ...
+    @abc.abstractmethod
+    def get_job(self, job_id: int) -> JobRecord: ...
+    @abc.abstractmethod
+    def advance_job(self, job_id: int, checkpoint_hash: str, done: bool) -> None: ...
+    @abc.abstractmethod
+    def add_unit(self, unit: UnitRecord) -> int: ...
+    @abc.abstractmethod
+    def get_unit(self, unit_id: int) -> UnitRecord: ...
+    @abc.abstractmethod
+    def open_units(self) -> list[UnitRecord]: ...
+    @abc.abstractmethod
+    def fix_unit_group(self, unit_id: int, numeric_class: str, replicas: int) -> None: ...
+    @abc.abstractmethod
+    def add_replicas(self, unit_id: int, extra: int) -> None: ...
+    @abc.abstractmethod
+    def finish_unit(self, unit_id: int, agreed_hash: str) -> None: ...
+
+    # assignments and results
+    @abc.abstractmethod
+    def add_assignment(self, unit_id: int, worker: str, now: float, deadline: float) -> bool: ...
+    @abc.abstractmethod
+    def assignments(
+        self, *, unit_id: int | None = None, worker: str | None = None
+    ) -> list[AssignmentRecord]: ...
+    @abc.abstractmethod
+    def expire_assignments(self, now: float) -> int: ...
+    @abc.abstractmethod
+    def add_result(self, result: ResultRecord) -> bool: ...
+    @abc.abstractmethod
+    def results(self, unit_id: int) -> list[ResultRecord]: ...
+
+    # exposure ledger: holder is a worker's address or "owner:" + an owner's address
+    @abc.abstractmethod
+    def exposure(self, dataset: str, holder: str) -> set[int]: ...
+    @abc.abstractmethod
+    def add_exposure(self, dataset: str, holder: str, example_ids: Iterable[int]) -> None: ...
+    @abc.abstractmethod
+    def exposure_counts(self, dataset: str) -> dict[str, int]: ...
+
+    # evidence of cheating
+    @abc.abstractmethod
+    def add_evidence(
+        self, job_id: int, unit_id: int, worker: str, record: Mapping[str, Any]
+    ) -> None: ...
+    @abc.abstractmethod
+    def evidence(self, job_id: int | None = None) -> list[dict[str, Any]]: ...
+
+
+_meta = sa.MetaData()
+
+_workers = sa.Table(
+    "compute_workers",
+    _meta,
+    sa.Column("address", sa.String(42), primary_key=True),
+    sa.Column("owner", sa.String(42), nullable=False),
+    sa.Column("numeric_class", sa.String(200), nullable=False),
+    sa.Column("registered_at", sa.Float, nullable=False),
+    sa.Column("valid_results", sa.Integer, nullable=False, default=0),
+    sa.Column("invalid_results", sa.Integer, nullable=False, default=0),
+)
+_jobs = sa.Table(
+    "compute_jobs",
+    _meta,
+    sa.Column("job_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset", sa.String(200), nullable=False),
+    sa.Column("spec_json", sa.Text, nullable=False),
+    sa.Column("data_hash", sa.String(66), nullable=False),
+    sa.Column("dataset_size", sa.Integer, nullable=False),
+    sa.Column("steps_per_unit", sa.Integer, nullable=False),
+    sa.Column("total_units", sa.Integer, nullable=False),
+    sa.Column("units_done", sa.Integer, nullable=False),
+    sa.Column("checkpoint_hash", sa.String(66), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("shard_size", sa.Integer, nullable=False),
+)
+_units = sa.Table(
+    "compute_units",
+    _meta,
+    sa.Column("unit_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.Integer, sa.ForeignKey("compute_jobs.job_id"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("step_start", sa.Integer, nullable=False),
+    sa.Column("steps", sa.Integer, nullable=False),
+    sa.Column("input_hash", sa.String(66), nullable=False),
+    sa.Column("example_ids", sa.Text, nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("replicas", sa.Integer, nullable=False),
+    sa.Column("numeric_class", sa.String(200)),
+    sa.Column("agreed_hash", sa.String(66)),
+    sa.UniqueConstraint("job_id", "seq"),
+)
+_assignments = sa.Table(
+    "compute_assignments",
+    _meta,
+    sa.Column("unit_id", sa.Integer, sa.ForeignKey("compute_units.unit_id"), primary_key=True),
+    sa.Column("worker", sa.String(42), primary_key=True),
+    sa.Column("assigned_at", sa.Float, nullable=False),
+    sa.Column("deadline", sa.Float, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+)
+_results = sa.Table(
+    "compute_results",
+    _meta,
+    sa.Column("unit_id", sa.Integer, sa.ForeignKey("compute_units.unit_id"), primary_key=True),
+    sa.Column("worker", sa.String(42), primary_key=True),
+    sa.Column("output_hash", sa.String(66), nullable=False),
+    sa.Column("envelope", sa.Text, nullable=False),
+    sa.Column("body_hash", sa.String(66), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+)
+_blobs = sa.Table(
+    "compute_blobs",
+    _meta,
+    sa.Column("digest", sa.String(66), primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+_exposure = sa.Table(
+    "compute_exposure",
+    _meta,
+    sa.Column("dataset", sa.String(200), primary_key=True),
+    sa.Column("holder", sa.String(64), primary_key=True),
+    sa.Column("example_id", sa.BigInteger, primary_key=True),
+)
+_nonces = sa.Table(
+    "compute_nonces",
+    _meta,
+    sa.Column("sender", sa.String(42), primary_key=True),
+    sa.Column("nonce", sa.String(32), primary_key=True),
+    sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+)
+_evidence = sa.Table(
+    "compute_evidence",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.Integer, nullable=False),
+    sa.Column("unit_id", sa.Integer, nullable=False),
+    sa.Column("worker", sa.String(42), nullable=False),
+    sa.Column("record", sa.Text, nullable=False),
+)
+
+
+def _worker(row: Any) -> WorkerRecord:
+    return WorkerRecord(
+        row.address,
+        row.owner,
+        row.numeric_class,
+        row.registered_at,
+        row.valid_results,
+        row.invalid_results,
+    )
+
+
+def _job(row: Any) -> JobRecord:
+    return JobRecord(
+        row.job_id,
+        row.dataset,
+        row.spec_json,
+        row.data_hash,
+        row.dataset_size,
+        row.steps_per_unit,
+        row.total_units,
+        row.units_done,
+        row.checkpoint_hash,
+        row.state,
+        row.seed,
+        row.shard_size,
+    )
+
+
+def _unit(row: Any) -> UnitRecord:
+    return UnitRecord(
+        row.unit_id,
+        row.job_id,
+        row.seq,
+        row.step_start,
+        row.steps,
+        row.input_hash,
+        tuple(json.loads(row.example_ids)),
+        row.seed,
+        row.state,
+        row.replicas,
+        row.numeric_class,
+        row.agreed_hash,
+    )
+
+
+class SqlComputeState(ComputeState):
+    """:class:`ComputeState` in SQL through SQLAlchemy 2 (SQLite or PostgreSQL URLs)."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self.engine = sa.create_engine(url, pool_pre_ping=True)
+        except (sa.exc.ArgumentError, ImportError) as e:
+            raise InvalidArgument(
+                f"cannot open compute state at {url!r} ({e}); give an sqlite:/// or "
+                "postgresql+psycopg:// URL."
+            ) from None
+        _meta.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _insert(self, table: sa.Table, values: Mapping[str, Any]) -> bool:
+        try:
+            with self.engine.begin() as c:
+                c.execute(table.insert().values(**values))
+        except IntegrityError:
+            return False
+        return True
+
+    # --- protocol --------------------------------------------------------------------------
+
+    def use_nonce(self, sender: str, nonce: str, expires_at: int, now: float) -> bool:
+        with self.engine.begin() as c:
+            c.execute(_nonces.delete().where(_nonces.c.expires_at < int(now) - 1))
+        return self._insert(_nonces, {"sender": sender, "nonce": nonce, "expires_at": expires_at})
+
+    # --- blobs -----------------------------------------------------------------------------
+
+    def put_blob(self, data: bytes) -> str:
+        digest = output_hash(data)
+        with self.engine.begin() as c:
+            have = c.execute(sa.select(_blobs.c.digest).where(_blobs.c.digest == digest)).first()
+        if have is None:
+            self._insert(_blobs, {"digest": digest, "data": bytes(data)})
+        return digest
+
+    def get_blob(self, digest: str) -> bytes:
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(_blobs.c.data).where(_blobs.c.digest == digest)).first()
+        if row is None:
+            raise NotFound(f"no blob {digest} in the compute state; store it with put_blob().")
+        return bytes(row.data)
+
+    # --- workers ---------------------------------------------------------------------------
+
+    def add_worker(self, address: str, owner: str, numeric_class: str, now: float) -> WorkerRecord:
+        self._insert(
+            _workers,
+            {
+                "address": address,
+                "owner": owner,
+                "numeric_class": numeric_class,
+                "registered_at": now,
+                "valid_results": 0,
+                "invalid_results": 0,
+            },
+        )
+        record = self.get_worker(address)
+        assert record is not None
+        if record.numeric_class != numeric_class or record.owner != owner:
+            raise InvalidArgument(
+                f"worker {address} is registered already with class {record.numeric_class} and "
+                f"owner {record.owner}; a worker keeps its class and owner, register a new key."
+            )
+        return record
+
+    def get_worker(self, address: str) -> WorkerRecord | None:
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(_workers).where(_workers.c.address == address)).first()
+        return None if row is None else _worker(row)
+
+    def record_outcome(self, address: str, valid: bool) -> None:
+        column = _workers.c.valid_results if valid else _workers.c.invalid_results
+        with self.engine.begin() as c:
+            c.execute(
+                _workers.update()
+                .where(_workers.c.address == address)
+                .values({column.name: column + 1})
+            )
+
+    # --- jobs and units --------------------------------------------------------------------
+
+    def add_job(self, job: JobRecord) -> int:
+        values = {k: v for k, v in job.__dict__.items() if k != "job_id"}
+        with self.engine.begin() as c:
+            result = c.execute(_jobs.insert().values(**values))
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def get_job(self, job_id: int) -> JobRecord:
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(_jobs).where(_jobs.c.job_id == job_id)).first()
+        if row is None:
+            raise NotFound(f"there is no compute job {job_id}; submit it first.")
+        return _job(row)
+
+    def advance_job(self, job_id: int, checkpoint_hash: str, done: bool) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                _jobs.update()
+                .where(_jobs.c.job_id == job_id)
+                .values(
+                    checkpoint_hash=checkpoint_hash,
+                    units_done=_jobs.c.units_done + 1,
+                    state="done" if done else "running",
+                )
+            )
+
+    def add_unit(self, unit: UnitRecord) -> int:
+        values = {k: v for k, v in unit.__dict__.items() if k != "unit_id"}
+        values["example_ids"] = json.dumps(list(unit.example_ids))
+        with self.engine.begin() as c:
+            result = c.execute(_units.insert().values(**values))
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def get_unit(self, unit_id: int) -> UnitRecord:
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(_units).where(_units.c.unit_id == unit_id)).first()
+        if row is None:
+            raise NotFound(f"there is no work unit {unit_id}; ask for work with next_unit().")
+        return _unit(row)
+
+    def open_units(self) -> list[UnitRecord]:
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(_units).where(_units.c.state == "open").order_by(_units.c.unit_id)
+            ).all()
+        return [_unit(r) for r in rows]
+
+    def fix_unit_group(self, unit_id: int, numeric_class: str, replicas: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                _units.update()
+                .where(_units.c.unit_id == unit_id, _units.c.replicas == 0)
+                .values(numeric_class=numeric_class, replicas=replicas)
+            )
+
+    def add_replicas(self, unit_id: int, extra: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                _units.update()
+                .where(_units.c.unit_id == unit_id)
+                .values(replicas=_units.c.replicas + extra)
+            )
+
+    def finish_unit(self, unit_id: int, agreed_hash: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                _units.update()
+                .where(_units.c.unit_id == unit_id)
+                .values(state="done", agreed_hash=agreed_hash)
+            )
+
+    # --- assignments and results -----------------------------------------------------------
+
+    def add_assignment(self, unit_id: int, worker: str, now: float, deadline: float) -> bool:
+        return self._insert(
+            _assignments,
+            {
+                "unit_id": unit_id,
+                "worker": worker,
+                "assigned_at": now,
+                "deadline": deadline,
+                "state": "assigned",
+            },
+        )
+
+    def assignments(
+        self, *, unit_id: int | None = None, worker: str | None = None
+    ) -> list[AssignmentRecord]:
+        query = sa.select(_assignments).order_by(_assignments.c.assigned_at)
+        if unit_id is not None:
+            query = query.where(_assignments.c.unit_id == unit_id)
+        if worker is not None:
+            query = query.where(_assignments.c.worker == worker)
+        with self.engine.connect() as c:
+            rows = c.execute(query).all()
+        return [
+            AssignmentRecord(r.unit_id, r.worker, r.assigned_at, r.deadline, r.state) for r in rows
+        ]
+
+    def expire_assignments(self, now: float) -> int:
+        with self.engine.begin() as c:
+            result = c.execute(
+                _assignments.update()
+                .where(_assignments.c.state == "assigned", _assignments.c.deadline < now)
+                .values(state="expired")
+            )
+            return int(result.rowcount)
+
+    def add_result(self, result: ResultRecord) -> bool:
+        with self.engine.begin() as c:
+            try:
+                with c.begin_nested():
+                    c.execute(
+                        _results.insert().values(
+                            unit_id=result.unit_id,
+                            worker=result.worker,
+                            output_hash=result.output_hash,
+                            envelope=json.dumps(result.envelope, sort_keys=True),
+                            body_hash=result.body_hash,
+                            received_at=result.received_at,
+                        )
+                    )
+            except IntegrityError:
+                return False
+            c.execute(
+                _assignments.update()
+                .where(
+                    _assignments.c.unit_id == result.unit_id,
+                    _assignments.c.worker == result.worker,
+                )
+                .values(state="submitted")
+            )
+        return True
+
+    def results(self, unit_id: int) -> list[ResultRecord]:
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(_results)
+                .where(_results.c.unit_id == unit_id)
+                .order_by(_results.c.received_at, _results.c.worker)
+            ).all()
+        return [
+            ResultRecord(
+                r.unit_id,
+                r.worker,
+                r.output_hash,
+                json.loads(r.envelope),
+                r.body_hash,
+                r.received_at,
+            )
+            for r in rows
+        ]
+
+    # --- exposure --------------------------------------------------------------------------
+
+    def exposure(self, dataset: str, holder: str) -> set[int]:
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(_exposure.c.example_id).where(
+                    _exposure.c.dataset == dataset, _exposure.c.holder == holder
+                )
+            ).all()
+        return {int(r.example_id) for r in rows}
+
+    def add_exposure(self, dataset: str, holder: str, example_ids: Iterable[int]) -> None:
+        new = sorted(set(int(i) for i in example_ids) - self.exposure(dataset, holder))
+        if not new:
+            return
+        with self.engine.begin() as c:
+            c.execute(
+                _exposure.insert(),
+                [{"dataset": dataset, "holder": holder, "example_id": i} for i in new],
+            )
+
+    def exposure_counts(self, dataset: str) -> dict[str, int]:
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(_exposure.c.holder, sa.func.count())
+                .where(_exposure.c.dataset == dataset)
+                .group_by(_exposure.c.holder)
+            ).all()
+        return {str(holder): int(count) for holder, count in rows}
+
+    # --- evidence --------------------------------------------------------------------------
+
+    def add_evidence(
+        self, job_id: int, unit_id: int, worker: str, record: Mapping[str, Any]
+    ) -> None:
+        self._insert(
+            _evidence,
+            {
+                "job_id": job_id,
+                "unit_id": unit_id,
+                "worker": worker,
+                "record": json.dumps(dict(record), sort_keys=True),
+            },
+        )
+
+    def evidence(self, job_id: int | None = None) -> list[dict[str, Any]]:
+        query = sa.select(_evidence).order_by(_evidence.c.id)
+        if job_id is not None:
+            query = query.where(_evidence.c.job_id == job_id)
+        with self.engine.connect() as c:
+            rows = c.execute(query).all()
+        return [json.loads(r.record) for r in rows]

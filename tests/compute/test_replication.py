@@ -1,0 +1,87 @@
+"""The verdict: unanimity accepted, disagreement refereed, tolerance honoured, adaptive trust."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from databright.compute.replication import ReplicaResult, ReplicationPolicy, decide
+from databright.compute.state import ResultRecord, WorkerRecord
+from databright.compute.units import output_hash, relative_l2, run_unit
+from databright.errors import InvalidArgument
+from databright.ml.checkpoint import save_checkpoint
+from databright.ml.spec import ModelSpec
+
+SPEC = ModelSpec.from_dict(
+    {
+        "input_shape": [4],
+        "classes": 2,
+        "layers": [{"type": "Linear", "out_features": 2}],
+        "optimizer": {"type": "sgd", "lr": 0.1},
+        "batch_size": 4,
+    }
+)
+START = save_checkpoint(SPEC.build(), spec=SPEC)
+X = np.random.default_rng(1).normal(size=(12, 4)).astype(np.float32)
+Y = (X[:, 0] > 0).astype(np.int64)
+
+
+def honest() -> bytes:
+    return run_unit(SPEC, START, X, Y, 3, 7)
+
+
+def replica(worker: str, ck: bytes) -> ReplicaResult:
+    return ReplicaResult(
+        ResultRecord(1, worker, output_hash(ck), {"sender": worker}, "0x", 0.0), ck
+    )
+
+
+def test_units_are_deterministic() -> None:
+    assert honest() == honest() and honest() != START
+    assert relative_l2(honest(), honest()) == 0.0 and relative_l2(START, honest()) > 0
+
+
+def test_unanimous_group_needs_no_referee() -> None:
+    v = decide(1, 1, "0xin", [replica(w, honest()) for w in "abc"], lambda: pytest.fail("no"))
+    assert v.agreed_hash == output_hash(honest()) and v.cheaters == () and not v.refereed
+
+
+def test_disagreement_is_refereed_and_names_the_cheaters() -> None:
+    flipped = bytearray(honest())
+    flipped[-1] ^= 0x40
+    group = [replica("a", honest()), replica("b", START), replica("c", bytes(flipped))]
+    v = decide(1, 1, "0xin", group, honest)
+    assert v.refereed and v.honest == ("a",)
+    assert {e.worker for e in v.cheaters} == {"b", "c"}
+    assert all(
+        e.honest_hash == v.agreed_hash and e.honest_envelope == {"sender": "a"} for e in v.cheaters
+    )
+    # a colluding majority is still caught while one honest replica (or the referee) stands
+    v = decide(
+        1, 1, "0xin", [replica("a", START), replica("b", START), replica("c", honest())], honest
+    )
+    assert {e.worker for e in v.cheaters} == {"a", "b"} and v.agreed_hash == output_hash(honest())
+
+
+def test_tolerance_accepts_near_misses_only() -> None:
+    flipped = bytearray(honest())
+    flipped[-4] ^= 0x01  # lowest mantissa bit of a float32: far below 1e-3
+    group = [replica("a", honest()), replica("b", honest()), replica("c", bytes(flipped))]
+    v = decide(1, 1, "0xin", group, lambda: pytest.fail("no referee needed"), tolerance=1e-3)
+    assert v.cheaters == () and v.agreed_hash == output_hash(honest())
+    v = decide(1, 1, "0xin", [*group[:2], replica("c", START)], honest, tolerance=1e-3)
+    assert [e.worker for e in v.cheaters] == ["c"]
+
+
+def test_policy_checks_and_adaptive_trust() -> None:
+    with pytest.raises(InvalidArgument):
+        ReplicationPolicy(replicas=0)
+    policy = ReplicationPolicy(adaptive=True, trusted_after=5, adaptive_probability=0.25)
+    trusted = WorkerRecord("0xa", "0xa", "c", 0.0, valid_results=5)
+    rng = random.Random(0)
+    sizes = [policy.replicas_for(trusted, rng) for _ in range(400)]
+    assert 0.15 < sizes.count(3) / 400 < 0.35 and set(sizes) == {1, 3}
+    newcomer = WorkerRecord("0xb", "0xb", "c", 0.0, valid_results=4)
+    assert policy.replicas_for(newcomer, rng) == 3
