@@ -12,6 +12,16 @@ workers and verifies it by redundancy (issue 12; in progress).
 - :mod:`.aggregation` and :mod:`.federated`: robust aggregation and the federated mode.
 """
 
+from databright.compute.aggregation import (
+    DEFAULT_RULE,
+    RULES,
+    Aggregator,
+    coordinate_median,
+    krum,
+    mean,
+    multi_krum,
+    trimmed_mean,
+)
 from databright.compute.attestation import (
     AttestationProvider,
     Claims,
@@ -26,6 +36,14 @@ from databright.compute.attestation import (
 )
 from databright.compute.coordinator import Coordinator, JobStatus
 from databright.compute.exposure import EXPOSURE_LIMIT, ExposureLedger
+from databright.compute.federated import (
+    Attack,
+    Client,
+    FederatedResult,
+    payout_shares,
+    payout_wei,
+    run_federated,
+)
 from databright.compute.protocol import Envelope, open_envelope, seal
 from databright.compute.replication import Evidence, ReplicationPolicy, Verdict
 from databright.compute.state import ComputeState, SqlComputeState
@@ -33,15 +51,21 @@ from databright.compute.units import UnitPayload, WorkUnit, run_unit
 from databright.compute.worker import Worker
 
 __all__ = [
+    "DEFAULT_RULE",
     "EXPOSURE_LIMIT",
+    "RULES",
+    "Aggregator",
+    "Attack",
     "AttestationProvider",
     "Claims",
+    "Client",
     "ComputeState",
     "Coordinator",
     "DcapProvider",
     "Envelope",
     "Evidence",
     "ExposureLedger",
+    "FederatedResult",
     "JobStatus",
     "ReplicationPolicy",
     "SoftwareProvider",
@@ -52,11 +76,19 @@ __all__ = [
     "Worker",
     "check_measurement",
     "check_report_data",
+    "coordinate_median",
     "dcap_evidence",
     "evaluator_attestation",
+    "krum",
+    "mean",
+    "multi_krum",
     "open_envelope",
+    "payout_shares",
+    "payout_wei",
     "report_data_for",
     "require_hardware",
+    "run_federated",
     "run_unit",
     "seal",
+    "trimmed_mean",
 ]
