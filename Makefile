@@ -63,6 +63,7 @@ bench: setup
 	$(PY) benchmarks/training.py
 	$(PY) benchmarks/serving.py
 	$(PY) benchmarks/prediction_gas.py
+	$(PY) benchmarks/aggregation.py
 
 clean:
 	rm -rf $(VENV) .tools/node_modules .pytest_cache .mypy_cache .ruff_cache
