@@ -111,7 +111,16 @@ def _print_report(s: dict[str, Any]) -> None:
     where.add_row("forfeited deposits", _eth(s["deposits_forfeited_wei"]))
     where.add_row("training fee (model market)", _eth(m["training_fee_wei"]))
     where.add_row("predictions (shareholders' part)", _eth(m["shareholders_wei"]))
+    c = s["compute"]
+    where.add_row("training fee (computation market job)", _eth(c["training_fee_wei"]))
     out.print(where)
+    out.print(
+        f"computation market: job {c['job_id']} trained {c['units']} units with triple "
+        f"redundancy on 4 staked workers; the lazy one ({c['lazy_worker']}) was caught and "
+        f"slashed {_eth(c['slashed_stake_wei'])} ETH (evidence {', '.join(c['evidence_cids'])}); "
+        f"the coordinator attested in software only, allowed as insecure for development",
+        highlight=False,
+    )
     out.print(
         f"the model's owner withdrew {_eth(m['owner_withdrew_wei'])} ETH and the serving node "
         f"{_eth(m['node_withdrew_wei'])} ETH of the {_eth(m['settled_wei'])} ETH settled",

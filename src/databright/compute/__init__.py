@@ -8,6 +8,8 @@ workers and verifies it by redundancy (issue 12; in progress).
 - :mod:`.replication`: triple modular redundancy, tolerance, the coordinator as referee, evidence;
 - :mod:`.exposure`: no worker (or owner) is ever sent more than 5% of a dataset;
 - :mod:`.coordinator` and :mod:`.worker`: the pull protocol without its transport;
+- :mod:`.market`: the ComputeMarket contract from Python (coordinators, devices, jobs, per-unit
+  pay and slashing with evidence by CID) and ChainSettlement, which settles verdicts on-chain;
 - :mod:`.attestation`: providers (software, Intel DCAP) turning evidence into verified claims;
 - :mod:`.aggregation` and :mod:`.federated`: robust aggregation and the federated mode.
 """
@@ -44,6 +46,14 @@ from databright.compute.federated import (
     payout_wei,
     run_federated,
 )
+from databright.compute.market import (
+    ChainSettlement,
+    ComputeMarket,
+    DeviceInfo,
+    JobInfo,
+    SlashRecord,
+    UnitSettlement,
+)
 from databright.compute.protocol import Envelope, open_envelope, seal
 from databright.compute.replication import Evidence, ReplicationPolicy, Verdict
 from databright.compute.state import ComputeState, SqlComputeState
@@ -57,20 +67,26 @@ __all__ = [
     "Aggregator",
     "Attack",
     "AttestationProvider",
+    "ChainSettlement",
     "Claims",
     "Client",
+    "ComputeMarket",
     "ComputeState",
     "Coordinator",
     "DcapProvider",
+    "DeviceInfo",
     "Envelope",
     "Evidence",
     "ExposureLedger",
     "FederatedResult",
+    "JobInfo",
     "JobStatus",
     "ReplicationPolicy",
+    "SlashRecord",
     "SoftwareProvider",
     "SqlComputeState",
     "UnitPayload",
+    "UnitSettlement",
     "Verdict",
     "WorkUnit",
     "Worker",

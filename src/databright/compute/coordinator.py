@@ -81,7 +81,13 @@ class Coordinator:
         clock: Callable[[], float] = time.time,
         seed: int = 0,
         exposure_limit: float = EXPOSURE_LIMIT,
+        dispatch_guard: Callable[[str], bool] | None = None,
+        on_verdict: Callable[[Verdict], object] | None = None,
     ) -> None:
+        """``dispatch_guard(worker)`` is asked before a worker is given new work (False: none,
+        e.g. the job's escrow could not pay another group, or the worker lost its stake);
+        ``on_verdict`` receives every verdict as it is reached (to pay and slash on-chain:
+        ``databright.compute.market.ChainSettlement`` is both)."""
         if unit_deadline_s <= 0:
             raise InvalidArgument(f"unit_deadline_s must be positive, got {unit_deadline_s!r}.")
         self.state = state
@@ -92,6 +98,8 @@ class Coordinator:
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._arrays: dict[str, dict[str, Any]] = {}
+        self.dispatch_guard = dispatch_guard
+        self.on_verdict = on_verdict
         self.referee_runs = 0
         """Units the coordinator recomputed itself (its share of the cost of disputes)."""
 
@@ -292,6 +300,8 @@ class Coordinator:
                     unit = self.state.get_unit(a.unit_id)
                     if unit.state == "open":
                         return self._payload(unit, self.state.get_job(unit.job_id))
+            if self.dispatch_guard is not None and not self.dispatch_guard(worker):
+                return None
             blocked: str | None = None
             best: tuple[int, int, UnitRecord, JobRecord] | None = None
             for unit in self.state.open_units():
@@ -394,7 +404,10 @@ class Coordinator:
             results = self.state.results(unit_id)
             if len(results) < self.state.get_unit(unit_id).replicas:
                 return None
-            return self._judge(unit, job, spec, results)
+            verdict = self._judge(unit, job, spec, results)
+            if self.on_verdict is not None:
+                self.on_verdict(verdict)
+            return verdict
 
     def _judge(
         self, unit: UnitRecord, job: JobRecord, spec: ModelSpec, results: list[ResultRecord]

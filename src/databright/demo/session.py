@@ -22,6 +22,7 @@ from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
 from databright.chain.keystore import Keystore
 from databright.demo.cast import Contribution, digits_scenario
+from databright.demo.compute import run_compute_round
 from databright.demo.models import run_model_round
 from databright.errors import DataBrightError
 from databright.market import SHARE_UNIT, Governance, Market, ProposalInfo
@@ -166,6 +167,9 @@ def run_session(
         (validation.X.astype("float32"), validation.y.astype("int64")),
         say,
     )
+    # The computation market trains the same spec through staked workers (one of them lazy),
+    # verified by triple redundancy; its trainer pays the dataset's training fee too.
+    compute_round = run_compute_round(market, dataset_id, say)
     models = ModelMarket.over(market)
     claimed: dict[str, int] = {}  # address -> wei
     income: dict[str, dict[str, int]] = {}
@@ -194,6 +198,7 @@ def run_session(
             "from_predictions_wei": income.get(initiator.address, {}).get("predictions_wei", 0),
         },
         "model": model_round,
+        "compute": compute_round,
         "evaluator": evaluator_acct.address,
         "evaluation_fees_wei": fees_collected,
         "deposits_forfeited_wei": forfeited,

@@ -1,0 +1,644 @@
+"""The computation market on-chain, as a Python API: coordinators, devices, jobs, settlement.
+
+``ComputeMarket.over(market)`` binds the ``ComputeMarket`` contract of the deployment a data
+market client (:class:`databright.market.Market`) uses, with the same account, gateway and
+content-addressed store. The contract holds only money and records; the work is scheduled and
+verified off-chain by the coordinator (:mod:`databright.compute.coordinator`).
+
+Who calls what:
+
+- the admin (the deployer) allows coordinators whose attestation it verified
+  (:meth:`ComputeMarket.allow_coordinator`, which refuses software attestation unless
+  ``allow_insecure=True``, and records a digest of the attested measurement on-chain);
+- workers register a staked device per account (:meth:`register_device`) and leave in two
+  steps (:meth:`request_unstake`, then :meth:`withdraw_stake` a day later);
+- a payer escrows a job for an allowed coordinator (:meth:`create_job`); training on a dataset
+  through the market pays that dataset's training fee to its shareholders first, from the
+  payer's account, because the trusted coordinator is what measures data usage;
+- the coordinator pays each verified unit once (:meth:`pay_unit`) and slashes each worker a
+  quorum contradicted (:meth:`slash`), storing the evidence bundle (both signed results and the
+  hashes) by CID so anyone can fetch it and check it against the digests the chain records;
+  :class:`ChainSettlement` does both from the coordinator's verdicts and checks the escrow
+  before each dispatch;
+- the payer or the coordinator closes a job (:meth:`close_job`), the payer reclaims an expired
+  one (:meth:`reclaim`); earnings and refunds are pull payments (:meth:`withdraw`).
+
+Each method checks what the contract would refuse first and says it in one sentence; the
+contract's own checks stay the authority (a race still ends in ``ContractReverted``).
+
+Off-chain unit ids are the coordinator's integers; on-chain they are the same integer as a
+big-endian bytes32 (:func:`unit_key`), scoped to the job by the contract.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import is_address, keccak, to_checksum_address
+
+from databright.chain.clients import ComputeMarketClient
+from databright.chain.deploy import load_deployment
+from databright.compute.attestation import (
+    Claims,
+    check_report_data,
+    report_data_for,
+    require_hardware,
+)
+from databright.compute.replication import Evidence, Verdict
+from databright.errors import (
+    ContractNotDeployed,
+    DuplicateSubmission,
+    InsufficientFunds,
+    InvalidArgument,
+    NotFound,
+    NotPermitted,
+)
+from databright.market import Market
+from databright.storage import cid_to_digest, digest_to_cid
+from databright.types import Address, Wei
+
+if TYPE_CHECKING:
+    from databright.models.market import ModelMarket
+
+__all__ = [
+    "ChainSettlement",
+    "ComputeMarket",
+    "DeviceInfo",
+    "JobInfo",
+    "SlashRecord",
+    "UnitSettlement",
+    "measurement_digest",
+    "numeric_class_digest",
+    "unit_key",
+]
+
+ZERO32 = b"\x00" * 32
+
+
+def measurement_digest(measurement: str) -> bytes:
+    """The bytes32 the contract records for an attested measurement: keccak-256 of its
+    lowercase hex string without ``0x``, so that any spelling of one measurement matches."""
+    text = measurement.lower().removeprefix("0x")
+    if not text:
+        raise InvalidArgument("the attested measurement is empty; attest the coordinator again")
+    return bytes(keccak(text.encode()))
+
+
+def numeric_class_digest(numeric_class: str) -> bytes:
+    """The bytes32 a device's numeric class is recorded as (keccak-256 of the class name)."""
+    if not numeric_class or len(numeric_class) > 200:
+        raise InvalidArgument(
+            f"a numeric class is 1..200 characters, not {len(numeric_class)}; use "
+            "compute.units.local_numeric_class()"
+        )
+    return bytes(keccak(numeric_class.encode()))
+
+
+def unit_key(unit_id: int) -> bytes:
+    """The on-chain id of the coordinator's unit ``unit_id``: the integer as a bytes32."""
+    if isinstance(unit_id, bool) or not isinstance(unit_id, int) or not 0 < unit_id < 2**256:
+        raise InvalidArgument(f"a unit id is a positive integer below 2**256, not {unit_id!r}")
+    return unit_id.to_bytes(32, "big")
+
+
+def _hash32(value: str, what: str) -> bytes:
+    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else b""
+    if len(raw) != 32:
+        raise InvalidArgument(f"the {what} {value!r} is not a 0x-prefixed 32-byte hash")
+    return raw
+
+
+def _address(value: str, what: str) -> Address:
+    if not isinstance(value, str) or not is_address(value):
+        raise InvalidArgument(f"the {what} {value!r} is not an Ethereum address; give 0x + 40 hex")
+    return Address(to_checksum_address(value))
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A worker's device as the contract holds it (``registered`` False: none)."""
+
+    owner: Address
+    numeric_class: bytes
+    capabilities: int
+    min_fee_wei: int
+    stake_wei: int
+    unstake_at: int
+    registered_at: int
+
+    @property
+    def registered(self) -> bool:
+        return self.registered_at != 0
+
+    def has_class(self, numeric_class: str) -> bool:
+        return self.numeric_class == numeric_class_digest(numeric_class)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    id: int
+    payer: Address
+    coordinator: Address
+    max_wei: int
+    remaining_wei: int  # what is left in the escrow (at close: what the payer got back)
+    expiry: int
+    spec_digest: bytes
+    closed: bool
+
+    @property
+    def paid_wei(self) -> int:
+        return self.max_wei - self.remaining_wei
+
+
+@dataclass(frozen=True)
+class SlashRecord:
+    """A slash as the chain records it, with the evidence bundle fetched by its CID and
+    checked against the chain's hashes (``bundle`` is what the coordinator stored)."""
+
+    job_id: int
+    worker: Address
+    unit_id: int
+    input_hash: str
+    honest_output: str
+    bad_output: str
+    evidence_cid: str
+    amount_wei: int
+    slashed_at: int
+    bundle: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class UnitSettlement:
+    """What :class:`ChainSettlement` did with one verdict."""
+
+    unit_id: int
+    paid: tuple[str, ...]
+    fee_each_wei: int
+    unpaid: tuple[str, ...]  # honest but not payable (no stake left: slashed elsewhere)
+    slashed: tuple[str, ...]
+    evidence_cids: tuple[str, ...]
+    remaining_wei: int
+
+
+class ComputeMarket:
+    """The compute market's SDK for one account (see the module docstring)."""
+
+    def __init__(self, market: Market, contract: ComputeMarketClient) -> None:
+        self.market = market
+        self.contract = contract
+
+    @classmethod
+    def over(cls, market: Market) -> ComputeMarket:
+        """The compute market of the deployment a data-market client uses."""
+        deployment = load_deployment(market.data_dir, market.gateway.chain_id)
+        if "ComputeMarket" not in deployment.addresses:
+            raise ContractNotDeployed(
+                f"{deployment.path} records no compute market for chain {deployment.chain_id}; "
+                "run `databright deploy` again (it adds the missing contracts) or join with a "
+                "deployment file that has one"
+            )
+        contract = market.gateway.bind(
+            ComputeMarketClient, deployment["ComputeMarket"], check_code=True
+        )
+        return cls(market, contract)
+
+    def as_account(self, account: LocalAccount) -> ComputeMarket:
+        market = self.market.as_account(account)
+        return ComputeMarket(
+            market, market.gateway.bind(ComputeMarketClient, self.contract.address)
+        )
+
+    @property
+    def address(self) -> Address:
+        return self.market.address
+
+    def _require_funds(self, value: int, what: str) -> None:
+        balance = self.market.gateway.balance()
+        if balance < value:
+            raise InsufficientFunds(
+                f"{self.address} holds {balance} wei but needs {value} wei (plus gas) to {what}; "
+                "fund the account first"
+            )
+
+    # --- admin: coordinators ------------------------------------------------------------
+
+    def allow_coordinator(
+        self, coordinator: str, claims: Claims, *, allow_insecure: bool = False
+    ) -> bytes:
+        """Allow a coordinator whose attestation ``claims`` were verified by a provider of
+        :mod:`databright.compute.attestation`: they must be hardware-backed (unless
+        ``allow_insecure``, for development only) and bind the coordinator's address in their
+        report data. Records the measurement's digest on-chain and returns it."""
+        who = _address(coordinator, "coordinator")
+        require_hardware(claims, allow_insecure=allow_insecure)
+        check_report_data(claims, report_data_for(who))
+        owner = to_checksum_address(self.contract.owner())
+        if owner != self.address:
+            raise NotPermitted(
+                f"only the compute market's admin {owner} allows coordinators, not "
+                f"{self.address}; ask the admin"
+            )
+        digest = measurement_digest(claims.measurement)
+        self.contract.allow_coordinator(who, digest)
+        return digest
+
+    def revoke_coordinator(self, coordinator: str) -> None:
+        who = _address(coordinator, "coordinator")
+        if not self.is_coordinator(who):
+            raise NotFound(f"{who} is not an allowed coordinator; there is nothing to revoke")
+        owner = to_checksum_address(self.contract.owner())
+        if owner != self.address:
+            raise NotPermitted(
+                f"only the compute market's admin {owner} revokes coordinators, not "
+                f"{self.address}; ask the admin"
+            )
+        self.contract.revoke_coordinator(who)
+
+    def is_coordinator(self, coordinator: str) -> bool:
+        return bool(self.contract.is_coordinator(_address(coordinator, "coordinator")))
+
+    def coordinator_measurement(self, coordinator: str) -> bytes:
+        """The recorded measurement digest (32 zero bytes: not allowed)."""
+        return bytes(self.contract.coordinator_measurement(_address(coordinator, "coordinator")))
+
+    # --- devices ------------------------------------------------------------------------
+
+    def min_stake(self) -> Wei:
+        return Wei(int(self.contract.MIN_STAKE()))
+
+    def register_device(
+        self, numeric_class: str, capabilities: int, min_fee_wei: int, stake_wei: int
+    ) -> DeviceInfo:
+        """Register this account's device, staking ``stake_wei`` (at least ``min_stake()``)."""
+        digest = numeric_class_digest(numeric_class)
+        if capabilities < 0 or min_fee_wei < 0:
+            raise InvalidArgument(
+                f"capabilities ({capabilities}) and the minimum fee ({min_fee_wei} wei) must not "
+                "be negative"
+            )
+        least = self.min_stake()
+        if stake_wei < least:
+            raise InvalidArgument(
+                f"a device stakes at least {least} wei, not {stake_wei}; stake more"
+            )
+        if self.device().registered:
+            raise DuplicateSubmission(
+                f"{self.address} already has a device; add stake to it or leave first"
+            )
+        self._require_funds(stake_wei, "stake a device")
+        self.contract.register_device(
+            digest, int(capabilities), int(min_fee_wei), value=int(stake_wei)
+        )
+        return self.device()
+
+    def device(self, owner: str | None = None) -> DeviceInfo:
+        who = _address(owner, "device owner") if owner else self.address
+        d = self.contract.device(who)
+        return DeviceInfo(
+            who,
+            bytes(d.numeric_class),
+            int(d.capabilities),
+            int(d.min_fee),
+            int(d.stake),
+            int(d.unstake_at),
+            int(d.registered_at),
+        )
+
+    def _own_device(self) -> DeviceInfo:
+        d = self.device()
+        if not d.registered:
+            raise NotFound(f"{self.address} has no device; register one first")
+        return d
+
+    def add_stake(self, amount_wei: int) -> DeviceInfo:
+        self._own_device()
+        if amount_wei <= 0:
+            raise InvalidArgument(f"added stake must be positive, not {amount_wei} wei")
+        self._require_funds(amount_wei, "add stake")
+        self.contract.add_stake(value=int(amount_wei))
+        return self.device()
+
+    def request_unstake(self) -> int:
+        """Announce that this device leaves; returns when its stake may be withdrawn."""
+        if self._own_device().unstake_at:
+            raise DuplicateSubmission(
+                f"{self.address} already asked to unstake; withdraw the stake once its time comes"
+            )
+        self.contract.request_unstake()
+        return self.device().unstake_at
+
+    def withdraw_stake(self) -> Wei:
+        """Take the whole remaining stake back and delete the device (after the delay)."""
+        d = self._own_device()
+        if not d.unstake_at:
+            raise NotPermitted(
+                f"{self.address} has not asked to unstake; call request_unstake first"
+            )
+        now = self.market.gateway.block_timestamp()
+        if now < d.unstake_at:
+            raise NotPermitted(
+                f"{self.address}'s stake is locked until {d.unstake_at} (chain time {now}) so "
+                "the coordinator can slash it; withdraw it then"
+            )
+        receipt = self.contract.withdraw_stake()
+        return Wei(int(receipt.event("StakeWithdrawn").args["amount"]))
+
+    # --- jobs ---------------------------------------------------------------------------
+
+    def create_job(
+        self,
+        coordinator: str,
+        max_wei: int,
+        expiry_s: int,
+        spec_cid: str,
+        *,
+        training: tuple[ModelMarket, int, str] | None = None,
+    ) -> JobInfo:
+        """Escrow ``max_wei`` for a job run by an allowed coordinator, expiring ``expiry_s``
+        seconds from the chain's now; ``spec_cid`` is the stored job spec.
+
+        ``training=(model_market, dataset_id, model_spec_cid)``: the job trains a model on a
+        dataset, so this payer first pays the dataset's training fee for that spec (once; the
+        model market's ``pay_training_fee``), as the paper asks of training through the market.
+        """
+        who = _address(coordinator, "coordinator")
+        if max_wei <= 0:
+            raise InvalidArgument(f"a job escrows a positive amount, not {max_wei} wei")
+        if expiry_s <= 0:
+            raise InvalidArgument(f"a job's expiry must be in the future, not in {expiry_s} s")
+        digest = cid_to_digest(spec_cid)
+        if not self.is_coordinator(who):
+            raise NotPermitted(
+                f"{who} is not an allowed coordinator; ask the admin to allow its attested "
+                "measurement or pick an allowed one"
+            )
+        if training is not None:
+            model_market, dataset_id, model_spec_cid = training
+            if model_market.address != self.address:
+                raise InvalidArgument(
+                    f"the training fee must be paid by the job's payer {self.address}, not by "
+                    f"{model_market.address}; pass the payer's model market client"
+                )
+            terms = model_market.terms(dataset_id)
+            if terms is None:
+                raise NotFound(
+                    f"dataset {dataset_id} has no model-market terms, so no training fee to pay; "
+                    "its initiator sets them first (`databright model terms`)"
+                )
+            fee = terms.training_fee_wei
+            if not model_market.training_paid(dataset_id, model_spec_cid):
+                self._require_funds(fee + max_wei, "pay the training fee and escrow the job")
+            model_market.pay_training_fee(dataset_id, model_spec_cid)
+        self._require_funds(max_wei, "escrow the job")
+        expiry = self.market.gateway.block_timestamp() + int(expiry_s)
+        receipt = self.contract.create_job(who, int(max_wei), expiry, digest, value=int(max_wei))
+        return self.job(int(receipt.event("JobCreated").args["job_id"]))
+
+    def job(self, job_id: int) -> JobInfo:
+        j = self.contract.job(int(job_id))
+        if int(j.expiry) == 0:
+            raise NotFound(f"compute job {job_id} does not exist; list jobs by their ids from 1")
+        return JobInfo(
+            int(job_id),
+            Address(to_checksum_address(j.payer)),
+            Address(to_checksum_address(j.coordinator)),
+            int(j.max_amount),
+            int(j.remaining),
+            int(j.expiry),
+            bytes(j.spec_digest),
+            bool(j.closed),
+        )
+
+    def remaining(self, job_id: int) -> Wei:
+        """What the job may still pay: 0 once closed or expired (checked before dispatch)."""
+        self.job(job_id)
+        return Wei(int(self.contract.remaining(int(job_id))))
+
+    def close_job(self, job_id: int) -> Wei:
+        """Close a job (its payer or coordinator); the rest is credited to the payer."""
+        job = self.job(job_id)
+        if self.address not in (job.payer, job.coordinator):
+            raise NotPermitted(
+                f"only job {job_id}'s payer or coordinator closes it, not {self.address}"
+            )
+        if job.closed:
+            raise DuplicateSubmission(f"job {job_id} is closed already; nothing is left in it")
+        receipt = self.contract.close_job(int(job_id))
+        return Wei(int(receipt.event("JobClosed").args["refund"]))
+
+    def reclaim(self, job_id: int) -> Wei:
+        """The payer closes its expired job, whatever became of the coordinator."""
+        job = self.job(job_id)
+        if self.address != job.payer:
+            raise NotPermitted(f"only job {job_id}'s payer {job.payer} reclaims it")
+        if job.closed:
+            raise DuplicateSubmission(f"job {job_id} is closed already; nothing is left in it")
+        now = self.market.gateway.block_timestamp()
+        if now < job.expiry:
+            raise NotPermitted(
+                f"job {job_id} runs until {job.expiry} (chain time {now}); close it instead or "
+                "reclaim it after its expiry"
+            )
+        receipt = self.contract.reclaim(int(job_id))
+        return Wei(int(receipt.event("JobClosed").args["refund"]))
+
+    # --- the coordinator's side ---------------------------------------------------------
+
+    def _check_coordinator_of(self, job: JobInfo) -> None:
+        if job.coordinator != self.address:
+            raise NotPermitted(
+                f"job {job.id} is run by coordinator {job.coordinator}, not {self.address}; "
+                "only it pays and slashes"
+            )
+        if not self.is_coordinator(self.address):
+            raise NotPermitted(
+                f"coordinator {self.address} is no longer allowed (revoked); it may only close "
+                "its jobs"
+            )
+
+    def unit_paid(self, job_id: int, unit_id: int) -> bool:
+        return bool(self.contract.unit_paid(int(job_id), unit_key(unit_id)))
+
+    def pay_unit(self, job_id: int, unit_id: int, workers: Sequence[str], fee_each: int) -> Wei:
+        """Pay each worker that produced a verified unit's agreed result ``fee_each`` from the
+        job's escrow, once per unit; returns what is left in the escrow."""
+        job = self.job(job_id)
+        self._check_coordinator_of(job)
+        who: list[str] = [_address(w, "worker") for w in workers]
+        if not 1 <= len(who) <= int(self.contract.MAX_WORKERS()) or len(set(who)) != len(who):
+            raise InvalidArgument(
+                f"a unit pays 1 to 8 distinct workers, not {len(who)} ({len(set(who))} distinct)"
+            )
+        if fee_each <= 0:
+            raise InvalidArgument(f"the fee per worker must be positive, not {fee_each} wei")
+        if self.unit_paid(job_id, unit_id):
+            raise DuplicateSubmission(
+                f"unit {unit_id} of job {job_id} is paid already; a unit is paid once"
+            )
+        left = self.remaining(job_id)
+        if fee_each * len(who) > left:
+            raise InsufficientFunds(
+                f"job {job_id}'s escrow has {left} wei left (closed or expired jobs: 0), not the "
+                f"{fee_each * len(who)} wei this unit costs; stop dispatching and close the job"
+            )
+        least = self.min_stake()
+        for w in who:
+            d = self.device(w)
+            if d.stake_wei < least:
+                raise NotPermitted(f"worker {w} has no staked device; only staked devices are paid")
+            if d.min_fee_wei > fee_each:
+                raise InvalidArgument(
+                    f"worker {w} asks at least {d.min_fee_wei} wei per unit, more than "
+                    f"{fee_each}; raise the fee or give its units to others"
+                )
+        receipt = self.contract.pay_unit(int(job_id), unit_key(unit_id), who, int(fee_each))
+        return Wei(int(receipt.event("UnitPaid").args["remaining"]))
+
+    def slash(self, worker: str, job_id: int, evidence: Evidence) -> SlashRecord:
+        """Burn the stake of a worker a quorum contradicted: the evidence bundle (both signed
+        results, the hashes) is stored by CID and its digest recorded with the hashes."""
+        who = _address(worker, "worker")
+        if to_checksum_address(evidence.worker) != who:
+            raise InvalidArgument(
+                f"the evidence names worker {evidence.worker}, not {who}; slash the worker it names"
+            )
+        job = self.job(job_id)
+        self._check_coordinator_of(job)
+        if not self.device(who).registered:
+            raise NotFound(f"worker {who} has no device (it withdrew or never staked)")
+        input_hash = _hash32(evidence.input_hash, "input hash")
+        honest = _hash32(evidence.honest_hash, "honest output hash")
+        bad = _hash32(evidence.bad_hash, "bad output hash")
+        if honest == bad:
+            raise InvalidArgument(
+                f"the evidence against {who} gives one hash for the honest and the bad output; "
+                "there is no contradiction to slash for"
+            )
+        key = unit_key(evidence.unit_id)
+        if int(self.contract.evidence(int(job_id), who, key).slashed_at):
+            raise DuplicateSubmission(
+                f"{who} is slashed for unit {evidence.unit_id} of job {job_id} already"
+            )
+        bundle = {"chain_job_id": int(job_id), **evidence.to_dict()}
+        cid = self.market.store.put(json.dumps(bundle, sort_keys=True).encode())
+        self.contract.slash(who, int(job_id), key, input_hash, honest, bad, cid_to_digest(cid))
+        return self.evidence(job_id, who, evidence.unit_id)
+
+    def evidence(self, job_id: int, worker: str, unit_id: int) -> SlashRecord:
+        """A slash's on-chain record and its evidence bundle, fetched by CID (the store checks
+        the bytes against it) and checked against the hashes the chain records."""
+        who = _address(worker, "worker")
+        e = self.contract.evidence(int(job_id), who, unit_key(unit_id))
+        if not int(e.slashed_at):
+            raise NotFound(f"{who} was not slashed for unit {unit_id} of job {job_id}")
+        cid = digest_to_cid(bytes(e.evidence_cid))
+        bundle = json.loads(self.market.store.get(cid))
+        chain = {
+            "input_hash": bytes(e.input_hash),
+            "honest_hash": bytes(e.honest_output),
+            "bad_hash": bytes(e.bad_output),
+        }
+        for name, value in chain.items():
+            if _hash32(str(bundle.get(name, "")), name) != value:
+                raise InvalidArgument(
+                    f"the evidence bundle {cid} disagrees with the chain on {name}; the "
+                    "coordinator stored inconsistent evidence"
+                )
+        return SlashRecord(
+            int(job_id),
+            who,
+            int(unit_id),
+            "0x" + bytes(e.input_hash).hex(),
+            "0x" + bytes(e.honest_output).hex(),
+            "0x" + bytes(e.bad_output).hex(),
+            cid,
+            int(e.amount),
+            int(e.slashed_at),
+            bundle,
+        )
+
+    # --- money --------------------------------------------------------------------------
+
+    def balance(self, account: str | None = None) -> Wei:
+        """Earnings and refunds credited to an account and not yet withdrawn."""
+        who = _address(account, "account") if account else self.address
+        return Wei(int(self.contract.balance_of(who)))
+
+    def withdraw(self) -> Wei:
+        if self.balance() == 0:
+            raise NotFound(f"{self.address} has nothing credited in the compute market")
+        receipt = self.contract.withdraw()
+        return Wei(int(receipt.event("Withdrawn").args["amount"]))
+
+    def burned(self) -> Wei:
+        return Wei(int(self.contract.burned()))
+
+
+class ChainSettlement:
+    """Settles a coordinator's verdicts on-chain for one job: call it with each
+    :class:`~databright.compute.replication.Verdict` as the coordinator returns it. It slashes
+    the unit's cheaters (evidence by CID) and pays its honest, still-staked workers
+    ``fee_each``. The coordinator must ask :meth:`can_dispatch` before handing out more work,
+    so an escrow that cannot pay another unit stops the job (Akash's leases ran past theirs).
+
+    ``compute_market`` must be the job's coordinator's client."""
+
+    def __init__(
+        self, compute_market: ComputeMarket, job_id: int, fee_each: int, replicas: int = 3
+    ) -> None:
+        job = compute_market.job(job_id)
+        compute_market._check_coordinator_of(job)
+        if fee_each <= 0 or replicas < 1:
+            raise InvalidArgument(
+                f"the fee per worker ({fee_each} wei) and the replicas per unit ({replicas}) "
+                "must be positive"
+            )
+        self.market = compute_market
+        self.job_id = int(job_id)
+        self.fee_each = int(fee_each)
+        self.replicas = int(replicas)
+        self.settled: list[UnitSettlement] = []
+
+    def can_dispatch(self) -> bool:
+        """Whether the escrow can still pay a full group for one more unit."""
+        return self.market.remaining(self.job_id) >= self.fee_each * self.replicas
+
+    def __call__(self, verdict: Verdict) -> UnitSettlement:
+        slashed: list[str] = []
+        cids: list[str] = []
+        for evidence in verdict.cheaters:
+            record = self.market.slash(evidence.worker, self.job_id, evidence)
+            slashed.append(record.worker)
+            cids.append(record.evidence_cid)
+        least = self.market.min_stake()
+        payable: list[str] = []
+        unpaid: list[str] = []
+        for w in verdict.honest:
+            (payable if self.market.device(w).stake_wei >= least else unpaid).append(
+                str(to_checksum_address(w))
+            )
+        left = self.market.remaining(self.job_id)
+        if payable:
+            left = self.market.pay_unit(self.job_id, verdict.unit_id, payable, self.fee_each)
+        outcome = UnitSettlement(
+            verdict.unit_id,
+            tuple(payable),
+            self.fee_each,
+            tuple(unpaid),
+            tuple(slashed),
+            tuple(cids),
+            int(left),
+        )
+        self.settled.append(outcome)
+        return outcome
+
+    def paid_per_worker(self) -> Mapping[str, int]:
+        out: dict[str, int] = {}
+        for s in self.settled:
+            for w in s.paid:
+                out[w] = out.get(w, 0) + s.fee_each_wei
+        return out
