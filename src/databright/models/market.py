@@ -61,11 +61,11 @@ from databright.types import Address, Wei
 
 __all__ = [
     "BPS",
+    "NOT_ATTESTED",
     "BenchmarkReport",
     "DatasetImpact",
     "Escrow",
     "ModelInfo",
-    "NOT_ATTESTED",
     "ModelMarket",
     "Settlement",
     "Split",
