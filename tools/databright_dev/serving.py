@@ -15,7 +15,7 @@ import uvicorn
 @contextmanager
 def serving(app: Any) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 (a port the OS picked) in a thread; yields its base URL."""
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(

@@ -32,6 +32,7 @@ from databright.chain.gateway import set_default_timeout
 from databright.cli import (
     account,
     chain,
+    compute,
     dataset,
     demo,
     dividend,
@@ -94,6 +95,7 @@ evaluate.register(app)
 proposal.register(app)
 dividend.register(app)
 server.register(app)
+compute.register(app)
 app.add_typer(node.app, name="node")
 app.add_typer(account.app, name="account")
 app.add_typer(dataset.app, name="dataset")

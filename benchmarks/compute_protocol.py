@@ -1,0 +1,262 @@
+"""The computation market's pull protocol: what a message costs, and what verification costs.
+
+    .venv/bin/python benchmarks/compute_protocol.py [--messages 300] [--units 24] [--steps 500]
+                                                    [--json out.json]
+
+Everything runs in one process on one core (``OMP_NUM_THREADS=1``): the coordinator's HTTP app
+(``databright.server.coordinator``) served by uvicorn on a free loopback port in a thread, and
+workers (``databright.compute.worker``) speaking through ``http_transport``, one after another
+in the main thread; so ``time.process_time()`` counts the coordinator's CPU and the workers'
+together. Peers in the same run:
+
+1. **Round trip** of one protocol message (a ``register``: sealed by the worker, its secp256k1
+   signature recovered, its nonce written to the SQLite state, answered) against a bare HTTP
+   echo of the same bytes mounted on the same server. Goal: <= 10 ms (median).
+2. **One honest worker through the protocol** (replicas = 1: fetch the unit, load the
+   checkpoint, train, save, seal, upload, the coordinator checks and stores it) against a plain
+   torch loop doing the same optimizer steps on the same shards with no checkpoints and no
+   network. Goal: <= 1.1x.
+3. **TMR** (three workers of one numeric class per unit, exact-hash agreement): total CPU
+   against the plain loop. Goal: <= 3.3x.
+4. **Adaptive replication** (BOINC): a worker with ``trusted_after`` valid results runs a unit
+   alone except with probability ``adaptive_probability``. Goal: <= 1.3x.
+
+The data are synthetic (64 features, 10 classes, enough examples that ``--units`` shards stay
+within every worker's 5% exposure limit); the model is the digits MLP of
+``benchmarks/specs/digits_mlp.json`` without dropout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import requests
+import torch
+import uvicorn
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from fastapi import Request
+from fastapi.responses import Response
+from torch.nn import functional
+
+from databright.compute.coordinator import Coordinator
+from databright.compute.protocol import seal
+from databright.compute.replication import ReplicationPolicy
+from databright.compute.state import SqlComputeState
+from databright.compute.transport import http_transport
+from databright.compute.worker import Worker
+from databright.ml.checkpoint import save_checkpoint
+from databright.ml.spec import ModelSpec
+from databright.server.coordinator import coordinator_app
+
+GOAL_RTT_MS = 10.0
+GOAL_ONE = 1.1
+GOAL_TMR = 3.3
+GOAL_ADAPTIVE = 1.3
+
+SPEC = ModelSpec.from_dict(
+    {
+        "input_shape": [64],
+        "classes": 10,
+        "layers": [
+            {"type": "Linear", "out_features": 64},
+            {"type": "ReLU"},
+            {"type": "Linear", "out_features": 10},
+        ],
+        "optimizer": {"type": "adam", "lr": 0.003},
+        "batch_size": 64,
+        "seed": 0,
+    }
+)
+SHARD = 128
+
+
+def account(i: int) -> LocalAccount:
+    return Account.from_key("0x" + f"{i + 41:02x}" * 32)
+
+
+@contextmanager
+def served(coordinator: Coordinator) -> Iterator[str]:
+    """The coordinator's app, plus a bare echo route, on a free loopback port."""
+    app = coordinator_app(coordinator, poll_s=0.0)
+
+    @app.post("/echo")
+    async def echo(request: Request) -> Response:
+        return Response(await request.body(), media_type="application/octet-stream")
+
+    # proto IPPROTO_TCP, or asyncio does not set TCP_NODELAY on accepted connections and every
+    # response waits ~40 ms for a delayed ACK (uvicorn's own sockets have it right)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def data(units: int) -> tuple[np.ndarray, np.ndarray]:
+    """Enough examples that ``units`` shards of SHARD examples are within 5% of the dataset."""
+    n = max(20 * SHARD * units + 20 * SHARD, 2000)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 64)).astype(np.float32)
+    w = rng.normal(size=(64, 10)).astype(np.float32)
+    return x, np.argmax(x @ w, axis=1).astype(np.int64)
+
+
+def round_trips(url: str, coordinator: Coordinator, messages: int) -> dict[str, float]:
+    alice = account(0)
+    coordinator.register_worker(alice.address, "bench")
+    transport = http_transport(url, 10)
+    body = json.dumps({"numeric_class": "bench"}).encode()
+    http = requests.Session()
+    http.trust_env = False
+    protocol, echo = [], []
+    for _ in range(messages):
+        t = time.perf_counter()
+        transport("register", seal(alice, body, purpose="register"), body)
+        protocol.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        http.post(f"{url}/echo", data=body, timeout=10).raise_for_status()
+        echo.append(time.perf_counter() - t)
+    return {
+        "protocol_ms": 1000 * statistics.median(protocol),
+        "echo_ms": 1000 * statistics.median(echo),
+        "protocol_p90_ms": 1000 * sorted(protocol)[int(0.9 * len(protocol))],
+    }
+
+
+def plain(x: np.ndarray, y: np.ndarray, units: int, steps: int) -> float:
+    """CPU seconds of the same optimizer steps on the same shards in one plain torch loop."""
+    torch.set_num_threads(1)
+    t = time.process_time()
+    torch.manual_seed(SPEC.seed)
+    module = SPEC.build()
+    optimizer = SPEC.optimizer.build(module.parameters())
+    for seq in range(units):
+        xt = torch.from_numpy(x[seq * SHARD : (seq + 1) * SHARD])
+        yt = torch.from_numpy(y[seq * SHARD : (seq + 1) * SHARD])
+        generator = torch.Generator().manual_seed(seq)
+        order = torch.randperm(SHARD, generator=generator)
+        cursor = 0
+        for _ in range(steps):
+            if cursor + SPEC.batch_size > SHARD:
+                order, cursor = torch.randperm(SHARD, generator=generator), 0
+            idx = order[cursor : cursor + SPEC.batch_size]
+            cursor += SPEC.batch_size
+            optimizer.zero_grad(set_to_none=True)
+            functional.cross_entropy(module(xt[idx]), yt[idx]).backward()
+            optimizer.step()
+    return time.process_time() - t
+
+
+def through_protocol(
+    x: np.ndarray, y: np.ndarray, units: int, steps: int, policy: ReplicationPolicy, workers: int
+) -> dict[str, Any]:
+    """CPU seconds of a job of ``units`` units through a served coordinator and ``workers``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        state = SqlComputeState(f"sqlite:///{Path(tmp) / 'compute.sqlite3'}")
+        coordinator = Coordinator(state, policy=policy, seed=1)
+        start = save_checkpoint(SPEC.build(), {"format": "pt"}, spec=SPEC)
+        job = coordinator.submit_job(
+            SPEC,
+            start,
+            x,
+            y,
+            range(len(x)),
+            dataset="bench",
+            steps_per_unit=steps,
+            units=units,
+            shard_size=SHARD,
+        )
+        with served(coordinator) as url:
+            group = [Worker(account(i), http_transport(url, 30)) for i in range(workers)]
+            for w in group:
+                w.register()
+            t = time.process_time()
+            while coordinator.job_status(job).state != "done":
+                if not any([w.work_once() for w in group]):
+                    raise RuntimeError("the job stalled: no worker got a unit")
+            cpu = time.process_time() - t
+        replicas = sum(w.units_done for w in group)
+        state.close()
+    return {"cpu_s": cpu, "replicas": replicas, "referee_runs": coordinator.referee_runs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--units", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    x, y = data(args.units)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        state = SqlComputeState(f"sqlite:///{Path(tmp) / 'rtt.sqlite3'}")
+        with served(Coordinator(state)) as url:
+            rtt = round_trips(url, Coordinator(state), args.messages)
+        state.close()
+
+    base = plain(x, y, args.units, args.steps)
+    one = through_protocol(x, y, args.units, args.steps, ReplicationPolicy(replicas=1), 1)
+    tmr = through_protocol(x, y, args.units, args.steps, ReplicationPolicy(), 3)
+    adaptive_policy = ReplicationPolicy(adaptive=True, trusted_after=2, adaptive_probability=0.05)
+    adaptive = through_protocol(x, y, args.units, args.steps, adaptive_policy, 3)
+
+    rows = [
+        ("round trip, protocol (median ms)", rtt["protocol_ms"], GOAL_RTT_MS, "ms"),
+        ("round trip, bare echo (median ms)", rtt["echo_ms"], None, "ms"),
+        ("one honest worker / plain torch", one["cpu_s"] / base, GOAL_ONE, "x"),
+        ("TMR total CPU / plain torch", tmr["cpu_s"] / base, GOAL_TMR, "x"),
+        ("adaptive total CPU / plain torch", adaptive["cpu_s"] / base, GOAL_ADAPTIVE, "x"),
+    ]
+    print(
+        f"{args.units} units x {args.steps} steps (batch {SPEC.batch_size}, shard {SHARD}); "
+        f"plain torch {base:.2f} s CPU; {args.messages} messages; torch {torch.__version__}"
+    )
+    print(f"{'measure':<38} {'value':>9} {'goal':>7}  met")
+    for name, value, goal, unit in rows:
+        shown_goal = "" if goal is None else f"<= {goal:g}"
+        met = "" if goal is None else ("yes" if value <= goal else "NO")
+        print(f"{name:<38} {value:>8.2f}{unit:<1} {shown_goal:>7}  {met}")
+    print(
+        f"replicas computed: one {one['replicas']}, TMR {tmr['replicas']}, adaptive "
+        f"{adaptive['replicas']} (p90 protocol round trip {rtt['protocol_p90_ms']:.2f} ms)"
+    )
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {"args": vars(args) | {"json": str(args.json)}, "plain_cpu_s": base}
+                | {"rtt": rtt, "one": one, "tmr": tmr, "adaptive": adaptive},
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The coordinator over real HTTP (uvicorn on a free loopback port) with real workers speaking
+through :func:`http_transport`: the protocol behaves as in-process, and every refusal comes
+back as our error class with the coordinator's sentence."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import requests
+from databright_dev.serving import serving
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from databright.compute.coordinator import Coordinator
+from databright.compute.protocol import Envelope, pack_parts, seal
+from databright.compute.state import SqlComputeState
+from databright.compute.transport import http_transport
+from databright.compute.units import run_unit
+from databright.compute.worker import LazyWorker, StaleCheckpointWorker, Worker
+from databright.errors import (
+    CheckpointMismatch,
+    DuplicateSubmission,
+    InvalidArgument,
+    NodeUnreachable,
+    NotFound,
+    NotPermitted,
+)
+from databright.ml.checkpoint import save_checkpoint
+from databright.ml.spec import ModelSpec
+from databright.server.coordinator import coordinator_app
+
+SPEC = ModelSpec.from_dict(
+    {
+        "input_shape": [6],
+        "classes": 2,
+        "layers": [{"type": "Linear", "out_features": 2}],
+        "optimizer": {"type": "sgd", "lr": 0.1},
+        "batch_size": 4,
+        "seed": 3,
+    }
+)
+RNG = np.random.default_rng(1)
+X = RNG.normal(size=(200, 6)).astype(np.float32)
+Y = (X[:, 0] > 0).astype(np.int64)
+IDS = list(range(200))  # 5% is 10
+
+
+def account(i: int) -> LocalAccount:
+    return Account.from_key("0x" + f"{i + 21:02x}" * 32)
+
+
+@pytest.fixture
+def coordinator(tmp_path: object) -> Iterator[Coordinator]:
+    state = SqlComputeState(f"sqlite:///{tmp_path}/compute.sqlite3")
+    yield Coordinator(state, unit_deadline_s=30)
+    state.close()
+
+
+@pytest.fixture
+def url(coordinator: Coordinator) -> Iterator[str]:
+    with serving(coordinator_app(coordinator, poll_s=0.3, max_body_bytes=256 * 1024)) as base:
+        yield base
+
+
+def submit(c: Coordinator, units: int = 2) -> int:
+    start = save_checkpoint(SPEC.build(), {"format": "pt"}, spec=SPEC)
+    return c.submit_job(
+        SPEC, start, X, Y, IDS, dataset="toy", steps_per_unit=2, units=units, shard_size=5
+    )
+
+
+def run_all(workers: list[Worker], rounds: int = 6) -> None:
+    for _ in range(rounds):
+        if not any([w.work_once() for w in workers]):
+            return
+
+
+def test_honest_group_completes_a_job_over_http(coordinator: Coordinator, url: str) -> None:
+    job = submit(coordinator)
+    workers = [Worker(account(i), http_transport(url, 10)) for i in range(3)]
+    for w in workers:
+        w.register()
+    run_all(workers)
+    status = requests.get(f"{url}/compute/v1/jobs/{job}", timeout=5).json()
+    assert status["state"] == "done" and status["units_done"] == 2 and status["cheaters"] == []
+    assert max(status["exposure"].values()) <= 0.05
+    # the same units computed in-process, without a network, agree bit for bit
+    ck = save_checkpoint(SPEC.build(), {"format": "pt"}, spec=SPEC)
+    for seq in range(2):
+        rows = list(range(seq * 5, seq * 5 + 5))
+        ck = run_unit(SPEC, ck, X[rows], Y[rows], 2, seq)
+    assert coordinator.checkpoint(job) == ck
+    assert requests.get(f"{url}/compute/v1/jobs/99", timeout=5).status_code == 404
+
+
+def test_a_cheater_over_http_is_caught(coordinator: Coordinator, url: str) -> None:
+    job = submit(coordinator, units=1)
+    honest = [Worker(account(i), http_transport(url, 10)) for i in (0, 1)]
+    lazy = LazyWorker(account(2), http_transport(url, 10))
+    for w in [*honest, lazy]:
+        w.register()
+    run_all([*honest, lazy])
+    status = coordinator.job_status(job)
+    assert status.state == "done" and status.cheaters == (lazy.address,)
+    assert coordinator.state.evidence(job)[0]["bad_envelope"]["sender"] == lazy.address
+
+
+def test_long_poll_answers_204_when_there_is_no_work(coordinator: Coordinator, url: str) -> None:
+    w = Worker(account(0), http_transport(url, 10))
+    w.register()
+    assert w.work_once() is False  # no job: an empty reply after the poll
+
+
+def test_forged_sender_is_403_and_replay_409(coordinator: Coordinator, url: str) -> None:
+    transport = http_transport(url, 10)
+    alice, mallory = account(0), account(1)
+    body = b'{"numeric_class": "c"}'
+    forged = seal(mallory, body, purpose="register")
+    with pytest.raises(NotPermitted, match="signature is not"):
+        transport(
+            "register",
+            Envelope(alice.address, forged.nonce, forged.expires_at, forged.signature),
+            body,
+        )
+    good = seal(alice, body, purpose="register")
+    assert transport("register", good, body)
+    with pytest.raises(DuplicateSubmission, match="replay"):
+        transport("register", good, body)
+    # a body changed after signing does not verify either
+    with pytest.raises(NotPermitted):
+        transport("register", seal(alice, body, purpose="register"), body + b" ")
+
+
+def test_stale_checkpoint_is_a_checkpoint_mismatch(coordinator: Coordinator, url: str) -> None:
+    submit(coordinator)
+    stale = StaleCheckpointWorker(account(0), http_transport(url, 10), honest_claim=True)
+    others = [Worker(account(i), http_transport(url, 10)) for i in (1, 2)]
+    for w in [stale, *others]:
+        w.register()
+    for w in [stale, *others]:
+        assert w.work_once()
+    with pytest.raises(CheckpointMismatch, match="starts from"):
+        stale.work_once()
+
+
+def test_oversized_unknown_and_unsigned_requests(coordinator: Coordinator, url: str) -> None:
+    transport = http_transport(url, 10)
+    alice = account(0)
+    big = pack_parts({"unit_id": 1, "input_hash": "0x00"}, {"checkpoint": b"\0" * 300_000})
+    with pytest.raises(InvalidArgument, match="limited to"):
+        transport("result", seal(alice, big, purpose="result"), big)
+    with pytest.raises(NotFound, match="no route"):
+        transport("steal", seal(alice, b"", purpose="steal"), b"")
+    answer = requests.post(f"{url}/compute/v1/next", data=b"{}", timeout=5)
+    assert answer.status_code == 400 and "X-DataBright-Sender" in answer.json()["detail"]
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_unreachable_coordinator(coordinator: Coordinator) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free now, and nothing listens there
+    transport = http_transport(f"http://127.0.0.1:{port}", 2)
+    with pytest.raises(NodeUnreachable, match="does not answer"):
+        transport("next", seal(account(0), b"{}", purpose="next"), b"{}")
