@@ -32,6 +32,8 @@ SCHEMA = DatasetSchema(
 
 @pytest.fixture
 def dataset(node, tmp_path: Path) -> tuple[Market, int]:
+    if node.kind != "anvil":
+        pytest.skip("the embedded node runs this round inside the whole session (tests/demo)")
     deploy(connect(node.url, node.accounts[0]), tmp_path)
     market = Market.connect(node.url, node.accounts[0], tmp_path)
     cast = digits_scenario(seed=5, proposal_size=30)
