@@ -41,7 +41,6 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, keccak, to_checksum_address
 
 from databright.chain.clients import ComputeMarketClient
-from databright.chain.deploy import load_deployment
 from databright.compute.attestation import (
     Claims,
     check_report_data,
@@ -50,7 +49,6 @@ from databright.compute.attestation import (
 )
 from databright.compute.replication import Evidence, Verdict
 from databright.errors import (
-    ContractNotDeployed,
     DuplicateSubmission,
     InsufficientFunds,
     InvalidArgument,
@@ -194,16 +192,7 @@ class ComputeMarket:
     @classmethod
     def over(cls, market: Market) -> ComputeMarket:
         """The compute market of the deployment a data-market client uses."""
-        deployment = load_deployment(market.data_dir, market.gateway.chain_id)
-        if "ComputeMarket" not in deployment.addresses:
-            raise ContractNotDeployed(
-                f"{deployment.path} records no compute market for chain {deployment.chain_id}; "
-                "run `databright deploy` again (it adds the missing contracts) or join with a "
-                "deployment file that has one"
-            )
-        contract = market.gateway.bind(
-            ComputeMarketClient, deployment["ComputeMarket"], check_code=True
-        )
+        contract = market.bind_recorded("ComputeMarket", ComputeMarketClient, "compute market")
         return cls(market, contract)
 
     def as_account(self, account: LocalAccount) -> ComputeMarket:

@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from eth_abi import encode
@@ -33,11 +34,13 @@ from databright.chain.clients import (
     ShareTokenClient,
 )
 from databright.chain.clients import Proposal as ProposalView
+from databright.chain.contract import ContractClient
 from databright.chain.deploy import load_deployment
 from databright.chain.gateway import Event, Gateway, Receipt, connect
 from databright.errors import (
     BlobCorrupt,
     BlobNotFound,
+    ContractNotDeployed,
     ContractReverted,
     InsufficientFunds,
     InvalidArgument,
@@ -80,6 +83,7 @@ __all__ = [
     "proposal_commitment",
 ]
 
+C = TypeVar("C", bound=ContractClient)
 SHARE_UNIT = DataMarketConstants.SHARE_UNIT
 STATUS_NAMES = {int(s): s.name.lower() for s in ProposalStatus}
 ZERO32 = b"\x00" * 32
@@ -256,6 +260,18 @@ class Market:
     @property
     def address(self) -> Address:
         return self.gateway.address
+
+    def bind_recorded(self, key: str, client: type[C], what: str) -> C:
+        """The contract recorded as ``key`` in this data dir's deployment (the model market,
+        the weight sale, the compute market), bound as ``client`` and checked to hold code."""
+        deployment = load_deployment(self.data_dir, self.gateway.chain_id)
+        if key not in deployment.addresses:
+            raise ContractNotDeployed(
+                f"{deployment.path} records no {what} for chain {deployment.chain_id}; run "
+                "`databright deploy` (it adds the contracts a deployment lacks) or join with a "
+                "deployment file that has one (`databright join FILE`)"
+            )
+        return self.gateway.bind(client, deployment[key], check_code=True)
 
     def cid_of(self, digest: bytes) -> str:
         """The CID of the blob a ``bytes32`` digest on the chain names (raw up to 256 KiB,

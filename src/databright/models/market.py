@@ -36,11 +36,9 @@ from eth_utils import keccak, to_checksum_address
 
 from databright.atomic import atomic_write
 from databright.chain.clients import ModelMarketClient
-from databright.chain.deploy import load_deployment
 from databright.errors import (
     BlobNotFound,
     CheckpointMismatch,
-    ContractNotDeployed,
     InsufficientFunds,
     InvalidArgument,
     NotFound,
@@ -238,17 +236,7 @@ class ModelMarket:
     @classmethod
     def over(cls, market: Market) -> ModelMarket:
         """The model market of the deployment a data-market client uses."""
-        deployment = load_deployment(market.data_dir, market.gateway.chain_id)
-        if "ModelMarket" not in deployment.addresses:
-            raise ContractNotDeployed(
-                f"{deployment.path} records no model market for chain {deployment.chain_id}; "
-                "run `databright deploy` (the market's creator) or join with a deployment file "
-                "that has one (`databright join FILE`)"
-            )
-        contract = market.gateway.bind(
-            ModelMarketClient, deployment["ModelMarket"], check_code=True
-        )
-        return cls(market, contract)
+        return cls(market, market.bind_recorded("ModelMarket", ModelMarketClient, "model market"))
 
     def as_account(self, account: LocalAccount) -> ModelMarket:
         market = self.market.as_account(account)

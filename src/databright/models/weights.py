@@ -43,10 +43,8 @@ from eth_utils import to_checksum_address
 
 from databright.atomic import atomic_write
 from databright.chain.clients import SaleStatus, WeightSaleClient
-from databright.chain.deploy import load_deployment
 from databright.errors import (
     CheckpointMismatch,
-    ContractNotDeployed,
     DamagedRecord,
     InsufficientFunds,
     InvalidArgument,
@@ -134,14 +132,7 @@ class WeightMarket:
     def over(cls, model_market: ModelMarket) -> WeightMarket:
         """The weight sale of the deployment a model-market client uses."""
         market = model_market.market
-        deployment = load_deployment(market.data_dir, market.gateway.chain_id)
-        if "WeightSale" not in deployment.addresses:
-            raise ContractNotDeployed(
-                f"{deployment.path} records no weight sale for chain {deployment.chain_id}; "
-                "deploy the market's contracts again with `databright deploy` or join with a "
-                "deployment file that has one (`databright join FILE`)"
-            )
-        contract = market.gateway.bind(WeightSaleClient, deployment["WeightSale"], check_code=True)
+        contract = market.bind_recorded("WeightSale", WeightSaleClient, "weight sale")
         return cls(model_market, contract)
 
     def as_account(self, account: LocalAccount) -> WeightMarket:
