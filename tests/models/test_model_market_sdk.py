@@ -24,7 +24,8 @@ from databright.errors import (
 from databright.market import Governance, Market
 from databright.models import ModelMarket, Split, Terms
 from databright.models.receipts import sign_receipt
-from databright.storage import DatasetSchema, validate_examples
+from databright.models.sale import weights_root
+from databright.storage import DatasetSchema, cid_to_digest, validate_examples
 
 SCHEMA = DatasetSchema(
     task="classification", feature_shape=(64,), dtype="float32", labels=tuple(range(10))
@@ -166,13 +167,28 @@ def test_bad_input_is_refused_in_one_sentence(world) -> None:
         mm.train(ds, mm.load_spec(wrong))
     with pytest.raises(InvalidArgument, match="split"):
         Split(5000, 5000, 1)
+    trained, result = mm.train(ds, mm.load_spec(SPEC))
+    model = mm.register(trained, name="x")
     with pytest.raises(InvalidArgument, match="deposit must be positive"):
-        trained, _ = mm.train(ds, mm.load_spec(SPEC))
-        model = mm.register(trained, name="x")
         mm.deposit(model.id, 0)
-    # A checkpoint that the store holds damaged or swapped is refused before it is served.
-    swapped = mm.market.store.put(b"not a checkpoint")
-    with pytest.raises((CheckpointMismatch, InvalidArgument)):
-        from databright.ml.checkpoint import load_checkpoint
-
-        load_checkpoint(mm.market.store.get(swapped), mm.load_spec(SPEC))
+    with pytest.raises(NotFound, match="model 99 does not exist"):
+        mm.settle(99)
+    # A model registered with a weights root that is not its checkpoint's is refused before
+    # it is served or benchmarked: the chain's record, not the store, is what counts.
+    lying = mm.contract.register_model(
+        ds, cid_to_digest(trained.spec_cid), cid_to_digest(trained.checkpoint_cid),
+        b"\x01" * 32, cid_to_digest(model.card_cid), 0, 6000, 3000, 1000, mm.address,
+    )  # fmt: skip
+    lying_id = int(lying.event("ModelRegistered").args["model_id"])
+    with pytest.raises(CheckpointMismatch, match="does not match the weights root"):
+        mm.checkpoint_of(lying_id)
+    # Bytes that are not the spec's tensors under a consistent root are refused too.
+    junk = b"not a checkpoint"
+    junk_cid = mm.market.store.put(junk)
+    junk_model = mm.contract.register_model(
+        ds, cid_to_digest(trained.spec_cid), cid_to_digest(junk_cid), weights_root(junk),
+        cid_to_digest(model.card_cid), 0, 6000, 3000, 1000, mm.address,
+    )  # fmt: skip
+    with pytest.raises(CheckpointMismatch):
+        mm.checkpoint_of(int(junk_model.event("ModelRegistered").args["model_id"]))
+    assert result.checkpoint == mm.checkpoint_of(model.id)[1]

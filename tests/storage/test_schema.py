@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from databright.storage import DatasetSchema, InvalidSchema, cid_for_bytes
@@ -136,3 +137,14 @@ def test_from_json_refuses_bad_documents(text: str, message: str) -> None:
 def test_invalid_schema_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         _digits(dtype="float8")
+
+
+def test_class_indices_follow_the_label_order_and_refuse_strangers() -> None:
+    schema = DatasetSchema(
+        task="classification", feature_shape=(2,), dtype="float32", labels=("cat", "dog")
+    )
+    assert schema.class_indices(np.array(["dog", "cat", "dog"])).tolist() == [1, 0, 1]
+    with pytest.raises(InvalidSchema, match="'cow' is not one of the dataset's"):
+        schema.class_indices(["cow"])
+    with pytest.raises(InvalidSchema, match="regression dataset has no classes"):
+        DatasetSchema(task="regression", feature_shape=(2,), dtype="float32").class_indices([1.0])

@@ -204,15 +204,17 @@ def _expected_code(gw: Gateway, step: Step, addresses: Mapping[str, str]) -> byt
     return gw.call(None, initcode, what=f"checking the code of {step.key}")
 
 
-def _matches_expected(gw: Gateway, step: Step, address: str, addresses: Mapping[str, str]) -> bool:
-    """Whether ``address`` holds the code ``step`` deploys with the recorded dependencies.
+def _matches_expected(
+    gw: Gateway, step: Step, code: bytes, address: str, addresses: Mapping[str, str]
+) -> bool:
+    """Whether ``code``, read at ``address``, is what ``step`` deploys with the recorded
+    dependencies.
 
     A contract that signs typed data (EIP-712) keeps its own address and domain separator
     among its immutables, and the ``eth_call`` simulation runs at another address: those two
     words, found where the real contract holds them, are left out of the comparison (the rest
     of the code, logic and other immutables alike, must be equal byte for byte).
     """
-    code = gw.code(address)
     expected = _expected_code(gw, step, addresses)
     if code == expected:
         return True
@@ -315,7 +317,7 @@ def join(
         if step.key not in addresses or any(a not in addresses for a in step.args):
             continue  # a part of the deployment this record does not name
         code = gw.code(addresses[step.key])
-        if not _matches_expected(gw, step, addresses[step.key], addresses):
+        if not _matches_expected(gw, step, code, addresses[step.key], addresses):
             raise InvalidArgument(
                 f"the {step.key} at {addresses[step.key]} does not hold the code this version of "
                 "DataBright deploys; check the address, or use the DataBright version its "

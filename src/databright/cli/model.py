@@ -23,6 +23,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from databright.atomic import atomic_write
 from databright.cli import model_sale
 from databright.cli._common import (
     DEFAULT_DATA_DIR,
@@ -179,9 +180,7 @@ def train_command(
         trained, _ = mm.train(dataset, model_spec, on_epoch=on_epoch)
     record = asdict(trained)
     record["weights_root"] = "0x" + trained.weights_root.hex()
-    path = _trained_dir(data_dir) / f"{trained.checkpoint_cid}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1))
+    atomic_write(_trained_dir(data_dir) / f"{trained.checkpoint_cid}.json", json.dumps(record))
     if json_out:
         print_json(record)
         return

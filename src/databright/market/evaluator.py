@@ -268,12 +268,7 @@ class EvaluatorService:
         from databright.ml.train import finetune_gain  # torch only when it is used
 
         spec, checkpoint, ref = best
-        labels = list(self.market.schema(self.dataset_id).labels or ())
-        index = {label: i for i, label in enumerate(labels)}
-
-        def classes(y: NDArray[Any]) -> NDArray[np.int64]:
-            return np.array([index[v.item() if hasattr(v, "item") else v] for v in y], np.int64)
-
+        classes = self.market.schema(self.dataset_id).class_indices
         gain = finetune_gain(
             spec,
             checkpoint,

@@ -54,7 +54,7 @@ from databright.models.receipts import EscrowState, ReceiptBook, ReceiptDomain, 
 from databright.models.sale import weights_root
 from databright.models.serving import Serving
 from databright.settings import DEFAULT_HOME
-from databright.storage import cid_to_digest
+from databright.storage import cid_to_digest, digest_to_cid
 from databright.types import Address, Wei
 
 __all__ = [
@@ -329,19 +329,9 @@ class ModelMarket:
             ) from None
         return ModelSpec.from_json(raw)
 
-    def class_labels(self, dataset_id: int) -> tuple[object, ...]:
-        """The dataset's class labels, in the order of the model's outputs."""
-        labels = self.market.schema(dataset_id).labels
-        if not labels:
-            raise InvalidArgument(
-                f"dataset {dataset_id} has no class labels; the model market trains and "
-                "benchmarks classifiers only"
-            )
-        return tuple(labels)
-
     def label_indices(self, dataset_id: int, y: np.ndarray) -> np.ndarray:
-        index = {label: i for i, label in enumerate(self.class_labels(dataset_id))}
-        return np.array([index[v.item() if hasattr(v, "item") else v] for v in y], np.int64)
+        """Labels of the dataset as class numbers, the order of a model's outputs."""
+        return self.market.schema(dataset_id).class_indices(y)
 
     def dataset_arrays(self, dataset_id: int) -> tuple[np.ndarray, np.ndarray]:
         """Every accepted example of the dataset, verified against the chain, with labels as
@@ -357,7 +347,12 @@ class ModelMarket:
     ) -> tuple[TrainedModel, TrainResult]:
         """Train ``spec`` on the dataset's accepted data and store spec and checkpoint."""
         schema = self.market.schema(dataset_id)
-        spec.check_dataset(tuple(schema.feature_shape), len(self.class_labels(dataset_id)))
+        if not schema.labels:
+            raise InvalidArgument(
+                f"dataset {dataset_id} has no class labels; the model market trains and "
+                "benchmarks classifiers only"
+            )
+        spec.check_dataset(tuple(schema.feature_shape), len(schema.labels))
         x, y = self.dataset_arrays(dataset_id)
         result = train(spec, x, y, on_epoch=on_epoch)
         spec_cid = self.market.store.put(spec.to_json())
@@ -456,11 +451,10 @@ class ModelMarket:
             )
 
     def _cid(self, digest: bytes) -> str:
+        """The CID a digest names (raw when no store knows the blob: specs and cards are)."""
         try:
             return self.market.cid_of(bytes(digest))
         except BlobNotFound:
-            from databright.storage import digest_to_cid
-
             return str(digest_to_cid(bytes(digest)))
 
     def model(self, model_id: int) -> ModelInfo:
@@ -660,6 +654,7 @@ class ModelMarket:
         return self.escrow(model_id)
 
     def withdraw_deposit(self, model_id: int) -> Wei:
+        self._check_model(model_id)
         receipt = self.contract.withdraw_deposit(int(model_id))
         return Wei(
             sum(int(e.args["amount"]) for e in receipt.events if e.name == "DepositWithdrawn")
@@ -706,6 +701,7 @@ class ModelMarket:
 
     def settle(self, model_id: int, book: ReceiptBook | None = None) -> Settlement:
         """Settle the latest receipt of every user of a model in one transaction each."""
+        self._check_model(model_id)
         book = book or self.receipt_book()
         totals = {"amount": 0, "owner": 0, "data": 0, "node": 0, "gas": 0}
         users = 0
@@ -781,20 +777,18 @@ class ModelMarket:
         def supply_at(block: int) -> int:
             return sum(amount for b, amount in mints if b <= block)
 
-        sources = (
-            ("training_wei", "TrainingFeePaid", "amount"),
-            ("predictions_wei", "Settled", "data_amount"),
-        )
-        for key, event, field in sources:
-            for e in self.contract.events(event):
-                if event == "TrainingFeePaid" and int(e.args["dataset_id"]) != int(dataset_id):
-                    continue
-                if event == "Settled" and self.model(int(e.args["model_id"])).dataset_id != int(
-                    dataset_id
-                ):
-                    continue
-                block = int(e.block_number)
-                supply = supply_at(block)
-                if supply:
-                    out[key] += int(e.args[field]) * int(token.balance_at(who, block)) // supply
+        payments = [
+            ("training_wei", e, "amount")
+            for e in self.contract.events("TrainingFeePaid", dataset_id=int(dataset_id))
+        ]
+        for m in self.models(dataset_id):
+            payments += [
+                ("predictions_wei", e, "data_amount")
+                for e in self.contract.events("Settled", model_id=m.id)
+            ]
+        for key, e, field in payments:
+            supply = supply_at(e.block_number)
+            if supply:
+                share = int(token.balance_at(who, e.block_number))
+                out[key] += int(e.args[field]) * share // supply
         return out

@@ -133,6 +133,20 @@ class DatasetSchema:
         """The allowed class labels, for membership tests."""
         return self._label_set
 
+    def class_indices(self, y: Any) -> np.ndarray:
+        """Labels as class numbers ``0..C-1`` in the order of ``labels`` (a model's outputs).
+
+        Raises InvalidSchema for a regression dataset, and for a label outside the set."""
+        if not self.labels:
+            raise InvalidSchema("a regression dataset has no classes; models here are classifiers")
+        index = {label: i for i, label in enumerate(self.labels)}
+        try:
+            return np.array([index[v.item() if hasattr(v, "item") else v] for v in y], np.int64)
+        except KeyError as exc:
+            raise InvalidSchema(
+                f"label {exc.args[0]!r} is not one of the dataset's {self.describe_labels()}"
+            ) from None
+
     def describe_labels(self, limit: int = 12) -> str:
         """The label set as people write it: ``{0..9}``, ``{'cat', 'dog'}``."""
         labels = self.labels or ()
