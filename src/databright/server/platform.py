@@ -23,8 +23,9 @@ from databright.chain.deploy import load_deployment
 from databright.chain.gateway import connect
 from databright.errors import ChainError, DataBrightError
 from databright.market.market import Market
+from databright.server.api import auth, routers, uploads
+from databright.server.api import compute as compute_routes
 from databright.server.api import models as model_routes
-from databright.server.api import routers
 from databright.server.api.forum import Forum
 from databright.server.api.problems import install_problem_handlers
 from databright.server.api.reads import IndexReader
@@ -129,7 +130,13 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.platform = platform
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     install_problem_handlers(app)
-    for router in (*routers.ALL, *model_routes.ALL):
+    for router in (
+        *routers.ALL,
+        *model_routes.ALL,
+        *auth.ALL,
+        *uploads.ALL,
+        *compute_routes.ALL,
+    ):
         app.include_router(router, prefix="/api/v1")
     app.include_router(blob_router(platform.market.store))
 
