@@ -9,10 +9,12 @@
 @notice The on-chain side of the computation market: a registry of
         staked worker devices, jobs whose payment is escrowed under
         payer-set caps, payment per verified work unit, and slashing of
-        workers that a quorum contradicts, with the evidence on-chain.
-        The work itself, its replication and its verification happen
-        off-chain under an attested coordinator; this contract only
-        holds the money and the record.
+        workers that a quorum contradicts, with the evidence on-chain;
+        and federations: federated training paid by contribution
+        from an escrow that its payer cannot take back once training
+        started. The work itself, its replication and its
+        verification happen off-chain under an attested coordinator;
+        this contract only holds the money and the record.
 
         Governance. The deployer is the admin (snekmate `ownable` with
         a two-step transfer; renouncing is not exported, so revocation
@@ -80,11 +82,37 @@
         paid. The evidence stays readable with `evidence(job_id,
         worker, unit_id)` and is logged in full by `Slashed`.
 
+        Federations (federated training, issue 12 section 7). Data
+        stays with its owners (the clients), who train locally; an
+        allowed coordinator aggregates their updates and scores each
+        client's contribution on its own validation set. A payer
+        creates a federation for an allowed coordinator, escrowing
+        its whole amount (`create_federation`), naming the clients
+        and/or letting clients join (`join_federation`) until the
+        coordinator starts training (`start_federation`). Until then
+        the payer (or the coordinator, declining) may cancel it
+        (`cancel_federation`) and get everything back; from the start
+        on the payer cannot: the clients share their data's work on
+        the promise of this escrow, so it may only leave by the
+        coordinator's payouts or by the deadline. The coordinator
+        posts the final payouts once, before the deadline
+        (`settle_federation`): each listed client at most once,
+        clients of the federation only, summing to at most the
+        escrow, with the CID digest of the per-round contribution
+        scores they follow from, which anyone can fetch and check.
+        The payouts are credited to the clients (pull payments,
+        `withdraw`) and the rest to the payer. A coordinator that
+        never settles (vanished, revoked) costs the payer only time:
+        from the deadline on the payer reclaims the whole escrow
+        (`reclaim_federation`). A revoked coordinator can neither
+        start nor settle, so that its federations end by the deadline.
+
         Money. Every wei is in exactly one place: a device's stake, a
-        job's remaining escrow, an account's credited balance, or
-        burned. Earnings and refunds are pull payments (`withdraw`), so
-        a reverting or reentrant receiver cannot block a payment, a
-        close or a slash. Every state-changing function that touches
+        job's remaining escrow, the escrow of a federation that is
+        open or running, an account's credited balance, or burned.
+        Earnings and refunds are pull payments (`withdraw`), so a
+        reverting or reentrant receiver cannot block a payment, a
+        close, a settlement or a slash. Every state-changing function that touches
         money is `@nonreentrant` (one transient lock for all).
 @custom:security The only ether transfers are in `withdraw` and
                  `withdraw_stake`, both after their effects
@@ -124,6 +152,26 @@ UNSTAKE_DELAY: public(constant(uint256)) = 86_400
 
 # @dev The most workers paid for one unit.
 MAX_WORKERS: public(constant(uint256)) = 8
+
+
+# @dev The most clients of one federation.
+MAX_CLIENTS: public(constant(uint256)) = 128
+
+
+# @dev Federation statuses (0: none).
+FEDERATION_OPEN: constant(uint8) = 1
+FEDERATION_RUNNING: constant(uint8) = 2
+FEDERATION_SETTLED: constant(uint8) = 3
+FEDERATION_CANCELLED: constant(uint8) = 4
+FEDERATION_RECLAIMED: constant(uint8) = 5
+
+
+# @dev Bits of a federation client's word: set for every client
+# (the word is then non-zero, so posting rewrites a slot instead of
+# paying for a fresh one), and once its payout is posted (the low
+# bits then hold the payout).
+_CLIENT: constant(uint256) = 1 << 255
+_POSTED: constant(uint256) = 1 << 254
 
 
 # @dev A set bit that keeps a balance word non-zero from a
@@ -167,6 +215,31 @@ struct Evidence:
     slashed_at: uint256
 
 
+# @dev A federation: its escrow (`amount`, all of it held until it
+# is settled, cancelled or reclaimed), who pays and coordinates, the
+# deadline for the payouts, and once settled what the clients got
+# (`paid`) and the CID digest of the scores behind it.
+struct Federation:
+    payer: address
+    coordinator: address
+    amount: uint256
+    paid: uint256
+    deadline: uint256
+    spec_digest: bytes32
+    scores_cid: bytes32
+    clients: uint256
+    open_joining: bool
+    status: uint8
+    started_at: uint256
+
+
+# @dev A client's place in a federation, as `participant` reads it.
+struct Participant:
+    joined: bool
+    posted: bool
+    payout: uint256
+
+
 # @dev Coordinator => its attested measurement (empty: not allowed).
 _measurements: HashMap[address, bytes32]
 
@@ -189,6 +262,19 @@ _paid_units: HashMap[uint256, HashMap[bytes32, bool]]
 
 # @dev Job id => worker => unit id => evidence of its slash.
 _evidence: HashMap[uint256, HashMap[address, HashMap[bytes32, Evidence]]]
+
+
+# @dev The number of federations; ids run from 1 to it.
+federation_count: public(uint256)
+
+
+# @dev Federation id => federation.
+_federations: HashMap[uint256, Federation]
+
+
+# @dev Federation id => client => `_CLIENT | _POSTED | payout`
+# bits (0: not a client).
+_federation_clients: HashMap[uint256, HashMap[address, uint256]]
 
 
 # @dev Account => credited earnings and refunds (low 255 bits;
@@ -279,6 +365,54 @@ event Slashed:
 # its escrow credited to the payer.
 event JobClosed:
     job_id: indexed(uint256)
+    closed_by: indexed(address)
+    refund: uint256
+
+
+# @dev Emitted when a federation is created and its escrow funded.
+event FederationCreated:
+    federation_id: indexed(uint256)
+    payer: indexed(address)
+    coordinator: indexed(address)
+    amount: uint256
+    deadline: uint256
+    spec_digest: bytes32
+    open_joining: bool
+
+
+# @dev Emitted for each client of a federation, named at creation
+# or joined later.
+event FederationJoined:
+    federation_id: indexed(uint256)
+    client: indexed(address)
+
+
+# @dev Emitted when the coordinator starts training: from now on
+# the payer cannot take the escrow back before the deadline.
+event FederationStarted:
+    federation_id: indexed(uint256)
+    clients: uint256
+
+
+# @dev Emitted for each payout the coordinator posts.
+event FederationPayout:
+    federation_id: indexed(uint256)
+    client: indexed(address)
+    amount: uint256
+
+
+# @dev Emitted when the coordinator settles a federation.
+event FederationSettled:
+    federation_id: indexed(uint256)
+    scores_cid: bytes32
+    paid: uint256
+    refund: uint256
+
+
+# @dev Emitted when a federation is cancelled before its start or
+# reclaimed after its deadline, its escrow credited to the payer.
+event FederationClosed:
+    federation_id: indexed(uint256)
     closed_by: indexed(address)
     refund: uint256
 
@@ -671,6 +805,235 @@ def reclaim(job_id: uint256) -> uint256:
 
 
 @external
+@payable
+@nonreentrant
+def create_federation(
+    coordinator: address,
+    amount: uint256,
+    deadline: uint256,
+    spec_digest: bytes32,
+    clients: DynArray[address, MAX_CLIENTS],
+    open_joining: bool,
+) -> uint256:
+    """
+    @dev Creates a federation for an allowed coordinator and
+         escrows its amount, sent with the call.
+    @notice The payer may cancel it only until the coordinator
+            starts training; then only the coordinator's payouts or
+            the deadline release the escrow.
+    @param coordinator The 20-byte coordinator address.
+    @param amount The escrow, in wei (`msg.value`).
+    @param deadline The timestamp before which the coordinator must
+           post the payouts; from it on the payer may reclaim.
+    @param spec_digest The 32-byte digest of the training spec.
+    @param clients The clients named now (distinct, non-zero; may
+           be empty when clients may join).
+    @param open_joining Whether other clients may join until the
+           start.
+    @return uint256 The new federation id.
+    """
+    assert self._measurements[coordinator] != empty(bytes32), "compute_market: coordinator not allowed"
+    assert amount != 0, "compute_market: zero amount"
+    assert msg.value == amount, "compute_market: value is not the amount"
+    assert deadline > block.timestamp, "compute_market: deadline in the past"
+    assert spec_digest != empty(bytes32), "compute_market: empty spec"
+    assert open_joining or len(clients) != 0, "compute_market: no clients"
+    federation_id: uint256 = self.federation_count + 1
+    self.federation_count = federation_id
+    self._federations[federation_id] = Federation(
+        payer=msg.sender,
+        coordinator=coordinator,
+        amount=amount,
+        paid=0,
+        deadline=deadline,
+        spec_digest=spec_digest,
+        scores_cid=empty(bytes32),
+        clients=len(clients),
+        open_joining=open_joining,
+        status=FEDERATION_OPEN,
+        started_at=0,
+    )
+    log FederationCreated(
+        federation_id=federation_id,
+        payer=msg.sender,
+        coordinator=coordinator,
+        amount=amount,
+        deadline=deadline,
+        spec_digest=spec_digest,
+        open_joining=open_joining,
+    )
+    for client: address in clients:
+        self._add_client(federation_id, client)
+    return federation_id
+
+
+@external
+def join_federation(federation_id: uint256):
+    """
+    @dev Makes the caller a client of an open federation that lets
+         clients join.
+    @notice Only before the start and the deadline; once per client;
+            at most `MAX_CLIENTS` clients.
+    @param federation_id The 32-byte federation id.
+    """
+    assert self._federations[federation_id].status == FEDERATION_OPEN, "compute_market: federation not open"
+    assert self._federations[federation_id].open_joining, "compute_market: joining closed"
+    assert block.timestamp < self._federations[federation_id].deadline, "compute_market: federation expired"
+    clients: uint256 = self._federations[federation_id].clients
+    assert clients < MAX_CLIENTS, "compute_market: too many clients"
+    self._federations[federation_id].clients = clients + 1
+    self._add_client(federation_id, msg.sender)
+
+
+@external
+def start_federation(federation_id: uint256):
+    """
+    @dev Records that the coordinator starts training: the clients
+         are fixed and the payer can no longer cancel.
+    @notice Only the federation's coordinator while allowed, before
+            the deadline, with at least one client.
+    @param federation_id The 32-byte federation id.
+    """
+    # Field by field: the whole struct would cost eleven cold reads.
+    assert msg.sender == self._federations[federation_id].coordinator, "compute_market: not the coordinator"
+    assert self._measurements[msg.sender] != empty(bytes32), "compute_market: coordinator not allowed"
+    assert self._federations[federation_id].status == FEDERATION_OPEN, "compute_market: federation not open"
+    assert block.timestamp < self._federations[federation_id].deadline, "compute_market: federation expired"
+    clients: uint256 = self._federations[federation_id].clients
+    assert clients != 0, "compute_market: no clients"
+    self._federations[federation_id].status = FEDERATION_RUNNING
+    self._federations[federation_id].started_at = block.timestamp
+    log FederationStarted(federation_id=federation_id, clients=clients)
+
+
+@external
+@nonreentrant
+def settle_federation(
+    federation_id: uint256,
+    clients: DynArray[address, MAX_CLIENTS],
+    amounts: DynArray[uint256, MAX_CLIENTS],
+    scores_cid: bytes32,
+) -> uint256:
+    """
+    @dev Posts a running federation's final payouts: credits each
+         listed client its amount and the payer the rest.
+    @notice Only the federation's coordinator while allowed, before
+            the deadline, once; clients of the federation only, each
+            at most once; the amounts sum to at most the escrow.
+            Clients not listed get nothing.
+    @param federation_id The 32-byte federation id.
+    @param clients The clients paid (in the order of `amounts`).
+    @param amounts The payout of each client, in wei (0 allowed:
+           a client that did not help is recorded as paid nothing).
+    @param scores_cid The 32-byte CID digest of the per-round
+           contribution scores the payouts follow from.
+    @return uint256 The refund credited to the payer, in wei.
+    """
+    federation: Federation = self._federations[federation_id]
+    assert msg.sender == federation.coordinator, "compute_market: not the coordinator"
+    assert self._measurements[msg.sender] != empty(bytes32), "compute_market: coordinator not allowed"
+    assert federation.status == FEDERATION_RUNNING, "compute_market: federation not running"
+    assert block.timestamp < federation.deadline, "compute_market: federation expired"
+    assert len(clients) == len(amounts), "compute_market: clients and amounts differ"
+    assert scores_cid != empty(bytes32), "compute_market: empty scores"
+    paid: uint256 = 0
+    for i: uint256 in range(MAX_CLIENTS):
+        if i == len(clients):
+            break
+        client: address = clients[i]
+        amount: uint256 = amounts[i]
+        word: uint256 = self._federation_clients[federation_id][client]
+        assert word != 0, "compute_market: not a client"
+        # The posted bit makes a second entry for one client revert,
+        # so nobody is paid twice within the one settlement there is.
+        assert word & _POSTED == 0, "compute_market: duplicate client"
+        paid += amount
+        assert paid <= federation.amount, "compute_market: payouts exceed escrow"
+        self._federation_clients[federation_id][client] = _CLIENT | _POSTED | amount
+        self._balances[client] += amount
+        log FederationPayout(federation_id=federation_id, client=client, amount=amount)
+    refund: uint256 = federation.amount - paid
+    self._federations[federation_id].paid = paid
+    self._federations[federation_id].scores_cid = scores_cid
+    self._federations[federation_id].status = FEDERATION_SETTLED
+    self._balances[federation.payer] += refund
+    log FederationSettled(federation_id=federation_id, scores_cid=scores_cid, paid=paid, refund=refund)
+    return refund
+
+
+@external
+@nonreentrant
+def cancel_federation(federation_id: uint256) -> uint256:
+    """
+    @dev Cancels a federation before training starts and credits
+         its whole escrow to the payer.
+    @notice Only the payer or the coordinator (allowed or not), and
+            only while open: once the coordinator started training
+            the payer cannot take the escrow back ("compute_market:
+            training started") until the deadline passes unsettled.
+    @param federation_id The 32-byte federation id.
+    @return uint256 The refund, in wei.
+    """
+    federation: Federation = self._federations[federation_id]
+    assert msg.sender == federation.payer or msg.sender == federation.coordinator, (
+        "compute_market: not payer or coordinator"
+    )
+    assert federation.status != FEDERATION_RUNNING, "compute_market: training started"
+    assert federation.status == FEDERATION_OPEN, "compute_market: federation not open"
+    return self._refund_federation(federation_id, federation, FEDERATION_CANCELLED)
+
+
+@external
+@nonreentrant
+def reclaim_federation(federation_id: uint256) -> uint256:
+    """
+    @dev Credits the payer the whole escrow of a federation that was
+         not settled by its deadline, whatever became of the
+         coordinator.
+    @notice Only the payer, from the deadline on, while open or
+            running.
+    @param federation_id The 32-byte federation id.
+    @return uint256 The refund, in wei.
+    """
+    federation: Federation = self._federations[federation_id]
+    assert msg.sender == federation.payer, "compute_market: not the payer"
+    assert block.timestamp >= federation.deadline, "compute_market: deadline not reached"
+    assert federation.status == FEDERATION_OPEN or federation.status == FEDERATION_RUNNING, (
+        "compute_market: federation closed"
+    )
+    return self._refund_federation(federation_id, federation, FEDERATION_RECLAIMED)
+
+
+@external
+@view
+def federation(federation_id: uint256) -> Federation:
+    """
+    @dev Returns a federation (all zero: none).
+    @param federation_id The 32-byte federation id.
+    @return Federation The federation.
+    """
+    return self._federations[federation_id]
+
+
+@external
+@view
+def participant(federation_id: uint256, client: address) -> Participant:
+    """
+    @dev Returns a client's place in a federation: whether it is a
+         client, whether its payout was posted, and the payout.
+    @param federation_id The 32-byte federation id.
+    @param client The 20-byte client address.
+    @return Participant The client's place (all zero: not a client).
+    """
+    word: uint256 = self._federation_clients[federation_id][client]
+    return Participant(
+        joined=word != 0,
+        posted=word & _POSTED != 0,
+        payout=word & ~(_CLIENT | _POSTED),
+    )
+
+
+@external
 @nonreentrant
 def withdraw() -> uint256:
     """
@@ -714,4 +1077,34 @@ def _close(job_id: uint256, job: Job) -> uint256:
     self._jobs[job_id].closed = True
     self._balances[job.payer] += refund
     log JobClosed(job_id=job_id, closed_by=msg.sender, refund=refund)
+    return refund
+
+
+@internal
+def _add_client(federation_id: uint256, client: address):
+    """
+    @dev Records a client of a federation (the caller counted it).
+    @param federation_id The 32-byte federation id.
+    @param client The 20-byte client address.
+    """
+    assert client != empty(address), "compute_market: zero client"
+    assert self._federation_clients[federation_id][client] == 0, "compute_market: client joined"
+    self._federation_clients[federation_id][client] = _CLIENT
+    log FederationJoined(federation_id=federation_id, client=client)
+
+
+@internal
+def _refund_federation(federation_id: uint256, federation: Federation, status: uint8) -> uint256:
+    """
+    @dev Closes a federation that paid nothing and credits its whole
+         escrow to its payer.
+    @param federation_id The 32-byte federation id.
+    @param federation The federation as read by the caller.
+    @param status The status it ends in (cancelled or reclaimed).
+    @return uint256 The refund, in wei.
+    """
+    refund: uint256 = federation.amount
+    self._federations[federation_id].status = status
+    self._balances[federation.payer] += refund
+    log FederationClosed(federation_id=federation_id, closed_by=msg.sender, refund=refund)
     return refund

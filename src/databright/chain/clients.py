@@ -12,7 +12,7 @@ from typing import Any, Final, NamedTuple, cast
 from databright.chain.contract import ContractClient
 from databright.chain.events import Receipt
 
-__all__ = ['Ballot', 'ComputeMarketClient', 'ComputeMarketConstants', 'DataMarketClient', 'DataMarketConstants', 'Dataset', 'Device', 'Escrow', 'Evaluation', 'Evidence', 'Job', 'Listing', 'Model', 'ModelMarketClient', 'ModelMarketConstants', 'Proposal', 'ProposalStatus', 'RegistryEntry', 'Sale', 'SaleStatus', 'Scorecard', 'ShareTokenClient', 'ShareTokenConstants', 'Terms', 'Version', 'WeightSaleClient', 'WeightSaleConstants']
+__all__ = ['Ballot', 'ComputeMarketClient', 'ComputeMarketConstants', 'DataMarketClient', 'DataMarketConstants', 'Dataset', 'Device', 'Escrow', 'Evaluation', 'Evidence', 'Federation', 'Job', 'Listing', 'Model', 'ModelMarketClient', 'ModelMarketConstants', 'Participant', 'Proposal', 'ProposalStatus', 'RegistryEntry', 'Sale', 'SaleStatus', 'Scorecard', 'ShareTokenClient', 'ShareTokenConstants', 'Terms', 'Version', 'WeightSaleClient', 'WeightSaleConstants']
 
 
 class ComputeMarketConstants:
@@ -23,8 +23,18 @@ class ComputeMarketConstants:
     MIN_STAKE: Final = 10_000_000_000_000_000
     UNSTAKE_DELAY: Final = 86_400
     MAX_WORKERS: Final = 8
+    MAX_CLIENTS: Final = 128
+    FEDERATION_OPEN: Final = 1
+    FEDERATION_RUNNING: Final = 2
+    FEDERATION_SETTLED: Final = 3
+    FEDERATION_CANCELLED: Final = 4
+    FEDERATION_RECLAIMED: Final = 5
+    CLIENT: Final = 0x8000000000000000000000000000000000000000000000000000000000000000
+    POSTED: Final = 0x4000000000000000000000000000000000000000000000000000000000000000
     LIVE: Final = 0x8000000000000000000000000000000000000000000000000000000000000000
     WORKERS_MAX: Final = 8  # pay_unit(workers: DynArray[address, 8])
+    CLIENTS_MAX: Final = 128  # create_federation(clients: DynArray[address, 128])
+    AMOUNTS_MAX: Final = 128  # settle_federation(amounts: DynArray[uint256, 128])
 
 
 class DataMarketConstants:
@@ -230,6 +240,26 @@ class Evidence(NamedTuple):
         return cls(*value)
 
 
+class Federation(NamedTuple):
+    """``struct Federation``, as the views that return it decode it."""
+
+    payer: str
+    coordinator: str
+    amount: int
+    paid: int
+    deadline: int
+    spec_digest: bytes
+    scores_cid: bytes
+    clients: int
+    open_joining: bool
+    status: int
+    started_at: int
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Federation:
+        return cls(*value)
+
+
 class Job(NamedTuple):
     """``struct Job``, as the views that return it decode it."""
 
@@ -243,6 +273,18 @@ class Job(NamedTuple):
 
     @classmethod
     def from_abi(cls, value: Any) -> Job:
+        return cls(*value)
+
+
+class Participant(NamedTuple):
+    """``struct Participant``, as the views that return it decode it."""
+
+    joined: bool
+    posted: bool
+    payout: int
+
+    @classmethod
+    def from_abi(cls, value: Any) -> Participant:
         return cls(*value)
 
 
@@ -455,6 +497,9 @@ class Sale(NamedTuple):
 class ComputeMarketClient(ContractClient):
     """Typed client of ComputeMarket (generated from its artifact)."""
 
+    def MAX_CLIENTS(self) -> int:
+        return cast('int', self.call("MAX_CLIENTS"))
+
     def MAX_WORKERS(self) -> int:
         return cast('int', self.call("MAX_WORKERS"))
 
@@ -479,11 +524,17 @@ class ComputeMarketClient(ContractClient):
     def burned(self) -> int:
         return cast('int', self.call("burned"))
 
+    def cancel_federation(self, federation_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("cancel_federation", federation_id, gas=gas)
+
     def close_job(self, job_id: int, gas: int | None = None) -> Receipt:
         return self.transact("close_job", job_id, gas=gas)
 
     def coordinator_measurement(self, coordinator: str) -> bytes:
         return cast('bytes', self.call("coordinator_measurement", coordinator))
+
+    def create_federation(self, coordinator: str, amount: int, deadline: int, spec_digest: bytes, clients: list[str], open_joining: bool, value: int = 0, gas: int | None = None) -> Receipt:
+        return self.transact("create_federation", coordinator, amount, deadline, spec_digest, clients, open_joining, value=value, gas=gas)
 
     def create_job(self, coordinator: str, max_amount: int, expiry: int, spec_digest: bytes, value: int = 0, gas: int | None = None) -> Receipt:
         return self.transact("create_job", coordinator, max_amount, expiry, spec_digest, value=value, gas=gas)
@@ -494,6 +545,12 @@ class ComputeMarketClient(ContractClient):
     def evidence(self, job_id: int, worker: str, unit_id: bytes) -> Evidence:
         return Evidence.from_abi(self.call("evidence", job_id, worker, unit_id))
 
+    def federation(self, federation_id: int) -> Federation:
+        return Federation.from_abi(self.call("federation", federation_id))
+
+    def federation_count(self) -> int:
+        return cast('int', self.call("federation_count"))
+
     def is_coordinator(self, coordinator: str) -> bool:
         return cast('bool', self.call("is_coordinator", coordinator))
 
@@ -503,8 +560,14 @@ class ComputeMarketClient(ContractClient):
     def job_count(self) -> int:
         return cast('int', self.call("job_count"))
 
+    def join_federation(self, federation_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("join_federation", federation_id, gas=gas)
+
     def owner(self) -> str:
         return cast('str', self.call("owner"))
+
+    def participant(self, federation_id: int, client: str) -> Participant:
+        return Participant.from_abi(self.call("participant", federation_id, client))
 
     def pay_unit(self, job_id: int, unit_id: bytes, workers: list[str], fee_each: int, gas: int | None = None) -> Receipt:
         return self.transact("pay_unit", job_id, unit_id, workers, fee_each, gas=gas)
@@ -514,6 +577,9 @@ class ComputeMarketClient(ContractClient):
 
     def reclaim(self, job_id: int, gas: int | None = None) -> Receipt:
         return self.transact("reclaim", job_id, gas=gas)
+
+    def reclaim_federation(self, federation_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("reclaim_federation", federation_id, gas=gas)
 
     def register_device(self, numeric_class: bytes, capabilities: int, min_fee: int, value: int = 0, gas: int | None = None) -> Receipt:
         return self.transact("register_device", numeric_class, capabilities, min_fee, value=value, gas=gas)
@@ -527,8 +593,14 @@ class ComputeMarketClient(ContractClient):
     def revoke_coordinator(self, coordinator: str, gas: int | None = None) -> Receipt:
         return self.transact("revoke_coordinator", coordinator, gas=gas)
 
+    def settle_federation(self, federation_id: int, clients: list[str], amounts: list[int], scores_cid: bytes, gas: int | None = None) -> Receipt:
+        return self.transact("settle_federation", federation_id, clients, amounts, scores_cid, gas=gas)
+
     def slash(self, worker: str, job_id: int, unit_id: bytes, input_hash: bytes, honest_output: bytes, bad_output: bytes, evidence_cid: bytes, gas: int | None = None) -> Receipt:
         return self.transact("slash", worker, job_id, unit_id, input_hash, honest_output, bad_output, evidence_cid, gas=gas)
+
+    def start_federation(self, federation_id: int, gas: int | None = None) -> Receipt:
+        return self.transact("start_federation", federation_id, gas=gas)
 
     def total_staked(self) -> int:
         return cast('int', self.call("total_staked"))

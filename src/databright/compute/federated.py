@@ -22,9 +22,12 @@ much better the global model is after the aggregate of everyone's updates than a
 aggregate without client ``i`` (leave-one-out, with the same trim count), summed over rounds;
 "better" is lower validation cross-entropy by default, or higher accuracy. :func:`payout_shares`
 and :func:`payout_wei` split a payment in proportion to the positive scores; clients with a
-zero or negative score get nothing. The escrow that holds the payment (which the project owner
-cannot withdraw once training started) is the ComputeMarket contract's business, not this
-module's.
+zero or negative score get nothing. The escrow that holds the payment, which the project owner
+cannot withdraw once training started, is a federation of the ComputeMarket contract
+(:meth:`databright.compute.market.ComputeMarket.create_federation`); :func:`settle_contributions`
+turns a finished run into its coordinator's payout call: :func:`payout_wei` of the escrow by the
+run's scores, posted with the per-round scores stored by CID (:func:`scores_evidence`), which
+anyone can fetch and check with :func:`check_scores_evidence`.
 
 A client whose update holds NaN or infinity is treated as Byzantine: its update is dropped from
 the round (listed in :attr:`RoundReport.rejected`) and it scores nothing for that round.
@@ -38,9 +41,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
+from eth_utils import is_address, to_checksum_address
 from numpy.typing import ArrayLike, NDArray
 
 from databright.compute.aggregation import Aggregator, Layout, finite_rows, flatten, unflatten
@@ -51,17 +55,23 @@ from databright.ml.train import pinned
 if TYPE_CHECKING:
     import torch
 
+    from databright.compute.market import ComputeMarket, FederationSettlement
+
 __all__ = [
     "ATTACKS",
+    "EVIDENCE_FORMAT",
     "Attack",
     "AttackKind",
     "Client",
     "FederatedResult",
     "RoundReport",
     "alie_z",
+    "check_scores_evidence",
     "payout_shares",
     "payout_wei",
     "run_federated",
+    "scores_evidence",
+    "settle_contributions",
     "split_dirichlet",
     "split_iid",
 ]
@@ -483,3 +493,113 @@ def payout_wei(amount: int, scores: ArrayLike) -> list[int]:
     for i in order[:left]:
         paid[i] += 1
     return paid
+
+
+# --- paying a run from its on-chain escrow --------------------------------------------------
+
+EVIDENCE_FORMAT = "databright/federated-scores/1"
+"""The ``format`` of :func:`scores_evidence`'s document."""
+
+
+def _client_addresses(clients: Sequence[str], count: int) -> list[str]:
+    if isinstance(clients, str) or len(clients) != count:
+        raise InvalidArgument(
+            f"give one client address per client of the run ({count}), in the run's order, "
+            f"not {1 if isinstance(clients, str) else len(clients)}."
+        )
+    for c in clients:
+        if not isinstance(c, str) or not is_address(c):
+            raise InvalidArgument(f"client {c!r} is not an Ethereum address; give 0x + 40 hex.")
+    # Checksummed, so the evidence names each client in one spelling, as the chain does.
+    addresses = [str(to_checksum_address(c)) for c in clients]
+    if len(set(addresses)) != len(addresses):
+        raise InvalidArgument("two clients of the run share an address; give each its own.")
+    return addresses
+
+
+def scores_evidence(result: FederatedResult, clients: Sequence[str], amount: int) -> dict[str, Any]:
+    """The document a federation's payouts follow from: per round, the validation accuracy,
+    the clients dropped and each client's leave-one-out contribution; the totals; the amount
+    split and each client's :func:`payout_wei` of it. JSON-ready (floats are finite: a run
+    scores no client NaN)."""
+    if not result.history or not all(len(r.contributions) for r in result.history):
+        raise InvalidArgument(
+            "the run has no contribution scores; run it with contributions=True to pay by them."
+        )
+    addresses = _client_addresses(clients, len(result.contributions))
+    payouts = payout_wei(amount, result.contributions)
+    return {
+        "format": EVIDENCE_FORMAT,
+        "clients": addresses,
+        "rounds": [
+            {
+                "round": r.round,
+                "accuracy": r.accuracy,
+                "rejected": list(r.rejected),
+                "contributions": list(r.contributions),
+            }
+            for r in result.history
+        ],
+        "contributions": [float(c) for c in result.contributions],
+        "amount_wei": amount,
+        "payouts_wei": payouts,
+    }
+
+
+def check_scores_evidence(evidence: dict[str, Any]) -> dict[str, int]:
+    """Check a federation's evidence (as :func:`scores_evidence` writes it) the way any
+    client can: the totals are the sums of the rounds, and the payouts are exactly
+    :func:`payout_wei` of the amount by those totals. Returns client -> payout in wei."""
+    try:
+        if evidence.get("format") != EVIDENCE_FORMAT:
+            raise ValueError(f"format {evidence.get('format')!r}, not {EVIDENCE_FORMAT!r}")
+        clients = [str(c) for c in evidence["clients"]]
+        totals = np.asarray(evidence["contributions"], dtype=np.float64)
+        rounds = np.asarray([r["contributions"] for r in evidence["rounds"]], dtype=np.float64)
+        amount = evidence["amount_wei"]
+        payouts = [int(p) for p in evidence["payouts_wei"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidArgument(
+            f"the evidence is not a federated-scores document ({exc}); fetch it again by its CID."
+        ) from None
+    if rounds.ndim != 2 or rounds.shape[1] != len(clients) or totals.shape != (len(clients),):
+        raise InvalidArgument(
+            f"the evidence scores {rounds.shape} per round and {totals.shape} in total for "
+            f"{len(clients)} clients; it is inconsistent."
+        )
+    if not np.allclose(rounds.sum(axis=0), totals, rtol=1e-9, atol=1e-12):
+        raise InvalidArgument("the evidence's total scores are not the sums of its rounds.")
+    expected = payout_wei(amount, totals)
+    if payouts != expected:
+        raise InvalidArgument(
+            f"the evidence's payouts {payouts} are not payout_wei({amount}, scores) = {expected}."
+        )
+    return dict(zip(clients, payouts, strict=True))
+
+
+def settle_contributions(
+    compute_market: ComputeMarket,
+    federation_id: int,
+    result: FederatedResult,
+    clients: Sequence[str],
+    *,
+    amount_wei: int | None = None,
+) -> FederationSettlement:
+    """Pay a finished federated run from its on-chain escrow: ``compute_market`` is the
+    federation's coordinator's client, ``clients`` the run's clients' addresses in the run's
+    order. Splits ``amount_wei`` (default: the whole escrow) by :func:`payout_wei` of the run's
+    contribution scores and posts every client's payout (zeros too, so the chain records that
+    a client was scored and got nothing) with the per-round scores stored by CID; the rest of
+    the escrow goes back to the payer. Each client then withdraws its payout."""
+    federation = compute_market.federation(federation_id)
+    amount = federation.amount_wei if amount_wei is None else amount_wei
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+        raise InvalidArgument(f"amount_wei must be a whole number of wei, not {amount!r}.")
+    if amount > federation.amount_wei:
+        raise InvalidArgument(
+            f"federation {federation_id} escrows {federation.amount_wei} wei; it cannot pay "
+            f"{amount}."
+        )
+    evidence = scores_evidence(result, clients, amount)
+    payouts = dict(zip(evidence["clients"], evidence["payouts_wei"], strict=True))
+    return compute_market.settle_federation(federation_id, payouts, evidence)

@@ -21,7 +21,15 @@ Who calls what:
   :class:`ChainSettlement` does both from the coordinator's verdicts and checks the escrow
   before each dispatch;
 - the payer or the coordinator closes a job (:meth:`close_job`), the payer reclaims an expired
-  one (:meth:`reclaim`); earnings and refunds are pull payments (:meth:`withdraw`).
+  one (:meth:`reclaim`); earnings and refunds are pull payments (:meth:`withdraw`);
+- federated training (issue 12, section 7): a payer escrows a federation for an allowed
+  coordinator, naming its clients (the data owners) or letting them join
+  (:meth:`create_federation`, :meth:`join_federation`); it may cancel until the coordinator
+  starts training (:meth:`cancel_federation`, :meth:`start_federation`) and never after: the
+  escrow then leaves only by the coordinator's payouts (:meth:`settle_federation`, which stores
+  the per-round contribution scores by CID; :func:`databright.compute.federated.
+  settle_contributions` builds the call from a finished run) or, unsettled, from the deadline
+  on (:meth:`reclaim_federation`). Clients withdraw their payouts with :meth:`withdraw`.
 
 Each method checks what the contract would refuse first and says it in one sentence; the
 contract's own checks stay the authority (a race still ends in ``ContractReverted``).
@@ -35,12 +43,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, keccak, to_checksum_address
 
-from databright.chain.clients import ComputeMarketClient
+from databright.chain.clients import ComputeMarketClient, ComputeMarketConstants
 from databright.compute.attestation import (
     Claims,
     check_report_data,
@@ -66,6 +74,10 @@ __all__ = [
     "ChainSettlement",
     "ComputeMarket",
     "DeviceInfo",
+    "FederationInfo",
+    "FederationParticipant",
+    "FederationSettlement",
+    "FederationStatus",
     "JobInfo",
     "SlashRecord",
     "UnitSettlement",
@@ -75,6 +87,15 @@ __all__ = [
 ]
 
 ZERO32 = b"\x00" * 32
+
+FederationStatus: TypeAlias = Literal["open", "running", "settled", "cancelled", "reclaimed"]
+_FEDERATION_STATUS: dict[int, FederationStatus] = {
+    ComputeMarketConstants.FEDERATION_OPEN: "open",
+    ComputeMarketConstants.FEDERATION_RUNNING: "running",
+    ComputeMarketConstants.FEDERATION_SETTLED: "settled",
+    ComputeMarketConstants.FEDERATION_CANCELLED: "cancelled",
+    ComputeMarketConstants.FEDERATION_RECLAIMED: "reclaimed",
+}
 
 
 def measurement_digest(measurement: str) -> bytes:
@@ -167,6 +188,60 @@ class SlashRecord:
     amount_wei: int
     slashed_at: int
     bundle: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class FederationInfo:
+    """A federation as the contract holds it. ``paid_wei`` and ``scores_cid`` are set once it
+    is settled; ``started_at`` once the coordinator started training (0: not yet)."""
+
+    id: int
+    payer: Address
+    coordinator: Address
+    amount_wei: int
+    paid_wei: int
+    deadline: int
+    spec_digest: bytes
+    scores_cid: str | None
+    clients: int
+    open_joining: bool
+    status: FederationStatus
+    started_at: int
+
+    @property
+    def escrowed_wei(self) -> int:
+        """What the contract still holds for it: all of it while open or running, else 0."""
+        return self.amount_wei if self.status in ("open", "running") else 0
+
+    @property
+    def refund_wei(self) -> int:
+        """What went back to the payer (0 while open or running)."""
+        if self.status == "settled":
+            return self.amount_wei - self.paid_wei
+        return self.amount_wei if self.status in ("cancelled", "reclaimed") else 0
+
+
+@dataclass(frozen=True)
+class FederationParticipant:
+    """A client's place in a federation: a client at all, its payout posted, the payout."""
+
+    federation_id: int
+    client: Address
+    joined: bool
+    posted: bool
+    payout_wei: int
+
+
+@dataclass(frozen=True)
+class FederationSettlement:
+    """What :meth:`ComputeMarket.settle_federation` posted: each client's payout, the refund
+    credited to the payer, and the CID of the evidence (the per-round scores)."""
+
+    federation_id: int
+    payouts: Mapping[Address, int]
+    paid_wei: int
+    refund_wei: int
+    scores_cid: str
 
 
 @dataclass(frozen=True)
@@ -549,6 +624,269 @@ class ComputeMarket:
             int(e.slashed_at),
             bundle,
         )
+
+    # --- federations (federated training paid by contribution) -----------------------------
+
+    def max_clients(self) -> int:
+        return int(self.contract.MAX_CLIENTS())
+
+    def create_federation(
+        self,
+        coordinator: str,
+        amount_wei: int,
+        deadline_s: int,
+        spec_cid: str,
+        clients: Sequence[str] = (),
+        *,
+        open_joining: bool = False,
+    ) -> FederationInfo:
+        """Escrow ``amount_wei`` for federated training run by an allowed coordinator, which
+        must post the payouts within ``deadline_s`` seconds of the chain's now; ``spec_cid``
+        is the stored training spec. ``clients`` are the data owners named now; with
+        ``open_joining`` others may join until the start. This payer may cancel only until
+        the coordinator starts training."""
+        who = _address(coordinator, "coordinator")
+        if isinstance(amount_wei, bool) or not isinstance(amount_wei, int) or amount_wei <= 0:
+            raise InvalidArgument(f"a federation escrows a positive amount, not {amount_wei!r} wei")
+        if isinstance(deadline_s, bool) or not isinstance(deadline_s, int) or deadline_s <= 0:
+            raise InvalidArgument(
+                f"a federation's deadline must be in the future, not in {deadline_s!r} s"
+            )
+        digest = cid_to_digest(spec_cid)
+        named = self._clients(clients)
+        if not named and not open_joining:
+            raise InvalidArgument(
+                "a federation needs clients: name at least one or pass open_joining=True"
+            )
+        if not self.is_coordinator(who):
+            raise NotPermitted(
+                f"{who} is not an allowed coordinator; ask the admin to allow its attested "
+                "measurement or pick an allowed one"
+            )
+        self._require_funds(amount_wei, "escrow the federation")
+        deadline = self.market.gateway.block_timestamp() + int(deadline_s)
+        receipt = self.contract.create_federation(
+            who, int(amount_wei), deadline, digest, list(named), bool(open_joining),
+            value=int(amount_wei),
+        )  # fmt: skip
+        return self.federation(int(receipt.event("FederationCreated").args["federation_id"]))
+
+    def _clients(self, clients: Sequence[str]) -> list[Address]:
+        if isinstance(clients, str):
+            raise InvalidArgument("clients is a list of addresses, not one string")
+        named = [_address(c, "client") for c in clients]
+        if len(set(named)) != len(named):
+            raise InvalidArgument(
+                f"the clients hold {len(named) - len(set(named))} repeated address(es); name "
+                "each client once"
+            )
+        most = self.max_clients()
+        if len(named) > most:
+            raise InvalidArgument(f"a federation has at most {most} clients, not {len(named)}")
+        return named
+
+    def federation(self, federation_id: int) -> FederationInfo:
+        f = self.contract.federation(int(federation_id))
+        if int(f.deadline) == 0:
+            raise NotFound(
+                f"federation {federation_id} does not exist; federations are numbered from 1"
+            )
+        scores = bytes(f.scores_cid)
+        return FederationInfo(
+            int(federation_id),
+            Address(to_checksum_address(f.payer)),
+            Address(to_checksum_address(f.coordinator)),
+            int(f.amount),
+            int(f.paid),
+            int(f.deadline),
+            bytes(f.spec_digest),
+            digest_to_cid(scores) if scores != ZERO32 else None,
+            int(f.clients),
+            bool(f.open_joining),
+            _FEDERATION_STATUS[int(f.status)],
+            int(f.started_at),
+        )
+
+    def participant(self, federation_id: int, client: str | None = None) -> FederationParticipant:
+        """A client's place in a federation (this account's by default)."""
+        who = _address(client, "client") if client else self.address
+        self.federation(federation_id)
+        p = self.contract.participant(int(federation_id), who)
+        return FederationParticipant(
+            int(federation_id), who, bool(p.joined), bool(p.posted), int(p.payout)
+        )
+
+    def join_federation(self, federation_id: int) -> FederationParticipant:
+        """Join an open federation that lets clients join, as this account."""
+        f = self.federation(federation_id)
+        if f.status != "open":
+            raise NotPermitted(
+                f"federation {federation_id} is {f.status}; clients join only before training "
+                "starts"
+            )
+        if not f.open_joining:
+            raise NotPermitted(
+                f"federation {federation_id} pays only the clients its payer named; ask "
+                f"{f.payer} to name you in a new one"
+            )
+        self._before_deadline(f, "join it")
+        if self.participant(federation_id).joined:
+            raise DuplicateSubmission(
+                f"{self.address} is a client of federation {federation_id} already"
+            )
+        if f.clients >= self.max_clients():
+            raise NotPermitted(f"federation {federation_id} is full ({f.clients} clients)")
+        self.contract.join_federation(int(federation_id))
+        return self.participant(federation_id)
+
+    def _before_deadline(self, f: FederationInfo, what: str) -> None:
+        now = self.market.gateway.block_timestamp()
+        if now >= f.deadline:
+            raise NotPermitted(
+                f"federation {f.id}'s deadline {f.deadline} has passed (chain time {now}); it is "
+                f"too late to {what}, and its payer may reclaim the escrow"
+            )
+
+    def _check_coordinator_of_federation(self, f: FederationInfo) -> None:
+        if f.coordinator != self.address:
+            raise NotPermitted(
+                f"federation {f.id} is run by coordinator {f.coordinator}, not {self.address}; "
+                "only it starts training and posts payouts"
+            )
+        if not self.is_coordinator(self.address):
+            raise NotPermitted(
+                f"coordinator {self.address} is no longer allowed (revoked); its federations "
+                "end at their deadline, when the payer reclaims them"
+            )
+
+    def start_federation(self, federation_id: int) -> FederationInfo:
+        """The coordinator starts training: the clients are fixed and the payer can no longer
+        take the escrow back before the deadline."""
+        f = self.federation(federation_id)
+        self._check_coordinator_of_federation(f)
+        if f.status != "open":
+            raise NotPermitted(f"federation {federation_id} is {f.status}, not open; start it once")
+        self._before_deadline(f, "start training")
+        if f.clients == 0:
+            raise NotPermitted(
+                f"federation {federation_id} has no clients yet; wait for clients to join"
+            )
+        self.contract.start_federation(int(federation_id))
+        return self.federation(federation_id)
+
+    def settle_federation(
+        self,
+        federation_id: int,
+        payouts: Mapping[str, int],
+        evidence: Mapping[str, Any],
+    ) -> FederationSettlement:
+        """Post a running federation's final payouts (client -> wei, at most the escrow in
+        all; clients not listed get nothing, the rest goes back to the payer). ``evidence``
+        (the per-round contribution scores the payouts follow from, as JSON) is stored by CID
+        and its digest recorded with the payouts so anyone can fetch and check it."""
+        f = self.federation(federation_id)
+        self._check_coordinator_of_federation(f)
+        if f.status != "running":
+            raise NotPermitted(
+                f"federation {federation_id} is {f.status}; payouts are posted once, for a "
+                "running federation"
+            )
+        self._before_deadline(f, "post payouts")
+        clients = self._clients(list(payouts))
+        amounts: list[int] = []
+        for client, amount in zip(clients, payouts.values(), strict=True):
+            if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+                raise InvalidArgument(
+                    f"the payout of {client} must be a whole number of wei, at least 0, not "
+                    f"{amount!r}"
+                )
+            amounts.append(int(amount))
+        if sum(amounts) > f.amount_wei:
+            raise InvalidArgument(
+                f"the payouts add up to {sum(amounts)} wei, more than federation "
+                f"{federation_id}'s escrow of {f.amount_wei} wei; scale them down"
+            )
+        for client in clients:
+            if not self.participant(federation_id, client).joined:
+                raise NotPermitted(
+                    f"{client} is not a client of federation {federation_id}; only its clients "
+                    "are paid"
+                )
+        try:
+            body = json.dumps(dict(evidence), sort_keys=True, allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(
+                f"the evidence must be a JSON object of finite numbers, lists and strings ({exc})"
+            ) from None
+        cid = self.market.store.put(body)
+        receipt = self.contract.settle_federation(
+            int(federation_id), list(clients), amounts, cid_to_digest(cid)
+        )
+        settled = receipt.event("FederationSettled").args
+        return FederationSettlement(
+            int(federation_id),
+            dict(zip(clients, amounts, strict=True)),
+            int(settled["paid"]),
+            int(settled["refund"]),
+            cid,
+        )
+
+    def federation_evidence(self, federation_id: int) -> dict[str, Any]:
+        """The evidence a settled federation's payouts follow from, fetched by its CID (the
+        store checks the bytes against it)."""
+        f = self.federation(federation_id)
+        if f.scores_cid is None:
+            raise NotFound(
+                f"federation {federation_id} is {f.status}; only a settled one has evidence"
+            )
+        body = json.loads(self.market.store.get(f.scores_cid))
+        if not isinstance(body, dict):
+            raise InvalidArgument(
+                f"the evidence {f.scores_cid} of federation {federation_id} is not a JSON object"
+            )
+        return body
+
+    def cancel_federation(self, federation_id: int) -> Wei:
+        """Cancel a federation before training starts (its payer or coordinator); the whole
+        escrow is credited to the payer. Refused once training started."""
+        f = self.federation(federation_id)
+        if self.address not in (f.payer, f.coordinator):
+            raise NotPermitted(
+                f"only federation {federation_id}'s payer or coordinator cancels it, not "
+                f"{self.address}"
+            )
+        if f.status == "running":
+            raise NotPermitted(
+                f"federation {federation_id}'s training started at {f.started_at}; its escrow "
+                "is the clients' now and leaves only by the coordinator's payouts, or by "
+                f"reclaim_federation after the deadline {f.deadline} if none are posted"
+            )
+        if f.status != "open":
+            raise DuplicateSubmission(
+                f"federation {federation_id} is {f.status} already; nothing is left in it"
+            )
+        receipt = self.contract.cancel_federation(int(federation_id))
+        return Wei(int(receipt.event("FederationClosed").args["refund"]))
+
+    def reclaim_federation(self, federation_id: int) -> Wei:
+        """The payer takes back the whole escrow of a federation the coordinator did not
+        settle by its deadline."""
+        f = self.federation(federation_id)
+        if self.address != f.payer:
+            raise NotPermitted(f"only federation {federation_id}'s payer {f.payer} reclaims it")
+        if f.status not in ("open", "running"):
+            raise DuplicateSubmission(
+                f"federation {federation_id} is {f.status} already; nothing is left in it"
+            )
+        now = self.market.gateway.block_timestamp()
+        if now < f.deadline:
+            meanwhile = "cancel it instead" if f.status == "open" else "wait for the payouts"
+            raise NotPermitted(
+                f"federation {federation_id} runs until its deadline {f.deadline} (chain time "
+                f"{now}); {meanwhile} or reclaim it after the deadline"
+            )
+        receipt = self.contract.reclaim_federation(int(federation_id))
+        return Wei(int(receipt.event("FederationClosed").args["refund"]))
 
     # --- money --------------------------------------------------------------------------
 
