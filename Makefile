@@ -4,6 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ANVIL_STAMP := .tools/node_modules/.installed
+UI_DIR := src/databright/server/ui
+UI_BUNDLE := $(UI_DIR)/static/app.js
 
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
@@ -11,7 +13,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: setup run test lint format bench artifacts clean
 
-setup: $(STAMP) $(ANVIL_STAMP)
+setup: $(STAMP) $(ANVIL_STAMP) $(UI_BUNDLE)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,16 @@ $(ANVIL_STAMP): .tools/package.json
 	cd .tools && npm install --no-package-lock --no-audit --no-fund --loglevel=error
 	touch $(ANVIL_STAMP)
 
+# The web UI's script: ethers and our code in one file, built here from npm (never a CDN).
+$(UI_BUNDLE): $(UI_DIR)/assets/app.js $(ANVIL_STAMP)
+	NODE_PATH=.tools/node_modules .tools/node_modules/.bin/esbuild $(UI_DIR)/assets/app.js --bundle --minify --format=esm \
+		--target=es2022 --log-level=warning --outfile=$@
+
+# The browser tests drive Debian's Chromium (Playwright cannot download a browser here).
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -q && apt-get install -y -q --no-install-recommends chromium
+
 API_PORT ?= 8000
 
 ## The main job: start the embedded node if none runs, deploy, run a whole market session,
@@ -37,7 +49,7 @@ run: setup
 artifacts: $(STAMP)
 	PYTHONPATH=tools $(PY) -m databright_dev.build
 
-test: setup
+test: setup $(CHROMIUM)
 	$(PY) -m pytest
 
 ## ruff (lint + format), mypy on src/, and the layers of DESIGN.md checked by import-linter.

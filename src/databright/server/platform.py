@@ -34,6 +34,7 @@ from databright.server.background import holding_server_lock
 from databright.server.gateway import blob_router
 from databright.server.index import Indexer, open_index
 from databright.server.limits import BodyLimit
+from databright.server.ui import install_ui
 
 __all__ = ["MAX_BODY_BYTES", "Platform", "create_app", "serve_platform"]
 
@@ -63,6 +64,8 @@ class Platform:
             self.market.contract.address,
             self.engine,
             model_market=deployment.addresses.get("ModelMarket"),
+            compute_market=deployment.addresses.get("ComputeMarket"),
+            weight_sale=deployment.addresses.get("WeightSale"),
         )
         self.reader = IndexReader(self.engine)
         self.forum = Forum(self.engine, self.market)
@@ -128,7 +131,7 @@ def create_app(platform: Platform) -> FastAPI:
         ),
     )
     app.state.platform = platform
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, larger=uploads.BODY_LIMITS)
     install_problem_handlers(app)
     for router in (
         *routers.ALL,
@@ -139,10 +142,11 @@ def create_app(platform: Platform) -> FastAPI:
     ):
         app.include_router(router, prefix="/api/v1")
     app.include_router(blob_router(platform.market.store))
+    install_ui(app)
 
     @app.get("/", include_in_schema=False)
     def about() -> JSONResponse:
-        return JSONResponse({"service": "databright platform", "docs": "/docs"})
+        return JSONResponse({"service": "databright platform", "docs": "/docs", "ui": "/ui/"})
 
     return app
 

@@ -29,7 +29,7 @@ from databright.storage import digest_to_cid
 if TYPE_CHECKING:
     from databright.server.platform import Platform
 
-__all__ = ["ALL", "accounts_router", "datasets_router", "models_router"]
+__all__ = ["ALL", "accounts_router", "datasets_router", "model_reader", "models_router"]
 
 _MAX_ID = 2**64 - 1
 ModelId = Annotated[int, Path(ge=1, le=_MAX_ID, description="The model's id.")]
@@ -64,8 +64,9 @@ def _platform(request: Request) -> Platform:
     return platform
 
 
-def _reader(request: Request) -> ModelReader:
-    market = _platform(request).market
+def model_reader(platform: Platform) -> ModelReader:
+    """The model market's reads over the platform's index (the web UI uses them too)."""
+    market = platform.market
 
     def cid_of(digest: bytes) -> str:
         try:
@@ -73,7 +74,11 @@ def _reader(request: Request) -> ModelReader:
         except BlobNotFound:  # nobody holds it: the raw CID, the usual address
             return str(digest_to_cid(digest))
 
-    return ModelReader(_platform(request).engine, cid_of)
+    return ModelReader(platform.engine, cid_of)
+
+
+def _reader(request: Request) -> ModelReader:
+    return model_reader(_platform(request))
 
 
 Reader = Annotated[ModelReader, Depends(_reader)]

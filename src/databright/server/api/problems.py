@@ -7,7 +7,7 @@ from typing import Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from databright.errors import (
@@ -60,24 +60,35 @@ def _first_error(exc: RequestValidationError) -> str:
     return f"{where or 'the request'}: {first.get('msg', 'is not valid')}"
 
 
+def _answer(request: Request, status: int, title: str, detail: str) -> Response:
+    """A problem document; for the web UI's pages (``app.state.problem_page``), a page."""
+    page = getattr(request.app.state, "problem_page", None)
+    if page is not None and request.url.path.startswith("/ui/"):
+        answer: Response = page(request, status, title, detail)
+        return answer
+    return problem(status, title, detail)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Every error the API can raise becomes a problem document with a fitting status."""
 
     @app.exception_handler(DataBrightError)
-    async def _ours(_request: Request, exc: DataBrightError) -> JSONResponse:
+    async def _ours(request: Request, exc: DataBrightError) -> Response:
         status, title = next((s, t) for cls, s, t in _STATUS if isinstance(exc, cls))
-        return problem(status, title, str(exc))
+        return _answer(request, status, title, str(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem(422, "Invalid request", _first_error(exc))
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return _answer(request, 422, "Invalid request", _first_error(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else "the request cannot be served"
-        return problem(exc.status_code, detail, detail)
+        return _answer(request, exc.status_code, detail, detail)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.error("unexpected %s while serving a request", type(exc).__name__, exc_info=exc)
-        return problem(500, "Internal error", "the server failed on this request; it was logged")
+        return _answer(
+            request, 500, "Internal error", "the server failed on this request; it was logged"
+        )

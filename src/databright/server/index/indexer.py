@@ -1,5 +1,5 @@
-"""The chain indexer: every event of the market, its share tokens and its model market, into
-SQL, never a lie.
+"""The chain indexer: every event of the market, its share tokens, its model market, its
+compute market and its weight sale, into SQL, never a lie.
 
 Each :meth:`Indexer.sync` step reads one batch of blocks and writes it in ONE database
 transaction (its blocks, its events, the new ``indexed_block``), so a kill at any moment leaves
@@ -18,6 +18,14 @@ the model registry (:class:`IndexedModel`) is rebuilt, in the batch's transactio
 model a batch or a reorg touched. An index made before a model market was given to it has
 none of the model market's past events: the first indexer given one records it and replays the
 chain from the index's start (the data market's events are not inserted twice).
+
+The compute market and the weight sale are indexed the same way, when the deployment has them:
+their events carry the job (``job_id``) or the sale (``sale_id``) they are about, and the
+devices, jobs and sales (:class:`IndexedDevice`, :class:`IndexedJob`, :class:`IndexedSale`)
+are rebuilt in the batch's transaction for every one a batch or a reorg touched. Each worker a
+``UnitPaid`` pays gets a row of its own (:class:`IndexedUnitPayment`, unique per transaction,
+log and worker), so a device's units are found by worker. Several contracts name an event
+alike (``Withdrawn``, ``Settled``), so what is rebuilt from events is read by contract too.
 """
 
 from __future__ import annotations
@@ -37,10 +45,30 @@ from databright.chain.artifacts import load_artifact
 from databright.chain.events import Event, EventDecoder
 from databright.chain.gateway import Gateway
 from databright.errors import ChainError, ChainIndexError
-from databright.server.index.registry import MODEL_EVENTS, rebuild_models
-from databright.server.index.schema import IndexedBlock, IndexedEvent, IndexState
+from databright.server.index.registry import (
+    DEVICE_EVENTS,
+    MODEL_EVENTS,
+    rebuild_devices,
+    rebuild_jobs,
+    rebuild_models,
+    rebuild_sales,
+)
+from databright.server.index.schema import (
+    IndexedBlock,
+    IndexedEvent,
+    IndexedUnitPayment,
+    IndexState,
+)
 
-__all__ = ["DEFAULT_BATCH", "Indexer", "SyncStep", "event_row"]
+__all__ = [
+    "COMPUTE_FIELDS",
+    "DEFAULT_BATCH",
+    "SALE_FIELDS",
+    "Indexer",
+    "SyncStep",
+    "event_row",
+    "unit_payments",
+]
 
 #: Blocks read per step: one eth_getLogs and one transaction each.
 DEFAULT_BATCH: Final = 2000
@@ -60,6 +88,51 @@ _ACCOUNT_ARGS: Final = (
     "node",
 )
 _AMOUNT_ARGS: Final = ("amount", "value", "weight", "shares")
+
+#: The compute market's events: the argument naming the account each is about and its amount
+#: (None: none). Spelled out, since its names (``owner``, ``stake``) mean other things in the
+#: data market's events, and an account's history should show a worker its slashes.
+COMPUTE_FIELDS: Final[dict[str, tuple[str | None, str | None]]] = {
+    "CoordinatorAllowed": ("coordinator", None),
+    "CoordinatorRevoked": ("coordinator", None),
+    "DeviceRegistered": ("owner", "stake"),
+    "StakeAdded": ("owner", "amount"),
+    "UnstakeRequested": ("owner", None),
+    "StakeWithdrawn": ("owner", "amount"),
+    "JobCreated": ("payer", "max_amount"),
+    "UnitPaid": (None, "fee_each"),  # up to eight workers: see IndexedUnitPayment
+    "Slashed": ("worker", "amount"),
+    "JobClosed": ("closed_by", "refund"),
+    "Withdrawn": ("account", "amount"),
+    "OwnershipTransferStarted": ("new_owner", None),
+    "OwnershipTransferred": ("new_owner", None),
+    # Federations (federated training; indexed as events, not folded into rows yet).
+    "FederationCreated": ("payer", "amount"),
+    "FederationJoined": ("client", None),
+    "FederationStarted": (None, None),
+    "FederationPayout": ("client", "amount"),
+    "FederationSettled": (None, "paid"),
+    "FederationClosed": ("closed_by", "refund"),
+}
+#: The weight sale's events, alike.
+SALE_FIELDS: Final[dict[str, tuple[str | None, str | None]]] = {
+    "Listed": ("seller", "price"),
+    "Unlisted": (None, None),
+    "Bought": ("buyer", "price"),
+    "Delivered": (None, None),
+    "Accepted": (None, None),
+    "KeyRevealed": (None, None),
+    "Complained": (None, None),
+    "Refunded": ("buyer", "amount"),
+    "Settled": ("seller", "amount"),
+    "Withdrawn": ("account", "amount"),
+}
+# What index_state records beside the data market, and how a refusal names it.
+_OPTIONAL: Final = (
+    ("model_market", "model market"),
+    ("compute_market", "compute market"),
+    ("weight_sale", "weight sale"),
+)
 
 
 @dataclass(frozen=True)
@@ -96,15 +169,24 @@ def event_row(
     tx_hash: str,
     dataset_of_token: dict[str, int],
     dataset_of_model: dict[int, int] | None = None,
+    fields: dict[str, tuple[str | None, str | None]] | None = None,
 ) -> dict[str, Any]:
-    """The row of one decoded event (a model-market event's dataset is its model's)."""
+    """The row of one decoded event (a model-market event's dataset is its model's).
+
+    ``fields``: which arguments name the account and the amount of each event of the
+    contract (:data:`COMPUTE_FIELDS`, :data:`SALE_FIELDS`); None: the data market's rule."""
     args = e.args
     model = int(args["model_id"]) if "model_id" in args else None
     dataset = args.get("dataset_id", dataset_of_token.get(e.address))
     if dataset is None and model is not None and dataset_of_model:
         dataset = dataset_of_model.get(model)
-    account = next((args[k] for k in _ACCOUNT_ARGS if isinstance(args.get(k), str)), None)
-    amount = next((args[k] for k in _AMOUNT_ARGS if type(args.get(k)) is int), None)
+    if fields is not None:
+        account_arg, amount_arg = fields.get(e.name, (None, None))
+        account = args.get(account_arg) if account_arg else None
+        amount = args.get(amount_arg) if amount_arg else None
+    else:
+        account = next((args[k] for k in _ACCOUNT_ARGS if isinstance(args.get(k), str)), None)
+        amount = next((args[k] for k in _AMOUNT_ARGS if type(args.get(k)) is int), None)
     return {
         "block_number": e.block_number,
         "tx_hash": tx_hash,
@@ -117,17 +199,37 @@ def event_row(
         "amount": amount,
         "status": int(args["status"]) if e.name == "ProposalFinalized" else None,
         "model_id": model,
+        "job_id": int(args["job_id"]) if "job_id" in args else None,
+        "sale_id": int(args["sale_id"]) if "sale_id" in args else None,
         "args": {k: _plain(v) for k, v in args.items()},
     }
 
 
+def unit_payments(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per worker a ``UnitPaid`` event row pays (its args are already plain)."""
+    a = row["args"]
+    return [
+        {
+            "block_number": row["block_number"],
+            "tx_hash": row["tx_hash"],
+            "log_index": row["log_index"],
+            "job_id": row["job_id"],
+            "unit_id": str(a["unit_id"]),
+            "worker": str(worker),
+            "fee": int(a["fee_each"]),
+        }
+        for worker in a["workers"]
+    ]
+
+
 class Indexer:
     """Indexes the events of the market at ``market`` (and of every share token it creates,
-    and of its model market at ``model_market`` if given) from the chain behind ``gateway``
-    into the database behind ``engine``.
+    and of its model market, compute market and weight sale if given) from the chain behind
+    ``gateway`` into the database behind ``engine``.
 
-    ``model_market`` None: the one the index recorded, if any (so an older caller that knows
-    none keeps indexing it); one differing from the recorded one is refused."""
+    ``model_market``, ``compute_market``, ``weight_sale`` None: the one the index recorded, if
+    any (so an older caller that knows none keeps indexing it); one differing from the
+    recorded one is refused."""
 
     def __init__(
         self,
@@ -137,6 +239,8 @@ class Indexer:
         start_block: int = 0,
         batch: int = DEFAULT_BATCH,
         model_market: str | None = None,
+        compute_market: str | None = None,
+        weight_sale: str | None = None,
     ) -> None:
         if batch < 1:
             raise ChainIndexError(f"a batch is at least one block, not {batch}")
@@ -147,8 +251,18 @@ class Indexer:
         self._market_abi = load_artifact("DataMarket").abi
         self._token_abi = load_artifact("ShareToken").abi
         self._model_abi = load_artifact("ModelMarket").abi
+        self._compute_abi = load_artifact("ComputeMarket").abi
+        self._sale_abi = load_artifact("WeightSale").abi
         self.chain_id = gateway.chain_id
-        wanted: str | None = str(to_checksum_address(model_market)) if model_market else None
+        given = {
+            "model_market": model_market,
+            "compute_market": compute_market,
+            "weight_sale": weight_sale,
+        }
+        wanted: dict[str, str | None] = {
+            key: str(to_checksum_address(address)) if address else None
+            for key, address in given.items()
+        }
         with Session(engine) as session, session.begin():
             state = session.get(IndexState, self.chain_id)
             if state is None:
@@ -159,7 +273,7 @@ class Indexer:
                         start_block=start_block,
                         indexed_block=start_block - 1,
                         head_block=start_block - 1,
-                        model_market=wanted,
+                        **wanted,
                     )
                 )
             elif state.market != self.market:
@@ -167,19 +281,24 @@ class Indexer:
                     f"this index holds market {state.market} of chain {self.chain_id}, not "
                     f"{self.market}; give the server a database of its own for each market"
                 )
-            elif wanted is not None and state.model_market is None:
-                # Its past events were never read: replay from the start (idempotent).
-                state.model_market = wanted
-                state.indexed_block = min(state.indexed_block, state.start_block - 1)
-            elif wanted is not None and state.model_market != wanted:
-                raise ChainIndexError(
-                    f"this index holds model market {state.model_market} of market "
-                    f"{self.market}, not {wanted}; give the server a database of its own for "
-                    "each deployment"
-                )
-            if state is not None and wanted is None:
-                wanted = state.model_market
-        self.model_market: str | None = wanted
+            else:
+                for key, what in _OPTIONAL:
+                    recorded, address = getattr(state, key), wanted[key]
+                    if address is None:
+                        wanted[key] = recorded
+                    elif recorded is None:
+                        # Its past events were never read: replay from the start (idempotent).
+                        setattr(state, key, address)
+                        state.indexed_block = min(state.indexed_block, state.start_block - 1)
+                    elif recorded != address:
+                        raise ChainIndexError(
+                            f"this index holds {what} {recorded} of market {self.market}, not "
+                            f"{address}; give the server a database of its own for each "
+                            "deployment"
+                        )
+        self.model_market: str | None = wanted["model_market"]
+        self.compute_market: str | None = wanted["compute_market"]
+        self.weight_sale: str | None = wanted["weight_sale"]
 
     # --- what the index says ---------------------------------------------------------
 
@@ -271,15 +390,31 @@ class Indexer:
             )
         state = self.state()
         fork = state.start_block - 1 if fork is None else fork
+        E, P = IndexedEvent, IndexedUnitPayment
         with Session(self.engine) as session, session.begin():
+            above = E.block_number > fork
             touched = session.scalars(
-                select(IndexedEvent.model_id)
-                .where(IndexedEvent.block_number > fork, IndexedEvent.name.in_(MODEL_EVENTS))
-                .distinct()
+                select(E.model_id).where(above, E.name.in_(MODEL_EVENTS)).distinct()
             ).all()
-            session.execute(delete(IndexedEvent).where(IndexedEvent.block_number > fork))
+            owners = set(
+                session.scalars(
+                    select(E.account)
+                    .where(above, E.contract == self.compute_market, E.name.in_(DEVICE_EVENTS))
+                    .distinct()
+                )
+            )
+            owners |= set(session.scalars(select(P.worker).where(P.block_number > fork)))
+            jobs = session.scalars(
+                select(E.job_id).where(above, E.contract == self.compute_market).distinct()
+            ).all()
+            sales = session.scalars(
+                select(E.sale_id).where(above, E.contract == self.weight_sale).distinct()
+            ).all()
+            session.execute(delete(P).where(P.block_number > fork))
+            session.execute(delete(E).where(above))
             session.execute(delete(IndexedBlock).where(IndexedBlock.number > fork))
             rebuild_models(session, [int(m) for m in touched if m is not None])
+            self._rebuild(session, owners, jobs, sales)
             row = session.get(IndexState, self.chain_id)
             assert row is not None
             row.indexed_block = min(row.indexed_block, fork)
@@ -296,13 +431,17 @@ class Indexer:
     def _read(
         self, first: int, last: int, tokens: dict[str, int], models: dict[int, int]
     ) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]]]:
-        own = [self.market] + ([self.model_market] if self.model_market else [])
-        logs = self._logs(first, last, [*own, *tokens])
         decoders: dict[str, EventDecoder] = {
             self.market: EventDecoder(self.market, self._market_abi)
         }
-        if self.model_market:
-            decoders[self.model_market] = EventDecoder(self.model_market, self._model_abi)
+        for address, abi in (
+            (self.model_market, self._model_abi),
+            (self.compute_market, self._compute_abi),
+            (self.weight_sale, self._sale_abi),
+        ):
+            if address:
+                decoders[address] = EventDecoder(address, abi)
+        logs = self._logs(first, last, [*decoders, *tokens])
         decoders.update({t: EventDecoder(t, self._token_abi) for t in tokens})
         decoded = self._decode(logs, decoders)
         # Tokens created in this batch: their own events of this batch are read now too.
@@ -342,7 +481,8 @@ class Indexer:
                 if e.name == "ModelRegistered" and e.address == self.model_market
             },
         }
-        rows = [event_row(e, tx, tokens, models) for e, tx in decoded]
+        fields = {self.compute_market: COMPUTE_FIELDS, self.weight_sale: SALE_FIELDS}
+        rows = [event_row(e, tx, tokens, models, fields.get(e.address)) for e, tx in decoded]
         blocks = [
             {
                 "number": n,
@@ -412,9 +552,39 @@ class Indexer:
                 session,
                 {r["model_id"] for r in rows if r["name"] in MODEL_EVENTS and r["model_id"]},
             )
+            compute = [r for r in rows if r["contract"] == self.compute_market]
+            paid = [p for r in compute if r["name"] == "UnitPaid" for p in unit_payments(r)]
+            if paid:
+                session.execute(
+                    insert(IndexedUnitPayment).on_conflict_do_nothing(
+                        index_elements=["tx_hash", "log_index", "worker"]
+                    ),
+                    paid,
+                )
+            self._rebuild(
+                session,
+                {r["account"] for r in compute if r["name"] in DEVICE_EVENTS and r["account"]}
+                | {p["worker"] for p in paid},
+                [r["job_id"] for r in compute],
+                [r["sale_id"] for r in rows if r["contract"] == self.weight_sale],
+            )
             state.indexed_block = last
             state.head_block = max(head, last)
         return after - before
+
+    def _rebuild(
+        self,
+        session: Session,
+        owners: Iterable[str | None],
+        jobs: Iterable[int | None],
+        sales: Iterable[int | None],
+    ) -> None:
+        """Rebuild the devices, jobs and sales touched (inside the caller's transaction)."""
+        if self.compute_market:
+            rebuild_devices(session, self.compute_market, [o for o in owners if o])
+            rebuild_jobs(session, self.compute_market, [int(j) for j in jobs if j is not None])
+        if self.weight_sale:
+            rebuild_sales(session, self.weight_sale, [int(s) for s in sales if s is not None])
 
     def _record_head(self, head: int) -> None:
         with Session(self.engine) as session, session.begin():

@@ -1,10 +1,13 @@
-"""The model registry as the indexed events leave it: one :class:`IndexedModel` row per model.
+"""What the indexed events leave: the model registry (one :class:`IndexedModel` row per model),
+and the compute market's devices and jobs and the weight sales (:class:`IndexedDevice`,
+:class:`IndexedJob`, :class:`IndexedSale`).
 
-A model's row is rebuilt from all of its events, in chain order, whenever a batch brings new
+A row is rebuilt from all of its events, in chain order, whenever a batch brings new
 ones or a reorg rolls some back. Rebuilding (rather than adding the batch's events to the row)
 is what keeps the row right when a range is replayed, since a replayed event is not inserted
-twice but would be counted twice. The price of that is reading a touched model's events again:
-settlements are batched by the serving node, so a model has few.
+twice but would be counted twice. The price of that is reading a touched row's events again:
+settlements are batched by the serving node, so a model has few; a job's units are counted in
+SQL, not read; a device's paid units are read, one fee each.
 """
 
 from __future__ import annotations
@@ -13,12 +16,33 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from databright.server.index.schema import IndexedBlock, IndexedEvent, IndexedModel
+from databright.chain.clients import ComputeMarketConstants, SaleStatus
+from databright.server.index.schema import (
+    IndexedBlock,
+    IndexedDevice,
+    IndexedEvent,
+    IndexedJob,
+    IndexedModel,
+    IndexedSale,
+    IndexedUnitPayment,
+)
 
-__all__ = ["MODEL_EVENTS", "VersionState", "fold_versions", "rebuild_models"]
+__all__ = [
+    "DEVICE_EVENTS",
+    "JOB_EVENTS",
+    "MIN_STAKE",
+    "MODEL_EVENTS",
+    "SALE_EVENTS",
+    "VersionState",
+    "fold_versions",
+    "rebuild_devices",
+    "rebuild_jobs",
+    "rebuild_models",
+    "rebuild_sales",
+]
 
 #: The model market's events that change a model's row (a user's escrow events do not).
 MODEL_EVENTS: Final = frozenset(
@@ -159,4 +183,194 @@ def rebuild_models(session: Session, model_ids: Iterable[int]) -> None:
         row = _model_row(events, block.timestamp if block is not None else 0)
         if row is not None:
             session.add(row)
+    session.flush()
+
+
+# --- the compute market and the weight sale ---------------------------------------------------
+
+#: ComputeMarket events about a device; the account of each is the device's owner (the
+#: slashed worker for ``Slashed``).
+DEVICE_EVENTS: Final = frozenset(
+    {"DeviceRegistered", "StakeAdded", "UnstakeRequested", "StakeWithdrawn", "Slashed"}
+)
+#: ComputeMarket events about a job (each carries ``job_id``).
+JOB_EVENTS: Final = frozenset({"JobCreated", "UnitPaid", "Slashed", "JobClosed"})
+#: WeightSale events about one sale (each carries ``sale_id``).
+SALE_EVENTS: Final = frozenset(
+    {"Bought", "Delivered", "Accepted", "KeyRevealed", "Complained", "Refunded", "Settled"}
+)
+#: ComputeMarket's MIN_STAKE: a device staking less (slashed) is not paid.
+MIN_STAKE: Final = ComputeMarketConstants.MIN_STAKE
+
+
+def _ordered(session: Session, *where: Any) -> list[IndexedEvent]:
+    E = IndexedEvent
+    return list(session.scalars(select(E).where(*where).order_by(E.block_number, E.log_index)))
+
+
+def _timestamp(session: Session, block_number: int) -> int:
+    block = session.get(IndexedBlock, block_number)
+    return block.timestamp if block is not None else 0
+
+
+def _hash_or_none(value: Any) -> str | None:
+    text = str(value)
+    return None if text == ZERO32 else text
+
+
+def rebuild_devices(session: Session, compute_market: str, owners: Iterable[str]) -> None:
+    """Rebuild the device rows of these accounts from the compute market's indexed events and
+    unit payments (dropping a device whose registration is no longer indexed), inside the
+    caller's transaction."""
+    E, P = IndexedEvent, IndexedUnitPayment
+    for owner in sorted(set(owners)):
+        events = _ordered(
+            session, E.account == owner, E.contract == compute_market, E.name.in_(DEVICE_EVENTS)
+        )
+        session.execute(delete(IndexedDevice).where(IndexedDevice.owner == owner))
+        at = max((i for i, e in enumerate(events) if e.name == "DeviceRegistered"), default=None)
+        if at is None:
+            continue
+        registered = events[at]
+        r = registered.args
+        stake, unstake_at, withdrawn = int(r["stake"]), 0, False
+        # Only the latest registration's events tell the device's state now; a withdrawal
+        # deleted the earlier one on-chain.
+        for e in events[at + 1 :]:
+            if e.name == "StakeAdded":
+                stake, unstake_at = int(e.args["stake"]), 0
+            elif e.name == "UnstakeRequested":
+                unstake_at = int(e.args["unstake_at"])
+            elif e.name == "Slashed":
+                stake = 0  # a slash burns the whole stake
+            elif e.name == "StakeWithdrawn":
+                stake, withdrawn = 0, True
+        slashes = [int(e.args["amount"]) for e in events if e.name == "Slashed"]
+        # Python sums the fees: SQLite's SUM of the padded decimal strings is not exact.
+        fees = [int(f) for f in session.scalars(select(P.fee).where(P.worker == owner))]
+        status = (
+            "withdrawn"
+            if withdrawn
+            else "slashed"
+            if stake < MIN_STAKE
+            else "unstaking"
+            if unstake_at
+            else "active"
+        )
+        session.add(
+            IndexedDevice(
+                owner=owner,
+                numeric_class=str(r["numeric_class"]),
+                capabilities=int(r["capabilities"]),
+                min_fee=int(r["min_fee"]),
+                stake=stake,
+                unstake_at=unstake_at,
+                status=status,
+                registered_event=registered.id,
+                registered_block=registered.block_number,
+                registered_at=_timestamp(session, registered.block_number),
+                units_paid=len(fees),
+                earned_wei=sum(fees),
+                slashings=len(slashes),
+                slashed_wei=sum(slashes),
+            )
+        )
+    session.flush()
+
+
+def rebuild_jobs(session: Session, compute_market: str, job_ids: Iterable[int]) -> None:
+    """Rebuild the rows of these jobs from their indexed events, inside the caller's
+    transaction. A job's units are counted in SQL and what it paid is read from its last
+    ``UnitPaid`` (which carries the escrow left), so a job with many units costs a few indexed
+    lookups, not a read of every unit."""
+    E = IndexedEvent
+    for job_id in sorted(set(job_ids)):
+        session.execute(delete(IndexedJob).where(IndexedJob.job_id == job_id))
+        of_job = (E.job_id == job_id, E.contract == compute_market)
+        created = session.scalar(select(E).where(*of_job, E.name == "JobCreated"))
+        if created is None:  # rolled back with its creation
+            continue
+        a = created.args
+        last_unit = session.scalar(
+            select(E)
+            .where(*of_job, E.name == "UnitPaid")
+            .order_by(E.block_number.desc(), E.log_index.desc())
+            .limit(1)
+        )
+
+        def count(name: str, of_job: tuple[Any, ...] = of_job) -> int:
+            return int(session.scalar(select(func.count()).where(*of_job, E.name == name)) or 0)
+
+        closed = session.scalar(select(E).where(*of_job, E.name == "JobClosed"))
+        max_amount = int(a["max_amount"])
+        remaining = int(last_unit.args["remaining"]) if last_unit is not None else max_amount
+        session.add(
+            IndexedJob(
+                job_id=job_id,
+                payer=str(a["payer"]),
+                coordinator=str(a["coordinator"]),
+                max_amount=max_amount,
+                expiry=int(a["expiry"]),
+                spec_digest=str(a["spec_digest"]),
+                created_block=created.block_number,
+                created_at=_timestamp(session, created.block_number),
+                units_paid=count("UnitPaid"),
+                paid_wei=max_amount - remaining,
+                remaining=remaining,
+                slashings=count("Slashed"),
+                closed=closed is not None,
+                closed_by=None if closed is None else str(closed.args["closed_by"]),
+                closed_block=None if closed is None else closed.block_number,
+                refund=None if closed is None else int(closed.args["refund"]),
+            )
+        )
+    session.flush()
+
+
+def rebuild_sales(session: Session, weight_sale: str, sale_ids: Iterable[int]) -> None:
+    """Rebuild the rows of these weight sales from their indexed events (dropping a sale whose
+    purchase is no longer indexed), inside the caller's transaction."""
+    E = IndexedEvent
+    for sale_id in sorted(set(sale_ids)):
+        events = _ordered(
+            session, E.sale_id == sale_id, E.contract == weight_sale, E.name.in_(SALE_EVENTS)
+        )
+        session.execute(delete(IndexedSale).where(IndexedSale.sale_id == sale_id))
+        bought = next((e for e in events if e.name == "Bought"), None)
+        if bought is None:
+            continue
+        b = bought.args
+        row = IndexedSale(
+            sale_id=sale_id,
+            buyer=str(b["buyer"]),
+            seller=str(b["seller"]),
+            model_id=int(b["model_id"]),
+            version=int(b["version"]),
+            price=int(b["price"]),
+            status=int(SaleStatus.PAID),
+            deadline=int(b["deadline"]),
+            bought_block=bought.block_number,
+            bought_at=_timestamp(session, bought.block_number),
+        )
+        for e in events:
+            a = e.args
+            if e.name == "Delivered":
+                row.status, row.deadline = int(SaleStatus.DELIVERED), 0
+                row.cipher_root = _hash_or_none(a["cipher_root"])
+                row.key_commitment = _hash_or_none(a["key_commitment"])
+            elif e.name == "Accepted":
+                row.status, row.deadline = int(SaleStatus.ACCEPTED), int(a["deadline"])
+            elif e.name == "KeyRevealed":
+                row.status, row.deadline = int(SaleStatus.REVEALED), int(a["deadline"])
+                row.key = str(a["key"])
+            elif e.name == "Complained":
+                row.complaint_index = int(a["index"])
+            elif e.name in ("Refunded", "Settled"):
+                row.status = int(
+                    SaleStatus.REFUNDED if e.name == "Refunded" else SaleStatus.SETTLED
+                )
+                row.deadline, row.closed_block = 0, e.block_number
+                if e.name == "Refunded":
+                    row.refund_reason = int(a["reason"])
+        session.add(row)
     session.flush()

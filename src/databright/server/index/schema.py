@@ -1,5 +1,8 @@
 """The index's tables: blocks (with their hashes, for reorgs), events, where indexing stands,
-and the model registry as the model market's events leave it (:class:`IndexedModel`).
+the model registry as the model market's events leave it (:class:`IndexedModel`), and the
+compute market's devices, jobs and paid units and the weight sales as theirs leave them
+(:class:`IndexedDevice`, :class:`IndexedJob`, :class:`IndexedUnitPayment`,
+:class:`IndexedSale`).
 
 Every uint256 the chain emits is kept exactly: the typed columns are ``NUMERIC(78, 0)`` (SQLite
 stores them as text through :class:`Uint256`, since its NUMERIC is a float past 2**63), and the
@@ -34,8 +37,12 @@ __all__ = [
     "Comment",
     "IndexState",
     "IndexedBlock",
+    "IndexedDevice",
     "IndexedEvent",
+    "IndexedJob",
     "IndexedModel",
+    "IndexedSale",
+    "IndexedUnitPayment",
     "Uint256",
 ]
 
@@ -98,6 +105,8 @@ class IndexedEvent(Base):
         Index("ix_indexed_events_account", "account"),
         Index("ix_indexed_events_name_dataset_status", "name", "dataset_id", "status"),
         Index("ix_indexed_events_model_name", "model_id", "name"),
+        Index("ix_indexed_events_job_name", "job_id", "name"),
+        Index("ix_indexed_events_sale_name", "sale_id", "name"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -116,6 +125,9 @@ class IndexedEvent(Base):
     status: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     # The model a model-market event is about (its versions, benchmarks, settlements).
     model_id: Mapped[int | None] = mapped_column(Uint256, nullable=True)
+    # The compute job (ComputeMarket) or the weight sale (WeightSale) an event is about.
+    job_id: Mapped[int | None] = mapped_column(Uint256, nullable=True)
+    sale_id: Mapped[int | None] = mapped_column(Uint256, nullable=True)
     args: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
@@ -154,6 +166,9 @@ class IndexState(Base):
     head_block: Mapped[int] = mapped_column(BigInteger)
     # The model market indexed beside the data market (None: none recorded yet).
     model_market: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    # The compute market and the weight sale indexed beside them (None: none recorded yet).
+    compute_market: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    weight_sale: Mapped[str | None] = mapped_column(String(42), nullable=True)
 
 
 class IndexedModel(Base):
@@ -189,3 +204,116 @@ class IndexedModel(Base):
     settlements: Mapped[int] = mapped_column(BigInteger)
     settled_wei: Mapped[int] = mapped_column(Uint256)
     to_dataset_wei: Mapped[int] = mapped_column(Uint256)
+
+
+class IndexedDevice(Base):
+    """A worker's device as the compute market's events leave it, one per account: rebuilt
+    from the account's device events and paid units whenever a batch or a reorg touches them.
+    A device that withdrew its stake stays (``status`` "withdrawn") with its history; a new
+    registration of the account starts the device again (``registered_event`` moves)."""
+
+    __tablename__ = "compute_devices"
+    __table_args__ = (Index("ix_compute_devices_registered", "registered_event"),)
+
+    owner: Mapped[str] = mapped_column(String(42), primary_key=True)
+    numeric_class: Mapped[str] = mapped_column(String(66))
+    capabilities: Mapped[int] = mapped_column(Uint256)
+    min_fee: Mapped[int] = mapped_column(Uint256)
+    stake: Mapped[int] = mapped_column(Uint256)
+    unstake_at: Mapped[int] = mapped_column(Uint256)  # 0: no unstake pending
+    # active, unstaking, slashed (stake below the minimum) or withdrawn.
+    status: Mapped[str] = mapped_column(String(16))
+    # The id of its (latest) DeviceRegistered event: the stable order of device lists.
+    registered_event: Mapped[int] = mapped_column(BigInteger)
+    registered_block: Mapped[int] = mapped_column(BigInteger)
+    registered_at: Mapped[int] = mapped_column(BigInteger)
+    # Over the account's whole life in the market, every registration included.
+    units_paid: Mapped[int] = mapped_column(BigInteger)
+    earned_wei: Mapped[int] = mapped_column(Uint256)
+    slashings: Mapped[int] = mapped_column(BigInteger)
+    slashed_wei: Mapped[int] = mapped_column(Uint256)
+
+
+class IndexedJob(Base):
+    """A compute job and its escrow as its events leave it (rebuilt whenever a batch or a
+    reorg touches it). ``remaining`` is the escrow after the last paid unit (at close: what
+    the payer got back); whether the job has expired depends on the clock, so reads decide."""
+
+    __tablename__ = "compute_jobs"
+    __table_args__ = (
+        Index("ix_compute_jobs_payer", "payer", "job_id"),
+        Index("ix_compute_jobs_closed", "closed", "expiry", "job_id"),
+    )
+
+    job_id: Mapped[int] = mapped_column(Uint256, primary_key=True, autoincrement=False)
+    payer: Mapped[str] = mapped_column(String(42))
+    coordinator: Mapped[str] = mapped_column(String(42))
+    max_amount: Mapped[int] = mapped_column(Uint256)
+    # Set by the payer: any uint256, so not a BigInteger.
+    expiry: Mapped[int] = mapped_column(Uint256)
+    spec_digest: Mapped[str] = mapped_column(String(66))
+    created_block: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    units_paid: Mapped[int] = mapped_column(BigInteger)
+    paid_wei: Mapped[int] = mapped_column(Uint256)
+    remaining: Mapped[int] = mapped_column(Uint256)
+    slashings: Mapped[int] = mapped_column(BigInteger)
+    closed: Mapped[bool] = mapped_column(Boolean)
+    closed_by: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    closed_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    refund: Mapped[int | None] = mapped_column(Uint256, nullable=True)
+
+
+class IndexedUnitPayment(Base):
+    """One worker paid for one verified unit (a ``UnitPaid`` event pays up to eight), so a
+    device's units and earnings are found by worker. Unique per (tx, log, worker): replaying a
+    range inserts nothing twice; a reorg deletes the rows above the fork with their blocks."""
+
+    __tablename__ = "compute_unit_payments"
+    __table_args__ = (
+        UniqueConstraint("tx_hash", "log_index", "worker", name="uq_compute_unit_payments_key"),
+        Index("ix_compute_unit_payments_worker", "worker", "id"),
+        Index("ix_compute_unit_payments_job", "job_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    block_number: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("indexed_blocks.number", ondelete="CASCADE"), index=True
+    )
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[int] = mapped_column(Uint256)
+    unit_id: Mapped[str] = mapped_column(String(66))
+    worker: Mapped[str] = mapped_column(String(42))
+    fee: Mapped[int] = mapped_column(Uint256)
+
+
+class IndexedSale(Base):
+    """A weight sale (one purchase of a listed model version) as its events leave it, rebuilt
+    whenever a batch or a reorg touches it."""
+
+    __tablename__ = "weight_sales"
+    __table_args__ = (
+        Index("ix_weight_sales_buyer", "buyer", "sale_id"),
+        Index("ix_weight_sales_seller", "seller", "sale_id"),
+        Index("ix_weight_sales_model", "model_id", "sale_id"),
+        Index("ix_weight_sales_status", "status", "sale_id"),
+    )
+
+    sale_id: Mapped[int] = mapped_column(Uint256, primary_key=True, autoincrement=False)
+    buyer: Mapped[str] = mapped_column(String(42))
+    seller: Mapped[str] = mapped_column(String(42))
+    model_id: Mapped[int] = mapped_column(Uint256)
+    version: Mapped[int] = mapped_column(Uint256)
+    price: Mapped[int] = mapped_column(Uint256)
+    # WeightSale's STATUS_* (1 paid .. 6 refunded).
+    status: Mapped[int] = mapped_column(SmallInteger)
+    deadline: Mapped[int] = mapped_column(Uint256)  # the current phase's end (0 once closed)
+    cipher_root: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    key_commitment: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    key: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    complaint_index: Mapped[int | None] = mapped_column(Uint256, nullable=True)
+    refund_reason: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    bought_block: Mapped[int] = mapped_column(BigInteger)
+    bought_at: Mapped[int] = mapped_column(BigInteger)
+    closed_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
