@@ -245,6 +245,7 @@ def up_command(
     console.print(table)
     _print_deployment(gw.chain_id, deployment.addresses, new)
     if api is not None:
+        console.print(f"[bold]UI[/bold]    {api}/ui/")
         console.print(f"[bold]API[/bold]   {api}/api/v1/status")
         console.print(f"[bold]docs[/bold]  {api}/docs")
         console.print(f"[bold]blobs[/bold] {api}/ipfs/CID")

@@ -62,6 +62,7 @@ def server_command(
         url = database_url or settings.database_url
         platform = Platform(rpc, data_dir, url, sources=settings.blob_sources)
     base = f"http://{host}:{port}"
+    console.print(f"UI    {base}/ui/")
     console.print(f"API   {base}/api/v1/status")
     console.print(f"docs  {base}/docs")
     console.print(f"blobs {base}/ipfs/{{cid}}")
