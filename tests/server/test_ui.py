@@ -25,6 +25,7 @@ from databright.demo.cast import digits_scenario
 from databright.market import Governance, Market
 from databright.models import ModelMarket, Terms
 from databright.server.platform import Platform, create_app
+from databright.server.serving import serving_app
 from databright.server.ui.pages import assets_built, shares_text
 from databright.storage import DatasetSchema, validate_examples
 
@@ -64,6 +65,7 @@ PAID = 2 * 10**18
 class World:
     node: Any
     market: Market
+    models: ModelMarket
     ds: int
     url: str
     model_id: int
@@ -82,13 +84,15 @@ def world(node, tmp_path_factory) -> Iterator[World]:
     mm.set_terms(ds, TERMS)
     dev = mm.as_account(node.accounts[2])
     trained, _ = dev.train(ds, dev.load_spec(SPEC))
-    model = dev.register(trained, name="linear", price_wei=TERMS.base_price_wei)
+    model = dev.register(
+        trained, name="linear", price_wei=TERMS.base_price_wei, node=node.accounts[3].address
+    )
     server = Platform(node.url, data_dir, poll_s=0.1)
     server.start()
     try:
         with serving(create_app(server)) as url:
             _caught_up(url, market)
-            yield World(node, market, ds, url, int(model.id))
+            yield World(node, market, mm, ds, url, int(model.id))
     finally:
         server.stop()
 
@@ -315,3 +319,45 @@ def test_a_refused_file_is_explained_and_nothing_is_sent(world: World, page, tmp
     assert "Your file was refused" in text and "Traceback" not in text
     assert "eth_sendTransaction" not in wallet.requests
     assert json.loads(requests.get(f"{world.url}/api/v1/status", timeout=10).text)["index"]
+
+
+def test_a_user_pays_for_predictions_with_receipts_the_wallet_signs(world: World, page) -> None:
+    tab, wallet = page
+    me = world.node.accounts[0].address
+    path = world.models.as_account(world.node.accounts[3]).serving(world.model_id)
+    price = world.models.model(world.model_id).price_wei
+    with serving(serving_app(path)) as node_url:
+        tab.goto(f"{world.url}/ui/")
+        tab.get_by_role("button", name="Connect wallet and sign in").click()
+        tab.wait_for_selector("[data-testid=signed-in]", timeout=30_000)
+        tab.goto(f"{world.url}/ui/models/{world.model_id}?node={node_url}")
+        tab.wait_for_selector("html[data-ready=true]")
+        for n, rows in enumerate(([0], [1, 2]), start=1):
+            examples = [CAST.validation_X[i].astype(float).tolist() for i in rows]
+            tab.fill("#inputs", json.dumps(examples))
+            tab.get_by_role("button", name="Pay and predict").click()
+            tab.wait_for_function(
+                "n => (document.getElementById('prediction').textContent.match(/,/g) || [])"
+                ".length === n",
+                arg=len(rows) - 1,
+                timeout=30_000,
+            )
+            _status(tab, "served and paid")
+            text = tab.locator("[data-testid=prediction]").text_content() or ""
+            labels = re.match(r"Predictions: ([\d, ]+);", text)
+            assert labels is not None, text
+            assert len(labels.group(1).split(", ")) == len(rows)
+            last = path.book.latest(world.model_id, me)
+            assert last is not None and last.nonce == n
+        assert last.total == 3 * price  # one, then two predictions: cumulative
+        # One deposit (for ten more), then the escrow covered the second request.
+        assert wallet.requests.count("eth_sendTransaction") == 1
+        assert wallet.requests.count("eth_signTypedData_v4") == 2
+
+        tab.fill("#inputs", "[[1, 2")
+        tab.get_by_role("button", name="Pay and predict").click()
+        assert "not JSON" in _status(tab, "not JSON")
+        tab.fill("#inputs", json.dumps([[0.0] * 3]))  # the model takes 64 features
+        tab.get_by_role("button", name="Pay and predict").click()
+        assert "serving node refused" in _status(tab, "refused")
+        assert path.book.latest(world.model_id, me).total == 3 * price  # nothing more owed

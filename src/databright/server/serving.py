@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import numpy as np
 import uvicorn
 from fastapi import FastAPI, Path
+from fastapi.middleware.cors import CORSMiddleware
 from pydantic import BaseModel, Field
 
 from databright import __version__
@@ -58,6 +59,16 @@ def serving_app(serving: Serving) -> FastAPI:
     app = FastAPI(title="DataBright model serving", version=__version__)
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    # Browsers call the node from the platform's pages (the web UI's "try a prediction"):
+    # allowed from any origin, without cookies. Payment is the signed receipt in the body,
+    # so a foreign page gains nothing a script could not do without a browser.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type"],
+        allow_credentials=False,
+    )
     model_id = serving.model_id
 
     def check(requested: int) -> None:

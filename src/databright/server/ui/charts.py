@@ -76,17 +76,21 @@ def bar_chart(
         return Chart(title, description, columns=["item", value_name])
     hi = max(0.0, *(v for _, v, _ in items))
     lo = min(0.0, *(v for _, v, _ in items))
-    span = (hi - lo) or 1.0
+    if hi == lo:  # all zeros: a floor with room above it
+        hi = 1.0
+    span = hi - lo
     inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = inner_w / len(items)
     zero = TOP + inner_h * hi / span
     bars, labels = [], []
     every = _label_every(len(items))
     for i, (label, value, colour) in enumerate(items):
-        h = inner_h * abs(value) / span
-        y = zero - h if value >= 0 else zero
+        # at least half a pixel, so that a zero is seen, drawn on the side of its sign
+        h = max(inner_h * abs(value) / span, 0.5)
+        y = zero - h if value > 0 or (value == 0 and lo == 0) else zero
+        y = min(max(y, TOP), TOP + inner_h - h)  # that half pixel never leaves the frame
         x = LEFT + i * step + step * 0.1
-        bars.append(Bar(x, y, max(step * 0.8, 1.0), max(h, 0.5), colour, f"{label}: {value:g}"))
+        bars.append(Bar(x, y, step * 0.8, h, colour, f"{label}: {value:g}"))
         if i % every == 0 or i == len(items) - 1:
             labels.append((LEFT + i * step + step / 2, label))
     ticks = [

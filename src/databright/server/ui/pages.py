@@ -29,6 +29,7 @@ from databright.chain.clients import DataMarketConstants
 from databright.errors import DataBrightError
 from databright.market.market import STATUS_NAMES, DatasetInfo
 from databright.market.queries import revealed_reports
+from databright.models.receipts import RECEIPT_TYPE, ReceiptDomain
 from databright.server.api import auth
 from databright.server.api.compute_reads import ComputeReader
 from databright.server.api.models import model_reader
@@ -55,6 +56,11 @@ INCOME = [
     Series("training fees", "#1f618d"),
     Series("predictions", "#239b56"),
     Series("direct payments", "#b9770e"),
+]
+#: The receipt's EIP-712 fields, read from the one place its type is written.
+RECEIPT_FIELDS = [
+    {"name": name, "type": kind}
+    for kind, name in (f.split() for f in RECEIPT_TYPE.partition("(")[2].rstrip(")").split(","))
 ]
 ACCEPTED = next(code for code, name in STATUS_NAMES.items() if name == "accepted")
 DatasetId = Annotated[int, PathParam(ge=1, le=2**64 - 1)]
@@ -90,14 +96,23 @@ def _platform(request: Request) -> Platform:
 
 def _config(platform: Platform) -> dict[str, Any]:
     status = platform.status()
+    model_market = platform.indexer.model_market
     return {
         "chainId": status.chain_id,
         "market": platform.market.contract.address,
+        "modelMarket": model_market,
+        # Receipts are EIP-712 documents of this domain (models/receipts.py): the wallet signs
+        # them, and they are worthless on any other chain or contract.
+        "receiptDomain": (
+            ReceiptDomain(status.chain_id, model_market).as_dict() if model_market else None
+        ),
+        "receiptTypes": {"Receipt": RECEIPT_FIELDS},
         "abi": {
             "DataMarket": _abi(
                 "DataMarket", ("commit_proposal", "propose", "vote", "finalize", "ProposalCreated")
             ),
             "ShareToken": _abi("ShareToken", ("claim",)),
+            "ModelMarket": _abi("ModelMarket", ("deposit", "escrow")),
         },
         "seqBits": DataMarketConstants.SEQ_BITS,
     }
@@ -307,7 +322,9 @@ def models_page(request: Request) -> HTMLResponse:
 
 @router.get("/models/{model_id}", response_class=HTMLResponse)
 def model_page(
-    request: Request, model_id: Annotated[int, PathParam(ge=1, le=2**64 - 1)]
+    request: Request,
+    model_id: Annotated[int, PathParam(ge=1, le=2**64 - 1)],
+    node: Annotated[str, Query(max_length=200, pattern=r"^https?://[^\s<>\"']+$")] = "",
 ) -> HTMLResponse:
     platform = _platform(request)
     model, versions, settlements = model_reader(platform).model(model_id)
@@ -325,6 +342,7 @@ def model_page(
         versions=versions,
         settlements=settlements,
         card=card,
+        node_url=node,
     )
 
 

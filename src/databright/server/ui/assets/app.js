@@ -163,6 +163,57 @@ const actions = {
     location.reload();
   },
 
+  async predict(form) {
+    const out = document.getElementById("prediction");
+    out.textContent = "";
+    const s = await signer();
+    const user = getAddress(await s.getAddress());
+    const modelId = BigInt(form.dataset.model);
+    const price = BigInt(form.dataset.price);
+    let inputs;
+    try {
+      inputs = JSON.parse(form.elements.inputs.value);
+    } catch {
+      throw new Error("The examples are not JSON: write a list of examples, e.g. [[0, 1.5, …]].");
+    }
+    if (!Array.isArray(inputs) || inputs.length === 0) {
+      throw new Error("Write at least one example: a list of lists of numbers.");
+    }
+    const node = new URL(form.elements.node.value).origin;
+    const cost = price * BigInt(inputs.length);
+    const last = await fetch(`${node}/api/v1/models/${modelId}/receipts/${user}`);
+    if (!last.ok) throw new Error(`The serving node refused: ${await problemText(last)}`);
+    const { total_wei: total, nonce } = await last.json();
+    const owed = BigInt(total) + cost;
+    const models = new Contract(config.modelMarket, config.abi.ModelMarket, s);
+    const escrow = await models.escrow(modelId, user);
+    if (escrow.deposited < owed) {
+      const more = owed - escrow.deposited + price * 10n;
+      await send("Deposit into your escrow", () => models.deposit(modelId, { value: more }));
+    }
+    say("Prediction: sign the receipt in your wallet…");
+    const receipt = { model_id: modelId, user, total: owed, nonce: BigInt(nonce) + 1n };
+    const signature = await s.signTypedData(config.receiptDomain, config.receiptTypes, receipt);
+    const answer = await fetch(`${node}/api/v1/models/${modelId}/predict`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({
+        inputs,
+        receipt: {
+          model_id: Number(modelId),
+          user,
+          total: owed.toString(),
+          nonce: Number(receipt.nonce),
+          signature,
+        },
+      }),
+    });
+    if (!answer.ok) throw new Error(`The serving node refused: ${await problemText(answer)}`);
+    const result = await answer.json();
+    out.textContent = `Predictions: ${result.predictions.join(", ")}; paid ${result.paid_wei} wei (${result.total_wei} wei in all).`;
+    say("Prediction served and paid.");
+  },
+
   async propose(form) {
     const s = await signer();
     const dataset = form.dataset.dataset;
