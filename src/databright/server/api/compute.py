@@ -36,7 +36,7 @@ from databright.server.api.schemas import Page
 if TYPE_CHECKING:
     from databright.server.platform import Platform
 
-__all__ = ["ALL", "compute_router", "sales_router"]
+__all__ = ["ALL", "compute_reader", "compute_router", "sales_router"]
 
 _MAX_ID = 2**64 - 1
 _ADDRESS = r"^0x[0-9a-fA-F]{40}$"
@@ -73,7 +73,8 @@ def _platform(request: Request) -> Platform:
     return platform
 
 
-def _reader(request: Request) -> ComputeReader:
+def compute_reader(request: Request) -> ComputeReader:
+    """The compute market's reads for this app (the web UI's pages use them too)."""
     platform = _platform(request)
     reader: ComputeReader | None = getattr(request.app.state, "compute_reader", None)
     if reader is not None and reader.engine is platform.engine:
@@ -94,7 +95,7 @@ def _reader(request: Request) -> ComputeReader:
     return reader
 
 
-Reader = Annotated[ComputeReader, Depends(_reader)]
+Reader = Annotated[ComputeReader, Depends(compute_reader)]
 
 compute_router = APIRouter(prefix="/compute", tags=["compute"], responses=PROBLEMS)
 sales_router = APIRouter(prefix="/sales", tags=["sales"], responses=PROBLEMS)

@@ -31,7 +31,7 @@ from databright.market.market import STATUS_NAMES, DatasetInfo
 from databright.market.queries import revealed_reports
 from databright.models.receipts import RECEIPT_TYPE, ReceiptDomain
 from databright.server.api import auth
-from databright.server.api.compute_reads import ComputeReader
+from databright.server.api.compute import compute_reader
 from databright.server.api.models import model_reader
 from databright.server.api.reads import MAX_LIMIT, checksum, ref_of
 from databright.server.api.schemas import DatasetOut, IncomeOut
@@ -419,17 +419,33 @@ def _claimed(platform: Platform, who: str) -> dict[int, int]:
 
 @router.get("/compute", response_class=HTMLResponse)
 def compute_page(request: Request) -> HTMLResponse:
-    return _render(request, "compute.html", "Computation", compute=_compute(request))
+    reader = compute_reader(request)
+    return _render(
+        request,
+        "compute.html",
+        "Computation",
+        coordinators=reader.coordinators(),
+        devices=reader.devices(0, MAX_LIMIT)[0],
+        jobs=reader.jobs(0, MAX_LIMIT)[0],
+        slashings=reader.slashings(0, MAX_LIMIT)[0],
+    )
 
 
-def _compute(request: Request) -> dict[str, Any]:
-    """Devices, jobs and slashings (with their evidence) from the index."""
-    reader = ComputeReader(_platform(request).engine)
-    return {
-        "devices": reader.devices(0, 50)[0],
-        "jobs": reader.jobs(0, 50)[0],
-        "slashings": reader.slashings(0, 50)[0],
-    }
+@router.get("/compute/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(
+    request: Request, job_id: Annotated[int, PathParam(ge=0, le=2**64 - 1)]
+) -> HTMLResponse:
+    reader = compute_reader(request)
+    job, live, _ = reader.job(job_id)  # NotFound for an unknown id
+    return _render(
+        request,
+        "job.html",
+        f"Job {job.id}",
+        job=job,
+        live=live,
+        units=reader.units(job_id, 0, MAX_LIMIT)[0],
+        slashings=reader.slashings(0, MAX_LIMIT, job_id=job_id)[0],
+    )
 
 
 def install_ui(app: FastAPI) -> None:
