@@ -361,3 +361,20 @@ def test_a_user_pays_for_predictions_with_receipts_the_wallet_signs(world: World
         tab.get_by_role("button", name="Pay and predict").click()
         assert "serving node refused" in _status(tab, "refused")
         assert path.book.latest(world.model_id, me).total == 3 * price  # nothing more owed
+
+
+def test_the_keyboard_alone_signs_in_and_reaches_every_page(world: World, page) -> None:
+    tab, _ = page
+    tab.goto(f"{world.url}/ui/")
+    tab.wait_for_selector("html[data-ready=true]")
+    tab.keyboard.press("Tab")
+    assert tab.evaluate("document.activeElement.textContent") == "Skip to content"
+    names = []
+    for _ in range(12):  # the navigation, then the wallet's button
+        tab.keyboard.press("Tab")
+        names.append(tab.evaluate("document.activeElement.textContent.trim()"))
+        if names[-1] == "Connect wallet and sign in":
+            break
+    assert names[:6] == ["DataBright", "Datasets", "Models", "Dashboard", "Computation", "API"]
+    tab.keyboard.press("Enter")
+    tab.wait_for_selector("[data-testid=signed-in]", timeout=30_000)
