@@ -11,7 +11,9 @@ workers and verifies it by redundancy (issue 12; in progress).
 - :mod:`.market`: the ComputeMarket contract from Python (coordinators, devices, jobs, per-unit
   pay and slashing with evidence by CID) and ChainSettlement, which settles verdicts on-chain;
 - :mod:`.attestation`: providers (software, Intel DCAP) turning evidence into verified claims;
-- :mod:`.aggregation` and :mod:`.federated`: robust aggregation and the federated mode.
+- :mod:`.aggregation` and :mod:`.federated`: robust aggregation and the federated mode;
+- :mod:`.splitting` and :mod:`.split_relay`: a model's layers split across workers, the
+  coordinator relaying activations and gradients, so that no worker holds the whole model.
 """
 
 from databright.compute.aggregation import (
@@ -63,6 +65,8 @@ from databright.compute.market import (
 )
 from databright.compute.protocol import Envelope, open_envelope, seal
 from databright.compute.replication import Evidence, ReplicationPolicy, Verdict
+from databright.compute.split_relay import RelayedStageWorker, SplitRelay
+from databright.compute.splitting import SplitPlan, SplitTraining, StageWorker
 from databright.compute.state import ComputeState, SqlComputeState
 from databright.compute.units import UnitPayload, WorkUnit, run_unit
 from databright.compute.worker import Worker
@@ -92,10 +96,15 @@ __all__ = [
     "FederationStatus",
     "JobInfo",
     "JobStatus",
+    "RelayedStageWorker",
     "ReplicationPolicy",
     "SlashRecord",
     "SoftwareProvider",
+    "SplitPlan",
+    "SplitRelay",
+    "SplitTraining",
     "SqlComputeState",
+    "StageWorker",
     "UnitPayload",
     "UnitSettlement",
     "Verdict",

@@ -39,7 +39,18 @@ from databright.ml.spec import ModelSpec
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["EpochReport", "TrainResult", "evaluate", "finetune_gain", "pinned", "train"]
+__all__ = [
+    "EpochReport",
+    "TrainResult",
+    "as_tensors",
+    "batch_bounds",
+    "evaluate",
+    "finetune_gain",
+    "holdout_split",
+    "pinned",
+    "score_module",
+    "train",
+]
 
 
 @dataclass(frozen=True)
@@ -95,7 +106,7 @@ def pinned(threads: int = 1, seed: int | None = None) -> Iterator[None]:
         torch.set_num_threads(before_threads)
 
 
-def _examples(spec: ModelSpec, x: ArrayLike, y: ArrayLike, what: str) -> tuple[Any, Any]:
+def as_tensors(spec: ModelSpec, x: ArrayLike, y: ArrayLike, what: str) -> tuple[Any, Any]:
     """Features as a float32 tensor and labels as int64 class numbers, checked against the
     spec with one sentence per problem."""
     import torch
@@ -146,7 +157,7 @@ def _examples(spec: ModelSpec, x: ArrayLike, y: ArrayLike, what: str) -> tuple[A
     return torch.from_numpy(xa), torch.from_numpy(ya.astype(np.int64))
 
 
-def _split(
+def holdout_split(
     y: NDArray[np.int64], holdout: float, generator: torch.Generator
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Stratified, seeded split: from each class, ``round(holdout * count)`` examples held
@@ -165,7 +176,7 @@ def _split(
     return train_idx, hold
 
 
-def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """Batch bounds; a trailing batch of one example is folded into the one before, since
     batch normalisation cannot train on a single example."""
     bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
@@ -190,7 +201,7 @@ def _fit_epoch(
     perm = torch.randperm(len(xt), generator=generator)
     loss_sum = 0.0
     correct = 0
-    for start, stop in _batches(len(xt), batch_size):
+    for start, stop in batch_bounds(len(xt), batch_size):
         idx = perm[start:stop]
         xb, yb = xt[idx], yt[idx]
         optimizer.zero_grad(set_to_none=True)
@@ -205,7 +216,9 @@ def _fit_epoch(
     return loss_sum / len(xt), correct / len(xt)
 
 
-def _score(module: torch.nn.Module, xt: torch.Tensor, yt: torch.Tensor) -> tuple[float, float]:
+def score_module(
+    module: torch.nn.Module, xt: torch.Tensor, yt: torch.Tensor
+) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) in evaluation mode, without gradients, in batches."""
     import torch
     from torch.nn import functional
@@ -244,10 +257,10 @@ def train(
     import torch
 
     started = time.perf_counter()
-    xt, yt = _examples(spec, x, y, "training")
+    xt, yt = as_tensors(spec, x, y, "training")
     with pinned(threads, seed=spec.seed):
         generator = torch.Generator().manual_seed(spec.seed)
-        train_idx, hold_idx = _split(yt.numpy(), spec.holdout, generator)
+        train_idx, hold_idx = holdout_split(yt.numpy(), spec.holdout, generator)
         if len(train_idx) == 0 or len(hold_idx) == 0:
             raise InvalidArgument(
                 f"{len(xt)} examples cannot be split into training and a hold-out of "
@@ -263,13 +276,13 @@ def train(
             loss, accuracy = _fit_epoch(
                 module, optimizer, x_train, y_train, spec.batch_size, generator
             )
-            hold_accuracy, hold_loss = _score(module, x_hold, y_hold)
+            hold_accuracy, hold_loss = score_module(module, x_hold, y_hold)
             report = EpochReport(epoch, spec.epochs, loss, accuracy, hold_loss, hold_accuracy)
             history.append(report)
             if on_epoch is not None:
                 on_epoch(report)
         module.eval()
-        train_accuracy, _ = _score(module, x_train, y_train)
+        train_accuracy, _ = score_module(module, x_train, y_train)
         meta = {"format": "pt", **dict(metadata or {})}
         checkpoint = save_checkpoint(module, meta, spec=spec)
     metrics = {
@@ -294,7 +307,7 @@ def evaluate(
     import torch
 
     if spec is not None:
-        xt, yt = _examples(spec, x, y, "evaluation")
+        xt, yt = as_tensors(spec, x, y, "evaluation")
     else:
         xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
         yt = torch.as_tensor(np.asarray(y).astype(np.int64))
@@ -303,7 +316,7 @@ def evaluate(
                 f"evaluation needs one label per example and at least one example, got "
                 f"{len(xt)} examples and {len(yt)} labels."
             )
-    accuracy, loss = _score(module, xt, yt)
+    accuracy, loss = score_module(module, xt, yt)
     return {"accuracy": accuracy, "loss": loss, "n": float(len(xt))}
 
 
@@ -329,14 +342,14 @@ def finetune_gain(
     rounds = spec.epochs if epochs is None else epochs
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise InvalidArgument(f"epochs must be a whole number of at least 1, got {epochs!r}.")
-    xn, yn = _examples(spec, x_new, y_new, "new")
-    xs, ys = _examples(spec, x_test, y_test, "test")
+    xn, yn = as_tensors(spec, x_new, y_new, "new")
+    xs, ys = as_tensors(spec, x_test, y_test, "test")
     with pinned(threads, seed=spec.seed):
         module = load_checkpoint(checkpoint, spec)
-        before, _ = _score(module, xs, ys)
+        before, _ = score_module(module, xs, ys)
         optimizer = spec.optimizer.build(module.parameters())
         generator = torch.Generator().manual_seed(spec.seed)
         for _ in range(rounds):
             _fit_epoch(module, optimizer, xn, yn, spec.batch_size, generator)
-        after, _ = _score(module, xs, ys)
+        after, _ = score_module(module, xs, ys)
     return after - before
