@@ -114,6 +114,7 @@ def test_deploy_command_json_and_dead_node(node, tmp_path: Path) -> None:
         "ModelMarket",
         "WeightSale",
         "ComputeMarket",
+        "DataAccess",
     }
     dead = subprocess.run(
         [*run, "--rpc", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=120
@@ -302,8 +303,15 @@ def test_deploy_killed_mid_deployment_never_deploys_twice(
     finally:
         proxy.close()
     deployment, recorded_now = deploy(gw, tmp_path)
-    # Five contracts, ever: the interrupted one is adopted (or, never mined, sent again).
-    keys = ["ShareTokenBlueprint", "DataMarket", "ModelMarket", "WeightSale", "ComputeMarket"]
+    # Six contracts, ever: the interrupted one is adopted (or, never mined, sent again).
+    keys = [
+        "ShareTokenBlueprint",
+        "DataMarket",
+        "ModelMarket",
+        "WeightSale",
+        "ComputeMarket",
+        "DataAccess",
+    ]
     assert gw.transaction_count(account.address, "latest") == first_nonce + len(keys)
     assert deployment.addresses == {
         key: create_address(account.address, first_nonce + i) for i, key in enumerate(keys)

@@ -12,7 +12,7 @@ from typing import Any, Final, NamedTuple, cast
 from databright.chain.contract import ContractClient
 from databright.chain.events import Receipt
 
-__all__ = ['Ballot', 'ComputeMarketClient', 'ComputeMarketConstants', 'DataMarketClient', 'DataMarketConstants', 'Dataset', 'Device', 'Escrow', 'Evaluation', 'Evidence', 'Federation', 'Job', 'Listing', 'Model', 'ModelMarketClient', 'ModelMarketConstants', 'Participant', 'Proposal', 'ProposalStatus', 'RegistryEntry', 'Sale', 'SaleStatus', 'Scorecard', 'ShareTokenClient', 'ShareTokenConstants', 'Terms', 'Version', 'WeightSaleClient', 'WeightSaleConstants']
+__all__ = ['Ballot', 'ComputeMarketClient', 'ComputeMarketConstants', 'DataAccessClient', 'DataAccessConstants', 'DataMarketClient', 'DataMarketConstants', 'Dataset', 'Device', 'Escrow', 'Evaluation', 'Evidence', 'Federation', 'Job', 'Listing', 'Model', 'ModelMarketClient', 'ModelMarketConstants', 'Participant', 'Proposal', 'ProposalStatus', 'RegistryEntry', 'Sale', 'SaleStatus', 'Scorecard', 'ShareTokenClient', 'ShareTokenConstants', 'Terms', 'Version', 'WeightSaleClient', 'WeightSaleConstants']
 
 
 class ComputeMarketConstants:
@@ -35,6 +35,18 @@ class ComputeMarketConstants:
     WORKERS_MAX: Final = 8  # pay_unit(workers: DynArray[address, 8])
     CLIENTS_MAX: Final = 128  # create_federation(clients: DynArray[address, 128])
     AMOUNTS_MAX: Final = 128  # settle_federation(amounts: DynArray[uint256, 128])
+
+
+class DataAccessConstants:
+    """DataAccess's constants as the compiler folded them (those of its modules and the
+    private ones too, without a leading ``_``), and the bounds of its parameters
+    (``<PARAM>_MAX``). Read them here; never restate them."""
+
+    MAX_PRICE: Final = 0xffffffffffffffffffffffffffffffff
+    BUYERS_SHIFT: Final = 128
+    MASK_127: Final = 0x7fffffffffffffffffffffffffffffff
+    MASK_128: Final = 0xffffffffffffffffffffffffffffffff
+    LIVE: Final = 0x8000000000000000000000000000000000000000000000000000000000000000
 
 
 class DataMarketConstants:
@@ -616,6 +628,38 @@ class ComputeMarketClient(ContractClient):
 
     def withdraw_stake(self, gas: int | None = None) -> Receipt:
         return self.transact("withdraw_stake", gas=gas)
+
+
+
+class DataAccessClient(ContractClient):
+    """Typed client of DataAccess (generated from its artifact)."""
+
+    def MAX_PRICE(self) -> int:
+        return cast('int', self.call("MAX_PRICE"))
+
+    def bought(self, arg0: int, arg1: str) -> bool:
+        return cast('bool', self.call("bought", arg0, arg1))
+
+    def buy(self, dataset_id: int, account: str, value: int = 0, gas: int | None = None) -> Receipt:
+        return self.transact("buy", dataset_id, account, value=value, gas=gas)
+
+    def buyers(self, dataset_id: int) -> int:
+        return cast('int', self.call("buyers", dataset_id))
+
+    def has_access(self, dataset_id: int, account: str) -> bool:
+        return cast('bool', self.call("has_access", dataset_id, account))
+
+    def market(self) -> str:
+        return cast('str', self.call("market"))
+
+    def price(self, arg0: int) -> int:
+        return cast('int', self.call("price", arg0))
+
+    def revenue(self, dataset_id: int) -> int:
+        return cast('int', self.call("revenue", dataset_id))
+
+    def set_price(self, dataset_id: int, price_: int, gas: int | None = None) -> Receipt:
+        return self.transact("set_price", dataset_id, price_, gas=gas)
 
 
 

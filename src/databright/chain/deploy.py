@@ -84,6 +84,8 @@ PLAN: tuple[Step, ...] = (
     Step("WeightSale", "WeightSale", args=("ModelMarket",), discoverable=False),
     # Devices, jobs and slashing of the computation market; its deployer allows coordinators.
     Step("ComputeMarket", "ComputeMarket", discoverable=False),
+    # Paid access to datasets' curated data; reads initiators and share tokens.
+    Step("DataAccess", "DataAccess", args=("DataMarket",), discoverable=False),
 )
 
 

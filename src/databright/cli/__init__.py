@@ -30,6 +30,7 @@ import typer
 from databright import __version__
 from databright.chain.gateway import set_default_timeout
 from databright.cli import (
+    access,
     account,
     chain,
     compute,
@@ -101,6 +102,7 @@ app.add_typer(account.app, name="account")
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(store.app, name="store")
 app.add_typer(model.app, name="model")
+app.add_typer(access.app, name="access")
 
 
 def _print_version(value: bool) -> None:

@@ -1,5 +1,6 @@
 """The data market as a Python API (chain + storage; no I/O of its own beyond them)."""
 
+from databright.market.access import DataAccess
 from databright.market.market import (
     SHARE_UNIT,
     STATUS_NAMES,
@@ -15,6 +16,7 @@ from databright.market.market import (
 __all__ = [
     "SHARE_UNIT",
     "STATUS_NAMES",
+    "DataAccess",
     "DatasetInfo",
     "Evaluation",
     "Governance",

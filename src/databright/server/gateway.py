@@ -9,12 +9,16 @@ the gateway needs no trust, and it takes none: a CID is parsed before the store 
 
 Blobs are streamed from the store after it has checked them against their CID; a damaged blob
 is answered 404 like a missing one, never sent.
+
+A router may be given a ``withheld`` hook: the id of the priced dataset a CID belongs to, or
+None. Such a blob is answered 403: it is served only by the platform's gatekeeper, to accounts
+that paid for access (:mod:`databright.server.api.access`).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, BinaryIO, Final
 
 import uvicorn
@@ -23,7 +27,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from multiformats import CID
 
 from databright import __version__
-from databright.errors import BlobCorrupt, BlobNotFound, InvalidCID
+from databright.errors import BlobCorrupt, BlobNotFound, DataBrightError, InvalidCID
 from databright.storage.blobstore import BlobStore
 from databright.storage.car import write_file_car
 from databright.storage.cid import normalize_cid
@@ -100,8 +104,10 @@ _RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
         "content": {RAW_TYPE: {}, CAR_TYPE: {}},
     },
     400: {"description": "Not a CID.", "content": _ERROR},
+    403: {"description": "Data of a priced dataset: see its gatekeeper.", "content": _ERROR},
     404: {"description": "This store does not hold it.", "content": _ERROR},
     406: {"description": "Neither raw nor CAR was asked for.", "content": _ERROR},
+    503: {"description": "Whether the blob is withheld cannot be told now.", "content": _ERROR},
 }
 
 
@@ -123,8 +129,13 @@ def blob_gateway(store: BlobStore) -> FastAPI:
     return app
 
 
-def blob_router(store: BlobStore) -> APIRouter:
-    """``/ipfs/{cid}`` over ``store``, to include in any app (the platform server's too)."""
+def blob_router(store: BlobStore, withheld: Callable[[str], int | None] | None = None) -> APIRouter:
+    """``/ipfs/{cid}`` over ``store``, to include in any app (the platform server's too).
+
+    ``withheld(cid)``, when given, names the priced dataset a blob belongs to (None when it
+    belongs to none); such a blob is refused with 403, and a hook that cannot tell (the chain
+    is unreachable) makes the answer 503: a gatekeeper fails closed.
+    """
     app = APIRouter(tags=["blobs"])
 
     @app.head("/ipfs/{cid}", include_in_schema=False)
@@ -139,6 +150,21 @@ def blob_router(store: BlobStore) -> APIRouter:
             text = normalize_cid(cid)
         except InvalidCID as exc:
             return _problem(400, str(exc))
+        if withheld is not None:
+            try:
+                dataset_id = withheld(text)
+            except DataBrightError as exc:
+                return _problem(
+                    503,
+                    f"cannot tell now whether {text} belongs to a priced dataset ({exc}); "
+                    "try again shortly",
+                )
+            if dataset_id is not None:
+                return _problem(
+                    403,
+                    f"this blob belongs to priced dataset {dataset_id}: download it through "
+                    f"/api/v1/datasets/{dataset_id}/data after buying access",
+                )
         kind = _wanted(format, accept)
         if kind is None:
             return _problem(

@@ -23,6 +23,7 @@ from databright.chain.deploy import load_deployment
 from databright.chain.gateway import connect
 from databright.errors import ChainError, DataBrightError
 from databright.market.market import Market
+from databright.server.api import access as access_routes
 from databright.server.api import auth, routers, uploads
 from databright.server.api import compute as compute_routes
 from databright.server.api import models as model_routes
@@ -139,9 +140,12 @@ def create_app(platform: Platform) -> FastAPI:
         *auth.ALL,
         *uploads.ALL,
         *compute_routes.ALL,
+        *access_routes.ALL,
     ):
         app.include_router(router, prefix="/api/v1")
-    app.include_router(blob_router(platform.market.store))
+    # Priced datasets' data is served by the gatekeeper only, never by the public gateway.
+    gatekeeper = access_routes.gatekeeper(platform)
+    app.include_router(blob_router(platform.market.store, withheld=gatekeeper.withheld))
     install_ui(app)
 
     @app.get("/", include_in_schema=False)
