@@ -9,6 +9,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from databright_dev.serving import serving
 from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
 from databright.demo.cast import digits_scenario
-from databright.market import Governance, Market
+from databright.market import DataAccess, Governance, Market
 from databright.models import ModelMarket, Terms
 from databright.server.platform import Platform, create_app
 from databright.server.serving import serving_app
@@ -59,6 +60,7 @@ TERMS = Terms(
     reveal_period_s=60,
 )
 PAID = 2 * 10**18
+ACCESS_PRICE = 10**16
 
 
 @dataclass
@@ -69,6 +71,7 @@ class World:
     ds: int
     url: str
     model_id: int
+    priced: int
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +83,8 @@ def world(node, tmp_path_factory) -> Iterator[World]:
     market = Market.connect(node.url, node.accounts[0], data_dir)
     initial = validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="initial")
     ds = market.create_dataset(HOSTILE, SCHEMA, initial, Governance(voting_period_s=120))
+    priced = market.create_dataset("priced", SCHEMA, initial, Governance())
+    DataAccess.over(market).set_price(priced, ACCESS_PRICE)
     mm = ModelMarket.over(market)
     mm.set_terms(ds, TERMS)
     dev = mm.as_account(node.accounts[2])
@@ -92,7 +97,7 @@ def world(node, tmp_path_factory) -> Iterator[World]:
     try:
         with serving(create_app(server)) as url:
             _caught_up(url, market)
-            yield World(node, market, mm, ds, url, int(model.id))
+            yield World(node, market, mm, ds, url, int(model.id), priced)
     finally:
         server.stop()
 
@@ -108,9 +113,10 @@ def _caught_up(url: str, market: Market) -> None:
     raise AssertionError(f"the index did not catch up: {index}")
 
 
-@pytest.fixture
-def page(world: World) -> Iterator[tuple[Any, InjectedWallet]]:
-    wallet = InjectedWallet(world.node.accounts[0], world.node.url, world.node.chain_id)
+@contextmanager
+def _tab(world: World, account: Any) -> Iterator[tuple[Any, InjectedWallet]]:
+    """A fresh browser whose wallet holds ``account``; the page's script must not fail."""
+    wallet = InjectedWallet(account, world.node.url, world.node.chain_id)
     with browser() as context:
         tab = context.new_page()
         wallet.install(tab)
@@ -118,6 +124,12 @@ def page(world: World) -> Iterator[tuple[Any, InjectedWallet]]:
         tab.on("pageerror", lambda e: errors.append(str(e)))
         yield tab, wallet
         assert not errors, f"the page's script failed: {errors}"
+
+
+@pytest.fixture
+def page(world: World) -> Iterator[tuple[Any, InjectedWallet]]:
+    with _tab(world, world.node.accounts[0]) as opened:
+        yield opened
 
 
 def _accessible(tab: Any, name: str) -> None:
@@ -378,3 +390,29 @@ def test_the_keyboard_alone_signs_in_and_reaches_every_page(world: World, page) 
     assert names[:6] == ["DataBright", "Datasets", "Models", "Dashboard", "Computation", "API"]
     tab.keyboard.press("Enter")
     tab.wait_for_selector("[data-testid=signed-in]", timeout=30_000)
+
+
+def test_a_newcomer_buys_access_and_the_gatekeeper_serves_the_data(world: World) -> None:
+    buyer = world.node.accounts[5]
+    data = f"{world.url}/api/v1/datasets/{world.priced}/data"
+    with _tab(world, buyer) as (tab, wallet):
+        tab.goto(f"{world.url}/ui/")
+        tab.get_by_role("button", name="Connect wallet and sign in").click()
+        tab.wait_for_selector("[data-testid=signed-in]", timeout=30_000)
+        assert tab.goto(data).status == 402  # signed in, not paid
+        shown = tab.goto(f"{world.url}/ui/datasets/{world.priced}")
+        assert shown is not None and shown.status == 200, shown and shown.text()
+        assert "0.01 ETH for access" in (tab.locator("[data-testid=access]").text_content() or "")
+        before = world.market.token(world.priced).totalSupply()
+        tab.get_by_role("button", name="Buy access").click()
+        tab.wait_for_function(
+            "() => document.querySelector('[data-testid=access]').textContent"
+            ".includes('You have access')",
+            timeout=30_000,
+        )
+        assert wallet.requests.count("eth_sendTransaction") == 1
+        assert DataAccess.over(world.market).has_access(world.priced, buyer.address)
+        assert world.market.token(world.priced).totalSupply() == before  # paid, not minted
+        listing = tab.goto(data)
+        assert listing is not None and listing.status == 200
+        assert "entries" in listing.text() or "cid" in listing.text()

@@ -31,6 +31,7 @@ from databright.market.market import STATUS_NAMES, DatasetInfo
 from databright.market.queries import revealed_reports
 from databright.models.receipts import RECEIPT_TYPE, ReceiptDomain
 from databright.server.api import auth
+from databright.server.api.access import gatekeeper
 from databright.server.api.compute import compute_reader
 from databright.server.api.models import model_reader
 from databright.server.api.reads import MAX_LIMIT, checksum, ref_of
@@ -113,6 +114,7 @@ def _config(platform: Platform) -> dict[str, Any]:
             ),
             "ShareToken": _abi("ShareToken", ("claim",)),
             "ModelMarket": _abi("ModelMarket", ("deposit", "escrow")),
+            "DataAccess": _abi("DataAccess", ("buy",)),
         },
         "seqBits": DataMarketConstants.SEQ_BITS,
     }
@@ -230,10 +232,20 @@ def dataset_page(request: Request, dataset_id: DatasetId) -> HTMLResponse:
         ("predictions", int(impact["prediction_revenue_wei"])),
         ("direct payments", int(impact["other_dividends_wei"])),
     ]
+    register = gatekeeper(platform).access()
+    who = auth.current_account(request)
+    access = None
+    if register is not None:
+        access = {
+            "address": register.contract.address,
+            "price": int(register.price(dataset_id)),
+            "mine": who is not None and register.has_access(dataset_id, who),
+        }
     return _render(
         request,
         "dataset.html",
         info.name,
+        access=access,
         info=info,
         proposals=proposals,
         holders=holders,

@@ -136,6 +136,15 @@ const actions = {
     location.reload();
   },
 
+  async "buy-access"(el) {
+    const register = new Contract(el.dataset.access, config.abi.DataAccess, await signer());
+    const me = await (await signer()).getAddress();
+    await send("Buy access", () =>
+      register.buy(BigInt(el.dataset.dataset), me, { value: BigInt(el.dataset.price) }),
+    );
+    location.reload();
+  },
+
   async comment(form) {
     const s = await signer();
     const forum = await (await fetch("/api/v1/forum")).json();
