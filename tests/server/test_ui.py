@@ -218,6 +218,8 @@ def test_a_shareholder_signs_in_proposes_votes_comments_finalizes_and_claims(
     )
     shares = world.market.token(world.ds).balanceOf(me)
     assert tab.locator("[data-testid=yes]").text_content() == shares_text(shares)
+    assert tab.get_by_role("button", name="Vote yes").count() == 0  # one vote per account
+    assert tab.get_by_text("You have voted on this proposal.").count() == 1
 
     tab.fill("#comment-body", f"Good data. {HOSTILE}")
     tab.get_by_role("button", name="Sign and post").click()

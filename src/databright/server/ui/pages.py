@@ -305,6 +305,17 @@ def proposal_page(request: Request, dataset_id: DatasetId, number: Number) -> HT
     reports = revealed_reports(market, pid)
     chart, flags = _valuation(reports, ref_of(pid))
     comments = platform.forum.comments(pid, 0, MAX_LIMIT)[0]
+    who = auth.current_account(request)
+    E = IndexedEvent
+    with Session(platform.engine) as session:
+        commits = session.execute(
+            select(E.account, E.block_number)
+            .where(E.proposal_id == pid, E.name == "EvaluationCommitted")
+            .order_by(E.block_number, E.log_index)
+        ).all()
+        voted = who is not None and session.scalar(
+            select(E.id).where(E.proposal_id == pid, E.name == "VoteCast", E.account == who)
+        )
     return _render(
         request,
         "proposal.html",
@@ -316,6 +327,8 @@ def proposal_page(request: Request, dataset_id: DatasetId, number: Number) -> HT
         chart=chart,
         flags=flags,
         comments=comments,
+        commits=commits,
+        voted=bool(voted),
         now=market.gateway.block_timestamp(),
     )
 
