@@ -87,20 +87,55 @@ def test_amounts_are_exact() -> None:
 def test_the_valuation_plot_comes_from_the_first_readable_report() -> None:
     report = {
         "proposals": [
-            {"proposal": "1/1", "value": 0.5, "flags": []},
-            {"proposal": "1/2", "value": -0.2, "flags": [{"kind": "poisoned", "reason": "r"}]},
-            {"proposal": "1/3", "value": 0.1, "flags": [{"kind": "mislabelled", "reason": "m"}]},
+            {"proposal": "registry-0", "value": 0.5, "flags": []},
+            {"proposal": "proposal-2", "value": -0.2, "flags": [{"kind": "poisoning", "reason": "r"}],
+             "example_values": [0.1, -0.3, 0.0], "example_flags": [[1, "poisoning"]]},
+            {"proposal": "proposal-3", "value": 0.1, "flags": [{"kind": "mislabelled", "reason": "m"}]},
         ]
-    }
+    }  # fmt: skip
     unreadable = SimpleNamespace(report=None, evaluator="0xA")
     readable = SimpleNamespace(report=report, evaluator="0xB")
-    chart, flags = _valuation([unreadable, readable], "1/2")
+    chart, flags, examples = _valuation([unreadable, readable], 2)
     assert [b.colour for b in chart.bars] == [
         FLAG_COLOURS["clean"],
         FLAG_COLOURS["suspicious"],
         FLAG_COLOURS["some mislabelled"],
     ]
-    assert flags == [{"kind": "poisoned", "reason": "r"}]
+    assert flags == [{"kind": "poisoning", "reason": "r"}]
     assert "0xB" in chart.description
-    chart, flags = _valuation([unreadable], "1/2")
-    assert chart.empty and flags == []
+    assert [b.colour for b in examples.bars] == [
+        FLAG_COLOURS["clean"],
+        FLAG_COLOURS["suspicious"],
+        FLAG_COLOURS["clean"],
+    ]
+    assert examples.rows[1] == ["#1 (poisoning)", "-0.3"]
+    _, _, none = _valuation([readable], 3)  # listed without its examples
+    assert none.empty
+    chart, flags, examples = _valuation([unreadable], 2)
+    assert chart.empty and flags == [] and examples.empty
+
+
+def test_a_report_lists_each_examples_value_and_flag_within_its_budget() -> None:
+    import numpy as np
+
+    from databright.valuation.report import report
+    from databright.valuation.result import Flag, FlagKind, ValuationResult
+
+    n = 6
+    result = ValuationResult(
+        method="knn",
+        values=np.array([0.1, 0.2, -0.5, 0.3, 0.0, 0.4]),
+        stderr=np.zeros(n),
+        proposals=("registry-0", "proposal-1"),
+        proposal_values=np.array([0.3, 0.2]),
+        proposal_stderr=np.zeros(2),
+        proposal_sizes=np.array([2, 4]),
+        copies=np.zeros(n, bool),
+        player=np.array([0, 0, 1, 1, 1, 1]),
+        flags=(Flag(FlagKind.POISONING, "proposal-1", (2,), "far from its class"),),
+    )
+    body = report(result)
+    mine = body["proposals"][1]
+    assert mine["example_values"] == [-0.5, 0.3, 0.0, 0.4]
+    assert mine["example_flags"] == [[0, "poisoning"]]
+    assert body["proposals"][0]["example_values"] == [0.1, 0.2]

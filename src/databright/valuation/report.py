@@ -71,20 +71,39 @@ def report(result: ValuationResult, *, reference: float | None = None) -> dict[s
     for f in result.flags:
         flags.setdefault(f.proposal, []).append(f.to_dict())
     proposals = []
+    flagged_rows: dict[int, str] = {}
+    for f in result.flags:
+        for row in f.examples:
+            # a row's most serious flag wins: anything but a label doubt outranks one
+            if flagged_rows.get(row) in (None, FlagKind.MISLABELLED.value):
+                flagged_rows[row] = f.kind.value
+    budget = MAX_EXAMPLE_VALUES
     for i, pid in enumerate(result.proposals):
         value = float(result.proposal_values[i])
         size = int(result.proposal_sizes[i])
-        proposals.append(
-            {
-                "proposal": pid,
-                "value": _num(value),
-                "stderr": _num(result.proposal_stderr[i]),
-                "examples": size,
-                "copies": copies[i],
-                "weight_bps": _bps(value, size, ref) if weights_ok else None,
-                "flags": flags.get(pid, []),
-            }
-        )
+        entry = {
+            "proposal": pid,
+            "value": _num(value),
+            "stderr": _num(result.proposal_stderr[i]),
+            "examples": size,
+            "copies": copies[i],
+            "weight_bps": _bps(value, size, ref) if weights_ok else None,
+            "flags": flags.get(pid, []),
+        }
+        # Each example's value, for the proposal page's plot, while the report stays small:
+        # the newest proposals first (those under evaluation), up to a total budget.
+        proposals.append(entry)
+    for i in reversed(range(n_prop)):
+        rows = np.flatnonzero(result.player == i)
+        if len(rows) > budget:
+            break
+        budget -= len(rows)
+        proposals[i]["example_values"] = [
+            _num(float(f"{v:.6g}")) for v in np.asarray(result.values, np.float64)[rows]
+        ]
+        proposals[i]["example_flags"] = [
+            [pos, flagged_rows[int(r)]] for pos, r in enumerate(rows) if int(r) in flagged_rows
+        ]
     return {
         "method": result.method,
         "converged": result.converged,
@@ -96,6 +115,9 @@ def report(result: ValuationResult, *, reference: float | None = None) -> dict[s
         "proposals": proposals,
     }
 
+
+#: At most this many per-example values in a report (about 10 bytes each in JSON).
+MAX_EXAMPLE_VALUES = 20_000
 
 _LABELLED = 40
 """Up to this many proposals every bar is labelled; beyond, about this many evenly spaced

@@ -51,6 +51,8 @@ STATIC_DIR = HERE / "static"
 BUNDLE = STATIC_DIR / "app.js"
 templates = Jinja2Templates(directory=HERE / "templates")
 
+#: The most bars a chart draws (a page stays light; the data table has the rest).
+MAX_BARS = 400
 #: Colours of a proposal's state in the valuation plot (the evaluators' report's flags).
 FLAG_COLOURS = {"suspicious": "#b03a2e", "some mislabelled": "#ca6f1e", "clean": "#1f618d"}
 INCOME = [
@@ -268,31 +270,60 @@ def _state(flags: list[dict[str, Any]]) -> str:
     return "some mislabelled" if kinds else "clean"
 
 
-def _valuation(reports: list[Any], proposal_ref: str) -> tuple[Chart, list[dict[str, Any]]]:
-    """The first available report's values per proposal, coloured by flags, and this
-    proposal's flags with their reasons."""
+def _valuation(reports: list[Any], number: int) -> tuple[Chart, list[dict[str, Any]], Chart]:
+    """From the first readable report: every group's value (registry entries and proposals)
+    coloured by its flags, this proposal's flags with their reasons, and this proposal's
+    per-example values coloured by each example's flag (the evaluator names this proposal
+    ``proposal-N``)."""
+    key = f"proposal-{number}"
     for r in reports:
         body = r.report
         if not body or not isinstance(body.get("proposals"), list):
             continue
-        items, flags = [], []
-        for p in body["proposals"][:400]:
+        items, flags, mine = [], [], None
+        for p in body["proposals"]:
+            if not isinstance(p, dict):
+                continue
             name = str(p.get("proposal"))
-            value = p.get("value")
             state = _state(p.get("flags") or [])
-            items.append((name, float(value or 0.0), FLAG_COLOURS[state]))
-            if name in (proposal_ref, proposal_ref.split("/")[-1]) or name.endswith(
-                f"/{proposal_ref}"
-            ):
-                flags = list(p.get("flags") or [])
+            items.append((name, float(p.get("value") or 0.0), FLAG_COLOURS[state]))
+            if name == key:
+                flags, mine = list(p.get("flags") or []), p
         chart = bar_chart(
             "Valuation",
-            f"Each proposal's value to the dataset in {r.evaluator}'s report, coloured by its "
-            "flags (red: suspicious, orange: some mislabelled, blue: clean).",
-            items,
+            f"Each group's value to the dataset in {r.evaluator}'s report (registry entries "
+            "and proposals), coloured by its flags: red suspicious, orange some mislabelled, "
+            "blue clean.",
+            items[-MAX_BARS:],
         )
-        return chart, flags
-    return bar_chart("Valuation", "No evaluator's report is available yet.", []), []
+        return chart, flags, _examples_chart(mine, r.evaluator)
+    empty = bar_chart("Valuation", "No evaluator's report is available yet.", [])
+    return empty, [], bar_chart("Examples", "No evaluator's report is available yet.", [])
+
+
+def _examples_chart(entry: dict[str, Any] | None, evaluator: str) -> Chart:
+    values = entry.get("example_values") if entry else None
+    if not isinstance(values, list):
+        return bar_chart("Examples", "The report does not list this proposal's examples.", [])
+    kinds = {
+        int(pos): str(kind)
+        for pos, kind in (entry or {}).get("example_flags") or []
+        if isinstance(pos, int)
+    }
+    items = [
+        (
+            f"#{i}" + (f" ({kinds[i]})" if i in kinds else ""),
+            float(v or 0.0),
+            FLAG_COLOURS[_state([{"kind": kinds[i]}]) if i in kinds else "clean"],
+        )
+        for i, v in enumerate(values[:MAX_BARS])
+    ]
+    return bar_chart(
+        "Examples",
+        f"Each example's value in {evaluator}'s report, coloured by its flag: red suspicious, "
+        "orange mislabelled, blue clean.",
+        items,
+    )
 
 
 @router.get("/proposals/{dataset_id}/{number}", response_class=HTMLResponse)
@@ -303,7 +334,7 @@ def proposal_page(request: Request, dataset_id: DatasetId, number: Number) -> HT
     pid = (dataset_id << DataMarketConstants.SEQ_BITS) | number
     p = market.proposal(pid)
     reports = revealed_reports(market, pid)
-    chart, flags = _valuation(reports, ref_of(pid))
+    chart, flags, examples = _valuation(reports, number)
     comments = platform.forum.comments(pid, 0, MAX_LIMIT)[0]
     who = auth.current_account(request)
     E = IndexedEvent
@@ -325,6 +356,7 @@ def proposal_page(request: Request, dataset_id: DatasetId, number: Number) -> HT
         ref=ref_of(pid),
         reports=reports,
         chart=chart,
+        examples_chart=examples,
         flags=flags,
         comments=comments,
         commits=commits,
