@@ -100,6 +100,8 @@ def test_coordinator_and_workers_as_processes(tmp_path: Path) -> None:
                         "worker",
                         "--coordinator",
                         base,
+                        # the test's coordinator is attested in software only
+                        "--allow-insecure-coordinator",
                         "--account",
                         address,
                         "--units",

@@ -1,9 +1,12 @@
-"""The computation-market round of ``make run`` end to end on a real node (both kinds): a job
-escrowed with the training fee paid, TMR in-process, honest workers paid per unit, the lazy
-worker slashed with evidence readable back by CID, the rest refunded."""
+"""The computation-market round of ``make run`` end to end on a real node: a job escrowed with
+the training fee paid, a ``databright coordinator`` process and four ``databright worker``
+processes (one ``--cheat lazy``) that stake their devices on chain and accept the coordinator's
+software attestation only because they are told to, TMR, honest workers paid per unit, the lazy
+worker slashed with evidence readable back by CID, the rest refunded, every process stopped."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from databright.demo.compute import (
     REPLICAS,
     STAKE_WEI,
     UNITS,
+    WORKERS,
     run_compute_round,
 )
 from databright.demo.models import TERMS
@@ -82,4 +86,19 @@ def test_the_compute_round_pays_the_honest_slashes_the_cheater_and_the_dataset(d
     assert record.evidence_cid == slash["evidence_cid"] == s["evidence_cids"][0]
     assert record.bundle["worker"] == lazy and record.bundle["bad_hash"] == record.input_hash
     assert record.bundle["bad_envelope"]["sender"] == lazy
+    # bisection: the lazy worker's trace leaves the honest run at the first step
+    assert slash["disputed_step"] == record.bundle["disputed_step"] == 0
     assert market.store.get(s["checkpoint_cid"])
+
+    # Real processes, one per role, all stopped by PID at the end.
+    procs = s["processes"]
+    pids = [procs["coordinator"], *procs["workers"].values()]
+    assert len(set(pids)) == 1 + WORKERS and procs["all_stopped"]
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert any(f"pid {procs['coordinator']}" in line for line in lines)
+    assert any("--allow-insecure-coordinator" in line for line in lines)
+    # Each worker staked its own device from its own process.
+    for address in s["withdrawn_per_worker_wei"]:
+        assert cm.device(address).registered and cm.device(address).min_fee_wei == FEE_PER_UNIT_WEI

@@ -10,19 +10,33 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from databright.compute.coordinator import Coordinator
+from databright.compute.attestation import Claims, report_data_for
+from databright.compute.coordinator import (
+    Coordinator,
+    CoordinatorAttestation,
+    Quota,
+    software_measurement,
+)
 from databright.compute.protocol import Envelope, pack_parts, seal
-from databright.compute.replication import ReplicationPolicy
+from databright.compute.replication import ReplicationPolicy, run_unit_traced, trace_of
 from databright.compute.state import SqlComputeState
-from databright.compute.units import output_hash, run_unit
+from databright.compute.units import UnitPayload, output_hash, run_unit
 from databright.compute.worker import (
     BitFlipWorker,
+    LateCheatWorker,
     LazyWorker,
     ScaledUpdateWorker,
     StaleCheckpointWorker,
     Worker,
+    verify_coordinator,
 )
-from databright.errors import CheckpointMismatch, DuplicateSubmission, NotPermitted
+from databright.errors import (
+    CheckpointMismatch,
+    DuplicateSubmission,
+    InvalidArgument,
+    NotPermitted,
+    RateLimited,
+)
 from databright.ml.checkpoint import save_checkpoint
 from databright.ml.spec import ModelSpec
 
@@ -197,16 +211,39 @@ def test_forged_and_replayed_results_fail(coordinator: Coordinator) -> None:
 
 def test_worker_asking_for_more_than_five_percent(coordinator: Coordinator) -> None:
     submit(coordinator, units=3)
+    greedy, a, b, *fresh = (
+        Worker(account(i), coordinator.handle, clock=coordinator.clock) for i in range(6)
+    )
+    for w in [greedy, a, b, *fresh]:
+        w.register()
+    for _ in range(2):  # units 0 and 1: shards of 10 each, 20 of 400 = the 5% limit
+        for w in (greedy, a, b):
+            assert w.work_once()
+    # Unit 2 is reallocated to a shard the fresh workers can take; the greedy worker asking
+    # for it would see 30 of 400 examples, over its 5% (20).
+    with pytest.raises(NotPermitted, match="5%"):
+        greedy.work_once()
+    for w in fresh:
+        assert w.work_once()
+    status = coordinator.job_status(1)
+    assert status.state == "done" and max(status.exposure.values()) <= 0.05
+    assert status.exposure[greedy.address] == pytest.approx(0.05)
+
+
+def test_a_long_job_is_reallocated_within_five_percent(coordinator: Coordinator) -> None:
+    """Three workers and five units of 10 of 400 examples: the plain rotation would need each
+    worker to see 50 (12.5%) and would stall at the third unit; reallocation keeps every worker
+    on the two shards it has seen (5%) and the job completes."""
+    job = submit(coordinator, units=5)
     workers = [Worker(account(i), coordinator.handle, clock=coordinator.clock) for i in range(3)]
     for w in workers:
         w.register()
-    for _ in range(2):
-        for w in workers:
-            assert w.work_once()
-    # unit 2 is on a third shard: 30 of 400 would break the 5% (20) limit
-    with pytest.raises(NotPermitted, match="5%"):
-        workers[0].work_once()
-    assert max(coordinator.job_status(1).exposure.values()) <= 0.05
+    run_all(workers, rounds=10)
+    status = coordinator.job_status(job)
+    assert status.state == "done" and status.units_done == 5 and status.cheaters == ()
+    assert all(v <= 0.05 for v in status.exposure.values())
+    shards = {u.example_ids for u in coordinator.state.job_units(job)}
+    assert len(shards) == 2  # 20 distinct examples: all that the three may see
 
 
 def test_owner_limit_covers_all_its_workers(coordinator: Coordinator) -> None:
@@ -272,3 +309,193 @@ def test_adaptive_replication_trusts_a_long_record(database_url: str, clock: Clo
     assert c.job_status(job).state == "done"
     assert output_hash(c.checkpoint(job)) == output_hash(plain_training(2))
     state.close()
+
+
+# --- quotas ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def local(tmp_path: object, clock: Clock) -> Iterator[Coordinator]:
+    """A coordinator on SQLite only, for what does not depend on the state's backend."""
+    state = SqlComputeState(f"sqlite:///{tmp_path}/compute.sqlite3")
+    yield Coordinator(
+        state,
+        clock=clock,
+        unit_deadline_s=30,
+        quota=Quota(requests_per_s=1.0, burst=3),
+        attestation=CoordinatorAttestation.software(account(9), clock()),
+    )
+    state.close()
+
+
+def test_a_worker_over_its_request_quota_is_refused_until_it_slows_down(
+    local: Coordinator, clock: Clock
+) -> None:
+    submit(local)
+    greedy = Worker(account(0), local.handle, clock=clock)
+    greedy.register()  # 1 of a burst of 3
+    unit = greedy.send("next", b"{}")
+    assert greedy.send("next", b"{}") == unit  # a worker holds one unit at a time: the same one
+    with pytest.raises(RateLimited, match=r"more than 3 requests .* wait 1\.0 s"):
+        greedy.send("next", b"{}")
+    clock.now += 1.0  # one request's worth refilled
+    assert greedy.send("next", b"{}") == unit
+    with pytest.raises(RateLimited):
+        greedy.send("next", b"{}")
+    # the quota is per sender: another worker is served meanwhile
+    other = Worker(account(1), local.handle, clock=clock)
+    other.register()
+    assert other.send("next", b"{}")
+
+
+def test_forged_requests_do_not_spend_a_workers_quota(local: Coordinator, clock: Clock) -> None:
+    victim, mallory = account(0), account(1)
+    body = b"{}"
+    for _ in range(5):
+        forged = seal(mallory, body, purpose="next", now=clock())
+        with pytest.raises(NotPermitted, match="signature is not"):
+            local.handle(
+                "next",
+                Envelope(victim.address, forged.nonce, forged.expires_at, forged.signature),
+                body,
+            )
+    w = Worker(victim, local.handle, clock=clock)
+    w.register()
+    assert w.work_once() is False  # still within its quota: no job, so no work
+
+
+def test_quota_needs_a_positive_rate_and_burst() -> None:
+    with pytest.raises(InvalidArgument, match="positive rate"):
+        Quota(requests_per_s=0)
+    with pytest.raises(InvalidArgument, match="burst of at least 1"):
+        Quota(burst=0)
+
+
+# --- the coordinator's attestation, as workers check it ----------------------------------
+
+
+def test_worker_accepts_a_software_coordinator_only_when_told_to(
+    local: Coordinator, clock: Clock
+) -> None:
+    w = Worker(account(0), local.handle, clock=clock)
+
+    def check(**kwargs: object) -> Claims:
+        clock.now += 1.0  # the test coordinator's quota is one request a second
+        return w.check_coordinator(**kwargs)  # type: ignore[arg-type]
+
+    with pytest.raises(NotPermitted, match=r"no hardware vouches .*--allow-insecure-coordinator"):
+        check()
+    claims = check(allow_insecure=True, expected=account(9).address)
+    assert claims.provider == "software" and not claims.hardware_backed
+    assert claims.report_data == report_data_for(account(9).address)
+    assert claims.measurement == software_measurement()
+    assert w.coordinator_claims == claims
+    with pytest.raises(NotPermitted, match="not the expected"):
+        check(allow_insecure=True, expected=account(8).address)
+    with pytest.raises(NotPermitted, match="allow-list"):
+        check(allow_insecure=True, measurements=["00" * 32])
+    assert check(allow_insecure=True, measurements=[software_measurement()])
+
+
+def test_worker_refuses_an_unattested_coordinator(coordinator: Coordinator) -> None:
+    w = Worker(account(0), coordinator.handle, clock=coordinator.clock)
+    with pytest.raises(NotPermitted, match="offers no attestation"):
+        w.check_coordinator(allow_insecure=True)
+
+
+def test_evidence_of_another_key_or_a_copied_answer_is_refused(clock: Clock) -> None:
+    real = CoordinatorAttestation.software(account(9), clock())
+    challenge = bytes(range(32))
+    answer = real.answer(challenge, clock())
+    assert verify_coordinator(answer, challenge, allow_insecure=True, now=int(clock()))
+    # An answer replayed to another challenge: the signature is not over this one.
+    with pytest.raises(NotPermitted, match="not by the key its evidence binds"):
+        verify_coordinator(answer, bytes(32), allow_insecure=True, now=int(clock()))
+    # A coordinator showing another coordinator's evidence under its own key.
+    impostor = CoordinatorAttestation(account(8), "software", real.evidence).answer(
+        challenge, clock()
+    )
+    impostor["evidence"] = answer["evidence"]  # the copied statement binds account 9's key
+    with pytest.raises(NotPermitted, match="does not verify"):
+        verify_coordinator(impostor, challenge, allow_insecure=True, now=int(clock()))
+    # Evidence of an unknown provider, and an answer missing its parts.
+    with pytest.raises(NotPermitted, match="does not know"):
+        verify_coordinator({**answer, "provider": "tpm"}, challenge, allow_insecure=True)
+    with pytest.raises(NotPermitted, match="lacks its address"):
+        verify_coordinator({"provider": "software"}, challenge, allow_insecure=True)
+    with pytest.raises(NotPermitted, match="malformed"):
+        verify_coordinator({**answer, "evidence": "zz"}, challenge, allow_insecure=True)
+
+
+# --- bisection to the first disputed step ------------------------------------------------
+
+
+@pytest.mark.parametrize("j", [0, 11])
+def test_bisection_pins_a_late_cheat_to_its_first_step(tmp_path: object, j: int) -> None:
+    state = SqlComputeState(f"sqlite:///{tmp_path}/bisect.sqlite3")
+    try:
+        c = Coordinator(state)
+        start = save_checkpoint(SPEC.build(), {"format": "pt"}, spec=SPEC)
+        job = c.submit_job(
+            SPEC, start, X, Y, IDS, dataset="toy", steps_per_unit=16, units=1, shard_size=10
+        )
+        honest = [Worker(account(i), c.handle) for i in (0, 1)]
+        cheat = LateCheatWorker(account(2), c.handle, start_step=j)
+        for w in [cheat, *honest]:
+            w.register()
+        run_all([cheat, *honest])
+        status = c.job_status(job)
+        assert status.state == "done" and status.cheaters == (cheat.address,)
+        [e] = c.state.evidence(job)
+        assert e["worker"] == cheat.address and e["disputed_step"] == j
+        assert e["honest_step_hash"] != e["bad_step_hash"]
+        # the coordinator computed the unit only up to the disputed step
+        assert c.referee_runs == 1 and c.referee_steps == j + 1 < 16
+        rows = [i - 1000 for i in IDS[:10]]
+        _, trace = run_unit_traced(SPEC, start, X[rows], Y[rows], 16, 0)
+        before = trace_of(start, SPEC) if j == 0 else trace[j - 1]
+        assert e["agreed_state_hash"] == "0x" + before.hex()
+        assert e["honest_step_hash"] == "0x" + trace[j].hex()
+        assert c.checkpoint(job) == run_unit(SPEC, start, X[rows], Y[rows], 16, 0)
+    finally:
+        state.close()
+
+
+def test_a_trace_that_does_not_match_its_result_is_refused(tmp_path: object) -> None:
+    state = SqlComputeState(f"sqlite:///{tmp_path}/trace.sqlite3")
+    try:
+        c = Coordinator(state)
+        submit(c, units=1)
+        w = Worker(account(0), c.handle)
+        w.register()
+        payload = UnitPayload.from_body(w.send("next", b"{}"))
+        out, trace = w.compute_traced(payload)
+        meta = {"unit_id": payload.unit.unit_id, "input_hash": payload.unit.input_hash}
+        for bad, why in (
+            (trace[:-1], "not 3 state hashes"),
+            (trace[32:] + trace[:32], "does not end"),
+        ):
+            with pytest.raises(InvalidArgument, match=why):
+                w.send("result", pack_parts(meta, {"checkpoint": out, "trace": bad}))
+        w.send("result", pack_parts(meta, {"checkpoint": out, "trace": trace}))  # the true one
+        assert c.state.trace(payload.unit.unit_id, w.address) is not None
+    finally:
+        state.close()
+
+
+def test_without_traces_a_dispute_costs_the_whole_unit(tmp_path: object) -> None:
+    state = SqlComputeState(f"sqlite:///{tmp_path}/untraced.sqlite3")
+    try:
+        c = Coordinator(state)
+        job = submit(c, units=1)
+        honest = [Worker(account(i), c.handle, trace=False) for i in (0, 1)]
+        cheat = LazyWorker(account(2), c.handle, trace=False)
+        for w in [cheat, *honest]:
+            w.register()
+        run_all([cheat, *honest])
+        [e] = c.state.evidence(job)
+        assert e["worker"] == cheat.address and e["disputed_step"] is None
+        assert c.referee_runs == 1 and c.referee_steps == 3  # the whole unit of 3 steps
+        assert c.checkpoint(job) == plain_training(1)
+    finally:
+        state.close()

@@ -5,7 +5,10 @@ back as our error class with the coordinator's sentence."""
 from __future__ import annotations
 
 import socket
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +17,8 @@ from databright_dev.serving import serving
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from databright.compute.coordinator import Coordinator
+from databright.chain.keystore import Keystore
+from databright.compute.coordinator import Coordinator, CoordinatorAttestation, Quota
 from databright.compute.protocol import Envelope, pack_parts, seal
 from databright.compute.state import SqlComputeState
 from databright.compute.transport import http_transport
@@ -27,9 +31,11 @@ from databright.errors import (
     NodeUnreachable,
     NotFound,
     NotPermitted,
+    RateLimited,
 )
 from databright.ml.checkpoint import save_checkpoint
 from databright.ml.spec import ModelSpec
+from databright.process import launch
 from databright.server.coordinator import coordinator_app
 
 SPEC = ModelSpec.from_dict(
@@ -166,3 +172,74 @@ def test_unreachable_coordinator(coordinator: Coordinator) -> None:
     transport = http_transport(f"http://127.0.0.1:{port}", 2)
     with pytest.raises(NodeUnreachable, match="does not answer"):
         transport("next", seal(account(0), b"{}", purpose="next"), b"{}")
+
+
+def test_quota_over_http_is_a_429_in_one_sentence(tmp_path: object) -> None:
+    state = SqlComputeState(f"sqlite:///{tmp_path}/quota.sqlite3")
+    strict = Coordinator(state, quota=Quota(requests_per_s=0.5, burst=2))
+    try:
+        with serving(coordinator_app(strict, poll_s=0)) as base:
+            w = Worker(account(0), http_transport(base, 10))
+            w.register()
+            assert w.work_once() is False  # no job yet: the second request of the burst
+            with pytest.raises(RateLimited, match=r"more than 2 requests.*wait \d"):
+                w.work_once()
+            raw = requests.post(
+                f"{base}/compute/v1/next",
+                data=b"{}",
+                headers=seal(account(0), b"{}", purpose="next").to_headers(),
+                timeout=5,
+            )
+            assert raw.status_code == 429
+            assert raw.headers["content-type"] == "application/problem+json"
+            assert raw.json()["detail"].count(". ") == 0  # one sentence
+    finally:
+        state.close()
+
+
+def test_attestation_and_checkpoint_over_http(tmp_path: object) -> None:
+    state = SqlComputeState(f"sqlite:///{tmp_path}/attested.sqlite3")
+    attested = Coordinator(
+        state, attestation=CoordinatorAttestation.software(account(9), time.time())
+    )
+    try:
+        with serving(coordinator_app(attested, poll_s=0)) as base:
+            w = Worker(account(0), http_transport(base, 10))
+            claims = w.check_coordinator(allow_insecure=True, expected=account(9).address)
+            assert claims.provider == "software" and not claims.hardware_backed
+            with pytest.raises(NotPermitted, match="no hardware vouches"):
+                w.check_coordinator()
+            job = submit(attested, units=1)
+            answer = requests.get(f"{base}/compute/v1/jobs/{job}/checkpoint", timeout=5)
+            assert answer.status_code == 200 and answer.content == attested.checkpoint(job)
+            assert (
+                requests.get(f"{base}/compute/v1/jobs/7/checkpoint", timeout=5).status_code == 404
+            )
+    finally:
+        state.close()
+
+
+def test_worker_process_refuses_an_unattested_coordinator(
+    coordinator: Coordinator, url: str, tmp_path: Path
+) -> None:
+    """`databright worker` against a coordinator without attestation: it exits with one
+    sentence, before it registers or takes any unit."""
+    submit(coordinator)
+    data_dir = tmp_path / "home"
+    address = Keystore(data_dir / "keystore").new()
+    worker = launch(
+        [sys.executable, "-m", "databright.cli", "worker", "--coordinator", url,
+         "--account", address, "--data-dir", str(data_dir), "--allow-insecure-coordinator",
+         "--wait", "5"],
+        name="the worker", env={"OMP_NUM_THREADS": "1", "COLUMNS": "400"},
+    )  # fmt: skip
+    try:
+        assert worker.wait(timeout=120) == 1
+    finally:
+        worker.stop()
+    lines = [line for line in worker.output().splitlines() if line.strip()]
+    assert len(lines) == 1 and "offers no attestation evidence" in lines[0], lines
+    assert coordinator.state.get_worker(address) is None  # never registered
+    assert all(
+        not coordinator.state.assignments(unit_id=u.unit_id) for u in coordinator.state.open_units()
+    )

@@ -12,6 +12,7 @@ from databright.compute.protocol import (
     MAX_TTL_S,
     Envelope,
     MemoryNonceStore,
+    attestation_digest,
     open_envelope,
     pack_arrays,
     pack_parts,
@@ -116,3 +117,14 @@ def test_arrays_travel_as_safetensors() -> None:
     assert np.array_equal(unpack_arrays(blob)["x"], x)
     with pytest.raises(InvalidArgument, match="safetensors"):
         unpack_arrays(b"\x80\x04pickle")
+
+
+def test_attestation_digest_binds_the_challenge_and_the_coordinator() -> None:
+    a, b = Account.from_key("0x" + "11" * 32), Account.from_key("0x" + "12" * 32)
+    challenge = bytes(range(32))
+    d = attestation_digest(challenge, a.address)
+    assert len(d) == 32 and d == attestation_digest(challenge, a.address.lower())
+    assert d != attestation_digest(challenge, b.address)
+    assert d != attestation_digest(bytes(32), a.address)
+    with pytest.raises(InvalidArgument, match="32 random bytes"):
+        attestation_digest(b"short", a.address)

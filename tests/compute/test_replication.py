@@ -7,7 +7,15 @@ import random
 import numpy as np
 import pytest
 
-from databright.compute.replication import ReplicaResult, ReplicationPolicy, decide
+from databright.compute.replication import (
+    RefereeRun,
+    ReplicaResult,
+    ReplicationPolicy,
+    decide,
+    first_divergence,
+    run_unit_traced,
+    trace_of,
+)
 from databright.compute.state import ResultRecord, WorkerRecord
 from databright.compute.units import output_hash, relative_l2, run_unit
 from databright.errors import InvalidArgument
@@ -85,3 +93,43 @@ def test_policy_checks_and_adaptive_trust() -> None:
     assert 0.15 < sizes.count(3) / 400 < 0.35 and set(sizes) == {1, 3}
     newcomer = WorkerRecord("0xb", "0xb", "c", 0.0, valid_results=4)
     assert policy.replicas_for(newcomer, rng) == 3
+
+
+# --- traces and bisection ----------------------------------------------------------------
+
+
+def test_traced_run_is_the_same_run_and_its_prefixes_agree() -> None:
+    out, trace = run_unit_traced(SPEC, START, X, Y, 7, 5)
+    assert out == run_unit(SPEC, START, X, Y, 7, 5)  # the same bytes as the untraced unit
+    assert len(trace) == 7 and trace[-1] == trace_of(out, SPEC)  # type: ignore[arg-type]
+    none, prefix = run_unit_traced(SPEC, START, X, Y, 7, 5, stop_after=3)
+    assert none is None and prefix == trace[:3]
+    with pytest.raises(InvalidArgument, match=r"stop_after must be 0\.\.7"):
+        run_unit_traced(SPEC, START, X, Y, 7, 5, stop_after=8)
+    with pytest.raises(InvalidArgument, match="steps must be"):
+        run_unit_traced(SPEC, START, X, Y, 0, 5)
+
+
+@pytest.mark.parametrize("j", [0, 1, 6, 14, 15])
+def test_first_divergence_finds_the_step_in_log_k_probes(j: int) -> None:
+    a = [bytes([i]) * 32 for i in range(16)]
+    b = a[:j] + [b"\xff" * 32] * (16 - j)
+    step, probes = first_divergence(a, b)
+    assert step == j and probes <= 4  # log2(16)
+
+
+def test_first_divergence_needs_traces_that_end_differently() -> None:
+    a = [b"\x01" * 32, b"\x02" * 32]
+    with pytest.raises(InvalidArgument, match="end differently"):
+        first_divergence(a, list(a))
+    with pytest.raises(InvalidArgument, match="one length"):
+        first_divergence(a, a[:1])
+
+
+def test_referee_computes_only_the_prefix_it_is_asked_for() -> None:
+    referee = RefereeRun(SPEC, START, X, Y, 12, 3)
+    _, full = run_unit_traced(SPEC, START, X, Y, 12, 3)
+    assert referee.hash_after(4) == full[4] and referee.steps_run == 5
+    assert referee.hash_after(2) == full[2] and referee.steps_run == 5  # already known
+    assert referee.full_output() == run_unit(SPEC, START, X, Y, 12, 3)
+    assert referee.steps_run == 5 + 12

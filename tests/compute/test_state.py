@@ -44,5 +44,12 @@ def test_state_round_trips_and_refuses_duplicates(database_url: str) -> None:
         assert s.open_units() == [] and s.get_job(job).state == "done"
         s.add_evidence(job, unit, "0xW", {"worker": "0xW"})
         assert s.evidence(job) == [{"worker": "0xW"}]
+        # listings for the per-job report and the shard reallocation, and results' traces
+        assert [u.unit_id for u in s.job_units(job)] == [unit] and s.job_units(job + 1) == []
+        assert [w.address for w in s.workers()] == ["0xW"]
+        assert s.trace(unit, "0xW") is None
+        s.add_trace(unit, "0xW", digest)
+        s.add_trace(unit, "0xW", "0x00")  # a result's trace is fixed once, like the result
+        assert s.trace(unit, "0xW") == digest
     finally:
         s.close()

@@ -6,8 +6,15 @@ SQL state (SQLite in the data dir by default, so a restart loses nothing; Postgr
 verified data of a market dataset (``--dataset``, downloaded and checked against the chain by the
 data-market SDK) or a local ``.npz`` of ``x`` and ``y`` (``--data``, for development).
 
-A worker is a separate process known by its keystore account: it registers, long-polls for
-units, computes them under the pinned determinism profile and uploads signed results until it is
+With ``--account`` the coordinator signs with that keystore account, and attests (``--attestation
+software``: a statement its own key signs, never hardware-backed) that the key is its own; with
+``--market-job`` it also settles an on-chain ComputeMarket job: before each dispatch it checks the
+escrow and the worker's stake, and each verdict pays the honest workers and slashes the cheaters.
+
+A worker is a separate process known by its keystore account: it first checks the coordinator's
+attestation (a software one only with ``--allow-insecure-coordinator``), registers its device on
+chain with ``--stake`` if asked, then registers with the coordinator, long-polls for units,
+computes them under the pinned determinism profile and uploads signed results until it is
 stopped or has done ``--units``. ``--cheat`` makes it one of the cheaters of issue 12 §8, so the
 demo and the tests can show a cheater being caught; an honest worker never needs it.
 """
@@ -15,9 +22,10 @@ demo and the tests can show a cheater being caught; an honest worker never needs
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -36,12 +44,52 @@ from databright.cli._common import (
 from databright.cli.server import check_free
 from databright.errors import InvalidArgument, NodeUnreachable, NotPermitted
 
-__all__ = ["Cheat", "coordinator_command", "register", "worker_command"]
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from databright.compute.replication import Verdict
+
+__all__ = ["Attestation", "Cheat", "coordinator_command", "register", "worker_command"]
 
 
 def register(app: typer.Typer) -> None:
     app.command("coordinator")(coordinator_command)
     app.command("worker")(worker_command)
+
+
+class Attestation(StrEnum):
+    """What evidence the coordinator shows workers."""
+
+    software = "software"
+    none = "none"
+
+
+def _settlement(
+    rpc: str, data_dir: Path, signer: LocalAccount, job_id: int, fee: int, replicas: int
+) -> tuple[Callable[[str], bool], Callable[[Verdict], object]]:
+    """The dispatch guard and verdict hook of a coordinator settling ``job_id`` on chain."""
+    from databright.compute.market import ChainSettlement, ComputeMarket
+    from databright.market import Market
+
+    cm = ComputeMarket.over(Market.connect(rpc, signer, data_dir))
+    settlement = ChainSettlement(cm, job_id, fee, replicas)  # refuses another coordinator's job
+    least = cm.min_stake()
+
+    def guard(worker: str) -> bool:
+        # the escrow can pay another group, and the worker still has its stake (not slashed)
+        return settlement.can_dispatch() and cm.device(worker).stake_wei >= least
+
+    def settle(verdict: Verdict) -> object:
+        outcome = settlement(verdict)
+        slashed = f"; slashed {', '.join(outcome.slashed)}" if outcome.slashed else ""
+        console.print(
+            f"unit {outcome.unit_id}: paid {len(outcome.paid)} x {outcome.fee_each_wei} wei"
+            f"{slashed}",
+            highlight=False,
+        )
+        return outcome
+
+    return guard, settle
 
 
 class Cheat(StrEnum):
@@ -51,6 +99,7 @@ class Cheat(StrEnum):
     bitflip = "bitflip"
     scaled = "scaled"
     stale = "stale"
+    late = "late"
 
 
 def _job_data(
@@ -116,9 +165,37 @@ def coordinator_command(
         float, typer.Option(min=1, help="Seconds before a silent worker's unit is reassigned.")
     ] = 300.0,
     poll: Annotated[float, typer.Option(min=0, max=60, help="Long-poll wait, seconds.")] = 10.0,
+    account: Annotated[
+        str | None,
+        typer.Option(
+            "--account", "-a", help="The coordinator's signing account (keystore index or address)."
+        ),
+    ] = None,
+    attestation: Annotated[
+        Attestation,
+        typer.Option(help="Evidence shown to workers: software (development) or none."),
+    ] = Attestation.software,
+    market_job: Annotated[
+        int | None,
+        typer.Option(
+            "--market-job",
+            min=1,
+            help="Settle this ComputeMarket job on chain: pay verified units, slash cheaters.",
+        ),
+    ] = None,
+    fee_per_unit: Annotated[
+        int, typer.Option(min=1, help="Wei paid to each honest worker per verified unit.")
+    ] = 10**15,
+    replicas: Annotated[int, typer.Option(min=1, max=16, help="Replicas per unit (TMR: 3).")] = 3,
+    requests_per_s: Annotated[
+        float, typer.Option(min=0.1, help="Each worker's request quota, per second.")
+    ] = 20.0,
 ) -> None:
     """Serve the computation market's coordinator (and submit one job to it)."""
-    from databright.compute.coordinator import Coordinator
+    from eth_account import Account
+
+    from databright.chain.keystore import Keystore
+    from databright.compute.coordinator import Coordinator, CoordinatorAttestation, Quota
     from databright.compute.replication import ReplicationPolicy
     from databright.compute.state import SqlComputeState
     from databright.ml.checkpoint import save_checkpoint
@@ -130,13 +207,31 @@ def coordinator_command(
         raise InvalidArgument(
             "--dataset and --data are a job's data; give the job with --job SPEC."
         )
+    if market_job is not None and account is None:
+        raise InvalidArgument(
+            "--market-job settles on chain as the job's coordinator; give its --account."
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Without --account the coordinator still needs a key to bind its attestation to: a
+    # fresh one per run, which is all a development coordinator that settles nothing needs.
+    signer = Keystore(data_dir / "keystore").load(account) if account else Account.create()
+    guard, settle = None, None
+    if market_job is not None:
+        guard, settle = _settlement(rpc, data_dir, signer, market_job, fee_per_unit, replicas)
     url = database_url or f"sqlite:///{data_dir / 'compute.sqlite3'}"
     state = SqlComputeState(url)
     coordinator = Coordinator(
         state,
-        policy=ReplicationPolicy(adaptive=adaptive),
+        policy=ReplicationPolicy(replicas=replicas, adaptive=adaptive),
         unit_deadline_s=unit_deadline,
+        dispatch_guard=guard,
+        on_verdict=settle,
+        quota=Quota(requests_per_s=requests_per_s, burst=max(10, int(3 * requests_per_s))),
+        attestation=(
+            CoordinatorAttestation.software(signer, time.time())
+            if attestation is Attestation.software
+            else None
+        ),
     )
     if job is not None:
         try:
@@ -161,6 +256,9 @@ def coordinator_command(
             )
         console.print(f"job {job_id}: {units} units of {steps} steps on {safe(name)}")
     base = f"http://{host}:{port}"
+    what = "software attestation, NOT hardware-backed" if coordinator.attestation else "unattested"
+    settles = f", settling market job {market_job}" if market_job is not None else ""
+    console.print(f"coordinator {signer.address} ({what}{settles})", highlight=False)
     console.print(f"coordinator {base}/compute/v1 (jobs: {base}/compute/v1/jobs/ID)")
     console.print("Ctrl-C stops the coordinator.", highlight=False)
     try:
@@ -185,8 +283,9 @@ def worker_command(
     cheat: Annotated[
         Cheat | None,
         typer.Option(
-            help="Run a cheating worker (returns the input, flips a bit, scales the update or "
-            "trains from a stale checkpoint): for demos and tests of the attack suite only."
+            help="Run a cheating worker (returns the input, flips a bit, scales the update, "
+            "trains from a stale checkpoint, or drifts from the second step on): for demos and "
+            "tests of the attack suite only."
         ),
     ] = None,
     timeout: Annotated[
@@ -195,12 +294,38 @@ def worker_command(
     wait: Annotated[
         float, typer.Option(min=0, help="Seconds to wait for the coordinator to come up.")
     ] = 30.0,
+    allow_insecure_coordinator: Annotated[
+        bool,
+        typer.Option(
+            "--allow-insecure-coordinator",
+            help="Work for a coordinator whose attestation no hardware vouches for (software "
+            "attestation): development only.",
+        ),
+    ] = False,
+    coordinator_address: Annotated[
+        str | None,
+        typer.Option(help="Work only for the coordinator that signs with this address."),
+    ] = None,
+    stake: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Register this worker's device on chain first, staking this many wei."
+        ),
+    ] = None,
+    min_fee: Annotated[
+        int, typer.Option(min=0, help="The device's minimum fee per unit, wei (with --stake).")
+    ] = 0,
+    rpc: RpcOpt = DEFAULT_RPC,
 ) -> None:
-    """Work for a coordinator: pull units, compute them, upload signed results."""
+    """Work for a coordinator: check its attestation, pull units, compute them, upload signed
+    results."""
+    from eth_utils import is_address
+
     from databright.chain.keystore import Keystore
     from databright.compute.transport import http_transport
     from databright.compute.worker import (
         BitFlipWorker,
+        LateCheatWorker,
         LazyWorker,
         ScaledUpdateWorker,
         StaleCheckpointWorker,
@@ -213,18 +338,36 @@ def worker_command(
         Cheat.bitflip: BitFlipWorker,
         Cheat.scaled: ScaledUpdateWorker,
         Cheat.stale: StaleCheckpointWorker,
+        Cheat.late: LateCheatWorker,
     }
+    if coordinator_address is not None and not is_address(coordinator_address):
+        raise InvalidArgument(
+            f"--coordinator-address {coordinator_address!r} is not an Ethereum address; give "
+            "the 0x-prefixed address the coordinator signs with."
+        )
     signer = Keystore(data_dir / "keystore").load(account)
     worker = kinds[cheat](signer, http_transport(coordinator, timeout), owner=owner)
+    if stake is not None:
+        _stake_device(rpc, data_dir, signer, worker.numeric_class, min_fee, stake)
     deadline = time.monotonic() + wait
     while True:
         try:
-            worker.register()
+            # No work, not even a registration, for a coordinator that fails its attestation.
+            claims = worker.check_coordinator(
+                allow_insecure=allow_insecure_coordinator, expected=coordinator_address
+            )
             break
         except NodeUnreachable:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.2)
+    if not claims.hardware_backed:
+        err_console.print(
+            f"warning: coordinator attested by {claims.provider} only (NOT hardware-backed); "
+            "accepted because of --allow-insecure-coordinator",
+            highlight=False,
+        )
+    worker.register()
     what = f" (cheating: {cheat.value})" if cheat is not None else ""
     console.print(
         f"worker {worker.address} registered at {safe(coordinator)}{what}", highlight=False
@@ -241,3 +384,28 @@ def worker_command(
                 refused_before = str(exc)
             time.sleep(1.0)
     console.print(f"worker {worker.address}: {worker.units_done} units done", highlight=False)
+
+
+def _stake_device(
+    rpc: str, data_dir: Path, signer: LocalAccount, numeric_class: str, min_fee: int, stake: int
+) -> None:
+    """Register the worker's device on the ComputeMarket (once; a second start reuses it)."""
+    from databright.compute.market import ComputeMarket
+    from databright.market import Market
+
+    cm = ComputeMarket.over(Market.connect(rpc, signer, data_dir))
+    device = cm.device()
+    if device.registered:
+        if not device.has_class(numeric_class):
+            raise InvalidArgument(
+                f"{signer.address}'s device is registered with another numeric class than "
+                f"{numeric_class}; run the worker where it registered, or use another account."
+            )
+        console.print(f"device of {signer.address} already staked {device.stake_wei} wei")
+        return
+    device = cm.register_device(numeric_class, 1, min_fee, stake)
+    console.print(
+        f"device of {signer.address} registered on chain, staking {device.stake_wei} wei "
+        f"(class {numeric_class})",
+        highlight=False,
+    )

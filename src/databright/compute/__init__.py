@@ -38,7 +38,7 @@ from databright.compute.attestation import (
     report_data_for,
     require_hardware,
 )
-from databright.compute.coordinator import Coordinator, JobStatus
+from databright.compute.coordinator import Coordinator, CoordinatorAttestation, JobStatus, Quota
 from databright.compute.exposure import EXPOSURE_LIMIT, ExposureLedger
 from databright.compute.federated import (
     Attack,
@@ -64,12 +64,19 @@ from databright.compute.market import (
     UnitSettlement,
 )
 from databright.compute.protocol import Envelope, open_envelope, seal
-from databright.compute.replication import Evidence, ReplicationPolicy, Verdict
+from databright.compute.replication import (
+    Evidence,
+    RefereeRun,
+    ReplicationPolicy,
+    Verdict,
+    bisect_group,
+    run_unit_traced,
+)
 from databright.compute.split_relay import RelayedStageWorker, SplitRelay
 from databright.compute.splitting import SplitPlan, SplitTraining, StageWorker
 from databright.compute.state import ComputeState, SqlComputeState
 from databright.compute.units import UnitPayload, WorkUnit, run_unit
-from databright.compute.worker import Worker
+from databright.compute.worker import LateCheatWorker, Worker, verify_coordinator
 
 __all__ = [
     "DEFAULT_RULE",
@@ -84,6 +91,7 @@ __all__ = [
     "ComputeMarket",
     "ComputeState",
     "Coordinator",
+    "CoordinatorAttestation",
     "DcapProvider",
     "DeviceInfo",
     "Envelope",
@@ -96,6 +104,9 @@ __all__ = [
     "FederationStatus",
     "JobInfo",
     "JobStatus",
+    "LateCheatWorker",
+    "Quota",
+    "RefereeRun",
     "RelayedStageWorker",
     "ReplicationPolicy",
     "SlashRecord",
@@ -110,6 +121,7 @@ __all__ = [
     "Verdict",
     "WorkUnit",
     "Worker",
+    "bisect_group",
     "check_measurement",
     "check_report_data",
     "check_scores_evidence",
@@ -126,8 +138,10 @@ __all__ = [
     "require_hardware",
     "run_federated",
     "run_unit",
+    "run_unit_traced",
     "scores_evidence",
     "seal",
     "settle_contributions",
     "trimmed_mean",
+    "verify_coordinator",
 ]

@@ -10,7 +10,19 @@ becomes the next unit's input and cheaters are recorded with evidence.
 Every message is checked by :meth:`Coordinator.authenticate` (signature, expiry, nonce); the
 HTTP server (``databright.server.coordinator``) and in-process tests both go through
 :meth:`Coordinator.handle`, so the protocol is the same with and without a network. A unit
-whose worker vanishes is given to another worker once the assignment's deadline passes.
+whose worker vanishes is given to another worker once the assignment's deadline passes. Each
+unit's shard is chosen when it opens (:meth:`Coordinator._reallocate`), so that a long job keeps
+finding groups within the 5% limit instead of stalling once workers have seen their share.
+
+Quotas: a worker holds at most one unit at a time (``next`` hands a worker the unit it already
+holds until it uploads a result or the deadline passes), and each sender's signed requests are
+metered by a token bucket (:class:`Quota`): past it, ``RateLimited`` (HTTP 429) in one sentence.
+
+Attestation: a coordinator is handed a :class:`CoordinatorAttestation` (its signing key and the
+evidence that binds that key in its report data). A worker asks for it on the ``attestation``
+route with a fresh challenge; the answer carries the evidence and the coordinator's signature
+over the challenge, which :func:`databright.compute.worker.verify_coordinator` checks before the
+worker does any work. A coordinator without one answers ``NotFound``, and workers refuse it.
 
 One process at a time: calls are serialised by a lock. Several coordinators on one PostgreSQL
 database would race when deciding a group (no row locks yet).
@@ -23,37 +35,136 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 from numpy.typing import ArrayLike
 
+import databright
+from databright.compute.attestation import SoftwareProvider, report_data_for
 from databright.compute.exposure import (
     EXPOSURE_LIMIT,
     ExposureLedger,
     cut_shards,
     exposure_cap,
+    owner_holder,
 )
 from databright.compute.protocol import (
     Envelope,
+    attestation_digest,
     body_hash,
     open_envelope,
     pack_arrays,
     unpack_arrays,
     unpack_parts,
 )
-from databright.compute.replication import ReplicaResult, ReplicationPolicy, Verdict, decide
+from databright.compute.replication import (
+    HASH_SIZE,
+    RefereeRun,
+    ReplicaResult,
+    ReplicationPolicy,
+    Verdict,
+    bisect_group,
+    decide,
+    trace_of,
+)
 from databright.compute.state import ComputeState, JobRecord, ResultRecord, UnitRecord, WorkerRecord
 from databright.compute.units import UnitPayload, WorkUnit, output_hash, run_unit
-from databright.errors import CheckpointMismatch, InvalidArgument, NotFound, NotPermitted
+from databright.errors import (
+    CheckpointMismatch,
+    InvalidArgument,
+    NotFound,
+    NotPermitted,
+    RateLimited,
+)
 from databright.ml.checkpoint import load_checkpoint
 from databright.ml.spec import ModelSpec
 
-__all__ = ["ROUTES", "Coordinator", "JobStatus"]
+__all__ = [
+    "ROUTES",
+    "Coordinator",
+    "CoordinatorAttestation",
+    "JobStatus",
+    "Quota",
+    "software_measurement",
+]
 
-ROUTES = ("register", "next", "result")
+ROUTES = ("attestation", "register", "next", "result")
 """What a worker may ask; each is also the purpose its envelope is signed for."""
+
+
+def software_measurement() -> str:
+    """What a development coordinator's software attestation names as its code: this release
+    (a hardware quote measures the enclave's code instead)."""
+    return bytes(keccak(f"databright-coordinator {databright.__version__}".encode())).hex()
+
+
+@dataclass(frozen=True)
+class CoordinatorAttestation:
+    """The coordinator's signing key and the evidence that binds it (its report data is
+    ``report_data_for(account.address)``). ``provider`` names the provider that verifies
+    the evidence (``"software"`` or ``"intel-dcap"``)."""
+
+    account: LocalAccount
+    provider: str
+    evidence: bytes = field(repr=False)
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    @classmethod
+    def software(cls, account: LocalAccount, now: float) -> CoordinatorAttestation:
+        """Development evidence signed by the coordinator's own key: never hardware-backed, so
+        workers refuse it unless told to accept an insecure coordinator."""
+        return cls(account, SoftwareProvider.name, cls._software_evidence(account, now))
+
+    @staticmethod
+    def _software_evidence(account: LocalAccount, now: float) -> bytes:
+        return SoftwareProvider.attest(
+            account.key,
+            measurement=software_measurement(),
+            report_data=report_data_for(account.address),
+            issued_at=int(now),
+        )
+
+    def answer(self, challenge: bytes, now: float) -> dict[str, str]:
+        """The reply to a worker's challenge: the evidence, and the coordinator's signature
+        over the challenge (proof that it holds the key the evidence binds)."""
+        evidence = self.evidence
+        if self.provider == SoftwareProvider.name:
+            # a software statement ages out (SoftwareProvider.max_age_s); the key re-signs it
+            evidence = self._software_evidence(self.account, now)
+        digest = attestation_digest(challenge, self.address)
+        signed = self.account.sign_message(encode_defunct(primitive=digest))
+        return {
+            "coordinator": self.address,
+            "provider": self.provider,
+            "evidence": evidence.hex(),
+            "signature": "0x" + bytes(signed.signature).hex(),
+        }
+
+
+@dataclass(frozen=True)
+class Quota:
+    """How fast one sender may send signed requests: a token bucket of ``burst`` requests
+    refilled at ``requests_per_s`` (a long poll counts once, however long it waits)."""
+
+    # Generous by default (a benchmark's burst of a few hundred messages passes); a public
+    # coordinator sets its own (``databright coordinator --requests-per-s``).
+    requests_per_s: float = 100.0
+    burst: int = 1000
+
+    def __post_init__(self) -> None:
+        if not self.requests_per_s > 0 or self.burst < 1:
+            raise InvalidArgument(
+                f"a quota needs a positive rate and a burst of at least 1, got "
+                f"{self.requests_per_s!r}/s and {self.burst!r}."
+            )
 
 
 @dataclass(frozen=True)
@@ -67,6 +178,9 @@ class JobStatus:
     checkpoint_hash: str
     cheaters: tuple[str, ...]
     exposure: dict[str, float]
+    referee_runs: int = 0
+    units: tuple[dict[str, Any], ...] = ()
+    """Per unit: its id, sequence number, state, agreed hash, honest workers and cheaters."""
 
 
 class Coordinator:
@@ -83,11 +197,15 @@ class Coordinator:
         exposure_limit: float = EXPOSURE_LIMIT,
         dispatch_guard: Callable[[str], bool] | None = None,
         on_verdict: Callable[[Verdict], object] | None = None,
+        quota: Quota | None = None,
+        attestation: CoordinatorAttestation | None = None,
     ) -> None:
         """``dispatch_guard(worker)`` is asked before a worker is given new work (False: none,
         e.g. the job's escrow could not pay another group, or the worker lost its stake);
         ``on_verdict`` receives every verdict as it is reached (to pay and slash on-chain:
-        ``databright.compute.market.ChainSettlement`` is both)."""
+        ``databright.compute.market.ChainSettlement`` is both); ``quota`` meters each sender's
+        requests; ``attestation`` is what workers are shown before they work (None: workers
+        that check, as ``databright worker`` does, refuse this coordinator)."""
         if unit_deadline_s <= 0:
             raise InvalidArgument(f"unit_deadline_s must be positive, got {unit_deadline_s!r}.")
         self.state = state
@@ -100,14 +218,38 @@ class Coordinator:
         self._arrays: dict[str, dict[str, Any]] = {}
         self.dispatch_guard = dispatch_guard
         self.on_verdict = on_verdict
+        self.quota = quota or Quota()
+        self.attestation = attestation
+        self._buckets: dict[str, tuple[float, float]] = {}
         self.referee_runs = 0
-        """Units the coordinator recomputed itself (its share of the cost of disputes)."""
+        """Disputed units the coordinator computed itself, in whole or up to the disputed step."""
+        self.referee_steps = 0
+        """Steps it computed for them (bisection keeps this below ``referee_runs`` x k)."""
+        self._referee_by_job: dict[int, int] = {}
 
     # --- protocol ------------------------------------------------------------------------
 
     def authenticate(self, envelope: Envelope, body: bytes, purpose: str) -> str:
-        """The verified sender of a message (signature, expiry, unused nonce)."""
-        return open_envelope(envelope, body, self.clock(), self.state, purpose=purpose)
+        """The verified sender of a message (signature, expiry, unused nonce), within its
+        quota. The quota is charged only once the signature holds, so nobody can spend
+        another worker's quota by writing its address on unsigned requests."""
+        sender = open_envelope(envelope, body, self.clock(), self.state, purpose=purpose)
+        self._charge(sender)
+        return sender
+
+    def _charge(self, sender: str) -> None:
+        now = self.clock()
+        rate, burst = self.quota.requests_per_s, float(self.quota.burst)
+        with self._lock:
+            tokens, then = self._buckets.get(sender, (burst, now))
+            tokens = min(burst, tokens + max(0.0, now - then) * rate)
+            if tokens < 1.0:
+                self._buckets[sender] = (tokens, now)
+                raise RateLimited(
+                    f"{sender} sent more than {self.quota.burst} requests at over "
+                    f"{rate:g} per second; wait {(1.0 - tokens) / rate:.1f} s before asking again."
+                )
+            self._buckets[sender] = (tokens - 1.0, now)
 
     def handle(self, route: str, envelope: Envelope, body: bytes) -> bytes:
         """Answer one signed message: what the HTTP server and in-process tests both call."""
@@ -116,6 +258,8 @@ class Coordinator:
         if route == "result":  # submit_result authenticates the envelope itself
             return self._result_reply(self.submit_result(envelope.sender, envelope, body))
         sender = self.authenticate(envelope, body, route)
+        if route == "attestation":
+            return json.dumps(self.attest(body)).encode()
         if route == "register":
             try:
                 request = json.loads(body)
@@ -131,6 +275,22 @@ class Coordinator:
             payload = self.next_unit(sender)
             return b"" if payload is None else payload.to_body()
         raise NotFound(f"there is no route {route!r}; use one of {', '.join(ROUTES)}.")
+
+    def attest(self, body: bytes) -> dict[str, str]:
+        """Answer a worker's challenge (``{"challenge": 64 hex digits}``) with this
+        coordinator's evidence and its signature over the challenge."""
+        if self.attestation is None:
+            raise NotFound(
+                "this coordinator has no attestation evidence; workers do not work for an "
+                "unattested coordinator."
+            )
+        try:
+            challenge = bytes.fromhex(str(json.loads(body)["challenge"]))
+        except (ValueError, KeyError, TypeError):
+            raise InvalidArgument(
+                'an attestation request is JSON {"challenge": 64 hex digits}; send that.'
+            ) from None
+        return self.attestation.answer(challenge, self.clock())
 
     @staticmethod
     def _result_reply(verdict: Verdict | None) -> bytes:
@@ -235,8 +395,11 @@ class Coordinator:
         steps: int,
         ids: np.ndarray[Any, Any],
         seed: int,
+        shard: tuple[int, ...] | None = None,
     ) -> UnitRecord:
-        shards = cut_shards(ids.tolist(), shard_size)
+        if shard is None:
+            shards = cut_shards(ids.tolist(), shard_size)
+            shard = shards[seq % len(shards)]
         return UnitRecord(
             0,
             job_id,
@@ -244,13 +407,46 @@ class Coordinator:
             seq * steps,
             steps,
             input_hash,
-            shards[seq % len(shards)],
+            shard,
             (seed * 1_000_003 + seq) % 2**62,
             "open",
             0,
             None,
             None,
         )
+
+    def _reallocate(self, job: JobRecord, seq: int) -> tuple[int, ...]:
+        """The shard of the job's next unit, chosen when the unit opens so that a whole group
+        can take it within the exposure limit: the least-used shard that enough registered
+        workers (of one numeric class, distinct owners) can still be sent, preferring the
+        plain rotation among equals. Over a long job the limit would otherwise leave every
+        worker unable to take the next shard in turn and the job stuck; so shards are
+        reallocated to the workers there are, and a worker at its 5% only ever gets shards it
+        has seen. With no group able to take any shard, the rotation's shard opens (and waits
+        for new workers)."""
+        shards = cut_shards(self._data(job)["ids"].tolist(), job.shard_size)
+        uses: dict[tuple[int, ...], int] = {}
+        for u in self.state.job_units(job.job_id):
+            uses[u.example_ids] = uses.get(u.example_ids, 0) + 1
+        order = sorted(
+            range(len(shards)), key=lambda i: (uses.get(shards[i], 0), (i - seq) % len(shards))
+        )
+        cap = exposure_cap(job.dataset_size, self.ledger.limit)
+        seen: dict[str, set[int]] = {}  # each holder's exposure, read once for all shards
+        workers = self.state.workers()
+        for w in workers:
+            for holder in (w.address, owner_holder(w.owner)):
+                if holder not in seen:
+                    seen[holder] = self.state.exposure(job.dataset, holder)
+        for i in order:
+            ids = set(shards[i])
+            owners_by_class: dict[str, set[str]] = {}
+            for w in workers:
+                if all(len(seen[h] | ids) <= cap for h in (w.address, owner_holder(w.owner))):
+                    owners_by_class.setdefault(w.numeric_class, set()).add(w.owner)
+            if any(len(o) >= self.policy.replicas for o in owners_by_class.values()):
+                return shards[i]
+        return shards[seq % len(shards)]
 
     def _data(self, job: JobRecord) -> dict[str, Any]:
         if job.data_hash not in self._arrays:
@@ -300,8 +496,6 @@ class Coordinator:
                     unit = self.state.get_unit(a.unit_id)
                     if unit.state == "open":
                         return self._payload(unit, self.state.get_job(unit.job_id))
-            if self.dispatch_guard is not None and not self.dispatch_guard(worker):
-                return None
             blocked: str | None = None
             best: tuple[int, int, UnitRecord, JobRecord] | None = None
             for unit in self.state.open_units():
@@ -332,6 +526,10 @@ class Coordinator:
                     )
                 return None
             _, _, unit, job = best
+            # Asked only when there is a unit to give: the guard may ask the chain, and a long
+            # poll with nothing to hand out must not cost a chain call per round.
+            if self.dispatch_guard is not None and not self.dispatch_guard(worker):
+                return None
             if unit.replicas == 0:
                 self.state.fix_unit_group(
                     unit.unit_id, me.numeric_class, self.policy.replicas_for(me, self._rng)
@@ -362,6 +560,7 @@ class Coordinator:
             raise InvalidArgument(
                 "a result body holds unit_id, input_hash and a checkpoint part; send that."
             ) from None
+        trace = parts.get("trace")
         with self._lock:
             unit = self.state.get_unit(unit_id)
             job = self.state.get_job(unit.job_id)
@@ -390,6 +589,8 @@ class Coordinator:
                 )
             spec = ModelSpec.from_json(job.spec_json)
             load_checkpoint(checkpoint, spec)  # a result must at least be weights for the spec
+            if trace is not None:
+                self._check_trace(trace, unit, checkpoint, spec)
             digest = self.state.put_blob(checkpoint)
             self.state.add_result(
                 ResultRecord(
@@ -401,6 +602,8 @@ class Coordinator:
                     self.clock(),
                 )
             )
+            if trace is not None:
+                self.state.add_trace(unit_id, worker, self.state.put_blob(trace))
             results = self.state.results(unit_id)
             if len(results) < self.state.get_unit(unit_id).replicas:
                 return None
@@ -409,22 +612,60 @@ class Coordinator:
                 self.on_verdict(verdict)
             return verdict
 
+    @staticmethod
+    def _check_trace(trace: bytes, unit: UnitRecord, checkpoint: bytes, spec: ModelSpec) -> None:
+        """A trace is one state hash per step, and its last is the uploaded output's: a worker
+        cannot commit to one run and upload another."""
+        if len(trace) != unit.steps * HASH_SIZE:
+            raise InvalidArgument(
+                f"the trace holds {len(trace)} bytes, not {unit.steps} state hashes of "
+                f"{HASH_SIZE} bytes (one per step of unit {unit.unit_id}); send the run's trace."
+            )
+        if trace[-HASH_SIZE:] != trace_of(checkpoint, spec):
+            raise InvalidArgument(
+                f"the trace of unit {unit.unit_id} does not end at the uploaded checkpoint; "
+                "send the trace of the run that made it."
+            )
+
+    def _referee_ran(self, job_id: int, steps: int) -> None:
+        self.referee_runs += 1
+        self.referee_steps += steps
+        self._referee_by_job[job_id] = self._referee_by_job.get(job_id, 0) + 1
+
     def _judge(
         self, unit: UnitRecord, job: JobRecord, spec: ModelSpec, results: list[ResultRecord]
     ) -> Verdict:
         def recompute() -> bytes:
-            self.referee_runs += 1
+            self._referee_ran(job.job_id, unit.steps)
             payload = self._payload(unit, job)
             return run_unit(spec, payload.checkpoint, payload.x, payload.y, unit.steps, unit.seed)
 
-        verdict = decide(
-            job.job_id,
-            unit.unit_id,
-            unit.input_hash,
-            [ReplicaResult(r, self.state.get_blob(r.output_hash)) for r in results],
-            recompute,
-            self.policy.tolerance,
-        )
+        replicas = []
+        for r in results:
+            trace_hash = self.state.trace(unit.unit_id, r.worker)
+            trace = None if trace_hash is None else self.state.get_blob(trace_hash)
+            replicas.append(ReplicaResult(r, self.state.get_blob(r.output_hash), trace))
+        disputed = len({r.output_hash for r in results}) > 1
+        if disputed and self.policy.tolerance == 0 and all(r.trace for r in replicas):
+            # Bisection: the coordinator computes the unit only up to the disputed step.
+            payload = self._payload(unit, job)
+            referee = RefereeRun(
+                spec, payload.checkpoint, payload.x, payload.y, unit.steps, unit.seed
+            )
+            start_state = trace_of(payload.checkpoint, spec)
+            verdict = bisect_group(
+                job.job_id, unit.unit_id, unit.input_hash, start_state, replicas, referee
+            )
+            self._referee_ran(job.job_id, verdict.referee_steps)
+        else:
+            verdict = decide(
+                job.job_id,
+                unit.unit_id,
+                unit.input_hash,
+                replicas,
+                recompute,
+                self.policy.tolerance,
+            )
         for address in verdict.honest:
             self.state.record_outcome(address, True)
         for evidence in verdict.cheaters:
@@ -444,6 +685,7 @@ class Coordinator:
                     job.steps_per_unit,
                     self._data(job)["ids"],
                     job.seed,
+                    shard=self._reallocate(job, unit.seq + 1),
                 )
             )
         return verdict
@@ -456,7 +698,26 @@ class Coordinator:
 
     def job_status(self, job_id: int) -> JobStatus:
         job = self.state.get_job(job_id)
-        cheaters = tuple(sorted({e["worker"] for e in self.state.evidence(job_id)}))
+        evidence = self.state.evidence(job_id)
+        cheaters = tuple(sorted({e["worker"] for e in evidence}))
+        units = []
+        for unit in self.state.job_units(job_id):
+            bad = sorted({e["worker"] for e in evidence if e["unit_id"] == unit.unit_id})
+            done = unit.state == "done"
+            units.append(
+                {
+                    "unit_id": unit.unit_id,
+                    "seq": unit.seq,
+                    "state": unit.state,
+                    "agreed_hash": unit.agreed_hash,
+                    "honest": sorted(
+                        r.worker for r in self.state.results(unit.unit_id) if r.worker not in bad
+                    )
+                    if done
+                    else [],
+                    "cheaters": bad,
+                }
+            )
         return JobStatus(
             job.job_id,
             job.state,
@@ -465,4 +726,6 @@ class Coordinator:
             job.checkpoint_hash,
             cheaters,
             self.ledger.report(job.dataset, job.dataset_size),
+            self._referee_by_job.get(job_id, 0),
+            tuple(units),
         )

@@ -43,6 +43,7 @@ __all__ = [
     "Envelope",
     "MemoryNonceStore",
     "NonceStore",
+    "attestation_digest",
     "body_hash",
     "open_envelope",
     "pack_arrays",
@@ -83,6 +84,22 @@ def signing_digest(purpose: str, digest_of_body: bytes, nonce: str, expires_at: 
             + digest_of_body
             + bytes.fromhex(nonce)
             + struct.pack(">Q", expires_at)
+        )
+    )
+
+
+def attestation_digest(challenge: bytes, coordinator: str) -> bytes:
+    """The 32 bytes a coordinator signs to prove, to a worker that sent ``challenge``, that it
+    holds the key its attestation evidence binds (so evidence copied from another coordinator
+    does not pass: the copier cannot sign for that key)."""
+    if not isinstance(challenge, bytes | bytearray) or len(challenge) != 32:
+        raise InvalidArgument("an attestation challenge is 32 random bytes; send a fresh one.")
+    return bytes(
+        keccak(
+            DOMAIN_TAG
+            + b"\x00attestation\x00"
+            + bytes(challenge)
+            + bytes.fromhex(to_checksum_address(coordinator)[2:])
         )
     )
 

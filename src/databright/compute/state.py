@@ -121,6 +121,8 @@ class ComputeState(abc.ABC):
     @abc.abstractmethod
     def get_worker(self, address: str) -> WorkerRecord | None: ...
     @abc.abstractmethod
+    def workers(self) -> list[WorkerRecord]: ...
+    @abc.abstractmethod
     def record_outcome(self, address: str, valid: bool) -> None: ...
 
     # jobs and units
@@ -136,6 +138,8 @@ class ComputeState(abc.ABC):
     def get_unit(self, unit_id: int) -> UnitRecord: ...
     @abc.abstractmethod
     def open_units(self) -> list[UnitRecord]: ...
+    @abc.abstractmethod
+    def job_units(self, job_id: int) -> list[UnitRecord]: ...
     @abc.abstractmethod
     def fix_unit_group(self, unit_id: int, numeric_class: str, replicas: int) -> None: ...
     @abc.abstractmethod
@@ -156,6 +160,10 @@ class ComputeState(abc.ABC):
     def add_result(self, result: ResultRecord) -> bool: ...
     @abc.abstractmethod
     def results(self, unit_id: int) -> list[ResultRecord]: ...
+    @abc.abstractmethod
+    def add_trace(self, unit_id: int, worker: str, digest: str) -> None: ...
+    @abc.abstractmethod
+    def trace(self, unit_id: int, worker: str) -> str | None: ...
 
     # exposure ledger: holder is a worker's address or "owner:" + an owner's address
     @abc.abstractmethod
@@ -237,6 +245,15 @@ _results = sa.Table(
     sa.Column("envelope", sa.Text, nullable=False),
     sa.Column("body_hash", sa.String(66), nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
+)
+# A table of its own (not a column of compute_results), so databases made before traces existed
+# gain it from create_all without a migration.
+_traces = sa.Table(
+    "compute_traces",
+    _meta,
+    sa.Column("unit_id", sa.Integer, sa.ForeignKey("compute_units.unit_id"), primary_key=True),
+    sa.Column("worker", sa.String(42), primary_key=True),
+    sa.Column("trace_hash", sa.String(66), nullable=False),
 )
 _blobs = sa.Table(
     "compute_blobs",
@@ -390,6 +407,11 @@ class SqlComputeState(ComputeState):
             row = c.execute(sa.select(_workers).where(_workers.c.address == address)).first()
         return None if row is None else _worker(row)
 
+    def workers(self) -> list[WorkerRecord]:
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(_workers).order_by(_workers.c.registered_at)).all()
+        return [_worker(r) for r in rows]
+
     def record_outcome(self, address: str, valid: bool) -> None:
         column = _workers.c.valid_results if valid else _workers.c.invalid_results
         with self.engine.begin() as c:
@@ -444,6 +466,14 @@ class SqlComputeState(ComputeState):
         with self.engine.connect() as c:
             rows = c.execute(
                 sa.select(_units).where(_units.c.state == "open").order_by(_units.c.unit_id)
+            ).all()
+        return [_unit(r) for r in rows]
+
+    def job_units(self, job_id: int) -> list[UnitRecord]:
+        """The job's units in order (the per-job report reads who settled what)."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(_units).where(_units.c.job_id == job_id).order_by(_units.c.seq)
             ).all()
         return [_unit(r) for r in rows]
 
@@ -582,6 +612,20 @@ class SqlComputeState(ComputeState):
                 .group_by(_exposure.c.holder)
             ).all()
         return {str(holder): int(count) for holder, count in rows}
+
+    # --- traces (the per-step state hashes a result commits to) ------------------------
+
+    def add_trace(self, unit_id: int, worker: str, digest: str) -> None:
+        self._insert(_traces, {"unit_id": unit_id, "worker": worker, "trace_hash": digest})
+
+    def trace(self, unit_id: int, worker: str) -> str | None:
+        with self.engine.connect() as c:
+            row = c.execute(
+                sa.select(_traces.c.trace_hash).where(
+                    _traces.c.unit_id == unit_id, _traces.c.worker == worker
+                )
+            ).first()
+        return None if row is None else str(row[0])
 
     # --- evidence --------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The coordinator of the computation market over HTTP (``databright coordinator``).
 
-``POST /compute/v1/{route}`` (``register``, ``next``, ``result``) carries the signed envelope in
+``POST /compute/v1/{route}`` (``attestation``, ``register``, ``next``, ``result``) carries the signed envelope in
 the ``X-DataBright-*`` headers and the raw body (a framed message, safetensors inside) as it was
 signed: the server does not parse or re-encode it before the signature is checked, so what is
 verified is exactly what arrived. Every route goes through the same
@@ -15,8 +15,10 @@ the start of the poll.
 Errors are problem documents (``application/problem+json``) with one sentence: a bad signature or
 a unit the worker may not have 403, a replayed envelope 409, a malformed message 400 (a result for
 another checkpoint is 400 with the title ``Checkpoint mismatch``), an unknown route or job 404, and
-a body over the limit 413 before it is read. ``GET /compute/v1/jobs/{id}`` tells anyone where a
-job stands (its cheaters and the exposure per worker included).
+a body over the limit 413 before it is read, a worker over its request quota 429, and an
+attestation asked of a coordinator that has none 404. ``GET /compute/v1/jobs/{id}`` tells anyone
+where a job stands (its units, cheaters and the exposure per worker included), and
+``GET /compute/v1/jobs/{id}/checkpoint`` gives its current agreed checkpoint (safetensors).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from databright.server.limits import BodyLimit
 __all__ = [
     "CHECKPOINT_MISMATCH_TITLE",
     "MAX_BODY_BYTES",
+    "MAX_POLL_INTERVAL_S",
     "POLL_INTERVAL_S",
     "coordinator_app",
     "serve_coordinator",
@@ -50,6 +53,8 @@ __all__ = [
 MAX_BODY_BYTES: Final = 64 * 1024 * 1024
 #: How often a long poll asks the coordinator again while it waits for a unit.
 POLL_INTERVAL_S: Final = 0.02
+#: The longest pause between two asks of one long poll (it backs off from POLL_INTERVAL_S).
+MAX_POLL_INTERVAL_S: Final = 0.25
 #: The title of a 400 that is a CheckpointMismatch (the transport maps it back to that class).
 CHECKPOINT_MISMATCH_TITLE: Final = "Checkpoint mismatch"
 
@@ -91,10 +96,13 @@ def coordinator_app(
         answer = await run_in_threadpool(next_for, envelope, body)
         sender = envelope.sender  # verified by next_for: a later ask needs no new signature
         deadline = time.monotonic() + poll_s
+        interval = POLL_INTERVAL_S
         while answer is None and time.monotonic() < deadline:
             if await request.is_disconnected():
                 return Response(status_code=204)
-            await asyncio.sleep(POLL_INTERVAL_S)
+            await asyncio.sleep(interval)
+            # back off while nothing comes: many idle workers must not keep the state busy
+            interval = min(interval * 1.5, MAX_POLL_INTERVAL_S)
             payload = await run_in_threadpool(coordinator.next_unit, sender)
             answer = None if payload is None else payload.to_body()
         if answer is None:
@@ -104,6 +112,10 @@ def coordinator_app(
     @app.get("/compute/v1/jobs/{job_id}")
     def job(job_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
         return dataclasses.asdict(coordinator.job_status(job_id))
+
+    @app.get("/compute/v1/jobs/{job_id}/checkpoint")
+    def checkpoint(job_id: Annotated[int, Path(ge=1)]) -> Response:
+        return Response(coordinator.checkpoint(job_id), media_type=_OCTETS)
 
     @app.get("/compute/v1/status")
     def status() -> dict[str, Any]:
