@@ -83,7 +83,9 @@ def world(node, tmp_path_factory) -> Iterator[World]:
     market = Market.connect(node.url, node.accounts[0], data_dir)
     initial = validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="initial")
     ds = market.create_dataset(HOSTILE, SCHEMA, initial, Governance(voting_period_s=120))
-    priced = market.create_dataset("priced", SCHEMA, initial, Governance())
+    # Other examples than the free dataset's: a blob of a priced dataset is withheld everywhere.
+    other = validate_examples(CAST.initial_X[:60], CAST.initial_y[:60], SCHEMA, source="other")
+    priced = market.create_dataset("priced", SCHEMA, other, Governance())
     DataAccess.over(market).set_price(priced, ACCESS_PRICE)
     mm = ModelMarket.over(market)
     mm.set_terms(ds, TERMS)
@@ -277,6 +279,7 @@ def test_every_page_renders_escaped_accessible_and_photographed(world: World, pa
         "computation": "/ui/compute",
         "signin": "/ui/account",
     }
+    links: set[str] = set()
     for name, path in pages.items():
         response = tab.goto(f"{world.url}{path}")
         assert response is not None and response.status == 200, name
@@ -284,6 +287,10 @@ def test_every_page_renders_escaped_accessible_and_photographed(world: World, pa
         assert tab.locator("main img").count() == 0, name
         _accessible(tab, name)
         _shot(tab, kind, name)
+        links.update(tab.eval_on_selector_all("a[href^='/']", "as => as.map(a => a.href)"))
+    # Every link the pages hold leads somewhere (the blob gateway's links name a format).
+    broken = [(u, r.status) for u in sorted(links) if (r := tab.request.get(u)).status >= 400]
+    assert not broken, broken
     tab.goto(f"{world.url}/ui/models")
     assert tab.get_by_role("link", name=str(world.model_id)).count() >= 1
 

@@ -139,3 +139,14 @@ def test_a_report_lists_each_examples_value_and_flag_within_its_budget() -> None
     assert mine["example_values"] == [-0.5, 0.3, 0.0, 0.4]
     assert mine["example_flags"] == [[0, "poisoning"]]
     assert body["proposals"][0]["example_values"] == [0.1, 0.2]
+
+
+def test_the_evaluators_report_is_read_as_the_evaluator_writes_it() -> None:
+    body = {
+        "proposal": {"proposal": "proposal-1", "value": 0.2},
+        "valuation": {"proposals": [{"proposal": "proposal-1", "value": 0.2, "flags": [],
+                                     "example_values": [0.1, 0.1], "example_flags": []}]},
+        "plot_cid": "bafy",
+    }  # fmt: skip
+    chart, _, examples = _valuation([SimpleNamespace(report=body, evaluator="0xE")], 1)
+    assert len(chart.bars) == 1 and len(examples.bars) == 2

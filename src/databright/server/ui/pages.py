@@ -277,11 +277,15 @@ def _valuation(reports: list[Any], number: int) -> tuple[Chart, list[dict[str, A
     ``proposal-N``)."""
     key = f"proposal-{number}"
     for r in reports:
-        body = r.report
-        if not body or not isinstance(body.get("proposals"), list):
+        # The evaluator's report holds the valuation's own report under "valuation" (a bare
+        # valuation report is read as well).
+        body = r.report if isinstance(r.report, dict) else {}
+        valuation = body.get("valuation") if isinstance(body.get("valuation"), dict) else body
+        groups = valuation.get("proposals")
+        if not isinstance(groups, list):
             continue
         items, flags, mine = [], [], None
-        for p in body["proposals"]:
+        for p in groups:
             if not isinstance(p, dict):
                 continue
             name = str(p.get("proposal"))
