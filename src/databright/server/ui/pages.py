@@ -279,8 +279,9 @@ def _valuation(reports: list[Any], number: int) -> tuple[Chart, list[dict[str, A
     for r in reports:
         # The evaluator's report holds the valuation's own report under "valuation" (a bare
         # valuation report is read as well).
-        body = r.report if isinstance(r.report, dict) else {}
-        valuation = body.get("valuation") if isinstance(body.get("valuation"), dict) else body
+        body: dict[str, Any] = r.report if isinstance(r.report, dict) else {}
+        inner = body.get("valuation")
+        valuation: dict[str, Any] = inner if isinstance(inner, dict) else body
         groups = valuation.get("proposals")
         if not isinstance(groups, list):
             continue
