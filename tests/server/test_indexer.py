@@ -8,18 +8,23 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from databright.chain.clients import ProposalStatus
 from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
 from databright.demo.cast import digits_scenario
 from databright.errors import ChainIndexError
 from databright.market import Governance, Market
+from databright.server.api.reads import IndexReader
 from databright.server.index import IndexedEvent, Indexer, IndexState, open_index
+from databright.server.index.schema import IndexedDataset
+from databright.server.platform import FOLLOW_S, follow_pause
 from databright.storage import DatasetSchema, validate_examples
 
 SCHEMA = DatasetSchema(
@@ -63,6 +68,45 @@ def _indexed(engine) -> list[IndexedEvent]:
         return list(s.scalars(select(IndexedEvent).order_by(IndexedEvent.id)))
 
 
+def _statuses(rows: list[IndexedEvent]) -> dict[int | None, int | None]:
+    """The status on each ProposalCreated row, by proposal."""
+    return {r.proposal_id: r.status for r in rows if r.name == "ProposalCreated"}
+
+
+def _settlements(rows: list[IndexedEvent]) -> dict[int | None, int | None]:
+    """What each proposal's status should be: its settlement's, else pending."""
+    settled = {r.proposal_id: r.status for r in rows if r.name == "ProposalFinalized"}
+    return {p: settled.get(p, int(ProposalStatus.PENDING)) for p in _statuses(rows)}
+
+
+def _counted(rows: list[IndexedEvent]) -> dict[int, tuple[int, int]]:
+    """Each dataset's (proposals, accepted), counted from the events."""
+    made = Counter(r.dataset_id for r in rows if r.name == "ProposalCreated")
+    accepted = Counter(
+        r.dataset_id
+        for r in rows
+        if r.name == "ProposalFinalized" and r.status == ProposalStatus.ACCEPTED
+    )
+    return {int(d): (made[d], accepted[d]) for d in made if d is not None}
+
+
+def _holders(rows: list[IndexedEvent], ds: int) -> list[tuple[str, int]]:
+    """A dataset's shareholders, largest first, summed from its Transfer events."""
+    balance: Counter[str] = Counter()
+    for r in rows:
+        if r.name == "Transfer" and r.dataset_id == ds:
+            balance[r.args["sender"]] -= int(r.args["value"])
+            balance[r.args["receiver"]] += int(r.args["value"])
+    held = [(a, b) for a, b in balance.items() if b > 0 and int(a, 16) != 0]
+    return sorted(held, key=lambda h: (-h[1], h[0]))
+
+
+def _counts(engine) -> dict[int, tuple[int, int]]:
+    """Each dataset's (proposals, accepted), as the indexer keeps them."""
+    with Session(engine) as s:
+        return {d.dataset_id: (d.proposals, d.accepted) for d in s.scalars(select(IndexedDataset))}
+
+
 def test_everything_the_chain_emitted_is_indexed_exactly_once(
     market: Market, node, database_url: str
 ) -> None:
@@ -82,11 +126,20 @@ def test_everything_the_chain_emitted_is_indexed_exactly_once(
     assert paid.amount == TEN_ETH and paid.args["amount"] == str(TEN_ETH) and paid.dataset_id == ds
     votes = [r for r in rows if r.name == "VoteCast"]
     assert all(r.account == market.address and r.proposal_id for r in votes)
-    # Replaying the whole range adds nothing.
+    # A proposal's status is on its ProposalCreated row too; the dataset's counts are kept.
+    assert _statuses(rows) == _settlements(rows)
+    assert {ProposalStatus.ACCEPTED, ProposalStatus.REJECTED} <= set(_settlements(rows).values())
+    assert _counts(engine) == _counted(rows)
+    holders = IndexReader(engine).shareholders(ds)
+    assert {h.address for h in holders} >= {market.address, node.accounts[1].address}
+    assert [(h.address, int(h.shares)) for h in holders] == _holders(rows, ds)
+    # Replaying the whole range adds nothing (and counts no transfer twice).
     with Session(engine) as s, s.begin():
         s.execute(update(IndexState).values(indexed_block=start - 1))
     assert sum(step.events_added for step in indexer.sync()) == 0
     assert len(_indexed(engine)) == len(rows)
+    assert _counts(engine) == _counted(rows)
+    assert IndexReader(engine).shareholders(ds) == holders
     # The same index cannot be pointed at another market.
     with pytest.raises(ChainIndexError, match="database of its own"):
         Indexer(market.gateway, node.accounts[5].address, engine)
@@ -116,6 +169,50 @@ def test_a_reorg_is_rolled_back_and_reindexed(node, tmp_path: Path) -> None:
     assert steps[0].rolled_back_to is not None
     named = [r.args.get("name") for r in _indexed(engine) if r.name == "DatasetCreated"]
     assert named == ["before", "winner"]
+    engine.dispose()
+
+
+def test_a_settlement_a_reorg_takes_away_leaves_its_proposal_pending(node, tmp_path: Path) -> None:
+    if node.kind != "anvil":
+        pytest.skip("the embedded node has no snapshots to fork its chain with; anvil does")
+    deploy(connect(node.url, node.accounts[0]), tmp_path)
+    market = Market.connect(node.url, node.accounts[0], tmp_path)
+    start = market.gateway.block_number()
+    initial = validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="initial")
+    ds = market.create_dataset("reorged", SCHEMA, initial, Governance(voting_period_s=60))
+    c = CAST.contributions[0]
+    p = market.as_account(node.accounts[1]).propose(
+        ds, validate_examples(c.X, c.y, SCHEMA, source="p0")
+    )
+    market.vote(p.id, True)
+    engine = open_index(f"sqlite:///{tmp_path / 'index.sqlite3'}")
+    indexer = Indexer(market.gateway, market.contract.address, engine, start_block=start)
+    indexer.sync()
+    reader = IndexReader(engine)
+    before, holders = _counts(engine), reader.shareholders(ds)
+    assert _statuses(_indexed(engine))[p.id] == ProposalStatus.PENDING
+    assert str(p.id) in [x.id for x in reader.proposals(ds, 0, 50, "pending")[0]]
+    snapshot = market.gateway.request("evm_snapshot", [], "snapshot")
+    market.gateway.advance_to(p.deadline)
+    market.finalize(p.id)
+    indexer.sync()
+    assert _statuses(_indexed(engine))[p.id] == ProposalStatus.ACCEPTED
+    assert _counts(engine)[ds] == (before[ds][0], before[ds][1] + 1)
+    assert node.accounts[1].address in {h.address for h in reader.shareholders(ds)}  # minted
+    assert str(p.id) in [x.id for x in reader.proposals(ds, 0, 50, "accepted")[0]]
+    # The settlement's blocks are replaced by a longer branch without it.
+    market.gateway.request("evm_revert", [snapshot], "revert")
+    market.gateway.request("anvil_mine", ["0x5"], "mine")
+    assert indexer.sync()[0].rolled_back_to is not None
+    rows = _indexed(engine)
+    assert "ProposalFinalized" not in {r.name for r in rows if r.proposal_id == p.id}
+    assert _statuses(rows) == _settlements(rows)
+    assert _statuses(rows)[p.id] == ProposalStatus.PENDING
+    assert _counts(engine) == before == _counted(rows)
+    assert reader.shareholders(ds) == holders
+    assert [(h.address, int(h.shares)) for h in holders] == _holders(rows, ds)
+    assert str(p.id) in [x.id for x in reader.proposals(ds, 0, 50, "pending")[0]]
+    assert str(p.id) not in [x.id for x in reader.proposals(ds, 0, 50, "accepted")[0]]
     engine.dispose()
 
 
@@ -185,3 +282,74 @@ def test_migrations_upgrade_an_old_index_in_place(database_url: str) -> None:
         [row] = s.scalars(select(IndexedEvent))
         assert row.status == 2 and row.args["shares"] == "7"
     upgraded.dispose()
+
+
+def test_migration_0007_fills_statuses_dataset_counts_and_holdings(database_url: str) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from databright.server.index.database import MIGRATIONS
+    from databright.server.index.schema import Uint256
+
+    engine = sa.create_engine(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    events = sa.table(
+        "indexed_events",
+        *(sa.column(n) for n in ("block_number", "tx_hash", "log_index", "contract", "name")),
+        sa.column("dataset_id", Uint256()),
+        sa.column("proposal_id", Uint256()),
+        sa.column("status", sa.SmallInteger()),
+        sa.column("args", sa.JSON()),
+    )
+    big = 2**200  # ids are uint256: the backfill matches them exactly
+    made = [  # (name, dataset, proposal, status), as an index of 0006 holds them
+        ("ProposalCreated", 1, big + 1, None),
+        ("ProposalCreated", 1, big + 2, None),
+        ("ProposalFinalized", 1, big + 1, 2),
+        ("ProposalCreated", 2, big + 3, None),
+        ("ProposalFinalized", 2, big + 3, 3),
+        ("DatasetCreated", 3, None, None),
+        ("Transfer", 1, None, None),  # 10 minted to A
+        ("Transfer", 1, None, None),  # A sends B 4
+    ]
+    a, b, zero = "0x" + "0a" * 20, "0x" + "0b" * 20, "0x" + "00" * 20
+    moves = [
+        {"sender": zero, "receiver": a, "value": "10"},
+        {"sender": a, "receiver": b, "value": "4"},
+    ]
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0006_compute")
+        connection.execute(sa.text("INSERT INTO indexed_blocks VALUES (5, '0xaa', '0xbb', 1)"))
+        connection.execute(
+            events.insert(),
+            [
+                {"block_number": 5, "tx_hash": "0x01", "log_index": i, "contract": "0xC",
+                 "name": n, "dataset_id": d, "proposal_id": p, "status": st,
+                 "args": moves.pop(0) if n == "Transfer" else {}}
+                for i, (n, d, p, st) in enumerate(made)
+            ],
+        )  # fmt: skip
+    engine.dispose()
+    upgraded = open_index(database_url)  # runs 0007
+    rows = _indexed(upgraded)
+    assert _statuses(rows) == {big + 1: 2, big + 2: 1, big + 3: 3}  # 1: still pending
+    assert [r.status for r in rows if r.name == "DatasetCreated"] == [None]
+    assert _counts(upgraded) == {1: (2, 1), 2: (1, 0)} == _counted(rows)
+    holders = IndexReader(upgraded).shareholders(1)
+    assert [(h.address, int(h.shares)) for h in holders] == [(a, 6), (b, 4)] == _holders(rows, 1)
+    upgraded.dispose()
+
+
+@pytest.mark.parametrize(
+    ("found", "since_block_s", "pause"),
+    [(True, 0.0, 0.0), (False, 0.1, FOLLOW_S), (False, 5.0, 0.5)],
+)
+def test_the_indexer_thread_pauses_only_when_the_chain_is_quiet(
+    found: bool, since_block_s: float, pause: float
+) -> None:
+    # No pause after new blocks (a fast chain has more by then); a short one while the chain
+    # moved a moment ago; the poll interval once it is quiet.
+    assert follow_pause(found, since_block_s, poll_s=0.5) == pause

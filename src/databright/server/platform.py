@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,16 +34,36 @@ from databright.server.api.reads import IndexReader
 from databright.server.api.schemas import IndexStatus
 from databright.server.background import holding_server_lock
 from databright.server.gateway import blob_router
-from databright.server.index import Indexer, open_index
+from databright.server.index import Indexer, IndexState, open_index
 from databright.server.limits import BodyLimit
 from databright.server.ui import install_ui
 
-__all__ = ["MAX_BODY_BYTES", "Platform", "create_app", "serve_platform"]
+__all__ = [
+    "FOLLOW_S",
+    "MAX_BODY_BYTES",
+    "Platform",
+    "create_app",
+    "follow_pause",
+    "serve_platform",
+]
 
 log = logging.getLogger("databright.server")
 
 #: The largest request body accepted (the API's bodies are small JSON documents).
 MAX_BODY_BYTES = 64 * 1024
+#: How soon the indexer looks again after finding nothing new while the chain was moving a
+#: moment ago (see :func:`follow_pause`).
+FOLLOW_S = 0.05
+
+
+def follow_pause(found_blocks: bool, since_block_s: float, poll_s: float) -> float:
+    """How long the indexer waits, caught up, before its next step: none after a step that
+    found new blocks (a chain mining hundreds a second, as anvil does, has more by then: a
+    pause would let them pile up), ``FOLLOW_S`` while the chain moved less than ``poll_s``
+    ago, else ``poll_s`` (a quiet chain is not asked twenty times a second)."""
+    if found_blocks:
+        return 0.0
+    return min(FOLLOW_S, poll_s) if since_block_s < poll_s else poll_s
 
 
 class Platform:
@@ -89,11 +110,14 @@ class Platform:
         self.engine.dispose()
 
     def _index(self) -> None:
+        last_block = float("-inf")  # when a step last found new blocks
         while not self._stop.is_set():
+            moving = False
             try:
                 steps = self.indexer.sync(max_steps=5)
                 self.node_error = None
                 caught_up = steps[-1].lag == 0
+                moving = any(step.to_block >= step.from_block for step in steps)
             except ChainError as exc:
                 self.node_error = str(exc)
                 caught_up = True
@@ -103,11 +127,16 @@ class Platform:
             except Exception:  # never let the thread die silently: log, wait, retry
                 log.exception("the indexer failed; retrying")
                 caught_up = True
+            now = time.monotonic()
+            if moving:
+                last_block = now
             if caught_up:
-                self._stop.wait(self.poll_s)
+                self._stop.wait(follow_pause(moving, now - last_block, self.poll_s))
 
-    def status(self) -> IndexStatus:
-        state = self.indexer.state()
+    def status(self, state: IndexState | None = None) -> IndexStatus:
+        """How fresh the index is; ``state``: where indexing stands, as a request's own
+        snapshot read it (None: read it now)."""
+        state = self.indexer.state() if state is None else state
         return IndexStatus(
             chain_id=state.chain_id,
             market=state.market,

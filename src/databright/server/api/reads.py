@@ -7,15 +7,17 @@ a page never repeats or skips a row when new events arrive between two requests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Final, Literal
 
 from eth_utils import is_address, to_checksum_address
-from sqlalchemy import Engine, and_, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from pydantic import TypeAdapter
+from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy.orm import Session
 
 from databright.chain.clients import DataMarketConstants, ProposalStatus, ShareTokenConstants
-from databright.errors import InvalidArgument, NotFound
+from databright.errors import ChainIndexError, InvalidArgument, NotFound
 from databright.market.market import STATUS_NAMES
 from databright.server.api.schemas import (
     AccountEvent,
@@ -35,7 +37,13 @@ from databright.server.api.schemas import (
     VersionOut,
 )
 from databright.server.index.registry import MODEL_EVENTS, fold_versions
-from databright.server.index.schema import IndexedEvent, IndexedModel, IndexState
+from databright.server.index.schema import (
+    IndexedDataset,
+    IndexedEvent,
+    IndexedHolding,
+    IndexedModel,
+    IndexState,
+)
 
 __all__ = [
     "MAX_LIMIT",
@@ -49,6 +57,7 @@ __all__ = [
 MAX_LIMIT: Final = 200
 _SEQ_MASK: Final = (1 << DataMarketConstants.SEQ_BITS) - 1
 _STATUS_CODES: Final = {name: code for code, name in STATUS_NAMES.items()}
+_HOLDERS: Final = TypeAdapter(list[Shareholder])
 
 
 def parse_cursor(cursor: str | None) -> int:
@@ -76,12 +85,40 @@ def ref_of(proposal_id: int) -> str:
 
 
 class IndexReader:
-    def __init__(self, engine: Engine) -> None:
+    """The data market's lists. Each read opens a session of its own, unless the reader is a
+    :meth:`snapshot`: then one session serves all its reads (what a request asks in one go)."""
+
+    def __init__(self, engine: Engine, session: Session | None = None) -> None:
         self.engine = engine
+        self._bound = session
+
+    @contextmanager
+    def snapshot(self) -> Iterator[IndexReader]:
+        """A reader whose reads share one session: one connection and, on PostgreSQL, one
+        transaction for a request's existence check, page and index state (each read in a
+        session of its own cost a connection check and a BEGIN/ROLLBACK round trip apiece)."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield IndexReader(self.engine, session)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        if self._bound is not None:
+            yield self._bound
+        else:
+            with Session(self.engine) as session:
+                yield session
+
+    def state(self, chain_id: int) -> IndexState:
+        """Where indexing of ``chain_id`` stands."""
+        with self._session() as s:
+            state = s.get(IndexState, chain_id)
+        if state is None:
+            raise ChainIndexError(f"this index holds no chain {chain_id}")
+        return state
 
     def datasets(self, after: int, limit: int) -> tuple[list[DatasetOut], str | None]:
         E = IndexedEvent
-        with Session(self.engine) as s:
+        with self._session() as s:
             rows = list(
                 s.scalars(
                     select(E)
@@ -92,25 +129,15 @@ class IndexReader:
             )
             more = len(rows) > limit
             rows = rows[:limit]
-            ids = [r.dataset_id for r in rows]
-            made = dict(
-                s.execute(
-                    select(E.dataset_id, func.count())
-                    .where(E.name == "ProposalCreated", E.dataset_id.in_(ids))
-                    .group_by(E.dataset_id)
-                ).all()
-            )
-            accepted = dict(
-                s.execute(
-                    select(E.dataset_id, func.count())
-                    .where(
-                        E.name == "ProposalFinalized",
-                        E.dataset_id.in_(ids),
-                        E.status == int(ProposalStatus.ACCEPTED),
+            # Counted by the indexer as it goes (IndexedDataset), not over every proposal here.
+            counts = {
+                c.dataset_id: c
+                for c in s.scalars(
+                    select(IndexedDataset).where(
+                        IndexedDataset.dataset_id.in_([r.dataset_id for r in rows])
                     )
-                    .group_by(E.dataset_id)
-                ).all()
-            )
+                )
+            }
         out = [
             DatasetOut(
                 id=str(r.dataset_id),
@@ -119,8 +146,8 @@ class IndexReader:
                 token=str(r.args["token"]),
                 created_block=r.block_number,
                 evaluators=[str(e) for e in r.args.get("evaluators", [])],
-                proposals=made.get(r.dataset_id, 0),
-                accepted=accepted.get(r.dataset_id, 0),
+                proposals=counts[r.dataset_id].proposals if r.dataset_id in counts else 0,
+                accepted=counts[r.dataset_id].accepted if r.dataset_id in counts else 0,
                 voting_period_s=str(r.args["voting_period"]),
                 commit_period_s=str(r.args["commit_period"]),
                 reveal_period_s=str(r.args["reveal_period"]),
@@ -133,7 +160,7 @@ class IndexReader:
 
     def dataset_exists(self, dataset_id: int) -> bool:
         E = IndexedEvent
-        with Session(self.engine) as s:
+        with self._session() as s:
             found = s.scalar(
                 select(E.id).where(E.name == "DatasetCreated", E.dataset_id == dataset_id)
             )
@@ -148,13 +175,6 @@ class IndexReader:
         contributor: str | None = None,
     ) -> tuple[list[ProposalOut], str | None]:
         E = IndexedEvent
-        settled = aliased(IndexedEvent)
-        # Correlated on the proposal id (indexed): the planner never scans all settlements.
-        is_settled = (
-            select(settled.id)
-            .where(settled.proposal_id == E.proposal_id, settled.name == "ProposalFinalized")
-            .correlate(E)
-        )
         query = (
             select(E)
             .where(E.name == "ProposalCreated", E.id > after)
@@ -165,15 +185,17 @@ class IndexReader:
             query = query.where(E.dataset_id == dataset_id)
         if contributor is not None:
             query = query.where(E.account == checksum(contributor))
-        if status == "pending":
-            query = query.where(~is_settled.exists())
-        elif status is not None:
-            query = query.where(is_settled.where(settled.status == _STATUS_CODES[status]).exists())
-        with Session(self.engine) as s:
+        # The indexer keeps a proposal's status on its ProposalCreated row too (PENDING until
+        # settled), so a status filter is a range of the (name, dataset, status, id) index:
+        # never a scan of every earlier proposal asking whether it was settled.
+        if status is not None:
+            query = query.where(E.status == _STATUS_CODES[status])
+        with self._session() as s:
             rows = list(s.scalars(query))
             more = len(rows) > limit
             rows = rows[:limit]
-            ids = [r.proposal_id for r in rows]
+            # Only settled proposals have an outcome to read (a page of pending ones: none).
+            ids = [r.proposal_id for r in rows if r.status != ProposalStatus.PENDING]
             outcomes = {
                 f.proposal_id: f
                 for f in s.scalars(
@@ -188,7 +210,7 @@ class IndexReader:
     ) -> tuple[list[AccountEvent], str | None]:
         E = IndexedEvent
         who = checksum(account)
-        with Session(self.engine) as s:
+        with self._session() as s:
             rows = list(
                 s.scalars(
                     select(E).where(E.account == who, E.id > after).order_by(E.id).limit(limit + 1)
@@ -213,22 +235,22 @@ class IndexReader:
         return items, (str(rows[-1].id) if more and rows else None)
 
     def shareholders(self, dataset_id: int) -> list[Shareholder]:
-        E = IndexedEvent
-        balances: dict[str, int] = {}
-        with Session(self.engine) as s:
-            for (args,) in s.execute(
-                select(E.args).where(E.name == "Transfer", E.dataset_id == dataset_id)
-            ):
-                value = int(args["value"])
-                balances[args["sender"]] = balances.get(args["sender"], 0) - value
-                balances[args["receiver"]] = balances.get(args["receiver"], 0) + value
-        zero = "0x" + "0" * 40
-        holders = [
-            Shareholder(address=a, shares=str(b))
-            for a, b in balances.items()
-            if b > 0 and int(a, 16) != int(zero, 16)
-        ]
-        return sorted(holders, key=lambda h: (-int(h.shares), h.address))
+        H = IndexedHolding
+        # A row per holder, kept by the indexer: not every transfer the dataset ever had.
+        with self._session() as s:
+            held = s.execute(
+                select(H.holder, H.received, H.sent).where(H.dataset_id == dataset_id)
+            ).all()
+        ranked = sorted(
+            (
+                (holder, received - sent)
+                for holder, received, sent in held
+                if received > sent and int(holder, 16) != 0
+            ),
+            key=lambda h: (-h[1], h[0]),
+        )
+        # One call into pydantic-core for the whole list (a thousand holders is usual).
+        return _HOLDERS.validate_python([{"address": a, "shares": str(b)} for a, b in ranked])
 
 
 def _proposal(created: IndexedEvent, settled: IndexedEvent | None) -> ProposalOut:

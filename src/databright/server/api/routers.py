@@ -25,6 +25,7 @@ from databright.server.api.schemas import (
     CommentOut,
     DatasetOut,
     ForumInfo,
+    IndexStatus,
     Page,
     Problem,
     ProposalLive,
@@ -61,12 +62,21 @@ def _platform(request: Request) -> Platform:
     return platform
 
 
-def _reader(request: Request) -> IndexReader:
+async def _reader(request: Request) -> IndexReader:
+    # async: it only looks the reader up, and FastAPI runs a sync dependency in the threadpool
+    # (a thread handoff per request for nothing).
     reader: IndexReader = request.app.state.platform.reader
     return reader
 
 
 Reader = Annotated[IndexReader, Depends(_reader)]
+
+
+def _status(request: Request, view: IndexReader) -> IndexStatus:
+    """How fresh the page is, read in the page's own snapshot."""
+    platform = _platform(request)
+    return platform.status(view.state(platform.indexer.chain_id))
+
 
 # Every error is a problem document (application/problem+json); these are the ones a read
 # can meet.
@@ -109,8 +119,10 @@ def list_datasets(
     request: Request, reader: Reader, cursor: Cursor = None, limit: Limit = 50
 ) -> Page[DatasetOut]:
     """Every dataset of the market, oldest first."""
-    items, nxt = reader.datasets(parse_cursor(cursor), limit)
-    return Page[DatasetOut](items=items, next_cursor=nxt, index=_platform(request).status())
+    with reader.snapshot() as view:
+        items, nxt = view.datasets(parse_cursor(cursor), limit)
+        index = _status(request, view)
+    return Page[DatasetOut](items=items, next_cursor=nxt, index=index)
 
 
 def _known(reader: IndexReader, dataset_id: int) -> None:
@@ -132,17 +144,21 @@ def dataset_proposals(
     limit: Limit = 50,
 ) -> Page[ProposalOut]:
     """A dataset's proposals in arrival order (the initial data is proposal 0)."""
-    _known(reader, dataset_id)
-    items, nxt = reader.proposals(dataset_id, parse_cursor(cursor), limit, status, contributor)
-    return Page[ProposalOut](items=items, next_cursor=nxt, index=_platform(request).status())
+    with reader.snapshot() as view:
+        _known(view, dataset_id)
+        items, nxt = view.proposals(dataset_id, parse_cursor(cursor), limit, status, contributor)
+        index = _status(request, view)
+    return Page[ProposalOut](items=items, next_cursor=nxt, index=index)
 
 
 @datasets_router.get("/{dataset_id}/shareholders")
 def shareholders(request: Request, reader: Reader, dataset_id: DatasetId) -> Page[Shareholder]:
     """Who holds the dataset's shares, largest holding first."""
-    _known(reader, dataset_id)
-    items = reader.shareholders(dataset_id)
-    return Page[Shareholder](items=items, next_cursor=None, index=_platform(request).status())
+    with reader.snapshot() as view:
+        _known(view, dataset_id)
+        items = view.shareholders(dataset_id)
+        index = _status(request, view)
+    return Page[Shareholder](items=items, next_cursor=None, index=index)
 
 
 @proposals_router.get("")
@@ -155,8 +171,10 @@ def list_proposals(
     limit: Limit = 50,
 ) -> Page[ProposalOut]:
     """Proposals across every dataset (``contributor``: one account's proposals)."""
-    items, nxt = reader.proposals(None, parse_cursor(cursor), limit, status, contributor)
-    return Page[ProposalOut](items=items, next_cursor=nxt, index=_platform(request).status())
+    with reader.snapshot() as view:
+        items, nxt = view.proposals(None, parse_cursor(cursor), limit, status, contributor)
+        index = _status(request, view)
+    return Page[ProposalOut](items=items, next_cursor=nxt, index=index)
 
 
 @proposals_router.get("/{dataset_id}/{number}")
@@ -208,8 +226,10 @@ def history(
 ) -> Page[AccountEvent]:
     """What happened to an account, oldest first: its proposals, votes, evaluations, dividends
     paid and claimed, share transfers received, deposits and fees."""
-    items, nxt = reader.history(address, parse_cursor(cursor), limit)
-    return Page[AccountEvent](items=items, next_cursor=nxt, index=_platform(request).status())
+    with reader.snapshot() as view:
+        items, nxt = view.history(address, parse_cursor(cursor), limit)
+        index = _status(request, view)
+    return Page[AccountEvent](items=items, next_cursor=nxt, index=index)
 
 
 @accounts_router.get("/{address}/claimable/{dataset_id}")

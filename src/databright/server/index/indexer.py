@@ -12,6 +12,13 @@ indexer walks down its kept blocks to the newest one the chain still has (the fo
 deletes everything above it and indexes forward again. Within a batch, every log must carry
 the hash of the block header fetched for its number, or the batch is dropped and retried.
 
+What the API's lists read is kept in the same transaction: a proposal's status on its
+ProposalCreated row too (PENDING until its settlement is indexed), each dataset's proposal
+counts (:class:`IndexedDataset`) and each holder's shares (:class:`IndexedHolding`); a reorg
+puts them back as the remaining events say. Following a fast chain, a step costs two round
+trips to the node: the head, the reorg check and the next blocks' headers in one batch, then
+the logs.
+
 The model market. When the deployment has one, its events are indexed too: each carries the
 model it is about (``model_id``) and that model's dataset (from the model's registration), and
 the model registry (:class:`IndexedModel`) is rebuilt, in the batch's transaction, for every
@@ -32,23 +39,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from databright.chain.artifacts import load_artifact
+from databright.chain.clients import ProposalStatus
 from databright.chain.events import Event, EventDecoder
 from databright.chain.gateway import Gateway
 from databright.errors import ChainError, ChainIndexError
 from databright.server.index.registry import (
+    DATASET_EVENTS,
     DEVICE_EVENTS,
     MODEL_EVENTS,
+    add_transfers,
+    rebuild_datasets,
     rebuild_devices,
+    rebuild_holdings,
     rebuild_jobs,
     rebuild_models,
     rebuild_sales,
@@ -72,6 +84,8 @@ __all__ = [
 
 #: Blocks read per step: one eth_getLogs and one transaction each.
 DEFAULT_BATCH: Final = 2000
+#: The most block headers a step fetches ahead, with the head (see ``Indexer._head_and_reorg``).
+_AHEAD: Final = 16
 
 # Which argument names the account an event is about, and its amount, in order of preference.
 _ACCOUNT_ARGS: Final = (
@@ -197,12 +211,20 @@ def event_row(
         "proposal_id": int(args["proposal_id"]) if "proposal_id" in args else None,
         "account": account,
         "amount": amount,
-        "status": int(args["status"]) if e.name == "ProposalFinalized" else None,
+        "status": _status(e.name, args),
         "model_id": model,
         "job_id": int(args["job_id"]) if "job_id" in args else None,
         "sale_id": int(args["sale_id"]) if "sale_id" in args else None,
         "args": {k: _plain(v) for k, v in args.items()},
     }
+
+
+def _status(name: str, args: dict[str, Any]) -> int | None:
+    """A settlement's status; a new proposal's is PENDING until its settlement is indexed
+    (see :meth:`Indexer._mark_settled`); None for every other event."""
+    if name == "ProposalFinalized":
+        return int(args["status"])
+    return int(ProposalStatus.PENDING) if name == "ProposalCreated" else None
 
 
 def unit_payments(row: dict[str, Any]) -> list[dict[str, Any]]:
@@ -254,6 +276,8 @@ class Indexer:
         self._compute_abi = load_artifact("ComputeMarket").abi
         self._sale_abi = load_artifact("WeightSale").abi
         self.chain_id = gateway.chain_id
+        self._decoders: dict[str, EventDecoder] = {}
+        self._span = 0  # blocks the last step indexed: how many headers to fetch ahead
         given = {
             "model_market": model_market,
             "compute_market": compute_market,
@@ -345,21 +369,24 @@ class Indexer:
 
     def step(self) -> SyncStep:
         """Roll back a reorg if there was one, then index one batch."""
-        head = self.gateway.block_number()
-        rolled_back = self._roll_back_reorg()
-        state = self.state()
-        first = state.indexed_block + 1
-        last = min(head, first + self.batch - 1)
+        head, rolled_back, ahead = self._head_and_reorg()
+        with Session(self.engine, expire_on_commit=False) as session:
+            state = session.get(IndexState, self.chain_id)
+            assert state is not None  # created in __init__
+            first = state.indexed_block + 1
+            last = min(head, first + self.batch - 1)
+            if first <= last:
+                tokens = self.tokens(session)
+                models = self.models(session) if self.model_market else {}
         if first > last:
-            self._record_head(head)
+            if head != state.head_block:  # an idle poll writes nothing
+                self._record_head(head)
             return SyncStep(first, state.indexed_block, head, 0, rolled_back)
-        with Session(self.engine) as session:
-            tokens = self.tokens(session)
-            models = self.models(session) if self.model_market else {}
-        rows, blocks = self._read(first, last, tokens, models)
+        rows, blocks = self._read(first, last, tokens, models, ahead)
         if rows is None:  # the chain changed under this batch: try again next step
             return SyncStep(first, state.indexed_block, head, 0, rolled_back)
         added = self._write(first, last, head, rows, blocks)
+        self._span = last - first + 1
         return SyncStep(first, last, head, added, rolled_back)
 
     def _header(self, number: int) -> dict[str, Any] | None:
@@ -367,6 +394,41 @@ class Indexer:
             "eth_getBlockByNumber", [hex(number), False], f"block {number}"
         )
         return dict(block) if block else None
+
+    def _head_and_reorg(self) -> tuple[int, int | None, dict[int, dict[str, Any]]]:
+        """The chain's head, the fork point when a reorg was rolled back (None: none), and
+        the headers of the blocks after the index's end that were fetched ahead.
+
+        One batch request: the head, the newest kept block's header (a reorg check) and,
+        while the chain moves, the headers of the next blocks (twice as many as the last step
+        indexed, at most ``_AHEAD``), so a step following a fast chain spends two round trips
+        (this and the logs), not four. On a quiet chain nothing is fetched ahead (a node that
+        bills each request of a batch is asked for two)."""
+        with Session(self.engine) as session:
+            newest = session.execute(
+                select(IndexedBlock.number, IndexedBlock.hash)
+                .order_by(IndexedBlock.number.desc())
+                .limit(1)
+            ).first()
+            state = session.get(IndexState, self.chain_id)
+            assert state is not None  # created in __init__
+            end = state.indexed_block
+        if newest is None:
+            return self.gateway.block_number(), None, {}
+        ahead = list(range(end + 1, end + 1 + min(_AHEAD, 2 * self._span)))
+        latest, kept, *fetched = self.gateway.ask_many(
+            "eth_getBlockByNumber",
+            [["latest", False], [hex(newest.number), False], *([hex(n), False] for n in ahead)],
+            "block headers",
+            lambda block: dict(block) if block else None,
+        )
+        if latest is None:
+            raise ChainError(f"the node at {self.gateway.url} has no latest block")
+        head = _quantity(latest["number"])
+        if kept is not None and _hex(kept["hash"]) == newest.hash:
+            return head, None, {n: h for n, h in zip(ahead, fetched, strict=True) if h}
+        self._span = 0
+        return head, self._roll_back_reorg(), {}
 
     def _roll_back_reorg(self) -> int | None:
         """Compare kept blocks with the chain, newest first; drop what the chain no longer has."""
@@ -410,9 +472,25 @@ class Indexer:
             sales = session.scalars(
                 select(E.sale_id).where(above, E.contract == self.weight_sale).distinct()
             ).all()
+            recount = session.scalars(
+                select(E.dataset_id).where(above, E.name.in_(DATASET_EVENTS)).distinct()
+            ).all()
+            moved = session.scalars(
+                select(E.dataset_id).where(above, E.name == "Transfer").distinct()
+            ).all()
+            unsettled = session.scalars(
+                select(E.proposal_id)
+                .where(above, E.name == "ProposalFinalized", E.contract == self.market)
+                .distinct()
+            ).all()
             session.execute(delete(P).where(P.block_number > fork))
             session.execute(delete(E).where(above))
             session.execute(delete(IndexedBlock).where(IndexedBlock.number > fork))
+            self._mark_settled(
+                session, [{"pid": p, "settled": int(ProposalStatus.PENDING)} for p in unsettled]
+            )
+            rebuild_datasets(session, [int(d) for d in recount if d is not None])
+            rebuild_holdings(session, [int(d) for d in moved if d is not None])
             rebuild_models(session, [int(m) for m in touched if m is not None])
             self._rebuild(session, owners, jobs, sales)
             row = session.get(IndexState, self.chain_id)
@@ -429,10 +507,18 @@ class Indexer:
         return [dict(log) for log in self.gateway.request("eth_getLogs", [params], "events")]
 
     def _read(
-        self, first: int, last: int, tokens: dict[str, int], models: dict[int, int]
+        self,
+        first: int,
+        last: int,
+        tokens: dict[str, int],
+        models: dict[int, int],
+        ahead: dict[int, dict[str, Any]] | None = None,
     ) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]]]:
+        """The rows and kept blocks of ``first``..``last`` (None rows: the chain changed under
+        the batch). ``ahead``: headers fetched already; their hashes are checked against the
+        logs' as any other's."""
         decoders: dict[str, EventDecoder] = {
-            self.market: EventDecoder(self.market, self._market_abi)
+            self.market: self._decoder(self.market, self._market_abi)
         }
         for address, abi in (
             (self.model_market, self._model_abi),
@@ -440,9 +526,9 @@ class Indexer:
             (self.weight_sale, self._sale_abi),
         ):
             if address:
-                decoders[address] = EventDecoder(address, abi)
+                decoders[address] = self._decoder(address, abi)
         logs = self._logs(first, last, [*decoders, *tokens])
-        decoders.update({t: EventDecoder(t, self._token_abi) for t in tokens})
+        decoders.update({t: self._decoder(t, self._token_abi) for t in tokens})
         decoded = self._decode(logs, decoders)
         # Tokens created in this batch: their own events of this batch are read now too.
         new: dict[str, int] = {
@@ -454,18 +540,20 @@ class Indexer:
         if new:
             more = self._logs(first, last, new)
             logs += more
-            decoders.update({t: EventDecoder(t, self._token_abi) for t in new})
+            decoders.update({t: self._decoder(t, self._token_abi) for t in new})
             decoded += self._decode(more, {t: decoders[t] for t in new})
             tokens = {**tokens, **new}
         numbers = sorted({e.block_number for e, _ in decoded} | {last})
-        # One batch request for every header of the batch, not a round trip each.
+        headers = {n: ahead[n] for n in numbers if ahead and n in ahead}
+        missing = [n for n in numbers if n not in headers]
+        # One batch request for every header of the batch not fetched ahead, not one each.
         fetched = self.gateway.ask_many(
             "eth_getBlockByNumber",
-            [[hex(n), False] for n in numbers],
+            [[hex(n), False] for n in missing],
             "block headers",
             lambda block: dict(block) if block else None,
-        )
-        headers = {n: h for n, h in zip(numbers, fetched, strict=True) if h is not None}
+        ) if missing else []  # fmt: skip
+        headers |= {n: h for n, h in zip(missing, fetched, strict=True) if h is not None}
         if len(headers) < len(numbers):  # a block vanished under us: a reorg in flight
             return None, []
         for log in logs:
@@ -493,6 +581,14 @@ class Indexer:
             for n, h in headers.items()
         ]
         return rows, blocks
+
+    def _decoder(self, address: str, abi: list[dict[str, Any]]) -> EventDecoder:
+        """The decoder of a contract, built once: not again each step, hashing every event
+        signature of every share token."""
+        decoder = self._decoders.get(address)
+        if decoder is None:
+            decoder = self._decoders[address] = EventDecoder(address, abi)
+        return decoder
 
     @staticmethod
     def _decode(
@@ -539,7 +635,38 @@ class Indexer:
                 ),
                 blocks,
             )
-            before = session.scalar(select(func.count()).select_from(IndexedEvent)) or 0
+            # Counted in the batch's blocks (an index range): a count of the whole table is a
+            # scan of it on SQLite, twice per step, and grows with the index.
+            in_batch = (
+                select(func.count())
+                .select_from(IndexedEvent)
+                .where(IndexedEvent.block_number.between(first, last))
+            )
+            before = session.scalar(in_batch) or 0
+            transfers = [r for r in rows if r["name"] == "Transfer" and r["dataset_id"] is not None]
+            if transfers:  # a replayed transfer is in the index already: count it once
+                E = IndexedEvent
+                have = {
+                    (tx, log)
+                    for tx, log in session.execute(
+                        select(E.tx_hash, E.log_index).where(
+                            E.block_number.between(first, last), E.name == "Transfer"
+                        )
+                    )
+                }
+                add_transfers(
+                    session,
+                    (
+                        (
+                            r["dataset_id"],
+                            r["args"]["sender"],
+                            r["args"]["receiver"],
+                            int(r["args"]["value"]),
+                        )
+                        for r in transfers
+                        if (r["tx_hash"], r["log_index"]) not in have
+                    ),
+                )
             if rows:
                 session.execute(
                     insert(IndexedEvent).on_conflict_do_nothing(
@@ -547,7 +674,23 @@ class Indexer:
                     ),
                     rows,
                 )
-            after = session.scalar(select(func.count()).select_from(IndexedEvent)) or 0
+            after = session.scalar(in_batch) or 0
+            self._mark_settled(
+                session,
+                [
+                    {"pid": r["proposal_id"], "settled": r["status"]}
+                    for r in rows
+                    if r["name"] == "ProposalFinalized" and r["contract"] == self.market
+                ],
+            )
+            rebuild_datasets(
+                session,
+                {
+                    r["dataset_id"]
+                    for r in rows
+                    if r["name"] in DATASET_EVENTS and r["dataset_id"] is not None
+                },
+            )
             rebuild_models(
                 session,
                 {r["model_id"] for r in rows if r["name"] in MODEL_EVENTS and r["model_id"]},
@@ -572,6 +715,22 @@ class Indexer:
             state.head_block = max(head, last)
         return after - before
 
+    @staticmethod
+    def _mark_settled(session: Session, settled: list[dict[str, Any]]) -> None:
+        """Copy each settlement's status onto its proposal's ProposalCreated row (PENDING:
+        the settlement was rolled back), so pending and settled lists are index ranges."""
+        if not settled:
+            return
+        # The table, not the entity: many rows by proposal id (the ORM's bulk update is by
+        # primary key).
+        E = cast(Table, IndexedEvent.__table__)
+        session.execute(
+            update(E)
+            .where(E.c.name == "ProposalCreated", E.c.proposal_id == bindparam("pid"))
+            .values(status=bindparam("settled")),
+            settled,
+        )
+
     def _rebuild(
         self,
         session: Session,
@@ -591,6 +750,13 @@ class Indexer:
             state = session.get(IndexState, self.chain_id)
             assert state is not None
             state.head_block = head
+
+
+def _quantity(value: Any) -> int:
+    try:
+        return int(str(value), 16)
+    except ValueError:
+        raise ChainError(f"a block number {str(value)[:40]!r} is not a hex quantity") from None
 
 
 def _hex(value: Any) -> str:

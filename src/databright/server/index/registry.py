@@ -1,13 +1,17 @@
-"""What the indexed events leave: the model registry (one :class:`IndexedModel` row per model),
-and the compute market's devices and jobs and the weight sales (:class:`IndexedDevice`,
-:class:`IndexedJob`, :class:`IndexedSale`).
+"""What the indexed events leave: each dataset's proposal counts and holdings
+(:class:`IndexedDataset`, :class:`IndexedHolding`), the model registry (one
+:class:`IndexedModel` row per model), and the compute market's devices and jobs and the weight
+sales (:class:`IndexedDevice`, :class:`IndexedJob`, :class:`IndexedSale`).
 
 A row is rebuilt from all of its events, in chain order, whenever a batch brings new
 ones or a reorg rolls some back. Rebuilding (rather than adding the batch's events to the row)
 is what keeps the row right when a range is replayed, since a replayed event is not inserted
 twice but would be counted twice. The price of that is reading a touched row's events again:
 settlements are batched by the serving node, so a model has few; a job's units are counted in
-SQL, not read; a device's paid units are read, one fee each.
+SQL, not read; a device's paid units are read, one fee each. Holdings are the exception: a
+holder's transfers are found by sender too, which only their JSON says, so a batch's new
+transfers are added (the indexer leaves out those a replay finds indexed already) and only a
+reorg recomputes a dataset's holdings from all its transfers.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from typing import Any, Final
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from databright.chain.clients import ComputeMarketConstants, SaleStatus
+from databright.chain.clients import ComputeMarketConstants, ProposalStatus, SaleStatus
 from databright.server.index.schema import (
     IndexedBlock,
+    IndexedDataset,
     IndexedDevice,
     IndexedEvent,
+    IndexedHolding,
     IndexedJob,
     IndexedModel,
     IndexedSale,
@@ -31,18 +37,110 @@ from databright.server.index.schema import (
 )
 
 __all__ = [
+    "DATASET_EVENTS",
     "DEVICE_EVENTS",
     "JOB_EVENTS",
     "MIN_STAKE",
     "MODEL_EVENTS",
     "SALE_EVENTS",
+    "ShareTransfer",
     "VersionState",
+    "add_transfers",
     "fold_versions",
+    "rebuild_datasets",
     "rebuild_devices",
+    "rebuild_holdings",
     "rebuild_jobs",
     "rebuild_models",
     "rebuild_sales",
 ]
+
+#: The data market's events that change a dataset's counts.
+DATASET_EVENTS: Final = frozenset({"ProposalCreated", "ProposalFinalized"})
+
+
+def rebuild_datasets(session: Session, dataset_ids: Iterable[int]) -> None:
+    """Recount the proposals of these datasets from their indexed events, inside the caller's
+    transaction (a dataset with none left gets zeros: the list shows every created one)."""
+    E, D = IndexedEvent, IndexedDataset
+    ids = sorted(set(dataset_ids))
+    for i in range(0, len(ids), 500):  # well under any backend's bound on parameters
+        chunk = ids[i : i + 500]
+        made = dict(
+            session.execute(
+                select(E.dataset_id, func.count())
+                .where(E.name == "ProposalCreated", E.dataset_id.in_(chunk))
+                .group_by(E.dataset_id)
+            ).all()
+        )
+        accepted = dict(
+            session.execute(
+                select(E.dataset_id, func.count())
+                .where(
+                    E.name == "ProposalFinalized",
+                    E.dataset_id.in_(chunk),
+                    E.status == int(ProposalStatus.ACCEPTED),
+                )
+                .group_by(E.dataset_id)
+            ).all()
+        )
+        session.execute(delete(D).where(D.dataset_id.in_(chunk)))
+        session.add_all(
+            D(dataset_id=d, proposals=made.get(d, 0), accepted=accepted.get(d, 0)) for d in chunk
+        )
+    session.flush()
+
+
+#: A share transfer: (dataset, sender, receiver, value).
+ShareTransfer = tuple[int, str, str, int]
+
+
+def add_transfers(session: Session, transfers: Iterable[ShareTransfer]) -> None:
+    """Add newly indexed share transfers to the holdings they move, inside the caller's
+    transaction. Added, not rebuilt (a dataset's holders are found by sender too, which only
+    the JSON arguments say): the caller passes each transfer once, replays excluded."""
+    H = IndexedHolding
+    received: dict[tuple[int, str], int] = {}
+    sent: dict[tuple[int, str], int] = {}
+    for dataset, sender, receiver, value in transfers:
+        sent[dataset, sender] = sent.get((dataset, sender), 0) + value
+        received[dataset, receiver] = received.get((dataset, receiver), 0) + value
+    keys = sorted(received.keys() | sent.keys())
+    for dataset in sorted({d for d, _ in keys}):
+        holders = [h for d, h in keys if d == dataset]
+        for i in range(0, len(holders), 500):
+            chunk = holders[i : i + 500]
+            rows = {
+                r.holder: r
+                for r in session.scalars(
+                    select(H).where(H.dataset_id == dataset, H.holder.in_(chunk))
+                )
+            }
+            for holder in chunk:
+                row = rows.get(holder)
+                if row is None:
+                    row = H(dataset_id=dataset, holder=holder, received=0, sent=0)
+                    session.add(row)
+                row.received += received.get((dataset, holder), 0)
+                row.sent += sent.get((dataset, holder), 0)
+    session.flush()
+
+
+def rebuild_holdings(session: Session, dataset_ids: Iterable[int]) -> None:
+    """Recompute these datasets' holdings from all their indexed transfers (after a reorg took
+    some away), inside the caller's transaction."""
+    E = IndexedEvent
+    for dataset in sorted(set(dataset_ids)):
+        session.execute(delete(IndexedHolding).where(IndexedHolding.dataset_id == dataset))
+        moves = session.execute(
+            select(
+                E.args["sender"].as_string(),
+                E.args["receiver"].as_string(),
+                E.args["value"].as_string(),
+            ).where(E.name == "Transfer", E.dataset_id == dataset)
+        )
+        add_transfers(session, ((dataset, s, r, int(v)) for s, r, v in moves))
+
 
 #: The model market's events that change a model's row (a user's escrow events do not).
 MODEL_EVENTS: Final = frozenset(

@@ -1,5 +1,6 @@
 """The index's tables: blocks (with their hashes, for reorgs), events, where indexing stands,
-the model registry as the model market's events leave it (:class:`IndexedModel`), and the
+each dataset's proposal counts and holdings (:class:`IndexedDataset`,
+:class:`IndexedHolding`), the model registry as the model market's events leave it (:class:`IndexedModel`), and the
 compute market's devices, jobs and paid units and the weight sales as theirs leave them
 (:class:`IndexedDevice`, :class:`IndexedJob`, :class:`IndexedUnitPayment`,
 :class:`IndexedSale`).
@@ -37,8 +38,10 @@ __all__ = [
     "Comment",
     "IndexState",
     "IndexedBlock",
+    "IndexedDataset",
     "IndexedDevice",
     "IndexedEvent",
+    "IndexedHolding",
     "IndexedJob",
     "IndexedModel",
     "IndexedSale",
@@ -100,10 +103,12 @@ class IndexedEvent(Base):
     __tablename__ = "indexed_events"
     __table_args__ = (
         UniqueConstraint("tx_hash", "log_index", name="uq_indexed_events_tx_log"),
-        Index("ix_indexed_events_name_dataset", "name", "dataset_id"),
+        # Ending in the id: pages in cursor order are index ranges (PostgreSQL does not append
+        # the row id to an index as SQLite does).
+        Index("ix_indexed_events_name_dataset_id", "name", "dataset_id", "id"),
         Index("ix_indexed_events_proposal_name", "proposal_id", "name"),
-        Index("ix_indexed_events_account", "account"),
-        Index("ix_indexed_events_name_dataset_status", "name", "dataset_id", "status"),
+        Index("ix_indexed_events_account_id", "account", "id"),
+        Index("ix_indexed_events_name_dataset_status_id", "name", "dataset_id", "status", "id"),
         Index("ix_indexed_events_model_name", "model_id", "name"),
         Index("ix_indexed_events_job_name", "job_id", "name"),
         Index("ix_indexed_events_sale_name", "sale_id", "name"),
@@ -121,7 +126,11 @@ class IndexedEvent(Base):
     proposal_id: Mapped[int | None] = mapped_column(Uint256, nullable=True)
     account: Mapped[str | None] = mapped_column(String(42), nullable=True)
     amount: Mapped[int | None] = mapped_column(Uint256, nullable=True)
-    # A settled proposal's ProposalStatus (ProposalFinalized only), for lists and counts in SQL.
+    # A proposal's ProposalStatus, for lists and counts in SQL: on its ProposalFinalized row,
+    # and on its ProposalCreated row, kept by the indexer (PENDING until the settlement is
+    # indexed, and again if a reorg takes it away), so a list of pending proposals is an index
+    # range (an equality, which PostgreSQL can read in id order; IS NULL it cannot). NULL on
+    # every other event.
     status: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     # The model a model-market event is about (its versions, benchmarks, settlements).
     model_id: Mapped[int | None] = mapped_column(Uint256, nullable=True)
@@ -169,6 +178,35 @@ class IndexState(Base):
     # The compute market and the weight sale indexed beside them (None: none recorded yet).
     compute_market: Mapped[str | None] = mapped_column(String(42), nullable=True)
     weight_sale: Mapped[str | None] = mapped_column(String(42), nullable=True)
+
+
+class IndexedDataset(Base):
+    """A dataset's proposal counts as its indexed events leave them: rebuilt, like the model
+    registry, for every dataset a batch or a reorg touched, so the datasets list reads a row
+    per dataset instead of counting every proposal of every dataset on each request."""
+
+    __tablename__ = "indexed_datasets"
+
+    dataset_id: Mapped[int] = mapped_column(Uint256, primary_key=True, autoincrement=False)
+    # ProposalCreated events (the initial data included).
+    proposals: Mapped[int] = mapped_column(BigInteger)
+    # ProposalFinalized events that accepted (the registry's entries).
+    accepted: Mapped[int] = mapped_column(BigInteger)
+
+
+class IndexedHolding(Base):
+    """What a holder received and sent of a dataset's shares, as the share token's Transfer
+    events leave it: added to as batches bring transfers, recomputed for a dataset when a reorg
+    takes some away, so the shareholders list reads a row per holder instead of every transfer
+    the dataset ever had. Two sums, not a balance: each is a uint256 (an index that starts
+    after a holder received shares can see it send more than it got)."""
+
+    __tablename__ = "indexed_holdings"
+
+    dataset_id: Mapped[int] = mapped_column(Uint256, primary_key=True, autoincrement=False)
+    holder: Mapped[str] = mapped_column(String(42), primary_key=True)
+    received: Mapped[int] = mapped_column(Uint256)
+    sent: Mapped[int] = mapped_column(Uint256)
 
 
 class IndexedModel(Base):
