@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 HASH_SIZE = 32
-"""Bytes per entry of a trace (BLAKE2b-256)."""
+"""Bytes per entry of a trace (SHA-256)."""
 
 
 @dataclass(frozen=True)
@@ -112,18 +112,50 @@ class ReplicaResult:
 
 
 def state_hash(module: torch.nn.Module) -> bytes:
-    """BLAKE2b-256 over a module's state, tensor by tensor in name order (name, dtype, shape and
+    """SHA-256 over a module's state, tensor by tensor in name order (name, dtype, shape and
     raw bytes, hashed in place): taken after every step, so it must cost little next to the
-    step (~0.05 ms for the 4,810 parameters of the digits MLP; keccak took twice that)."""
+    step. SHA-256 runs on the CPU's SHA extensions here: 11 us for the digits MLP's 19 KB,
+    against 21 for BLAKE2b and about 40 for keccak. See :class:`StateHasher` for the steps."""
     import torch
 
-    digest = hashlib.blake2b(digest_size=HASH_SIZE)
+    digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         t = tensor.detach().contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         # as bytes whatever the dtype (bfloat16 has no numpy type) or rank (0-d buffers)
         digest.update(t.reshape(-1).view(torch.uint8).numpy())
     return digest.digest()
+
+
+class StateHasher:
+    """:func:`state_hash` of one module, again and again: the names, shapes and byte views of
+    its tensors are taken once (optimizers and running statistics update the same storage in
+    place), so a step's hash is only the hashing (~0.01 ms for the digits MLP's 4,810
+    parameters, against ~0.05 ms when the state dict is walked every time)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        import torch
+
+        self._parts: list[tuple[bytes, Any]] = []
+        for name, tensor in sorted(module.state_dict().items()):
+            t = tensor.detach()
+            if not t.is_contiguous():  # a copy would not follow the updates: walk every time
+                self._parts = []
+                self._module: torch.nn.Module | None = module
+                return
+            header = f"{name}|{t.dtype}|{tuple(t.shape)}|".encode()
+            # as bytes whatever the dtype (bfloat16 has no numpy type) or rank (0-d buffers)
+            self._parts.append((header, t.reshape(-1).view(torch.uint8).numpy()))
+        self._module = None
+
+    def __call__(self) -> bytes:
+        if self._module is not None:
+            return state_hash(self._module)
+        digest = hashlib.sha256()
+        for header, view in self._parts:
+            digest.update(header)
+            digest.update(view)
+        return digest.digest()
 
 
 def trace_of(checkpoint: bytes, spec: ModelSpec) -> bytes:
@@ -169,6 +201,7 @@ def run_unit_traced(
     with pinned(1, seed=seed):
         module = load_checkpoint(checkpoint, spec)
         module.train()
+        hasher = StateHasher(module)
         optimizer = spec.optimizer.build(module.parameters())
         generator = torch.Generator().manual_seed(seed)
         xt, yt = torch.from_numpy(xa.copy()), torch.from_numpy(ya.copy())
@@ -188,7 +221,7 @@ def run_unit_traced(
             if after_step is not None:
                 with torch.no_grad():
                     after_step(step, module)
-            trace.append(state_hash(module))
+            trace.append(hasher())
         if last < steps:
             return None, trace
         module.eval()
