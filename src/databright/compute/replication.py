@@ -36,15 +36,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from numpy.typing import ArrayLike
 
 from databright.compute.state import ResultRecord, WorkerRecord
-from databright.compute.units import MAX_STEPS_PER_UNIT, output_hash, relative_l2
+from databright.compute.units import output_hash, relative_l2, run_steps
 from databright.errors import InvalidArgument
-from databright.ml.checkpoint import load_checkpoint, save_checkpoint
+from databright.ml.checkpoint import load_checkpoint
 from databright.ml.spec import ModelSpec
-from databright.ml.train import pinned
 
 if TYPE_CHECKING:
     import torch
@@ -178,54 +176,19 @@ def run_unit_traced(
     bytes out), also returning the state hash after every step. ``stop_after`` stops after that
     many steps (the referee of a dispute needs only a prefix; no checkpoint is made then);
     ``after_step(i, module)`` runs after step i (the attack tests' cheaters use it)."""
-    import torch
-    from torch.nn import functional
-
-    if (
-        isinstance(steps, bool)
-        or not isinstance(steps, int)
-        or not 1 <= steps <= MAX_STEPS_PER_UNIT
-    ):
-        raise InvalidArgument(f"steps must be 1..{MAX_STEPS_PER_UNIT}, got {steps!r}.")
-    last = steps if stop_after is None else stop_after
-    if not 0 <= last <= steps:
-        raise InvalidArgument(f"stop_after must be 0..{steps}, got {stop_after!r}.")
-    xa = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
-    ya = np.ascontiguousarray(np.asarray(y, dtype=np.int64))
-    if len(xa) == 0 or len(xa) != len(ya) or tuple(xa.shape[1:]) != spec.input_shape:
-        raise InvalidArgument(
-            f"the shard has features {tuple(xa.shape)} and labels {tuple(ya.shape)}; a unit needs "
-            f"one label per example and examples of shape {spec.input_shape}."
-        )
     trace: list[bytes] = []
-    with pinned(1, seed=seed):
-        module = load_checkpoint(checkpoint, spec)
-        module.train()
-        hasher = StateHasher(module)
-        optimizer = spec.optimizer.build(module.parameters())
-        generator = torch.Generator().manual_seed(seed)
-        xt, yt = torch.from_numpy(xa.copy()), torch.from_numpy(ya.copy())
-        batch = min(spec.batch_size, len(xt))
-        order = torch.randperm(len(xt), generator=generator)
-        cursor = 0
-        for step in range(last):
-            if cursor + batch > len(xt):
-                order = torch.randperm(len(xt), generator=generator)
-                cursor = 0
-            idx = order[cursor : cursor + batch]
-            cursor += batch
-            optimizer.zero_grad(set_to_none=True)
-            loss = functional.cross_entropy(module(xt[idx]), yt[idx])
-            loss.backward()
-            optimizer.step()
-            if after_step is not None:
-                with torch.no_grad():
-                    after_step(step, module)
-            trace.append(hasher())
-        if last < steps:
-            return None, trace
-        module.eval()
-        return save_checkpoint(module, {"format": "pt"}, spec=spec), trace
+    hasher: StateHasher | None = None
+
+    def traced(step: int, module: torch.nn.Module) -> None:
+        nonlocal hasher
+        if after_step is not None:
+            after_step(step, module)
+        if hasher is None:  # the module's tensors are the same ones from step to step
+            hasher = StateHasher(module)
+        trace.append(hasher())
+
+    out = run_steps(spec, checkpoint, x, y, steps, seed, stop_after=stop_after, after_step=traced)
+    return out, trace
 
 
 def _entries(trace: bytes) -> list[bytes]:

@@ -14,7 +14,9 @@ SGD without momentum is the spec for which k-step units equal one long run exact
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from eth_utils import keccak
@@ -26,6 +28,9 @@ from databright.ml.checkpoint import checkpoint_tensors, load_checkpoint, save_c
 from databright.ml.spec import ModelSpec
 from databright.ml.train import pinned
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = [
     "MAX_STEPS_PER_UNIT",
     "UnitPayload",
@@ -33,6 +38,7 @@ __all__ = [
     "local_numeric_class",
     "output_hash",
     "relative_l2",
+    "run_steps",
     "run_unit",
 ]
 
@@ -79,6 +85,25 @@ def run_unit(
     """Checkpoint bytes after ``steps`` optimizer steps on ``(x, y)`` from ``checkpoint``;
     batches of ``spec.batch_size`` are drawn without replacement from a permutation seeded by
     ``seed``, reshuffled each pass. Deterministic on one numeric class."""
+    out = run_steps(spec, checkpoint, x, y, steps, seed)
+    assert out is not None  # every step was run
+    return out
+
+
+def run_steps(
+    spec: ModelSpec,
+    checkpoint: bytes,
+    x: ArrayLike,
+    y: ArrayLike,
+    steps: int,
+    seed: int,
+    *,
+    stop_after: int | None = None,
+    after_step: Callable[[int, torch.nn.Module], None] | None = None,
+) -> bytes | None:
+    """:func:`run_unit`'s steps, with ``after_step(i, module)`` called after step i (the
+    traces of :mod:`.replication` hash the state there) and ``stop_after`` to stop after that
+    many steps, returning None then (a referee needs only a prefix)."""
     import torch
     from torch.nn import functional
 
@@ -88,6 +113,9 @@ def run_unit(
         or not 1 <= steps <= MAX_STEPS_PER_UNIT
     ):
         raise InvalidArgument(f"steps must be 1..{MAX_STEPS_PER_UNIT}, got {steps!r}.")
+    last = steps if stop_after is None else stop_after
+    if not 0 <= last <= steps:
+        raise InvalidArgument(f"stop_after must be 0..{steps}, got {stop_after!r}.")
     xa = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
     ya = np.ascontiguousarray(np.asarray(y, dtype=np.int64))
     if len(xa) == 0 or len(xa) != len(ya) or tuple(xa.shape[1:]) != spec.input_shape:
@@ -104,7 +132,7 @@ def run_unit(
         batch = min(spec.batch_size, len(xt))
         order = torch.randperm(len(xt), generator=generator)
         cursor = 0
-        for _ in range(steps):
+        for step in range(last):
             if cursor + batch > len(xt):
                 order = torch.randperm(len(xt), generator=generator)
                 cursor = 0
@@ -114,6 +142,11 @@ def run_unit(
             loss = functional.cross_entropy(module(xt[idx]), yt[idx])
             loss.backward()
             optimizer.step()
+            if after_step is not None:
+                with torch.no_grad():
+                    after_step(step, module)
+        if last < steps:
+            return None
         module.eval()
         return save_checkpoint(module, {"format": "pt"}, spec=spec)
 
