@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,14 @@ __all__ = [
     "Quota",
     "software_measurement",
 ]
+
+
+@lru_cache(maxsize=64)
+def _spec(text: str) -> ModelSpec:
+    """A job's spec, parsed (and dry-run) once: every unit of a job has the same text, and a
+    ModelSpec is frozen."""
+    return ModelSpec.from_json(text)
+
 
 ROUTES = ("attestation", "register", "next", "result")
 """What a worker may ask; each is also the purpose its envelope is signed for."""
@@ -469,7 +478,7 @@ class Coordinator:
                 unit.example_ids,
                 unit.seed,
             ),
-            ModelSpec.from_json(job.spec_json),
+            _spec(job.spec_json),
             self.state.get_blob(unit.input_hash),
             data["x"][rows],
             data["y"][rows],
@@ -587,7 +596,7 @@ class Coordinator:
                     f"the result is for checkpoint {claimed_input[:14]}..., but unit {unit_id} "
                     f"starts from {unit.input_hash[:14]}...; compute from the unit's checkpoint."
                 )
-            spec = ModelSpec.from_json(job.spec_json)
+            spec = _spec(job.spec_json)
             load_checkpoint(checkpoint, spec)  # a result must at least be weights for the spec
             if trace is not None:
                 self._check_trace(trace, unit, checkpoint, spec)

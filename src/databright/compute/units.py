@@ -13,9 +13,11 @@ SGD without momentum is the spec for which k-step units equal one long run exact
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,6 +45,13 @@ __all__ = [
 ]
 
 MAX_STEPS_PER_UNIT = 100_000
+
+
+@lru_cache(maxsize=64)
+def _spec(text: str) -> ModelSpec:
+    """A unit's spec (``text``: its JSON, keys sorted), validated and dry-run once per job: a
+    worker's units share it, and a ModelSpec is frozen."""
+    return ModelSpec.from_dict(json.loads(text))
 
 
 @dataclass(frozen=True)
@@ -209,7 +218,7 @@ class UnitPayload:
             raise InvalidArgument(
                 "the unit body lacks a field or part; it must come from UnitPayload.to_body()."
             ) from None
-        spec = ModelSpec.from_dict(meta.get("spec"))
+        spec = _spec(json.dumps(meta.get("spec"), sort_keys=True))
         if output_hash(checkpoint) != unit.input_hash:
             raise InvalidArgument(
                 f"the unit's checkpoint does not hash to its input hash {unit.input_hash}; "
