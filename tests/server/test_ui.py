@@ -25,6 +25,7 @@ from databright.chain.gateway import connect
 from databright.demo.cast import digits_scenario
 from databright.market import DataAccess, Governance, Market
 from databright.models import ModelMarket, Terms
+from databright.server.api.reads import proposal_id_of
 from databright.server.platform import Platform, create_app
 from databright.server.serving import serving_app
 from databright.server.ui.pages import assets_built, shares_text
@@ -231,7 +232,7 @@ def test_a_shareholder_signs_in_proposes_votes_comments_finalizes_and_claims(
     _accessible(tab, "proposal")
     _shot(tab, kind, "proposal")
 
-    proposal = world.market.proposal(_pid(ref))
+    proposal = world.market.proposal(proposal_id_of(*(int(x) for x in ref.split("/"))))
     world.market.gateway.advance_to(proposal.deadline)
     tab.reload()
     tab.get_by_role("button", name="Finalize").click()
@@ -259,13 +260,6 @@ def test_a_shareholder_signs_in_proposes_votes_comments_finalizes_and_claims(
     assert world.market.claimable(world.ds, me) == 0
     claimed = tab.locator(f"[data-testid=claimed-{world.ds}]").text_content()
     assert claimed != "0 ETH"
-
-
-def _pid(ref: str) -> int:
-    from databright.chain.clients import DataMarketConstants
-
-    dataset, number = (int(x) for x in ref.split("/"))
-    return (dataset << DataMarketConstants.SEQ_BITS) | number
 
 
 def test_every_page_renders_escaped_accessible_and_photographed(world: World, page) -> None:
@@ -424,4 +418,9 @@ def test_a_newcomer_buys_access_and_the_gatekeeper_serves_the_data(world: World)
         assert world.market.token(world.priced).totalSupply() == before  # paid, not minted
         listing = tab.goto(data)
         assert listing is not None and listing.status == 200
-        assert "entries" in listing.text() or "cid" in listing.text()
+        body = listing.json()
+        assert body["account"] == buyer.address and len(body["entries"]) == 1  # the initial data
+        [entry] = body["entries"]
+        assert entry["examples"] == "60"
+        blob = tab.request.get(f"{world.url}{entry['url']}")  # the session's cookie goes along
+        assert blob.status == 200 and len(blob.body()) > 0

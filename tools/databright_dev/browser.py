@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
@@ -197,9 +196,3 @@ def browser() -> Iterator[Any]:
                 context.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
-
-
-def new_account() -> LocalAccount:
-    """A throwaway key, for a page whose wallet must not hold anything."""
-    acct: LocalAccount = Account.create()
-    return acct

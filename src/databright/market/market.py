@@ -81,12 +81,30 @@ __all__ = [
     "SealedScore",
     "Shareholder",
     "proposal_commitment",
+    "refuse_repeat",
 ]
 
 C = TypeVar("C", bound=ContractClient)
 SHARE_UNIT = DataMarketConstants.SHARE_UNIT
 STATUS_NAMES = {int(s): s.name.lower() for s in ProposalStatus}
 ZERO32 = b"\x00" * 32
+
+
+def refuse_repeat(
+    source: str, dataset_id: int, taken: bool, owner: str, contributor: str | None
+) -> None:
+    """The two refusals of a proposal's exact examples, in one wording wherever they are
+    checked: already in the dataset (or pending there), or first proposed by another
+    contributor (``contributor`` None: not checked)."""
+    if taken:
+        raise InvalidProposal(
+            f"{source}: these exact examples are already in dataset {dataset_id} or pending there"
+        )
+    if contributor is not None and int(owner, 16) not in (0, int(contributor, 16)):
+        raise InvalidProposal(
+            f"{source}: these exact examples were first proposed by {owner}, "
+            "and only that contributor may propose them"
+        )
 
 
 def proposal_commitment(
@@ -402,6 +420,16 @@ class Market:
             )
         return read_proposal(source, schema, known_hashes=known)
 
+    def check_repeat(self, dataset_id: int, examples: Examples, contributor: str | None) -> bytes:
+        """Refuse, before anything is stored, examples already in the dataset (or pending
+        there) or first proposed by another than ``contributor`` (None: not checked); returns
+        their Merkle root."""
+        root = MerkleTree(examples.hashes).root
+        taken = self.contract.manifest_root_taken(int(dataset_id), root)
+        owner = self.contract.root_owner(root) if not taken else ""
+        refuse_repeat(examples.source, int(dataset_id), taken, owner, contributor)
+        return bytes(root)
+
     def propose(self, dataset_id: int, source: str | Path | Examples) -> ProposalInfo:
         """Validate, store and register a proposal; returns it as the chain now sees it."""
         schema = self.schema(dataset_id)
@@ -410,18 +438,8 @@ class Market:
         # proposer from fetching and decoding the whole dataset.
         examples = self._load(source, schema, known=set())
         # Every refusal we can foresee comes before anything is stored.
-        if self.contract.manifest_root_taken(dataset_id, MerkleTree(examples.hashes).root):
-            raise InvalidProposal(
-                f"{examples.source}: these exact examples are already in dataset {dataset_id} "
-                "or pending there"
-            )
+        self.check_repeat(dataset_id, examples, self.address)
         self._require_gas_money("propose")
-        owner = self.contract.root_owner(MerkleTree(examples.hashes).root)
-        if int(owner, 16) not in (0, int(self.address, 16)):
-            raise InvalidProposal(
-                f"{examples.source}: these exact examples were first proposed by {owner}, "
-                "and only that contributor may propose them"
-            )
         d = self.contract.dataset(dataset_id)
         payment = d.evaluation_fee + d.deposit
         if payment and self.gateway.balance() < payment:

@@ -24,7 +24,7 @@ from typing import Any
 
 from databright.chain.gateway import Event, Receipt, Submitted
 from databright.errors import InsufficientFunds, InvalidProposal
-from databright.market.market import Market, proposal_commitment
+from databright.market.market import Market, proposal_commitment, refuse_repeat
 from databright.storage import (
     Examples,
     MerkleTree,
@@ -106,16 +106,7 @@ def prepare_proposals(
     answers = market.contract.call_many(checks)
     n = len(batch)
     for ex, taken, owner in zip(batch, answers[:n], answers[n:], strict=True):
-        if taken:
-            raise InvalidProposal(
-                f"{ex.source}: these exact examples are already in dataset {dataset_id} "
-                "or pending there"
-            )
-        if int(owner, 16) not in (0, int(market.address, 16)):
-            raise InvalidProposal(
-                f"{ex.source}: these exact examples were first proposed by {owner}, "
-                "and only that contributor may propose them"
-            )
+        refuse_repeat(ex.source, int(dataset_id), taken, owner, market.address)
     d = market.contract.dataset(dataset_id)
     payment = d.evaluation_fee + d.deposit
     balance = market.gateway.balance()

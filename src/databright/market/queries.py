@@ -25,7 +25,6 @@ from databright.chain.gateway import Receipt
 from databright.errors import (
     InsufficientFunds,
     InvalidArgument,
-    InvalidProposal,
     NotFound,
     StorageError,
 )
@@ -33,7 +32,6 @@ from databright.market.market import Market, ProposalInfo
 from databright.storage import (
     Examples,
     MemoryBlobStore,
-    MerkleTree,
     read_proposal,
     store_proposal,
 )
@@ -290,18 +288,7 @@ def check_proposal(
     who = contributor or (market.address if market.gateway.account is not None else None)
     schema = market.schema(dataset_id)
     examples = read_proposal(source, schema, known_hashes=set())
-    root = MerkleTree(examples.hashes).root
-    if market.contract.manifest_root_taken(int(dataset_id), root):
-        raise InvalidProposal(
-            f"{examples.source}: these exact examples are already in dataset {int(dataset_id)} "
-            "or pending there"
-        )
-    owner = market.contract.root_owner(root)
-    if who is not None and int(owner, 16) not in (0, int(who, 16)):
-        raise InvalidProposal(
-            f"{examples.source}: these exact examples were first proposed by {owner}, "
-            "and only that contributor may propose them"
-        )
+    root = market.check_repeat(int(dataset_id), examples, who)
     d = market.contract.dataset(int(dataset_id))
     payment = Wei(d.evaluation_fee + d.deposit)
     if who is not None and market.gateway.balance(who) <= payment:

@@ -84,6 +84,12 @@ def ref_of(proposal_id: int) -> str:
     return f"{proposal_id >> DataMarketConstants.SEQ_BITS}/{proposal_id & _SEQ_MASK}"
 
 
+def proposal_id_of(dataset_id: int, number: int) -> int:
+    """The packed id of DATASET/N (the inverse of :func:`ref_of`), as the contract numbers
+    proposals."""
+    return (int(dataset_id) << DataMarketConstants.SEQ_BITS) | int(number)
+
+
 class IndexReader:
     """The data market's lists. Each read opens a session of its own, unless the reader is a
     :meth:`snapshot`: then one session serves all its reads (what a request asks in one go)."""

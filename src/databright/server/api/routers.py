@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from databright.chain.clients import DataMarketConstants
 from databright.errors import NotFound
 from databright.server.api.forum import (
     CLOCK_SKEW_S,
@@ -17,7 +16,14 @@ from databright.server.api.forum import (
     typed_comment,
 )
 from databright.server.api.problems import PROBLEM_TYPE
-from databright.server.api.reads import MAX_LIMIT, IndexReader, checksum, parse_cursor, ref_of
+from databright.server.api.reads import (
+    MAX_LIMIT,
+    IndexReader,
+    checksum,
+    parse_cursor,
+    proposal_id_of,
+    ref_of,
+)
 from databright.server.api.schemas import (
     AccountEvent,
     Claimable,
@@ -186,7 +192,7 @@ def proposal(
     """One proposal as the chain says it is now: tallies, phases, evaluation."""
     market = _platform(request).market
     market.dataset(dataset_id)  # NotFound for an unknown dataset
-    p = market.proposal(_pid(dataset_id, number))
+    p = market.proposal(proposal_id_of(dataset_id, number))
     ev = p.evaluation
     return ProposalLive(
         id=str(int(p.id)),
@@ -253,11 +259,6 @@ def _comment_out(c: Comment) -> CommentOut:
     )
 
 
-def _pid(dataset_id: int, number: int) -> int:
-    """The packed id of DATASET/N, as the contract numbers proposals."""
-    return (dataset_id << DataMarketConstants.SEQ_BITS) | number
-
-
 @forum_router.get("/forum")
 def forum_info(request: Request) -> ForumInfo:
     """The EIP-712 domain and types a comment is signed with."""
@@ -283,7 +284,9 @@ def comments(
 ) -> Page[CommentOut]:
     """A proposal's forum, oldest first (``parent`` links replies to their comment)."""
     platform = _platform(request)
-    rows, nxt = platform.forum.comments(_pid(dataset_id, number), parse_cursor(cursor), limit)
+    rows, nxt = platform.forum.comments(
+        proposal_id_of(dataset_id, number), parse_cursor(cursor), limit
+    )
     return Page[CommentOut](
         items=[_comment_out(c) for c in rows],
         next_cursor=None if nxt is None else str(nxt),
@@ -297,7 +300,7 @@ def post_comment(
 ) -> CommentOut:
     """Post a comment its author signed; the server checks the signature and stores it."""
     stored = _platform(request).forum.post(
-        _pid(dataset_id, number),
+        proposal_id_of(dataset_id, number),
         comment.author,
         comment.body,
         comment.created_at,

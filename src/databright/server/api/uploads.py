@@ -29,12 +29,12 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from databright.errors import InvalidArgument, InvalidProposal
+from databright.errors import InvalidArgument
 from databright.market.market import proposal_commitment
 from databright.server.api.auth import SignedIn
 from databright.server.api.problems import PROBLEM_TYPE
 from databright.server.api.schemas import Problem
-from databright.storage import MerkleTree, cid_to_digest, read_proposal, store_proposal
+from databright.storage import cid_to_digest, read_proposal, store_proposal
 
 if TYPE_CHECKING:
     from databright.server.platform import Platform
@@ -153,18 +153,7 @@ def _prepare(
         # As Market.propose: only this file is checked for repeats (copies of others' data are
         # the evaluators' to find).
         examples = read_proposal(path, schema, known_hashes=set())
-    root = MerkleTree(examples.hashes).root
-    if market.contract.manifest_root_taken(dataset_id, root):
-        raise InvalidProposal(
-            f"{examples.source}: these exact examples are already in dataset {dataset_id} "
-            "or pending there"
-        )
-    owner = market.contract.root_owner(root)
-    if int(owner, 16) not in (0, int(account, 16)):
-        raise InvalidProposal(
-            f"{examples.source}: these exact examples were first proposed by {owner}, "
-            "and only that contributor may propose them"
-        )
+    market.check_repeat(dataset_id, examples, account)
     d = market.contract.dataset(dataset_id)
     stored = store_proposal(market.store, examples, schema)
     terms = (

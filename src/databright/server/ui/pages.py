@@ -34,7 +34,7 @@ from databright.server.api import auth
 from databright.server.api.access import gatekeeper
 from databright.server.api.compute import compute_reader
 from databright.server.api.models import model_reader
-from databright.server.api.reads import MAX_LIMIT, checksum, ref_of
+from databright.server.api.reads import MAX_LIMIT, checksum, proposal_id_of, ref_of
 from databright.server.api.schemas import DatasetOut, IncomeOut
 from databright.server.index.schema import IndexedEvent
 from databright.server.ui.charts import Chart, Series, bar_chart, stacked_bar_chart, step_chart
@@ -161,7 +161,6 @@ def _duration(seconds: int | str) -> str:
 templates.env.filters["eth"] = _eth
 templates.env.filters["duration"] = _duration
 templates.env.filters["shares"] = shares_text
-templates.env.filters["ref"] = ref_of
 
 
 # --- pages ------------------------------------------------------------------------------
@@ -336,7 +335,7 @@ def proposal_page(request: Request, dataset_id: DatasetId, number: Number) -> HT
     platform = _platform(request)
     market = platform.market
     info = market.dataset(dataset_id)
-    pid = (dataset_id << DataMarketConstants.SEQ_BITS) | number
+    pid = proposal_id_of(dataset_id, number)
     p = market.proposal(pid)
     reports = revealed_reports(market, pid)
     chart, flags, examples = _valuation(reports, number)
