@@ -86,8 +86,8 @@ def test_the_compute_round_pays_the_honest_slashes_the_cheater_and_the_dataset(d
     assert record.evidence_cid == slash["evidence_cid"] == s["evidence_cids"][0]
     assert record.bundle["worker"] == lazy and record.bundle["bad_hash"] == record.input_hash
     assert record.bundle["bad_envelope"]["sender"] == lazy
-    # bisection: the lazy worker's trace leaves the honest run at the first step
-    assert slash["disputed_step"] == record.bundle["disputed_step"] == 0
+    # bisection: the lazy worker's trace leaves the honest run in the first stretch
+    assert slash["disputed_from"] == record.bundle["disputed_from"] == 0
     assert market.store.get(s["checkpoint_cid"])
 
     # Real processes, one per role, all stopped by PID at the end.

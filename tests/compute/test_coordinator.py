@@ -18,7 +18,12 @@ from databright.compute.coordinator import (
     software_measurement,
 )
 from databright.compute.protocol import Envelope, pack_parts, seal
-from databright.compute.replication import ReplicationPolicy, run_unit_traced, trace_of
+from databright.compute.replication import (
+    TRACE_EVERY,
+    ReplicationPolicy,
+    run_unit_traced,
+    trace_of,
+)
 from databright.compute.state import SqlComputeState
 from databright.compute.units import UnitPayload, output_hash, run_unit
 from databright.compute.worker import (
@@ -430,14 +435,14 @@ def test_evidence_of_another_key_or_a_copied_answer_is_refused(clock: Clock) -> 
 # --- bisection to the first disputed step ------------------------------------------------
 
 
-@pytest.mark.parametrize("j", [0, 11])
-def test_bisection_pins_a_late_cheat_to_its_first_step(tmp_path: object, j: int) -> None:
+@pytest.mark.parametrize("j", [0, 11, 17])
+def test_bisection_pins_a_late_cheat_to_its_first_stretch(tmp_path: object, j: int) -> None:
     state = SqlComputeState(f"sqlite:///{tmp_path}/bisect.sqlite3")
     try:
         c = Coordinator(state)
         start = save_checkpoint(SPEC.build(), {"format": "pt"}, spec=SPEC)
         job = c.submit_job(
-            SPEC, start, X, Y, IDS, dataset="toy", steps_per_unit=16, units=1, shard_size=10
+            SPEC, start, X, Y, IDS, dataset="toy", steps_per_unit=32, units=1, shard_size=10
         )
         honest = [Worker(account(i), c.handle) for i in (0, 1)]
         cheat = LateCheatWorker(account(2), c.handle, start_step=j)
@@ -447,16 +452,20 @@ def test_bisection_pins_a_late_cheat_to_its_first_step(tmp_path: object, j: int)
         status = c.job_status(job)
         assert status.state == "done" and status.cheaters == (cheat.address,)
         [e] = c.state.evidence(job)
-        assert e["worker"] == cheat.address and e["disputed_step"] == j
+        # the stretch of TRACE_EVERY steps that holds the cheat's first step
+        first = j - j % TRACE_EVERY
+        last = first + TRACE_EVERY - 1
+        assert e["worker"] == cheat.address
+        assert (e["disputed_from"], e["disputed_step"]) == (first, last)
         assert e["honest_step_hash"] != e["bad_step_hash"]
-        # the coordinator computed the unit only up to the disputed step
-        assert c.referee_runs == 1 and c.referee_steps == j + 1 < 16
+        # the coordinator computed the unit only up to the disputed stretch
+        assert c.referee_runs == 1 and c.referee_steps == last + 1 < 32
         rows = [i - 1000 for i in IDS[:10]]
-        _, trace = run_unit_traced(SPEC, start, X[rows], Y[rows], 16, 0)
-        before = trace_of(start, SPEC) if j == 0 else trace[j - 1]
+        _, trace = run_unit_traced(SPEC, start, X[rows], Y[rows], 32, 0)
+        before = trace_of(start, SPEC) if first == 0 else trace[first - 1]
         assert e["agreed_state_hash"] == "0x" + before.hex()
-        assert e["honest_step_hash"] == "0x" + trace[j].hex()
-        assert c.checkpoint(job) == run_unit(SPEC, start, X[rows], Y[rows], 16, 0)
+        assert e["honest_step_hash"] == "0x" + trace[last].hex()
+        assert c.checkpoint(job) == run_unit(SPEC, start, X[rows], Y[rows], 32, 0)
     finally:
         state.close()
 
@@ -471,9 +480,11 @@ def test_a_trace_that_does_not_match_its_result_is_refused(tmp_path: object) -> 
         payload = UnitPayload.from_body(w.send("next", b"{}"))
         out, trace = w.compute_traced(payload)
         meta = {"unit_id": payload.unit.unit_id, "input_hash": payload.unit.input_hash}
+        assert len(trace) == 32  # a unit of 3 steps: one entry, after its last step
         for bad, why in (
-            (trace[:-1], "not 3 state hashes"),
-            (trace[32:] + trace[:32], "does not end"),
+            (trace[:-1], "not 1 state hashes"),
+            (trace + trace, "not 1 state hashes"),
+            (bytes(32), "does not end"),
         ):
             with pytest.raises(InvalidArgument, match=why):
                 w.send("result", pack_parts(meta, {"checkpoint": out, "trace": bad}))

@@ -15,6 +15,7 @@ from databright.compute.replication import (
     first_divergence,
     run_unit_traced,
     trace_of,
+    trace_steps,
 )
 from databright.compute.state import ResultRecord, WorkerRecord
 from databright.compute.units import output_hash, relative_l2, run_unit
@@ -90,9 +91,16 @@ def test_policy_checks_and_adaptive_trust() -> None:
     trusted = WorkerRecord("0xa", "0xa", "c", 0.0, valid_results=5)
     rng = random.Random(0)
     sizes = [policy.replicas_for(trusted, rng) for _ in range(400)]
-    assert 0.15 < sizes.count(3) / 400 < 0.35 and set(sizes) == {1, 3}
+    # spot checks are pairs (BOINC's quorum); a newcomer gets the full group
+    assert 0.15 < sizes.count(2) / 400 < 0.35 and set(sizes) == {1, 2}
     newcomer = WorkerRecord("0xb", "0xb", "c", 0.0, valid_results=4)
     assert policy.replicas_for(newcomer, rng) == 3
+    assert ReplicationPolicy(adaptive=True, spot_check_replicas=3).replicas_for(trusted, rng) in {
+        1,
+        3,
+    }
+    with pytest.raises(InvalidArgument):
+        ReplicationPolicy(spot_check_replicas=1)
 
 
 # --- traces and bisection ----------------------------------------------------------------
@@ -108,6 +116,16 @@ def test_traced_run_is_the_same_run_and_its_prefixes_agree() -> None:
         run_unit_traced(SPEC, START, X, Y, 7, 5, stop_after=8)
     with pytest.raises(InvalidArgument, match="steps must be"):
         run_unit_traced(SPEC, START, X, Y, 0, 5)
+
+
+def test_a_strided_trace_is_the_full_trace_at_its_marks() -> None:
+    assert trace_steps(7, 3) == [2, 5, 6] and trace_steps(8, 8) == [7] and trace_steps(2, 8) == [1]
+    assert trace_steps(5, 1) == [0, 1, 2, 3, 4]
+    with pytest.raises(InvalidArgument):
+        trace_steps(5, 0)
+    out, full = run_unit_traced(SPEC, START, X, Y, 7, 5)
+    strided_out, strided = run_unit_traced(SPEC, START, X, Y, 7, 5, every=3)
+    assert strided_out == out and strided == [full[2], full[5], full[6]]
 
 
 @pytest.mark.parametrize("j", [0, 1, 6, 14, 15])

@@ -65,13 +65,16 @@ from databright.compute.protocol import (
 )
 from databright.compute.replication import (
     HASH_SIZE,
+    TRACE_EVERY,
     RefereeRun,
     ReplicaResult,
     ReplicationPolicy,
     Verdict,
     bisect_group,
     decide,
+    state_hash,
     trace_of,
+    trace_steps,
 )
 from databright.compute.state import ComputeState, JobRecord, ResultRecord, UnitRecord, WorkerRecord
 from databright.compute.units import UnitPayload, WorkUnit, output_hash, run_unit
@@ -433,7 +436,11 @@ class Coordinator:
         reallocated to the workers there are, and a worker at its 5% only ever gets shards it
         has seen. With no group able to take any shard, the rotation's shard opens (and waits
         for new workers)."""
-        shards = cut_shards(self._data(job)["ids"].tolist(), job.shard_size)
+        data = self._data(job)
+        shards = data.get("shards")
+        if shards is None or data.get("shard_size") != job.shard_size:
+            data["shards"] = shards = cut_shards(data["ids"].tolist(), job.shard_size)
+            data["shard_size"] = job.shard_size
         uses: dict[tuple[int, ...], int] = {}
         for u in self.state.job_units(job.job_id):
             uses[u.example_ids] = uses.get(u.example_ids, 0) + 1
@@ -441,17 +448,27 @@ class Coordinator:
             range(len(shards)), key=lambda i: (uses.get(shards[i], 0), (i - seq) % len(shards))
         )
         cap = exposure_cap(job.dataset_size, self.ledger.limit)
-        seen: dict[str, set[int]] = {}  # each holder's exposure, read once for all shards
+        # Each holder's count, read once for all shards; the ids a holder has seen are read
+        # (once) only for a holder that a shard could take past the cap.
+        counts: dict[str, int] = {}
+        seen: dict[str, set[int]] = {}
         workers = self.state.workers()
         for w in workers:
             for holder in (w.address, owner_holder(w.owner)):
-                if holder not in seen:
-                    seen[holder] = self.state.exposure(job.dataset, holder)
+                if holder not in counts:
+                    counts[holder] = self.state.exposure_count(job.dataset, holder)
+
+        def fits(holder: str, ids: tuple[int, ...]) -> bool:
+            if counts[holder] + len(ids) <= cap:
+                return True
+            if holder not in seen:
+                seen[holder] = self.state.exposure(job.dataset, holder)
+            return counts[holder] + len(set(ids) - seen[holder]) <= cap
+
         for i in order:
-            ids = set(shards[i])
             owners_by_class: dict[str, set[str]] = {}
             for w in workers:
-                if all(len(seen[h] | ids) <= cap for h in (w.address, owner_holder(w.owner))):
+                if fits(w.address, shards[i]) and fits(owner_holder(w.owner), shards[i]):
                     owners_by_class.setdefault(w.numeric_class, set()).add(w.owner)
             if any(len(o) >= self.policy.replicas for o in owners_by_class.values()):
                 return shards[i]
@@ -597,9 +614,10 @@ class Coordinator:
                     f"starts from {unit.input_hash[:14]}...; compute from the unit's checkpoint."
                 )
             spec = _spec(job.spec_json)
-            load_checkpoint(checkpoint, spec)  # a result must at least be weights for the spec
+            # a result must at least be weights for the spec
+            weights = load_checkpoint(checkpoint, spec)
             if trace is not None:
-                self._check_trace(trace, unit, checkpoint, spec)
+                self._check_trace(trace, unit, state_hash(weights))
             digest = self.state.put_blob(checkpoint)
             self.state.add_result(
                 ResultRecord(
@@ -622,15 +640,17 @@ class Coordinator:
             return verdict
 
     @staticmethod
-    def _check_trace(trace: bytes, unit: UnitRecord, checkpoint: bytes, spec: ModelSpec) -> None:
+    def _check_trace(trace: bytes, unit: UnitRecord, output_state: bytes) -> None:
         """A trace is one state hash per step, and its last is the uploaded output's: a worker
         cannot commit to one run and upload another."""
-        if len(trace) != unit.steps * HASH_SIZE:
+        entries = len(trace_steps(unit.steps))
+        if len(trace) != entries * HASH_SIZE:
             raise InvalidArgument(
-                f"the trace holds {len(trace)} bytes, not {unit.steps} state hashes of "
-                f"{HASH_SIZE} bytes (one per step of unit {unit.unit_id}); send the run's trace."
+                f"the trace holds {len(trace)} bytes, not {entries} state hashes of {HASH_SIZE} "
+                f"bytes (after every {TRACE_EVERY}th step of unit {unit.unit_id} and its last); "
+                "send the run's trace."
             )
-        if trace[-HASH_SIZE:] != trace_of(checkpoint, spec):
+        if trace[-HASH_SIZE:] != output_state:
             raise InvalidArgument(
                 f"the trace of unit {unit.unit_id} does not end at the uploaded checkpoint; "
                 "send the trace of the run that made it."
@@ -656,7 +676,7 @@ class Coordinator:
             replicas.append(ReplicaResult(r, self.state.get_blob(r.output_hash), trace))
         disputed = len({r.output_hash for r in results}) > 1
         if disputed and self.policy.tolerance == 0 and all(r.trace for r in replicas):
-            # Bisection: the coordinator computes the unit only up to the disputed step.
+            # Bisection: the coordinator computes the unit only up to the disputed stretch.
             payload = self._payload(unit, job)
             referee = RefereeRun(
                 spec, payload.checkpoint, payload.x, payload.y, unit.steps, unit.seed

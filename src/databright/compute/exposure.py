@@ -55,7 +55,25 @@ class ExposureLedger:
 
     def new_cost(self, dataset: str, holder: str, example_ids: Sequence[int]) -> int:
         """How many of ``example_ids`` the holder has not been sent yet."""
-        return len(set(example_ids) - self.state.exposure(dataset, holder))
+        ids = set(example_ids)
+        return len(ids - self.state.exposed_among(dataset, holder, ids))
+
+    def _totals(
+        self, dataset: str, size: int, worker: str, owner: str, ids: set[int]
+    ) -> list[tuple[str, int]]:
+        """Per holder (the worker, its owner): its count once ``ids`` are sent. Which ids are
+        new is asked only of a holder that could pass the cap with them (a holder far below it
+        costs one count, not a lookup of the shard)."""
+        cap = exposure_cap(size, self.limit)
+        out = []
+        for holder in (worker, owner_holder(owner)):
+            count = self.state.exposure_count(dataset, holder)
+            if count + len(ids) > cap:
+                count += len(ids - self.state.exposed_among(dataset, holder, ids))
+            else:
+                count += len(ids)  # an upper bound, and within the cap
+            out.append((holder, count))
+        return out
 
     def fits(
         self, dataset: str, size: int, worker: str, owner: str, example_ids: Sequence[int]
@@ -63,10 +81,7 @@ class ExposureLedger:
         """Whether sending ``example_ids`` keeps the worker and its owner within the limit."""
         cap = exposure_cap(size, self.limit)
         ids = set(example_ids)
-        for holder in (worker, owner_holder(owner)):
-            if len(self.state.exposure(dataset, holder) | ids) > cap:
-                return False
-        return True
+        return all(total <= cap for _, total in self._totals(dataset, size, worker, owner, ids))
 
     def grant(
         self, dataset: str, size: int, worker: str, owner: str, example_ids: Sequence[int]
@@ -74,15 +89,15 @@ class ExposureLedger:
         """Record that ``example_ids`` go to ``worker``, or refuse with ``NotPermitted``."""
         cap = exposure_cap(size, self.limit)
         ids = set(example_ids)
-        for holder, who in ((worker, f"worker {worker}"), (owner_holder(owner), f"owner {owner}")):
-            total = len(self.state.exposure(dataset, holder) | ids)
+        totals = self._totals(dataset, size, worker, owner, ids)
+        for (_, total), who in zip(totals, (f"worker {worker}", f"owner {owner}"), strict=True):
             if total > cap:
                 raise NotPermitted(
                     f"{who} would have seen {total} of the {size} examples of dataset {dataset}, "
                     f"over the {self.limit:.0%} limit of {cap}; it gets no more of this dataset."
                 )
-        self.state.add_exposure(dataset, worker, ids)
-        self.state.add_exposure(dataset, owner_holder(owner), ids)
+        for holder, _ in totals:
+            self.state.add_exposure(dataset, holder, ids)
 
     def report(self, dataset: str, size: int) -> dict[str, float]:
         """Each holder's share of the dataset seen so far (the per-job exposure report)."""

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from databright.compute.units import output_hash
 from databright.errors import InvalidArgument, NotFound
+from databright.sqlengine import sql_engine
 
 __all__ = [
     "AssignmentRecord",
@@ -169,6 +170,12 @@ class ComputeState(abc.ABC):
     @abc.abstractmethod
     def exposure(self, dataset: str, holder: str) -> set[int]: ...
     @abc.abstractmethod
+    def exposure_count(self, dataset: str, holder: str) -> int: ...
+    @abc.abstractmethod
+    def exposed_among(self, dataset: str, holder: str, example_ids: Iterable[int]) -> set[int]:
+        """Which of ``example_ids`` the holder has been sent (a shard's worth, not the ledger)."""
+
+    @abc.abstractmethod
     def add_exposure(self, dataset: str, holder: str, example_ids: Iterable[int]) -> None: ...
     @abc.abstractmethod
     def exposure_counts(self, dataset: str) -> dict[str, int]: ...
@@ -268,6 +275,8 @@ _exposure = sa.Table(
     sa.Column("holder", sa.String(64), primary_key=True),
     sa.Column("example_id", sa.BigInteger, primary_key=True),
 )
+_NONCE_SWEEP_S = 30.0
+_IN_CHUNK = 900  # ids per IN (...): under SQLite's oldest limit of 999 bound parameters
 _nonces = sa.Table(
     "compute_nonces",
     _meta,
@@ -336,13 +345,14 @@ class SqlComputeState(ComputeState):
 
     def __init__(self, url: str) -> None:
         try:
-            self.engine = sa.create_engine(url, pool_pre_ping=True)
+            self.engine = sql_engine(url)
         except (sa.exc.ArgumentError, ImportError) as e:
             raise InvalidArgument(
                 f"cannot open compute state at {url!r} ({e}); give an sqlite:/// or "
                 "postgresql+psycopg:// URL."
             ) from None
         _meta.create_all(self.engine)
+        self._nonces_swept = float("-inf")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -358,8 +368,12 @@ class SqlComputeState(ComputeState):
     # --- protocol --------------------------------------------------------------------------
 
     def use_nonce(self, sender: str, nonce: str, expires_at: int, now: float) -> bool:
-        with self.engine.begin() as c:
-            c.execute(_nonces.delete().where(_nonces.c.expires_at < int(now) - 1))
+        # Expired nonces are swept at most every _NONCE_SWEEP_S: an envelope past its expiry is
+        # refused before its nonce is looked at, so a stale row only takes space meanwhile.
+        if now - self._nonces_swept >= _NONCE_SWEEP_S:
+            with self.engine.begin() as c:
+                c.execute(_nonces.delete().where(_nonces.c.expires_at < int(now) - 1))
+            self._nonces_swept = now
         return self._insert(_nonces, {"sender": sender, "nonce": nonce, "expires_at": expires_at})
 
     # --- blobs -----------------------------------------------------------------------------
@@ -594,8 +608,36 @@ class SqlComputeState(ComputeState):
             ).all()
         return {int(r.example_id) for r in rows}
 
+    def exposure_count(self, dataset: str, holder: str) -> int:
+        with self.engine.connect() as c:
+            return int(
+                c.execute(
+                    sa.select(sa.func.count()).where(
+                        _exposure.c.dataset == dataset, _exposure.c.holder == holder
+                    )
+                ).scalar_one()
+            )
+
+    def exposed_among(self, dataset: str, holder: str, example_ids: Iterable[int]) -> set[int]:
+        ids = sorted({int(i) for i in example_ids})
+        seen: set[int] = set()
+        with self.engine.connect() as c:
+            for i in range(0, len(ids), _IN_CHUNK):
+                seen.update(
+                    int(r[0])
+                    for r in c.execute(
+                        sa.select(_exposure.c.example_id).where(
+                            _exposure.c.dataset == dataset,
+                            _exposure.c.holder == holder,
+                            _exposure.c.example_id.in_(ids[i : i + _IN_CHUNK]),
+                        )
+                    )
+                )
+        return seen
+
     def add_exposure(self, dataset: str, holder: str, example_ids: Iterable[int]) -> None:
-        new = sorted(set(int(i) for i in example_ids) - self.exposure(dataset, holder))
+        ids = {int(i) for i in example_ids}
+        new = sorted(ids - self.exposed_among(dataset, holder, ids))
         if not new:
             return
         with self.engine.begin() as c:

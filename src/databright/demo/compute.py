@@ -289,17 +289,22 @@ def run_compute_round(
         caught = []
         for w in unit["cheaters"]:
             record = admin.evidence(job.id, w, unit["unit_id"])  # read back from the chain
-            step = record.bundle.get("disputed_step")
+            step, since = record.bundle.get("disputed_step"), record.bundle.get("disputed_from")
             slashes.append(
                 {
                     "worker": w,
                     "unit_id": unit["unit_id"],
                     "evidence_cid": record.evidence_cid,
                     "amount_wei": record.amount_wei,
+                    "disputed_from": since,
                     "disputed_step": step,
                 }
             )
-            where = f" at step {step} of {STEPS_PER_UNIT}" if step is not None else ""
+            where = (
+                f" in steps {since}-{step} of {STEPS_PER_UNIT}"
+                if step is not None and since is not None
+                else ""
+            )
             caught.append(f"{w}{where} (evidence {record.evidence_cid})")
         say(f"  unit {unit['unit_id']}: paid {len(unit['honest'])} x {fee} wei"
             + (f"; slashed {', '.join(caught)}" if caught else ""))  # fmt: skip
@@ -314,7 +319,7 @@ def run_compute_round(
     slashed = sorted({s["worker"] for s in slashes})
     say(f"  job {job.id} {status['state']}: {status['units_done']}/{status['total_units']} "
         f"units, {referee_runs} disputed and settled by the coordinator's own run up to the "
-        f"disputed step; {len(slashed)} worker(s) slashed "
+        f"disputed stretch; {len(slashed)} worker(s) slashed "
         f"({admin.burned()} wei burned in all); {refund} wei refunded to the trainer; "
         f"checkpoint {checkpoint_cid}; processes {stopped} stopped")  # fmt: skip
     return {
@@ -338,7 +343,10 @@ def run_compute_round(
         "slashed_stake_wei": sum(s["amount_wei"] for s in slashes),
         "evidence_cids": [s["evidence_cid"] for s in slashes],
         "slashes": [
-            {k: s[k] for k in ("worker", "unit_id", "evidence_cid", "disputed_step")}
+            {
+                k: s[k]
+                for k in ("worker", "unit_id", "evidence_cid", "disputed_from", "disputed_step")
+            }
             for s in slashes
         ],
         "refund_wei": int(refund),

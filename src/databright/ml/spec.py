@@ -17,6 +17,7 @@ so the same spec always has the same bytes and therefore the same content addres
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -639,21 +640,35 @@ def _one_layer(layer: Layer, in_shape: tuple[int, ...], device: str) -> torch.nn
 def _modules(
     input_shape: tuple[int, ...], layers: tuple[Layer, ...], device: str
 ) -> torch.nn.Sequential:
-    """Build the layers in order, each sized by the output shape of the one before (worked out
-    on the meta device, which allocates nothing)."""
+    """Build the layers in order, each sized by the output shape of the one before."""
     import torch
 
-    shape = input_shape
     built = []
     with torch.no_grad():
-        for layer in layers:
+        for layer, shape in zip(layers, _layer_inputs(input_shape, layers), strict=True):
             module = _one_layer(layer, shape, device)
-            probe = module if device == "meta" else _one_layer(layer, shape, "meta")
-            probe.eval()  # batch norm refuses a batch of one in training mode
-            shape = tuple(probe(torch.zeros((1, *shape), device="meta")).shape[1:])
             module.train()
             built.append(module)
     return torch.nn.Sequential(*built)
+
+
+@functools.lru_cache(maxsize=256)
+def _layer_inputs(
+    input_shape: tuple[int, ...], layers: tuple[Layer, ...]
+) -> tuple[tuple[int, ...], ...]:
+    """Each layer's input shape, worked out on the meta device (which allocates nothing) once
+    per architecture: a meta forward costs milliseconds, and a coordinator builds a module for
+    every checkpoint it loads."""
+    import torch
+
+    shape = input_shape
+    shapes = []
+    with torch.no_grad():
+        for layer in layers:
+            shapes.append(shape)
+            probe = _one_layer(layer, shape, "meta").eval()  # batch norm refuses a batch of one
+            shape = tuple(probe(torch.zeros((1, *shape), device="meta")).shape[1:])
+    return tuple(shapes)
 
 
 def _misfit(where: str, layer: Layer, shape: tuple[int, ...], error: Exception) -> str:
