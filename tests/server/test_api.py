@@ -280,3 +280,25 @@ def test_no_request_the_schema_allows_makes_the_server_fail(platform) -> None:
             )
 
         call()
+
+
+def test_a_cached_page_follows_the_index(platform, node) -> None:
+    """Pages are kept per state of the index (page_cache): read twice, a page is the same
+    bytes; once the index holds a new block, the page holds what the block brought."""
+    url, market, datasets = platform
+    ds = datasets[1]
+    path = f"{url}/api/v1/datasets/{ds}/proposals"
+    before = requests.get(path, timeout=10).json()
+    assert requests.get(path, timeout=10).json()["items"] == before["items"]
+    c = CAST.contributions[3]
+    p = market.as_account(node.accounts[1]).propose(
+        ds, validate_examples(c.X, c.y, SCHEMA, source="p3")
+    )
+    head = market.gateway.block_number()
+    deadline = time.monotonic() + 60
+    while _caught_up(url)["index"]["indexed_block"] < head:
+        assert time.monotonic() < deadline, "the index did not reach the proposal's block"
+        time.sleep(0.1)
+    after = requests.get(path, timeout=10).json()
+    assert [x["id"] for x in after["items"]] == [x["id"] for x in before["items"]] + [str(p.id)]
+    assert after["index"]["indexed_block"] > before["index"]["indexed_block"]

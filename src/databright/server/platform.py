@@ -9,10 +9,12 @@ answer read from the index says it is stale.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import uvicorn
@@ -29,6 +31,7 @@ from databright.server.api import auth, routers, uploads
 from databright.server.api import compute as compute_routes
 from databright.server.api import models as model_routes
 from databright.server.api.forum import Forum
+from databright.server.api.page_cache import PageCache
 from databright.server.api.problems import install_problem_handlers
 from databright.server.api.reads import IndexReader
 from databright.server.api.schemas import IndexStatus
@@ -90,6 +93,7 @@ class Platform:
             weight_sale=deployment.addresses.get("WeightSale"),
         )
         self.reader = IndexReader(self.engine)
+        self.page_cache = PageCache()
         self.forum = Forum(self.engine, self.market)
         self.poll_s = poll_s
         self.node_error: str | None = None
@@ -148,8 +152,20 @@ class Platform:
         )
 
 
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # Everything alive once the server starts (the imported modules, the platform) lives as
+    # long as the server: out of the collector's generations with it. A full collection over
+    # them took 90-110 ms here, a pause every request in flight then waited out (the API
+    # benchmark's p99).
+    gc.collect()
+    gc.freeze()
+    yield
+
+
 def create_app(platform: Platform) -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="DataBright platform API",
         version=__version__,
         description=(

@@ -38,6 +38,7 @@ from databright.server.api.schemas import (
 )
 from databright.server.index.registry import MODEL_EVENTS, fold_versions
 from databright.server.index.schema import (
+    IndexedBlock,
     IndexedDataset,
     IndexedEvent,
     IndexedHolding,
@@ -104,6 +105,11 @@ class IndexReader:
         transaction for a request's existence check, page and index state (each read in a
         session of its own cost a connection check and a BEGIN/ROLLBACK round trip apiece)."""
         with Session(self.engine, expire_on_commit=False) as session:
+            if self.engine.dialect.name == "postgresql":
+                # one snapshot for all the request's reads (READ COMMITTED, PostgreSQL's
+                # default, lets each statement see a batch the indexer committed meanwhile):
+                # a cached page must hold what the index held at the state it is kept under
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             yield IndexReader(self.engine, session)
 
     @contextmanager
@@ -121,6 +127,16 @@ class IndexReader:
         if state is None:
             raise ChainIndexError(f"this index holds no chain {chain_id}")
         return state
+
+    def version(self, chain_id: int) -> tuple[IndexState, tuple[int, str | None]]:
+        """Where indexing stands, and what identifies the index's content: the last indexed
+        block and its hash (after a reorg the same number has another hash)."""
+        state = self.state(chain_id)
+        with self._session() as s:
+            block_hash = s.scalar(
+                select(IndexedBlock.hash).where(IndexedBlock.number == state.indexed_block)
+            )
+        return state, (state.indexed_block, block_hash)
 
     def datasets(self, after: int, limit: int) -> tuple[list[DatasetOut], str | None]:
         E = IndexedEvent
@@ -181,8 +197,10 @@ class IndexReader:
         contributor: str | None = None,
     ) -> tuple[list[ProposalOut], str | None]:
         E = IndexedEvent
+        # Columns, not ORM objects: a page is read once (then cached), and loading 50 entities
+        # into a session's identity map cost more than the query did.
         query = (
-            select(E)
+            select(E.id, E.proposal_id, E.dataset_id, E.block_number, E.status, E.args)
             .where(E.name == "ProposalCreated", E.id > after)
             .order_by(E.id)
             .limit(limit + 1)
@@ -197,15 +215,17 @@ class IndexReader:
         if status is not None:
             query = query.where(E.status == _STATUS_CODES[status])
         with self._session() as s:
-            rows = list(s.scalars(query))
+            rows = list(s.execute(query))
             more = len(rows) > limit
             rows = rows[:limit]
             # Only settled proposals have an outcome to read (a page of pending ones: none).
             ids = [r.proposal_id for r in rows if r.status != ProposalStatus.PENDING]
             outcomes = {
                 f.proposal_id: f
-                for f in s.scalars(
-                    select(E).where(E.name == "ProposalFinalized", E.proposal_id.in_(ids))
+                for f in s.execute(
+                    select(E.proposal_id, E.args).where(
+                        E.name == "ProposalFinalized", E.proposal_id.in_(ids)
+                    )
                 )
             } if ids else {}  # fmt: skip
         items = [_proposal(c, outcomes.get(c.proposal_id)) for c in rows]
@@ -259,7 +279,9 @@ class IndexReader:
         return _HOLDERS.validate_python([{"address": a, "shares": str(b)} for a, b in ranked])
 
 
-def _proposal(created: IndexedEvent, settled: IndexedEvent | None) -> ProposalOut:
+def _proposal(created: Any, settled: Any | None) -> ProposalOut:
+    """A proposal from its ProposalCreated row and its ProposalFinalized row (when settled):
+    ORM objects or rows of their columns (proposal_id, dataset_id, block_number, args)."""
     pid = int(created.proposal_id or 0)
     args: dict[str, Any] = created.args
     out = ProposalOut(

@@ -3,9 +3,12 @@ fresh it is); single items that must be exact now read the chain (``source: chai
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
 
 from databright.errors import NotFound
 from databright.server.api.forum import (
@@ -15,6 +18,7 @@ from databright.server.api.forum import (
     RATE_WINDOW_S,
     typed_comment,
 )
+from databright.server.api.page_cache import page_response
 from databright.server.api.problems import PROBLEM_TYPE
 from databright.server.api.reads import (
     MAX_LIMIT,
@@ -84,6 +88,20 @@ def _status(request: Request, view: IndexReader) -> IndexStatus:
     return platform.status(view.state(platform.indexer.chain_id))
 
 
+def _page(
+    request: Request,
+    view: IndexReader,
+    key: tuple[Any, ...],
+    model: type[BaseModel],
+    read: Callable[[], tuple[Sequence[BaseModel], str | None]],
+) -> Response:
+    """A list page, read (and serialised) once per state of the index: ``key`` names the
+    request (route and parameters), the index's version the content (see page_cache)."""
+    platform = _platform(request)
+    state, version = view.version(platform.indexer.chain_id)
+    return page_response(platform.page_cache, (*key, *version), model, read, platform.status(state))
+
+
 # Every error is a problem document (application/problem+json); these are the ones a read
 # can meet.
 PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -120,15 +138,17 @@ def status(request: Request) -> Status:
     )
 
 
-@datasets_router.get("")
+@datasets_router.get("", response_model=Page[DatasetOut])
 def list_datasets(
     request: Request, reader: Reader, cursor: Cursor = None, limit: Limit = 50
-) -> Page[DatasetOut]:
+) -> Response:
     """Every dataset of the market, oldest first."""
+    after = parse_cursor(cursor)
     with reader.snapshot() as view:
-        items, nxt = view.datasets(parse_cursor(cursor), limit)
-        index = _status(request, view)
-    return Page[DatasetOut](items=items, next_cursor=nxt, index=index)
+        return _page(
+            request, view, ("datasets", after, limit), DatasetOut,
+            lambda: view.datasets(after, limit),
+        )  # fmt: skip
 
 
 def _known(reader: IndexReader, dataset_id: int) -> None:
@@ -139,7 +159,7 @@ def _known(reader: IndexReader, dataset_id: int) -> None:
         )
 
 
-@datasets_router.get("/{dataset_id}/proposals")
+@datasets_router.get("/{dataset_id}/proposals", response_model=Page[ProposalOut])
 def dataset_proposals(
     request: Request,
     reader: Reader,
@@ -148,26 +168,33 @@ def dataset_proposals(
     contributor: ContributorFilter = None,
     cursor: Cursor = None,
     limit: Limit = 50,
-) -> Page[ProposalOut]:
+) -> Response:
     """A dataset's proposals in arrival order (the initial data is proposal 0)."""
-    with reader.snapshot() as view:
+    after = parse_cursor(cursor)
+    who = None if contributor is None else checksum(contributor)
+
+    def read() -> tuple[list[ProposalOut], str | None]:
         _known(view, dataset_id)
-        items, nxt = view.proposals(dataset_id, parse_cursor(cursor), limit, status, contributor)
-        index = _status(request, view)
-    return Page[ProposalOut](items=items, next_cursor=nxt, index=index)
+        return view.proposals(dataset_id, after, limit, status, who)
+
+    with reader.snapshot() as view:
+        key = ("dataset proposals", dataset_id, status, who, after, limit)
+        return _page(request, view, key, ProposalOut, read)
 
 
-@datasets_router.get("/{dataset_id}/shareholders")
-def shareholders(request: Request, reader: Reader, dataset_id: DatasetId) -> Page[Shareholder]:
+@datasets_router.get("/{dataset_id}/shareholders", response_model=Page[Shareholder])
+def shareholders(request: Request, reader: Reader, dataset_id: DatasetId) -> Response:
     """Who holds the dataset's shares, largest holding first."""
-    with reader.snapshot() as view:
+
+    def read() -> tuple[list[Shareholder], None]:
         _known(view, dataset_id)
-        items = view.shareholders(dataset_id)
-        index = _status(request, view)
-    return Page[Shareholder](items=items, next_cursor=None, index=index)
+        return view.shareholders(dataset_id), None
+
+    with reader.snapshot() as view:
+        return _page(request, view, ("shareholders", dataset_id), Shareholder, read)
 
 
-@proposals_router.get("")
+@proposals_router.get("", response_model=Page[ProposalOut])
 def list_proposals(
     request: Request,
     reader: Reader,
@@ -175,12 +202,15 @@ def list_proposals(
     status: StatusFilter = None,
     cursor: Cursor = None,
     limit: Limit = 50,
-) -> Page[ProposalOut]:
+) -> Response:
     """Proposals across every dataset (``contributor``: one account's proposals)."""
+    after = parse_cursor(cursor)
+    who = None if contributor is None else checksum(contributor)
     with reader.snapshot() as view:
-        items, nxt = view.proposals(None, parse_cursor(cursor), limit, status, contributor)
-        index = _status(request, view)
-    return Page[ProposalOut](items=items, next_cursor=nxt, index=index)
+        return _page(
+            request, view, ("proposals", status, who, after, limit), ProposalOut,
+            lambda: view.proposals(None, after, limit, status, who),
+        )  # fmt: skip
 
 
 @proposals_router.get("/{dataset_id}/{number}")
@@ -222,20 +252,23 @@ def proposal(
     )
 
 
-@accounts_router.get("/{address}/history")
+@accounts_router.get("/{address}/history", response_model=Page[AccountEvent])
 def history(
     request: Request,
     reader: Reader,
     address: AddressParam,
     cursor: Cursor = None,
     limit: Limit = 50,
-) -> Page[AccountEvent]:
+) -> Response:
     """What happened to an account, oldest first: its proposals, votes, evaluations, dividends
     paid and claimed, share transfers received, deposits and fees."""
+    after = parse_cursor(cursor)
+    who = checksum(address)
     with reader.snapshot() as view:
-        items, nxt = view.history(address, parse_cursor(cursor), limit)
-        index = _status(request, view)
-    return Page[AccountEvent](items=items, next_cursor=nxt, index=index)
+        return _page(
+            request, view, ("history", who, after, limit), AccountEvent,
+            lambda: view.history(who, after, limit),
+        )  # fmt: skip
 
 
 @accounts_router.get("/{address}/claimable/{dataset_id}")
