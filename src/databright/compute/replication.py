@@ -209,19 +209,23 @@ def run_unit_traced(
     ``after_step(i, module)`` runs after step i (the attack tests' cheaters use it)."""
     trace: list[bytes] = []
     hasher: StateHasher | None = None
-    marks = set(trace_steps(steps, every)) if every > 1 else None
+    marks = frozenset(trace_steps(steps, every))
 
     def traced(step: int, module: torch.nn.Module) -> None:
         nonlocal hasher
         if after_step is not None:
             after_step(step, module)
-        if marks is not None and step not in marks:
-            return
+            if step not in marks:
+                return
         if hasher is None:  # the module's tensors are the same ones from step to step
             hasher = StateHasher(module)
         trace.append(hasher())
 
-    out = run_steps(spec, checkpoint, x, y, steps, seed, stop_after=stop_after, after_step=traced)
+    # Without a hook of the caller's, the loop calls back only at the marks.
+    out = run_steps(
+        spec, checkpoint, x, y, steps, seed, stop_after=stop_after, after_step=traced,
+        hook_at=marks if after_step is None else None,
+    )  # fmt: skip
     return out, trace
 
 

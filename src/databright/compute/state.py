@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from databright.compute.units import output_hash
@@ -365,6 +367,13 @@ class SqlComputeState(ComputeState):
             return False
         return True
 
+    def _insert_new(self, table: sa.Table, rows: list[dict[str, Any]]) -> int:
+        """Insert the rows whose keys are not there yet, in one statement (ON CONFLICT DO
+        NOTHING, in both dialects); how many were new."""
+        insert = sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert
+        with self.engine.begin() as c:
+            return int(c.execute(insert(table).on_conflict_do_nothing(), rows).rowcount or 0)
+
     # --- protocol --------------------------------------------------------------------------
 
     def use_nonce(self, sender: str, nonce: str, expires_at: int, now: float) -> bool:
@@ -380,10 +389,7 @@ class SqlComputeState(ComputeState):
 
     def put_blob(self, data: bytes) -> str:
         digest = output_hash(data)
-        with self.engine.begin() as c:
-            have = c.execute(sa.select(_blobs.c.digest).where(_blobs.c.digest == digest)).first()
-        if have is None:
-            self._insert(_blobs, {"digest": digest, "data": bytes(data)})
+        self._insert_new(_blobs, [{"digest": digest, "data": bytes(data)}])
         return digest
 
     def get_blob(self, digest: str) -> bytes:
@@ -636,15 +642,12 @@ class SqlComputeState(ComputeState):
         return seen
 
     def add_exposure(self, dataset: str, holder: str, example_ids: Iterable[int]) -> None:
-        ids = {int(i) for i in example_ids}
-        new = sorted(ids - self.exposed_among(dataset, holder, ids))
-        if not new:
-            return
-        with self.engine.begin() as c:
-            c.execute(
-                _exposure.insert(),
-                [{"dataset": dataset, "holder": holder, "example_id": i} for i in new],
-            )
+        rows = [
+            {"dataset": dataset, "holder": holder, "example_id": i}
+            for i in sorted({int(i) for i in example_ids})
+        ]
+        if rows:
+            self._insert_new(_exposure, rows)
 
     def exposure_counts(self, dataset: str) -> dict[str, int]:
         with self.engine.connect() as c:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -109,10 +109,12 @@ def run_steps(
     *,
     stop_after: int | None = None,
     after_step: Callable[[int, torch.nn.Module], None] | None = None,
+    hook_at: Collection[int] | None = None,
 ) -> bytes | None:
     """:func:`run_unit`'s steps, with ``after_step(i, module)`` called after step i (the
-    traces of :mod:`.replication` hash the state there) and ``stop_after`` to stop after that
-    many steps, returning None then (a referee needs only a prefix)."""
+    traces of :mod:`.replication` hash the state there; ``hook_at``: only after those steps)
+    and ``stop_after`` to stop after that many steps, returning None then (a referee needs
+    only a prefix)."""
     import torch
     from torch.nn import functional
 
@@ -151,7 +153,7 @@ def run_steps(
             loss = functional.cross_entropy(module(xt[idx]), yt[idx])
             loss.backward()
             optimizer.step()
-            if after_step is not None:
+            if after_step is not None and (hook_at is None or step in hook_at):
                 with torch.no_grad():
                     after_step(step, module)
         if last < steps:
