@@ -278,6 +278,8 @@ class Indexer:
         self.chain_id = gateway.chain_id
         self._decoders: dict[str, EventDecoder] = {}
         self._span = 0  # blocks the last step indexed: how many headers to fetch ahead
+        # (indexed_block, share tokens, models) as the last step wrote them
+        self._known: tuple[int, dict[str, int], dict[int, int]] | None = None
         given = {
             "model_market": model_market,
             "compute_market": compute_market,
@@ -376,16 +378,23 @@ class Indexer:
             first = state.indexed_block + 1
             last = min(head, first + self.batch - 1)
             if first <= last:
-                tokens = self.tokens(session)
-                models = self.models(session) if self.model_market else {}
+                if self._known is not None and self._known[0] == state.indexed_block:
+                    _, tokens, models = self._known  # as the last step left them
+                else:
+                    tokens = self.tokens(session)
+                    models = self.models(session) if self.model_market else {}
         if first > last:
             if head != state.head_block:  # an idle poll writes nothing
                 self._record_head(head)
             return SyncStep(first, state.indexed_block, head, 0, rolled_back)
-        rows, blocks = self._read(first, last, tokens, models, ahead)
+        self._known = None  # until this batch is written
+        rows, blocks, tokens, models = self._read(first, last, tokens, models, ahead)
         if rows is None:  # the chain changed under this batch: try again next step
             return SyncStep(first, state.indexed_block, head, 0, rolled_back)
         added = self._write(first, last, head, rows, blocks)
+        # The share tokens and models known at ``last``, for the next step (a rollback or any
+        # other indexed_block than ``last`` reads them from the index again).
+        self._known = (last, tokens, models)
         self._span = last - first + 1
         return SyncStep(first, last, head, added, rolled_back)
 
@@ -428,6 +437,7 @@ class Indexer:
         if kept is not None and _hex(kept["hash"]) == newest.hash:
             return head, None, {n: h for n, h in zip(ahead, fetched, strict=True) if h}
         self._span = 0
+        self._known = None
         return head, self._roll_back_reorg(), {}
 
     def _roll_back_reorg(self) -> int | None:
@@ -513,10 +523,10 @@ class Indexer:
         tokens: dict[str, int],
         models: dict[int, int],
         ahead: dict[int, dict[str, Any]] | None = None,
-    ) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]]]:
+    ) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]], dict[str, int], dict[int, int]]:
         """The rows and kept blocks of ``first``..``last`` (None rows: the chain changed under
-        the batch). ``ahead``: headers fetched already; their hashes are checked against the
-        logs' as any other's."""
+        the batch), and the share tokens and models known once they are indexed. ``ahead``:
+        headers fetched already; their hashes are checked against the logs' as any other's."""
         decoders: dict[str, EventDecoder] = {
             self.market: self._decoder(self.market, self._market_abi)
         }
@@ -555,11 +565,11 @@ class Indexer:
         ) if missing else []  # fmt: skip
         headers |= {n: h for n, h in zip(missing, fetched, strict=True) if h is not None}
         if len(headers) < len(numbers):  # a block vanished under us: a reorg in flight
-            return None, []
+            return None, [], tokens, models
         for log in logs:
             number = int(log["blockNumber"], 16)
             if _hex(log["blockHash"]) != _hex(headers[number]["hash"]):
-                return None, []
+                return None, [], tokens, models
         # Models registered in this batch: their later events of this batch name their dataset.
         models = {
             **models,
@@ -580,7 +590,7 @@ class Indexer:
             }
             for n, h in headers.items()
         ]
-        return rows, blocks
+        return rows, blocks, tokens, models
 
     def _decoder(self, address: str, abi: list[dict[str, Any]]) -> EventDecoder:
         """The decoder of a contract, built once: not again each step, hashing every event
@@ -595,10 +605,12 @@ class Indexer:
         logs: list[dict[str, Any]], decoders: dict[str, EventDecoder]
     ) -> list[tuple[Event, str]]:
         out = []
+        # by the address as the node writes it: no checksum (a keccak) per log
+        by_lower = {address.lower(): decoder for address, decoder in decoders.items()}
         for log in logs:
             if log.get("removed"):
                 continue
-            decoder = decoders.get(to_checksum_address(log["address"]))
+            decoder = by_lower.get(str(log["address"]).lower())
             if decoder is None:
                 continue
             try:
