@@ -30,7 +30,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def sql_engine(url: str) -> Engine:
     """An engine on ``url`` (raises SQLAlchemy's ArgumentError for a URL it cannot parse, and
     ImportError for a driver that is not installed: callers word those for their users)."""
-    engine = create_engine(url, pool_pre_ping=True)
+    sqlite = url.startswith("sqlite")
+    # A server's connection can drop between two uses (a restart, an idle timeout): pinged on
+    # each checkout. A SQLite file's cannot, and the ping cost a statement per transaction.
+    engine = create_engine(url, pool_pre_ping=not sqlite)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
