@@ -297,3 +297,33 @@ def test_a_deployment_without_the_access_register_keeps_every_dataset_free(
     assert keeper.price(site.priced) == 0 and keeper.has_access(site.priced, ZERO)
     with pytest.raises(NotFound):
         keeper.price(site.market.dataset_count() + 1)
+
+
+@ANVIL
+def test_prices_and_purchases_are_indexed(site: Site) -> None:
+    """The access register is one of the contracts the index follows: the initiator's price
+    and the buyer's purchase are in their histories, with the dataset and exact amounts."""
+    server = Platform(
+        site.node.url,
+        site.market.data_dir,
+        database_url=f"sqlite:///{site.market.data_dir / 'index-access.sqlite3'}",
+    )
+    try:
+        server.indexer.sync()
+        assert server.indexer.data_access == site.access.contract.address
+        buyer = site.node.accounts[5].address
+        # the site's own server never starts its indexer: this one has indexed the chain
+        with serving(create_app(server)) as url:
+            events = requests.get(f"{url}/api/v1/accounts/{buyer}/history", timeout=10).json()
+            bought = [e for e in events["items"] if e["name"] == "AccessBought"]
+            assert [(e["dataset_id"], e["amount"]) for e in bought] == [
+                (str(site.priced), str(PRICE))
+            ]
+            initiator = site.market.gateway.address
+            events = requests.get(f"{url}/api/v1/accounts/{initiator}/history", timeout=10).json()
+            priced = [e for e in events["items"] if e["name"] == "AccessPriceSet"]
+            # the first is the fixture's; the tests before this one change prices again
+            assert (priced[0]["dataset_id"], priced[0]["amount"]) == (str(site.priced), str(PRICE))
+            assert {e["dataset_id"] for e in priced} <= {str(site.priced), str(site.free)}
+    finally:
+        server.engine.dispose()

@@ -91,6 +91,7 @@ class Platform:
             model_market=deployment.addresses.get("ModelMarket"),
             compute_market=deployment.addresses.get("ComputeMarket"),
             weight_sale=deployment.addresses.get("WeightSale"),
+            data_access=deployment.addresses.get("DataAccess"),
         )
         self.reader = IndexReader(self.engine)
         self.page_cache = PageCache()

@@ -73,6 +73,7 @@ from databright.server.index.schema import (
 )
 
 __all__ = [
+    "ACCESS_FIELDS",
     "COMPUTE_FIELDS",
     "DEFAULT_BATCH",
     "SALE_FIELDS",
@@ -141,11 +142,18 @@ SALE_FIELDS: Final[dict[str, tuple[str | None, str | None]]] = {
     "Settled": ("seller", "amount"),
     "Withdrawn": ("account", "amount"),
 }
+#: The paid-access register's events, alike (a purchase is the buyer's; the initiator sets
+#: the price).
+ACCESS_FIELDS: Final[dict[str, tuple[str | None, str | None]]] = {
+    "AccessPriceSet": ("initiator", "price"),
+    "AccessBought": ("buyer", "amount"),
+}
 # What index_state records beside the data market, and how a refusal names it.
 _OPTIONAL: Final = (
     ("model_market", "model market"),
     ("compute_market", "compute market"),
     ("weight_sale", "weight sale"),
+    ("data_access", "access register"),
 )
 
 
@@ -246,10 +254,11 @@ def unit_payments(row: dict[str, Any]) -> list[dict[str, Any]]:
 
 class Indexer:
     """Indexes the events of the market at ``market`` (and of every share token it creates,
-    and of its model market, compute market and weight sale if given) from the chain behind
-    ``gateway`` into the database behind ``engine``.
+    and of its model market, compute market, weight sale and access register if given) from
+    the chain behind ``gateway`` into the database behind ``engine``.
 
-    ``model_market``, ``compute_market``, ``weight_sale`` None: the one the index recorded, if
+    ``model_market``, ``compute_market``, ``weight_sale``, ``data_access`` None: the one the
+    index recorded, if
     any (so an older caller that knows none keeps indexing it); one differing from the
     recorded one is refused."""
 
@@ -263,6 +272,7 @@ class Indexer:
         model_market: str | None = None,
         compute_market: str | None = None,
         weight_sale: str | None = None,
+        data_access: str | None = None,
     ) -> None:
         if batch < 1:
             raise ChainIndexError(f"a batch is at least one block, not {batch}")
@@ -275,6 +285,7 @@ class Indexer:
         self._model_abi = load_artifact("ModelMarket").abi
         self._compute_abi = load_artifact("ComputeMarket").abi
         self._sale_abi = load_artifact("WeightSale").abi
+        self._access_abi = load_artifact("DataAccess").abi
         self.chain_id = gateway.chain_id
         self._decoders: dict[str, EventDecoder] = {}
         self._span = 0  # blocks the last step indexed: how many headers to fetch ahead
@@ -284,6 +295,7 @@ class Indexer:
             "model_market": model_market,
             "compute_market": compute_market,
             "weight_sale": weight_sale,
+            "data_access": data_access,
         }
         wanted: dict[str, str | None] = {
             key: str(to_checksum_address(address)) if address else None
@@ -325,6 +337,7 @@ class Indexer:
         self.model_market: str | None = wanted["model_market"]
         self.compute_market: str | None = wanted["compute_market"]
         self.weight_sale: str | None = wanted["weight_sale"]
+        self.data_access: str | None = wanted["data_access"]
 
     # --- what the index says ---------------------------------------------------------
 
@@ -534,6 +547,7 @@ class Indexer:
             (self.model_market, self._model_abi),
             (self.compute_market, self._compute_abi),
             (self.weight_sale, self._sale_abi),
+            (self.data_access, self._access_abi),
         ):
             if address:
                 decoders[address] = self._decoder(address, abi)
@@ -579,7 +593,11 @@ class Indexer:
                 if e.name == "ModelRegistered" and e.address == self.model_market
             },
         }
-        fields = {self.compute_market: COMPUTE_FIELDS, self.weight_sale: SALE_FIELDS}
+        fields = {
+            self.compute_market: COMPUTE_FIELDS,
+            self.weight_sale: SALE_FIELDS,
+            self.data_access: ACCESS_FIELDS,
+        }
         rows = [event_row(e, tx, tokens, models, fields.get(e.address)) for e, tx in decoded]
         blocks = [
             {

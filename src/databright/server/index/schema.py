@@ -178,6 +178,8 @@ class IndexState(Base):
     # The compute market and the weight sale indexed beside them (None: none recorded yet).
     compute_market: Mapped[str | None] = mapped_column(String(42), nullable=True)
     weight_sale: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    # The paid-access register (DataAccess) indexed beside them (None: none recorded yet).
+    data_access: Mapped[str | None] = mapped_column(String(42), nullable=True)
 
 
 class IndexedDataset(Base):
