@@ -37,7 +37,6 @@ from databright.server.api.schemas import (
     CommentOut,
     DatasetOut,
     ForumInfo,
-    IndexStatus,
     Page,
     Problem,
     ProposalLive,
@@ -85,12 +84,6 @@ async def _reader(request: Request) -> IndexReader:
 
 
 Reader = Annotated[IndexReader, Depends(_reader)]
-
-
-def _status(request: Request, view: IndexReader) -> IndexStatus:
-    """How fresh the page is, read in the page's own snapshot."""
-    platform = _platform(request)
-    return platform.status(view.state(platform.indexer.chain_id))
 
 
 async def _page(
