@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from databright.compute.exposure import ExposureLedger, cut_shards, exposure_cap, owner_holder
+from databright.compute.exposure import (
+    ExposureLedger,
+    count_after,
+    cut_shards,
+    exposure_cap,
+    owner_holder,
+)
 from databright.compute.state import SqlComputeState
 from databright.errors import InvalidArgument, NotPermitted
 
@@ -41,3 +47,26 @@ def test_no_sequence_of_grants_exceeds_the_limit(requests: list[list[int]]) -> N
         with contextlib.suppress(NotPermitted):
             ledger.grant("d", 400, "w", "o", ids)
         assert len(ledger.state.exposure("d", "w")) <= 20
+
+
+@given(
+    st.sets(st.integers(0, 60), max_size=40),
+    st.sets(st.integers(0, 60), max_size=20),
+    st.integers(0, 80),
+)
+def test_count_after_is_exact_wherever_the_cap_is_at_stake(
+    seen: set[int], ids: set[int], cap: int
+) -> None:
+    asked: list[int] = []
+
+    def lookup() -> set[int]:
+        asked.append(1)
+        return seen & ids
+
+    exact = len(seen | ids)
+    after = count_after(len(seen), ids, cap, lookup)
+    # an upper bound that never hides a breach, exact whenever it passes the cap, and the
+    # shard looked up only when the bound alone could pass it
+    assert after >= exact and (after <= cap) == (exact <= cap)
+    assert (after == exact) or after <= cap
+    assert bool(asked) == (len(seen) + len(ids) > cap)

@@ -50,6 +50,7 @@ from databright.compute.attestation import SoftwareProvider, report_data_for
 from databright.compute.exposure import (
     EXPOSURE_LIMIT,
     ExposureLedger,
+    count_after,
     cut_shards,
     exposure_cap,
     owner_holder,
@@ -228,6 +229,7 @@ class Coordinator:
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._arrays: dict[str, dict[str, Any]] = {}
+        self._shards: dict[tuple[str, int], list[tuple[int, ...]]] = {}
         self.dispatch_guard = dispatch_guard
         self.on_verdict = on_verdict
         self.quota = quota or Quota()
@@ -436,11 +438,10 @@ class Coordinator:
         reallocated to the workers there are, and a worker at its 5% only ever gets shards it
         has seen. With no group able to take any shard, the rotation's shard opens (and waits
         for new workers)."""
-        data = self._data(job)
-        shards = data.get("shards")
-        if shards is None or data.get("shard_size") != job.shard_size:
-            data["shards"] = shards = cut_shards(data["ids"].tolist(), job.shard_size)
-            data["shard_size"] = job.shard_size
+        shards = self._shards.get((job.data_hash, job.shard_size))
+        if shards is None:
+            shards = cut_shards(self._data(job)["ids"].tolist(), job.shard_size)
+            self._shards[(job.data_hash, job.shard_size)] = shards
         uses: dict[tuple[int, ...], int] = {}
         for u in self.state.job_units(job.job_id):
             uses[u.example_ids] = uses.get(u.example_ids, 0) + 1
@@ -458,12 +459,13 @@ class Coordinator:
                 if holder not in counts:
                     counts[holder] = self.state.exposure_count(job.dataset, holder)
 
-        def fits(holder: str, ids: tuple[int, ...]) -> bool:
-            if counts[holder] + len(ids) <= cap:
-                return True
+        def seen_by(holder: str) -> set[int]:
             if holder not in seen:
                 seen[holder] = self.state.exposure(job.dataset, holder)
-            return counts[holder] + len(set(ids) - seen[holder]) <= cap
+            return seen[holder]
+
+        def fits(holder: str, ids: tuple[int, ...]) -> bool:
+            return count_after(counts[holder], ids, cap, lambda: seen_by(holder)) <= cap
 
         for i in order:
             owners_by_class: dict[str, set[str]] = {}
@@ -641,8 +643,8 @@ class Coordinator:
 
     @staticmethod
     def _check_trace(trace: bytes, unit: UnitRecord, output_state: bytes) -> None:
-        """A trace is one state hash per step, and its last is the uploaded output's: a worker
-        cannot commit to one run and upload another."""
+        """A trace is one state hash per mark of :func:`trace_steps`, and its last is the
+        uploaded output's: a worker cannot commit to one run and upload another."""
         entries = len(trace_steps(unit.steps))
         if len(trace) != entries * HASH_SIZE:
             raise InvalidArgument(

@@ -12,12 +12,20 @@ limit, so every shard fits a fresh worker.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from functools import partial
 
 from databright.compute.state import ComputeState
 from databright.errors import InvalidArgument, NotPermitted
 
-__all__ = ["EXPOSURE_LIMIT", "ExposureLedger", "cut_shards", "exposure_cap", "owner_holder"]
+__all__ = [
+    "EXPOSURE_LIMIT",
+    "ExposureLedger",
+    "count_after",
+    "cut_shards",
+    "exposure_cap",
+    "owner_holder",
+]
 
 EXPOSURE_LIMIT = 0.05
 """The largest share of a dataset's examples any worker or owner may ever be sent."""
@@ -26,6 +34,15 @@ EXPOSURE_LIMIT = 0.05
 def exposure_cap(dataset_size: int, limit: float = EXPOSURE_LIMIT) -> int:
     """The most distinct examples one holder may see of a dataset of ``dataset_size``."""
     return math.floor(dataset_size * limit + 1e-9)
+
+
+def count_after(count: int, ids: Collection[int], cap: int, seen: Callable[[], set[int]]) -> int:
+    """A holder's count once ``ids`` are sent, given its ``count`` now. Which ids are new is
+    asked (``seen()``: those of ``ids`` it has been sent, or more) only of a holder that could
+    pass ``cap`` with them: one far below it gets an upper bound that is within the cap."""
+    if count + len(ids) <= cap:
+        return count + len(ids)
+    return count + len(set(ids) - seen())
 
 
 def owner_holder(owner: str) -> str:
@@ -61,19 +78,21 @@ class ExposureLedger:
     def _totals(
         self, dataset: str, size: int, worker: str, owner: str, ids: set[int]
     ) -> list[tuple[str, int]]:
-        """Per holder (the worker, its owner): its count once ``ids`` are sent. Which ids are
-        new is asked only of a holder that could pass the cap with them (a holder far below it
-        costs one count, not a lookup of the shard)."""
+        """Per holder (the worker, its owner): its count once ``ids`` are sent
+        (:func:`count_after`: a holder far below the cap costs one count, not a lookup)."""
         cap = exposure_cap(size, self.limit)
-        out = []
-        for holder in (worker, owner_holder(owner)):
-            count = self.state.exposure_count(dataset, holder)
-            if count + len(ids) > cap:
-                count += len(ids - self.state.exposed_among(dataset, holder, ids))
-            else:
-                count += len(ids)  # an upper bound, and within the cap
-            out.append((holder, count))
-        return out
+        return [
+            (
+                holder,
+                count_after(
+                    self.state.exposure_count(dataset, holder),
+                    ids,
+                    cap,
+                    partial(self.state.exposed_among, dataset, holder, ids),
+                ),
+            )
+            for holder in (worker, owner_holder(owner))
+        ]
 
     def fits(
         self, dataset: str, size: int, worker: str, owner: str, example_ids: Sequence[int]

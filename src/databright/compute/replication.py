@@ -139,8 +139,8 @@ class ReplicaResult:
 
 def state_hash(module: torch.nn.Module) -> bytes:
     """BLAKE3 over a module's state, tensor by tensor in name order (name, dtype, shape and
-    raw bytes, hashed in place): taken after every step, so it must cost little next to the
-    step. For the digits MLP's 19 KB: BLAKE3 5.6 us, SHA-256 (on the CPU's SHA extensions) 11,
+    raw bytes, hashed in place): taken after every ``TRACE_EVERY``-th step, so it must cost
+    little next to the steps. For the digits MLP's 19 KB: BLAKE3 5.6 us, SHA-256 (on the CPU's SHA extensions) 11,
     BLAKE2b 21, keccak about 40; and a step pays about twice the hash's own time, the rest
     being the caches it displaces. See :class:`StateHasher` for the steps."""
     import torch
@@ -431,19 +431,19 @@ def bisect_group(
         if r.trace is None:
             raise InvalidArgument("bisection needs every replica's trace; recompute the unit.")
         groups.setdefault(r.trace, []).append(r)
-    survivors = sorted(groups.values(), key=lambda g: (-len(g), g[0].record.worker))
     marks = trace_steps(referee.steps, every)
+    if any(len(trace) != len(marks) * HASH_SIZE for trace in groups):
+        raise InvalidArgument(
+            f"a trace of unit {unit_id} is not {len(marks)} state hashes (a stride of {every}); "
+            "the coordinator checks traces on upload."
+        )
+    survivors = sorted(groups.values(), key=lambda g: (-len(g), g[0].record.worker))
     convicted: dict[str, tuple[ReplicaResult, int, int, bytes, bytes, bytes]] = {}
     while len(survivors) > 1:
         leader = survivors[0]
         lead = _entries(leader[0].trace or b"")
         for other in survivors[1:]:
             theirs = _entries(other[0].trace or b"")
-            if len(lead) != len(marks) or len(theirs) != len(marks):
-                raise InvalidArgument(
-                    f"a trace of unit {unit_id} holds {len(theirs)} entries, not the "
-                    f"{len(marks)} of a stride of {every}; the coordinator checks them on upload."
-                )
             entry, _ = first_divergence(lead, theirs)
             step = marks[entry]
             start = 0 if entry == 0 else marks[entry - 1] + 1

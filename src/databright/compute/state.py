@@ -367,12 +367,12 @@ class SqlComputeState(ComputeState):
             return False
         return True
 
-    def _insert_new(self, table: sa.Table, rows: list[dict[str, Any]]) -> int:
+    def _insert_new(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
         """Insert the rows whose keys are not there yet, in one statement (ON CONFLICT DO
-        NOTHING, in both dialects); how many were new."""
+        NOTHING, in both dialects)."""
         insert = sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert
         with self.engine.begin() as c:
-            return int(c.execute(insert(table).on_conflict_do_nothing(), rows).rowcount or 0)
+            c.execute(insert(table).on_conflict_do_nothing(), rows)
 
     # --- protocol --------------------------------------------------------------------------
 
