@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -220,15 +221,21 @@ def _measure(platform: Any, database: str, n: int, clients: int) -> None:
                 for path in calls:
                     http.get(url + path, timeout=30).raise_for_status()
         script = (
-            "import json, sys; sys.path.insert(0, sys.argv[1]);"
+            "import json, pathlib, sys; sys.path.insert(0, sys.argv[1]);"
             "from api import client;"
-            "print(json.dumps(client(sys.argv[2], json.loads(sys.argv[3]), *map(int, sys.argv[4:6]),"
+            "plan = json.loads(pathlib.Path(sys.argv[3]).read_text());"
+            "print(json.dumps(client(sys.argv[2], plan, *map(int, sys.argv[4:6]),"
             " float(sys.argv[6]))))"
         )
         here = str(Path(__file__).resolve().parent)
+        # in a file: one argument may hold at most 128 kB on Linux (about 400 page loads)
+        fd, name = tempfile.mkstemp(suffix=".json")
+        os.close(fd)
+        plan_file = Path(name)
+        plan_file.write_text(json.dumps(plan))
         start_at = time.time() + 3  # every client imported and connected by then
         cpu0 = time.process_time()  # this process serves: its CPU time is the server's
-        argv = [sys.executable, "-c", script, here, url, json.dumps(plan), str(clients)]
+        argv = [sys.executable, "-c", script, here, url, str(plan_file), str(clients)]
         procs = [
             subprocess.Popen(
                 [*argv, str(i), str(start_at)],
@@ -246,6 +253,7 @@ def _measure(platform: Any, database: str, n: int, clients: int) -> None:
             for name, times in json.loads(out).items():
                 results[name].extend(times)
         cpu_s = time.process_time() - cpu0
+        plan_file.unlink()
     calls = sum(len(calls) for pages in plan.values() for calls in pages)
     print(f"{'page':<28} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9}")
     for name, times in results.items():

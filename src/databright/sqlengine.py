@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 
 __all__ = ["sql_engine"]
 
@@ -30,10 +30,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def sql_engine(url: str) -> Engine:
     """An engine on ``url`` (raises SQLAlchemy's ArgumentError for a URL it cannot parse, and
     ImportError for a driver that is not installed: callers word those for their users)."""
-    sqlite = url.startswith("sqlite")
+    sqlite = make_url(url).get_backend_name() == "sqlite"
     # A server's connection can drop between two uses (a restart, an idle timeout): pinged on
     # each checkout. A SQLite file's cannot, and the ping cost a statement per transaction.
     engine = create_engine(url, pool_pre_ping=not sqlite)
-    if engine.dialect.name == "sqlite":
+    if sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 from hypothesis import given
@@ -64,6 +65,11 @@ def test_requests_missing_one_page_at_once_make_it_once() -> None:
     for t in others:
         t.start()
     assert cache.get("other", lambda: b"x") == b"x"  # another key does not wait
+    # the others asked while the first was making the page (else they would only have hit it)
+    deadline = time.monotonic() + 5
+    while cache.misses < 5 and time.monotonic() < deadline:  # "k" four times, "other" once
+        time.sleep(0.01)
+    assert cache.misses == 5 and not out
     release.set()
     for t in [first, *others]:
         t.join()

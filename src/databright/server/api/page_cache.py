@@ -53,6 +53,7 @@ class PageCache:
             body = self._hit(key)
             if body is not None:
                 return body
+            self.misses += 1
             making = self._making.get(key)
             if making is None:
                 self._making[key] = making = threading.Event()
@@ -65,7 +66,6 @@ class PageCache:
                 body = self._hit(key)
             if body is not None:
                 return body
-        self.misses += 1
         try:
             body = make()
             self._keep(key, body)

@@ -131,11 +131,15 @@ class IndexReader:
     def version(self, chain_id: int) -> tuple[IndexState, tuple[int, str | None]]:
         """Where indexing stands, and what identifies the index's content: the last indexed
         block and its hash (after a reorg the same number has another hash)."""
-        state = self.state(chain_id)
-        with self._session() as s:
-            block_hash = s.scalar(
-                select(IndexedBlock.hash).where(IndexedBlock.number == state.indexed_block)
-            )
+        with self._session() as s:  # one query: a request asks this first, every time
+            found = s.execute(
+                select(IndexState, IndexedBlock.hash)
+                .outerjoin(IndexedBlock, IndexedBlock.number == IndexState.indexed_block)
+                .where(IndexState.chain_id == chain_id)
+            ).first()
+        if found is None:
+            raise ChainIndexError(f"this index holds no chain {chain_id}")
+        state, block_hash = found
         return state, (state.indexed_block, block_hash)
 
     def datasets(self, after: int, limit: int) -> tuple[list[DatasetOut], str | None]:
@@ -280,8 +284,8 @@ class IndexReader:
 
 
 def _proposal(created: Any, settled: Any | None) -> ProposalOut:
-    """A proposal from its ProposalCreated row and its ProposalFinalized row (when settled):
-    ORM objects or rows of their columns (proposal_id, dataset_id, block_number, args)."""
+    """A proposal from the columns (proposal_id, dataset_id, block_number, args) of its
+    ProposalCreated row and the args of its ProposalFinalized row (when settled)."""
     pid = int(created.proposal_id or 0)
     args: dict[str, Any] = created.args
     out = ProposalOut(
