@@ -219,7 +219,9 @@ def through_protocol(
                     raise RuntimeError("the job stalled: no worker got a unit")
 
         with served(coordinator) as url:
-            group = [Worker(account(i), http_transport(url, 30)) for i in range(workers)]
+            group = [
+                Worker(account(i), http_transport(url, 30), ask_next=True) for i in range(workers)
+            ]
             for w in group:
                 w.register()
             if record_units:

@@ -3,7 +3,7 @@ that concerns scheduling and verification is caught (real torch, real SQL state)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -123,6 +123,82 @@ def test_honest_group_agrees_and_matches_plain_training(coordinator: Coordinator
     assert coordinator.referee_runs == 0
     # each worker saw two shards of 10: 20 of 400, exactly the 5% limit
     assert status.exposure[workers[0].address] == pytest.approx(0.05)
+
+
+def test_a_result_that_asks_for_the_next_unit_gets_it_in_its_reply(
+    coordinator: Coordinator,
+) -> None:
+    """BOINC's scheduler request: an upload that asks for the next unit gets it in the reply,
+    so a unit costs one signed round trip. A worker that may not take the next unit (its 5%
+    is spent) still has its upload accepted, with no unit in the reply; its next plain
+    ``next`` says why."""
+    submit(coordinator, units=3)
+    routes: dict[int, list[str]] = {i: [] for i in range(3)}
+
+    def counted(i: int) -> Callable[[str, Envelope, bytes], bytes]:
+        def send(route: str, envelope: Envelope, body: bytes) -> bytes:
+            routes[i].append(route)
+            return coordinator.handle(route, envelope, body)
+
+        return send
+
+    greedy, a, b = (
+        Worker(account(i), counted(i), clock=coordinator.clock, ask_next=True) for i in range(3)
+    )
+    fresh = [Worker(account(i), coordinator.handle, clock=coordinator.clock) for i in range(3, 6)]
+    for w in [greedy, a, b, *fresh]:
+        w.register()
+    for _ in range(2):  # units 0 and 1: shards of 10 each, 20 of 400 = the 5% limit
+        for w in (greedy, a, b):
+            assert w.work_once()
+    # b's upload completed unit 0's group and came back with unit 1: b never asked for it
+    assert routes[2] == ["register", "next", "result", "result"]
+    assert routes[0] == ["register", "next", "result", "next", "result"]
+    assert coordinator.job_status(1).units_done == 2
+    # unit 2 would take b past its 5%: its upload was answered without a unit
+    with pytest.raises(NotPermitted, match="5%"):
+        b.work_once()
+    assert routes[2][-1] == "next"
+    for w in fresh:
+        assert w.work_once()
+    status = coordinator.job_status(1)
+    assert status.state == "done" and status.cheaters == ()
+
+
+def test_a_result_that_fails_half_way_leaves_the_state_as_it_was(
+    coordinator: Coordinator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A result is checked and recorded in one transaction: one that fails half-way (here the
+    database fails after its checkpoint and result rows were written) leaves no blob and no
+    result behind, and the same upload later is accepted."""
+    submit(coordinator, units=1)
+    coordinator.policy = ReplicationPolicy(replicas=1)
+    w = Worker(account(0), coordinator.handle, clock=coordinator.clock)
+    w.register()
+    payload = UnitPayload.from_body(w.send("next", b"{}"))
+    u = payload.unit
+    checkpoint, trace = run_unit_traced(
+        SPEC, payload.checkpoint, payload.x, payload.y, u.steps, u.seed, every=TRACE_EVERY
+    )
+    assert checkpoint is not None
+    body = pack_parts(
+        {"unit_id": u.unit_id, "input_hash": u.input_hash},
+        {"checkpoint": checkpoint, "trace": b"".join(trace)},
+    )
+
+    def fail(*_args: object) -> None:
+        raise RuntimeError("the database went away")
+
+    with monkeypatch.context() as m:
+        m.setattr(coordinator.state, "add_trace", fail)
+        with pytest.raises(RuntimeError):
+            w.send("result", body)
+    assert coordinator.state.results(u.unit_id) == []
+    with pytest.raises(Exception, match="no blob"):
+        coordinator.state.get_blob(output_hash(checkpoint))
+    w.send("result", body)
+    assert [r.worker for r in coordinator.state.results(u.unit_id)] == [w.address]
+    assert coordinator.job_status(1).state == "done"
 
 
 @pytest.mark.parametrize(

@@ -375,7 +375,8 @@ def worker_command(
     refused_before = ""
     while units is None or worker.units_done < units:
         try:
-            if worker.work_once():
+            # one round trip a unit: each upload asks for the next, unless it is the last
+            if worker.work_once(ask_next=units is None or worker.units_done + 1 < units):
                 console.print(f"unit done ({worker.units_done} so far)", highlight=False)
         except (NotPermitted, InvalidArgument) as exc:
             # a refusal is about one unit or one message: say it once, then ask again

@@ -17,6 +17,9 @@ finding groups within the 5% limit instead of stalling once workers have seen th
 Quotas: a worker holds at most one unit at a time (``next`` hands a worker the unit it already
 holds until it uploads a result or the deadline passes), and each sender's signed requests are
 metered by a token bucket (:class:`Quota`): past it, ``RateLimited`` (HTTP 429) in one sentence.
+A result whose header says ``"next": true`` also asks for the worker's next unit, as BOINC's
+scheduler request reports and asks at once: the reply is then framed (the answer as its header,
+the unit, when there is one, as its ``unit`` part), and a unit costs one signed round trip.
 
 Attestation: a coordinator is handed a :class:`CoordinatorAttestation` (its signing key and the
 evidence that binds that key in its report data). A worker asks for it on the ``attestation``
@@ -61,6 +64,7 @@ from databright.compute.protocol import (
     body_hash,
     open_envelope,
     pack_arrays,
+    pack_parts,
     unpack_arrays,
     unpack_parts,
 )
@@ -270,7 +274,16 @@ class Coordinator:
         if route not in ROUTES:
             raise NotFound(f"there is no route {route!r}; use one of {', '.join(ROUTES)}.")
         if route == "result":  # submit_result authenticates the envelope itself
-            return self._result_reply(self.submit_result(envelope.sender, envelope, body))
+            answer = self._result_answer(self.submit_result(envelope.sender, envelope, body))
+            if unpack_parts(body)[0].get("next") is not True:
+                return json.dumps(answer).encode()
+            # The worker reports and asks for its next unit in one message (BOINC's scheduler
+            # RPC does both): one signature and one round trip a unit instead of two.
+            try:
+                payload = self.next_unit(envelope.sender)
+            except NotPermitted:
+                payload = None  # its next plain ``next`` hears why, in one sentence
+            return pack_parts(answer, {} if payload is None else {"unit": payload.to_body()})
         sender = self.authenticate(envelope, body, route)
         if route == "attestation":
             return json.dumps(self.attest(body)).encode()
@@ -307,7 +320,7 @@ class Coordinator:
         return self.attestation.answer(challenge, self.clock())
 
     @staticmethod
-    def _result_reply(verdict: Verdict | None) -> bytes:
+    def _result_answer(verdict: Verdict | None) -> dict[str, Any]:
         reply: dict[str, Any] = {"accepted": True, "verdict": None}
         if verdict is not None:
             reply["verdict"] = {
@@ -315,7 +328,7 @@ class Coordinator:
                 "agreed_hash": verdict.agreed_hash,
                 "cheaters": [e.worker for e in verdict.cheaters],
             }
-        return json.dumps(reply).encode()
+        return reply
 
     # --- workers and jobs ----------------------------------------------------------------
 
@@ -515,7 +528,7 @@ class Coordinator:
         """The unit ``worker`` should compute now (the same one again while it is assigned),
         or None when there is no work for it. ``NotPermitted`` when work exists but every
         unit it could take would push it or its owner past the exposure limit."""
-        with self._lock:
+        with self._lock, self.state.transaction():
             now = self.clock()
             self.state.expire_assignments(now)
             me = self._worker(worker)
@@ -590,56 +603,74 @@ class Coordinator:
             ) from None
         trace = parts.get("trace")
         with self._lock:
-            unit = self.state.get_unit(unit_id)
-            job = self.state.get_job(unit.job_id)
-            mine = [a for a in self.state.assignments(unit_id=unit_id) if a.worker == worker]
-            if not mine:
-                raise NotPermitted(
-                    f"unit {unit_id} was not assigned to {worker}; ask for work with next_unit()."
+            # One transaction for the message: the checks and everything the verdict writes.
+            with self.state.transaction():
+                verdict = self._record_result(
+                    worker, envelope, body, unit_id, claimed_input, checkpoint, trace
                 )
-            earlier = [r for r in self.state.results(unit_id) if r.worker == worker]
-            if earlier:
-                if earlier[0].output_hash == output_hash(checkpoint):
-                    return None
-                raise NotPermitted(
-                    f"{worker} already uploaded another result for unit {unit_id}; a result "
-                    "cannot be changed."
-                )
-            if unit.state != "open" or mine[0].state == "expired":
-                raise NotPermitted(
-                    f"unit {unit_id} is no longer open to {worker} (its deadline passed or its "
-                    "group is complete); ask for new work."
-                )
-            if claimed_input != unit.input_hash:
-                raise CheckpointMismatch(
-                    f"the result is for checkpoint {claimed_input[:14]}..., but unit {unit_id} "
-                    f"starts from {unit.input_hash[:14]}...; compute from the unit's checkpoint."
-                )
-            spec = _spec(job.spec_json)
-            # a result must at least be weights for the spec
-            weights = load_checkpoint(checkpoint, spec)
-            if trace is not None:
-                self._check_trace(trace, unit, state_hash(weights))
-            digest = self.state.put_blob(checkpoint)
-            self.state.add_result(
-                ResultRecord(
-                    unit_id,
-                    worker,
-                    digest,
-                    envelope.to_dict(),
-                    "0x" + body_hash(body).hex(),
-                    self.clock(),
-                )
-            )
-            if trace is not None:
-                self.state.add_trace(unit_id, worker, self.state.put_blob(trace))
-            results = self.state.results(unit_id)
-            if len(results) < self.state.get_unit(unit_id).replicas:
-                return None
-            verdict = self._judge(unit, job, spec, results)
-            if self.on_verdict is not None:
+            # After the commit (paying and slashing on-chain must find the verdict stored) and
+            # under the lock (verdicts are settled one at a time, in order).
+            if verdict is not None and self.on_verdict is not None:
                 self.on_verdict(verdict)
             return verdict
+
+    def _record_result(
+        self,
+        worker: str,
+        envelope: Envelope,
+        body: bytes,
+        unit_id: int,
+        claimed_input: str,
+        checkpoint: bytes,
+        trace: bytes | None,
+    ) -> Verdict | None:
+        unit = self.state.get_unit(unit_id)
+        job = self.state.get_job(unit.job_id)
+        mine = [a for a in self.state.assignments(unit_id=unit_id) if a.worker == worker]
+        if not mine:
+            raise NotPermitted(
+                f"unit {unit_id} was not assigned to {worker}; ask for work with next_unit()."
+            )
+        earlier = [r for r in self.state.results(unit_id) if r.worker == worker]
+        if earlier:
+            if earlier[0].output_hash == output_hash(checkpoint):
+                return None
+            raise NotPermitted(
+                f"{worker} already uploaded another result for unit {unit_id}; a result "
+                "cannot be changed."
+            )
+        if unit.state != "open" or mine[0].state == "expired":
+            raise NotPermitted(
+                f"unit {unit_id} is no longer open to {worker} (its deadline passed or its "
+                "group is complete); ask for new work."
+            )
+        if claimed_input != unit.input_hash:
+            raise CheckpointMismatch(
+                f"the result is for checkpoint {claimed_input[:14]}..., but unit {unit_id} "
+                f"starts from {unit.input_hash[:14]}...; compute from the unit's checkpoint."
+            )
+        spec = _spec(job.spec_json)
+        # a result must at least be weights for the spec
+        weights = load_checkpoint(checkpoint, spec)
+        if trace is not None:
+            self._check_trace(trace, unit, state_hash(weights))
+        digest = self.state.put_blob(checkpoint)
+        self.state.add_result(
+            ResultRecord(
+                unit_id,
+                worker,
+                digest,
+                envelope.to_dict(),
+                "0x" + body_hash(body).hex(),
+                self.clock(),
+            )
+        )
+        if trace is not None:
+            self.state.add_trace(unit_id, worker, self.state.put_blob(trace))
+        results = self.state.results(unit_id)
+        if len(results) < self.state.get_unit(unit_id).replicas:
+            return None
+        return self._judge(unit, job, spec, results)
 
     @staticmethod
     def _check_trace(trace: bytes, unit: UnitRecord, output_state: bytes) -> None:

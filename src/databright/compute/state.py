@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 
 from databright.compute.units import output_hash
 from databright.errors import InvalidArgument, NotFound
@@ -107,6 +108,13 @@ class ComputeState(abc.ABC):
     """What the coordinator stores; see the module docstring."""
 
     # protocol
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The calls made inside the block (by this thread) as one transaction, committed when
+        it ends and rolled back if it raises; a block inside another joins the outer one. A
+        store without transactions runs the calls one by one."""
+        yield
+
     @abc.abstractmethod
     def use_nonce(self, sender: str, nonce: str, expires_at: int, now: float) -> bool: ...
 
@@ -355,24 +363,61 @@ class SqlComputeState(ComputeState):
             ) from None
         _meta.create_all(self.engine)
         self._nonces_swept = float("-inf")
+        self._bound = threading.local()
 
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        # One connection for the thread until the block ends: the calls inside share its
+        # transaction instead of checking a connection out and committing ~40 times a message.
+        if getattr(self._bound, "connection", None) is not None:
+            yield
+            return
+        with self.engine.begin() as c:
+            self._bound.connection = c
+            try:
+                yield
+            finally:
+                self._bound.connection = None
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        bound = getattr(self._bound, "connection", None)
+        if bound is not None:
+            yield bound
+            return
+        with self.engine.begin() as c:
+            yield c
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        bound = getattr(self._bound, "connection", None)
+        if bound is not None:
+            yield bound
+            return
+        with self.engine.connect() as c:
+            yield c
+
     def _insert(self, table: sa.Table, values: Mapping[str, Any]) -> bool:
-        try:
-            with self.engine.begin() as c:
-                c.execute(table.insert().values(**values))
-        except IntegrityError:
-            return False
-        return True
+        """Insert one row unless its key is there already (then False). ON CONFLICT DO NOTHING
+        rather than catching the IntegrityError: inside :meth:`transaction`, an error would
+        abort the whole transaction on PostgreSQL."""
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT here.
+        key = next(iter(table.primary_key.columns))
+        insert = self._insert_or_skip(table).values(**values).returning(key)
+        with self._write() as c:
+            return c.execute(insert).first() is not None
+
+    def _insert_or_skip(self, table: sa.Table) -> Any:
+        insert = sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert
+        return insert(table).on_conflict_do_nothing()
 
     def _insert_new(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-        """Insert the rows whose keys are not there yet, in one statement (ON CONFLICT DO
-        NOTHING, in both dialects)."""
-        insert = sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert
-        with self.engine.begin() as c:
-            c.execute(insert(table).on_conflict_do_nothing(), rows)
+        """Insert the rows whose keys are not there yet, in one statement."""
+        with self._write() as c:
+            c.execute(self._insert_or_skip(table), rows)
 
     # --- protocol --------------------------------------------------------------------------
 
@@ -380,7 +425,7 @@ class SqlComputeState(ComputeState):
         # Expired nonces are swept at most every _NONCE_SWEEP_S: an envelope past its expiry is
         # refused before its nonce is looked at, so a stale row only takes space meanwhile.
         if now - self._nonces_swept >= _NONCE_SWEEP_S:
-            with self.engine.begin() as c:
+            with self._write() as c:
                 c.execute(_nonces.delete().where(_nonces.c.expires_at < int(now) - 1))
             self._nonces_swept = now
         return self._insert(_nonces, {"sender": sender, "nonce": nonce, "expires_at": expires_at})
@@ -393,7 +438,7 @@ class SqlComputeState(ComputeState):
         return digest
 
     def get_blob(self, digest: str) -> bytes:
-        with self.engine.connect() as c:
+        with self._read() as c:
             row = c.execute(sa.select(_blobs.c.data).where(_blobs.c.digest == digest)).first()
         if row is None:
             raise NotFound(f"no blob {digest} in the compute state; store it with put_blob().")
@@ -423,18 +468,18 @@ class SqlComputeState(ComputeState):
         return record
 
     def get_worker(self, address: str) -> WorkerRecord | None:
-        with self.engine.connect() as c:
+        with self._read() as c:
             row = c.execute(sa.select(_workers).where(_workers.c.address == address)).first()
         return None if row is None else _worker(row)
 
     def workers(self) -> list[WorkerRecord]:
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(sa.select(_workers).order_by(_workers.c.registered_at)).all()
         return [_worker(r) for r in rows]
 
     def record_outcome(self, address: str, valid: bool) -> None:
         column = _workers.c.valid_results if valid else _workers.c.invalid_results
-        with self.engine.begin() as c:
+        with self._write() as c:
             c.execute(
                 _workers.update()
                 .where(_workers.c.address == address)
@@ -445,19 +490,19 @@ class SqlComputeState(ComputeState):
 
     def add_job(self, job: JobRecord) -> int:
         values = {k: v for k, v in job.__dict__.items() if k != "job_id"}
-        with self.engine.begin() as c:
+        with self._write() as c:
             result = c.execute(_jobs.insert().values(**values))
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def get_job(self, job_id: int) -> JobRecord:
-        with self.engine.connect() as c:
+        with self._read() as c:
             row = c.execute(sa.select(_jobs).where(_jobs.c.job_id == job_id)).first()
         if row is None:
             raise NotFound(f"there is no compute job {job_id}; submit it first.")
         return _job(row)
 
     def advance_job(self, job_id: int, checkpoint_hash: str, done: bool) -> None:
-        with self.engine.begin() as c:
+        with self._write() as c:
             c.execute(
                 _jobs.update()
                 .where(_jobs.c.job_id == job_id)
@@ -471,19 +516,19 @@ class SqlComputeState(ComputeState):
     def add_unit(self, unit: UnitRecord) -> int:
         values = {k: v for k, v in unit.__dict__.items() if k != "unit_id"}
         values["example_ids"] = json.dumps(list(unit.example_ids))
-        with self.engine.begin() as c:
+        with self._write() as c:
             result = c.execute(_units.insert().values(**values))
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def get_unit(self, unit_id: int) -> UnitRecord:
-        with self.engine.connect() as c:
+        with self._read() as c:
             row = c.execute(sa.select(_units).where(_units.c.unit_id == unit_id)).first()
         if row is None:
             raise NotFound(f"there is no work unit {unit_id}; ask for work with next_unit().")
         return _unit(row)
 
     def open_units(self) -> list[UnitRecord]:
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(
                 sa.select(_units).where(_units.c.state == "open").order_by(_units.c.unit_id)
             ).all()
@@ -491,14 +536,14 @@ class SqlComputeState(ComputeState):
 
     def job_units(self, job_id: int) -> list[UnitRecord]:
         """The job's units in order (the per-job report reads who settled what)."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(
                 sa.select(_units).where(_units.c.job_id == job_id).order_by(_units.c.seq)
             ).all()
         return [_unit(r) for r in rows]
 
     def fix_unit_group(self, unit_id: int, numeric_class: str, replicas: int) -> None:
-        with self.engine.begin() as c:
+        with self._write() as c:
             c.execute(
                 _units.update()
                 .where(_units.c.unit_id == unit_id, _units.c.replicas == 0)
@@ -506,7 +551,7 @@ class SqlComputeState(ComputeState):
             )
 
     def add_replicas(self, unit_id: int, extra: int) -> None:
-        with self.engine.begin() as c:
+        with self._write() as c:
             c.execute(
                 _units.update()
                 .where(_units.c.unit_id == unit_id)
@@ -514,7 +559,7 @@ class SqlComputeState(ComputeState):
             )
 
     def finish_unit(self, unit_id: int, agreed_hash: str) -> None:
-        with self.engine.begin() as c:
+        with self._write() as c:
             c.execute(
                 _units.update()
                 .where(_units.c.unit_id == unit_id)
@@ -543,14 +588,14 @@ class SqlComputeState(ComputeState):
             query = query.where(_assignments.c.unit_id == unit_id)
         if worker is not None:
             query = query.where(_assignments.c.worker == worker)
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(query).all()
         return [
             AssignmentRecord(r.unit_id, r.worker, r.assigned_at, r.deadline, r.state) for r in rows
         ]
 
     def expire_assignments(self, now: float) -> int:
-        with self.engine.begin() as c:
+        with self._write() as c:
             result = c.execute(
                 _assignments.update()
                 .where(_assignments.c.state == "assigned", _assignments.c.deadline < now)
@@ -559,20 +604,19 @@ class SqlComputeState(ComputeState):
             return int(result.rowcount)
 
     def add_result(self, result: ResultRecord) -> bool:
-        with self.engine.begin() as c:
-            try:
-                with c.begin_nested():
-                    c.execute(
-                        _results.insert().values(
-                            unit_id=result.unit_id,
-                            worker=result.worker,
-                            output_hash=result.output_hash,
-                            envelope=json.dumps(result.envelope, sort_keys=True),
-                            body_hash=result.body_hash,
-                            received_at=result.received_at,
-                        )
-                    )
-            except IntegrityError:
+        with self.transaction(), self._write() as c:
+            added = self._insert(
+                _results,
+                {
+                    "unit_id": result.unit_id,
+                    "worker": result.worker,
+                    "output_hash": result.output_hash,
+                    "envelope": json.dumps(result.envelope, sort_keys=True),
+                    "body_hash": result.body_hash,
+                    "received_at": result.received_at,
+                },
+            )
+            if not added:
                 return False
             c.execute(
                 _assignments.update()
@@ -585,7 +629,7 @@ class SqlComputeState(ComputeState):
         return True
 
     def results(self, unit_id: int) -> list[ResultRecord]:
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(
                 sa.select(_results)
                 .where(_results.c.unit_id == unit_id)
@@ -606,7 +650,7 @@ class SqlComputeState(ComputeState):
     # --- exposure --------------------------------------------------------------------------
 
     def exposure(self, dataset: str, holder: str) -> set[int]:
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(
                 sa.select(_exposure.c.example_id).where(
                     _exposure.c.dataset == dataset, _exposure.c.holder == holder
@@ -615,7 +659,7 @@ class SqlComputeState(ComputeState):
         return {int(r.example_id) for r in rows}
 
     def exposure_count(self, dataset: str, holder: str) -> int:
-        with self.engine.connect() as c:
+        with self._read() as c:
             return int(
                 c.execute(
                     sa.select(sa.func.count()).where(
@@ -627,7 +671,7 @@ class SqlComputeState(ComputeState):
     def exposed_among(self, dataset: str, holder: str, example_ids: Iterable[int]) -> set[int]:
         ids = sorted({int(i) for i in example_ids})
         seen: set[int] = set()
-        with self.engine.connect() as c:
+        with self._read() as c:
             for i in range(0, len(ids), _IN_CHUNK):
                 seen.update(
                     int(r[0])
@@ -650,7 +694,7 @@ class SqlComputeState(ComputeState):
             self._insert_new(_exposure, rows)
 
     def exposure_counts(self, dataset: str) -> dict[str, int]:
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(
                 sa.select(_exposure.c.holder, sa.func.count())
                 .where(_exposure.c.dataset == dataset)
@@ -664,7 +708,7 @@ class SqlComputeState(ComputeState):
         self._insert(_traces, {"unit_id": unit_id, "worker": worker, "trace_hash": digest})
 
     def trace(self, unit_id: int, worker: str) -> str | None:
-        with self.engine.connect() as c:
+        with self._read() as c:
             row = c.execute(
                 sa.select(_traces.c.trace_hash).where(
                     _traces.c.unit_id == unit_id, _traces.c.worker == worker
@@ -691,6 +735,6 @@ class SqlComputeState(ComputeState):
         query = sa.select(_evidence).order_by(_evidence.c.id)
         if job_id is not None:
             query = query.where(_evidence.c.job_id == job_id)
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(query).all()
         return [json.loads(r.record) for r in rows]

@@ -35,7 +35,7 @@ from databright.compute.attestation import (
     check_measurement,
     report_data_for,
 )
-from databright.compute.protocol import Envelope, attestation_digest, pack_parts, seal
+from databright.compute.protocol import Envelope, attestation_digest, pack_parts, seal, unpack_parts
 from databright.compute.replication import TRACE_EVERY, run_unit_traced, trace_of, trace_steps
 from databright.compute.units import UnitPayload, local_numeric_class, run_unit
 from databright.errors import DataBrightError, InvalidArgument, NotFound, NotPermitted
@@ -150,8 +150,10 @@ class Worker:
         ttl_s: int = 60,
         clock: Callable[[], float] = time.time,
         trace: bool = True,
+        ask_next: bool = False,
     ) -> None:
-        """``trace``: send the state hashes of the run with each result (one every
+        """``ask_next``: each upload also asks for the next unit (see :meth:`work_once`).
+        ``trace``: send the state hashes of the run with each result (one every
         ``TRACE_EVERY`` steps: under 1% of the digits MLP's training), so that a dispute costs
         the coordinator only the steps up to the disputed stretch; without, it recomputes the
         whole unit."""
@@ -164,6 +166,8 @@ class Worker:
         self.trace = trace
         self.units_done = 0
         self.coordinator_claims: Claims | None = None
+        self.ask_next = ask_next
+        self._handed: UnitPayload | None = None
 
     @property
     def address(self) -> str:
@@ -217,20 +221,35 @@ class Worker:
         request = {"numeric_class": self.numeric_class, "owner": self.owner or self.address}
         self.send("register", json.dumps(request).encode())
 
-    def work_once(self) -> bool:
-        """Fetch one unit, compute it and upload the result; False when there was no work."""
-        reply = self.send("next", b"{}")
-        if not reply:
-            return False
-        payload = UnitPayload.from_body(reply)
-        meta = {"unit_id": payload.unit.unit_id, "input_hash": self.claimed_input(payload)}
+    def work_once(self, *, ask_next: bool | None = None) -> bool:
+        """Compute one unit and upload the result; False when there was no work. The unit is
+        the one the last upload was answered with, else one fetched with ``next``. With
+        ``ask_next`` (default: :attr:`ask_next`) the upload also asks for the next unit, which
+        the coordinator then holds for this worker until its deadline: a worker about to stop
+        leaves it off."""
+        payload, self._handed = self._handed, None
+        if payload is None:
+            reply = self.send("next", b"{}")
+            if not reply:
+                return False
+            payload = UnitPayload.from_body(reply)
+        meta: dict[str, object] = {
+            "unit_id": payload.unit.unit_id,
+            "input_hash": self.claimed_input(payload),
+        }
+        asking = self.ask_next if ask_next is None else ask_next
+        if asking:
+            meta["next"] = True
         if self.trace:
             checkpoint, trace = self.compute_traced(payload)
             parts = {"checkpoint": checkpoint, "trace": trace}
         else:
             parts = {"checkpoint": self.compute(payload)}
-        self.send("result", pack_parts(meta, parts))
+        reply = self.send("result", pack_parts(meta, parts))
         self.units_done += 1
+        if asking:
+            handed = unpack_parts(reply)[1].get("unit")
+            self._handed = None if handed is None else UnitPayload.from_body(handed)
         return True
 
     def compute_traced(self, payload: UnitPayload) -> tuple[bytes, bytes]:
