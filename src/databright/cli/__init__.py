@@ -38,6 +38,7 @@ from databright.cli import (
     demo,
     dividend,
     evaluate,
+    federation,
     model,
     node,
     proposal,
@@ -103,6 +104,7 @@ app.add_typer(dataset.app, name="dataset")
 app.add_typer(store.app, name="store")
 app.add_typer(model.app, name="model")
 app.add_typer(access.app, name="access")
+app.add_typer(federation.app, name="federation")
 
 
 def _print_version(value: bool) -> None:

@@ -12,6 +12,7 @@ workers and verifies it by redundancy (issue 12; in progress).
   pay and slashing with evidence by CID) and ChainSettlement, which settles verdicts on-chain;
 - :mod:`.attestation`: providers (software, Intel DCAP) turning evidence into verified claims;
 - :mod:`.aggregation` and :mod:`.federated`: robust aggregation and the federated mode;
+  :mod:`.federation` and :mod:`.federation_client`: its networked coordinator and clients;
 - :mod:`.splitting` and :mod:`.split_relay`: a model's layers split across workers, the
   coordinator relaying activations and gradients, so that no worker holds the whole model.
 """
@@ -51,6 +52,14 @@ from databright.compute.federated import (
     scores_evidence,
     settle_contributions,
 )
+from databright.compute.federation import (
+    FederationCoordinator,
+    FederationStore,
+    RoundOffer,
+    UpdateReceipt,
+    federation_clients,
+)
+from databright.compute.federation_client import FederationClient, federation_transport
 from databright.compute.market import (
     ChainSettlement,
     ComputeMarket,
@@ -98,10 +107,13 @@ __all__ = [
     "Evidence",
     "ExposureLedger",
     "FederatedResult",
+    "FederationClient",
+    "FederationCoordinator",
     "FederationInfo",
     "FederationParticipant",
     "FederationSettlement",
     "FederationStatus",
+    "FederationStore",
     "JobInfo",
     "JobStatus",
     "LateCheatWorker",
@@ -109,6 +121,7 @@ __all__ = [
     "RefereeRun",
     "RelayedStageWorker",
     "ReplicationPolicy",
+    "RoundOffer",
     "SlashRecord",
     "SoftwareProvider",
     "SplitPlan",
@@ -118,6 +131,7 @@ __all__ = [
     "StageWorker",
     "UnitPayload",
     "UnitSettlement",
+    "UpdateReceipt",
     "Verdict",
     "WorkUnit",
     "Worker",
@@ -128,6 +142,8 @@ __all__ = [
     "coordinate_median",
     "dcap_evidence",
     "evaluator_attestation",
+    "federation_clients",
+    "federation_transport",
     "krum",
     "mean",
     "multi_krum",

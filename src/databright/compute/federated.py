@@ -65,8 +65,15 @@ __all__ = [
     "Client",
     "FederatedResult",
     "RoundReport",
+    "RoundStep",
+    "aggregate_round",
+    "aggregation_shortfall",
     "alie_z",
+    "attacked_update",
     "check_scores_evidence",
+    "client_addresses",
+    "client_tensors",
+    "local_update",
     "payout_shares",
     "payout_wei",
     "run_federated",
@@ -74,6 +81,7 @@ __all__ = [
     "settle_contributions",
     "split_dirichlet",
     "split_iid",
+    "validation_score",
 ]
 
 AttackKind: TypeAlias = Literal["label_flip", "gaussian", "sign_flip", "alie", "scaled"]
@@ -225,6 +233,26 @@ def alie_z(clients: int, attackers: int) -> float:
     return statistics.NormalDist().inv_cdf(p)
 
 
+def attacked_update(
+    attack: Attack | None, honest: NDArray[np.float32], rng: np.random.Generator
+) -> NDArray[np.float32]:
+    """What one client with ``attack`` sends instead of its ``honest`` update (a vector); a
+    label flipper sends its update as it is (its data is the poison). ALIE is refused: it
+    needs every client's honest update, which no single client has."""
+    if attack is None or attack.kind == "label_flip":
+        return honest
+    if attack.kind == "gaussian":
+        return np.asarray(rng.normal(0.0, attack.level, honest.shape[0]), dtype=np.float32)
+    if attack.kind == "sign_flip":
+        return (-attack.level * honest).astype(np.float32)
+    if attack.kind == "scaled":
+        return (attack.level * honest).astype(np.float32)
+    raise InvalidArgument(
+        "an ALIE attacker needs every client's honest update, which one client does not "
+        "have; choose gaussian, sign_flip, scaled or label_flip."
+    )
+
+
 def _poison(
     honest: NDArray[np.float32],
     clients: Sequence[Client],
@@ -242,17 +270,11 @@ def _poison(
         sigma = honest[trained].std(axis=0, dtype=np.float64)
     for i, client in enumerate(clients):
         attack = client.attack
-        if attack is None or attack.kind == "label_flip":
-            continue
-        if attack.kind == "gaussian":
-            sent[i] = rng.normal(0.0, attack.level, honest.shape[1])
-        elif attack.kind == "sign_flip":
-            sent[i] = -attack.level * honest[i]
-        elif attack.kind == "scaled":
-            sent[i] = attack.level * honest[i]
-        else:  # alie
+        if attack is not None and attack.kind == "alie":
             z = attack.level or alie_z(len(clients), len(alie))
             sent[i] = mu - z * sigma
+        elif attack is not None and attack.kind != "label_flip":
+            sent[i] = attacked_update(attack, honest[i], rng)
     return sent
 
 
@@ -263,7 +285,9 @@ def _set(module: torch.nn.Module, vector: NDArray[np.float32], layout: Layout) -
     module.load_state_dict(unflatten(vector, layout))
 
 
-def _score(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+def validation_score(
+    module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
+) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) on the validation set."""
     import torch
     from torch.nn import functional
@@ -275,7 +299,7 @@ def _score(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[f
         return accuracy, float(functional.cross_entropy(logits, y))
 
 
-def _local_update(
+def local_update(
     spec: ModelSpec,
     module: torch.nn.Module,
     start: NDArray[np.float32],
@@ -286,7 +310,8 @@ def _local_update(
     generator: torch.Generator,
 ) -> NDArray[np.float32]:
     """Local weights minus ``start`` after ``epochs`` passes over the client's examples, with
-    a fresh optimiser of the spec's kind (clients keep no state between rounds)."""
+    a fresh optimiser of the spec's kind (clients keep no state between rounds). ``module``
+    is any network of ``spec`` (its weights are overwritten with ``start``)."""
     import torch
     from torch.nn import functional
 
@@ -307,6 +332,87 @@ def _local_update(
             optimizer.step()
     local, _ = flatten(module.state_dict())
     return local - start
+
+
+def client_tensors(spec: ModelSpec, client: Client) -> tuple[torch.Tensor, torch.Tensor]:
+    """A client's examples and the labels it trains on (a label flipper's flipped)."""
+    import torch
+
+    labels = np.asarray(client.y).astype(np.int64)
+    if client.attack is not None and client.attack.kind == "label_flip":
+        labels = spec.classes - 1 - labels
+    return torch.from_numpy(np.array(client.x, dtype=np.float32)), torch.from_numpy(labels)
+
+
+@dataclass(frozen=True)
+class RoundStep:
+    """One aggregation: the new global weights, their validation accuracy, the rows dropped
+    for non-finite values, and each row's leave-one-out contribution (zeros when not
+    computed, and for dropped rows)."""
+
+    weights: NDArray[np.float32]
+    accuracy: float
+    rejected: tuple[int, ...]
+    scores: NDArray[np.float64]
+
+
+def aggregation_shortfall(
+    rule: Aggregator, round_number: int, finite: int, contributions: bool
+) -> str | None:
+    """Why a round with ``finite`` usable updates cannot be aggregated under ``rule`` (with
+    leave-one-out scores when ``contributions``), in one sentence; None when it can."""
+    if finite < rule.minimum_clients():
+        return (
+            f"round {round_number} has only {finite} finite updates, fewer than the "
+            f"{rule.minimum_clients()} the {rule.rule} rule needs; add clients or "
+            "lower f or trim."
+        )
+    if contributions and finite - 1 < rule.for_clients(finite).minimum_clients():
+        return (
+            f"round {round_number} has {finite} finite updates, too few to leave one out under "
+            f"the {rule.rule} rule; add clients or lower f or trim."
+        )
+    return None
+
+
+def aggregate_round(
+    rule: Aggregator,
+    module: torch.nn.Module,
+    layout: Layout,
+    weights: NDArray[np.float32],
+    sent: NDArray[np.float32],
+    x_val: torch.Tensor,
+    y_val: torch.Tensor,
+    *,
+    round_number: int,
+    contributions: bool,
+    utility: Literal["accuracy", "loss"] = "loss",
+) -> RoundStep:
+    """One round at the coordinator, the same for the simulation and the networked service:
+    drop non-finite updates (rows of ``sent``) as Byzantine, add the robust aggregate of the
+    rest to ``weights``, score the result on the validation set and, with ``contributions``,
+    each kept row by leaving it out (with the same trim count). ``module`` (a network of the
+    run's spec) ends holding the new weights. Raises with :func:`aggregation_shortfall`'s
+    sentence when too few updates are finite."""
+    finite = finite_rows(sent)
+    kept = np.flatnonzero(finite)
+    rejected = tuple(int(i) for i in np.flatnonzero(~finite))
+    short = aggregation_shortfall(rule, round_number, len(kept), contributions)
+    if short is not None:
+        raise InvalidArgument(short)
+    fixed = rule.for_clients(len(kept))
+    new = (weights + fixed(sent[kept])).astype(np.float32)
+    _set(module, new, layout)
+    with_all, loss_all = validation_score(module, x_val, y_val)
+    scores = np.zeros(len(sent), dtype=np.float64)
+    if contributions:
+        for j, row in enumerate(kept.tolist()):
+            others = np.delete(kept, j)
+            _set(module, (weights + fixed(sent[others])).astype(np.float32), layout)
+            accuracy, loss = validation_score(module, x_val, y_val)
+            scores[row] = with_all - accuracy if utility == "accuracy" else loss - loss_all
+        _set(module, new, layout)
+    return RoundStep(new, with_all, rejected, scores)
 
 
 def _check_clients(spec: ModelSpec, clients: Sequence[Client]) -> None:
@@ -379,12 +485,7 @@ def run_federated(
             f"the validation set has {len(xv)} examples and {len(yv)} labels; give at least "
             "one example and one label per example."
         )
-    data = []
-    for c in clients:
-        labels = np.asarray(c.y).astype(np.int64)
-        if c.attack is not None and c.attack.kind == "label_flip":
-            labels = spec.classes - 1 - labels
-        data.append((torch.from_numpy(np.array(c.x, dtype=np.float32)), torch.from_numpy(labels)))
+    data = [client_tensors(spec, c) for c in clients]
 
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -400,46 +501,30 @@ def run_federated(
             honest = np.zeros((len(clients), layout.size), dtype=np.float32)
             for k, (xc, yc) in enumerate(data):
                 if needs_training[k]:
-                    honest[k] = _local_update(
+                    honest[k] = local_update(
                         spec, module, weights, layout, xc, yc, local_epochs, generator
                     )
             sent = _poison(honest, clients, rng)
-            finite = finite_rows(sent)
-            kept = np.flatnonzero(finite)
-            rejected = tuple(int(i) for i in np.flatnonzero(~finite))
-            if len(kept) < rule.minimum_clients():
-                raise InvalidArgument(
-                    f"round {r} has only {len(kept)} finite updates, fewer than the "
-                    f"{rule.minimum_clients()} the {rule.rule} rule needs; add clients or "
-                    "lower f or trim."
-                )
-            fixed = rule.for_clients(len(kept))
-            if contributions and len(kept) - 1 < fixed.minimum_clients():
-                raise InvalidArgument(
-                    f"round {r} has {len(kept)} finite updates, too few to leave one out under "
-                    f"the {rule.rule} rule; add clients or lower f or trim."
-                )
-            new = (weights + fixed(sent[kept])).astype(np.float32)
-            _set(module, new, layout)
-            with_all, loss_all = _score(module, xv, yv)
-            scores = np.zeros(len(clients), dtype=np.float64)
-            if contributions:
-                for j, client in enumerate(kept.tolist()):
-                    others = np.delete(kept, j)
-                    _set(module, (weights + fixed(sent[others])).astype(np.float32), layout)
-                    accuracy, loss = _score(module, xv, yv)
-                    scores[client] = (
-                        with_all - accuracy if utility == "accuracy" else loss - loss_all
-                    )
-                _set(module, new, layout)
-                total += scores
-            weights = new
+            step = aggregate_round(
+                rule,
+                module,
+                layout,
+                weights,
+                sent,
+                xv,
+                yv,
+                round_number=r,
+                contributions=contributions,
+                utility=utility,
+            )
+            total += step.scores
+            weights = step.weights
             history.append(
                 RoundReport(
                     r,
-                    with_all,
-                    rejected,
-                    tuple(float(s) for s in scores) if contributions else (),
+                    step.accuracy,
+                    step.rejected,
+                    tuple(float(s) for s in step.scores) if contributions else (),
                 )
             )
         module.eval()
@@ -501,7 +586,9 @@ EVIDENCE_FORMAT = "databright/federated-scores/1"
 """The ``format`` of :func:`scores_evidence`'s document."""
 
 
-def _client_addresses(clients: Sequence[str], count: int) -> list[str]:
+def client_addresses(clients: Sequence[str], count: int) -> list[str]:
+    """``count`` distinct client addresses, checksummed, in the given order; one sentence
+    when they are not."""
     if isinstance(clients, str) or len(clients) != count:
         raise InvalidArgument(
             f"give one client address per client of the run ({count}), in the run's order, "
@@ -526,7 +613,7 @@ def scores_evidence(result: FederatedResult, clients: Sequence[str], amount: int
         raise InvalidArgument(
             "the run has no contribution scores; run it with contributions=True to pay by them."
         )
-    addresses = _client_addresses(clients, len(result.contributions))
+    addresses = client_addresses(clients, len(result.contributions))
     payouts = payout_wei(amount, result.contributions)
     return {
         "format": EVIDENCE_FORMAT,
