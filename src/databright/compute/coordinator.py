@@ -37,6 +37,7 @@ import json
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -112,6 +113,7 @@ def _spec(text: str) -> ModelSpec:
 
 ROUTES = ("attestation", "register", "next", "result")
 """What a worker may ask; each is also the purpose its envelope is signed for."""
+_BLOB_CACHE = 8  # checkpoints and traces kept in memory by content hash (see Coordinator._blob)
 
 
 def software_measurement() -> str:
@@ -233,6 +235,10 @@ class Coordinator:
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._arrays: dict[str, dict[str, Any]] = {}
+        # The last few checkpoints and traces by content hash: a unit's input is the previous
+        # unit's agreed output, just stored, and a group's outputs are judged right after
+        # their upload. Content-addressed, so a cached blob can never be stale.
+        self._blobs: OrderedDict[str, bytes] = OrderedDict()
         self._shards: dict[tuple[str, int], list[tuple[int, ...]]] = {}
         self.dispatch_guard = dispatch_guard
         self.on_verdict = on_verdict
@@ -462,15 +468,11 @@ class Coordinator:
             range(len(shards)), key=lambda i: (uses.get(shards[i], 0), (i - seq) % len(shards))
         )
         cap = exposure_cap(job.dataset_size, self.ledger.limit)
-        # Each holder's count, read once for all shards; the ids a holder has seen are read
+        # Every holder's count, read at once for all shards; the ids a holder has seen are read
         # (once) only for a holder that a shard could take past the cap.
-        counts: dict[str, int] = {}
+        counts = self.state.exposure_counts(job.dataset)  # one query; absent holders: 0
         seen: dict[str, set[int]] = {}
         workers = self.state.workers()
-        for w in workers:
-            for holder in (w.address, owner_holder(w.owner)):
-                if holder not in counts:
-                    counts[holder] = self.state.exposure_count(job.dataset, holder)
 
         def seen_by(holder: str) -> set[int]:
             if holder not in seen:
@@ -478,7 +480,7 @@ class Coordinator:
             return seen[holder]
 
         def fits(holder: str, ids: tuple[int, ...]) -> bool:
-            return count_after(counts[holder], ids, cap, lambda: seen_by(holder)) <= cap
+            return count_after(counts.get(holder, 0), ids, cap, lambda: seen_by(holder)) <= cap
 
         for i in order:
             owners_by_class: dict[str, set[str]] = {}
@@ -488,6 +490,24 @@ class Coordinator:
             if any(len(o) >= self.policy.replicas for o in owners_by_class.values()):
                 return shards[i]
         return shards[seq % len(shards)]
+
+    def _blob(self, digest: str) -> bytes:
+        data = self._blobs.get(digest)
+        if data is None:
+            data = self.state.get_blob(digest)
+            self._remember(digest, data)
+        return data
+
+    def _put_blob(self, data: bytes) -> str:
+        digest = self.state.put_blob(data)
+        self._remember(digest, data)
+        return digest
+
+    def _remember(self, digest: str, data: bytes) -> None:
+        self._blobs[digest] = data
+        self._blobs.move_to_end(digest)
+        while len(self._blobs) > _BLOB_CACHE:
+            self._blobs.popitem(last=False)
 
     def _data(self, job: JobRecord) -> dict[str, Any]:
         if job.data_hash not in self._arrays:
@@ -511,7 +531,7 @@ class Coordinator:
                 unit.seed,
             ),
             _spec(job.spec_json),
-            self.state.get_blob(unit.input_hash),
+            self._blob(unit.input_hash),
             data["x"][rows],
             data["y"][rows],
         )
@@ -538,7 +558,7 @@ class Coordinator:
                     if unit.state == "open":
                         return self._payload(unit, self.state.get_job(unit.job_id))
             blocked: str | None = None
-            best: tuple[int, int, UnitRecord, JobRecord] | None = None
+            fitting: list[tuple[UnitRecord, JobRecord, list[tuple[str, int]]]] = []
             for unit in self.state.open_units():
                 if unit.numeric_class not in (None, me.numeric_class):
                     continue
@@ -551,22 +571,31 @@ class Coordinator:
                 if any(self._worker(a.worker).owner == me.owner for a in live):
                     continue  # one owner's workers never replicate each other
                 job = self.state.get_job(unit.job_id)
-                if not self.ledger.fits(
+                totals = self.ledger.totals(
                     job.dataset, job.dataset_size, worker, me.owner, unit.example_ids
-                ):
+                )
+                if any(t > exposure_cap(job.dataset_size, self.ledger.limit) for _, t in totals):
                     blocked = job.dataset
                     continue
-                cost = self.ledger.new_cost(job.dataset, worker, unit.example_ids)
-                if best is None or (cost, unit.unit_id) < best[:2]:
-                    best = (cost, unit.unit_id, unit, job)
-            if best is None:
+                fitting.append((unit, job, totals))
+            if not fitting:
                 if blocked is not None:
                     raise NotPermitted(
                         f"worker {worker} has seen all the examples of dataset {blocked} that "
                         "the 5% exposure limit allows; it gets no more of its units."
                     )
                 return None
-            _, _, unit, job = best
+            # the unit costing the fewest new examples, the oldest among equals (asked only
+            # when there is a choice: it is a query per unit)
+            unit, job, totals = min(
+                fitting,
+                key=lambda f: (
+                    0
+                    if len(fitting) == 1
+                    else self.ledger.new_cost(f[1].dataset, worker, f[0].example_ids),
+                    f[0].unit_id,
+                ),
+            )
             # Asked only when there is a unit to give: the guard may ask the chain, and a long
             # poll with nothing to hand out must not cost a chain call per round.
             if self.dispatch_guard is not None and not self.dispatch_guard(worker):
@@ -575,7 +604,9 @@ class Coordinator:
                 self.state.fix_unit_group(
                     unit.unit_id, me.numeric_class, self.policy.replicas_for(me, self._rng)
                 )
-            self.ledger.grant(job.dataset, job.dataset_size, worker, me.owner, unit.example_ids)
+            self.ledger.grant(
+                job.dataset, job.dataset_size, worker, me.owner, unit.example_ids, totals=totals
+            )
             if not self.state.add_assignment(unit.unit_id, worker, now, now + self.unit_deadline_s):
                 return None
             return self._payload(unit, job)
@@ -631,7 +662,8 @@ class Coordinator:
             raise NotPermitted(
                 f"unit {unit_id} was not assigned to {worker}; ask for work with next_unit()."
             )
-        earlier = [r for r in self.state.results(unit_id) if r.worker == worker]
+        results = self.state.results(unit_id)
+        earlier = [r for r in results if r.worker == worker]
         if earlier:
             if earlier[0].output_hash == output_hash(checkpoint):
                 return None
@@ -654,21 +686,16 @@ class Coordinator:
         weights = load_checkpoint(checkpoint, spec)
         if trace is not None:
             self._check_trace(trace, unit, state_hash(weights))
-        digest = self.state.put_blob(checkpoint)
-        self.state.add_result(
-            ResultRecord(
-                unit_id,
-                worker,
-                digest,
-                envelope.to_dict(),
-                "0x" + body_hash(body).hex(),
-                self.clock(),
-            )
+        digest = self._put_blob(checkpoint)
+        record = ResultRecord(
+            unit_id, worker, digest, envelope.to_dict(), "0x" + body_hash(body).hex(), self.clock()
         )
+        self.state.add_result(record)
         if trace is not None:
-            self.state.add_trace(unit_id, worker, self.state.put_blob(trace))
-        results = self.state.results(unit_id)
-        if len(results) < self.state.get_unit(unit_id).replicas:
+            self.state.add_trace(unit_id, worker, self._put_blob(trace))
+        # in the order the state lists them (by arrival), without reading them back
+        results = sorted([*results, record], key=lambda r: (r.received_at, r.worker))
+        if len(results) < unit.replicas:
             return None
         return self._judge(unit, job, spec, results)
 
@@ -705,8 +732,8 @@ class Coordinator:
         replicas = []
         for r in results:
             trace_hash = self.state.trace(unit.unit_id, r.worker)
-            trace = None if trace_hash is None else self.state.get_blob(trace_hash)
-            replicas.append(ReplicaResult(r, self.state.get_blob(r.output_hash), trace))
+            trace = None if trace_hash is None else self._blob(trace_hash)
+            replicas.append(ReplicaResult(r, self._blob(r.output_hash), trace))
         disputed = len({r.output_hash for r in results}) > 1
         if disputed and self.policy.tolerance == 0 and all(r.trace for r in replicas):
             # Bisection: the coordinator computes the unit only up to the disputed stretch.
@@ -733,7 +760,9 @@ class Coordinator:
         for evidence in verdict.cheaters:
             self.state.record_outcome(evidence.worker, False)
             self.state.add_evidence(job.job_id, unit.unit_id, evidence.worker, evidence.to_dict())
-        agreed = self.state.put_blob(verdict.agreed_checkpoint)
+        agreed = output_hash(verdict.agreed_checkpoint)
+        if agreed not in {r.output_hash for r in results}:  # the referee's own: not stored yet
+            agreed = self._put_blob(verdict.agreed_checkpoint)
         self.state.finish_unit(unit.unit_id, agreed)
         done = unit.seq + 1 >= job.total_units
         self.state.advance_job(job.job_id, agreed, done)

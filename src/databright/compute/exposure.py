@@ -75,12 +75,13 @@ class ExposureLedger:
         ids = set(example_ids)
         return len(ids - self.state.exposed_among(dataset, holder, ids))
 
-    def _totals(
-        self, dataset: str, size: int, worker: str, owner: str, ids: set[int]
+    def totals(
+        self, dataset: str, size: int, worker: str, owner: str, example_ids: Collection[int]
     ) -> list[tuple[str, int]]:
-        """Per holder (the worker, its owner): its count once ``ids`` are sent
+        """Per holder (the worker, its owner): its count once ``example_ids`` are sent
         (:func:`count_after`: a holder far below the cap costs one count, not a lookup)."""
         cap = exposure_cap(size, self.limit)
+        ids = set(example_ids)
         return [
             (
                 holder,
@@ -99,22 +100,32 @@ class ExposureLedger:
     ) -> bool:
         """Whether sending ``example_ids`` keeps the worker and its owner within the limit."""
         cap = exposure_cap(size, self.limit)
-        ids = set(example_ids)
-        return all(total <= cap for _, total in self._totals(dataset, size, worker, owner, ids))
+        totals = self.totals(dataset, size, worker, owner, example_ids)
+        return all(total <= cap for _, total in totals)
 
     def grant(
-        self, dataset: str, size: int, worker: str, owner: str, example_ids: Sequence[int]
+        self,
+        dataset: str,
+        size: int,
+        worker: str,
+        owner: str,
+        example_ids: Sequence[int],
+        *,
+        totals: Sequence[tuple[str, int]] | None = None,
     ) -> None:
-        """Record that ``example_ids`` go to ``worker``, or refuse with ``NotPermitted``."""
+        """Record that ``example_ids`` go to ``worker``, or refuse with ``NotPermitted``.
+        ``totals``: what :meth:`totals` gave for the same arguments with nothing recorded
+        since (a caller that checked first need not count again)."""
         cap = exposure_cap(size, self.limit)
-        ids = set(example_ids)
-        totals = self._totals(dataset, size, worker, owner, ids)
+        if totals is None:
+            totals = self.totals(dataset, size, worker, owner, example_ids)
         for (_, total), who in zip(totals, (f"worker {worker}", f"owner {owner}"), strict=True):
             if total > cap:
                 raise NotPermitted(
                     f"{who} would have seen {total} of the {size} examples of dataset {dataset}, "
                     f"over the {self.limit:.0%} limit of {cap}; it gets no more of this dataset."
                 )
+        ids = set(example_ids)
         for holder, _ in totals:
             self.state.add_exposure(dataset, holder, ids)
 
