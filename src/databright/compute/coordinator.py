@@ -38,7 +38,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -239,7 +239,10 @@ class Coordinator:
         # unit's agreed output, just stored, and a group's outputs are judged right after
         # their upload. Content-addressed, so a cached blob can never be stale.
         self._blobs: OrderedDict[str, bytes] = OrderedDict()
-        self._shards: dict[tuple[str, int], list[tuple[int, ...]]] = {}
+        # a job's shards by (data, shard size), with each shard's place among them
+        self._shards: dict[
+            tuple[str, int], tuple[list[tuple[int, ...]], dict[tuple[int, ...], int]]
+        ] = {}
         self.dispatch_guard = dispatch_guard
         self.on_verdict = on_verdict
         self.quota = quota or Quota()
@@ -457,16 +460,23 @@ class Coordinator:
         reallocated to the workers there are, and a worker at its 5% only ever gets shards it
         has seen. With no group able to take any shard, the rotation's shard opens (and waits
         for new workers)."""
-        shards = self._shards.get((job.data_hash, job.shard_size))
-        if shards is None:
-            shards = cut_shards(self._data(job)["ids"].tolist(), job.shard_size)
-            self._shards[(job.data_hash, job.shard_size)] = shards
-        uses: dict[tuple[int, ...], int] = {}
+        key = (job.data_hash, job.shard_size)
+        if key not in self._shards:
+            cut = cut_shards(self._data(job)["ids"].tolist(), job.shard_size)
+            self._shards[key] = (cut, {shard: i for i, shard in enumerate(cut)})
+        shards, index = self._shards[key]
+        uses = [0] * len(shards)
         for u in self.state.job_units(job.job_id):
-            uses[u.example_ids] = uses.get(u.example_ids, 0) + 1
-        order = sorted(
-            range(len(shards)), key=lambda i: (uses.get(shards[i], 0), (i - seq) % len(shards))
-        )
+            if (i := index.get(u.example_ids)) is not None:
+                uses[i] += 1
+
+        def order() -> Iterator[int]:
+            # by uses, then the rotation from seq: lazily, as the first shard usually fits
+            for level in sorted(set(uses)):
+                for k in range(len(shards)):
+                    if uses[i := (seq + k) % len(shards)] == level:
+                        yield i
+
         cap = exposure_cap(job.dataset_size, self.ledger.limit)
         # Every holder's count, read at once for all shards; the ids a holder has seen are read
         # (once) only for a holder that a shard could take past the cap.
@@ -482,7 +492,7 @@ class Coordinator:
         def fits(holder: str, ids: tuple[int, ...]) -> bool:
             return count_after(counts.get(holder, 0), ids, cap, lambda: seen_by(holder)) <= cap
 
-        for i in order:
+        for i in order():
             owners_by_class: dict[str, set[str]] = {}
             for w in workers:
                 if fits(w.address, shards[i]) and fits(owner_holder(w.owner), shards[i]):
