@@ -76,6 +76,7 @@ CLASS = "torch-test/avx2/t1"
 # Over 2**64: exact only if uint256 is kept exactly (in the escrow and in what the payer gets).
 BIG = 20 * 10**18
 PRICE = 10**16
+FED = 10**16
 
 
 @dataclass
@@ -100,6 +101,8 @@ class World:
     cancelled_sale: int
     seller: str
     buyer: str
+    settled_federation: int
+    cancelled_federation: int
 
 
 def _funded(cm: ComputeMarket, wei: int = 10**18) -> ComputeMarket:
@@ -199,10 +202,20 @@ def world(node: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     market.gateway.advance_to(payer.job(reclaimed).expiry)
     payer.reclaim(reclaimed)
     w1.withdraw()
+    # a federation trained and settled (one client scored nothing), and one cancelled
+    fed_spec = market.store.put(b'{"federation": "index"}')
+    clients = [w1.address, w2.address]
+    settled_fed = payer.create_federation(coord.address, FED, 3600, fed_spec, clients).id
+    coordinator.start_federation(settled_fed)
+    coordinator.settle_federation(
+        settled_fed, {w1.address: FED // 2, w2.address: 0}, {"rounds": [], "note": "index test"}
+    )
+    cancelled_fed = payer.create_federation(coord.address, FEE, 3600, fed_spec, [w1.address]).id
+    payer.cancel_federation(cancelled_fed)
     return World(
         node, data_dir, start, admin, coord.address, payer, w1, w2, cheater, leaver,
         open_job, closed, reclaimed, expired, record.evidence_cid, model_id, settled, cancelled,
-        seller, buyer,
+        seller, buyer, settled_fed, cancelled_fed,
     )  # fmt: skip
 
 
@@ -361,7 +374,9 @@ def test_the_index_folds_devices_jobs_units_slashes_and_sales_as_the_chain_has_t
     before = _rows(engine)
     with Session(engine) as s, s.begin():
         s.execute(update(IndexState).values(indexed_block=world.start - 1))
-    assert sum(step.events_added for step in indexer.sync()) == 0
+    # A new indexer: a running one keeps where it wrote the index in memory, and would only
+    # find a rewind by hand when its next write is refused.
+    assert sum(step.events_added for step in _indexer(world, engine).sync()) == 0
     assert _rows(engine) == before
     engine.dispose()
 
@@ -513,6 +528,29 @@ def test_the_api_lists_and_pages_what_the_index_folded(api: str, world: World) -
     assert _get(api, "/api/v1/compute/slashings", job_id=world.open_job)["items"] == [slash]
     assert _get(api, "/api/v1/compute/coordinators")["items"][0]["allowed"]
 
+    feds = _get(api, "/api/v1/compute/federations", payer=world.payer.address)["items"]
+    assert [(f["id"], f["status"]) for f in feds] == [
+        (str(world.settled_federation), "settled"),
+        (str(world.cancelled_federation), "closed"),
+    ]
+    fed = _get(api, f"/api/v1/compute/federations/{world.settled_federation}")
+    f = fed["federation"]
+    assert f["clients"] == [world.w1.address, world.w2.address] and f["started_block"]
+    assert (f["amount_wei"], f["paid_wei"], f["refund_wei"]) == (
+        str(FED),
+        str(FED // 2),
+        str(FED - FED // 2),
+    )
+    assert fed["payouts"] == [
+        {"client": world.w1.address, "amount_wei": str(FED // 2)},
+        {"client": world.w2.address, "amount_wei": "0"},
+    ]
+    scores = requests.get(api + f["scores_path"], timeout=10)  # the evidence, by its CID
+    assert scores.status_code == 200 and scores.json()["note"] == "index test"
+    cancelled = _get(api, f"/api/v1/compute/federations/{world.cancelled_federation}")
+    assert cancelled["federation"]["refund_wei"] == str(FEE)
+    assert cancelled["federation"]["started_block"] is None and cancelled["payouts"] == []
+
     sales = _get(api, "/api/v1/sales", model_id=world.model_id)
     assert [s["status"] for s in sales["items"]] == ["settled", "refunded"]
     sale = _get(api, f"/api/v1/sales/{world.settled_sale}")
@@ -537,6 +575,9 @@ def test_the_api_lists_and_pages_what_the_index_folded(api: str, world: World) -
         ("/api/v1/compute/devices/0x12", 422, "address"),
         ("/api/v1/compute/devices?owner=nobody", 422, "owner"),
         ("/api/v1/compute/slashings?job_id=0", 422, "job_id"),
+        ("/api/v1/compute/federations/999", 404, "federation 999 is not in the index"),
+        ("/api/v1/compute/federations/0", 422, "federation_id"),
+        ("/api/v1/compute/federations?payer=0x12", 422, "payer"),
         ("/api/v1/sales/999", 404, "weight sale 999"),
         ("/api/v1/sales/0", 422, "sale_id"),
         ("/api/v1/sales?status=sold", 422, "status"),
@@ -559,7 +600,7 @@ def test_no_request_the_schema_allows_makes_the_new_operations_fail(
     schema = schemathesis.openapi.from_url(f"{api}/openapi.json")
     operations = [r.ok() for r in schema.get_all_operations()]
     ours = [op for op in operations if op.path.startswith(("/api/v1/compute", "/api/v1/sales"))]
-    assert len(ours) == 10
+    assert len(ours) == 12
     for operation in ours:
 
         @settings(
@@ -616,6 +657,11 @@ def test_the_web_ui_shows_devices_jobs_units_and_slashings_with_evidence(
     evidence = re.search(r'<a href="(/ipfs/[^"]+)">evidence', html)
     assert evidence is not None and record.evidence_cid in evidence.group(1)
     assert requests.get(f"{api}{html_unescape(evidence.group(1))}", timeout=10).status_code == 200
+    # federations, with the link to the scores their payouts follow from
+    assert re.search(rf"<td>{world.settled_federation}</td>.*?settled", html, re.S)
+    scores = re.search(r'<a href="(/ipfs/[^"]+)">scores</a>', html)
+    assert scores is not None
+    assert requests.get(f"{api}{html_unescape(scores.group(1))}", timeout=10).status_code == 200
 
     job = requests.get(f"{api}/ui/compute/jobs/{world.open_job}", timeout=10)
     assert job.status_code == 200

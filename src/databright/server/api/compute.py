@@ -1,5 +1,6 @@
 """The computation market's and the weight sales' REST API, read from the index: devices,
-jobs with their verified units, slashings with their evidence, coordinators, and weight sales.
+jobs with their verified units, slashings with their evidence, coordinators, federations and
+weight sales.
 
 Lists come from the index (``source: index``, with how fresh it is); a job's escrow is read
 from the chain as well (``chain.source: chain``). Digests the chain keeps are answered as the
@@ -20,6 +21,8 @@ from databright.server.api.compute_schemas import (
     DeviceDetail,
     DeviceOut,
     DeviceUnitOut,
+    FederationDetail,
+    FederationOut,
     JobDetail,
     JobOut,
     JobStatus,
@@ -42,6 +45,7 @@ _MAX_ID = 2**64 - 1
 _ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 JobId = Annotated[int, Path(ge=1, le=_MAX_ID, description="The job's id.")]
 SaleId = Annotated[int, Path(ge=1, le=_MAX_ID, description="The sale's id.")]
+FederationId = Annotated[int, Path(ge=1, le=_MAX_ID, description="The federation's id.")]
 AddressParam = Annotated[str, Path(min_length=42, max_length=42, pattern=_ADDRESS)]
 Cursor = Annotated[
     str | None,
@@ -56,6 +60,7 @@ def _account(what: str) -> Any:
 
 OwnerFilter = Annotated[str | None, _account("Only this account's device.")]
 PayerFilter = Annotated[str | None, _account("Only the jobs this account pays for.")]
+FederationPayerFilter = Annotated[str | None, _account("Only the federations it pays for.")]
 WorkerFilter = Annotated[str | None, _account("Only this worker's slashes.")]
 BuyerFilter = Annotated[str | None, _account("Only this account's purchases.")]
 SellerFilter = Annotated[str | None, _account("Only this account's sales.")]
@@ -191,6 +196,27 @@ def coordinators(request: Request, reader: Reader) -> Page[CoordinatorOut]:
     """Coordinators the admin allowed on a verified attestation (and whether still allowed)."""
     items = reader.coordinators()
     return Page[CoordinatorOut](items=items, next_cursor=None, index=_platform(request).status())
+
+
+@compute_router.get("/federations")
+def list_federations(
+    request: Request,
+    reader: Reader,
+    payer: FederationPayerFilter = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[FederationOut]:
+    """Federations (federated training paid by contribution) by id: escrow, clients, whether
+    training started, and once settled what was paid and the CID of the scores behind it."""
+    items, nxt = reader.federations(parse_cursor(cursor), limit, payer)
+    return Page[FederationOut](items=items, next_cursor=nxt, index=_platform(request).status())
+
+
+@compute_router.get("/federations/{federation_id}")
+def federation(request: Request, reader: Reader, federation_id: FederationId) -> FederationDetail:
+    """One federation with each client's posted payout."""
+    out, payouts = reader.federation(federation_id)
+    return FederationDetail(federation=out, payouts=payouts, index=_platform(request).status())
 
 
 @sales_router.get("")

@@ -23,6 +23,8 @@ from databright.server.api.compute_schemas import (
     CoordinatorOut,
     DeviceOut,
     DeviceUnitOut,
+    FederationOut,
+    FederationPayoutOut,
     JobLive,
     JobOut,
     JobStatus,
@@ -60,6 +62,14 @@ _SALE_CODE: Final = {name: code for code, name in _SALE_STATUS.items()}
 # WeightSale's REFUND_* reasons.
 _REFUND_REASON: Final = {1: "cancelled", 2: "not_revealed", 3: "complaint"}
 _DEVICE_SLASHES: Final = 100
+_FEDERATION_EVENTS: Final = (
+    "FederationCreated",
+    "FederationJoined",
+    "FederationStarted",
+    "FederationPayout",
+    "FederationSettled",
+    "FederationClosed",
+)
 
 
 def raw_cid(digest: bytes) -> str:
@@ -392,6 +402,89 @@ class ComputeReader:
             elif who in out:
                 out[who].allowed, out[who].revoked_block = False, e.block_number
         return list(out.values())
+
+    # --- federations ------------------------------------------------------------------
+
+    def _federation_events(self, federation_id: int | None = None) -> dict[int, list[IndexedEvent]]:
+        """Every federation's events in chain order, by federation id. Federations are not
+        folded into rows of their own (yet): they are few next to units and payments."""
+        E = IndexedEvent
+        with Session(self.engine) as s:
+            compute, _ = self._contracts(s)
+            events = list(
+                s.scalars(
+                    select(E)
+                    .where(E.contract == compute, E.name.in_(_FEDERATION_EVENTS))
+                    .order_by(E.block_number, E.log_index)
+                )
+            )
+        by_id: dict[int, list[IndexedEvent]] = {}
+        for e in events:
+            fid = int(e.args["federation_id"])
+            if federation_id is None or fid == federation_id:
+                by_id.setdefault(fid, []).append(e)
+        return by_id
+
+    def _federation_out(
+        self, fid: int, events: list[IndexedEvent]
+    ) -> tuple[FederationOut, list[FederationPayoutOut]]:
+        created = events[0].args
+        out = FederationOut(
+            id=str(fid),
+            payer=str(created["payer"]),
+            coordinator=str(created["coordinator"]),
+            status="open",
+            amount_wei=str(created["amount"]),
+            deadline=str(created["deadline"]),
+            open_joining=bool(created["open_joining"]),
+            spec_cid=self.cid_of(_digest(created["spec_digest"])),
+            clients=[],
+            created_block=events[0].block_number,
+        )
+        payouts: list[FederationPayoutOut] = []
+        for e in events[1:]:
+            a = e.args
+            if e.name == "FederationJoined":
+                out.clients.append(str(a["client"]))
+            elif e.name == "FederationStarted":
+                out.status, out.started_block = "running", e.block_number
+            elif e.name == "FederationPayout":
+                payouts.append(
+                    FederationPayoutOut(client=str(a["client"]), amount_wei=str(a["amount"]))
+                )
+            elif e.name == "FederationSettled":
+                out.status, out.paid_wei, out.refund_wei = (
+                    "settled",
+                    str(a["paid"]),
+                    str(a["refund"]),
+                )
+                out.scores_cid = self.cid_of(_digest(a["scores_cid"]))
+                out.scores_path = evidence_path(out.scores_cid)
+            elif e.name == "FederationClosed":
+                out.status, out.refund_wei = "closed", str(a["refund"])
+        return out, payouts
+
+    def federations(
+        self, after: int, limit: int, payer: str | None = None
+    ) -> tuple[list[FederationOut], str | None]:
+        """Federations by id (after the cursor's id), optionally one payer's."""
+        outs = [
+            self._federation_out(fid, events)[0]
+            for fid, events in sorted(self._federation_events().items())
+            if fid > after and events[0].name == "FederationCreated"
+        ]
+        if payer is not None:
+            outs = [f for f in outs if f.payer == checksum(payer)]
+        return _page(outs, limit, lambda f: int(f.id))
+
+    def federation(self, federation_id: int) -> tuple[FederationOut, list[FederationPayoutOut]]:
+        events = self._federation_events(federation_id).get(federation_id)
+        if not events or events[0].name != "FederationCreated":
+            raise NotFound(
+                f"federation {federation_id} is not in the index; list federations at "
+                "/api/v1/compute/federations."
+            )
+        return self._federation_out(federation_id, events)
 
     # --- weight sales ----------------------------------------------------------------
 

@@ -16,6 +16,10 @@ __all__ = [
     "DeviceOut",
     "DeviceStatus",
     "DeviceUnitOut",
+    "FederationDetail",
+    "FederationOut",
+    "FederationPayoutOut",
+    "FederationStatus",
     "JobDetail",
     "JobLive",
     "JobOut",
@@ -36,6 +40,10 @@ DeviceStatus = Literal["active", "unstaking", "slashed", "withdrawn"]
 #: open: may still pay units; expired: past its expiry, not closed (its payer may reclaim);
 #: closed: closed or reclaimed, the rest refunded.
 JobStatus = Literal["open", "expired", "closed"]
+#: open: escrowed, clients may be named or join, the payer may cancel; running: the coordinator
+#: started training, the escrow leaves only by its payouts (or to the payer after the deadline);
+#: settled: payouts posted; closed: cancelled before the start or reclaimed after the deadline.
+FederationStatus = Literal["open", "running", "settled", "closed"]
 #: WeightSale's sale statuses, by name.
 SaleStatusName = Literal["paid", "delivered", "accepted", "revealed", "settled", "refunded"]
 
@@ -215,4 +223,42 @@ class SaleDetail(BaseModel):
     sale: SaleOut
     listing: ListingOut | None
     events: list[SaleEventOut]
+    index: IndexStatus
+
+
+class FederationPayoutOut(BaseModel):
+    """What the coordinator posted for one client (0 too: the client was scored)."""
+
+    client: str
+    amount_wei: str
+
+
+class FederationOut(BaseModel):
+    """A federation (federated training paid by contribution) as its events tell it."""
+
+    id: str
+    payer: str
+    coordinator: str
+    status: FederationStatus
+    amount_wei: str = Field(description="The escrow the payer funded.")
+    deadline: str = Field(description="Unix time by which the payouts must be posted.")
+    open_joining: bool
+    spec_cid: str = Field(description="The CID of the training spec the payer named.")
+    clients: list[str] = Field(description="Named at creation or joined, in that order.")
+    created_block: int
+    started_block: int | None = None
+    paid_wei: str | None = Field(default=None, description="Paid to clients (once settled).")
+    refund_wei: str | None = Field(default=None, description="Credited back to the payer.")
+    scores_cid: str | None = Field(
+        default=None, description="The CID of the per-round scores the payouts follow from."
+    )
+    scores_path: str | None = Field(default=None, description="Where this server serves them.")
+
+
+class FederationDetail(BaseModel):
+    """One federation with every payout its coordinator posted."""
+
+    source: Literal["index"] = "index"
+    federation: FederationOut
+    payouts: list[FederationPayoutOut]
     index: IndexStatus

@@ -489,6 +489,7 @@ def compute_page(request: Request) -> HTMLResponse:
         devices=reader.devices(0, MAX_LIMIT)[0],
         jobs=reader.jobs(0, MAX_LIMIT)[0],
         slashings=reader.slashings(0, MAX_LIMIT)[0],
+        federations=reader.federations(0, MAX_LIMIT)[0],
     )
 
 
