@@ -76,6 +76,25 @@ def test_connect_to_dead_url_says_unreachable() -> None:
         connect(f"http://127.0.0.1:{port}")
 
 
+def test_connect_reads_the_proxy_settings_of_its_environment(
+    node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read once when connecting (not on every request), but read: a proxy the environment
+    names is used, and NO_PROXY exempts a host from it."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{dead}")
+    with pytest.raises(NodeUnreachable):
+        connect(node.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    assert connect(node.url).chain_id == node.chain_id
+
+
 class _FakeNode:
     """A real HTTP server on a free port that answers every POST with ``answer(method)``:
     ``(status, body)``, or None to hang until the server closes."""

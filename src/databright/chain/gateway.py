@@ -27,6 +27,7 @@ here as well.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -667,8 +668,19 @@ def connect(
         hint = f"; write it as http://{url}" if not parts.scheme or "://" not in url else ""
         raise InvalidArgument(f"RPC URL {url!r} is not an http:// or https:// URL{hint}")
     timeout = DEFAULT_TIMEOUT_S if timeout is None else float(timeout)
+    # The environment's proxy settings are read once, here, not on every request: requests
+    # looks them up per call (proxy_bypass and all), which was ~0.2 ms of each node call.
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:  # what trust_env would have read for an https node with a private CA
+        session.verify = bundle
     provider = Web3.HTTPProvider(
-        url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
+        url,
+        request_kwargs={"timeout": timeout},
+        session=session,
+        exception_retry_configuration=None,
     )
     gw = Gateway(Web3(provider), url, 0, None, timeout)
     node_chain_id = gw.ask("eth_chainId", [], f"connecting to {url}", quantity)
