@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 from databright.errors import BlobNotFound, InvalidArgument
 from databright.server.gateway import blob_gateway
 from databright.storage import LocalBlobStore, MemoryBlobStore, cid_for_bytes, cid_to_digest
-from databright.storage.remote import GatewaySource, SourcedBlobStore, check_source_url
+from databright.storage.remote import (
+    MISS_TTL_S,
+    GatewaySource,
+    SourcedBlobStore,
+    check_source_url,
+)
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +158,34 @@ def test_the_address_of_an_on_chain_digest_is_found_where_the_blob_is(peer) -> N
         assert mine.locate(cid_to_digest(cid)) == cid
     nobody = cid_for_bytes(b"held by no one")
     assert SourcedBlobStore(MemoryBlobStore()).locate(cid_to_digest(nobody)) == nobody
+
+
+def test_a_digest_nobody_holds_is_not_asked_for_again_until_its_miss_expires(peer) -> None:
+    """A page listing many models must not cost a HEAD to every source per blob per request;
+    yet a blob a contributor starts serving later is found once the miss expires."""
+    store, url = peer
+    asked: list[str] = []
+
+    class Counted(GatewaySource):
+        def holds(self, cid: str) -> bool:
+            asked.append(cid)
+            return super().holds(cid)
+
+    source = Counted(url)
+    now = [1000.0]
+    mine = SourcedBlobStore(MemoryBlobStore(), [source], clock=lambda: now[0])
+    late = b"served only later"
+    digest = cid_to_digest(cid_for_bytes(late))
+    assert mine.locate(digest) == cid_for_bytes(late)
+    first = len(asked)
+    assert first >= 1
+    store.put(late)  # its contributor starts serving it
+    now[0] += MISS_TTL_S / 2
+    assert mine.locate(digest) == cid_for_bytes(late) and len(asked) == first
+    now[0] += MISS_TTL_S
+    assert mine.locate(digest) == cid_for_bytes(late) and len(asked) > first
+    # found now: kept, never asked again
+    again = len(asked)
+    now[0] += 10 * MISS_TTL_S
+    mine.locate(digest)
+    assert len(asked) == again

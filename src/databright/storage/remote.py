@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ from databright.storage.unixfs import assemble
 
 __all__ = [
     "DEFAULT_MAX_BLOB_BYTES",
+    "MISS_TTL_S",
     "GatewaySource",
     "SourcedBlobStore",
     "check_source_url",
@@ -44,6 +46,10 @@ DEFAULT_MAX_BLOB_BYTES: Final = 2 << 30
 _CHUNK: Final = 1 << 20
 RAW_TYPE: Final = "application/vnd.ipld.raw"
 CAR_TYPE: Final = "application/vnd.ipld.car"
+#: How long a digest that no source held is not asked of them again: a page listing many
+#: models asked every source for every one of their blobs on each request. Not for ever: a
+#: contributor may start serving it.
+MISS_TTL_S: Final = 60.0
 
 
 def check_source_url(url: str) -> str:
@@ -159,7 +165,9 @@ class SourcedBlobStore:
 
     local: BlobStore
     sources: Sequence[GatewaySource] = ()
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     _located: dict[bytes, str] = field(default_factory=dict, repr=False)
+    _missed: dict[bytes, float] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
         return f"<SourcedBlobStore {self.local!r} + {len(self.sources)} source(s)>"
@@ -225,19 +233,27 @@ class SourcedBlobStore:
         The chain keeps only the digest: a blob up to 256 KiB has the raw CID with it, a larger
         one the dag-pb CID of its UnixFS root. The local store is asked first, then each source
         (a HEAD request per candidate); answers are kept, since content never changes. When no
-        one holds either, the raw CID is returned, so that a miss names the usual address.
+        one holds either, the raw CID is returned, so that a miss names the usual address, and
+        the sources are not asked for it again for ``MISS_TTL_S``.
         """
         digest = bytes(digest)
         if digest in self._located:
             return self._located[digest]
         candidates = cids_for_digest(digest)
         found = next((c for c in candidates if self.local.has(c)), None)
-        for source in self.sources if found is None else ():
+        now = self.clock()
+        asked_lately = now - self._missed.get(digest, float("-inf")) < MISS_TTL_S
+        for source in self.sources if found is None and not asked_lately else ():
             found = next((c for c in candidates if source.holds(c)), None)
             if found is not None:
                 break
         if found is None:
+            if self.sources and not asked_lately:
+                if len(self._missed) >= 4096:  # forget the misses that have expired
+                    self._missed = {d: t for d, t in self._missed.items() if now - t < MISS_TTL_S}
+                self._missed[digest] = now
             return candidates[0]
+        self._missed.pop(digest, None)
         self._located[digest] = found
         return found
 
