@@ -45,7 +45,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, keccak, to_checksum_address
 
 from databright.chain.clients import ComputeMarketClient, ComputeMarketConstants
@@ -63,7 +62,7 @@ from databright.errors import (
     NotFound,
     NotPermitted,
 )
-from databright.market import Market
+from databright.market.bound import BoundContract
 from databright.storage import cid_to_digest, digest_to_cid
 from databright.types import Address, Wei
 
@@ -257,28 +256,12 @@ class UnitSettlement:
     remaining_wei: int
 
 
-class ComputeMarket:
+class ComputeMarket(BoundContract[ComputeMarketClient]):
     """The compute market's SDK for one account (see the module docstring)."""
 
-    def __init__(self, market: Market, contract: ComputeMarketClient) -> None:
-        self.market = market
-        self.contract = contract
-
-    @classmethod
-    def over(cls, market: Market) -> ComputeMarket:
-        """The compute market of the deployment a data-market client uses."""
-        contract = market.bind_recorded("ComputeMarket", ComputeMarketClient, "compute market")
-        return cls(market, contract)
-
-    def as_account(self, account: LocalAccount) -> ComputeMarket:
-        market = self.market.as_account(account)
-        return ComputeMarket(
-            market, market.gateway.bind(ComputeMarketClient, self.contract.address)
-        )
-
-    @property
-    def address(self) -> Address:
-        return self.market.address
+    DEPLOYMENT_KEY = "ComputeMarket"
+    CLIENT = ComputeMarketClient
+    WHAT = "compute market"
 
     def _require_funds(self, value: int, what: str) -> None:
         balance = self.market.gateway.balance()

@@ -12,19 +12,16 @@ price or a share balance may change at any block.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
 from databright.chain.clients import DataAccessClient, DataAccessConstants
 from databright.chain.gateway import Receipt
 from databright.errors import InsufficientFunds, InvalidArgument, NotPermitted
+from databright.market.bound import BoundContract
 from databright.market.market import Market
-from databright.settings import DEFAULT_HOME
 from databright.types import Address, Wei
 
 __all__ = ["MAX_PRICE", "AccessReason", "AccessStatus", "DataAccess", "proposed_data_digests"]
@@ -57,35 +54,12 @@ class AccessStatus:
     revenue_wei: Wei  # everything ever paid for access, all of it to the shareholders
 
 
-class DataAccess:
+class DataAccess(BoundContract[DataAccessClient]):
     """The access register's SDK for one account (see the module docstring)."""
 
-    def __init__(self, market: Market, contract: DataAccessClient) -> None:
-        self.market = market
-        self.contract = contract
-
-    @classmethod
-    def connect(
-        cls,
-        rpc_url: str,
-        account: LocalAccount | str | None = None,
-        data_dir: str | Path = DEFAULT_HOME,
-        sources: Sequence[str] = (),
-    ) -> DataAccess:
-        return cls.over(Market.connect(rpc_url, account, data_dir, sources))
-
-    @classmethod
-    def over(cls, market: Market) -> DataAccess:
-        """The access register of the deployment a data-market client uses."""
-        return cls(market, market.bind_recorded("DataAccess", DataAccessClient, "data access"))
-
-    def as_account(self, account: LocalAccount) -> DataAccess:
-        market = self.market.as_account(account)
-        return DataAccess(market, market.gateway.bind(DataAccessClient, self.contract.address))
-
-    @property
-    def address(self) -> Address:
-        return self.market.address
+    DEPLOYMENT_KEY = "DataAccess"
+    CLIENT = DataAccessClient
+    WHAT = "data access"
 
     # --- prices ----------------------------------------------------------------------
 

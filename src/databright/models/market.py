@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from eth_abi import encode
-from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
 from databright.atomic import atomic_write
@@ -44,6 +43,7 @@ from databright.errors import (
     NotFound,
 )
 from databright.market import Market
+from databright.market.bound import BoundContract
 from databright.ml.card import render_card
 from databright.ml.checkpoint import load_checkpoint
 from databright.ml.onnx import OnnxPredictor
@@ -53,7 +53,6 @@ from databright.ml.train import EpochReport, TrainResult, evaluate, train
 from databright.models.receipts import EscrowState, ReceiptBook, ReceiptDomain, Wallet
 from databright.models.sale import weights_root
 from databright.models.serving import Serving
-from databright.settings import DEFAULT_HOME
 from databright.storage import cid_to_digest, digest_to_cid
 from databright.types import Address, Wei
 
@@ -213,38 +212,12 @@ class DatasetImpact:
     models: list[dict[str, object]]
 
 
-class ModelMarket:
+class ModelMarket(BoundContract[ModelMarketClient]):
     """The model market's SDK for one account (see the module docstring)."""
 
-    def __init__(self, market: Market, contract: ModelMarketClient) -> None:
-        self.market = market
-        self.contract = contract
-
-    # --- connecting ------------------------------------------------------------------
-
-    @classmethod
-    def connect(
-        cls,
-        rpc_url: str,
-        account: LocalAccount | str | None = None,
-        data_dir: str | Path = DEFAULT_HOME,
-        sources: Sequence[str] = (),
-    ) -> ModelMarket:
-        market = Market.connect(rpc_url, account, data_dir, sources)
-        return cls.over(market)
-
-    @classmethod
-    def over(cls, market: Market) -> ModelMarket:
-        """The model market of the deployment a data-market client uses."""
-        return cls(market, market.bind_recorded("ModelMarket", ModelMarketClient, "model market"))
-
-    def as_account(self, account: LocalAccount) -> ModelMarket:
-        market = self.market.as_account(account)
-        return ModelMarket(market, market.gateway.bind(ModelMarketClient, self.contract.address))
-
-    @property
-    def address(self) -> Address:
-        return self.market.address
+    DEPLOYMENT_KEY = "ModelMarket"
+    CLIENT = ModelMarketClient
+    WHAT = "model market"
 
     @property
     def data_dir(self) -> Path:
