@@ -136,13 +136,47 @@ def test_everything_the_chain_emitted_is_indexed_exactly_once(
     # Replaying the whole range adds nothing (and counts no transfer twice).
     with Session(engine) as s, s.begin():
         s.execute(update(IndexState).values(indexed_block=start - 1))
-    assert sum(step.events_added for step in indexer.sync()) == 0
+    # A new indexer: a running one keeps where it wrote the index in memory (see the next test).
+    replay = Indexer(market.gateway, market.contract.address, engine, start_block=start, batch=3)
+    assert sum(step.events_added for step in replay.sync()) == 0
     assert len(_indexed(engine)) == len(rows)
     assert _counts(engine) == _counted(rows)
     assert IndexReader(engine).shareholders(ds) == holders
     # The same index cannot be pointed at another market.
     with pytest.raises(ChainIndexError, match="database of its own"):
         Indexer(market.gateway, node.accounts[5].address, engine)
+    engine.dispose()
+
+
+def test_two_indexers_of_one_index_never_write_a_range_twice(
+    market: Market, node, database_url: str
+) -> None:
+    """Each indexer keeps where the index ends in memory; a write from anywhere else than
+    where the index ends is refused, and the refused indexer reads the index again."""
+    start = market.gateway.block_number()
+    ds = _activity(market, node)
+    engine = open_index(database_url)
+    a, b = (
+        Indexer(market.gateway, market.contract.address, engine, start_block=start, batch=2)
+        for _ in range(2)
+    )
+    a.step()
+    ahead = b.step()  # b read the index as a left it, and goes on from there
+    assert ahead.from_block == start + 2
+    refused = a.step()  # a's own end is behind the index's now: nothing written
+    assert refused.from_block == start + 2 and refused.to_block < refused.from_block
+    assert refused.events_added == 0
+    assert a.step().from_block == ahead.to_block + 1  # a read the index again
+    for _ in range(100):
+        if max(a.step().lag, b.step().lag) == 0:
+            break
+    rows = _indexed(engine)
+    keys = [(r.tx_hash, r.log_index) for r in rows]
+    assert len(keys) == len(set(keys)) == _chain_log_count(market, ds, start)
+    assert _counts(engine) == _counted(rows)
+    assert [(h.address, int(h.shares)) for h in IndexReader(engine).shareholders(ds)] == _holders(
+        rows, ds
+    )
     engine.dispose()
 
 

@@ -4,7 +4,11 @@ compute market and its weight sale, into SQL, never a lie.
 Each :meth:`Indexer.sync` step reads one batch of blocks and writes it in ONE database
 transaction (its blocks, its events, the new ``indexed_block``), so a kill at any moment leaves
 the index at the end of some batch, and the next run resumes there. Events are unique on
-``(tx_hash, log_index)``: replaying a range inserts nothing twice.
+``(tx_hash, log_index)``: replaying a range inserts nothing twice. An indexer keeps where the
+index ends (and its newest kept block, share tokens and models) in memory as it last wrote it,
+so a step reads nothing back; each write moves ``indexed_block`` only from where the batch
+starts, so a write after another indexer's (or a rewind by hand) is refused, writes nothing,
+and the refused indexer reads the index again.
 
 Reorgs: the index keeps the hash of every block it holds events of, and of each batch's last
 block. Before each batch the newest kept block is compared with the chain; on a mismatch the
@@ -43,7 +47,7 @@ from typing import Any, Final, cast
 
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
-from sqlalchemy import Engine, Table, bindparam, delete, func, select, update
+from sqlalchemy import Engine, Insert, Table, Update, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -173,6 +177,48 @@ class SyncStep:
         return max(0, self.head - self.to_block)
 
 
+@dataclass
+class _Position:
+    """Where the index ends, as one indexer last wrote or read it: what a step needs to know
+    before it asks the node anything, kept in memory so a step following the chain spends no
+    query on it. Every write checks ``indexed_block`` against the index itself (another
+    indexer may have written since), and a reorg check or a refused write forgets it."""
+
+    indexed_block: int
+    newest: tuple[int, str] | None  # the newest kept block's number and hash (None: none)
+    head_block: int
+    tokens: dict[str, int]  # share token -> dataset, as of ``indexed_block``
+    models: dict[int, int]  # model -> dataset, alike
+
+
+@dataclass(frozen=True)
+class _BatchStatements:
+    """The statements every batch's write runs, built once: building them (an upsert's
+    ``excluded``, their cache keys' parts) cost more than SQLite took to run them."""
+
+    advance: Update  # the index's end moved from ``end`` to ``last``, if it is still at ``end``
+    keep_blocks: Insert  # upsert, never delete: deleting a kept block would cascade to events
+    add_events: Insert  # returns the events a replay did not hold already
+
+    @classmethod
+    def of(cls, dialect: str) -> _BatchStatements:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        S, E = cast(Table, IndexState.__table__), cast(Table, IndexedEvent.__table__)
+        blocks = insert(cast(Table, IndexedBlock.__table__))
+        return cls(
+            advance=update(S)
+            .where(S.c.chain_id == bindparam("chain"), S.c.indexed_block == bindparam("end"))
+            .values(indexed_block=bindparam("last"), head_block=bindparam("head")),
+            keep_blocks=blocks.on_conflict_do_update(
+                index_elements=["number"],
+                set_={k: blocks.excluded[k] for k in ("hash", "parent_hash", "timestamp")},
+            ),
+            add_events=insert(E)
+            .on_conflict_do_nothing(index_elements=["tx_hash", "log_index"])
+            .returning(E.c.tx_hash, E.c.log_index),
+        )
+
+
 def _plain(value: Any) -> Any:
     """JSON that keeps every uint256 exact: integers as decimal strings, bytes as 0x hex."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
@@ -289,8 +335,8 @@ class Indexer:
         self.chain_id = gateway.chain_id
         self._decoders: dict[str, EventDecoder] = {}
         self._span = 0  # blocks the last step indexed: how many headers to fetch ahead
-        # (indexed_block, share tokens, models) as the last step wrote them
-        self._known: tuple[int, dict[str, int], dict[int, int]] | None = None
+        self._known: _Position | None = None  # the index as the last step left it
+        self._statements = _BatchStatements.of(engine.dialect.name)
         given = {
             "model_market": model_market,
             "compute_market": compute_market,
@@ -384,32 +430,51 @@ class Indexer:
 
     def step(self) -> SyncStep:
         """Roll back a reorg if there was one, then index one batch."""
-        head, rolled_back, ahead = self._head_and_reorg()
-        with Session(self.engine, expire_on_commit=False) as session:
-            state = session.get(IndexState, self.chain_id)
-            assert state is not None  # created in __init__
-            first = state.indexed_block + 1
-            last = min(head, first + self.batch - 1)
-            if first <= last:
-                if self._known is not None and self._known[0] == state.indexed_block:
-                    _, tokens, models = self._known  # as the last step left them
-                else:
-                    tokens = self.tokens(session)
-                    models = self.models(session) if self.model_market else {}
+        at = self._position()
+        head, rolled_back, ahead = self._head_and_reorg(at)
+        at = self._position()  # read again if the reorg check dropped what was known
+        first = at.indexed_block + 1
+        last = min(head, first + self.batch - 1)
         if first > last:
-            if head != state.head_block:  # an idle poll writes nothing
+            if head != at.head_block:  # an idle poll writes nothing
                 self._record_head(head)
-            return SyncStep(first, state.indexed_block, head, 0, rolled_back)
+                at.head_block = head
+            return SyncStep(first, at.indexed_block, head, 0, rolled_back)
         self._known = None  # until this batch is written
-        rows, blocks, tokens, models = self._read(first, last, tokens, models, ahead)
+        rows, blocks, tokens, models = self._read(first, last, at.tokens, at.models, ahead)
         if rows is None:  # the chain changed under this batch: try again next step
-            return SyncStep(first, state.indexed_block, head, 0, rolled_back)
+            return SyncStep(first, at.indexed_block, head, 0, rolled_back)
         added = self._write(first, last, head, rows, blocks)
-        # The share tokens and models known at ``last``, for the next step (a rollback or any
-        # other indexed_block than ``last`` reads them from the index again).
-        self._known = (last, tokens, models)
+        if added is None:  # another indexer wrote this range: read where it left the index
+            return SyncStep(first, at.indexed_block, head, 0, rolled_back)
+        kept = next(b for b in blocks if b["number"] == last)  # ``_read`` keeps the last block
+        # The index as this write left it, so the next step reads nothing back (a rollback or
+        # a range another indexer wrote first reads it from the index again).
+        self._known = _Position(last, (last, kept["hash"]), max(head, last), tokens, models)
         self._span = last - first + 1
         return SyncStep(first, last, head, added, rolled_back)
+
+    def _position(self) -> _Position:
+        """Where the index ends, as the last write left it; read from the index when there was
+        none (the first step, after a rollback, after another indexer wrote first)."""
+        if self._known is not None:
+            return self._known
+        with Session(self.engine) as session:
+            state = session.get(IndexState, self.chain_id)
+            assert state is not None  # created in __init__
+            newest = session.execute(
+                select(IndexedBlock.number, IndexedBlock.hash)
+                .order_by(IndexedBlock.number.desc())
+                .limit(1)
+            ).first()
+            self._known = _Position(
+                state.indexed_block,
+                None if newest is None else (newest.number, newest.hash),
+                state.head_block,
+                self.tokens(session),
+                self.models(session) if self.model_market else {},
+            )
+        return self._known
 
     def _header(self, number: int) -> dict[str, Any] | None:
         block = self.gateway.request(
@@ -417,7 +482,7 @@ class Indexer:
         )
         return dict(block) if block else None
 
-    def _head_and_reorg(self) -> tuple[int, int | None, dict[int, dict[str, Any]]]:
+    def _head_and_reorg(self, at: _Position) -> tuple[int, int | None, dict[int, dict[str, Any]]]:
         """The chain's head, the fork point when a reorg was rolled back (None: none), and
         the headers of the blocks after the index's end that were fetched ahead.
 
@@ -426,28 +491,20 @@ class Indexer:
         indexed, at most ``_AHEAD``), so a step following a fast chain spends two round trips
         (this and the logs), not four. On a quiet chain nothing is fetched ahead (a node that
         bills each request of a batch is asked for two)."""
-        with Session(self.engine) as session:
-            newest = session.execute(
-                select(IndexedBlock.number, IndexedBlock.hash)
-                .order_by(IndexedBlock.number.desc())
-                .limit(1)
-            ).first()
-            state = session.get(IndexState, self.chain_id)
-            assert state is not None  # created in __init__
-            end = state.indexed_block
+        newest, end = at.newest, at.indexed_block
         if newest is None:
             return self.gateway.block_number(), None, {}
         ahead = list(range(end + 1, end + 1 + min(_AHEAD, 2 * self._span)))
         latest, kept, *fetched = self.gateway.ask_many(
             "eth_getBlockByNumber",
-            [["latest", False], [hex(newest.number), False], *([hex(n), False] for n in ahead)],
+            [["latest", False], [hex(newest[0]), False], *([hex(n), False] for n in ahead)],
             "block headers",
             lambda block: dict(block) if block else None,
         )
         if latest is None:
             raise ChainError(f"the node at {self.gateway.url} has no latest block")
         head = _quantity(latest["number"])
-        if kept is not None and _hex(kept["hash"]) == newest.hash:
+        if kept is not None and _hex(kept["hash"]) == newest[1]:
             return head, None, {n: h for n, h in zip(ahead, fetched, strict=True) if h}
         self._span = 0
         self._known = None
@@ -645,66 +702,42 @@ class Indexer:
         head: int,
         rows: list[dict[str, Any]],
         blocks: list[dict[str, Any]],
-    ) -> int:
+    ) -> int | None:
+        """Write one batch in one transaction; the events it added (None: the index does not
+        end at ``first - 1``, another indexer wrote there first, and nothing is written)."""
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        statements = self._statements
         with Session(self.engine) as session, session.begin():
-            state = session.get(IndexState, self.chain_id, with_for_update=True)
-            assert state is not None
-            if state.indexed_block != first - 1:
-                return 0  # another indexer got here first; nothing is written twice
-            # Upsert, never delete: deleting a kept block would cascade to its events.
-            stmt = insert(IndexedBlock)
-            session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["number"],
-                    set_={
-                        "hash": stmt.excluded.hash,
-                        "parent_hash": stmt.excluded.parent_hash,
-                        "timestamp": stmt.excluded.timestamp,
-                    },
-                ),
-                blocks,
+            # Moved first, only from where this batch starts: the row's lock (PostgreSQL) or
+            # the write lock (SQLite) keeps a second indexer out until this one commits, and
+            # no SELECT of the state is needed.
+            moved = session.execute(
+                statements.advance,
+                {"chain": self.chain_id, "end": first - 1, "last": last, "head": max(head, last)},
             )
-            # Counted in the batch's blocks (an index range): a count of the whole table is a
-            # scan of it on SQLite, twice per step, and grows with the index.
-            in_batch = (
-                select(func.count())
-                .select_from(IndexedEvent)
-                .where(IndexedEvent.block_number.between(first, last))
-            )
-            before = session.scalar(in_batch) or 0
-            transfers = [r for r in rows if r["name"] == "Transfer" and r["dataset_id"] is not None]
-            if transfers:  # a replayed transfer is in the index already: count it once
-                E = IndexedEvent
-                have = {
-                    (tx, log)
-                    for tx, log in session.execute(
-                        select(E.tx_hash, E.log_index).where(
-                            E.block_number.between(first, last), E.name == "Transfer"
-                        )
-                    )
-                }
-                add_transfers(
-                    session,
-                    (
-                        (
-                            r["dataset_id"],
-                            r["args"]["sender"],
-                            r["args"]["receiver"],
-                            int(r["args"]["value"]),
-                        )
-                        for r in transfers
-                        if (r["tx_hash"], r["log_index"]) not in have
-                    ),
-                )
+            if cast(Any, moved).rowcount != 1:
+                return None  # another indexer got here first; nothing is written twice
+            session.execute(statements.keep_blocks, blocks)
+            # The events a replay did not hold already, as the insert returns them: no count
+            # of the batch's range before and after, and no query of the transfers held.
+            new: set[tuple[str, int]] = set()
             if rows:
-                session.execute(
-                    insert(IndexedEvent).on_conflict_do_nothing(
-                        index_elements=["tx_hash", "log_index"]
-                    ),
-                    rows,
-                )
-            after = session.scalar(in_batch) or 0
+                new = {(tx, log) for tx, log in session.execute(statements.add_events, rows)}
+            add_transfers(
+                session,
+                (
+                    (
+                        r["dataset_id"],
+                        r["args"]["sender"],
+                        r["args"]["receiver"],
+                        int(r["args"]["value"]),
+                    )
+                    for r in rows
+                    if r["name"] == "Transfer"
+                    and r["dataset_id"] is not None
+                    and (r["tx_hash"], r["log_index"]) in new
+                ),
+            )
             self._mark_settled(
                 session,
                 [
@@ -741,9 +774,7 @@ class Indexer:
                 [r["job_id"] for r in compute],
                 [r["sale_id"] for r in rows if r["contract"] == self.weight_sale],
             )
-            state.indexed_block = last
-            state.head_block = max(head, last)
-        return after - before
+        return len(new)
 
     @staticmethod
     def _mark_settled(session: Session, settled: list[dict[str, Any]]) -> None:
