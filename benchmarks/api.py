@@ -208,6 +208,9 @@ def _measure(platform: Any, database: str, n: int, clients: int) -> None:
             )
         ]
     print(f"\n{database}: seeded {len(ids):,} proposals in {time.perf_counter() - t0:.1f} s")
+    # What the server's indexer thread knows after its first step (it is not started here: the
+    # seeded blocks' hashes are not the node's, and it would roll them back as a reorg).
+    platform.indexer.read_position()
     with serving(create_app(platform)) as url:
         plan = plan_of(holder, n, ids[: len(ids) // 2])
         # Warm-up, untimed: each kind of page a few times, so that first-use costs (statements

@@ -4,6 +4,7 @@ over the server's own OpenAPI document."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import schemathesis
 from databright_dev.serving import serving
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
+from sqlalchemy import event
 
 from databright.chain.deploy import deploy
 from databright.chain.gateway import connect
@@ -63,12 +65,17 @@ def _caught_up(url: str) -> dict:
     raise AssertionError(f"the index did not catch up: {status}")
 
 
+#: Each node's platform behind the ``platform`` fixture's server, for tests that look inside.
+PLATFORMS: dict[str, Platform] = {}
+
+
 @pytest.fixture(scope="module")
 def platform(node, tmp_path_factory) -> Iterator[tuple[str, Market, list[int]]]:
     data_dir = tmp_path_factory.mktemp(f"platform-{node.kind}")
     market, datasets = _build_market(node, data_dir)
     server = Platform(node.url, data_dir, poll_s=0.1)
     server.start()
+    PLATFORMS[node.kind] = server
     with serving(create_app(server)) as url:
         _caught_up(url)
         yield url, market, datasets
@@ -280,6 +287,29 @@ def test_no_request_the_schema_allows_makes_the_server_fail(platform) -> None:
             )
 
         call()
+
+
+def test_a_kept_page_is_answered_without_a_query(platform, node) -> None:
+    """Once a page is kept under the version this process's indexer last wrote, asking for it
+    again costs the server no database statement (the indexer's own polling aside)."""
+    url, _market, datasets = platform
+    server = PLATFORMS[node.kind]
+    path = f"{url}/api/v1/datasets/{datasets[0]}/proposals"
+    first = requests.get(path, timeout=10).json()
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        if threading.current_thread().name != "indexer":
+            statements.append(statement)
+
+    event.listen(server.engine, "before_cursor_execute", count)
+    try:
+        for _ in range(5):
+            again = requests.get(path, timeout=10).json()
+            assert again["items"] == first["items"] and again["index"]["lag"] == 0
+    finally:
+        event.remove(server.engine, "before_cursor_execute", count)
+    assert statements == []
 
 
 def test_a_cached_page_follows_the_index(platform, node) -> None:

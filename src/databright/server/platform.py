@@ -138,6 +138,25 @@ class Platform:
             if caught_up:
                 self._stop.wait(follow_pause(moving, now - last_block, self.poll_s))
 
+    def known_status(self) -> tuple[tuple[int, str | None], IndexStatus] | None:
+        """The index's version and freshness as this process's indexer last left them, read
+        from memory (None while it does not know): a request for a page already kept under
+        that version needs no query at all."""
+        known = self.indexer.known_version()
+        if known is None:
+            return None
+        indexed, block_hash, head = known
+        status = IndexStatus(
+            chain_id=self.indexer.chain_id,
+            market=self.indexer.market,
+            indexed_block=indexed,
+            head_block=head,
+            lag=max(0, head - indexed),
+            stale=self.node_error is not None,
+            node_error=self.node_error,
+        )
+        return (indexed, block_hash), status
+
     def status(self, state: IndexState | None = None) -> IndexStatus:
         """How fresh the index is; ``state``: where indexing stands, as a request's own
         snapshot read it (None: read it now)."""

@@ -24,7 +24,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from databright.server.api.schemas import IndexStatus
 
-__all__ = ["MAX_CACHED_BYTES", "WAIT_S", "PageCache", "page_response"]
+__all__ = ["MAX_CACHED_BYTES", "WAIT_S", "PageCache", "cached_response", "page_response"]
 
 #: The most bytes of page JSON kept (the largest pages, a dataset's thousand shareholders, are
 #: about 100 kB).
@@ -76,6 +76,11 @@ class PageCache:
                 making.set()
         return body
 
+    def peek(self, key: Hashable) -> bytes | None:
+        """The bytes kept under ``key``, or None (nothing is made, nobody waits)."""
+        with self._lock:
+            return self._hit(key)
+
     def _hit(self, key: Hashable) -> bytes | None:
         body = self._entries.get(key)
         if body is not None:
@@ -119,6 +124,16 @@ def page_response(
             + json.dumps(next_cursor).encode()
         )
 
-    body = b'{"source":"index",' + cache.get(key, make) + b',"index":'
+    return _respond(cache.get(key, make), index)
+
+
+def cached_response(cache: PageCache, key: Hashable, index: IndexStatus) -> Response | None:
+    """:func:`page_response`'s answer when the page is kept under ``key``, else None."""
+    kept = cache.peek(key)
+    return None if kept is None else _respond(kept, index)
+
+
+def _respond(kept: bytes, index: IndexStatus) -> Response:
+    body = b'{"source":"index",' + kept + b',"index":'
     body += index.model_dump_json(by_alias=True).encode() + b"}"
     return Response(body, media_type="application/json")

@@ -393,6 +393,26 @@ class Indexer:
             assert state is not None  # created in __init__
             return state
 
+    def read_position(self) -> tuple[int, str | None, int]:
+        """:meth:`known_version`, read from the index if this indexer does not know it yet
+        (what its first step does before anything else)."""
+        self._position()
+        known = self.known_version()
+        assert known is not None  # just read
+        return known
+
+    def known_version(self) -> tuple[int, str | None, int] | None:
+        """Where this indexer last left the index, without a query: the last indexed block,
+        that block's hash (what pages of the index are kept under; see the API's page cache)
+        and the head it last saw. None while it does not know (before its first step, while
+        it writes a batch, after a reorg or another indexer's write, until it reads again).
+        Another process writing the same index is seen at this one's next step."""
+        at = self._known
+        if at is None:
+            return None
+        block_hash = at.newest[1] if at.newest and at.newest[0] == at.indexed_block else None
+        return at.indexed_block, block_hash, at.head_block
+
     def lag(self) -> int:
         """Blocks the chain is ahead of the index (as of the last step's view of the head)."""
         state = self.state()
