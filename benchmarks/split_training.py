@@ -9,6 +9,11 @@ Peers, all on the digits of scikit-learn, one thread, the same spec, seed and da
 * ``split``: :class:`databright.compute.splitting.SplitTraining` with two stage workers in
   this process, every activation, gradient and generator state relayed as safetensors bytes
   through the coordinator (the same work as ``train``, and the same final weights, checked);
+* ``audited``: the same split run with audits at the default rate (5% of batches, every stage
+  recomputed by the coordinator from a snapshot of its starting state; seeded here so that
+  every repeat audits the same batches); ``split`` runs with audits off, but its workers still
+  keep each batch's starting state and commit to digests of their new state, which audits
+  need whether or not a batch is drawn;
 * ``split, no relay``: the same two stages as plain torch modules handing tensors to each
   other directly: what cutting the network costs by itself (an extra backward call, a
   second optimizer step and zero_grad per batch), with no message at all.
@@ -49,6 +54,7 @@ from databright.ml.spec import ModelSpec
 from databright.ml.train import pinned, train
 
 SPEC = Path(__file__).parent / "specs" / "digits_mlp.json"
+AUDIT = 0.05  # SplitTraining's default audit probability per batch
 
 # CPU seconds of this process (all its threads): everything runs on one torch thread, so on an
 # idle machine this is the wall time, and on a shared one (2 cores, several sessions here) it
@@ -56,9 +62,13 @@ SPEC = Path(__file__).parent / "specs" / "digits_mlp.json"
 clock = time.process_time
 
 
-def split_run(spec: ModelSpec, x: np.ndarray, y: np.ndarray) -> tuple[float, bytes, float]:
-    """Seconds, checkpoint and messages per epoch of a two-stage split run."""
-    job = SplitTraining(SplitPlan.balanced(spec, 2))
+def split_run(
+    spec: ModelSpec, x: np.ndarray, y: np.ndarray, audit_probability: float = 0.0
+) -> tuple[float, bytes, float, float]:
+    """Seconds, checkpoint, messages per epoch and batches audited of a two-stage split run."""
+    job = SplitTraining(
+        SplitPlan.balanced(spec, 2), audit_probability=audit_probability, audit_seed=1
+    )
     for k in range(2):
         worker = StageWorker(f"0x{k + 1:040x}")
         job.join(worker.address, worker.handle)
@@ -68,6 +78,7 @@ def split_run(spec: ModelSpec, x: np.ndarray, y: np.ndarray) -> tuple[float, byt
         clock() - started,
         result.checkpoint,
         result.metrics["messages"] / spec.epochs,
+        result.metrics["audits"],
     )
 
 
@@ -140,19 +151,22 @@ def widened(spec: ModelSpec, width: int) -> ModelSpec:
 
 def measure(name: str, spec: ModelSpec, x: np.ndarray, y: np.ndarray, repeats: int) -> float:
     reference = train(spec, x, y)  # warm-up
-    _, checkpoint, messages = split_run(spec, x, y)  # warm-up, and the equality check
-    same = checkpoint == reference.checkpoint
-    unsplit, split, bare = [], [], []
+    _, checkpoint, messages, _ = split_run(spec, x, y)  # warm-up, and the equality check
+    _, audited_checkpoint, _, audits = split_run(spec, x, y, AUDIT)
+    same = checkpoint == reference.checkpoint == audited_checkpoint
+    unsplit, split, audited, bare = [], [], [], []
     for _ in range(repeats):
         started = clock()
         train(spec, x, y)
         unsplit.append((clock() - started) / spec.epochs)
         split.append(split_run(spec, x, y)[0] / spec.epochs)
+        audited.append(split_run(spec, x, y, AUDIT)[0] / spec.epochs)
         bare.append(no_relay_run(spec, x, y) / spec.epochs)
-    u, s, b = (statistics.median(v) for v in (unsplit, split, bare))
+    u, s, a, b = (statistics.median(v) for v in (unsplit, split, audited, bare))
     print(
         f"{name:<28} {spec.parameter_count:>8,} {u * 1000:>10.1f} {s * 1000:>10.1f} "
-        f"{s / u:>6.2f}x {b * 1000:>12.1f} {b / u:>6.2f}x {messages:>6.0f}  "
+        f"{s / u:>6.2f}x {a * 1000:>10.1f} {a / u:>6.2f}x {audits:>6.0f} "
+        f"{b * 1000:>12.1f} {b / u:>6.2f}x {messages:>6.0f}  "
         f"{'yes' if same else 'NO'}"
     )
     return s / u
@@ -181,6 +195,7 @@ def main() -> None:
     )
     print(
         f"{'spec':<28} {'params':>8} {'unsplit':>10} {'split':>10} {'ratio':>7} "
+        f"{'audited':>10} {'ratio':>7} {'audits':>6} "
         f"{'no relay':>12} {'ratio':>7} {'msgs':>6}  same weights"
     )
     ratio = measure(args.spec.stem, spec, x, y, args.repeats)

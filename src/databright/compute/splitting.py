@@ -35,19 +35,38 @@ activations from stage to stage, so every mask is the one the unsplit network wo
 With ``micro_batches > 1`` a batch's gradients are summed over micro-batches (equal up to float
 rounding), batch normalisation is refused (it would normalise each micro-batch on its own) and
 dropout masks are drawn per micro-batch (a valid run, but not the unsplit one).
+
+Stage workers are audited, because a worker that returns wrong but finite activations or
+gradients, or skips its optimizer step, would otherwise go unnoticed. Every worker commits, in
+each update's reply, to digests of its new state (weights and optimizer state), and keeps the
+state it started the batch from. After a batch, with probability ``audit_probability`` drawn
+from the coordinator's own generator (never torch's, so training draws the same numbers), the
+coordinator asks every stage for a ``snapshot`` of that starting state, checks it against the
+worker's previous commitment, and recomputes the stage's batch on the inputs, generator states
+and incoming gradients it relayed: activations, generator states, input gradients and the
+committed new state must all be equal to the bit (one numeric class, one thread; nothing here
+needed a tolerance). The audit is drawn only after the worker committed to everything the batch
+made, so a worker cannot behave only when watched. A mismatch is kept as a
+:class:`StageEvidence` in :attr:`SplitTraining.evidence` and stops the job with
+``NotPermitted``; the collected final weights are checked against the last commitment too.
+The coordinator receiving a stage's state is allowed (it is attested); workers still receive
+only their own stage's weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
+import random
 import re
+import secrets
 import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -77,6 +96,7 @@ __all__ = [
     "SplitPlan",
     "SplitResult",
     "SplitTraining",
+    "StageEvidence",
     "StageLink",
     "StageWorker",
     "TensorRecord",
@@ -84,13 +104,17 @@ __all__ = [
     "encode_message",
 ]
 
-ROUTES: Final = ("load", "forward", "backward", "weights")
+ROUTES: Final = ("load", "forward", "backward", "weights", "snapshot")
 """What the coordinator asks a stage worker."""
 
 StageLink = Callable[[str, bytes], bytes]
 """How the coordinator reaches a stage worker: ``(route, body) -> reply body``."""
 
 _SCORE_CHUNK: Final = 4096  # hold-out scoring goes in chunks of this size, as in train()
+
+# What an honest optimizer (SGD, Adam, AdamW) keeps per parameter: a snapshot holding anything
+# else is not a state the spec's optimizer could be in.
+_OPTIMIZER_KEYS: Final = frozenset({"momentum_buffer", "step", "exp_avg", "exp_avg_sq"})
 
 
 @dataclass(frozen=True)
@@ -370,6 +394,60 @@ def _torch(arrays: Mapping[str, NDArray[Any]]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(v) for k, v in arrays.items()}
 
 
+def _fresh(value: Any) -> torch.Tensor:
+    """A writable copy of a relayed array (often a read-only view of a message) as a tensor."""
+    import torch
+
+    return torch.from_numpy(np.array(_numpy(value)))
+
+
+def _digest(arrays: Mapping[str, Any]) -> str:
+    """sha256 over names, dtypes, shapes and bytes, in name order: equal digests, equal tensors."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(_numpy(arrays[name]))
+        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.reshape(-1).view(np.uint8).data)
+    return h.hexdigest()
+
+
+def _state_hash(commitment: Mapping[str, str]) -> str:
+    """One hash for a state: sha256 of its two committed digests (weights, then optimizer)."""
+    return hashlib.sha256((commitment["weights"] + commitment["optim"]).encode()).hexdigest()
+
+
+def _stage_state(
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    copy: bool,
+    weights: Sequence[tuple[str, torch.Tensor]] | None = None,
+) -> dict[str, NDArray[Any]]:
+    """A stage's whole state as named arrays: ``w.<tensor>`` for its weights and buffers,
+    ``o.<parameter number>.<key>`` for its optimizer state (numbered as ``state_dict`` does).
+    ``weights``: the module's ``state_dict(keep_vars=True)`` items, taken once (training
+    updates them in place), because ``state_dict()`` per batch was a tenth of a split run."""
+    import torch
+
+    named = module.state_dict(keep_vars=True).items() if weights is None else weights
+    state = {f"w.{n}": _numpy(t) for n, t in named}
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for i, p in enumerate(params):
+        for key, value in optimizer.state.get(p, {}).items():
+            if isinstance(value, torch.Tensor):
+                state[f"o.{i}.{key}"] = _numpy(value)
+    return {n: a.copy() for n, a in state.items()} if copy else state
+
+
+def _commitment(state: Mapping[str, Any]) -> dict[str, str]:
+    """The digests a worker commits to: of its weights (named as in the checkpoint, so the
+    final weights can be checked against it) and of its optimizer state."""
+    return {
+        "weights": _digest({n[2:]: a for n, a in state.items() if n.startswith("w.")}),
+        "optim": _digest({n: a for n, a in state.items() if n.startswith("o.")}),
+    }
+
+
 # --- the worker's side -------------------------------------------------------------------
 
 
@@ -382,6 +460,9 @@ class _Held:
     in_shape: tuple[int, ...]
     first: bool
     pending: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    before: tuple[int, dict[str, NDArray[Any]]] | None = None
+    weights: list[tuple[str, torch.Tensor]] = field(default_factory=list)
+    """(step, the state that step started from): what an audit asks for after the batch."""
 
 
 class StageWorker:
@@ -432,7 +513,23 @@ class StageWorker:
             return self._forward(held, meta, tensors)
         if route == "backward":
             return self._backward(held, meta, tensors)
+        if route == "snapshot":
+            return self._snapshot(held, meta)
         return encode_message({}, held.module.state_dict())
+
+    def _snapshot(self, held: _Held, meta: Mapping[str, Any]) -> bytes:
+        step = _step_key({"micro": 0, **meta})[0]
+        if held.before is None or held.before[0] != step:
+            raise NotFound(
+                f"stage {held.stage} keeps the state of its last batch only, not of step {step}; "
+                "ask for a snapshot right after the batch."
+            )
+        return encode_message({"step": step}, held.before[1])
+
+    def _commit(self, held: _Held) -> dict[str, str]:
+        return _commitment(
+            _stage_state(held.module, held.optimizer, copy=False, weights=held.weights)
+        )
 
     def _load(self, job_id: int, meta: Mapping[str, Any], tensors: dict[str, Any]) -> bytes:
         if job_id in self._jobs:
@@ -463,7 +560,9 @@ class StageWorker:
             )
         module.load_state_dict(tensors, strict=True)
         optimizer = spec.optimizer.build(module.parameters())
-        self._jobs[job_id] = _Held(stage, spec, module, optimizer, in_shape, start == 0)
+        held = _Held(stage, spec, module, optimizer, in_shape, start == 0)
+        held.weights = list(module.state_dict(keep_vars=True).items())
+        self._jobs[job_id] = held
         return encode_message({"stage": stage}, {})
 
     def _forward(self, held: _Held, meta: Mapping[str, Any], tensors: dict[str, Any]) -> bytes:
@@ -490,6 +589,12 @@ class StageWorker:
         key = _step_key(meta)
         if key[1] == 0:
             held.optimizer.zero_grad(set_to_none=True)
+            # Kept until the next batch: an audit asks for it only after this batch, when
+            # everything computed from it has been sent and committed to.
+            held.before = (
+                key[0],
+                _stage_state(held.module, held.optimizer, copy=True, weights=held.weights),
+            )
         if not held.first:
             x.requires_grad_(True)
         reply: dict[str, torch.Tensor] = {}
@@ -532,11 +637,13 @@ class StageWorker:
                 "its output."
             )
         out.backward(grad)
+        commitment: dict[str, str] = {}
         if meta.get("update") == "true":
             held.optimizer.step()
+            commitment = self._commit(held)
         if held.first:
-            return encode_message({}, {})
-        return encode_message({}, {"grad": x.grad})
+            return encode_message(commitment, {})
+        return encode_message(commitment, {"grad": x.grad})
 
 
 def _micro_bounds(n: int, parts: int) -> list[tuple[int, int]]:
@@ -582,6 +689,41 @@ class _Seat:
     link: StageLink
 
 
+@dataclass(frozen=True)
+class StageEvidence:
+    """Enough to slash ``worker`` for stage ``stage`` of job ``job_id``: at ``step`` (micro-batch
+    ``micro``) it was given inputs hashing to ``input_hash`` (the committed starting state's
+    digests and what the coordinator relayed to it) and answered ``what`` hashing to
+    ``worker_hash``, where recomputing gives ``recomputed_hash``. A state is hashed as
+    :func:`_state_hash` of its commitment; for ``final weights`` the recomputed hash is the
+    weights digest the worker itself committed to, and for ``an optimizer state`` (one no
+    honest optimizer can hold) it is empty."""
+
+    job_id: int
+    step: int
+    micro: int
+    stage: int
+    worker: str
+    what: str
+    input_hash: str
+    worker_hash: str
+    recomputed_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _MicroTrace:
+    """What one micro-batch relayed, kept until the batch's audit draw: ``acts[k]`` and
+    ``rngs[k]`` went into stage ``k`` (``k + 1``: came out of it), ``grads[k + 1]`` was stage
+    ``k``'s output gradient and ``grads[k]`` (``k > 0``) the input gradient it returned."""
+
+    acts: list[Any] = field(default_factory=list)
+    rngs: list[NDArray[Any] | None] = field(default_factory=list)
+    grads: list[Any] = field(default_factory=list)
+
+
 class SplitTraining:
     """One split training job, run by the trusted coordinator; see the module docstring."""
 
@@ -592,6 +734,8 @@ class SplitTraining:
         job_id: int = 0,
         micro_batches: int = 1,
         threads: int = 1,
+        audit_probability: float = 0.05,
+        audit_seed: int | None = None,
     ) -> None:
         if not isinstance(plan, SplitPlan):
             raise InvalidArgument(
@@ -613,6 +757,14 @@ class SplitTraining:
                 f"layer {norms[0]} is batch normalisation, which would normalise each "
                 "micro-batch on its own and so train another model; use micro_batches=1."
             )
+        if (
+            isinstance(audit_probability, bool)
+            or not isinstance(audit_probability, int | float)
+            or not 0.0 <= audit_probability <= 1.0
+        ):
+            raise InvalidArgument(
+                f"audit_probability must be a number from 0 to 1, got {audit_probability!r}."
+            )
         # Checked again: the dataclass's constructor checks nothing, and a hand-made plan
         # with a stage of no weights would let another stage hold the whole model.
         self.plan = SplitPlan.of(plan.spec, plan.bounds)
@@ -624,8 +776,27 @@ class SplitTraining:
         """Every weight tensor sent to each worker (activations and gradients are not
         weights and are not listed)."""
         self.messages = 0
+        self.audit_probability = float(audit_probability)
+        # The coordinator's own generator, seeded from the OS unless a test fixes it: workers
+        # must not predict which batch is audited, and torch's generators are not touched.
+        self._audit_rng = random.Random(secrets.randbits(64) if audit_seed is None else audit_seed)
+        self.audits = 0
+        """Batches audited so far."""
+        self.audit_messages = 0
+        self.audited: dict[str, list[TensorRecord]] = {}
+        """Every state tensor each worker handed over in an audit snapshot (to the attested
+        coordinator: no worker is ever sent them)."""
+        self.evidence: list[StageEvidence] = []
+        """What each caught worker did; a caller slashes with it."""
+        self._commits: dict[int, dict[str, str]] = {}
+        self._replicas: dict[int, torch.nn.Sequential] = {}  # the coordinator's own stages
         self._rng_shape: tuple[int, ...] = ()
         self._trained = False
+
+    @property
+    def cheaters(self) -> tuple[str, ...]:
+        """The workers caught so far, in the order they were caught."""
+        return tuple(dict.fromkeys(e.worker for e in self.evidence))
 
     # --- who holds what ------------------------------------------------------------------
 
@@ -677,7 +848,7 @@ class SplitTraining:
 
     # --- relaying ------------------------------------------------------------------------
 
-    def _call(
+    def _exchange(
         self,
         stage: int,
         route: str,
@@ -685,12 +856,16 @@ class SplitTraining:
         tensors: Mapping[str, Any],
         *,
         copy: bool = False,
-    ) -> dict[str, NDArray[Any]]:
-        """Send one message to a stage and return the arrays of its reply (read-only views
-        unless ``copy``)."""
+    ) -> tuple[dict[str, str], dict[str, NDArray[Any]]]:
+        """Send one message to a stage and return its reply's meta and arrays (read-only views
+        unless ``copy``); audit messages are counted apart, so that ``messages`` stays what the
+        relaying itself costs."""
         reply = self.seats[stage].link(route, encode_message({"job": self.job_id, **meta}, tensors))
-        self.messages += 1
-        return decode_message(reply, copy=copy)[1]
+        if route == "snapshot":
+            self.audit_messages += 1
+        else:
+            self.messages += 1
+        return decode_message(reply, copy=copy)
 
     def _checked(
         self, stage: int, array: NDArray[Any] | None, what: str, shape: tuple[int, ...]
@@ -711,7 +886,13 @@ class SplitTraining:
         return array
 
     def _forward(
-        self, x: Any, step: int, micro: int, rng: NDArray[Any] | None, mode: str
+        self,
+        x: Any,
+        step: int,
+        micro: int,
+        rng: NDArray[Any] | None,
+        mode: str,
+        trace: _MicroTrace | None = None,
     ) -> tuple[torch.Tensor, NDArray[Any] | None]:
         import torch
 
@@ -719,8 +900,11 @@ class SplitTraining:
         act = x
         meta = {"step": step, "micro": micro, "mode": mode}
         for k in range(self.plan.stages):
+            if trace is not None:
+                trace.acts.append(act)
+                trace.rngs.append(rng)
             send = {"x": act} if rng is None else {"x": act, "rng": rng}
-            reply = self._call(k, "forward", meta, send)
+            reply = self._exchange(k, "forward", meta, send)[1]
             act = self._checked(k, reply.get("x"), "activations", (n, *self.plan.shapes[k + 1]))
             if rng is not None:
                 rng = reply.get("rng")
@@ -729,20 +913,153 @@ class SplitTraining:
                         f"stage {k}'s worker {self.seats[k].worker} did not return the "
                         "generator state; its reply is refused."
                     )
+        if trace is not None:
+            trace.acts.append(act)
+            trace.rngs.append(rng)
         return torch.tensor(act), rng  # the only copy of the logits the coordinator makes
 
-    def _backward(self, grad: Any, step: int, micro: int, update: bool) -> None:
+    def _backward(
+        self, grad: Any, step: int, micro: int, update: bool, trace: _MicroTrace | None = None
+    ) -> None:
         n = int(grad.shape[0])
         meta = {"step": step, "micro": micro, "update": update}
+        grads: list[Any] = [None] * (self.plan.stages + 1)
+        grads[-1] = grad
         for k in reversed(range(self.plan.stages)):
-            reply = self._call(k, "backward", meta, {"grad": grad})
+            answer, reply = self._exchange(k, "backward", meta, {"grad": grad})
+            if update:
+                self._commits[k] = self._committed(k, answer)
             if k:
                 grad = self._checked(k, reply.get("grad"), "gradients", (n, *self.plan.shapes[k]))
+                grads[k] = grad
+        if trace is not None:
+            trace.grads = grads
+
+    def _committed(self, stage: int, answer: Mapping[str, str]) -> dict[str, str]:
+        commitment = {key: answer.get(key, "") for key in ("weights", "optim")}
+        if not all(re.fullmatch(r"[0-9a-f]{64}", v) for v in commitment.values()):
+            raise InvalidArgument(
+                f"stage {stage}'s worker {self.seats[stage].worker} did not commit to its updated "
+                "state (sha256 digests 'weights' and 'optim' in its reply); its reply is refused."
+            )
+        return commitment
+
+    # --- auditing ------------------------------------------------------------------------
+
+    def _audit(self, step: int, traces: Sequence[_MicroTrace], start: Mapping[int, Any]) -> None:
+        """Recompute every stage's part of batch ``step`` from the state it committed to at
+        ``start`` of the batch; record and stop on any difference."""
+        self.audits += 1
+        caught = []
+        for k, seat in sorted(self.seats.items()):
+            _, state = self._exchange(k, "snapshot", {"step": step}, {}, copy=True)
+            self.audited.setdefault(seat.worker, []).extend(
+                TensorRecord("snapshot", n, tuple(int(d) for d in a.shape))
+                for n, a in state.items()
+            )
+            found = self._recompute(k, step, state, traces, start[k])
+            if found is not None:
+                self.evidence.append(found)
+                caught.append(found)
+        if caught:
+            first = caught[0]
+            raise NotPermitted(
+                f"stage {first.stage}'s worker {first.worker} returned {first.what} at step "
+                f"{first.step} (micro-batch {first.micro}) that differ from the coordinator's "
+                "recomputation; the job stops and the evidence is in SplitTraining.evidence "
+                "for slashing its stake."
+            )
+
+    def _recompute(
+        self,
+        k: int,
+        step: int,
+        state: Mapping[str, NDArray[Any]],
+        traces: Sequence[_MicroTrace],
+        start: Mapping[str, str],
+    ) -> StageEvidence | None:
+        import torch
+
+        def evidence(
+            micro: int, what: str, given: Mapping[str, Any], theirs: str, ours: str
+        ) -> StageEvidence:
+            # The inputs: the state the worker committed to and what it was sent for the check.
+            starting = {
+                f"start.{n}": np.frombuffer(bytes.fromhex(v), np.uint8) for n, v in start.items()
+            }
+            inputs = _digest({**given, **starting})
+            return StageEvidence(
+                self.job_id, step, micro, k, self.seats[k].worker, what, inputs, theirs, ours
+            )
+
+        held = _commitment(state)
+        if held != dict(start):
+            return evidence(0, "a starting state", {}, _state_hash(held), _state_hash(start))
+        spec = self.plan.spec
+        module = self._replicas.get(k)
+        if module is None:  # built once: building a stage from the spec was most of an audit
+            module = _stage_module(spec, self.plan.bounds[k], self.plan.bounds[k + 1])
+            self._replicas[k] = module
+        module.load_state_dict(
+            {n: torch.from_numpy(state[f"w.{n}"]) for n in self.plan.tensor_names[k]}, strict=True
+        )
+        optimizer = spec.optimizer.build(module.parameters())
+        params = list(module.parameters())
+        for name, array in state.items():
+            if not name.startswith("o."):
+                continue
+            index, _, key = name[2:].partition(".")
+            p = params[int(index)] if index.isdigit() and int(index) < len(params) else None
+            wanted = () if key == "step" else None if p is None else tuple(p.shape)
+            if key not in _OPTIMIZER_KEYS or p is None or tuple(array.shape) != wanted:
+                return evidence(0, "an optimizer state", {}, _state_hash(held), "")
+            optimizer.state[p][key] = torch.from_numpy(array)
+        # One thread and deterministic kernels as the worker computes; pinned() also restores
+        # torch's global generator, which the replayed dropout draws from.
+        with pinned(1):
+            for micro, trace in enumerate(traces):
+                if micro == 0:
+                    optimizer.zero_grad(set_to_none=True)
+                x = _fresh(trace.acts[k])
+                if k:
+                    x.requires_grad_(True)
+                given: dict[str, Any] = {"x": trace.acts[k]}
+                rng = trace.rngs[k]
+                theirs: dict[str, Any] = {"x": trace.acts[k + 1]}
+                if rng is not None:
+                    given["rng"] = rng
+                    theirs["rng"] = trace.rngs[k + 1]
+                    torch.set_rng_state(_fresh(rng))
+                out = module(x)
+                ours: dict[str, Any] = {"x": out}
+                if rng is not None:
+                    ours["rng"] = torch.get_rng_state()
+                if _digest(ours) != _digest(theirs):
+                    return evidence(micro, "activations", given, _digest(theirs), _digest(ours))
+                given["grad"] = trace.grads[k + 1]
+                out.backward(_fresh(trace.grads[k + 1]))
+                if k:
+                    returned, recomputed = (
+                        _digest({"grad": trace.grads[k]}),
+                        _digest({"grad": x.grad}),
+                    )
+                    if returned != recomputed:
+                        return evidence(micro, "input gradients", given, returned, recomputed)
+            optimizer.step()
+        ours_end = _commitment(_stage_state(module, optimizer, copy=False))
+        if ours_end != self._commits[k]:
+            theirs_end = _state_hash(self._commits[k])
+            return evidence(
+                len(traces) - 1, "an updated state", {}, theirs_end, _state_hash(ours_end)
+            )
+        return None
 
     def _load(self, module: torch.nn.Module) -> None:
         state = module.state_dict()
         for k, seat in sorted(self.seats.items()):
             tensors = {name: state[name] for name in self.plan.tensor_names[k]}
+            # What the worker starts from: these weights and a fresh optimizer.
+            self._commits[k] = {"weights": _digest(tensors), "optim": _digest({})}
             meta = {
                 "spec": self.plan.spec.to_json().decode(),
                 "stage": k,
@@ -750,7 +1067,7 @@ class SplitTraining:
                 "stop": self.plan.bounds[k + 1],
                 "in_shape": list(self.plan.shapes[k]),
             }
-            self._call(k, "load", meta, tensors)
+            self._exchange(k, "load", meta, tensors)
             self.sent.setdefault(seat.worker, []).extend(
                 TensorRecord("load", n, tuple(int(d) for d in t.shape)) for n, t in tensors.items()
             )
@@ -758,11 +1075,24 @@ class SplitTraining:
     def _collect(self) -> dict[str, torch.Tensor]:
         state: dict[str, torch.Tensor] = {}
         for k in range(self.plan.stages):
-            got = _torch(self._call(k, "weights", {}, {}, copy=True))
+            got = _torch(self._exchange(k, "weights", {}, {}, copy=True)[1])
             if set(got) != set(self.plan.tensor_names[k]):
                 raise InvalidArgument(
                     f"stage {k}'s worker {self.seats[k].worker} returned other tensors than its "
                     "stage's; its weights are refused."
+                )
+            returned, committed = _digest(got), self._commits[k]["weights"]
+            if returned != committed:
+                self.evidence.append(
+                    StageEvidence(
+                        self.job_id, -1, 0, k, self.seats[k].worker, "final weights",
+                        committed, returned, committed,
+                    )
+                )  # fmt: skip
+                raise NotPermitted(
+                    f"stage {k}'s worker {self.seats[k].worker} returned final weights other "
+                    "than those it committed to after its last step; they are refused and the "
+                    "evidence is in SplitTraining.evidence for slashing its stake."
                 )
             state.update(got)
         return state
@@ -847,8 +1177,11 @@ class SplitTraining:
                     idx = perm[start:stop]
                     xb, yb = x_train[idx], y_train[idx]
                     pieces = _micro_bounds(stop - start, self.micro_batches)
+                    traces = [_MicroTrace() for _ in pieces]
+                    start_commits = dict(self._commits)
                     for micro, (lo, hi) in enumerate(pieces):
-                        logits, rng = self._forward(xb[lo:hi], step, micro, rng, "train")
+                        trace = traces[micro]
+                        logits, rng = self._forward(xb[lo:hi], step, micro, rng, "train", trace)
                         logits.requires_grad_(True)
                         if len(pieces) == 1:
                             loss = functional.cross_entropy(logits, yb)
@@ -858,9 +1191,12 @@ class SplitTraining:
                             )
                         loss.backward()
                         update = micro == len(pieces) - 1
-                        self._backward(logits.grad, step, micro, update)
+                        self._backward(logits.grad, step, micro, update, trace)
                         loss_sum += loss.item() * (stop - start)
                         correct += int((logits.detach().argmax(1) == yb[lo:hi]).sum())
+                    # Drawn after the batch: every worker has committed to what it computed.
+                    if self._audit_rng.random() < self.audit_probability:
+                        self._audit(step, traces, start_commits)
                     step += 1
                 hold_accuracy, hold_loss = self.score_module(x_hold, y_hold)
                 report = EpochReport(
@@ -889,6 +1225,8 @@ class SplitTraining:
             "epochs": float(spec.epochs),
             "stages": float(self.plan.stages),
             "messages": float(self.messages),
+            "audits": float(self.audits),
+            "audit_messages": float(self.audit_messages),
             "seconds": time.perf_counter() - started,
         }
         return SplitResult(module, checkpoint, metrics, tuple(history))
