@@ -38,8 +38,8 @@ from databright.compute.federation import (
     purpose_of,
     update_body,
 )
-from databright.compute.protocol import Envelope, seal, unpack_arrays
-from databright.compute.transport import error_for
+from databright.compute.protocol import seal, unpack_arrays
+from databright.compute.transport import http_transport
 from databright.compute.worker import Transport
 from databright.errors import InvalidArgument, NodeUnreachable, NotPermitted
 from databright.ml.spec import ModelSpec
@@ -71,28 +71,13 @@ def federation_transport(
     base_url: str, timeout: float = 60.0, *, session: requests.Session | None = None
 ) -> Transport:
     """A transport to the federation coordinator at ``base_url``."""
-    if timeout <= 0:
-        raise InvalidArgument(f"timeout must be positive seconds, got {timeout!r}.")
-    base = base_url.rstrip("/")
-    http = session or requests.Session()
-    http.trust_env = False  # the coordinator is reached directly, never through a proxy
-
-    def send(route: str, envelope: Envelope, body: bytes) -> bytes:
-        headers = {"Content-Type": "application/octet-stream", **envelope.to_headers()}
-        try:
-            reply = http.post(
-                f"{base}{FEDERATION_PREFIX}/{route}", data=body, headers=headers, timeout=timeout
-            )
-        except requests.RequestException as exc:
-            raise NodeUnreachable(
-                f"the federation coordinator at {base} does not answer ({type(exc).__name__}); "
-                "check the URL and that `databright federation serve` runs."
-            ) from None
-        if reply.status_code >= 400:
-            raise error_for(reply.status_code, reply.text, base)
-        return bytes(reply.content)
-
-    return send
+    return http_transport(
+        base_url,
+        timeout,
+        session=session,
+        prefix=FEDERATION_PREFIX,
+        serves="`databright federation serve`",
+    )
 
 
 class FederationClient:

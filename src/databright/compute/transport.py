@@ -72,8 +72,12 @@ def http_transport(
     timeout: float = 30.0,
     *,
     session: requests.Session | None = None,
+    prefix: str = PREFIX,
+    serves: str = "`databright coordinator`",
 ) -> Transport:
-    """A transport to the coordinator at ``base_url``; ``timeout`` must exceed its long poll."""
+    """A transport to the coordinator at ``base_url``; ``timeout`` must exceed its long poll.
+    ``prefix``: where its routes are (the federation coordinator's are elsewhere); ``serves``:
+    the command a sentence names when nothing answers."""
     if timeout <= 0:
         raise InvalidArgument(f"timeout must be positive seconds, got {timeout!r}.")
     base = base_url.rstrip("/")
@@ -81,7 +85,7 @@ def http_transport(
     http.trust_env = False  # the coordinator is reached directly, never through a proxy
 
     def send(route: str, envelope: Envelope, body: bytes) -> bytes:
-        url = f"{base}{PREFIX}/{route}"
+        url = f"{base}{prefix}/{route}"
         headers = {"Content-Type": "application/octet-stream"}
         headers.update(envelope.to_headers())
         try:
@@ -89,7 +93,7 @@ def http_transport(
         except requests.RequestException as exc:
             raise NodeUnreachable(
                 f"the coordinator at {base} does not answer ({type(exc).__name__}); check the "
-                "URL and that `databright coordinator` runs."
+                f"URL and that {serves} runs."
             ) from None
         if reply.status_code == 204:
             return b""
