@@ -55,7 +55,6 @@ only their own stage's weights.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
@@ -70,6 +69,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
+from blake3 import blake3
 from numpy.typing import ArrayLike, NDArray
 
 from databright.compute.exposure import ExposureLedger
@@ -401,19 +401,44 @@ def _fresh(value: Any) -> torch.Tensor:
     return torch.from_numpy(np.array(_numpy(value)))
 
 
+def _digest_head(entries: Sequence[tuple[str, str, Sequence[int]]]) -> bytes:
+    """What a digest hashes before the bytes: the length of, then, a JSON list of ``[name,
+    numpy dtype string, shape]`` per tensor, in name order (JSON, so no name can forge
+    another layout)."""
+    head = json.dumps([[n, d, [int(x) for x in s]] for n, d, s in entries]).encode()
+    return struct.pack("<Q", len(head)) + head
+
+
 def _digest(arrays: Mapping[str, Any]) -> str:
-    """sha256 over names, dtypes, shapes and bytes, in name order: equal digests, equal tensors."""
-    h = hashlib.sha256()
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(_numpy(arrays[name]))
-        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
-        h.update(a.reshape(-1).view(np.uint8).data)
+    """The one digest of named tensors (numpy arrays or torch tensors) used here: BLAKE3 (hex)
+    of :func:`_digest_head` followed by every tensor's raw bytes (C order), in name order.
+    Equal digests, equal names, dtypes, shapes and bytes. A stage worker computes the same
+    digest of its state from one copy of it (:class:`_StateBook`); both must stay this."""
+    names = sorted(arrays)
+    parts = [_numpy(arrays[n]) for n in names]
+    h = blake3(_digest_head([(n, a.dtype.str, a.shape) for n, a in zip(names, parts, strict=True)]))
+    for a in parts:
+        h.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8).data)
     return h.hexdigest()
 
 
 def _state_hash(commitment: Mapping[str, str]) -> str:
-    """One hash for a state: sha256 of its two committed digests (weights, then optimizer)."""
-    return hashlib.sha256((commitment["weights"] + commitment["optim"]).encode()).hexdigest()
+    """One hash for a state: BLAKE3 of its two committed digests (weights, then optimizer)."""
+    return blake3((commitment["weights"] + commitment["optim"]).encode()).hexdigest()
+
+
+def _optimizer_state(optimizer: torch.optim.Optimizer) -> list[tuple[str, torch.Tensor]]:
+    """An optimizer's tensors, ``o.<parameter number>.<key>`` (numbered as ``state_dict``
+    does), in parameter then key order."""
+    import torch
+
+    named = []
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for i, p in enumerate(params):
+        for key, value in optimizer.state.get(p, {}).items():
+            if isinstance(value, torch.Tensor):
+                named.append((f"o.{i}.{key}", value))
+    return named
 
 
 def _stage_state(
@@ -425,27 +450,95 @@ def _stage_state(
 ) -> dict[str, NDArray[Any]]:
     """A stage's whole state as named arrays: ``w.<tensor>`` for its weights and buffers,
     ``o.<parameter number>.<key>`` for its optimizer state (numbered as ``state_dict`` does).
-    ``weights``: the module's ``state_dict(keep_vars=True)`` items, taken once (training
-    updates them in place), because ``state_dict()`` per batch was a tenth of a split run."""
-    import torch
-
+    ``weights``: the module's ``state_dict(keep_vars=True)`` items, if taken already."""
     named = module.state_dict(keep_vars=True).items() if weights is None else weights
     state = {f"w.{n}": _numpy(t) for n, t in named}
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    for i, p in enumerate(params):
-        for key, value in optimizer.state.get(p, {}).items():
-            if isinstance(value, torch.Tensor):
-                state[f"o.{i}.{key}"] = _numpy(value)
+    state.update((n, _numpy(t)) for n, t in _optimizer_state(optimizer))
     return {n: a.copy() for n, a in state.items()} if copy else state
 
 
 def _commitment(state: Mapping[str, Any]) -> dict[str, str]:
-    """The digests a worker commits to: of its weights (named as in the checkpoint, so the
-    final weights can be checked against it) and of its optimizer state."""
+    """The digests a worker commits to (:func:`_digest`): of its weights (named as in the
+    checkpoint, so the final weights can be checked against it) and of its optimizer state
+    (named ``o.<parameter number>.<key>``), from a :func:`_stage_state`."""
     return {
         "weights": _digest({n[2:]: a for n, a in state.items() if n.startswith("w.")}),
         "optim": _digest({n: a for n, a in state.items() if n.startswith("o.")}),
     }
+
+
+class _StateBook:
+    """A stage worker's copies of its state, and their :func:`_commitment`, per batch.
+
+    :meth:`take` copies the whole state (weights, then optimizer state, each part in name
+    order, raw bytes back to back) into one preallocated byte buffer, with a single
+    ``np.concatenate`` into byte views of the tensors taken once (optimizers update their
+    state in place), and hashes each part in one call: the digests are :func:`_commitment`'s
+    of the same state, and the copy is what the next batch starts from, kept for its audit.
+    The views are taken again whenever the state's tensors change (an optimizer's first step
+    creates its state; anything may replace a tensor): each take compares them first.
+    Buffers are reused once neither the latest copy nor the one kept for an audit is in them."""
+
+    def __init__(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self._weights = [(n, t) for n, t in module.state_dict(keep_vars=True).items()]
+        self._optimizer = optimizer
+        self._key: list[tuple[str, int, int]] = []
+        self._sources: list[NDArray[Any]] = []
+        self._heads = (b"", b"")
+        self._split = 0
+        self._size = 0
+        self._layout: list[tuple[str, np.dtype[Any], tuple[int, ...], int, int]] = []
+        self._pool: list[tuple[NDArray[Any], dict[str, NDArray[Any]]]] = []
+
+    def _tensors(self) -> list[tuple[str, torch.Tensor]]:
+        return [(f"w.{n}", t) for n, t in self._weights] + _optimizer_state(self._optimizer)
+
+    def _relayout(self, tensors: list[tuple[str, torch.Tensor]]) -> None:
+        import torch
+
+        weights = sorted((n, t.detach()) for n, t in tensors if n.startswith("w."))
+        optim = sorted((n, t.detach()) for n, t in tensors if n.startswith("o."))
+        self._sources, self._layout, offset = [], [], 0
+        for name, t in (*weights, *optim):
+            typed = t.numpy()  # the dtype string a numpy digest uses (and float32 and int only)
+            flat = t.reshape(-1).view(torch.uint8).numpy()
+            self._sources.append(flat)
+            self._layout.append((name, typed.dtype, tuple(t.shape), offset, offset + flat.size))
+            offset += flat.size
+        self._split = sum(t.numel() * t.element_size() for _, t in weights)
+        self._size = offset
+        self._heads = (
+            _digest_head([(n[2:], t.numpy().dtype.str, tuple(t.shape)) for n, t in weights]),
+            _digest_head([(n, t.numpy().dtype.str, tuple(t.shape)) for n, t in optim]),
+        )
+        self._pool = []
+        self._key = [(n, id(t), t.data_ptr()) for n, t in tensors]
+        if not all(t.is_contiguous() for _, t in tensors):
+            self._key = []  # a copy (not a view) would not follow the updates: retake each time
+
+    def take(
+        self, *keep: dict[str, NDArray[Any]] | None
+    ) -> tuple[dict[str, str], dict[str, NDArray[Any]]]:
+        """The commitment to the current state, and a copy of it (named as in a snapshot),
+        written into no buffer that holds one of ``keep``."""
+        tensors = self._tensors()
+        if not self._key or self._key != [(n, id(t), t.data_ptr()) for n, t in tensors]:
+            self._relayout(tensors)
+        free = [(flat, views) for flat, views in self._pool if all(views is not k for k in keep)]
+        if free:
+            flat, views = free[0]
+        else:
+            flat = np.empty(self._size, np.uint8)
+            views = {
+                name: flat[lo:hi].view(dtype).reshape(shape)
+                for name, dtype, shape, lo, hi in self._layout
+            }
+            self._pool.append((flat, views))
+        np.concatenate(self._sources, out=flat)
+        weights, optim = blake3(self._heads[0]), blake3(self._heads[1])
+        weights.update(flat[: self._split].data)
+        optim.update(flat[self._split :].data)
+        return {"weights": weights.hexdigest(), "optim": optim.hexdigest()}, views
 
 
 # --- the worker's side -------------------------------------------------------------------
@@ -460,8 +553,11 @@ class _Held:
     in_shape: tuple[int, ...]
     first: bool
     pending: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    book: _StateBook | None = None
+    latest: dict[str, NDArray[Any]] | None = None
+    """A copy of the state last committed to (at load, the state loaded): what the next batch
+    starts from."""
     before: tuple[int, dict[str, NDArray[Any]]] | None = None
-    weights: list[tuple[str, torch.Tensor]] = field(default_factory=list)
     """(step, the state that step started from): what an audit asks for after the batch."""
 
 
@@ -527,9 +623,12 @@ class StageWorker:
         return encode_message({"step": step}, held.before[1])
 
     def _commit(self, held: _Held) -> dict[str, str]:
-        return _commitment(
-            _stage_state(held.module, held.optimizer, copy=False, weights=held.weights)
-        )
+        """Commit to the current state (:func:`_commitment`'s digests), keeping a copy of it
+        for the next batch's audit."""
+        assert held.book is not None
+        keep = None if held.before is None else held.before[1]
+        commitment, held.latest = held.book.take(held.latest, keep)
+        return commitment
 
     def _load(self, job_id: int, meta: Mapping[str, Any], tensors: dict[str, Any]) -> bytes:
         if job_id in self._jobs:
@@ -561,7 +660,8 @@ class StageWorker:
         module.load_state_dict(tensors, strict=True)
         optimizer = spec.optimizer.build(module.parameters())
         held = _Held(stage, spec, module, optimizer, in_shape, start == 0)
-        held.weights = list(module.state_dict(keep_vars=True).items())
+        held.book = _StateBook(module, optimizer)
+        held.latest = held.book.take()[1]
         self._jobs[job_id] = held
         return encode_message({"stage": stage}, {})
 
@@ -590,11 +690,9 @@ class StageWorker:
         if key[1] == 0:
             held.optimizer.zero_grad(set_to_none=True)
             # Kept until the next batch: an audit asks for it only after this batch, when
-            # everything computed from it has been sent and committed to.
-            held.before = (
-                key[0],
-                _stage_state(held.module, held.optimizer, copy=True, weights=held.weights),
-            )
+            # everything computed from it has been sent and committed to. The copy was made
+            # when this state was committed to (or loaded), and nothing changed it since.
+            held.before = (key[0], held.latest or {})
         if not held.first:
             x.requires_grad_(True)
         reply: dict[str, torch.Tensor] = {}
@@ -940,7 +1038,7 @@ class SplitTraining:
         if not all(re.fullmatch(r"[0-9a-f]{64}", v) for v in commitment.values()):
             raise InvalidArgument(
                 f"stage {stage}'s worker {self.seats[stage].worker} did not commit to its updated "
-                "state (sha256 digests 'weights' and 'optim' in its reply); its reply is refused."
+                "state (BLAKE3 digests 'weights' and 'optim' in its reply); its reply is refused."
             )
         return commitment
 
