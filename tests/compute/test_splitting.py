@@ -27,6 +27,8 @@ from databright.compute.split_relay import RelayedStageWorker, SplitRelay
 from databright.compute.splitting import (
     SplitPlan,
     SplitTraining,
+    StageHoldings,
+    StageLink,
     StageWorker,
     decode_message,
     encode_message,
@@ -354,6 +356,31 @@ def test_an_owner_may_hold_some_but_not_all_of_three_stages() -> None:
     with pytest.raises(NotPermitted, match="would hold every stage"):
         job.join(third.address, third.handle, owner=owner)
     job.join(third.address, third.handle)
+
+
+def test_no_worker_or_owner_assembles_a_model_across_split_jobs(spec: ModelSpec) -> None:
+    """Each job alone gives a worker one stage; across two jobs of one model, stage 0 in one
+    and stage 1 in the other would be every weight. The coordinator's holdings refuse that,
+    for a worker and for an owner's workers, and allow the same stage again."""
+    holdings = StageHoldings()
+    plan = SplitPlan.balanced(spec, 2)
+    first, second, third = (SplitTraining(plan, job_id=j, holdings=holdings) for j in (1, 2, 3))
+    link: StageLink = StageWorker("0x0").handle
+    assert first.join("0xA", link, stage=0) == 0
+    with pytest.raises(NotPermitted, match="worker 0xA was given the other weights"):
+        second.join("0xA", link, stage=1)
+    assert second.join("0xA", link, stage=0) == 0  # the same stage again: nothing new
+    assert second.join("0xB", link, stage=1) == 1
+    # two workers of one owner, one stage each in different jobs: the owner would hold all
+    assert first.join("0xC", link, owner="0xO", stage=1) == 1
+    with pytest.raises(NotPermitted, match="owner 0xO was given the other weights"):
+        third.join("0xD", link, owner="0xO", stage=0)
+    # another architecture (a wider hidden layer) is another model: 0xA may take its stage 1
+    layers = spec.to_dict()["layers"]
+    wider = SplitPlan.balanced(with_(spec, layers=[{**layers[0], "out_features": 96}, *layers[1:]]))
+    assert wider.spec.architecture_digest() != plan.spec.architecture_digest()
+    assert SplitTraining(wider, job_id=4, holdings=holdings).join("0xA", link, stage=1) == 1
+    assert holdings.held(plan.spec, "0xA") == frozenset(plan.tensor_names[0])
 
 
 def test_stage_seats_are_checked(spec: ModelSpec) -> None:

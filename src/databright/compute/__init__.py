@@ -82,7 +82,13 @@ from databright.compute.replication import (
     run_unit_traced,
 )
 from databright.compute.split_relay import RelayedStageWorker, SplitRelay
-from databright.compute.splitting import SplitPlan, SplitTraining, StageWorker
+from databright.compute.splitting import (
+    SplitPlan,
+    SplitTraining,
+    StageEvidence,
+    StageHoldings,
+    StageWorker,
+)
 from databright.compute.state import ComputeState, SqlComputeState
 from databright.compute.units import UnitPayload, WorkUnit, run_unit
 from databright.compute.worker import LateCheatWorker, Worker, verify_coordinator
@@ -128,6 +134,8 @@ __all__ = [
     "SplitRelay",
     "SplitTraining",
     "SqlComputeState",
+    "StageEvidence",
+    "StageHoldings",
     "StageWorker",
     "UnitPayload",
     "UnitSettlement",

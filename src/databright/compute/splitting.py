@@ -62,6 +62,7 @@ import random
 import re
 import secrets
 import struct
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -97,6 +98,7 @@ __all__ = [
     "SplitResult",
     "SplitTraining",
     "StageEvidence",
+    "StageHoldings",
     "StageLink",
     "StageWorker",
     "TensorRecord",
@@ -822,6 +824,46 @@ class _MicroTrace:
     grads: list[Any] = field(default_factory=list)
 
 
+class StageHoldings:
+    """Which weight tensors of which model every worker, and every owner over its workers, has
+    ever been given, across split jobs: one worker holding stage 0 of one job and stage 1 of
+    another job on the same model would hold the whole model, though each job alone gave it
+    one stage. Shared by the coordinator's :class:`SplitTraining` jobs (``holdings=``).
+
+    A model is named by its spec's architecture digest, so two jobs of one architecture count
+    as one model even when they train other weights: the stricter reading, since a worker
+    that held every layer of an architecture at different times, each trained a little more,
+    would still hold most of what the weights are. Once given, a tensor stays counted (a
+    worker keeps what it was sent). In memory, like the split jobs themselves."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, str], set[str]] = {}
+        self._lock = threading.Lock()
+
+    def held(self, spec: ModelSpec, holder: str) -> frozenset[str]:
+        """The weight tensors of ``spec``'s model ``holder`` was given (an owner: ``owner:``
+        and its address)."""
+        with self._lock:
+            return frozenset(self._held.get((spec.architecture_digest(), holder), ()))
+
+    def grant(self, plan: SplitPlan, stage: int, worker: str, owner: str, job_id: int) -> None:
+        """Record that ``worker`` (of ``owner``) is given ``stage`` of ``plan``, or refuse with
+        ``NotPermitted`` when it or its owner would then have been given every weight."""
+        model = plan.spec.architecture_digest()
+        given = set(plan.tensor_names[stage])
+        weights = {n for n, _ in plan.spec.build(device="meta").named_parameters()}
+        with self._lock:
+            for holder, who in ((worker, f"worker {worker}"), (f"owner:{owner}", f"owner {owner}")):
+                if weights <= self._held.get((model, holder), set()) | given:
+                    raise NotPermitted(
+                        f"{who} was given the other weights of this model in earlier split jobs; "
+                        f"with stage {stage} of split job {job_id} it would hold the whole model, "
+                        "so it gets no stage of it that completes the set."
+                    )
+            for holder in (worker, f"owner:{owner}"):
+                self._held.setdefault((model, holder), set()).update(given)
+
+
 class SplitTraining:
     """One split training job, run by the trusted coordinator; see the module docstring."""
 
@@ -834,7 +876,10 @@ class SplitTraining:
         threads: int = 1,
         audit_probability: float = 0.05,
         audit_seed: int | None = None,
+        holdings: StageHoldings | None = None,
     ) -> None:
+        """``holdings``: what workers were given in the coordinator's other split jobs (see
+        :class:`StageHoldings`); None checks this job alone."""
         if not isinstance(plan, SplitPlan):
             raise InvalidArgument(
                 f"a split job needs a SplitPlan, got {type(plan).__name__}; build one with "
@@ -866,6 +911,7 @@ class SplitTraining:
         # Checked again: the dataclass's constructor checks nothing, and a hand-made plan
         # with a stage of no weights would let another stage hold the whole model.
         self.plan = SplitPlan.of(plan.spec, plan.bounds)
+        self.holdings = holdings
         self.job_id = job_id
         self.micro_batches = micro_batches
         self.threads = threads
@@ -941,6 +987,8 @@ class SplitTraining:
                 f"owner {owner}'s workers would hold every stage of split job {self.job_id}, "
                 "that is the whole model; one owner's workers never hold all stages."
             )
+        if self.holdings is not None:
+            self.holdings.grant(self.plan, stage, worker, owner, self.job_id)
         self.seats[stage] = _Seat(worker, owner, link)
         return stage
 
