@@ -7,7 +7,6 @@ mocks."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,23 +29,9 @@ from databright.ml.checkpoint import checkpoint_tensors
 from databright.ml.spec import ModelSpec
 from databright.ml.train import train
 
-DIGITS_SPEC = Path(__file__).parents[2] / "benchmarks" / "specs" / "digits_mlp.json"
-
 
 def with_(spec: ModelSpec, **changes: Any) -> ModelSpec:
     return ModelSpec.from_dict({**spec.to_dict(), **changes})
-
-
-@pytest.fixture(scope="module")
-def digits() -> tuple[np.ndarray, np.ndarray]:
-    x, y = load_digits(return_X_y=True)
-    return (x / 16.0).astype(np.float32), y.astype(np.int64)
-
-
-@pytest.fixture(scope="module")
-def spec() -> ModelSpec:
-    """The benchmark's digits MLP (Adam, dropout), 2 epochs."""
-    return with_(ModelSpec.from_json(DIGITS_SPEC.read_bytes()), epochs=2)
 
 
 SGD_NORM = ModelSpec.from_dict(

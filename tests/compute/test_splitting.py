@@ -19,7 +19,6 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
-from sklearn.datasets import load_digits
 
 from databright.compute.exposure import ExposureLedger
 from databright.compute.protocol import pack_parts, seal, unpack_parts
@@ -48,23 +47,9 @@ from databright.ml.spec import ModelSpec
 from databright.ml.train import EpochReport, train
 from databright.server.split_relay import split_relay_app
 
-DIGITS_SPEC = Path(__file__).parents[2] / "benchmarks" / "specs" / "digits_mlp.json"
-
 
 def with_(spec: ModelSpec, **changes: Any) -> ModelSpec:
     return ModelSpec.from_dict({**spec.to_dict(), **changes})
-
-
-@pytest.fixture(scope="module")
-def digits() -> tuple[np.ndarray, np.ndarray]:
-    x, y = load_digits(return_X_y=True)
-    return (x / 16.0).astype(np.float32), y.astype(np.int64)
-
-
-@pytest.fixture(scope="module")
-def spec() -> ModelSpec:
-    """The benchmark's digits MLP (with dropout), trained for 2 epochs to stay fast."""
-    return with_(ModelSpec.from_json(DIGITS_SPEC.read_bytes()), epochs=2)
 
 
 CONV = ModelSpec.from_dict(
