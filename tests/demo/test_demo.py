@@ -43,5 +43,12 @@ def test_session_accepts_honest_and_rejects_bad_data(embedded) -> None:
     proposed = [r for r in s["proposals"] if r["proposal"] is not None]
     assert s["evaluation_fees_wei"] == len(proposed) * EVALUATION_FEE_WEI  # sealed, revealed, paid
 
+    # Federated training under the compute round's coordinator: settled on chain, the data
+    # owners paid by contribution, the one sending sign-flipped updates least.
+    fed = s["federation"]
+    assert fed["status"] == "settled" and fed["coordinator"] == s["compute"]["coordinator"]
+    payouts = fed["payouts_wei"]
+    assert payouts[fed["attacker"]] == min(payouts.values()) and fed["processes"]["all_stopped"]
+
     again = run_session(embedded.url, embedded.data_dir, seed=7)
     assert again["dataset_id"] == s["dataset_id"] + 1

@@ -121,6 +121,15 @@ def _print_report(s: dict[str, Any]) -> None:
         f"the coordinator attested in software only, allowed as insecure for development",
         highlight=False,
     )
+    f = s["federation"]
+    out.print(
+        f"federated training: federation {f['federation_id']} {f['status']} after {f['rounds']} "
+        f"rounds (validation accuracy {' -> '.join(map(str, f['accuracy']))}); the data stayed "
+        f"with its {len(f['clients'])} owners, paid by contribution: the attacker "
+        f"({f['attacker']}) got {_eth(f['payouts_wei'][f['attacker']])} ETH of "
+        f"{_eth(f['paid_wei'])} ETH paid (scores {f['scores_cid']})",
+        highlight=False,
+    )
     out.print(
         f"the model's owner withdrew {_eth(m['owner_withdrew_wei'])} ETH and the serving node "
         f"{_eth(m['node_withdrew_wei'])} ETH of the {_eth(m['settled_wei'])} ETH settled",

@@ -23,6 +23,7 @@ from databright.chain.gateway import connect
 from databright.chain.keystore import Keystore
 from databright.demo.cast import Contribution, digits_scenario
 from databright.demo.compute import run_compute_round
+from databright.demo.federation import run_federated_round
 from databright.demo.models import run_model_round
 from databright.errors import DataBrightError
 from databright.market import SHARE_UNIT, Governance, Market, ProposalInfo
@@ -170,6 +171,9 @@ def run_session(
     # The computation market trains the same spec through staked workers (one of them lazy),
     # verified by triple redundancy; its trainer pays the dataset's training fee too.
     compute_round = run_compute_round(market, dataset_id, say)
+    # Federated training under the same coordinator: four data owners (one attacking) train on
+    # their own data and are paid by how much their updates helped.
+    federated_round = run_federated_round(market, compute_round["coordinator"], say)
     models = ModelMarket.over(market)
     claimed: dict[str, int] = {}  # address -> wei
     income: dict[str, dict[str, int]] = {}
@@ -199,6 +203,7 @@ def run_session(
         },
         "model": model_round,
         "compute": compute_round,
+        "federation": federated_round,
         "evaluator": evaluator_acct.address,
         "evaluation_fees_wei": fees_collected,
         "deposits_forfeited_wei": forfeited,
