@@ -119,7 +119,7 @@ def _check_running(processes: list[ServerProcess]) -> None:
         code = p.poll()
         if code is not None:
             raise DataBrightError(
-                f"{p.name} (pid {p.pid}) exited with status {code} during the compute round: "
+                f"{p.name} (pid {p.pid}) exited with status {code} before its round ended: "
                 f"{p.last_line() or 'no output'}; see {p.log_path}"
             )
 
