@@ -4,7 +4,7 @@
 
 The index is filled with 10,000 proposals (9,000 settled) and 1,000 shareholders of one
 dataset, their votes and dividend claims, and 19 smaller datasets, as the indexer would write
-them (rows of the same tables: the events, each proposal's status on its ProposalCreated row,
+them (rows of the same tables: the events, each proposal's status and outcome on its ProposalCreated row,
 the datasets' counts and the holdings). A real ``uvicorn`` serves the API in this process; the load
 comes from ``--clients`` other processes (Python clients on loopback, each loading its share of
 the pages one after another), which report each page's latency. Three pages are timed, as the web UI calls them:
@@ -74,6 +74,7 @@ def seed(engine: Any, chain_id: int, market: str) -> tuple[str, list[int]]:
             "block_number": block[0], "tx_hash": f"0x{n:064x}", "log_index": n % 100,
             "contract": market, "name": name, "dataset_id": ds, "proposal_id": pid,
             "account": account, "amount": amount, "status": status, "args": args,
+            "outcome": None,
         })  # fmt: skip
 
     for ds in range(1, N_DATASETS + 1):
@@ -104,8 +105,12 @@ def seed(engine: Any, chain_id: int, market: str) -> tuple[str, list[int]]:
                 "registry_index": str(n), "shares": str(60 * 10**18), "yes_votes": "1",
                 "no_votes": "0",
             }, status=2 if accepted else 3)  # fmt: skip
-            # The indexer keeps a proposal's status on its ProposalCreated row (1: pending).
+            # The indexer keeps a proposal's status and outcome on its ProposalCreated row
+            # (1 and None: pending).
             events[created]["status"] = 2 if accepted else 3
+            events[created]["outcome"] = {
+                "shares": str(60 * 10**18), "yes_votes": "1", "no_votes": "0"
+            }  # fmt: skip
     zero = "0x" + "0" * 40
     for h in range(N_HOLDERS):
         who = _address(100 + h)

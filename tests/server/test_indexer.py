@@ -233,7 +233,8 @@ def test_a_settlement_a_reorg_takes_away_leaves_its_proposal_pending(node, tmp_p
     assert _statuses(_indexed(engine))[p.id] == ProposalStatus.ACCEPTED
     assert _counts(engine)[ds] == (before[ds][0], before[ds][1] + 1)
     assert node.accounts[1].address in {h.address for h in reader.shareholders(ds)}  # minted
-    assert str(p.id) in [x.id for x in reader.proposals(ds, 0, 50, "accepted")[0]]
+    [accepted] = [x for x in reader.proposals(ds, 0, 50, "accepted")[0] if x.id == str(p.id)]
+    assert accepted.shares is not None and int(accepted.yes_votes or 0) > 0  # its outcome
     # The settlement's blocks are replaced by a longer branch without it.
     market.gateway.request("evm_revert", [snapshot], "revert")
     market.gateway.request("anvil_mine", ["0x5"], "mine")
@@ -245,7 +246,11 @@ def test_a_settlement_a_reorg_takes_away_leaves_its_proposal_pending(node, tmp_p
     assert _counts(engine) == before == _counted(rows)
     assert reader.shareholders(ds) == holders
     assert [(h.address, int(h.shares)) for h in holders] == _holders(rows, ds)
-    assert str(p.id) in [x.id for x in reader.proposals(ds, 0, 50, "pending")[0]]
+    [pending] = [x for x in reader.proposals(ds, 0, 50, "pending")[0] if x.id == str(p.id)]
+    assert (pending.shares, pending.yes_votes, pending.no_votes) == (None, None, None)
+    assert [r.outcome for r in rows if r.name == "ProposalCreated" and r.proposal_id == p.id] == [
+        None
+    ]
     assert str(p.id) not in [x.id for x in reader.proposals(ds, 0, 50, "accepted")[0]]
     engine.dispose()
 
@@ -374,6 +379,54 @@ def test_migration_0007_fills_statuses_dataset_counts_and_holdings(database_url:
     assert _counts(upgraded) == {1: (2, 1), 2: (1, 0)} == _counted(rows)
     holders = IndexReader(upgraded).shareholders(1)
     assert [(h.address, int(h.shares)) for h in holders] == [(a, 6), (b, 4)] == _holders(rows, 1)
+    upgraded.dispose()
+
+
+def test_migration_0009_keeps_each_settled_proposals_outcome_on_its_creation_row(
+    database_url: str,
+) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from databright.server.index.database import MIGRATIONS
+    from databright.server.index.schema import Uint256
+
+    engine = sa.create_engine(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    events = sa.table(
+        "indexed_events",
+        *(sa.column(n) for n in ("block_number", "tx_hash", "log_index", "contract", "name")),
+        sa.column("dataset_id", Uint256()),
+        sa.column("proposal_id", Uint256()),
+        sa.column("status", sa.SmallInteger()),
+        sa.column("args", sa.JSON()),
+    )
+    big = 2**200
+    outcome = {"shares": str(6 * 10**19), "yes_votes": "5", "no_votes": "1"}
+    made = [  # (name, proposal, status, args), as an index of 0008 holds them
+        ("ProposalCreated", big + 1, 2, {}),
+        ("ProposalCreated", big + 2, 1, {}),
+        ("ProposalFinalized", big + 1, 2, {"status": "2", "registry_index": "0", **outcome}),
+    ]
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0008_access")
+        connection.execute(sa.text("INSERT INTO indexed_blocks VALUES (5, '0xaa', '0xbb', 1)"))
+        connection.execute(
+            events.insert(),
+            [
+                {"block_number": 5, "tx_hash": "0x01", "log_index": i, "contract": "0xC",
+                 "name": n, "dataset_id": 1, "proposal_id": p, "status": st, "args": a}
+                for i, (n, p, st, a) in enumerate(made)
+            ],
+        )  # fmt: skip
+    engine.dispose()
+    upgraded = open_index(database_url)  # runs 0009
+    rows = {(r.name, r.proposal_id): r.outcome for r in _indexed(upgraded)}
+    assert rows[("ProposalCreated", big + 1)] == outcome  # settled: its outcome, exactly
+    assert rows[("ProposalCreated", big + 2)] is None  # pending: none yet
     upgraded.dispose()
 
 

@@ -204,7 +204,7 @@ class IndexReader:
         # Columns, not ORM objects: a page is read once (then cached), and loading 50 entities
         # into a session's identity map cost more than the query did.
         query = (
-            select(E.id, E.proposal_id, E.dataset_id, E.block_number, E.status, E.args)
+            select(E.id, E.proposal_id, E.dataset_id, E.block_number, E.status, E.args, E.outcome)
             .where(E.name == "ProposalCreated", E.id > after)
             .order_by(E.id)
             .limit(limit + 1)
@@ -218,21 +218,13 @@ class IndexReader:
         # never a scan of every earlier proposal asking whether it was settled.
         if status is not None:
             query = query.where(E.status == _STATUS_CODES[status])
+        # A settled proposal's status and outcome are on its ProposalCreated row (the indexer
+        # keeps them there): one query a page, no second read of the settlements.
         with self._session() as s:
             rows = list(s.execute(query))
-            more = len(rows) > limit
-            rows = rows[:limit]
-            # Only settled proposals have an outcome to read (a page of pending ones: none).
-            ids = [r.proposal_id for r in rows if r.status != ProposalStatus.PENDING]
-            outcomes = {
-                f.proposal_id: f
-                for f in s.execute(
-                    select(E.proposal_id, E.args).where(
-                        E.name == "ProposalFinalized", E.proposal_id.in_(ids)
-                    )
-                )
-            } if ids else {}  # fmt: skip
-        items = [_proposal(c, outcomes.get(c.proposal_id)) for c in rows]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [_proposal(c) for c in rows]
         return items, (str(rows[-1].id) if more else None)
 
     def history(
@@ -283,9 +275,9 @@ class IndexReader:
         return _HOLDERS.validate_python([{"address": a, "shares": str(b)} for a, b in ranked])
 
 
-def _proposal(created: Any, settled: Any | None) -> ProposalOut:
-    """A proposal from the columns (proposal_id, dataset_id, block_number, args) of its
-    ProposalCreated row and the args of its ProposalFinalized row (when settled)."""
+def _proposal(created: Any) -> ProposalOut:
+    """A proposal from the columns (proposal_id, dataset_id, block_number, status, args,
+    outcome) of its ProposalCreated row."""
     pid = int(created.proposal_id or 0)
     args: dict[str, Any] = created.args
     out = ProposalOut(
@@ -297,10 +289,11 @@ def _proposal(created: Any, settled: Any | None) -> ProposalOut:
         created_block=created.block_number,
         status="pending",
     )
-    if settled is not None:
-        s = settled.args
-        out.status = STATUS_NAMES.get(int(s["status"]), str(s["status"]))
-        out.shares, out.yes_votes, out.no_votes = s["shares"], s["yes_votes"], s["no_votes"]
+    if created.status not in (None, ProposalStatus.PENDING):
+        outcome = created.outcome or {}
+        out.status = STATUS_NAMES.get(int(created.status), str(created.status))
+        out.shares = outcome.get("shares")
+        out.yes_votes, out.no_votes = outcome.get("yes_votes"), outcome.get("no_votes")
     return out
 
 

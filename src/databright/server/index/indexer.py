@@ -80,6 +80,7 @@ __all__ = [
     "ACCESS_FIELDS",
     "COMPUTE_FIELDS",
     "DEFAULT_BATCH",
+    "OUTCOME_FIELDS",
     "SALE_FIELDS",
     "Indexer",
     "SyncStep",
@@ -107,6 +108,9 @@ _ACCOUNT_ARGS: Final = (
     "node",
 )
 _AMOUNT_ARGS: Final = ("amount", "value", "weight", "shares")
+
+#: What a settlement's outcome on its proposal's ProposalCreated row holds (its args' names).
+OUTCOME_FIELDS: Final = ("shares", "yes_votes", "no_votes")
 
 #: The compute market's events: the argument naming the account each is about and its amount
 #: (None: none). Spelled out, since its names (``owner``, ``stake``) mean other things in the
@@ -587,7 +591,11 @@ class Indexer:
             session.execute(delete(E).where(above))
             session.execute(delete(IndexedBlock).where(IndexedBlock.number > fork))
             self._mark_settled(
-                session, [{"pid": p, "settled": int(ProposalStatus.PENDING)} for p in unsettled]
+                session,
+                [
+                    {"pid": p, "settled": int(ProposalStatus.PENDING), "outcome": None}
+                    for p in unsettled
+                ],
             )
             rebuild_datasets(session, [int(d) for d in recount if d is not None])
             rebuild_holdings(session, [int(d) for d in moved if d is not None])
@@ -761,7 +769,11 @@ class Indexer:
             self._mark_settled(
                 session,
                 [
-                    {"pid": r["proposal_id"], "settled": r["status"]}
+                    {
+                        "pid": r["proposal_id"],
+                        "settled": r["status"],
+                        "outcome": {k: r["args"].get(k) for k in OUTCOME_FIELDS},
+                    }
                     for r in rows
                     if r["name"] == "ProposalFinalized" and r["contract"] == self.market
                 ],
@@ -798,8 +810,9 @@ class Indexer:
 
     @staticmethod
     def _mark_settled(session: Session, settled: list[dict[str, Any]]) -> None:
-        """Copy each settlement's status onto its proposal's ProposalCreated row (PENDING:
-        the settlement was rolled back), so pending and settled lists are index ranges."""
+        """Copy each settlement's status and outcome onto its proposal's ProposalCreated row
+        (PENDING and None: the settlement was rolled back), so pending and settled lists are
+        index ranges and a page of proposals is one query."""
         if not settled:
             return
         # The table, not the entity: many rows by proposal id (the ORM's bulk update is by
@@ -808,7 +821,7 @@ class Indexer:
         session.execute(
             update(E)
             .where(E.c.name == "ProposalCreated", E.c.proposal_id == bindparam("pid"))
-            .values(status=bindparam("settled")),
+            .values(status=bindparam("settled"), outcome=bindparam("outcome")),
             settled,
         )
 

@@ -138,6 +138,9 @@ class IndexedEvent(Base):
     job_id: Mapped[int | None] = mapped_column(Uint256, nullable=True)
     sale_id: Mapped[int | None] = mapped_column(Uint256, nullable=True)
     args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # A settled proposal's outcome (shares, yes_votes, no_votes, from its ProposalFinalized
+    # row) on its ProposalCreated row, kept with ``status``: a page of proposals in one query.
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Comment(Base):
