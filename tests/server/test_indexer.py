@@ -10,6 +10,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
@@ -323,7 +324,9 @@ def test_migrations_upgrade_an_old_index_in_place(database_url: str) -> None:
     upgraded.dispose()
 
 
-def test_migration_0007_fills_statuses_dataset_counts_and_holdings(database_url: str) -> None:
+def _old_index(database_url: str, revision: str, made: list[dict[str, Any]]) -> None:
+    """An index migrated up to ``revision`` only, holding one block and the events ``made``
+    (columns as the old schema had them), as an index of that version was left."""
     import sqlalchemy as sa
     from alembic import command
     from alembic.config import Config
@@ -342,6 +345,21 @@ def test_migration_0007_fills_statuses_dataset_counts_and_holdings(database_url:
         sa.column("status", sa.SmallInteger()),
         sa.column("args", sa.JSON()),
     )
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+        connection.execute(sa.text("INSERT INTO indexed_blocks VALUES (5, '0xaa', '0xbb', 1)"))
+        connection.execute(
+            events.insert(),
+            [
+                {"block_number": 5, "tx_hash": "0x01", "log_index": i, "contract": "0xC", **row}
+                for i, row in enumerate(made)
+            ],
+        )
+    engine.dispose()
+
+
+def test_migration_0007_fills_statuses_dataset_counts_and_holdings(database_url: str) -> None:
     big = 2**200  # ids are uint256: the backfill matches them exactly
     made = [  # (name, dataset, proposal, status), as an index of 0006 holds them
         ("ProposalCreated", 1, big + 1, None),
@@ -358,20 +376,15 @@ def test_migration_0007_fills_statuses_dataset_counts_and_holdings(database_url:
         {"sender": zero, "receiver": a, "value": "10"},
         {"sender": a, "receiver": b, "value": "4"},
     ]
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0006_compute")
-        connection.execute(sa.text("INSERT INTO indexed_blocks VALUES (5, '0xaa', '0xbb', 1)"))
-        connection.execute(
-            events.insert(),
-            [
-                {"block_number": 5, "tx_hash": "0x01", "log_index": i, "contract": "0xC",
-                 "name": n, "dataset_id": d, "proposal_id": p, "status": st,
-                 "args": moves.pop(0) if n == "Transfer" else {}}
-                for i, (n, d, p, st) in enumerate(made)
-            ],
-        )  # fmt: skip
-    engine.dispose()
+    _old_index(
+        database_url,
+        "0006_compute",
+        [
+            {"name": n, "dataset_id": d, "proposal_id": p, "status": st,
+             "args": moves.pop(0) if n == "Transfer" else {}}
+            for n, d, p, st in made
+        ],
+    )  # fmt: skip
     upgraded = open_index(database_url)  # runs 0007
     rows = _indexed(upgraded)
     assert _statuses(rows) == {big + 1: 2, big + 2: 1, big + 3: 3}  # 1: still pending
@@ -385,24 +398,6 @@ def test_migration_0007_fills_statuses_dataset_counts_and_holdings(database_url:
 def test_migration_0009_keeps_each_settled_proposals_outcome_on_its_creation_row(
     database_url: str,
 ) -> None:
-    import sqlalchemy as sa
-    from alembic import command
-    from alembic.config import Config
-
-    from databright.server.index.database import MIGRATIONS
-    from databright.server.index.schema import Uint256
-
-    engine = sa.create_engine(database_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    events = sa.table(
-        "indexed_events",
-        *(sa.column(n) for n in ("block_number", "tx_hash", "log_index", "contract", "name")),
-        sa.column("dataset_id", Uint256()),
-        sa.column("proposal_id", Uint256()),
-        sa.column("status", sa.SmallInteger()),
-        sa.column("args", sa.JSON()),
-    )
     big = 2**200
     outcome = {"shares": str(6 * 10**19), "yes_votes": "5", "no_votes": "1"}
     made = [  # (name, proposal, status, args), as an index of 0008 holds them
@@ -410,19 +405,14 @@ def test_migration_0009_keeps_each_settled_proposals_outcome_on_its_creation_row
         ("ProposalCreated", big + 2, 1, {}),
         ("ProposalFinalized", big + 1, 2, {"status": "2", "registry_index": "0", **outcome}),
     ]
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0008_access")
-        connection.execute(sa.text("INSERT INTO indexed_blocks VALUES (5, '0xaa', '0xbb', 1)"))
-        connection.execute(
-            events.insert(),
-            [
-                {"block_number": 5, "tx_hash": "0x01", "log_index": i, "contract": "0xC",
-                 "name": n, "dataset_id": 1, "proposal_id": p, "status": st, "args": a}
-                for i, (n, p, st, a) in enumerate(made)
-            ],
-        )  # fmt: skip
-    engine.dispose()
+    _old_index(
+        database_url,
+        "0008_access",
+        [
+            {"name": n, "dataset_id": 1, "proposal_id": p, "status": st, "args": a}
+            for n, p, st, a in made
+        ],
+    )
     upgraded = open_index(database_url)  # runs 0009
     rows = {(r.name, r.proposal_id): r.outcome for r in _indexed(upgraded)}
     assert rows[("ProposalCreated", big + 1)] == outcome  # settled: its outcome, exactly
