@@ -283,8 +283,9 @@ class Coordinator:
         if route not in ROUTES:
             raise NotFound(f"there is no route {route!r}; use one of {', '.join(ROUTES)}.")
         if route == "result":  # submit_result authenticates the envelope itself
-            answer = self._result_answer(self.submit_result(envelope.sender, envelope, body))
-            if unpack_parts(body)[0].get("next") is not True:
+            verdict, asks_next = self._submit(envelope.sender, envelope, body)
+            answer = self._result_answer(verdict)
+            if not asks_next:
                 return json.dumps(answer).encode()
             # The worker reports and asks for its next unit in one message (BOINC's scheduler
             # RPC does both): one signature and one round trip a unit instead of two.
@@ -627,6 +628,11 @@ class Coordinator:
         """Accept ``worker``'s signed result (``envelope`` must be its signature over ``body``
         for the ``result`` route); the verdict once the unit's group is complete, else None.
         The same result again under a fresh envelope is accepted once and answers None."""
+        return self._submit(worker, envelope, body)[0]
+
+    def _submit(self, worker: str, envelope: Envelope, body: bytes) -> tuple[Verdict | None, bool]:
+        """:meth:`submit_result`, and whether the result also asks for the next unit (its
+        header's ``"next"``), read from the one parse of the body."""
         if envelope.sender != worker:
             raise NotPermitted(
                 f"the result is signed by {envelope.sender}, not by {worker}; a worker uploads "
@@ -653,7 +659,7 @@ class Coordinator:
             # under the lock (verdicts are settled one at a time, in order).
             if verdict is not None and self.on_verdict is not None:
                 self.on_verdict(verdict)
-            return verdict
+            return verdict, meta.get("next") is True
 
     def _record_result(
         self,

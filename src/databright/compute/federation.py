@@ -70,6 +70,7 @@ from databright.compute.protocol import (
     unpack_arrays,
     unpack_parts,
 )
+from databright.compute.state import SqlNonces, nonce_table
 from databright.errors import InvalidArgument, NotFound, NotPermitted
 from databright.ml.spec import ModelSpec
 from databright.ml.train import as_tensors, pinned
@@ -220,14 +221,7 @@ _rounds = sa.Table(
     sa.Column("scores", sa.Text, nullable=False),
     sa.Column("note", sa.Text, nullable=False),
 )
-_nonces = sa.Table(
-    "federation_nonces",
-    _meta,
-    sa.Column("sender", sa.String(42), primary_key=True),
-    sa.Column("nonce", sa.String(32), primary_key=True),
-    sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
-)
-_NONCE_SWEEP_S: Final = 30.0
+_nonces = nonce_table("federation_nonces", _meta)
 
 
 @dataclass(frozen=True)
@@ -277,26 +271,14 @@ class FederationStore:
                 "postgresql+psycopg:// URL."
             ) from None
         _meta.create_all(self.engine)
-        self._nonces_swept = float("-inf")
+        self._nonces = SqlNonces(self.engine, _nonces)
 
     def close(self) -> None:
         self.engine.dispose()
 
     def use_nonce(self, sender: str, nonce: str, expires_at: int, now: float) -> bool:
-        """Record a nonce; False when this sender used it before (a replay). Expired nonces
-        are swept now and then: an expired envelope is refused before its nonce is read."""
-        if now - self._nonces_swept >= _NONCE_SWEEP_S:
-            with self.engine.begin() as c:
-                c.execute(_nonces.delete().where(_nonces.c.expires_at < int(now) - 1))
-            self._nonces_swept = now
-        try:
-            with self.engine.begin() as c:
-                c.execute(
-                    _nonces.insert().values(sender=sender, nonce=nonce, expires_at=expires_at)
-                )
-        except IntegrityError:
-            return False
-        return True
+        """Record a nonce; False when this sender used it before (a replay)."""
+        return self._nonces.use(sender, nonce, expires_at, now)
 
     def open_run(self, run: str, config: str, weights: NDArray[np.float32], now: float) -> _Run:
         """The run named ``run``, begun at round 1 from ``weights`` if it is new; refused when

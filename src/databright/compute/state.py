@@ -38,8 +38,10 @@ __all__ = [
     "JobRecord",
     "ResultRecord",
     "SqlComputeState",
+    "SqlNonces",
     "UnitRecord",
     "WorkerRecord",
+    "nonce_table",
 ]
 
 
@@ -287,13 +289,47 @@ _exposure = sa.Table(
 )
 _NONCE_SWEEP_S = 30.0
 _IN_CHUNK = 900  # ids per IN (...): under SQLite's oldest limit of 999 bound parameters
-_nonces = sa.Table(
-    "compute_nonces",
-    _meta,
-    sa.Column("sender", sa.String(42), primary_key=True),
-    sa.Column("nonce", sa.String(32), primary_key=True),
-    sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
-)
+
+
+def nonce_table(name: str, metadata: sa.MetaData) -> sa.Table:
+    """A table of used protocol nonces (see :class:`SqlNonces`), named ``name``."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("sender", sa.String(42), primary_key=True),
+        sa.Column("nonce", sa.String(32), primary_key=True),
+        sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+    )
+
+
+class SqlNonces:
+    """The nonces of signed messages used so far, in a :func:`nonce_table`: the replay guard
+    of :func:`databright.compute.protocol.open_envelope` for any SQL state (the coordinator's,
+    the federation's). Each use is a transaction of its own: a nonce is spent once the
+    signature holds, whatever the message then does."""
+
+    def __init__(self, engine: sa.Engine, table: sa.Table) -> None:
+        self.engine = engine
+        self.table = table
+        insert = sqlite_insert if engine.dialect.name == "sqlite" else postgresql_insert
+        key = table.c.nonce
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT.
+        self._insert = insert(table).on_conflict_do_nothing().returning(key)
+        self._swept = float("-inf")
+
+    def use(self, sender: str, nonce: str, expires_at: int, now: float) -> bool:
+        """Record a nonce; False when this sender used it before (a replay). Expired nonces
+        are swept at most every _NONCE_SWEEP_S: an envelope past its expiry is refused before
+        its nonce is looked at, so a stale row only takes space meanwhile."""
+        with self.engine.begin() as c:
+            if now - self._swept >= _NONCE_SWEEP_S:
+                c.execute(self.table.delete().where(self.table.c.expires_at < int(now) - 1))
+                self._swept = now
+            values = {"sender": sender, "nonce": nonce, "expires_at": expires_at}
+            return c.execute(self._insert.values(**values)).first() is not None
+
+
+_nonces = nonce_table("compute_nonces", _meta)
 _evidence = sa.Table(
     "compute_evidence",
     _meta,
@@ -362,7 +398,7 @@ class SqlComputeState(ComputeState):
                 "postgresql+psycopg:// URL."
             ) from None
         _meta.create_all(self.engine)
-        self._nonces_swept = float("-inf")
+        self._nonces = SqlNonces(self.engine, _nonces)
         self._bound = threading.local()
 
     def close(self) -> None:
@@ -422,13 +458,7 @@ class SqlComputeState(ComputeState):
     # --- protocol --------------------------------------------------------------------------
 
     def use_nonce(self, sender: str, nonce: str, expires_at: int, now: float) -> bool:
-        # Expired nonces are swept at most every _NONCE_SWEEP_S: an envelope past its expiry is
-        # refused before its nonce is looked at, so a stale row only takes space meanwhile.
-        if now - self._nonces_swept >= _NONCE_SWEEP_S:
-            with self._write() as c:
-                c.execute(_nonces.delete().where(_nonces.c.expires_at < int(now) - 1))
-            self._nonces_swept = now
-        return self._insert(_nonces, {"sender": sender, "nonce": nonce, "expires_at": expires_at})
+        return self._nonces.use(sender, nonce, expires_at, now)
 
     # --- blobs -----------------------------------------------------------------------------
 

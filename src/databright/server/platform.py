@@ -146,27 +146,22 @@ class Platform:
         if known is None:
             return None
         indexed, block_hash, head = known
-        status = IndexStatus(
-            chain_id=self.indexer.chain_id,
-            market=self.indexer.market,
-            indexed_block=indexed,
-            head_block=head,
-            lag=max(0, head - indexed),
-            stale=self.node_error is not None,
-            node_error=self.node_error,
-        )
-        return (indexed, block_hash), status
+        return (indexed, block_hash), self._status(indexed, head)
 
     def status(self, state: IndexState | None = None) -> IndexStatus:
         """How fresh the index is; ``state``: where indexing stands, as a request's own
         snapshot read it (None: read it now)."""
         state = self.indexer.state() if state is None else state
+        return self._status(state.indexed_block, state.head_block)
+
+    def _status(self, indexed: int, head: int) -> IndexStatus:
+        # The indexer's chain and market are the index's own (it refuses an index of others).
         return IndexStatus(
-            chain_id=state.chain_id,
-            market=state.market,
-            indexed_block=state.indexed_block,
-            head_block=state.head_block,
-            lag=max(0, state.head_block - state.indexed_block),
+            chain_id=self.indexer.chain_id,
+            market=self.indexer.market,
+            indexed_block=indexed,
+            head_block=head,
+            lag=max(0, head - indexed),
             stale=self.node_error is not None,
             node_error=self.node_error,
         )
