@@ -40,7 +40,13 @@ from databright.compute.federation import (
 )
 from databright.compute.federation_client import FederationClient, federation_transport
 from databright.compute.protocol import Envelope, pack_arrays, pack_parts, seal
-from databright.errors import DuplicateSubmission, InvalidArgument, NotFound, NotPermitted
+from databright.errors import (
+    DuplicateSubmission,
+    InvalidArgument,
+    NodeUnreachable,
+    NotFound,
+    NotPermitted,
+)
 from databright.ml.spec import ModelSpec
 from databright.server.federation import federation_app
 
@@ -294,3 +300,28 @@ def test_clients_over_http(digits: Data, tmp_path: Path) -> None:
         assert too_big.status_code == 413
         missing = requests.post(f"{base}/federation/v1/update", data=b"", timeout=5)
         assert missing.status_code == 400 and "header" in missing.json()["detail"]
+
+
+def test_a_dropped_connection_is_asked_again_under_a_fresh_seal(
+    digits: Data, tmp_path: Path
+) -> None:
+    """A client whose message meets a closed connection sends it again, sealed afresh (the
+    first seal's nonce may be spent); an update that did arrive counts once."""
+    c = coordinator(digits, f"sqlite:///{tmp_path / 'f.sqlite3'}", rounds=1)
+    owners = clients(digits, c)
+    nonces: list[str] = []
+
+    def flaky(route: str, envelope: Envelope, body: bytes) -> bytes:
+        nonces.append(envelope.nonce)
+        reply = c.handle(route, envelope, body)
+        if len(nonces) in (1, 3):  # the first offer is lost, and so is the first update's reply
+            raise NodeUnreachable("the coordinator at test does not answer (ConnectionError)")
+        return reply
+
+    owners[0].transport = flaky
+    offer = owners[0].step()
+    assert len(nonces) == 4 and len(set(nonces)) == 4  # two asked twice, each sealed afresh
+    assert offer.round == 1 and owners[0].rounds_sent == 1
+    assert ADDRESSES[0] in c.status()["received"]
+    run_all(c, owners)
+    assert c.done and len(c.history()) == 1

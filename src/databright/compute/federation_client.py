@@ -54,6 +54,9 @@ __all__ = ["FEDERATION_PREFIX", "FederationClient", "federation_transport", "loa
 FEDERATION_PREFIX: Final = "/federation/v1"
 
 
+_ATTEMPTS: Final = 3  # a message sent at most this often when the connection fails
+
+
 def load_npz(path: Path) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
     """A client's examples and labels from an ``.npz`` with arrays ``x`` and ``y`` (never
     unpickled)."""
@@ -117,8 +120,19 @@ class FederationClient:
         return str(self.account.address)
 
     def _ask(self, route: str, body: bytes) -> bytes:
-        envelope = seal(self.account, body, self.ttl_s, purpose=purpose_of(route))
-        return self.transport(route, envelope, body)
+        # Asked again, sealed afresh, when the connection fails: a client that trained for a
+        # while finds the kept-alive connection closed by the server (seen under load: "does
+        # not answer" on the update after the first round's offer). Both routes may repeat:
+        # ``round`` only reads, and the same update again changes nothing.
+        for attempt in range(_ATTEMPTS):
+            envelope = seal(self.account, body, self.ttl_s, purpose=purpose_of(route))
+            try:
+                return self.transport(route, envelope, body)
+            except NodeUnreachable:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def fetch(self) -> RoundOffer:
         """The current round, as the coordinator offers it to this client."""
