@@ -20,11 +20,15 @@ Peers, all on the digits of scikit-learn, one thread, the same spec, seed and da
 
 Stages run one after another here (one process, one thread), which is how a pipeline
 without micro-batch overlap runs on separate machines too; network latency is not included.
-Rows: the benchmark's digits MLP (``benchmarks/specs/digits_mlp.json``, 5k parameters) and
-the same network 1024 units wide (78k parameters), where computation dominates as it does for
-the paper's large models. The figure is CPU milliseconds per epoch (wall time on an idle
-machine, as every peer runs on one thread), the median of ``--repeats`` runs alternating the
-peers. ``--signed`` adds a row for the signed pull relay
+Rows: the benchmark's digits MLP (``benchmarks/specs/digits_mlp.json``, 5k parameters), the
+same network 1024 units wide (78k parameters), and a small convolutional network on the digits
+as 8x8 images (``benchmarks/specs/digits_cnn.json``, 29k parameters, two 3x3 convolutions,
+99% hold-out accuracy in 10 epochs), where a batch's computation outweighs its messages as it
+does for the paper's models (its 1.17x was measured on networks whose epoch took hours). The
+MLPs are the opposite case: a batch step of well under a millisecond against four messages,
+so their ratio measures what a message costs here, not what splitting costs a real model.
+The figure is CPU milliseconds per epoch (wall time on an idle machine, as every peer runs on
+one thread), the median of ``--repeats`` runs alternating the peers. ``--signed`` adds a row for the signed pull relay
 (:class:`databright.compute.split_relay.SplitRelay`, in-process, two worker threads), where
 every message is pulled and answered under a fresh secp256k1 signature.
 
@@ -54,6 +58,7 @@ from databright.ml.spec import ModelSpec
 from databright.ml.train import pinned, train
 
 SPEC = Path(__file__).parent / "specs" / "digits_mlp.json"
+CNN = Path(__file__).parent / "specs" / "digits_cnn.json"
 AUDIT = 0.05  # SplitTraining's default audit probability per batch
 
 # CPU seconds of this process (all its threads): everything runs on one torch thread, so on an
@@ -178,6 +183,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="epochs per run (spec: 30)")
     parser.add_argument("--spec", type=Path, default=SPEC)
     parser.add_argument("--width", type=int, default=1024, help="hidden units of the wide row")
+    parser.add_argument("--cnn", type=Path, default=CNN, help="the compute-heavy row's spec")
     parser.add_argument(
         "--signed", action="store_true", help="also time the signed pull relay (slow: 2 epochs)"
     )
@@ -198,8 +204,15 @@ def main() -> None:
         f"{'audited':>10} {'ratio':>7} {'audits':>6} "
         f"{'no relay':>12} {'ratio':>7} {'msgs':>6}  same weights"
     )
-    ratio = measure(args.spec.stem, spec, x, y, args.repeats)
-    measure(f"{args.spec.stem} x{args.width} wide", widened(spec, args.width), x, y, args.repeats)
+    ratios = {
+        args.spec.stem: measure(args.spec.stem, spec, x, y, args.repeats),
+        f"{args.spec.stem} x{args.width}": measure(
+            f"{args.spec.stem} x{args.width} wide", widened(spec, args.width), x, y, args.repeats
+        ),
+    }
+    cnn = ModelSpec.from_json(args.cnn.read_bytes())
+    cnn = ModelSpec.from_dict({**cnn.to_dict(), "epochs": args.epochs})
+    ratios[args.cnn.stem] = measure(args.cnn.stem, cnn, x, y, args.repeats)
     if args.signed:
         short = ModelSpec.from_dict({**spec.to_dict(), "epochs": 2})
         started = clock()
@@ -211,7 +224,11 @@ def main() -> None:
             f"{signed * 1000:>10.1f} {signed / plain:>6.2f}x  (every pull and reply sealed)"
         )
     print(
-        f"goal <= 1.2x on {args.spec.stem}: {'met' if ratio <= 1.2 else 'NOT met'} ({ratio:.2f}x)"
+        "goal <= 1.2x: "
+        + ", ".join(
+            f"{name} {ratio:.2f}x {'met' if ratio <= 1.2 else 'NOT met'}"
+            for name, ratio in ratios.items()
+        )
     )
 
 
