@@ -43,6 +43,7 @@ from databright.cli import (
     node,
     proposal,
     server,
+    split,
     store,
 )
 from databright.cli._common import err_console, print_error
@@ -105,6 +106,7 @@ app.add_typer(store.app, name="store")
 app.add_typer(model.app, name="model")
 app.add_typer(access.app, name="access")
 app.add_typer(federation.app, name="federation")
+app.add_typer(split.app, name="split")
 
 
 def _print_version(value: bool) -> None:

@@ -94,6 +94,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ROUTES",
+    "ScaledActivationsWorker",
     "SplitPlan",
     "SplitResult",
     "SplitTraining",
@@ -744,6 +745,25 @@ class StageWorker:
         if held.first:
             return encode_message(commitment, {})
         return encode_message(commitment, {"grad": x.grad})
+
+
+class ScaledActivationsWorker(StageWorker):
+    """A cheating stage worker, for demos and the attack tests of real processes (issue 12
+    §8; ``databright split worker --cheat scaled``): honest before batch ``start``, then it
+    returns its activations times 1.001, finite and of the right shape but wrong. An audit of
+    any batch from ``start`` on catches it. An honest worker never needs this."""
+
+    def __init__(self, address: str, start: int = 2) -> None:
+        super().__init__(address)
+        self.start = start
+
+    def _forward(self, held: _Held, meta: Mapping[str, Any], tensors: dict[str, Any]) -> bytes:
+        reply = super()._forward(held, meta, tensors)
+        if meta.get("mode") == "eval" or _step_key(meta)[0] < self.start:
+            return reply
+        answer, arrays = decode_message(reply)
+        arrays["x"] *= np.float32(1.001)
+        return encode_message(answer, arrays)
 
 
 def _micro_bounds(n: int, parts: int) -> list[tuple[int, int]]:

@@ -1,0 +1,207 @@
+"""``databright split serve`` and two ``databright split worker`` processes on a free loopback
+port: the coordinator computes the input stage, each worker holds one later stage and answers
+its messages under its keystore key over HTTP, and the assembled checkpoint is, to the byte,
+the one unsplit training gives. Every process is started by :func:`databright.process.launch`
+and stopped by its PID; no chain is needed. A cheating worker (what ``split worker --cheat``
+runs) is caught by an audit: the command exits with the sentence naming it and writes the
+evidence; a bad command line is one sentence."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_helpers import run_main
+from eth_account import Account
+from sklearn.datasets import load_digits
+
+from databright.chain.keystore import Keystore
+from databright.compute.split_relay import RelayedStageWorker
+from databright.compute.splitting import ScaledActivationsWorker, StageWorker
+from databright.compute.transport import http_transport
+from databright.errors import NodeUnreachable
+from databright.ml.spec import ModelSpec
+from databright.ml.train import train
+from databright.process import ServerProcess, launch
+
+SPEC = {
+    "input_shape": [64],
+    "classes": 10,
+    "layers": [
+        {"type": "Linear", "out_features": 24},
+        {"type": "ReLU"},
+        {"type": "Linear", "out_features": 16},
+        {"type": "Dropout", "p": 0.1},
+        {"type": "ReLU"},
+        {"type": "Linear", "out_features": 10},
+    ],
+    "optimizer": {"type": "adam", "lr": 0.01},
+    "epochs": 2,
+    "batch_size": 32,
+    "seed": 5,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _files(tmp_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    x, y = load_digits(return_X_y=True)
+    x, y = (x[:300] / 16).astype(np.float32), y[:300]
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC))
+    return x, y
+
+
+def _serve_args(tmp_path: Path, workers: list[str], port: int) -> list[str]:
+    return [
+        "split",
+        "serve",
+        "--spec",
+        str(tmp_path / "spec.json"),
+        "--data",
+        str(tmp_path / "data.npz"),
+        *[a for w in workers for a in ("--worker", w)],
+        "--out",
+        str(tmp_path / "model.ckpt"),
+        "--evidence",
+        str(tmp_path / "evidence.json"),
+        "--audit",
+        "1.0",
+        "--port",
+        str(port),
+    ]
+
+
+def test_a_split_job_runs_as_processes_and_trains_the_unsplit_weights(tmp_path: Path) -> None:
+    x, y = _files(tmp_path)
+    data_dir = tmp_path / "home"
+    store = Keystore(data_dir / "keystore")
+    workers = [str(store.new()) for _ in range(2)]
+    port = free_port()
+    env = {"OMP_NUM_THREADS": "1"}
+    cli = [sys.executable, "-m", "databright.cli"]
+    processes: list[ServerProcess] = []
+    try:
+        serve = launch(
+            [*cli, *_serve_args(tmp_path, workers, port)],
+            name="the split coordinator",
+            log=tmp_path / "serve.log",
+            env=env,
+        )
+        processes.append(serve)
+        for i, worker in enumerate(workers):
+            relay = ["--relay", f"http://127.0.0.1:{port}", "--account", worker]
+            processes.append(
+                launch(
+                    [*cli, "split", "worker", *relay, "--data-dir", str(data_dir), "--idle", "5"],
+                    name=f"stage worker {i}",
+                    log=tmp_path / f"worker{i}.log",
+                    env=env,
+                )
+            )
+        assert serve.wait(timeout=120) == 0, serve.output()
+        for process in processes[1:]:
+            assert process.wait(timeout=30) == 0, process.output()
+    finally:
+        for process in reversed(processes):
+            process.stop(timeout=10)
+    out = serve.output()
+    assert "Traceback" not in out
+    assert "stage 0 (layers 0..1): coordinator" in out
+    for k, worker in enumerate(workers, start=1):
+        assert f"): {worker}" in out
+        assert f"(stage {k})" in processes[k].output()
+    assert "epoch 2/2" in out and "batches audited" in out
+    reference = train(ModelSpec.from_dict(SPEC), x, y)
+    assert (tmp_path / "model.ckpt").read_bytes() == reference.checkpoint
+    assert not (tmp_path / "evidence.json").exists()
+
+
+def _answering(workers: list[RelayedStageWorker], stop: threading.Event) -> list[threading.Thread]:
+    """Worker threads that answer their messages (waiting for the relay to come up)."""
+
+    def run(worker: RelayedStageWorker) -> None:
+        while not stop.is_set():
+            try:
+                worker.work_once()
+            except NodeUnreachable:
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=run, args=(w,), daemon=True) for w in workers]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_a_cheating_stage_worker_is_caught_and_its_evidence_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `split serve` in this process (no interpreter's seconds of imports); its workers as
+    # threads speaking HTTP to it, the second one the cheater `split worker --cheat` runs
+    _files(tmp_path)
+    accounts = [Account.from_key(f"0x{k + 7:064x}") for k in range(2)]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    workers = [
+        RelayedStageWorker(a, http_transport(url, 30.0), stage_worker=stage(a.address))
+        for a, stage in zip(accounts, (StageWorker, ScaledActivationsWorker), strict=True)
+    ]
+    stop = threading.Event()
+    threads = _answering(workers, stop)
+    try:
+        code, out, err = run_main(
+            monkeypatch, capsys, *_serve_args(tmp_path, [a.address for a in accounts], port)
+        )
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+    cheat = accounts[1].address
+    assert code == 1, out + err
+    assert f"worker {cheat} returned activations at step 2" in err
+    assert "Traceback" not in out + err
+    (found,) = json.loads((tmp_path / "evidence.json").read_text())
+    assert (found["worker"], found["step"], found["stage"], found["what"]) == (
+        cheat,
+        2,
+        2,
+        "activations",
+    )
+    assert not (tmp_path / "model.ckpt").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (["--worker", "0x12"], "is not an Ethereum address"),
+        (["--worker", "0x" + "1" * 40, "--worker", "0x" + "1" * 40], "is named twice"),
+        (["--owner", "nonsense"], "is not WORKER=OWNER"),
+        (["--data", "missing.npz"], "cannot read x and y"),
+    ],
+)
+def test_a_bad_split_command_is_one_sentence(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    change: list[str],
+    words: str,
+) -> None:
+    _files(tmp_path)
+    args = _serve_args(tmp_path, ["0x" + "2" * 40], free_port())
+    if change[0] == "--data":
+        args[args.index("--data") + 1] = str(tmp_path / change[1])
+    else:
+        args = args[:2] + change + args[2:]
+    code, out, err = run_main(monkeypatch, capsys, *args)
+    assert code == 1 and words in err, out + err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
