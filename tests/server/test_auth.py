@@ -196,7 +196,8 @@ REFUSALS = {
     "malformed message": ({"text": "hello"}, 400, "line 1"),
     "trailing newline": ({"append": "\n"}, 400, "line 11"),
     "short nonce": ({"nonce": "abc"}, 400, "line 9"),
-    "signature not hex": ({"signature": "0x1234"}, 422, "signature"),
+    "signature not hex": ({"signature": "0x" + "zz" * 65}, 422, "signature"),
+    "short signature of a key's account": ({"signature": "0x1234"}, 401, "65 bytes"),
 }
 
 
@@ -227,6 +228,72 @@ def test_each_refusal_is_one_sentence_and_leaves_no_session(site, node, case) ->
     if "nonce" not in changes:
         good = _message(url, account, nonce, node.chain_id).text()
         assert _post(url, good, _sign(account, good)).status_code == 200
+
+
+# A smart wallet as a contract account: it accepts what its owner's key signed (ERC-1271).
+WALLET = """
+# pragma version ~=0.4.3
+owner: public(address)
+
+
+@deploy
+def __init__(owner: address):
+    self.owner = owner
+
+
+@external
+@view
+def isValidSignature(digest: bytes32, signature: Bytes[65]) -> bytes4:
+    r: bytes32 = extract32(signature, 0)
+    s: bytes32 = extract32(signature, 32)
+    v: uint256 = convert(slice(signature, 64, 1), uint256)
+    if len(signature) == 65 and ecrecover(digest, v, r, s) == self.owner:
+        return 0x1626ba7e
+    return 0xffffffff
+"""
+
+
+@pytest.fixture(scope="module")
+def wallet(node) -> str:
+    import vyper
+    from eth_abi import encode
+
+    out = vyper.compile_code(WALLET, output_formats=["bytecode"])
+    owner = node.accounts[6].address
+    initcode = bytes.fromhex(out["bytecode"][2:]) + encode(["address"], [owner])
+    receipt = connect(node.url, node.accounts[0]).send(None, initcode, what="deploy a wallet")
+    assert receipt.contract_address is not None
+    return str(receipt.contract_address)
+
+
+@ANVIL
+def test_a_contract_account_signs_in_by_erc_1271(site, node, wallet) -> None:
+    url, _ = site
+    owner, stranger = node.accounts[6], node.accounts[7]
+    text = _message(url, _Named(wallet), _nonce(url), node.chain_id).text()
+    # the owner's key signs for the wallet; the wallet's contract says so
+    browser = requests.Session()
+    answer = _post(url, text, _sign(owner, text), browser)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["address"] == wallet
+    assert browser.get(f"{url}/api/v1/auth/me", timeout=10).json()["address"] == wallet
+    # anyone else's signature, one longer than the wallet reads, or none it can read: refused
+    for signed, says in (
+        (lambda t: _sign(stranger, t), f"is {stranger.address}'s, not {wallet}'s"),
+        (lambda t: _sign(owner, t) + "00", f"not {wallet}'s"),
+        (lambda t: "0x" + "00" * 65, f"not {wallet}'s"),
+    ):
+        text = _message(url, _Named(wallet), _nonce(url), node.chain_id).text()
+        refused = _post(url, text, signed(text))
+        assert refused.status_code == 401, refused.text
+        assert says in refused.json()["detail"] and "set-cookie" not in refused.headers
+
+
+class _Named:
+    """An account known by its address only (a contract holds no key)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
 
 
 @ANVIL

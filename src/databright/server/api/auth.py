@@ -8,8 +8,11 @@ is parsed strictly by the ABNF of EIP-4361 (:func:`parse_siwe_message`), checked
 request and chain, and the nonce is consumed (each is accepted once, for 10 minutes). The
 session is a cookie holding the address and its expiry, signed with HMAC-SHA256 under a key
 kept in ``session.key`` in the data dir (mode 0600, made on first use): nothing per session is
-stored, so any process with the same data dir accepts it. Contract accounts (ERC-1271) cannot
-sign in yet: only keys whose signature recovers to the address.
+stored, so any process with the same data dir accepts it. A contract account (a smart wallet
+such as a Safe) signs in by ERC-1271: when the signature does not recover to the address and
+the address holds code, the server asks the contract, at the chain's latest block, whether the
+signature is valid for the message's EIP-191 hash (``isValidSignature`` answering
+``0x1626ba7e``); its signature may then be any length up to 4 KB.
 
 The parser is our own rather than ``signinwithethereum`` 5.0.2 (the maintained ``siwe``):
 besides pinning older web3 and eth-account than ours, its parser took 6 to 10 ms to read an
@@ -36,8 +39,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
 from urllib.parse import urlsplit
 
+from eth_abi import encode as abi_encode
 from eth_account import Account
-from eth_account.messages import encode_defunct
+from eth_account.messages import defunct_hash_message, encode_defunct
 from eth_keys.exceptions import BadSignature, ValidationError
 from eth_utils import to_checksum_address
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -45,12 +49,13 @@ from pydantic import BaseModel, Field
 from starlette.status import HTTP_204_NO_CONTENT
 
 from databright.atomic import fsync_dir, staged_file
-from databright.errors import DamagedRecord, InvalidArgument, NotPermitted
+from databright.errors import ContractReverted, DamagedRecord, InvalidArgument, NotPermitted
 from databright.server.api.problems import PROBLEM_TYPE
 from databright.server.api.schemas import Problem
 from databright.server.index.sessions import NONCE_TTL_S, consume_nonce, issue_nonce
 
 if TYPE_CHECKING:
+    from databright.chain.gateway import Gateway
     from databright.server.platform import Platform
 
 __all__ = [
@@ -375,6 +380,54 @@ def _signer(message: str, signature: str) -> str:
         ) from exc
 
 
+#: What ``isValidSignature(bytes32,bytes)`` answers for a valid signature (ERC-1271).
+ERC1271_MAGIC: Final = bytes.fromhex("1626ba7e")
+
+
+def _wallet_accepts(gateway: Gateway, address: str, message: str, signature: str) -> bool:
+    """Whether the contract at ``address`` accepts ``signature`` of ``message`` by ERC-1271
+    (False for an account without code, and for a contract that reverts or answers
+    anything else). A node that does not answer raises ``NodeUnreachable`` (a 503)."""
+    if not gateway.has_code(address):
+        return False
+    digest = defunct_hash_message(text=message)
+    data = ERC1271_MAGIC + abi_encode(["bytes32", "bytes"], [digest, bytes.fromhex(signature[2:])])
+    try:
+        answer = gateway.call(address, data, "latest", "ERC-1271 isValidSignature")
+    except ContractReverted:
+        return False
+    return answer[:4] == ERC1271_MAGIC and len(answer) == 32 and not any(answer[4:])
+
+
+def _verify(gateway: Gateway, message: SiweMessage, text: str, signature: str) -> None:
+    """The signature is the message's account's, by its key or by its contract (ERC-1271);
+    raises ``NotPermitted`` (a 401) or, for a malformed key signature, ``InvalidArgument``."""
+    try:
+        signer: str | None = _signer(text, signature) if len(signature) == 132 else None
+    except InvalidArgument:
+        if not gateway.has_code(message.address):
+            raise
+        signer = None
+    if signer == message.address:
+        return
+    if _wallet_accepts(gateway, message.address, text, signature):
+        return
+    if signer is not None:
+        raise NotPermitted(
+            f"the signature is {signer}'s, not {message.address}'s; sign with the account "
+            "the message names"
+        )
+    if gateway.has_code(message.address):
+        raise NotPermitted(
+            f"the signature is not {message.address}'s: its contract does not accept it "
+            "(ERC-1271); sign again with a key the wallet accepts"
+        )
+    raise NotPermitted(
+        f"the signature is not {message.address}'s: a key's signature is 65 bytes, and the "
+        "account holds no contract to ask (ERC-1271); sign again with personal_sign"
+    )
+
+
 # --- the session cookie -----------------------------------------------------------------
 
 _KEY_LOCK = threading.Lock()
@@ -473,7 +526,9 @@ class NonceOut(BaseModel):
 class SiweIn(BaseModel):
     message: str = Field(max_length=MAX_MESSAGE_CHARS, description="The EIP-4361 message.")
     signature: str = Field(
-        pattern=r"^0x[0-9a-fA-F]{130}$", description="personal_sign of the message (65 bytes)."
+        pattern=r"^0x(?:[0-9a-fA-F]{2}){1,4096}$",
+        description="personal_sign of the message (65 bytes), or a contract account's "
+        "ERC-1271 signature.",
     )
 
 
@@ -514,13 +569,9 @@ def sign_in(request: Request, response: Response, body: SiweIn) -> SessionOut:
     message = parse_siwe_message(body.message)
     now = time.time()
     try:
-        _check(message, request, platform.market.gateway.chain_id, now)
-        signer = _signer(body.message, body.signature)
-        if signer != message.address:
-            raise NotPermitted(
-                f"the signature is {signer}'s, not {message.address}'s; sign with the account "
-                "the message names"
-            )
+        gateway = platform.market.gateway
+        _check(message, request, gateway.chain_id, now)
+        _verify(gateway, message, body.message, body.signature)
         # Last, so that a refused attempt leaves the nonce for a corrected message.
         consume_nonce(platform.engine, message.nonce, int(now))
     except NotPermitted as exc:
