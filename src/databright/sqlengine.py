@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 
 __all__ = ["sql_engine"]
 
@@ -27,13 +27,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def sql_engine(url: str) -> Engine:
+def sql_engine(url: str | URL, *, isolation_level: str | None = None) -> Engine:
     """An engine on ``url`` (raises SQLAlchemy's ArgumentError for a URL it cannot parse, and
-    ImportError for a driver that is not installed: callers word those for their users)."""
+    ImportError for a driver that is not installed: callers word those for their users).
+    ``isolation_level``: every connection's, set once when it connects (a level asked per
+    transaction is set and reset on every checkout: two more round trips on PostgreSQL)."""
     sqlite = make_url(url).get_backend_name() == "sqlite"
+    options: dict[str, Any] = (
+        {} if isolation_level is None else {"isolation_level": isolation_level}
+    )
     # A server's connection can drop between two uses (a restart, an idle timeout): pinged on
     # each checkout. A SQLite file's cannot, and the ping cost a statement per transaction.
-    engine = create_engine(url, pool_pre_ping=not sqlite)
+    engine = create_engine(url, pool_pre_ping=not sqlite, **options)
     if sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

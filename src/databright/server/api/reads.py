@@ -13,7 +13,7 @@ from typing import Any, Final, Literal
 
 from eth_utils import is_address, to_checksum_address
 from pydantic import TypeAdapter
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, and_, event, or_, select
 from sqlalchemy.orm import Session
 
 from databright.chain.clients import DataMarketConstants, ProposalStatus, ShareTokenConstants
@@ -45,6 +45,7 @@ from databright.server.index.schema import (
     IndexedModel,
     IndexState,
 )
+from databright.sqlengine import sql_engine
 
 __all__ = [
     "MAX_LIMIT",
@@ -98,18 +99,30 @@ class IndexReader:
     def __init__(self, engine: Engine, session: Session | None = None) -> None:
         self.engine = engine
         self._bound = session
+        self._snapshots: Engine | None = None
+
+    def _snapshot_engine(self) -> Engine:
+        """Where :meth:`snapshot` reads: on PostgreSQL an engine of its own whose connections
+        are REPEATABLE READ from the start (one snapshot for all of a request's reads: READ
+        COMMITTED, the default, lets each statement see a batch the indexer committed
+        meanwhile, and a cached page must hold what the index held at the state it is kept
+        under). Asking the level per transaction instead cost a BEGIN and a COMMIT to reset
+        it on each checkout: two of a page's eight round trips. Disposed with ``engine``."""
+        if self._snapshots is None:
+            if self.engine.dialect.name != "postgresql":
+                self._snapshots = self.engine
+            else:
+                snapshots = sql_engine(self.engine.url, isolation_level="REPEATABLE READ")
+                event.listen(self.engine, "engine_disposed", lambda _: snapshots.dispose())
+                self._snapshots = snapshots
+        return self._snapshots
 
     @contextmanager
     def snapshot(self) -> Iterator[IndexReader]:
         """A reader whose reads share one session: one connection and, on PostgreSQL, one
         transaction for a request's existence check, page and index state (each read in a
         session of its own cost a connection check and a BEGIN/ROLLBACK round trip apiece)."""
-        with Session(self.engine, expire_on_commit=False) as session:
-            if self.engine.dialect.name == "postgresql":
-                # one snapshot for all the request's reads (READ COMMITTED, PostgreSQL's
-                # default, lets each statement see a batch the indexer committed meanwhile):
-                # a cached page must hold what the index held at the state it is kept under
-                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        with Session(self._snapshot_engine(), expire_on_commit=False) as session:
             yield IndexReader(self.engine, session)
 
     @contextmanager

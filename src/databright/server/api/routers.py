@@ -196,8 +196,10 @@ async def dataset_proposals(
     who = None if contributor is None else checksum(contributor)
 
     def read(view: IndexReader) -> tuple[list[ProposalOut], str | None]:
-        _known(view, dataset_id)
-        return view.proposals(dataset_id, after, limit, status, who)
+        page = view.proposals(dataset_id, after, limit, status, who)
+        if not page[0]:  # a proposal is proof enough that its dataset exists
+            _known(view, dataset_id)
+        return page
 
     key = ("dataset proposals", dataset_id, status, who, after, limit)
     return await _page(request, reader, key, ProposalOut, read)
@@ -208,8 +210,10 @@ async def shareholders(request: Request, reader: Reader, dataset_id: DatasetId) 
     """Who holds the dataset's shares, largest holding first."""
 
     def read(view: IndexReader) -> tuple[list[Shareholder], None]:
-        _known(view, dataset_id)
-        return view.shareholders(dataset_id), None
+        holders = view.shareholders(dataset_id)
+        if not holders:  # as for proposals: a holder is proof enough
+            _known(view, dataset_id)
+        return holders, None
 
     return await _page(request, reader, ("shareholders", dataset_id), Shareholder, read)
 
