@@ -24,8 +24,8 @@ from databright.errors import ChainIndexError
 from databright.market import Governance, Market
 from databright.server.api.reads import IndexReader
 from databright.server.index import IndexedEvent, Indexer, IndexState, open_index
-from databright.server.index.schema import IndexedDataset
-from databright.server.platform import FOLLOW_S, follow_pause
+from databright.server.index.schema import IndexedBlock, IndexedDataset
+from databright.server.platform import FOLLOW_MIN_S, FOLLOW_S, follow_pause
 from databright.storage import DatasetSchema, validate_examples
 
 SCHEMA = DatasetSchema(
@@ -430,3 +430,248 @@ def test_the_indexer_thread_pauses_only_when_the_chain_is_quiet(
     # No pause after new blocks (a fast chain has more by then); a short one while the chain
     # moved a moment ago; the poll interval once it is quiet.
     assert follow_pause(found, since_block_s, poll_s=0.5) == pause
+
+
+# --- following a fast chain: one request a step, and what makes reading early safe ---------
+
+
+def _count_requests(gw) -> list[str]:
+    """Every request the gateway sends from now on, as "batch" or the method's name."""
+    sent: list[str] = []
+    provider = gw.w3.provider
+    one, many = provider.make_request, provider.make_batch_request
+
+    def counted_one(method, params):
+        sent.append(method)
+        return one(method, params)
+
+    def counted_many(batch):
+        sent.append("batch")
+        return many(batch)
+
+    provider.make_request, provider.make_batch_request = counted_one, counted_many
+    direct = gw._direct_post()
+    if direct is not None:
+        post = direct.post
+
+        def counted_post(batch):
+            sent.append("batch")
+            return post(batch)
+
+        direct.post = counted_post
+    return sent
+
+
+def _dataset(market: Market, name: str) -> tuple[int, Any]:
+    """A new dataset and a client of its share token (its ``pay`` is one block, one event)."""
+    initial = validate_examples(CAST.initial_X, CAST.initial_y, SCHEMA, source="initial")
+    ds = market.create_dataset(name, SCHEMA, initial, Governance())
+    return ds, market.gateway.contract("ShareToken", market.contract.share_token(ds))
+
+
+def test_a_step_following_a_moving_chain_is_one_request(
+    market: Market, node, database_url: str
+) -> None:
+    start = market.gateway.block_number()
+    ds, token = _dataset(market, "follow")
+    engine = open_index(database_url)
+    gw = connect(node.url)
+    indexer = Indexer(gw, market.contract.address, engine, start_block=start)
+    indexer.sync()
+    sent = _count_requests(gw)
+    for _ in range(4):
+        token.transact("pay", value=1)
+        before = len(sent)
+        step = indexer.step()
+        assert step.to_block == step.from_block == step.head and step.events_added >= 1
+        assert sent[before:] == ["batch"]  # head, reorg check, headers and logs at once
+    assert indexer._blooms_hold  # every log's address was in its block's bloom
+    assert len(_indexed(engine)) == _chain_log_count(market, ds, start)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("empty", [5, 70], ids=["short", "long"])
+def test_a_range_after_the_head_is_read_in_one_batch_or_by_event_blocks(
+    market: Market, node, tmp_path: Path, empty: int
+) -> None:
+    """Behind the head, a short range's logs come with all its headers in one batch (the
+    head was read first, so they cover every block); a long one's logs, then the headers of
+    the blocks that have events (and of its last), not of every block."""
+    start = market.gateway.block_number()
+    ds, token = _dataset(market, f"range{empty}")
+    engine = open_index(f"sqlite:///{tmp_path / 'range.sqlite3'}")
+    gw = connect(node.url)
+    indexer = Indexer(gw, market.contract.address, engine, start_block=start)
+    indexer.sync()  # knows the token now
+    token.transact("pay", value=1)
+    for _ in range(empty):
+        market.gateway.request("evm_mine", [], "mine")
+    token.transact("pay", value=1)
+    sent = _count_requests(gw)
+    [step] = indexer.sync()
+    assert step.to_block == market.gateway.block_number()
+    # The head (and the reorg check), then the range: in one batch, or the logs and then
+    # the headers not fetched ahead of the blocks with events (in one request).
+    assert sent[:2] == (["batch", "batch"] if empty < 64 else ["batch", "eth_getLogs"])
+    assert len(sent) == (2 if empty < 64 else 3)
+    rows = _indexed(engine)
+    assert len(rows) == _chain_log_count(market, ds, start)
+    with Session(engine) as s:
+        kept = set(s.scalars(select(IndexedBlock.number)))
+    assert kept == {r.block_number for r in rows} | {step.to_block}
+    engine.dispose()
+
+
+def test_nothing_is_missed_while_the_chain_is_written_at_full_speed(
+    market: Market, node, database_url: str
+) -> None:
+    """A writer pipelines payments (a block each) while the indexer follows: every event is
+    indexed once, whether a step read it early or after its headers."""
+    import threading
+
+    start = market.gateway.block_number()
+    ds, token = _dataset(market, "load")
+    engine = open_index(database_url)
+    indexer = Indexer(connect(node.url), market.contract.address, engine, start_block=start)
+    indexer.sync()
+
+    def write() -> None:
+        for _ in range(6):
+            token.gateway.wait_many([token.submit("pay", value=1) for _ in range(10)])
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    while writer.is_alive():
+        indexer.step()
+    writer.join()
+    indexer.sync()
+    rows = _indexed(engine)
+    keys = [(r.tx_hash, r.log_index) for r in rows]
+    assert len(keys) == len(set(keys)) == _chain_log_count(market, ds, start)
+    assert sum(r.name == "DividendPaid" for r in rows) == 60
+    engine.dispose()
+
+
+def _following(market: Market, node, tmp_path: Path) -> tuple[Indexer, int, Any, str]:
+    """An indexer caught up with a chain whose next block pays a dividend (not read yet):
+    the indexer, that block, its header and the hash of the block before it."""
+    start = market.gateway.block_number()
+    _, token = _dataset(market, "early")
+    engine = open_index(f"sqlite:///{tmp_path / 'early.sqlite3'}")
+    indexer = Indexer(connect(node.url), market.contract.address, engine, start_block=start)
+    indexer.sync()
+    block = token.transact("pay", value=1).block_number
+    header = indexer._header(block)
+    assert header is not None
+    parent = indexer.known_version()
+    assert parent is not None and parent[0] == block - 1 and parent[1] is not None
+    return indexer, block, header, parent[1]
+
+
+def _read_early(indexer: Indexer, block: int, headers: dict[int, Any], logs: list[Any], parent):
+    from databright.server.index.indexer import _Ahead
+
+    at = indexer._position()
+    contracts = tuple(indexer._contracts(at.tokens))
+    ahead = _Ahead(headers, logs, contracts)
+    return indexer._read(block, block, at.tokens, at.models, ahead, parent)
+
+
+def test_logs_read_before_their_block_was_mined_are_read_again(
+    market: Market, node, tmp_path: Path
+) -> None:
+    """The batch's eth_getLogs may run before the node mines a block whose header a later
+    call of the same batch returns: no log of it came back, but its bloom names our token,
+    so the logs are read again once the header is known."""
+    indexer, block, header, parent = _following(market, node, tmp_path)
+    rows, blocks, *_ = _read_early(indexer, block, {block: header}, [], parent)
+    assert rows is not None and [r["name"] for r in rows] == ["DividendPaid"]
+    assert [b["number"] for b in blocks] == [block]
+    assert indexer._blooms_hold
+
+
+def test_a_node_whose_blooms_leave_out_a_log_is_not_trusted_with_them(
+    market: Market, node, tmp_path: Path
+) -> None:
+    indexer, block, header, parent = _following(market, node, tmp_path)
+    logs = indexer._logs(block, block, indexer._contracts(indexer._position().tokens))
+    assert logs  # the payment's
+    blank = {**header, "logsBloom": "0x" + "00" * 256}
+    rows, *_ = _read_early(indexer, block, {block: blank}, logs, parent)
+    assert not indexer._blooms_hold  # and so no logs are read early any more
+    assert rows is not None and [r["name"] for r in rows] == ["DividendPaid"]
+    moving = indexer.gateway.ask_batch
+    asked: list[list[str]] = []
+
+    def recording(calls, *args, **kwargs):
+        asked.append([c.method for c in calls])
+        return moving(calls, *args, **kwargs)
+
+    indexer.gateway.ask_batch = recording  # type: ignore[method-assign]
+    indexer.step()
+    assert asked and "eth_getLogs" not in asked[0]
+
+
+def test_headers_that_do_not_descend_from_the_index_end_drop_the_batch(
+    market: Market, node, tmp_path: Path
+) -> None:
+    """Each call of a batch may see another chain (a reorg between them): a header whose
+    parent is not the block the index ends at drops the batch, to be read again."""
+    indexer, block, header, parent = _following(market, node, tmp_path)
+    logs = indexer._logs(block, block, indexer._contracts(indexer._position().tokens))
+    rows, *_ = _read_early(indexer, block, {block: header}, logs, "0x" + "ab" * 32)
+    assert rows is None
+    rows, *_ = _read_early(indexer, block, {block: header}, logs, parent)
+    assert rows is not None and len(rows) == 1
+
+
+def test_an_address_bloom_mask_is_what_the_node_sets(market: Market, node, tmp_path: Path) -> None:
+    indexer, block, header, _ = _following(market, node, tmp_path)
+    [log] = indexer._logs(block, block, indexer._contracts(indexer._position().tokens))
+    bloom = int(header["logsBloom"], 16)
+    mask = indexer._bloom_mask(log["address"])
+    assert bin(mask).count("1") in (1, 2, 3) and bloom & mask == mask
+    assert indexer._bloom_mask(log["address"].upper().replace("0X", "0x")) == mask
+    absent = indexer._bloom_mask("0x" + "00" * 19 + "01")
+    assert bloom & absent != absent  # a few bits set of 2048: another address is not named
+
+
+def test_a_reorg_while_following_is_rolled_back(node, tmp_path: Path) -> None:
+    """A branch of the same length replaces the blocks an indexer that reads early has
+    indexed: the reorg check sees it, and the new branch's events replace the old ones."""
+    if node.kind != "anvil":
+        pytest.skip("the embedded node has no snapshots to fork its chain with; anvil does")
+    deploy(connect(node.url, node.accounts[0]), tmp_path)
+    market = Market.connect(node.url, node.accounts[0], tmp_path)
+    start = market.gateway.block_number()
+    ds, token = _dataset(market, "fork")
+    engine = open_index(f"sqlite:///{tmp_path / 'index.sqlite3'}")
+    indexer = Indexer(connect(node.url), market.contract.address, engine, start_block=start)
+    indexer.sync()
+    snapshot = market.gateway.request("evm_snapshot", [], "snapshot")
+    for _ in range(3):
+        token.transact("pay", value=1)
+        indexer.step()  # one block each, read early
+    market.gateway.request("evm_revert", [snapshot], "revert")
+    market = Market.connect(node.url, node.accounts[0], tmp_path)
+    token = market.gateway.contract("ShareToken", token.address)
+    for _ in range(3):
+        token.transact("pay", value=2)
+    steps = indexer.sync()
+    assert steps[0].rolled_back_to is not None
+    paid = [r.args["amount"] for r in _indexed(engine) if r.name == "DividendPaid"]
+    assert paid == ["2", "2", "2"]
+    assert len(_indexed(engine)) == _chain_log_count(market, ds, start)
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("since_block_s", "pause"),
+    [(0.0, FOLLOW_MIN_S), (0.004, 0.002), (0.06, 0.03), (0.3, FOLLOW_S), (0.5, 0.5)],
+)
+def test_the_pause_while_the_chain_moves_grows_with_the_time_since_its_last_block(
+    since_block_s: float, pause: float
+) -> None:
+    # Half the time since the last new block: a chain mining every few milliseconds is asked
+    # again within one, a fixed FOLLOW_S would let anvil's blocks pile up (20 a pause).
+    assert follow_pause(False, since_block_s, poll_s=0.5) == pytest.approx(pause)

@@ -42,6 +42,7 @@ from databright.server.limits import BodyLimit
 from databright.server.ui import install_ui
 
 __all__ = [
+    "FOLLOW_MIN_S",
     "FOLLOW_S",
     "MAX_BODY_BYTES",
     "Platform",
@@ -54,19 +55,26 @@ log = logging.getLogger("databright.server")
 
 #: The largest request body accepted (the API's bodies are small JSON documents).
 MAX_BODY_BYTES = 64 * 1024
-#: How soon the indexer looks again after finding nothing new while the chain was moving a
-#: moment ago (see :func:`follow_pause`).
+#: The longest the indexer waits, caught up, while the chain was moving a moment ago, and the
+#: shortest (see :func:`follow_pause`).
 FOLLOW_S = 0.05
+FOLLOW_MIN_S = 0.001
 
 
 def follow_pause(found_blocks: bool, since_block_s: float, poll_s: float) -> float:
     """How long the indexer waits, caught up, before its next step: none after a step that
     found new blocks (a chain mining hundreds a second, as anvil does, has more by then: a
-    pause would let them pile up), ``FOLLOW_S`` while the chain moved less than ``poll_s``
-    ago, else ``poll_s`` (a quiet chain is not asked twenty times a second)."""
+    pause would let them pile up); while the chain moved less than ``poll_s`` ago, half as
+    long as it has been since it last did (at least ``FOLLOW_MIN_S``, at most ``FOLLOW_S``),
+    so a chain mining every few milliseconds is looked at again within one (a fixed
+    ``FOLLOW_S`` let 20 of anvil's blocks pile up each time the indexer caught up) and one
+    that stopped is asked less and less often; else ``poll_s`` (a quiet chain is not asked
+    twenty times a second)."""
     if found_blocks:
         return 0.0
-    return min(FOLLOW_S, poll_s) if since_block_s < poll_s else poll_s
+    if since_block_s >= poll_s:
+        return poll_s
+    return min(FOLLOW_S, poll_s, max(FOLLOW_MIN_S, since_block_s / 2))
 
 
 class Platform:

@@ -19,9 +19,12 @@ the hash of the block header fetched for its number, or the batch is dropped and
 What the API's lists read is kept in the same transaction: a proposal's status on its
 ProposalCreated row too (PENDING until its settlement is indexed), each dataset's proposal
 counts (:class:`IndexedDataset`) and each holder's shares (:class:`IndexedHolding`); a reorg
-puts them back as the remaining events say. Following a fast chain, a step costs two round
-trips to the node: the head, the reorg check and the next blocks' headers in one batch, then
-the logs.
+puts them back as the remaining events say. Following a fast chain, a step is one round trip
+to the node and one transaction: the head, the reorg check, the next blocks' headers and their
+logs in one batch. The batch's calls may each see another chain (the node mines between them),
+so such logs count only where the headers vouch for them: the headers descend from the index's
+end, every log carries its block's hash, and a block without logs has a bloom that names none
+of the contracts (see ``Indexer._early_logs``); else the logs are read again, after the head.
 
 The model market. When the deployment has one, its events are indexed too: each carries the
 model it is about (``model_id``) and that model's dataset (from the model's registration), and
@@ -41,11 +44,12 @@ alike (``Withdrawn``, ``Settled``), so what is rebuilt from events is read by co
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 from sqlalchemy import Engine, Insert, Table, Update, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -55,7 +59,7 @@ from sqlalchemy.orm import Session
 from databright.chain.artifacts import load_artifact
 from databright.chain.clients import ProposalStatus
 from databright.chain.events import Event, EventDecoder
-from databright.chain.gateway import Gateway
+from databright.chain.gateway import Call, Gateway
 from databright.errors import ChainError, ChainIndexError
 from databright.server.index.registry import (
     DATASET_EVENTS,
@@ -92,6 +96,12 @@ __all__ = [
 DEFAULT_BATCH: Final = 2000
 #: The most block headers a step fetches ahead, with the head (see ``Indexer._head_and_reorg``).
 _AHEAD: Final = 16
+#: The longest range whose logs are read with every header of it, in one batch, once the head
+#: is known (longer ones: the logs, then the headers of the blocks that have events).
+_WHOLE: Final = 64
+#: Seconds after a step last found new blocks that the chain counts as moving: headers (and
+#: logs) are fetched ahead only then, so a quiet chain's polls ask for the head and one block.
+_MOVING_S: Final = 1.0
 
 # Which argument names the account an event is about, and its amount, in order of preference.
 _ACCOUNT_ARGS: Final = (
@@ -193,6 +203,17 @@ class _Position:
     head_block: int
     tokens: dict[str, int]  # share token -> dataset, as of ``indexed_block``
     models: dict[int, int]  # model -> dataset, alike
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    """What a step's first batch read of the blocks after the index's end: their headers
+    (block -> header; blocks not mined yet are absent) and, following a fast chain, their
+    logs (None: not read)."""
+
+    headers: dict[int, dict[str, Any]]
+    logs: list[dict[str, Any]] | None
+    contracts: tuple[str, ...] = ()  # whose logs ``logs`` are
 
 
 @dataclass(frozen=True)
@@ -339,6 +360,9 @@ class Indexer:
         self.chain_id = gateway.chain_id
         self._decoders: dict[str, EventDecoder] = {}
         self._span = 0  # blocks the last step indexed: how many headers to fetch ahead
+        self._moved_at = float("-inf")  # when a step last indexed new blocks (monotonic)
+        self._blooms_hold = True  # the node's logs blooms name every log's address, so far
+        self._masks: dict[str, int] = {}  # address (lower case) -> its bits in a logs bloom
         self._known: _Position | None = None  # the index as the last step left it
         self._statements = _BatchStatements.of(engine.dialect.name)
         given = {
@@ -458,14 +482,21 @@ class Indexer:
         head, rolled_back, ahead = self._head_and_reorg(at)
         at = self._position()  # read again if the reorg check dropped what was known
         first = at.indexed_block + 1
-        last = min(head, first + self.batch - 1)
+        # Blocks mined while the first request was answered count too: their headers came
+        # with it (and are checked as any other's).
+        seen = first - 1
+        while seen + 1 in ahead.headers:
+            seen += 1
+        last = min(max(head, seen), first + self.batch - 1)
         if first > last:
             if head != at.head_block:  # an idle poll writes nothing
                 self._record_head(head)
                 at.head_block = head
             return SyncStep(first, at.indexed_block, head, 0, rolled_back)
         self._known = None  # until this batch is written
-        rows, blocks, tokens, models = self._read(first, last, at.tokens, at.models, ahead)
+        parent = at.newest[1] if at.newest and at.newest[0] == first - 1 else None
+        rows, blocks, tokens, models = self._read(first, last, at.tokens, at.models, ahead, parent)
+        head = max(head, last)
         if rows is None:  # the chain changed under this batch: try again next step
             return SyncStep(first, at.indexed_block, head, 0, rolled_back)
         added = self._write(first, last, head, rows, blocks)
@@ -474,8 +505,9 @@ class Indexer:
         kept = next(b for b in blocks if b["number"] == last)  # ``_read`` keeps the last block
         # The index as this write left it, so the next step reads nothing back (a rollback or
         # a range another indexer wrote first reads it from the index again).
-        self._known = _Position(last, (last, kept["hash"]), max(head, last), tokens, models)
+        self._known = _Position(last, (last, kept["hash"]), head, tokens, models)
         self._span = last - first + 1
+        self._moved_at = time.monotonic()
         return SyncStep(first, last, head, added, rolled_back)
 
     def _position(self) -> _Position:
@@ -506,33 +538,53 @@ class Indexer:
         )
         return dict(block) if block else None
 
-    def _head_and_reorg(self, at: _Position) -> tuple[int, int | None, dict[int, dict[str, Any]]]:
+    def _head_and_reorg(self, at: _Position) -> tuple[int, int | None, _Ahead]:
         """The chain's head, the fork point when a reorg was rolled back (None: none), and
-        the headers of the blocks after the index's end that were fetched ahead.
+        what was read of the blocks after the index's end.
 
         One batch request: the head, the newest kept block's header (a reorg check) and,
         while the chain moves, the headers of the next blocks (twice as many as the last step
-        indexed, at most ``_AHEAD``), so a step following a fast chain spends two round trips
-        (this and the logs), not four. On a quiet chain nothing is fetched ahead (a node that
-        bills each request of a batch is asked for two)."""
+        indexed, at most ``_AHEAD``) and their logs, so a step following a fast chain is one
+        round trip and a write. The logs are read only while the index is at the head the
+        last step saw and where the headers can vouch for them (see :meth:`_early_logs`): the
+        newest kept block is the index's end, so the headers must descend from it, and the
+        node's blooms have held so far. On a quiet chain nothing is fetched ahead (a node
+        that bills each request of a batch is asked for two)."""
         newest, end = at.newest, at.indexed_block
         if newest is None:
-            return self.gateway.block_number(), None, {}
-        ahead = list(range(end + 1, end + 1 + min(_AHEAD, 2 * self._span)))
-        latest, kept, *fetched = self.gateway.ask_many(
-            "eth_getBlockByNumber",
-            [["latest", False], [hex(newest[0]), False], *([hex(n), False] for n in ahead)],
-            "block headers",
-            lambda block: dict(block) if block else None,
-        )
-        if latest is None:
-            raise ChainError(f"the node at {self.gateway.url} has no latest block")
-        head = _quantity(latest["number"])
+            return self.gateway.block_number(), None, _Ahead({}, None)
+        moving = time.monotonic() - self._moved_at < _MOVING_S
+        ahead = list(range(end + 1, end + 1 + min(_AHEAD, 2 * self._span))) if moving else []
+        # Logs are read early only while following: the last step reached the head it saw
+        # (so "latest", below, is a few blocks on, not a backlog read for nothing).
+        following = at.head_block <= end
+        early = bool(ahead) and following and newest[0] == end and self._blooms_hold
+        calls = [
+            Call("eth_blockNumber", [], "the chain's head", _quantity),
+            *(_header_call(n) for n in (newest[0], *ahead)),
+        ]
+        contracts = self._contracts(at.tokens) if early else []
+        if early:
+            # Up to "latest", not the last block fetched ahead: nodes refuse a range that
+            # ends past their head (the embedded node) or cut it there (anvil). Logs of
+            # blocks past the headers fetched are dropped (see _read).
+            window = {"fromBlock": hex(ahead[0]), "toBlock": "latest", "address": contracts}
+            calls.append(Call("eth_getLogs", [window], "events", _log_list))
+        # Errors in place: a range that starts past the head is an error on some nodes (no
+        # block was mined since the last step), which only means that no log was read early.
+        # Direct: this is asked in a loop, and requests and web3 cost more CPU than the node.
+        head, kept, *fetched = self.gateway.ask_batch(calls, errors_in_place=True, direct=True)
+        logs = fetched.pop() if early else None
+        for answer in (head, kept, *fetched):
+            if isinstance(answer, ChainError):
+                raise answer
         if kept is not None and _hex(kept["hash"]) == newest[1]:
-            return head, None, {n: h for n, h in zip(ahead, fetched, strict=True) if h}
+            headers = {n: h for n, h in zip(ahead, fetched, strict=True) if h}
+            read = None if isinstance(logs, ChainError) else logs
+            return head, None, _Ahead(headers, read, tuple(contracts))
         self._span = 0
         self._known = None
-        return head, self._roll_back_reorg(), {}
+        return head, self._roll_back_reorg(), _Ahead({}, None)
 
     def _roll_back_reorg(self) -> int | None:
         """Compare kept blocks with the chain, newest first; drop what the chain no longer has."""
@@ -611,8 +663,14 @@ class Indexer:
         return header is not None and _hex(header["hash"]) == block_hash
 
     def _logs(self, first: int, last: int, addresses: Iterable[str]) -> list[dict[str, Any]]:
-        params = {"fromBlock": hex(first), "toBlock": hex(last), "address": list(addresses)}
-        return [dict(log) for log in self.gateway.request("eth_getLogs", [params], "events")]
+        return self.gateway.ask(
+            "eth_getLogs", [_window(first, last, addresses)], "events", _log_list
+        )
+
+    def _contracts(self, tokens: Iterable[str]) -> list[str]:
+        """The contracts whose logs are indexed: the market's, the others given, the tokens."""
+        given = (self.model_market, self.compute_market, self.weight_sale, self.data_access)
+        return [self.market, *(a for a in given if a), *tokens]
 
     def _read(
         self,
@@ -620,11 +678,14 @@ class Indexer:
         last: int,
         tokens: dict[str, int],
         models: dict[int, int],
-        ahead: dict[int, dict[str, Any]] | None = None,
+        ahead: _Ahead | None = None,
+        parent: str | None = None,
     ) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]], dict[str, int], dict[int, int]]:
         """The rows and kept blocks of ``first``..``last`` (None rows: the chain changed under
         the batch), and the share tokens and models known once they are indexed. ``ahead``:
-        headers fetched already; their hashes are checked against the logs' as any other's."""
+        headers (and logs) read already; ``parent``: the hash of block ``first - 1`` as the
+        index keeps it (None: not kept), which the range's headers must descend from."""
+        ahead = ahead or _Ahead({}, None)
         decoders: dict[str, EventDecoder] = {
             self.market: self._decoder(self.market, self._market_abi)
         }
@@ -636,7 +697,23 @@ class Indexer:
         ):
             if address:
                 decoders[address] = self._decoder(address, abi)
-        logs = self._logs(first, last, [*decoders, *tokens])
+        addresses = [*decoders, *tokens]
+        known = dict(ahead.headers)  # block -> header, as fetched so far
+        logs = self._early_logs(first, last, addresses, ahead, parent)
+        if logs is None and last - first < _WHOLE:
+            # The logs and every header not fetched yet, in one batch: the blocks exist (the
+            # head was read first), so the logs cover them all.
+            missing = [n for n in range(first, last + 1) if n not in known]
+            logs, *fetched = self.gateway.ask_batch(
+                [
+                    Call("eth_getLogs", [_window(first, last, addresses)], "events", _log_list),
+                    *(_header_call(n) for n in missing),
+                ],
+                direct=True,
+            )
+            known |= {n: h for n, h in zip(missing, fetched, strict=True) if h is not None}
+        elif logs is None:
+            logs = self._logs(first, last, addresses)
         decoders.update({t: self._decoder(t, self._token_abi) for t in tokens})
         decoded = self._decode(logs, decoders)
         # Tokens created in this batch: their own events of this batch are read now too.
@@ -653,14 +730,14 @@ class Indexer:
             decoded += self._decode(more, {t: decoders[t] for t in new})
             tokens = {**tokens, **new}
         numbers = sorted({e.block_number for e, _ in decoded} | {last})
-        headers = {n: ahead[n] for n in numbers if ahead and n in ahead}
+        headers = {n: known[n] for n in numbers if n in known}
         missing = [n for n in numbers if n not in headers]
         # One batch request for every header of the batch not fetched ahead, not one each.
         fetched = self.gateway.ask_many(
             "eth_getBlockByNumber",
             [[hex(n), False] for n in missing],
             "block headers",
-            lambda block: dict(block) if block else None,
+            _optional_header,
         ) if missing else []  # fmt: skip
         headers |= {n: h for n, h in zip(missing, fetched, strict=True) if h is not None}
         if len(headers) < len(numbers):  # a block vanished under us: a reorg in flight
@@ -669,6 +746,8 @@ class Indexer:
             number = int(log["blockNumber"], 16)
             if _hex(log["blockHash"]) != _hex(headers[number]["hash"]):
                 return None, [], tokens, models
+        if parent is not None and not _descends(known, first, last, parent):
+            return None, [], tokens, models  # the headers are not one chain from the index's end
         # Models registered in this batch: their later events of this batch name their dataset.
         models = {
             **models,
@@ -694,6 +773,68 @@ class Indexer:
             for n, h in headers.items()
         ]
         return rows, blocks, tokens, models
+
+    def _early_logs(
+        self,
+        first: int,
+        last: int,
+        addresses: list[str],
+        ahead: _Ahead,
+        parent: str | None,
+    ) -> list[dict[str, Any]] | None:
+        """The logs of ``first``..``last`` read in the step's first batch, when they surely
+        are every log of the range; None: read them now.
+
+        The batch's calls may each see another chain: the node may mine (or reorg) between
+        them, and may answer them in any order. So the logs read early count only when all
+        of these hold: they were read for these contracts (no token is new since), every
+        header of the range was fetched with them and descends from the index's end
+        (``parent``; checked by the caller, with every log's block hash), and each block of
+        the range either has logs among them or has a logs bloom that names none of the
+        contracts. A block mined after the logs were read, that logged for one of ours,
+        names it in its bloom (a bloom never leaves out an address its block logged), so its
+        logs are read again, now that its header is known. A node whose blooms do leave one
+        out (a log of ours whose block's bloom lacks its address) is not trusted with them
+        again: its logs are read after the head from then on, as they were before."""
+        early = ahead.logs
+        if early is None or parent is None or ahead.contracts != tuple(addresses):
+            return None
+        if any(n not in ahead.headers for n in range(first, last + 1)):
+            return None
+        masks = [self._bloom_mask(a) for a in addresses]
+        logs = [log for log in early if first <= int(log["blockNumber"], 16) <= last]
+        logged: set[int] = set()
+        for log in logs:
+            number = int(log["blockNumber"], 16)
+            logged.add(number)
+            header = ahead.headers[number]
+            if _hex(log["blockHash"]) != _hex(header["hash"]):
+                return logs  # another chain's: the caller drops the batch
+            bloom = _bloom(header)
+            mask = self._bloom_mask(str(log["address"]))
+            if bloom is None or bloom & mask != mask:
+                self._blooms_hold = False
+                return None
+        for number in range(first, last + 1):
+            if number in logged:
+                continue
+            bloom = _bloom(ahead.headers[number])
+            if bloom is None or any(bloom & m == m for m in masks):
+                return None  # maybe mined after the logs were read: read them now
+        return logs
+
+    def _bloom_mask(self, address: str) -> int:
+        """The three bits an address sets in a logs bloom (the yellow paper's M3:2048), as
+        bits of the bloom read as one big-endian number."""
+        key = address.lower()
+        mask = self._masks.get(key)
+        if mask is None:
+            digest = keccak(hexstr=key)
+            mask = 0
+            for i in (0, 2, 4):
+                mask |= 1 << (((digest[i] << 8) | digest[i + 1]) & 2047)
+            self._masks[key] = mask
+        return mask
 
     def _decoder(self, address: str, abi: list[dict[str, Any]]) -> EventDecoder:
         """The decoder of a contract, built once: not again each step, hashing every event
@@ -844,6 +985,49 @@ class Indexer:
             state = session.get(IndexState, self.chain_id)
             assert state is not None
             state.head_block = head
+
+
+def _window(first: int, last: int, addresses: Iterable[str]) -> dict[str, Any]:
+    """The eth_getLogs filter of ``first``..``last`` and ``addresses``."""
+    return {"fromBlock": hex(first), "toBlock": hex(last), "address": list(addresses)}
+
+
+def _header_call(number: int) -> Call:
+    return Call("eth_getBlockByNumber", [hex(number), False], "block headers", _optional_header)
+
+
+def _optional_header(result: Any) -> dict[str, Any] | None:
+    if result is not None and not isinstance(result, dict):
+        raise TypeError("not a block header")
+    return dict(result) if result else None
+
+
+def _log_list(result: Any) -> list[dict[str, Any]]:
+    if not isinstance(result, list):
+        raise TypeError("not a list of logs")
+    return [dict(log) for log in result]
+
+
+def _bloom(header: dict[str, Any]) -> int | None:
+    """A header's logs bloom as one big-endian number (None: the node sent none)."""
+    value = header.get("logsBloom")
+    try:
+        return int(value, 16) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _descends(headers: dict[int, dict[str, Any]], first: int, last: int, parent: str) -> bool:
+    """Whether the headers of ``first``..``last``, where all were fetched, are one chain whose
+    first block's parent is ``parent`` (True where some were not fetched: the logs of such a
+    range are read after its headers, and its last block is checked at the next step)."""
+    if any(n not in headers for n in range(first, last + 1)):
+        return True
+    for n in range(first, last + 1):
+        if _hex(headers[n]["parentHash"]) != parent:
+            return False
+        parent = _hex(headers[n]["hash"])
+    return True
 
 
 def _quantity(value: Any) -> int:
