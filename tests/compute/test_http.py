@@ -243,3 +243,48 @@ def test_worker_process_refuses_an_unattested_coordinator(
     assert all(
         not coordinator.state.assignments(unit_id=u.unit_id) for u in coordinator.state.open_units()
     )
+
+
+def test_a_request_whose_connection_is_dropped_unanswered_is_sent_once_more() -> None:
+    """A kept-alive connection the server closes as a request goes out (its idle timeout) drops
+    that request unanswered: the transport sends it again, once, on a new connection; a server
+    that drops every one, or none listening, is ``NodeUnreachable`` in one sentence."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[bytes] = []
+
+    class Dropping(BaseHTTPRequestHandler):
+        drops = 1
+
+        def do_POST(self) -> None:
+            seen.append(self.rfile.read(int(self.headers["Content-Length"])))
+            if len(seen) <= type(self).drops:
+                self.close_connection = True  # read, then closed with no answer
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Dropping)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        account = Account.from_key("0x" + "11" * 32)
+        envelope = seal(account, b"body", 60, purpose="next")
+        send = http_transport(url, 5.0)
+        assert send("next", envelope, b"body") == b"ok"
+        assert seen == [b"body", b"body"]  # the same bytes, sent twice
+        Dropping.drops = 10
+        with pytest.raises(NodeUnreachable, match=r"^[^\n]*does not answer[^\n]*$"):
+            send("next", envelope, b"body")
+        assert len(seen) == 4  # once more, not again and again
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(NodeUnreachable, match="does not answer"):
+        http_transport(url, 5.0)("next", envelope, b"body")  # nothing listens: no retry needed

@@ -8,7 +8,9 @@ coordinator raised, with the coordinator's own sentence, so a worker behaves the
 in-process: 403 ``NotPermitted``, 409 ``DuplicateSubmission``, 400 ``InvalidArgument`` (or
 ``CheckpointMismatch``), 404 ``NotFound``, 413 ``InvalidArgument``, 429 ``RateLimited``; a
 coordinator that does not answer is ``NodeUnreachable``. ``204`` (no unit for now) is an empty
-reply, as :meth:`Coordinator.handle` gives.
+reply, as :meth:`Coordinator.handle` gives. A request whose kept-alive connection the server
+dropped unanswered is sent again once, on a new connection (never one that timed out: a long
+poll against a hung coordinator is not repeated).
 
 This module uses ``requests`` only: serving lives in ``databright.server``.
 """
@@ -19,6 +21,7 @@ import json
 from typing import Final
 
 import requests
+from urllib3.exceptions import ProtocolError
 
 from databright.compute.protocol import Envelope
 from databright.compute.worker import Transport
@@ -67,6 +70,20 @@ def error_for(status: int, text: str, url: str) -> DataBrightError:
     return _BY_STATUS.get(status, DataBrightError)(detail)
 
 
+def _dropped(exc: requests.ConnectionError) -> bool:
+    """Whether an open connection was dropped (not refused: nothing listens then, and asking
+    again is pointless)."""
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, ProtocolError | ConnectionResetError | BrokenPipeError)
+
+
+def _unreachable(exc: Exception, base: str, serves: str) -> NodeUnreachable:
+    return NodeUnreachable(
+        f"the coordinator at {base} does not answer ({type(exc).__name__}); check the URL and "
+        f"that {serves} runs."
+    )
+
+
 def http_transport(
     base_url: str,
     timeout: float = 30.0,
@@ -88,13 +105,20 @@ def http_transport(
         url = f"{base}{prefix}/{route}"
         headers = {"Content-Type": "application/octet-stream"}
         headers.update(envelope.to_headers())
-        try:
-            reply = http.post(url, data=body, headers=headers, timeout=timeout)
-        except requests.RequestException as exc:
-            raise NodeUnreachable(
-                f"the coordinator at {base} does not answer ({type(exc).__name__}); check the "
-                f"URL and that {serves} runs."
-            ) from None
+        for attempt in range(2):
+            try:
+                reply = http.post(url, data=body, headers=headers, timeout=timeout)
+                break
+            except requests.ConnectionError as exc:
+                # A kept-alive connection the server closed as the request went out (its idle
+                # timeout) drops the request unanswered: sent again, once, on a new one. Were
+                # it answered after all, the same envelope again is refused as a replay, which
+                # every caller takes as a refusal of one message.
+                if attempt == 0 and _dropped(exc):
+                    continue
+                raise _unreachable(exc, base, serves) from None
+            except requests.RequestException as exc:
+                raise _unreachable(exc, base, serves) from None
         if reply.status_code == 204:
             return b""
         if reply.status_code >= 400:
