@@ -5,7 +5,11 @@ of ``steps_per_unit`` steps each. Units run in sequence (unit n+1 starts from un
 output), and each unit runs on a group of replicas: distinct workers of one numeric class and
 of distinct owners, each sent only as many examples as the exposure ledger allows. When a group
 is complete, :func:`databright.compute.replication.decide` judges it; the agreed checkpoint
-becomes the next unit's input and cheaters are recorded with evidence.
+becomes the next unit's input and cheaters are recorded with evidence. The checkpoints units
+pass on are training checkpoints (the weights and the optimizer's state, see
+:mod:`databright.compute.units`); what a job gives out as its model (:meth:`Coordinator.
+checkpoint`, the ``/checkpoint`` route) is the weights alone, a checkpoint every loader of
+models reads.
 
 Every message is checked by :meth:`Coordinator.authenticate` (signature, expiry, nonce); the
 HTTP server (``databright.server.coordinator``) and in-process tests both go through
@@ -78,12 +82,12 @@ from databright.compute.replication import (
     Verdict,
     bisect_group,
     decide,
-    state_hash,
+    tensors_hash,
     trace_of,
     trace_steps,
 )
 from databright.compute.state import ComputeState, JobRecord, ResultRecord, UnitRecord, WorkerRecord
-from databright.compute.units import UnitPayload, WorkUnit, output_hash, run_unit
+from databright.compute.units import UnitPayload, WorkUnit, output_hash, run_unit, unit_state
 from databright.errors import (
     CheckpointMismatch,
     InvalidArgument,
@@ -91,7 +95,7 @@ from databright.errors import (
     NotPermitted,
     RateLimited,
 )
-from databright.ml.checkpoint import load_checkpoint
+from databright.ml.checkpoint import model_checkpoint
 from databright.ml.spec import ModelSpec
 
 __all__ = [
@@ -369,7 +373,9 @@ class Coordinator:
         seed: int = 0,
     ) -> int:
         """A new job; ``dataset_size`` (default: the examples given) is what 5% is of, and
-        shards default to the whole 5%."""
+        shards default to the whole 5%. ``checkpoint`` is the weights to start from (the
+        optimizer starts afresh) or a training checkpoint a job wrote
+        (:meth:`training_checkpoint`: training resumes with its optimizer state)."""
         xa = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
         ya = np.ascontiguousarray(np.asarray(y, dtype=np.int64))
         ids = np.asarray(list(example_ids), dtype=np.int64)
@@ -398,7 +404,7 @@ class Coordinator:
                 f"shards must hold 1..{cap} examples (5% of {size}), got {shard}; "
                 "choose a smaller shard or a larger dataset."
             )
-        load_checkpoint(checkpoint, spec)  # refuse weights that do not fit the spec now
+        unit_state(checkpoint, spec)  # refuse weights or optimizer state unfit for the spec now
         with self._lock:
             data_hash = self.state.put_blob(pack_arrays({"x": xa, "y": ya, "ids": ids}))
             start = self.state.put_blob(checkpoint)
@@ -698,10 +704,10 @@ class Coordinator:
                 f"starts from {unit.input_hash[:14]}...; compute from the unit's checkpoint."
             )
         spec = _spec(job.spec_json)
-        # a result must at least be weights for the spec
-        weights = load_checkpoint(checkpoint, spec)
+        # a result must at least be weights and an optimizer state for the spec
+        state = unit_state(checkpoint, spec)
         if trace is not None:
-            self._check_trace(trace, unit, state_hash(weights))
+            self._check_trace(trace, unit, tensors_hash(state))
         digest = self._put_blob(checkpoint)
         record = ResultRecord(
             unit_id, worker, digest, envelope.to_dict(), "0x" + body_hash(body).hex(), self.clock()
@@ -776,7 +782,9 @@ class Coordinator:
         for evidence in verdict.cheaters:
             self.state.record_outcome(evidence.worker, False)
             self.state.add_evidence(job.job_id, unit.unit_id, evidence.worker, evidence.to_dict())
-        agreed = output_hash(verdict.agreed_checkpoint)
+        # decide() and bisect_group() name the agreed checkpoint by its output hash, from
+        # hashes this coordinator computed: a training checkpoint is not hashed again here
+        agreed = verdict.agreed_hash
         if agreed not in {r.output_hash for r in results}:  # the referee's own: not stored yet
             agreed = self._put_blob(verdict.agreed_checkpoint)
         self.state.finish_unit(unit.unit_id, agreed)
@@ -800,7 +808,16 @@ class Coordinator:
     # --- reading -------------------------------------------------------------------------
 
     def checkpoint(self, job_id: int) -> bytes:
-        """The job's current agreed checkpoint (the final one once it is done)."""
+        """The weights of the job's current agreed checkpoint (the trained model once the job
+        is done): a plain checkpoint, what the model market registers and serving, evaluation
+        and ONNX export load; the optimizer state the units passed on is left out. Its hash is
+        the job's ``checkpoint_hash`` only when the optimizer keeps no state."""
+        return model_checkpoint(self.training_checkpoint(job_id))
+
+    def training_checkpoint(self, job_id: int) -> bytes:
+        """The job's current agreed checkpoint as the units pass it on (the weights and the
+        optimizer state; its hash is the job's ``checkpoint_hash``): a later job submitted
+        from it resumes the training exactly."""
         return self.state.get_blob(self.state.get_job(job_id).checkpoint_hash)
 
     def job_status(self, job_id: int) -> JobStatus:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import struct
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -39,7 +40,11 @@ from databright.compute.protocol import Envelope, attestation_digest, pack_parts
 from databright.compute.replication import TRACE_EVERY, run_unit_traced, trace_of, trace_steps
 from databright.compute.units import UnitPayload, local_numeric_class, run_unit
 from databright.errors import DataBrightError, InvalidArgument, NotFound, NotPermitted
-from databright.ml.checkpoint import load_checkpoint, save_checkpoint
+from databright.ml.checkpoint import (
+    OPTIMIZER_PREFIX,
+    load_training_checkpoint,
+    save_training_checkpoint,
+)
 
 __all__ = [
     "BitFlipWorker",
@@ -294,7 +299,7 @@ class LateCheatWorker(Worker):
         self.start_step = start_step
 
     def compute_traced(self, payload: UnitPayload) -> tuple[bytes, bytes]:
-        def nudge(step: int, module: Any) -> None:
+        def nudge(step: int, module: Any, optimizer: Any) -> None:
             if step >= self.start_step:
                 for p in module.parameters():
                     p.mul_(1.001)
@@ -317,11 +322,22 @@ class LazyWorker(Worker):
 
 
 class BitFlipWorker(Worker):
-    """Cheat: computes honestly, then flips one bit of the last weight (still valid weights)."""
+    """Cheat: computes honestly, then flips one bit of the last weight (still valid weights,
+    and the optimizer state untouched)."""
 
     def compute(self, payload: UnitPayload) -> bytes:
         honest = bytearray(super().compute(payload))
-        honest[-2] ^= 0x01  # low mantissa bits of the last float32: a tiny, plausible change
+        # The weight tensor stored last: in a plain checkpoint the file's last tensor; in a
+        # training checkpoint the optimizer's tensors may follow it.
+        (size,) = struct.unpack("<Q", honest[:8])
+        header = json.loads(honest[8 : 8 + size])
+        end = max(
+            int(entry["data_offsets"][1])
+            for name, entry in header.items()
+            if name != "__metadata__" and not name.startswith(OPTIMIZER_PREFIX)
+        )
+        # low mantissa bits of the last float32: a tiny, plausible change
+        honest[8 + size + end - 2] ^= 0x01
         return bytes(honest)
 
 
@@ -337,15 +353,17 @@ class ScaledUpdateWorker(Worker):
     def compute(self, payload: UnitPayload) -> bytes:
         import torch
 
-        honest = load_checkpoint(super().compute(payload), payload.spec)
-        start = load_checkpoint(payload.checkpoint, payload.spec)
+        honest, state, kind = load_training_checkpoint(super().compute(payload), payload.spec)
+        start, _, _ = load_training_checkpoint(payload.checkpoint, payload.spec)
         with torch.no_grad():
             for (_, p), (_, p0) in zip(
                 honest.state_dict().items(), start.state_dict().items(), strict=True
             ):
                 if p.is_floating_point():
                     p.copy_(p0 + self.factor * (p - p0))
-        return save_checkpoint(honest, {"format": "pt"}, spec=payload.spec)
+        return save_training_checkpoint(
+            honest, state, kind or payload.spec.optimizer.type, {"format": "pt"}, spec=payload.spec
+        )
 
 
 class StaleCheckpointWorker(Worker):

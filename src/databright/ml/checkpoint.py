@@ -15,6 +15,16 @@ safetensors library itself.
 A checkpoint written for a spec records the spec's architecture digest
 (``databright.architecture``), so that loading refuses weights made for another network whose
 tensors merely have the same sizes (Tanh swapped for ReLU).
+
+A *training checkpoint* is a checkpoint that also carries the optimizer's state, so that
+training resumes from it exactly where it stopped (the computation market's work units hand
+one to the next): the same file format, the optimizer's tensors stored beside the weights
+under names starting with ``optimizer/`` and the optimizer's type in the metadata
+(``databright.optimizer``); never ``optimizer.state_dict()``, which holds Python objects.
+:func:`save_training_checkpoint` writes one, :func:`load_training_checkpoint` reads one (or a
+plain checkpoint, whose optimizer state is then empty) and :func:`model_checkpoint` gives its
+weights alone: what serving, evaluation and ONNX export load with :func:`load_checkpoint`,
+which refuses a training checkpoint (a tensor the spec does not build).
 """
 
 from __future__ import annotations
@@ -33,14 +43,26 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARCHITECTURE_KEY",
+    "OPTIMIZER_KEY",
+    "OPTIMIZER_PREFIX",
     "checkpoint_metadata",
     "checkpoint_tensors",
     "load_checkpoint",
+    "load_training_checkpoint",
+    "model_checkpoint",
     "save_checkpoint",
+    "save_training_checkpoint",
 ]
 
 ARCHITECTURE_KEY = "databright.architecture"
 """Metadata key holding :meth:`ModelSpec.architecture_digest` of the spec the weights fit."""
+
+OPTIMIZER_KEY = "databright.optimizer"
+"""Metadata key of a training checkpoint: the type of the optimizer whose state it carries."""
+
+OPTIMIZER_PREFIX = "optimizer/"
+"""The names of a training checkpoint's optimizer tensors start with this (a network's own
+tensor names are dotted module paths and never contain a slash)."""
 
 _MAX_HEADER = 100_000_000  # the limit the safetensors format itself sets
 
@@ -179,7 +201,11 @@ def load_checkpoint(blob: bytes, spec: ModelSpec) -> torch.nn.Sequential:
     Names, shapes and dtypes must be exactly those ``spec.build()`` has, and a recorded
     architecture digest must be the spec's; otherwise one sentence says what differs.
     """
-    meta = checkpoint_metadata(blob)
+    _check_architecture(checkpoint_metadata(blob), spec)
+    return _network(checkpoint_tensors(blob), spec)
+
+
+def _check_architecture(meta: Mapping[str, str], spec: ModelSpec) -> None:
     recorded = meta.get(ARCHITECTURE_KEY)
     if recorded is not None and recorded != spec.architecture_digest():
         raise CheckpointMismatch(
@@ -187,7 +213,10 @@ def load_checkpoint(blob: bytes, spec: ModelSpec) -> torch.nn.Sequential:
             f"the spec's is {spec.architecture_digest()[:12]}...); load it with the spec it was "
             "trained from."
         )
-    tensors = checkpoint_tensors(blob)
+
+
+def _network(tensors: Mapping[str, torch.Tensor], spec: ModelSpec) -> torch.nn.Sequential:
+    """The network ``spec`` builds holding exactly ``tensors`` (see :func:`load_checkpoint`)."""
     # Built on the meta device: no memory and no random numbers are spent on weights that the
     # checkpoint replaces anyway.
     module = spec.build(device="meta")
@@ -215,6 +244,72 @@ def load_checkpoint(blob: bytes, spec: ModelSpec) -> torch.nn.Sequential:
             f"the checkpoint has tensor {extra[0]}, which the spec does not build; "
             "load it with the spec it was trained from."
         )
-    module.load_state_dict(tensors, strict=True, assign=True)
+    module.load_state_dict(dict(tensors), strict=True, assign=True)
     module.eval()
     return module
+
+
+# --- training checkpoints: the weights and the optimizer's state -----------------------------
+
+
+def save_training_checkpoint(
+    module: torch.nn.Module,
+    optimizer_state: Mapping[str, torch.Tensor],
+    optimizer: str,
+    metadata: Mapping[str, str] | None = None,
+    *,
+    spec: ModelSpec | None = None,
+) -> bytes:
+    """The module's weights and ``optimizer_state`` (tensors named ``optimizer/...``) of an
+    optimizer of type ``optimizer``, as one deterministic safetensors file. With no optimizer
+    state (SGD without momentum keeps none) it is exactly :func:`save_checkpoint`'s file."""
+    if not optimizer_state:
+        return save_checkpoint(module, metadata, spec=spec)
+    stray = sorted(n for n in optimizer_state if not n.startswith(OPTIMIZER_PREFIX))
+    if stray:
+        raise CheckpointMismatch(
+            f"optimizer tensor {stray[0]!r} is not named {OPTIMIZER_PREFIX}...; name the "
+            "optimizer's tensors apart from the network's."
+        )
+    meta = dict(metadata or {})
+    if not isinstance(optimizer, str) or not optimizer:
+        raise CheckpointMismatch("a training checkpoint names its optimizer's type; give it.")
+    for key, value in meta.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise CheckpointMismatch(
+                f"checkpoint metadata must map text to text, but {key!r} maps to "
+                f"{type(value).__name__}; convert it with str()."
+            )
+    meta[OPTIMIZER_KEY] = optimizer
+    if spec is not None:
+        meta[ARCHITECTURE_KEY] = spec.architecture_digest()
+    return _serialize({**module.state_dict(), **optimizer_state}, meta)
+
+
+def load_training_checkpoint(
+    blob: bytes, spec: ModelSpec
+) -> tuple[torch.nn.Sequential, dict[str, torch.Tensor], str | None]:
+    """The network ``spec`` builds holding the checkpoint's weights (checked as by
+    :func:`load_checkpoint`), the optimizer tensors stored beside them (names starting with
+    ``optimizer/``; empty for a plain checkpoint) and the optimizer type the checkpoint
+    records (None when it records none). What the optimizer tensors must be is the caller's
+    to check: it knows the optimizer."""
+    meta = checkpoint_metadata(blob)
+    _check_architecture(meta, spec)
+    tensors = checkpoint_tensors(blob)
+    state = {n: t for n, t in tensors.items() if n.startswith(OPTIMIZER_PREFIX)}
+    weights = {n: t for n, t in tensors.items() if not n.startswith(OPTIMIZER_PREFIX)}
+    return _network(weights, spec), state, meta.get(OPTIMIZER_KEY)
+
+
+def model_checkpoint(blob: bytes) -> bytes:
+    """The weights alone of a (training) checkpoint, as :func:`save_checkpoint` writes them
+    with the same metadata less the optimizer's type: what leaves training as the model. A
+    checkpoint without optimizer state comes back as it is, byte for byte."""
+    meta = checkpoint_metadata(blob)
+    tensors = checkpoint_tensors(blob)
+    if OPTIMIZER_KEY not in meta and not any(n.startswith(OPTIMIZER_PREFIX) for n in tensors):
+        return bytes(blob)
+    meta.pop(OPTIMIZER_KEY, None)
+    weights = {n: t for n, t in tensors.items() if not n.startswith(OPTIMIZER_PREFIX)}
+    return _serialize(weights, meta)

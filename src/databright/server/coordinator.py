@@ -18,7 +18,8 @@ another checkpoint is 400 with the title ``Checkpoint mismatch``), an unknown ro
 a body over the limit 413 before it is read, a worker over its request quota 429, and an
 attestation asked of a coordinator that has none 404. ``GET /compute/v1/jobs/{id}`` tells anyone
 where a job stands (its units, cheaters and the exposure per worker included), and
-``GET /compute/v1/jobs/{id}/checkpoint`` gives its current agreed checkpoint (safetensors).
+``GET /compute/v1/jobs/{id}/checkpoint`` gives the weights of its current agreed checkpoint
+(safetensors; units pass the optimizer state on as well: ``Coordinator.training_checkpoint``).
 """
 
 from __future__ import annotations
