@@ -50,5 +50,11 @@ def test_session_accepts_honest_and_rejects_bad_data(embedded) -> None:
     payouts = fed["payouts_wei"]
     assert payouts[fed["attacker"]] == min(payouts.values()) and fed["processes"]["all_stopped"]
 
+    # Model splitting as processes: the unsplit weights to the byte, the cheater caught.
+    split = s["split"]
+    assert split["same_as_unsplit"] and split["processes"]["all_stopped"]
+    assert split["cheater"] == split["workers"][1] and split["caught_what"] == "activations"
+    assert split["caught_at_step"] == 2
+
     again = run_session(embedded.url, embedded.data_dir, seed=7)
     assert again["dataset_id"] == s["dataset_id"] + 1

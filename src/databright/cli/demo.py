@@ -130,6 +130,15 @@ def _print_report(s: dict[str, Any]) -> None:
         f"{_eth(f['paid_wei'])} ETH paid (scores {f['scores_cid']})",
         highlight=False,
     )
+    sp = s["split"]
+    out.print(
+        f"model splitting: {len(sp['workers'])} worker processes each held one stage of the "
+        f"model (the coordinator the input stage, so no worker saw an example); the checkpoint "
+        f"is {'byte for byte' if sp['same_as_unsplit'] else 'NOT'} unsplit training's (hold-out "
+        f"accuracy {sp['holdout_accuracy']:.3f}); a cheating stage worker ({sp['cheater']}) was "
+        f"caught at step {sp['caught_at_step']} (evidence {sp['evidence']})",
+        highlight=False,
+    )
     out.print(
         f"the model's owner withdrew {_eth(m['owner_withdrew_wei'])} ETH and the serving node "
         f"{_eth(m['node_withdrew_wei'])} ETH of the {_eth(m['settled_wei'])} ETH settled",

@@ -25,6 +25,7 @@ from databright.demo.cast import Contribution, digits_scenario
 from databright.demo.compute import run_compute_round
 from databright.demo.federation import run_federated_round
 from databright.demo.models import run_model_round
+from databright.demo.split import run_split_round
 from databright.errors import DataBrightError
 from databright.market import SHARE_UNIT, Governance, Market, ProposalInfo
 from databright.market.evaluator import EvaluatorService
@@ -174,6 +175,9 @@ def run_session(
     # Federated training under the same coordinator: four data owners (one attacking) train on
     # their own data and are paid by how much their updates helped.
     federated_round = run_federated_round(market, compute_round["coordinator"], say)
+    # Model splitting: the same data, a model whose layers are on two worker processes that
+    # never hold all of it; a cheating stage worker is caught by an audit.
+    split_round = run_split_round(market, dataset_id, say)
     models = ModelMarket.over(market)
     claimed: dict[str, int] = {}  # address -> wei
     income: dict[str, dict[str, int]] = {}
@@ -204,6 +208,7 @@ def run_session(
         "model": model_round,
         "compute": compute_round,
         "federation": federated_round,
+        "split": split_round,
         "evaluator": evaluator_acct.address,
         "evaluation_fees_wei": fees_collected,
         "deposits_forfeited_wei": forfeited,

@@ -1,0 +1,166 @@
+"""The model-splitting round of ``make run``: a model trained with its layers on separate
+worker processes, none of which ever holds all of it, and a cheating stage worker caught.
+
+The dataset's verified examples are written to ``split-demo/`` in the data dir. Then, as
+separate processes on a free loopback port: ``databright split serve`` (the coordinator: it
+computes the input stage itself, so no worker sees an example, gives each of two workers one
+later stage and relays activations and gradients through signed mailboxes, auditing stages by
+recomputation) and two ``databright split worker`` processes. The trained checkpoint is checked
+against unsplit training of the same spec on the same data: the same bytes. A second, one-epoch
+job audits every batch and has its second worker started with ``--cheat`` (it scales its
+activations from the third batch on): the coordinator stops at the first audit after that,
+names the worker and writes the evidence. Every process is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from databright.chain.keystore import Keystore
+from databright.demo.compute import _cli, _free_port, _save_dev_key
+from databright.errors import DataBrightError
+from databright.market import Market
+from databright.ml.spec import ModelSpec
+from databright.ml.train import train
+from databright.models import ModelMarket
+from databright.process import ServerProcess, launch
+
+__all__ = ["SPEC", "run_split_round"]
+
+TIMEOUT_S: Final = 120.0
+SPEC: Final[dict[str, Any]] = {
+    "input_shape": [64],
+    "classes": 10,
+    "layers": [
+        {"type": "Linear", "out_features": 32},
+        {"type": "ReLU"},
+        {"type": "Linear", "out_features": 16},
+        {"type": "ReLU"},
+        {"type": "Linear", "out_features": 10},
+    ],
+    "optimizer": {"type": "adam", "lr": 0.01},
+    "epochs": 5,
+    "batch_size": 32,
+    "seed": 11,
+}
+
+
+def _job(
+    root: Path,
+    name: str,
+    spec: dict[str, Any],
+    workers: list[LocalAccount],
+    data_dir: Path,
+    *,
+    audit: float,
+    cheat: int | None = None,
+) -> tuple[int, list[ServerProcess]]:
+    """Run one split job as processes; its exit status and processes (all stopped)."""
+    (root / f"{name}.json").write_text(json.dumps(spec))
+    port = _free_port()
+    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "400"}
+    processes: list[ServerProcess] = []
+    try:
+        serve = launch(
+            [
+                *_cli(), "split", "serve", "--spec", str(root / f"{name}.json"),
+                "--data", str(root / "data.npz"),
+                *(a for w in workers for a in ("--worker", w.address)),
+                "--out", str(root / f"{name}.ckpt"), "--evidence", str(root / f"{name}.evidence.json"),
+                "--audit", str(audit), "--port", str(port),
+            ],
+            name=f"the split coordinator ({name})", log=root / f"{name}-serve.log", env=env,
+        )  # fmt: skip
+        processes.append(serve)
+        for i, worker in enumerate(workers):
+            cheating = ["--cheat"] if i == cheat else []
+            command = [
+                *_cli(), "split", "worker", "--relay", f"http://127.0.0.1:{port}",
+                "--account", worker.address, "--data-dir", str(data_dir), "--idle", "10",
+                *cheating,
+            ]  # fmt: skip
+            log = root / f"{name}-worker{i + 1}.log"
+            processes.append(
+                launch(command, name=f"stage worker {i + 1} ({name})", log=log, env=env)
+            )
+        deadline = time.monotonic() + TIMEOUT_S
+        while serve.poll() is None:
+            if time.monotonic() >= deadline:
+                raise DataBrightError(
+                    f"the split job {name} did not end within {TIMEOUT_S:g} s; see {root}"
+                )
+            time.sleep(0.1)
+        return int(serve.returncode or 0), processes
+    finally:
+        for p in reversed(processes):
+            p.stop(timeout=10)
+
+
+def run_split_round(market: Market, dataset_id: int, say: Callable[[str], None]) -> dict[str, Any]:
+    """Train ``SPEC`` split across two worker processes on the dataset's verified data, check it
+    against unsplit training, then catch a cheating stage worker in a second job."""
+    root = market.data_dir / "split-demo"
+    root.mkdir(parents=True, exist_ok=True)
+    x, y = ModelMarket.over(market).dataset_arrays(dataset_id)
+    np.savez(root / "data.npz", x=x, y=y)
+    keystore = Keystore(market.data_dir / "keystore")
+    workers: list[LocalAccount] = [Account.create() for _ in range(2)]
+    for acct in workers:
+        _save_dev_key(keystore, acct)  # split jobs pay nothing: the keys need no ETH
+    say(f"split training: {len(x)} verified examples of dataset {dataset_id}; the coordinator "
+        f"computes the input stage, workers {', '.join(w.address for w in workers)} one later "
+        "stage each")  # fmt: skip
+
+    status, honest = _job(root, "honest", SPEC, workers, market.data_dir, audit=0.05)
+    if status != 0:
+        raise DataBrightError(
+            f"the split job exited with status {status}: {honest[0].last_line() or 'no output'}; "
+            f"see {root}"
+        )
+    checkpoint = (root / "honest.ckpt").read_bytes()
+    reference = train(ModelSpec.from_dict(SPEC), x, y)
+    same = checkpoint == reference.checkpoint
+    stages = [line for line in honest[0].output().splitlines() if line.startswith("stage ")]
+    say(f"  {'; '.join(stages)}; hold-out accuracy "
+        f"{reference.metrics['holdout_accuracy']:.3f}; the checkpoint is "
+        f"{'byte for byte' if same else 'NOT'} what unsplit training gives")  # fmt: skip
+    if not same:
+        raise DataBrightError(
+            f"split training gave other weights than unsplit training; see {root}"
+        )
+
+    status, caught = _job(
+        root, "cheat", {**SPEC, "epochs": 1}, workers, market.data_dir, audit=1.0, cheat=1
+    )
+    evidence_path = root / "cheat.evidence.json"
+    if status == 0 or not evidence_path.exists():
+        raise DataBrightError(f"the cheating stage worker was not caught; see {root}")
+    (found,) = json.loads(evidence_path.read_text())
+    say(f"  a second job audited every batch; worker {found['worker']} (started with --cheat) "
+        f"was caught at step {found['step']} ({found['what']} differ from the coordinator's "
+        f"recomputation), the job stopped and the evidence is in {evidence_path}")  # fmt: skip
+    processes = [*honest, *caught]
+    return {
+        "workers": [w.address for w in workers],
+        "examples": len(x),
+        "stages": stages,
+        "same_as_unsplit": same,
+        "holdout_accuracy": float(reference.metrics["holdout_accuracy"]),
+        "cheater": found["worker"],
+        "caught_at_step": int(found["step"]),
+        "caught_what": found["what"],
+        "evidence": str(evidence_path),
+        "processes": {
+            "pids": [p.pid for p in processes],
+            "all_stopped": all(p.returncode is not None for p in processes),
+            "logs": str(root),
+        },
+    }
