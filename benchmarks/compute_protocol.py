@@ -38,10 +38,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,7 +51,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import requests
 import torch
-import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi import Request
@@ -70,6 +67,7 @@ from databright.compute.worker import Worker
 from databright.ml.checkpoint import save_checkpoint
 from databright.ml.spec import ModelSpec
 from databright.server.coordinator import coordinator_app
+from databright.server.threaded import serving_in_thread
 
 GOAL_RTT_MS = 10.0
 GOAL_ONE = 1.1
@@ -107,24 +105,8 @@ def served(coordinator: Coordinator) -> Iterator[str]:
     async def echo(request: Request) -> Response:
         return Response(await request.body(), media_type="application/octet-stream")
 
-    # proto IPPROTO_TCP, or asyncio does not set TCP_NODELAY on accepted connections and every
-    # response waits ~40 ms for a delayed ACK (uvicorn's own sockets have it right)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serving_in_thread(app) as url:
+        yield url
 
 
 def data(units: int) -> tuple[np.ndarray, np.ndarray]:

@@ -205,3 +205,19 @@ def test_a_bad_split_command_is_one_sentence(
     code, out, err = run_main(monkeypatch, capsys, *args)
     assert code == 1 and words in err, out + err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_taken_port_is_one_sentence_before_any_worker_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _files(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = run_main(
+            monkeypatch, capsys, *_serve_args(tmp_path, ["0x" + "2" * 40], port)
+        )
+    assert code == 1 and f"127.0.0.1:{port} cannot be listened on" in err, out + err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "model.ckpt").exists()

@@ -35,7 +35,6 @@ from databright.cli._common import (
     err_console,
     safe,
 )
-from databright.cli.server import check_free
 from databright.errors import InvalidArgument, NodeUnreachable, NotPermitted
 
 if TYPE_CHECKING:
@@ -110,7 +109,8 @@ def serve_command(
     from databright.compute.split_relay import SplitRelay
     from databright.compute.splitting import SplitPlan, SplitTraining, StageWorker
     from databright.ml.spec import ModelSpec
-    from databright.server.split_relay import relay_serving
+    from databright.server.split_relay import split_relay_app
+    from databright.server.threaded import serving_in_thread
 
     bad = [w for w in workers if not is_address(w)]
     if bad:
@@ -130,7 +130,6 @@ def serve_command(
     x, y = load_npz(data)
     stages = len(named) + 1  # the input stage is the coordinator's
     plan = SplitPlan.balanced(model, stages)  # one sentence when the spec has too few layers
-    check_free(host, port)
     job = SplitTraining(plan, micro_batches=micro_batches, audit_probability=audit)
     relay = SplitRelay(timeout_s=timeout)
     own = StageWorker(LOCAL_STAGE_WORKER)
@@ -145,7 +144,7 @@ def serve_command(
             highlight=False,
         )
 
-    with relay_serving(relay, host, port) as url:
+    with serving_in_thread(split_relay_app(relay), host, port) as url:
         console.print(f"split relay {url}/compute/v1 ({stages} stages)", highlight=False)
         for k, seat in sorted(job.seats.items()):
             layers = plan.layers(k)

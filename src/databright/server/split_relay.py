@@ -15,13 +15,8 @@ runs :class:`~databright.compute.splitting.SplitTraining`, which serves this app
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Final
 
-import uvicorn
 from fastapi import FastAPI, Path, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -29,11 +24,11 @@ from starlette.concurrency import run_in_threadpool
 from databright import __version__
 from databright.compute.protocol import Envelope
 from databright.compute.split_relay import RELAY_ROUTES, SplitRelay
-from databright.errors import NodeError, NotFound
+from databright.errors import NotFound
 from databright.server.api.problems import install_problem_handlers
 from databright.server.limits import BodyLimit
 
-__all__ = ["MAX_RELAY_BODY_BYTES", "relay_serving", "split_relay_app"]
+__all__ = ["MAX_RELAY_BODY_BYTES", "split_relay_app"]
 
 #: The largest message: a stage's weights at load time are the largest a worker sends back.
 MAX_RELAY_BODY_BYTES: Final = 64 * 1024 * 1024
@@ -57,33 +52,3 @@ def split_relay_app(relay: SplitRelay, *, max_body_bytes: int = MAX_RELAY_BODY_B
         return Response(reply, media_type="application/octet-stream")
 
     return app
-
-
-@contextmanager
-def relay_serving(
-    relay: SplitRelay, host: str = "127.0.0.1", port: int = 8300, *, start_s: float = 30.0
-) -> Iterator[str]:
-    """Serve ``relay`` on ``host:port`` from a thread of this process while the block runs
-    (the split job trains in the calling thread: ``databright split serve``); yields the base
-    URL once the server accepts connections, and stops it on the way out."""
-    server = uvicorn.Server(
-        uvicorn.Config(
-            split_relay_app(relay), host=host, port=port, log_level="warning", access_log=False
-        )
-    )
-    # uvicorn leaves signals alone outside the main thread: Ctrl-C stays the caller's.
-    thread = threading.Thread(target=server.run, name="split-relay", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + start_s
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise NodeError(
-                f"the split relay could not start on {host}:{port}; pick another --port, or "
-                "stop what listens there."
-            )
-        time.sleep(0.05)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
