@@ -17,6 +17,7 @@ from sklearn.datasets import load_digits
 
 from databright.compute.split_relay import RelayedStageWorker, SplitRelay
 from databright.compute.splitting import (
+    ScaledActivationsWorker,  # returns its activations times 1.001: finite, right shape, wrong
     SplitPlan,
     SplitTraining,
     StageEvidence,
@@ -81,18 +82,6 @@ class LateCheat(StageWorker):
     def cheating(self, body: bytes) -> bool:
         meta, _ = decode_message(body, copy=False)
         return meta.get("mode") != "eval" and int(meta.get("step", -1)) >= self.start
-
-
-class ScalingWorker(LateCheat):
-    """Returns its activations times 1.001: finite, the right shape, wrong."""
-
-    def handle(self, route: str, body: bytes) -> bytes:
-        reply = super().handle(route, body)
-        if route != "forward" or not self.cheating(body):
-            return reply
-        meta, arrays = decode_message(reply)
-        arrays["x"] *= np.float32(1.001)
-        return encode_message(meta, arrays)
 
 
 class GradientWorker(LateCheat):
@@ -190,7 +179,7 @@ def test_no_worker_receives_another_stages_weights_during_audits(
         # what the coordinator took in audits: this stage's state and nothing else
         taken = {r.name for r in job.audited[worker.address]}
         assert {n[2:] for n in taken if n.startswith("w.")} == set(plan.tensor_names[k])
-        assert {n.split(".")[2] for n in taken if n.startswith("o.")} == {
+        assert {n.rsplit("/", 1)[1] for n in taken if n.startswith("optimizer/")} == {
             "step",
             "exp_avg",
             "exp_avg_sq",
@@ -203,8 +192,8 @@ def test_no_worker_receives_another_stages_weights_during_audits(
 @pytest.mark.parametrize(
     ("cls", "stage", "what"),
     [
-        (ScalingWorker, 0, "activations"),
-        (ScalingWorker, 1, "activations"),
+        (ScaledActivationsWorker, 0, "activations"),
+        (ScaledActivationsWorker, 1, "activations"),
         (GradientWorker, 1, "input gradients"),
         (LazyWorker, 0, "an updated state"),
         (LazyWorker, 1, "an updated state"),
@@ -213,7 +202,7 @@ def test_no_worker_receives_another_stages_weights_during_audits(
 def test_a_cheater_is_caught_at_the_first_audit_after_it_starts(
     spec: ModelSpec,
     digits: tuple[np.ndarray, np.ndarray],
-    cls: type[LateCheat],
+    cls: type[LateCheat | ScaledActivationsWorker],
     stage: int,
     what: str,
 ) -> None:
@@ -244,7 +233,7 @@ def test_a_persistent_cheater_is_caught_within_an_epoch_at_the_default_rate(
     spec: ModelSpec, digits: tuple[np.ndarray, np.ndarray]
 ) -> None:
     workers: list[StageWorker] = honest(2)
-    workers[1] = ScalingWorker("0x" + "c" * 40, start=0)
+    workers[1] = ScaledActivationsWorker("0x" + "c" * 40, start=0)
     # seed 1: the 10th of the first epoch's 23 batches is the first audited (at 5% a batch
     # the first audit comes after 20 batches on average, within 23 with probability 0.69)
     job, _ = staffed(SplitPlan.balanced(spec, 2), workers, audit_seed=1)
@@ -298,7 +287,7 @@ def test_audits_travel_through_the_signed_relay(
     spec: ModelSpec, digits: tuple[np.ndarray, np.ndarray]
 ) -> None:
     relay = SplitRelay(poll_s=0.2, timeout_s=30)
-    stages: list[StageWorker] = [StageWorker(""), ScalingWorker("", start=2)]
+    stages: list[StageWorker] = [StageWorker(""), ScaledActivationsWorker("", start=2)]
     workers = [
         RelayedStageWorker(Account.from_key(f"0x{k + 1:064x}"), relay.handle, stage_worker=s)
         for k, s in enumerate(stages)

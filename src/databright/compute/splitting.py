@@ -74,8 +74,9 @@ from blake3 import blake3
 from numpy.typing import ArrayLike, NDArray
 
 from databright.compute.exposure import ExposureLedger
+from databright.compute.units import optimizer_state, restore_optimizer
 from databright.errors import InvalidArgument, NotFound, NotPermitted
-from databright.ml.checkpoint import load_checkpoint, save_checkpoint
+from databright.ml.checkpoint import OPTIMIZER_PREFIX, load_checkpoint, save_checkpoint
 from databright.ml.spec import ModelSpec
 
 # The private helpers of train(): split training must cut, shuffle and batch exactly as
@@ -117,7 +118,6 @@ _SCORE_CHUNK: Final = 4096  # hold-out scoring goes in chunks of this size, as i
 
 # What an honest optimizer (SGD, Adam, AdamW) keeps per parameter: a snapshot holding anything
 # else is not a state the spec's optimizer could be in.
-_OPTIMIZER_KEYS: Final = frozenset({"momentum_buffer", "step", "exp_avg", "exp_avg_sq"})
 
 
 @dataclass(frozen=True)
@@ -430,20 +430,6 @@ def _state_hash(commitment: Mapping[str, str]) -> str:
     return blake3((commitment["weights"] + commitment["optim"]).encode()).hexdigest()
 
 
-def _optimizer_state(optimizer: torch.optim.Optimizer) -> list[tuple[str, torch.Tensor]]:
-    """An optimizer's tensors, ``o.<parameter number>.<key>`` (numbered as ``state_dict``
-    does), in parameter then key order."""
-    import torch
-
-    named = []
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    for i, p in enumerate(params):
-        for key, value in optimizer.state.get(p, {}).items():
-            if isinstance(value, torch.Tensor):
-                named.append((f"o.{i}.{key}", value))
-    return named
-
-
 def _stage_state(
     module: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -451,22 +437,23 @@ def _stage_state(
     copy: bool,
     weights: Sequence[tuple[str, torch.Tensor]] | None = None,
 ) -> dict[str, NDArray[Any]]:
-    """A stage's whole state as named arrays: ``w.<tensor>`` for its weights and buffers,
-    ``o.<parameter number>.<key>`` for its optimizer state (numbered as ``state_dict`` does).
-    ``weights``: the module's ``state_dict(keep_vars=True)`` items, if taken already."""
+    """A stage's whole state as named arrays: ``w.<tensor>`` for its weights and buffers, and
+    its optimizer state named as a training checkpoint names it (``optimizer/<parameter>/<slot>``,
+    :func:`databright.compute.units.optimizer_state`). ``weights``: the module's
+    ``state_dict(keep_vars=True)`` items, if taken already."""
     named = module.state_dict(keep_vars=True).items() if weights is None else weights
     state = {f"w.{n}": _numpy(t) for n, t in named}
-    state.update((n, _numpy(t)) for n, t in _optimizer_state(optimizer))
+    state.update((n, _numpy(t)) for n, t in optimizer_state(module, optimizer).items())
     return {n: a.copy() for n, a in state.items()} if copy else state
 
 
 def _commitment(state: Mapping[str, Any]) -> dict[str, str]:
     """The digests a worker commits to (:func:`_digest`): of its weights (named as in the
     checkpoint, so the final weights can be checked against it) and of its optimizer state
-    (named ``o.<parameter number>.<key>``), from a :func:`_stage_state`."""
+    (named ``optimizer/<parameter>/<slot>``), from a :func:`_stage_state`."""
     return {
         "weights": _digest({n[2:]: a for n, a in state.items() if n.startswith("w.")}),
-        "optim": _digest({n: a for n, a in state.items() if n.startswith("o.")}),
+        "optim": _digest({n: a for n, a in state.items() if n.startswith(OPTIMIZER_PREFIX)}),
     }
 
 
@@ -484,6 +471,7 @@ class _StateBook:
 
     def __init__(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
         self._weights = [(n, t) for n, t in module.state_dict(keep_vars=True).items()]
+        self._module = module
         self._optimizer = optimizer
         self._key: list[tuple[str, int, int]] = []
         self._sources: list[NDArray[Any]] = []
@@ -494,13 +482,14 @@ class _StateBook:
         self._pool: list[tuple[NDArray[Any], dict[str, NDArray[Any]]]] = []
 
     def _tensors(self) -> list[tuple[str, torch.Tensor]]:
-        return [(f"w.{n}", t) for n, t in self._weights] + _optimizer_state(self._optimizer)
+        optimizer = optimizer_state(self._module, self._optimizer)
+        return [(f"w.{n}", t) for n, t in self._weights] + list(optimizer.items())
 
     def _relayout(self, tensors: list[tuple[str, torch.Tensor]]) -> None:
         import torch
 
         weights = sorted((n, t.detach()) for n, t in tensors if n.startswith("w."))
-        optim = sorted((n, t.detach()) for n, t in tensors if n.startswith("o."))
+        optim = sorted((n, t.detach()) for n, t in tensors if n.startswith(OPTIMIZER_PREFIX))
         self._sources, self._layout, offset = [], [], 0
         for name, t in (*weights, *optim):
             typed = t.numpy()  # the dtype string a numpy digest uses (and float32 and int only)
@@ -1169,17 +1158,13 @@ class SplitTraining:
         module.load_state_dict(
             {n: torch.from_numpy(state[f"w.{n}"]) for n in self.plan.tensor_names[k]}, strict=True
         )
-        optimizer = spec.optimizer.build(module.parameters())
-        params = list(module.parameters())
-        for name, array in state.items():
-            if not name.startswith("o."):
-                continue
-            index, _, key = name[2:].partition(".")
-            p = params[int(index)] if index.isdigit() and int(index) < len(params) else None
-            wanted = () if key == "step" else None if p is None else tuple(p.shape)
-            if key not in _OPTIMIZER_KEYS or p is None or tuple(array.shape) != wanted:
-                return evidence(0, "an optimizer state", {}, _state_hash(held), "")
-            optimizer.state[p][key] = torch.from_numpy(array)
+        saved = {n: torch.from_numpy(a) for n, a in state.items() if n.startswith(OPTIMIZER_PREFIX)}
+        try:  # checked as a work unit's input is: a state the spec's optimizer could reach
+            optimizer = restore_optimizer(
+                spec, module, saved, spec.optimizer.type if saved else None
+            )
+        except InvalidArgument:
+            return evidence(0, "an optimizer state", {}, _state_hash(held), "")
         # One thread and deterministic kernels as the worker computes; pinned() also restores
         # torch's global generator, which the replayed dropout draws from.
         with pinned(1):
