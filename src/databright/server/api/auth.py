@@ -386,10 +386,8 @@ ERC1271_MAGIC: Final = bytes.fromhex("1626ba7e")
 
 def _wallet_accepts(gateway: Gateway, address: str, message: str, signature: str) -> bool:
     """Whether the contract at ``address`` accepts ``signature`` of ``message`` by ERC-1271
-    (False for an account without code, and for a contract that reverts or answers
-    anything else). A node that does not answer raises ``NodeUnreachable`` (a 503)."""
-    if not gateway.has_code(address):
-        return False
+    (False for a contract that reverts or answers anything else). A node that does not answer
+    raises ``NodeUnreachable`` (a 503)."""
     digest = defunct_hash_message(text=message)
     data = ERC1271_MAGIC + abi_encode(["bytes32", "bytes"], [digest, bytes.fromhex(signature[2:])])
     try:
@@ -401,26 +399,31 @@ def _wallet_accepts(gateway: Gateway, address: str, message: str, signature: str
 
 def _verify(gateway: Gateway, message: SiweMessage, text: str, signature: str) -> None:
     """The signature is the message's account's, by its key or by its contract (ERC-1271);
-    raises ``NotPermitted`` (a 401) or, for a malformed key signature, ``InvalidArgument``."""
-    try:
-        signer: str | None = _signer(text, signature) if len(signature) == 132 else None
-    except InvalidArgument:
-        if not gateway.has_code(message.address):
-            raise
-        signer = None
+    raises ``NotPermitted`` (a 401) or, for a malformed key signature, ``InvalidArgument``.
+    The node is asked only when the signature is not the account's key's."""
+    malformed: InvalidArgument | None = None
+    signer: str | None = None
+    if len(signature) == 132:  # 0x and 65 bytes: a key's signature
+        try:
+            signer = _signer(text, signature)
+        except InvalidArgument as exc:
+            malformed = exc
     if signer == message.address:
         return
-    if _wallet_accepts(gateway, message.address, text, signature):
-        return
+    if gateway.has_code(message.address):
+        if _wallet_accepts(gateway, message.address, text, signature):
+            return
+        if signer is None:
+            raise NotPermitted(
+                f"the signature is not {message.address}'s: its contract does not accept it "
+                "(ERC-1271); sign again with a key the wallet accepts"
+            )
+    elif malformed is not None:
+        raise malformed
     if signer is not None:
         raise NotPermitted(
             f"the signature is {signer}'s, not {message.address}'s; sign with the account "
             "the message names"
-        )
-    if gateway.has_code(message.address):
-        raise NotPermitted(
-            f"the signature is not {message.address}'s: its contract does not accept it "
-            "(ERC-1271); sign again with a key the wallet accepts"
         )
     raise NotPermitted(
         f"the signature is not {message.address}'s: a key's signature is 65 bytes, and the "

@@ -122,6 +122,19 @@ class ComputeReader:
         state = s.scalar(select(IndexState).limit(1))
         return (state.compute_market, state.weight_sale) if state is not None else (None, None)
 
+    def _compute_events(self, names: tuple[str, ...]) -> list[IndexedEvent]:
+        """The compute market's events of ``names``, in chain order."""
+        E = IndexedEvent
+        with Session(self.engine) as s:
+            compute, _ = self._contracts(s)
+            return list(
+                s.scalars(
+                    select(E)
+                    .where(E.contract == compute, E.name.in_(names))
+                    .order_by(E.block_number, E.log_index)
+                )
+            )
+
     def chain_time(self) -> int:
         """The newest indexed block's timestamp: the clock a job's expiry is read against."""
         with Session(self.engine) as s:
@@ -376,20 +389,8 @@ class ComputeReader:
 
     def coordinators(self) -> list[CoordinatorOut]:
         """Every coordinator ever allowed, as its latest allow or revoke left it."""
-        E = IndexedEvent
-        with Session(self.engine) as s:
-            compute, _ = self._contracts(s)
-            events = list(
-                s.scalars(
-                    select(E)
-                    .where(
-                        E.contract == compute,
-                        E.name.in_(("CoordinatorAllowed", "CoordinatorRevoked")),
-                    )
-                    .order_by(E.block_number, E.log_index)
-                )
-            )
         out: dict[str, CoordinatorOut] = {}
+        events = self._compute_events(("CoordinatorAllowed", "CoordinatorRevoked"))
         for e in events:
             who = str(e.args["coordinator"])
             if e.name == "CoordinatorAllowed":
@@ -408,16 +409,7 @@ class ComputeReader:
     def _federation_events(self, federation_id: int | None = None) -> dict[int, list[IndexedEvent]]:
         """Every federation's events in chain order, by federation id. Federations are not
         folded into rows of their own (yet): they are few next to units and payments."""
-        E = IndexedEvent
-        with Session(self.engine) as s:
-            compute, _ = self._contracts(s)
-            events = list(
-                s.scalars(
-                    select(E)
-                    .where(E.contract == compute, E.name.in_(_FEDERATION_EVENTS))
-                    .order_by(E.block_number, E.log_index)
-                )
-            )
+        events = self._compute_events(_FEDERATION_EVENTS)
         by_id: dict[int, list[IndexedEvent]] = {}
         for e in events:
             fid = int(e.args["federation_id"])

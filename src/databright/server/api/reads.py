@@ -7,6 +7,7 @@ a page never repeats or skips a row when new events arrive between two requests.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final, Literal
@@ -92,6 +93,9 @@ def proposal_id_of(dataset_id: int, number: int) -> int:
     return (int(dataset_id) << DataMarketConstants.SEQ_BITS) | int(number)
 
 
+_SNAPSHOT_ENGINE_LOCK = threading.Lock()
+
+
 class IndexReader:
     """The data market's lists. Each read opens a session of its own, unless the reader is a
     :meth:`snapshot`: then one session serves all its reads (what a request asks in one go)."""
@@ -108,14 +112,15 @@ class IndexReader:
         meanwhile, and a cached page must hold what the index held at the state it is kept
         under). Asking the level per transaction instead cost a BEGIN and a COMMIT to reset
         it on each checkout: two of a page's eight round trips. Disposed with ``engine``."""
-        if self._snapshots is None:
-            if self.engine.dialect.name != "postgresql":
-                self._snapshots = self.engine
-            else:
-                snapshots = sql_engine(self.engine.url, isolation_level="REPEATABLE READ")
-                event.listen(self.engine, "engine_disposed", lambda _: snapshots.dispose())
-                self._snapshots = snapshots
-        return self._snapshots
+        with _SNAPSHOT_ENGINE_LOCK:  # requests' threads ask at once on the first pages
+            if self._snapshots is None:
+                if self.engine.dialect.name != "postgresql":
+                    self._snapshots = self.engine
+                else:
+                    snapshots = sql_engine(self.engine.url, isolation_level="REPEATABLE READ")
+                    event.listen(self.engine, "engine_disposed", lambda _: snapshots.dispose())
+                    self._snapshots = snapshots
+            return self._snapshots
 
     @contextmanager
     def snapshot(self) -> Iterator[IndexReader]:
