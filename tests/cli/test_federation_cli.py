@@ -27,21 +27,11 @@ from databright.chain.keystore import Keystore
 from databright.compute.attestation import SoftwareProvider, report_data_for
 from databright.compute.federated import check_scores_evidence, payout_wei, split_iid
 from databright.compute.market import ComputeMarket
+from databright.demo.federation import SPEC  # the federated round of `make run` trains it
 from databright.market import Market
 from databright.process import ServerProcess, launch
 from databright.types import Wei
 
-SPEC = {
-    "input_shape": [64],
-    "classes": 10,
-    "layers": [
-        {"type": "Linear", "out_features": 16},
-        {"type": "ReLU"},
-        {"type": "Linear", "out_features": 10},
-    ],
-    "optimizer": {"type": "sgd", "lr": 0.3},
-    "batch_size": 16,
-}
 CLIENTS = 4
 ATTACKER = 3
 ROUNDS = 3

@@ -41,6 +41,7 @@ from databright.compute.federated import (
     split_iid,
 )
 from databright.compute.market import ComputeMarket
+from databright.demo.federation import SPEC as DEMO_SPEC
 from databright.errors import (
     ContractReverted,
     DuplicateSubmission,
@@ -57,19 +58,7 @@ MEASUREMENT = "cd" * 32
 ESCROW = 10**17
 CLIENTS = 5
 DEADLINE_S = 3_600
-SPEC = ModelSpec.from_dict(
-    {
-        "input_shape": [64],
-        "classes": 10,
-        "layers": [
-            {"type": "Linear", "out_features": 16},
-            {"type": "ReLU"},
-            {"type": "Linear", "out_features": 10},
-        ],
-        "optimizer": {"type": "sgd", "lr": 0.3},
-        "batch_size": 16,
-    }
-)
+SPEC = ModelSpec.from_dict(DEMO_SPEC)  # the federated round of `make run` trains it
 
 
 @pytest.fixture(scope="module")

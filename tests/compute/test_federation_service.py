@@ -40,6 +40,7 @@ from databright.compute.federation import (
 )
 from databright.compute.federation_client import FederationClient, federation_transport
 from databright.compute.protocol import Envelope, pack_arrays, pack_parts, seal
+from databright.demo.federation import SPEC as DEMO_SPEC
 from databright.errors import (
     DuplicateSubmission,
     InvalidArgument,
@@ -50,19 +51,7 @@ from databright.errors import (
 from databright.ml.spec import ModelSpec
 from databright.server.federation import federation_app
 
-SPEC = ModelSpec.from_dict(
-    {
-        "input_shape": [64],
-        "classes": 10,
-        "layers": [
-            {"type": "Linear", "out_features": 16},
-            {"type": "ReLU"},
-            {"type": "Linear", "out_features": 10},
-        ],
-        "optimizer": {"type": "sgd", "lr": 0.3},
-        "batch_size": 16,
-    }
-)
+SPEC = ModelSpec.from_dict(DEMO_SPEC)  # the federated round of `make run` trains it
 CLIENTS = 5
 ROUNDS = 3
 EPOCHS = 2
