@@ -51,5 +51,14 @@ def test_state_round_trips_and_refuses_duplicates(database_url: str) -> None:
         s.add_trace(unit, "0xW", digest)
         s.add_trace(unit, "0xW", "0x00")  # a result's trace is fixed once, like the result
         assert s.trace(unit, "0xW") == digest
+        # the reallocation's count of shards, and a worker's held units among its history
+        again = s.add_unit(UnitRecord(0, job, 1, 2, 2, digest, (1, 2), 0, "open", 0, None, None))
+        s.add_unit(UnitRecord(0, job, 2, 4, 2, digest, (3,), 0, "open", 0, None, None))
+        assert s.shard_uses(job) == {(1, 2): 2, (3,): 1} and s.shard_uses(job + 1) == {}
+        assert s.add_assignment(again, "0xW", 7.0, 9.0)
+        assert [a.unit_id for a in s.assignments(worker="0xW", state="assigned")] == [again]
+        assert [a.unit_id for a in s.assignments(worker="0xW")] == [unit, again]
+        assert [a.state for a in s.assignments(unit_id=unit, worker="0xW")] == ["submitted"]
+        assert s.assignments(unit_id=again, state="expired") == []
     finally:
         s.close()

@@ -42,7 +42,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -407,6 +407,8 @@ class Coordinator:
         unit_state(checkpoint, spec)  # refuse weights or optimizer state unfit for the spec now
         with self._lock:
             data_hash = self.state.put_blob(pack_arrays({"x": xa, "y": ya, "ids": ids}))
+            # kept as handed in: reading them back would cost a copy and a parse per job
+            self._arrays.setdefault(data_hash, self._indexed({"x": xa, "y": ya, "ids": ids}))
             start = self.state.put_blob(checkpoint)
             job_id = self.state.add_job(
                 JobRecord(
@@ -473,9 +475,9 @@ class Coordinator:
             self._shards[key] = (cut, {shard: i for i, shard in enumerate(cut)})
         shards, index = self._shards[key]
         uses = [0] * len(shards)
-        for u in self.state.job_units(job.job_id):
-            if (i := index.get(u.example_ids)) is not None:
-                uses[i] += 1
+        for shard, count in self.state.shard_uses(job.job_id).items():
+            if (i := index.get(shard)) is not None:
+                uses[i] += count
 
         def order() -> Iterator[int]:
             # by uses, then the rotation from seq: lazily, as the first shard usually fits
@@ -528,10 +530,16 @@ class Coordinator:
 
     def _data(self, job: JobRecord) -> dict[str, Any]:
         if job.data_hash not in self._arrays:
-            arrays: dict[str, Any] = dict(unpack_arrays(self.state.get_blob(job.data_hash)))
-            arrays["index"] = {int(i): k for k, i in enumerate(arrays["ids"].tolist())}
-            self._arrays[job.data_hash] = arrays
+            arrays = unpack_arrays(self.state.get_blob(job.data_hash))
+            self._arrays[job.data_hash] = self._indexed(arrays)
         return self._arrays[job.data_hash]
+
+    @staticmethod
+    def _indexed(arrays: Mapping[str, Any]) -> dict[str, Any]:
+        """A job's examples with the row of each example id (``index``)."""
+        out = dict(arrays)
+        out["index"] = {int(i): k for k, i in enumerate(out["ids"].tolist())}
+        return out
 
     def _payload(self, unit: UnitRecord, job: JobRecord) -> UnitPayload:
         data = self._data(job)
@@ -569,7 +577,7 @@ class Coordinator:
             now = self.clock()
             self.state.expire_assignments(now)
             me = self._worker(worker)
-            for a in self.state.assignments(worker=worker):
+            for a in self.state.assignments(worker=worker, state="assigned"):
                 if a.state == "assigned":
                     unit = self.state.get_unit(a.unit_id)
                     if unit.state == "open":
@@ -679,7 +687,7 @@ class Coordinator:
     ) -> Verdict | None:
         unit = self.state.get_unit(unit_id)
         job = self.state.get_job(unit.job_id)
-        mine = [a for a in self.state.assignments(unit_id=unit_id) if a.worker == worker]
+        mine = self.state.assignments(unit_id=unit_id, worker=worker)
         if not mine:
             raise NotPermitted(
                 f"unit {unit_id} was not assigned to {worker}; ask for work with next_unit()."
@@ -719,7 +727,7 @@ class Coordinator:
         results = sorted([*results, record], key=lambda r: (r.received_at, r.worker))
         if len(results) < unit.replicas:
             return None
-        return self._judge(unit, job, spec, results)
+        return self._judge(unit, job, spec, results, {} if trace is None else {worker: trace})
 
     @staticmethod
     def _check_trace(trace: bytes, unit: UnitRecord, output_state: bytes) -> None:
@@ -744,8 +752,16 @@ class Coordinator:
         self._referee_by_job[job_id] = self._referee_by_job.get(job_id, 0) + 1
 
     def _judge(
-        self, unit: UnitRecord, job: JobRecord, spec: ModelSpec, results: list[ResultRecord]
+        self,
+        unit: UnitRecord,
+        job: JobRecord,
+        spec: ModelSpec,
+        results: list[ResultRecord],
+        traces: dict[str, bytes],
     ) -> Verdict:
+        """The group's verdict; ``traces``: those already in hand by worker (the rest are
+        read from the state)."""
+
         def recompute() -> bytes:
             self._referee_ran(job.job_id, unit.steps)
             payload = self._payload(unit, job)
@@ -753,8 +769,9 @@ class Coordinator:
 
         replicas = []
         for r in results:
-            trace_hash = self.state.trace(unit.unit_id, r.worker)
-            trace = None if trace_hash is None else self._blob(trace_hash)
+            trace = traces.get(r.worker)
+            if trace is None and (trace_hash := self.state.trace(unit.unit_id, r.worker)):
+                trace = self._blob(trace_hash)
             replicas.append(ReplicaResult(r, self._blob(r.output_hash), trace))
         disputed = len({r.output_hash for r in results}) > 1
         if disputed and self.policy.tolerance == 0 and all(r.trace for r in replicas):

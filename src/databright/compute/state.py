@@ -154,6 +154,11 @@ class ComputeState(abc.ABC):
     @abc.abstractmethod
     def job_units(self, job_id: int) -> list[UnitRecord]: ...
     @abc.abstractmethod
+    def shard_uses(self, job_id: int) -> dict[tuple[int, ...], int]:
+        """How many of the job's units were given each shard (its example ids), read without
+        reading the units: what reallocating the next unit's shard weighs."""
+
+    @abc.abstractmethod
     def fix_unit_group(self, unit_id: int, numeric_class: str, replicas: int) -> None: ...
     @abc.abstractmethod
     def add_replicas(self, unit_id: int, extra: int) -> None: ...
@@ -165,7 +170,7 @@ class ComputeState(abc.ABC):
     def add_assignment(self, unit_id: int, worker: str, now: float, deadline: float) -> bool: ...
     @abc.abstractmethod
     def assignments(
-        self, *, unit_id: int | None = None, worker: str | None = None
+        self, *, unit_id: int | None = None, worker: str | None = None, state: str | None = None
     ) -> list[AssignmentRecord]: ...
     @abc.abstractmethod
     def expire_assignments(self, now: float) -> int: ...
@@ -386,6 +391,91 @@ def _unit(row: Any) -> UnitRecord:
     )
 
 
+# The statements of the hot path, built once with bound parameters: building a statement and
+# its cache key anew costs more than SQLite takes to run it, and a unit costs some thirty.
+_b = sa.bindparam
+_GET_WORKER = sa.select(_workers).where(_workers.c.address == _b("address"))
+_ALL_WORKERS = sa.select(_workers).order_by(_workers.c.registered_at)
+_VALID = (
+    _workers.update()
+    .where(_workers.c.address == _b("b_address"))
+    .values(valid_results=_workers.c.valid_results + 1)
+)
+_INVALID = (
+    _workers.update()
+    .where(_workers.c.address == _b("b_address"))
+    .values(invalid_results=_workers.c.invalid_results + 1)
+)
+_GET_JOB = sa.select(_jobs).where(_jobs.c.job_id == _b("job_id"))
+_ADVANCE_JOB = (
+    _jobs.update()
+    .where(_jobs.c.job_id == _b("b_job_id"))
+    .values(
+        checkpoint_hash=_b("b_checkpoint_hash"),
+        units_done=_jobs.c.units_done + 1,
+        state=_b("b_state"),
+    )
+)
+_ADD_UNIT = _units.insert()
+_GET_UNIT = sa.select(_units).where(_units.c.unit_id == _b("unit_id"))
+_OPEN_UNITS = sa.select(_units).where(_units.c.state == "open").order_by(_units.c.unit_id)
+_JOB_UNITS = sa.select(_units).where(_units.c.job_id == _b("job_id")).order_by(_units.c.seq)
+_SHARD_USES = (
+    sa.select(_units.c.example_ids, sa.func.count())
+    .where(_units.c.job_id == _b("job_id"))
+    .group_by(_units.c.example_ids)
+)
+_FIX_GROUP = (
+    _units.update()
+    .where(_units.c.unit_id == _b("b_unit_id"), _units.c.replicas == 0)
+    .values(numeric_class=_b("b_numeric_class"), replicas=_b("b_replicas"))
+)
+_ADD_REPLICAS = (
+    _units.update()
+    .where(_units.c.unit_id == _b("b_unit_id"))
+    .values(replicas=_units.c.replicas + _b("b_extra"))
+)
+_FINISH_UNIT = (
+    _units.update()
+    .where(_units.c.unit_id == _b("b_unit_id"))
+    .values(state="done", agreed_hash=_b("b_agreed_hash"))
+)
+_ASSIGNMENTS = sa.select(_assignments).order_by(_assignments.c.assigned_at)
+_UNIT_ASSIGNMENTS = _ASSIGNMENTS.where(_assignments.c.unit_id == _b("unit_id"))
+_WORKER_ASSIGNMENTS = _ASSIGNMENTS.where(_assignments.c.worker == _b("worker"))
+_BOTH_ASSIGNMENTS = _UNIT_ASSIGNMENTS.where(_assignments.c.worker == _b("worker"))
+_EXPIRE = (
+    _assignments.update()
+    .where(_assignments.c.state == "assigned", _assignments.c.deadline < _b("b_now"))
+    .values(state="expired")
+)
+_SUBMITTED = (
+    _assignments.update()
+    .where(_assignments.c.unit_id == _b("b_unit_id"), _assignments.c.worker == _b("b_worker"))
+    .values(state="submitted")
+)
+_RESULTS = (
+    sa.select(_results)
+    .where(_results.c.unit_id == _b("unit_id"))
+    .order_by(_results.c.received_at, _results.c.worker)
+)
+_TRACE = sa.select(_traces.c.trace_hash).where(
+    _traces.c.unit_id == _b("unit_id"), _traces.c.worker == _b("worker")
+)
+_GET_BLOB = sa.select(_blobs.c.data).where(_blobs.c.digest == _b("digest"))
+_EXPOSURE = sa.select(_exposure.c.example_id).where(
+    _exposure.c.dataset == _b("dataset"), _exposure.c.holder == _b("holder")
+)
+_EXPOSURE_COUNT = sa.select(sa.func.count()).where(
+    _exposure.c.dataset == _b("dataset"), _exposure.c.holder == _b("holder")
+)
+_EXPOSURE_COUNTS = (
+    sa.select(_exposure.c.holder, sa.func.count())
+    .where(_exposure.c.dataset == _b("dataset"))
+    .group_by(_exposure.c.holder)
+)
+
+
 class SqlComputeState(ComputeState):
     """:class:`ComputeState` in SQL through SQLAlchemy 2 (SQLite or PostgreSQL URLs)."""
 
@@ -400,6 +490,13 @@ class SqlComputeState(ComputeState):
         _meta.create_all(self.engine)
         self._nonces = SqlNonces(self.engine, _nonces)
         self._bound = threading.local()
+        # INSERT ... ON CONFLICT DO NOTHING is the dialect's own statement: built here, once
+        self._skip = {t.name: self._insert_or_skip(t) for t in _meta.sorted_tables}
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT here.
+        self._skip_returning = {
+            name: insert.returning(next(iter(_meta.tables[name].primary_key.columns)))
+            for name, insert in self._skip.items()
+        }
 
     def close(self) -> None:
         self.engine.dispose()
@@ -440,11 +537,8 @@ class SqlComputeState(ComputeState):
         """Insert one row unless its key is there already (then False). ON CONFLICT DO NOTHING
         rather than catching the IntegrityError: inside :meth:`transaction`, an error would
         abort the whole transaction on PostgreSQL."""
-        # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT here.
-        key = next(iter(table.primary_key.columns))
-        insert = self._insert_or_skip(table).values(**values).returning(key)
         with self._write() as c:
-            return c.execute(insert).first() is not None
+            return c.execute(self._skip_returning[table.name], dict(values)).first() is not None
 
     def _insert_or_skip(self, table: sa.Table) -> Any:
         insert = sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert
@@ -453,7 +547,7 @@ class SqlComputeState(ComputeState):
     def _insert_new(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
         """Insert the rows whose keys are not there yet, in one statement."""
         with self._write() as c:
-            c.execute(self._insert_or_skip(table), rows)
+            c.execute(self._skip[table.name], rows)
 
     # --- protocol --------------------------------------------------------------------------
 
@@ -469,7 +563,7 @@ class SqlComputeState(ComputeState):
 
     def get_blob(self, digest: str) -> bytes:
         with self._read() as c:
-            row = c.execute(sa.select(_blobs.c.data).where(_blobs.c.digest == digest)).first()
+            row = c.execute(_GET_BLOB, {"digest": digest}).first()
         if row is None:
             raise NotFound(f"no blob {digest} in the compute state; store it with put_blob().")
         return bytes(row.data)
@@ -499,22 +593,17 @@ class SqlComputeState(ComputeState):
 
     def get_worker(self, address: str) -> WorkerRecord | None:
         with self._read() as c:
-            row = c.execute(sa.select(_workers).where(_workers.c.address == address)).first()
+            row = c.execute(_GET_WORKER, {"address": address}).first()
         return None if row is None else _worker(row)
 
     def workers(self) -> list[WorkerRecord]:
         with self._read() as c:
-            rows = c.execute(sa.select(_workers).order_by(_workers.c.registered_at)).all()
+            rows = c.execute(_ALL_WORKERS).all()
         return [_worker(r) for r in rows]
 
     def record_outcome(self, address: str, valid: bool) -> None:
-        column = _workers.c.valid_results if valid else _workers.c.invalid_results
         with self._write() as c:
-            c.execute(
-                _workers.update()
-                .where(_workers.c.address == address)
-                .values({column.name: column + 1})
-            )
+            c.execute(_VALID if valid else _INVALID, {"b_address": address})
 
     # --- jobs and units --------------------------------------------------------------------
 
@@ -526,7 +615,7 @@ class SqlComputeState(ComputeState):
 
     def get_job(self, job_id: int) -> JobRecord:
         with self._read() as c:
-            row = c.execute(sa.select(_jobs).where(_jobs.c.job_id == job_id)).first()
+            row = c.execute(_GET_JOB, {"job_id": job_id}).first()
         if row is None:
             raise NotFound(f"there is no compute job {job_id}; submit it first.")
         return _job(row)
@@ -534,67 +623,58 @@ class SqlComputeState(ComputeState):
     def advance_job(self, job_id: int, checkpoint_hash: str, done: bool) -> None:
         with self._write() as c:
             c.execute(
-                _jobs.update()
-                .where(_jobs.c.job_id == job_id)
-                .values(
-                    checkpoint_hash=checkpoint_hash,
-                    units_done=_jobs.c.units_done + 1,
-                    state="done" if done else "running",
-                )
+                _ADVANCE_JOB,
+                {
+                    "b_job_id": job_id,
+                    "b_checkpoint_hash": checkpoint_hash,
+                    "b_state": "done" if done else "running",
+                },
             )
 
     def add_unit(self, unit: UnitRecord) -> int:
         values = {k: v for k, v in unit.__dict__.items() if k != "unit_id"}
         values["example_ids"] = json.dumps(list(unit.example_ids))
         with self._write() as c:
-            result = c.execute(_units.insert().values(**values))
+            result = c.execute(_ADD_UNIT, values)
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def get_unit(self, unit_id: int) -> UnitRecord:
         with self._read() as c:
-            row = c.execute(sa.select(_units).where(_units.c.unit_id == unit_id)).first()
+            row = c.execute(_GET_UNIT, {"unit_id": unit_id}).first()
         if row is None:
             raise NotFound(f"there is no work unit {unit_id}; ask for work with next_unit().")
         return _unit(row)
 
     def open_units(self) -> list[UnitRecord]:
         with self._read() as c:
-            rows = c.execute(
-                sa.select(_units).where(_units.c.state == "open").order_by(_units.c.unit_id)
-            ).all()
+            rows = c.execute(_OPEN_UNITS).all()
         return [_unit(r) for r in rows]
 
     def job_units(self, job_id: int) -> list[UnitRecord]:
         """The job's units in order (the per-job report reads who settled what)."""
         with self._read() as c:
-            rows = c.execute(
-                sa.select(_units).where(_units.c.job_id == job_id).order_by(_units.c.seq)
-            ).all()
+            rows = c.execute(_JOB_UNITS, {"job_id": job_id}).all()
         return [_unit(r) for r in rows]
+
+    def shard_uses(self, job_id: int) -> dict[tuple[int, ...], int]:
+        with self._read() as c:
+            rows = c.execute(_SHARD_USES, {"job_id": job_id}).all()
+        return {tuple(json.loads(text)): int(count) for text, count in rows}
 
     def fix_unit_group(self, unit_id: int, numeric_class: str, replicas: int) -> None:
         with self._write() as c:
             c.execute(
-                _units.update()
-                .where(_units.c.unit_id == unit_id, _units.c.replicas == 0)
-                .values(numeric_class=numeric_class, replicas=replicas)
+                _FIX_GROUP,
+                {"b_unit_id": unit_id, "b_numeric_class": numeric_class, "b_replicas": replicas},
             )
 
     def add_replicas(self, unit_id: int, extra: int) -> None:
         with self._write() as c:
-            c.execute(
-                _units.update()
-                .where(_units.c.unit_id == unit_id)
-                .values(replicas=_units.c.replicas + extra)
-            )
+            c.execute(_ADD_REPLICAS, {"b_unit_id": unit_id, "b_extra": extra})
 
     def finish_unit(self, unit_id: int, agreed_hash: str) -> None:
         with self._write() as c:
-            c.execute(
-                _units.update()
-                .where(_units.c.unit_id == unit_id)
-                .values(state="done", agreed_hash=agreed_hash)
-            )
+            c.execute(_FINISH_UNIT, {"b_unit_id": unit_id, "b_agreed_hash": agreed_hash})
 
     # --- assignments and results -----------------------------------------------------------
 
@@ -611,26 +691,25 @@ class SqlComputeState(ComputeState):
         )
 
     def assignments(
-        self, *, unit_id: int | None = None, worker: str | None = None
+        self, *, unit_id: int | None = None, worker: str | None = None, state: str | None = None
     ) -> list[AssignmentRecord]:
-        query = sa.select(_assignments).order_by(_assignments.c.assigned_at)
         if unit_id is not None:
-            query = query.where(_assignments.c.unit_id == unit_id)
-        if worker is not None:
-            query = query.where(_assignments.c.worker == worker)
+            query = _UNIT_ASSIGNMENTS if worker is None else _BOTH_ASSIGNMENTS
+        else:
+            query = _ASSIGNMENTS if worker is None else _WORKER_ASSIGNMENTS
+        if state is not None:
+            # a worker's held unit is found among its few live assignments, not its history
+            query = query.where(_assignments.c.state == _b("state"))
+        params = {"unit_id": unit_id, "worker": worker, "state": state}
         with self._read() as c:
-            rows = c.execute(query).all()
+            rows = c.execute(query, {k: v for k, v in params.items() if v is not None}).all()
         return [
             AssignmentRecord(r.unit_id, r.worker, r.assigned_at, r.deadline, r.state) for r in rows
         ]
 
     def expire_assignments(self, now: float) -> int:
         with self._write() as c:
-            result = c.execute(
-                _assignments.update()
-                .where(_assignments.c.state == "assigned", _assignments.c.deadline < now)
-                .values(state="expired")
-            )
+            result = c.execute(_EXPIRE, {"b_now": now})
             return int(result.rowcount)
 
     def add_result(self, result: ResultRecord) -> bool:
@@ -648,23 +727,12 @@ class SqlComputeState(ComputeState):
             )
             if not added:
                 return False
-            c.execute(
-                _assignments.update()
-                .where(
-                    _assignments.c.unit_id == result.unit_id,
-                    _assignments.c.worker == result.worker,
-                )
-                .values(state="submitted")
-            )
+            c.execute(_SUBMITTED, {"b_unit_id": result.unit_id, "b_worker": result.worker})
         return True
 
     def results(self, unit_id: int) -> list[ResultRecord]:
         with self._read() as c:
-            rows = c.execute(
-                sa.select(_results)
-                .where(_results.c.unit_id == unit_id)
-                .order_by(_results.c.received_at, _results.c.worker)
-            ).all()
+            rows = c.execute(_RESULTS, {"unit_id": unit_id}).all()
         return [
             ResultRecord(
                 r.unit_id,
@@ -681,21 +749,13 @@ class SqlComputeState(ComputeState):
 
     def exposure(self, dataset: str, holder: str) -> set[int]:
         with self._read() as c:
-            rows = c.execute(
-                sa.select(_exposure.c.example_id).where(
-                    _exposure.c.dataset == dataset, _exposure.c.holder == holder
-                )
-            ).all()
+            rows = c.execute(_EXPOSURE, {"dataset": dataset, "holder": holder}).all()
         return {int(r.example_id) for r in rows}
 
     def exposure_count(self, dataset: str, holder: str) -> int:
         with self._read() as c:
             return int(
-                c.execute(
-                    sa.select(sa.func.count()).where(
-                        _exposure.c.dataset == dataset, _exposure.c.holder == holder
-                    )
-                ).scalar_one()
+                c.execute(_EXPOSURE_COUNT, {"dataset": dataset, "holder": holder}).scalar_one()
             )
 
     def exposed_among(self, dataset: str, holder: str, example_ids: Iterable[int]) -> set[int]:
@@ -725,11 +785,7 @@ class SqlComputeState(ComputeState):
 
     def exposure_counts(self, dataset: str) -> dict[str, int]:
         with self._read() as c:
-            rows = c.execute(
-                sa.select(_exposure.c.holder, sa.func.count())
-                .where(_exposure.c.dataset == dataset)
-                .group_by(_exposure.c.holder)
-            ).all()
+            rows = c.execute(_EXPOSURE_COUNTS, {"dataset": dataset}).all()
         return {str(holder): int(count) for holder, count in rows}
 
     # --- traces (the per-step state hashes a result commits to) ------------------------
@@ -739,11 +795,7 @@ class SqlComputeState(ComputeState):
 
     def trace(self, unit_id: int, worker: str) -> str | None:
         with self._read() as c:
-            row = c.execute(
-                sa.select(_traces.c.trace_hash).where(
-                    _traces.c.unit_id == unit_id, _traces.c.worker == worker
-                )
-            ).first()
+            row = c.execute(_TRACE, {"unit_id": unit_id, "worker": worker}).first()
         return None if row is None else str(row[0])
 
     # --- evidence --------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -39,7 +39,9 @@ from databright.ml.checkpoint import (
     OPTIMIZER_PREFIX,
     checkpoint_tensors,
     load_training_checkpoint,
+    parameter_layout,
     save_training_checkpoint,
+    training_checkpoint_tensors,
 )
 from databright.ml.spec import ModelSpec, Optimizer
 from databright.ml.train import pinned
@@ -133,13 +135,13 @@ def _scalar_dtype() -> torch.dtype:
 
 def _check_optimizer_state(
     spec: ModelSpec,
-    module: torch.nn.Module,
+    params: Mapping[str, tuple[tuple[int, ...], torch.dtype]],
     saved: dict[str, torch.Tensor],
     recorded: str | None,
 ) -> dict[str, dict[str, torch.Tensor]]:
     """``saved`` (a checkpoint's optimizer tensors) by parameter and slot, once it is shown to
-    be a state the spec's optimizer could have reached; otherwise InvalidArgument, one
-    sentence."""
+    be a state the spec's optimizer could have reached for parameters of ``params`` (shape
+    and dtype by name); otherwise InvalidArgument, one sentence."""
     kind = spec.optimizer.type
     if not saved and recorded is None:
         return {}  # weights alone: the optimizer starts afresh
@@ -156,7 +158,6 @@ def _check_optimizer_state(
             "with."
         )
     slots = optimizer_slots(spec.optimizer)
-    params = dict(module.named_parameters())
     by_param: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in sorted(saved.items()):
         name, _, slot = key.removeprefix(OPTIMIZER_PREFIX).rpartition("/")
@@ -168,11 +169,10 @@ def _check_optimizer_state(
             )
         by_param.setdefault(name, {})[slot] = tensor
     for name, state in by_param.items():
-        param = params[name]
         for slot in slots:
             t = state.get(slot)
             step = slot == "step"
-            shape, dtype = ((), _scalar_dtype()) if step else (tuple(param.shape), param.dtype)
+            shape, dtype = ((), _scalar_dtype()) if step else params[name]
             if t is None or tuple(t.shape) != shape or t.dtype != dtype:
                 raise InvalidArgument(
                     f"the checkpoint's optimizer state of {name} has no {slot} of shape "
@@ -202,7 +202,8 @@ def restore_optimizer(
     carried (``saved`` and ``recorded``, as :func:`load_training_checkpoint` gives them),
     exactly as the run that wrote it left it; afresh when it carried none. InvalidArgument,
     in one sentence, when the state is not one the spec's optimizer could have reached."""
-    by_param = _check_optimizer_state(spec, module, saved, recorded)
+    layout = {n: (tuple(p.shape), p.dtype) for n, p in module.named_parameters()}
+    by_param = _check_optimizer_state(spec, layout, saved, recorded)
     optimizer = spec.optimizer.build(module.parameters())
     for name, param in module.named_parameters():
         if name in by_param:
@@ -216,9 +217,10 @@ def unit_state(checkpoint: bytes, spec: ModelSpec) -> dict[str, torch.Tensor]:
     """Every tensor of a unit's (training) checkpoint by name, the weights checked as
     :func:`databright.ml.checkpoint.load_checkpoint` checks them and the optimizer state as
     :func:`restore_optimizer` does: what a state hash covers."""
-    module, saved, recorded = load_training_checkpoint(checkpoint, spec)
-    _check_optimizer_state(spec, module, saved, recorded)
-    return {**module.state_dict(), **saved}
+    # no network is built: a coordinator checks every result it receives this way
+    weights, saved, recorded = training_checkpoint_tensors(checkpoint, spec)
+    _check_optimizer_state(spec, parameter_layout(spec), saved, recorded)
+    return {**weights, **saved}
 
 
 def run_unit(

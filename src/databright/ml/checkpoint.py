@@ -33,6 +33,7 @@ import json
 import struct
 import sys
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from databright.errors import CheckpointMismatch
@@ -50,8 +51,10 @@ __all__ = [
     "load_checkpoint",
     "load_training_checkpoint",
     "model_checkpoint",
+    "parameter_layout",
     "save_checkpoint",
     "save_training_checkpoint",
+    "training_checkpoint_tensors",
 ]
 
 ARCHITECTURE_KEY = "databright.architecture"
@@ -215,35 +218,69 @@ def _check_architecture(meta: Mapping[str, str], spec: ModelSpec) -> None:
         )
 
 
-def _network(tensors: Mapping[str, torch.Tensor], spec: ModelSpec) -> torch.nn.Sequential:
-    """The network ``spec`` builds holding exactly ``tensors`` (see :func:`load_checkpoint`)."""
-    # Built on the meta device: no memory and no random numbers are spent on weights that the
-    # checkpoint replaces anyway.
+def _layout(spec: ModelSpec) -> tuple[tuple[str, tuple[int, ...], torch.dtype, bool], ...]:
+    """Every tensor ``spec.build()`` holds: its name, shape and dtype, and whether it is a
+    parameter (rather than a buffer), in ``state_dict`` order. Built once per spec and
+    default dtype (on the meta device: no memory, no random numbers), so checking a
+    checkpoint's tensors costs no network: a coordinator checks every result it receives."""
+    import torch
+
+    return _layout_for(spec, torch.get_default_dtype())
+
+
+@lru_cache(maxsize=64)
+def _layout_for(
+    spec: ModelSpec, default_dtype: torch.dtype
+) -> tuple[tuple[str, tuple[int, ...], torch.dtype, bool], ...]:
     module = spec.build(device="meta")
-    expected = module.state_dict()
-    for name, want in expected.items():
+    params = {name for name, _ in module.named_parameters()}
+    return tuple(
+        (name, tuple(int(d) for d in t.shape), t.dtype, name in params)
+        for name, t in module.state_dict().items()
+    )
+
+
+def parameter_layout(spec: ModelSpec) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """The shape and dtype of each parameter ``spec.build()`` has, by name (what an
+    optimizer keeps state for), without building the network."""
+    return {name: (shape, dtype) for name, shape, dtype, param in _layout(spec) if param}
+
+
+def _check_weights(tensors: Mapping[str, torch.Tensor], spec: ModelSpec) -> None:
+    """Refuse, with one sentence, tensors that are not exactly those ``spec.build()`` holds
+    (names, shapes, dtypes)."""
+    layout = _layout(spec)
+    for name, shape, dtype, _ in layout:
         got = tensors.get(name)
         if got is None:
             raise CheckpointMismatch(
                 f"the checkpoint lacks tensor {name}, which the spec builds; "
                 "save the checkpoint from a network built from this spec."
             )
-        if tuple(got.shape) != tuple(want.shape):
+        if tuple(got.shape) != shape:
             raise CheckpointMismatch(
                 f"tensor {name} has shape {_shape_words(got.shape)} but the spec builds "
-                f"{_shape_words(want.shape)}."
+                f"{_shape_words(shape)}."
             )
-        if got.dtype != want.dtype:
+        if got.dtype != dtype:
             raise CheckpointMismatch(
                 f"tensor {name} has dtype {_dtype_name(got.dtype)} but the spec builds "
-                f"{_dtype_name(want.dtype)}."
+                f"{_dtype_name(dtype)}."
             )
-    extra = sorted(set(tensors) - set(expected))
+    extra = sorted(set(tensors) - {name for name, *_ in layout})
     if extra:
         raise CheckpointMismatch(
             f"the checkpoint has tensor {extra[0]}, which the spec does not build; "
             "load it with the spec it was trained from."
         )
+
+
+def _network(tensors: Mapping[str, torch.Tensor], spec: ModelSpec) -> torch.nn.Sequential:
+    """The network ``spec`` builds holding exactly ``tensors`` (see :func:`load_checkpoint`)."""
+    _check_weights(tensors, spec)
+    # Built on the meta device: no memory and no random numbers are spent on weights that the
+    # checkpoint replaces anyway.
+    module = spec.build(device="meta")
     module.load_state_dict(dict(tensors), strict=True, assign=True)
     module.eval()
     return module
@@ -294,12 +331,25 @@ def load_training_checkpoint(
     ``optimizer/``; empty for a plain checkpoint) and the optimizer type the checkpoint
     records (None when it records none). What the optimizer tensors must be is the caller's
     to check: it knows the optimizer."""
+    weights, state, recorded = training_checkpoint_tensors(blob, spec)
+    module = spec.build(device="meta")
+    module.load_state_dict(weights, strict=True, assign=True)
+    module.eval()
+    return module, state, recorded
+
+
+def training_checkpoint_tensors(
+    blob: bytes, spec: ModelSpec
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], str | None]:
+    """:func:`load_training_checkpoint` without the network: the weights (checked against
+    the spec as a load checks them), the optimizer tensors and the recorded optimizer type."""
     meta = checkpoint_metadata(blob)
     _check_architecture(meta, spec)
     tensors = checkpoint_tensors(blob)
     state = {n: t for n, t in tensors.items() if n.startswith(OPTIMIZER_PREFIX)}
     weights = {n: t for n, t in tensors.items() if not n.startswith(OPTIMIZER_PREFIX)}
-    return _network(weights, spec), state, meta.get(OPTIMIZER_KEY)
+    _check_weights(weights, spec)
+    return weights, state, meta.get(OPTIMIZER_KEY)
 
 
 def model_checkpoint(blob: bytes) -> bytes:
