@@ -1,7 +1,8 @@
 """The computation market's pull protocol: what a message costs, and what verification costs.
 
     .venv/bin/python benchmarks/compute_protocol.py [--messages 300] [--units 24] [--steps 500]
-                                                    [--repeat 3] [--json out.json]
+                                                    [--repeat 3] [--database sqlite]
+                                                    [--json out.json]
 
 Everything runs in one process on one core (``OMP_NUM_THREADS=1``): the coordinator's HTTP app
 (``databright.server.coordinator``) served by uvicorn on a free loopback port in a thread, and
@@ -25,7 +26,10 @@ together. Peers in the same run:
    first build their record in an earlier, untimed job; the spot checks are drawn with a seed
    per run and the figure is the mean over the runs. Goal: <= 1.3x.
 
-Each measure but adaptive is the median of ``--repeat`` runs' ratios. Last, the protocol's cost per
+The coordinator's state is SQLite (the embedded default) or, with ``--database postgresql``, a
+scratch schema on the PostgreSQL server of ``DATABRIGHT_TEST_POSTGRES`` (the tests' default
+``postgres@127.0.0.1:5432/test``). Each measure but adaptive is the median of ``--repeat`` runs'
+ratios. Last, the protocol's cost per
 replica in ms: the figure that says how long a unit must be for a given overhead.
 
 The data are synthetic (64 features, 10 classes, enough examples that ``--units`` shards stay
@@ -39,18 +43,21 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 import numpy as np
 import requests
 import torch
+from databright_dev.postgres import scratch_schema
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi import Request
@@ -90,6 +97,21 @@ SPEC = ModelSpec.from_dict(
 )
 SHARD = 128
 RECORD_UNITS = 2  # the untimed earlier job that gives adaptive's workers their record
+
+
+@contextmanager
+def compute_state(database: str) -> Iterator[SqlComputeState]:
+    """A fresh coordinator state on ``database`` ("sqlite" or "postgresql"), closed and
+    removed afterwards."""
+    with ExitStack() as stack:
+        if database == "postgresql":
+            url = stack.enter_context(scratch_schema(prefix="bench"))
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
+            url = f"sqlite:///{Path(tmp) / 'compute.sqlite3'}"
+        state = SqlComputeState(url)
+        stack.callback(state.close)
+        yield state
 
 
 def account(i: int) -> LocalAccount:
@@ -200,12 +222,12 @@ def through_protocol(
     record_units: int = 0,
     seed: int = 1,
     ask_next: bool = True,
+    database: str = "sqlite",
 ) -> dict[str, Any]:
     """CPU seconds of a job of ``units`` units through a served coordinator and ``workers``;
     with ``record_units``, an earlier job of that many units (not timed) gives the workers a
     record first, as workers of a running market have."""
-    with tempfile.TemporaryDirectory() as tmp:
-        state = SqlComputeState(f"sqlite:///{Path(tmp) / 'compute.sqlite3'}")
+    with compute_state(database) as state:
         coordinator = Coordinator(state, policy=policy, seed=seed)
         start = save_checkpoint(SPEC.build(), {"format": "pt"}, spec=SPEC)
 
@@ -247,7 +269,6 @@ def through_protocol(
             cpu = time.process_time() - t
         replicas = sum(w.units_done for w in group) - before
         paired = peer.cpu_s - peer_before
-        state.close()
     return {
         "cpu_s": cpu - paired,
         "plain_cpu_s": paired,
@@ -263,16 +284,14 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=24)
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measure; least CPU kept")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     x, y = data(args.units)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        state = SqlComputeState(f"sqlite:///{Path(tmp) / 'rtt.sqlite3'}")
-        with served(Coordinator(state)) as url:
-            rtt = round_trips(url, Coordinator(state), args.messages)
-        state.close()
+    with compute_state(args.database) as state, served(Coordinator(state)) as url:
+        rtt = round_trips(url, Coordinator(state), args.messages)
 
     # Each measure is the median of --repeat runs of its ratio to the plain peer, which is
     # measured inside the same run, unit by unit (PairedWorker): the machine is shared, and its
@@ -287,9 +306,14 @@ def main() -> None:
     runs: dict[str, list[dict[str, Any]]] = {"one": [], "tmr": [], "adaptive": []}
     for i in range(args.repeat):
         one_policy = ReplicationPolicy(replicas=1)
-        runs["one"].append(through_protocol(x, y, args.units, args.steps, one_policy, 1))
+        db = args.database
+        runs["one"].append(
+            through_protocol(x, y, args.units, args.steps, one_policy, 1, database=db)
+        )
         tmr_policy = ReplicationPolicy()
-        runs["tmr"].append(through_protocol(x, y, args.units, args.steps, tmr_policy, 3))
+        runs["tmr"].append(
+            through_protocol(x, y, args.units, args.steps, tmr_policy, 3, database=db)
+        )
         runs["adaptive"].append(
             through_protocol(
                 x,
@@ -300,6 +324,7 @@ def main() -> None:
                 3,
                 record_units=RECORD_UNITS,
                 seed=i + 1,
+                database=db,
             )
         )
 
@@ -324,7 +349,8 @@ def main() -> None:
     ]
     print(
         f"{args.units} units x {args.steps} steps (batch {SPEC.batch_size}, shard {SHARD}); "
-        f"plain torch {base:.2f} s CPU (median, paired); {args.messages} messages; torch {torch.__version__}"
+        f"plain torch {base:.2f} s CPU (median, paired); {args.messages} messages; torch "
+        f"{torch.__version__}; coordinator state on {args.database}"
     )
     print(f"{'measure':<38} {'value':>9} {'goal':>7}  met")
     for name, value, goal, unit in rows:
