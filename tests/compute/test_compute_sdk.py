@@ -17,10 +17,13 @@ from databright.compute.attestation import Claims, SoftwareProvider, report_data
 from databright.compute.market import (
     ChainSettlement,
     ComputeMarket,
+    SplitSettlement,
     measurement_digest,
+    stage_unit_id,
     unit_key,
 )
 from databright.compute.replication import Evidence, Verdict
+from databright.compute.splitting import StageEvidence
 from databright.errors import (
     DuplicateSubmission,
     InsufficientFunds,
@@ -260,3 +263,46 @@ def test_chain_settlement_pays_the_honest_and_slashes_the_cheaters(world) -> Non
         settle(Verdict(13, "0x" + "aa" * 32, b"ck", (a,), (), False))
     with pytest.raises(InvalidArgument, match="must be positive"):
         ChainSettlement(coordinator, job.id, 0)
+
+
+def test_split_settlement_pays_each_epoch_and_slashes_a_caught_stage(world) -> None:
+    admin, coordinator, coord_acct = world
+    payer = funded(admin)
+    workers = [funded(admin) for _ in range(2)]
+    for w in workers:
+        w.register_device(CLASS, 1, FEE, STAKE)
+    good, bad = (w.address for w in workers)
+    job = payer.create_job(coord_acct.address, 3 * FEE, 3600, admin.market.store.put(b"split"))
+    with pytest.raises(NotPermitted, match="only it pays"):
+        SplitSettlement(payer, job.id, FEE, [good, bad])
+    with pytest.raises(InvalidArgument, match="distinct stage workers"):
+        SplitSettlement(coordinator, job.id, FEE, [good, good])
+    settle = SplitSettlement(coordinator, job.id, FEE, [good, bad])
+    assert settle.can_continue()
+    first = settle.epoch_done(0)
+    assert first.paid == (good, bad) and first.remaining_wei == FEE
+    assert not settle.can_continue()  # one fee left, two workers to pay
+    # Caught by an audit: its stake is burned and the evidence is on chain, by CID.
+    caught = StageEvidence(1, 4, 0, 1, bad, "activations", "ab" * 32, "cd" * 32, "ef" * 32)
+    burned_before = admin.burned()
+    record = settle.caught(caught)
+    assert record.worker == bad and record.amount_wei == STAKE
+    assert admin.burned() == burned_before + STAKE
+    assert (record.input_hash, record.honest_output, record.bad_output) == (
+        "0x" + "ab" * 32,
+        "0x" + "ef" * 32,
+        "0x" + "cd" * 32,
+    )
+    assert record.unit_id == stage_unit_id(caught)
+    assert record.bundle["stage_evidence"] == caught.to_dict()
+    assert coordinator.evidence(job.id, bad, stage_unit_id(caught)) == record
+    with pytest.raises(DuplicateSubmission):
+        settle.caught(caught)
+    # An optimizer state no honest run reaches has no honest hash: zero is recorded instead.
+    other = funded(admin)
+    other.register_device(CLASS, 1, FEE, STAKE)
+    odd = StageEvidence(1, 0, 0, 0, other.address, "an optimizer state", "ab" * 32, "cd" * 32, "")
+    assert coordinator.slash_stage(job.id, odd).honest_output == "0x" + "00" * 32
+    # The slashed worker is not paid for a later epoch (it has no stake).
+    second = settle.epoch_done(1)
+    assert second.paid == (good,) and second.unpaid == (bad,) and second.remaining_wei == 0

@@ -67,6 +67,7 @@ from databright.storage import cid_to_digest, digest_to_cid
 from databright.types import Address, Wei
 
 if TYPE_CHECKING:
+    from databright.compute.splitting import StageEvidence
     from databright.models.market import ModelMarket
 
 __all__ = [
@@ -79,9 +80,11 @@ __all__ = [
     "FederationStatus",
     "JobInfo",
     "SlashRecord",
+    "SplitSettlement",
     "UnitSettlement",
     "measurement_digest",
     "numeric_class_digest",
+    "stage_unit_id",
     "unit_key",
 ]
 
@@ -121,6 +124,15 @@ def unit_key(unit_id: int) -> bytes:
     if isinstance(unit_id, bool) or not isinstance(unit_id, int) or not 0 < unit_id < 2**256:
         raise InvalidArgument(f"a unit id is a positive integer below 2**256, not {unit_id!r}")
     return unit_id.to_bytes(32, "big")
+
+
+def stage_unit_id(evidence: StageEvidence) -> int:
+    """The on-chain unit id under which a split job's audited stage is slashed: keccak of the
+    split job, stage, step and micro-batch (a split job has no work units; the chain keeps one
+    slash per job, worker and unit id)."""
+    where = [evidence.job_id, evidence.stage, evidence.step, evidence.micro]
+    raw = keccak(json.dumps(where, separators=(",", ":")).encode())
+    return int.from_bytes(raw, "big") or 1
 
 
 def _hash32(value: str, what: str) -> bytes:
@@ -553,27 +565,56 @@ class ComputeMarket(BoundContract[ComputeMarketClient]):
             raise InvalidArgument(
                 f"the evidence names worker {evidence.worker}, not {who}; slash the worker it names"
             )
+        bundle = {"chain_job_id": int(job_id), **evidence.to_dict()}
+        return self._slash(who, job_id, evidence.unit_id, bundle)
+
+    def slash_stage(self, job_id: int, evidence: StageEvidence) -> SlashRecord:
+        """Burn the stake of a split-training stage worker an audit caught
+        (:class:`~databright.compute.splitting.StageEvidence`), under
+        :func:`stage_unit_id`: the chain records the stage's input hash, the recomputed
+        (honest) hash and the worker's; a state no honest optimizer can hold has no honest
+        hash and records zero there. The bundle stored by CID holds the whole evidence."""
+        who = _address(evidence.worker, "worker")
+
+        def hex32(value: str) -> str:
+            return "0x" + (value.removeprefix("0x") or "00" * 32)
+
+        bundle = {
+            "chain_job_id": int(job_id),
+            "kind": "split stage",
+            "unit_id": stage_unit_id(evidence),
+            "input_hash": hex32(evidence.input_hash),
+            "honest_hash": hex32(evidence.recomputed_hash),
+            "bad_hash": hex32(evidence.worker_hash),
+            "stage_evidence": evidence.to_dict(),
+        }
+        return self._slash(who, job_id, stage_unit_id(evidence), bundle)
+
+    def _slash(
+        self, who: Address, job_id: int, unit_id: int, bundle: dict[str, Any]
+    ) -> SlashRecord:
+        """Slash ``who`` for ``unit_id`` with the hashes of ``bundle`` (``input_hash``,
+        ``honest_hash``, ``bad_hash``), storing the bundle by CID first."""
         job = self.job(job_id)
         self._check_coordinator_of(job)
         if not self.device(who).registered:
             raise NotFound(f"worker {who} has no device (it withdrew or never staked)")
-        input_hash = _hash32(evidence.input_hash, "input hash")
-        honest = _hash32(evidence.honest_hash, "honest output hash")
-        bad = _hash32(evidence.bad_hash, "bad output hash")
+        input_hash = _hash32(bundle["input_hash"], "input hash")
+        honest = _hash32(bundle["honest_hash"], "honest output hash")
+        bad = _hash32(bundle["bad_hash"], "bad output hash")
         if honest == bad:
             raise InvalidArgument(
                 f"the evidence against {who} gives one hash for the honest and the bad output; "
                 "there is no contradiction to slash for"
             )
-        key = unit_key(evidence.unit_id)
+        key = unit_key(unit_id)
         if int(self.contract.evidence(int(job_id), who, key).slashed_at):
             raise DuplicateSubmission(
-                f"{who} is slashed for unit {evidence.unit_id} of job {job_id} already"
+                f"{who} is slashed for unit {unit_id} of job {job_id} already"
             )
-        bundle = {"chain_job_id": int(job_id), **evidence.to_dict()}
         cid = self.market.store.put(json.dumps(bundle, sort_keys=True).encode())
         self.contract.slash(who, int(job_id), key, input_hash, honest, bad, cid_to_digest(cid))
-        return self.evidence(job_id, who, evidence.unit_id)
+        return self.evidence(job_id, who, unit_id)
 
     def evidence(self, job_id: int, worker: str, unit_id: int) -> SlashRecord:
         """A slash's on-chain record and its evidence bundle, fetched by CID (the store checks
@@ -952,3 +993,56 @@ class ChainSettlement:
             for w in s.paid:
                 out[w] = out.get(w, 0) + s.fee_each_wei
         return out
+
+
+class SplitSettlement:
+    """Settles a split-training job on-chain (``databright split serve --market-job``): each
+    finished epoch is a unit (id: the epoch's number, from 1) that pays every stage worker
+    still staked ``fee_each``; a worker an audit caught is slashed with its
+    :class:`~databright.compute.splitting.StageEvidence` (:meth:`ComputeMarket.slash_stage`).
+    Ask :meth:`can_continue` before an epoch, so that an escrow that cannot pay it stops the
+    job first. ``compute_market`` must be the job's coordinator's client."""
+
+    def __init__(
+        self, compute_market: ComputeMarket, job_id: int, fee_each: int, workers: Sequence[str]
+    ) -> None:
+        job = compute_market.job(job_id)
+        compute_market._check_coordinator_of(job)
+        who = [_address(w, "stage worker") for w in workers]
+        if fee_each <= 0 or not who or len(set(who)) != len(who):
+            raise InvalidArgument(
+                f"a split settlement pays a positive fee ({fee_each} wei) to distinct stage "
+                f"workers ({len(who)} given, {len(set(who))} distinct)"
+            )
+        self.market = compute_market
+        self.job_id = int(job_id)
+        self.fee_each = int(fee_each)
+        self.workers = tuple(who)
+        self.settled: list[UnitSettlement] = []
+        self.slashed: list[SlashRecord] = []
+
+    def can_continue(self) -> bool:
+        """Whether the escrow can still pay every stage worker for one more epoch."""
+        return self.market.remaining(self.job_id) >= self.fee_each * len(self.workers)
+
+    def epoch_done(self, epoch: int) -> UnitSettlement:
+        """Pay the stage workers still staked for epoch ``epoch`` (from 0), once."""
+        least = self.market.min_stake()
+        payable: list[str] = []
+        unpaid: list[str] = []
+        for w in self.workers:
+            (payable if self.market.device(w).stake_wei >= least else unpaid).append(w)
+        left = self.market.remaining(self.job_id)
+        if payable:
+            left = self.market.pay_unit(self.job_id, epoch + 1, payable, self.fee_each)
+        outcome = UnitSettlement(
+            epoch + 1, tuple(payable), self.fee_each, tuple(unpaid), (), (), int(left)
+        )
+        self.settled.append(outcome)
+        return outcome
+
+    def caught(self, evidence: StageEvidence) -> SlashRecord:
+        """Slash the stage worker an audit caught, with the audit's evidence."""
+        record = self.market.slash_stage(self.job_id, evidence)
+        self.slashed.append(record)
+        return record
