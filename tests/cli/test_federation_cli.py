@@ -2,7 +2,9 @@
 them attacks with ``--attack sign_flip``) on a free loopback port against a real chain: the
 payer escrows with ``federation create``, the coordinator starts the federation as it begins
 serving (after which the payer's attempts to take the escrow back fail in one sentence), three
-rounds run through real processes, and the coordinator settles on chain: every client's payout
+rounds run through real processes (each client first checks the coordinator's software
+attestation, accepted with ``--allow-insecure-coordinator``), and the coordinator settles on
+chain: every client's payout
 is ``payout_wei`` of the escrow by the scores, the attacker's the smallest, and a client
 withdraws its payout. Every process is started by :func:`databright.process.launch` and stopped
 by its PID."""
@@ -161,6 +163,9 @@ def test_a_federation_runs_as_processes_and_pays_by_contribution(
                         "0.1",
                         "--data-dir",
                         str(env.data_dir),
+                        "--allow-insecure-coordinator",
+                        "--coordinator-address",
+                        coordinator,
                         *attack,
                     ],
                     name=f"client {i}",
@@ -172,6 +177,10 @@ def test_a_federation_runs_as_processes_and_pays_by_contribution(
             assert process.wait(timeout=90) == 0, process.output()
             assert f"federation done after {ROUNDS} rounds" in process.output()
         assert "attacking: sign_flip" in processes[1 + ATTACKER].output()
+        assert f"coordinator {coordinator} (software attestation" in serve.output()
+        assert all(
+            "accepted because of --allow-insecure-coordinator" in p.output() for p in processes[1:]
+        )
         status = get_json(f"{base}/federation/v1/status")
         assert status["state"] == "done" and len(status["history"]) == ROUNDS
 

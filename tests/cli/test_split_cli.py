@@ -1,6 +1,8 @@
 """``databright split serve`` and two ``databright split worker`` processes on a free loopback
-port: the coordinator computes the input stage, each worker holds one later stage and answers
-its messages under its keystore key over HTTP, and the assembled checkpoint is, to the byte,
+port: the coordinator computes the input stage and attests its key in software, each worker
+accepts that attestation only with ``--allow-insecure-coordinator`` (pinned to the coordinator's
+address), then holds one later stage and answers its messages under its keystore key over
+HTTP, and the assembled checkpoint is, to the byte,
 the one unsplit training gives. Every process is started by :func:`databright.process.launch`
 and stopped by its PID; no chain is needed. A cheating worker (what ``split worker --cheat``
 runs) is caught by an audit: the command exits with the sentence naming it and writes the
@@ -86,14 +88,15 @@ def test_a_split_job_runs_as_processes_and_trains_the_unsplit_weights(tmp_path: 
     x, y = _files(tmp_path)
     data_dir = tmp_path / "home"
     store = Keystore(data_dir / "keystore")
-    workers = [str(store.new()) for _ in range(2)]
+    coordinator, *workers = [str(store.new()) for _ in range(3)]
     port = free_port()
     env = {"OMP_NUM_THREADS": "1"}
     cli = [sys.executable, "-m", "databright.cli"]
+    signs = ["--account", coordinator, "--data-dir", str(data_dir)]
     processes: list[ServerProcess] = []
     try:
         serve = launch(
-            [*cli, *_serve_args(tmp_path, workers, port)],
+            [*cli, *_serve_args(tmp_path, workers, port), *signs],
             name="the split coordinator",
             log=tmp_path / "serve.log",
             env=env,
@@ -101,9 +104,20 @@ def test_a_split_job_runs_as_processes_and_trains_the_unsplit_weights(tmp_path: 
         processes.append(serve)
         for i, worker in enumerate(workers):
             relay = ["--relay", f"http://127.0.0.1:{port}", "--account", worker]
+            attested = ["--allow-insecure-coordinator", "--coordinator-address", coordinator]
             processes.append(
                 launch(
-                    [*cli, "split", "worker", *relay, "--data-dir", str(data_dir), "--idle", "5"],
+                    [
+                        *cli,
+                        "split",
+                        "worker",
+                        *relay,
+                        *attested,
+                        "--data-dir",
+                        str(data_dir),
+                        "--idle",
+                        "10",  # quiet while the other worker loads its stage (imports torch)
+                    ],
                     name=f"stage worker {i}",
                     log=tmp_path / f"worker{i}.log",
                     env=env,
@@ -118,9 +132,11 @@ def test_a_split_job_runs_as_processes_and_trains_the_unsplit_weights(tmp_path: 
     out = serve.output()
     assert "Traceback" not in out
     assert "stage 0 (layers 0..1): coordinator" in out
+    assert f"coordinator {coordinator} (software attestation, NOT hardware-backed)" in out
     for k, worker in enumerate(workers, start=1):
         assert f"): {worker}" in out
         assert f"(stage {k})" in processes[k].output()
+        assert "accepted because of --allow-insecure-coordinator" in processes[k].output()
     assert "epoch 2/2" in out and "batches audited" in out
     reference = train(ModelSpec.from_dict(SPEC), x, y)
     assert (tmp_path / "model.ckpt").read_bytes() == reference.checkpoint

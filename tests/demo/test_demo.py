@@ -49,12 +49,15 @@ def test_session_accepts_honest_and_rejects_bad_data(embedded) -> None:
     assert fed["status"] == "settled" and fed["coordinator"] == s["compute"]["coordinator"]
     payouts = fed["payouts_wei"]
     assert payouts[fed["attacker"]] == min(payouts.values()) and fed["processes"]["all_stopped"]
+    # the clients checked the coordinator's software attestation, allowed only as insecure
+    assert fed["coordinator_attestation"] == "software" and fed["allowed_as_insecure"]
 
     # Model splitting as processes: the unsplit weights to the byte, the cheater caught.
     split = s["split"]
     assert split["same_as_unsplit"] and split["processes"]["all_stopped"]
     assert split["cheater"] == split["workers"][1] and split["caught_what"] == "activations"
     assert split["caught_at_step"] == 2
+    assert split["coordinator_attestation"] == "software" and split["allowed_as_insecure"]
 
     again = run_session(embedded.url, embedded.data_dir, seed=7)
     assert again["dataset_id"] == s["dataset_id"] + 1

@@ -47,9 +47,20 @@ from databright.errors import InvalidArgument, NodeUnreachable, NotPermitted
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
+    from databright.compute.attestation import Claims
     from databright.compute.replication import Verdict
 
-__all__ = ["Attestation", "Cheat", "coordinator_command", "register", "worker_command"]
+__all__ = [
+    "AllowInsecureCoordinatorOpt",
+    "Attestation",
+    "Cheat",
+    "CoordinatorAddressOpt",
+    "attested_coordinator",
+    "coordinator_command",
+    "expected_coordinator",
+    "register",
+    "worker_command",
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -62,6 +73,61 @@ class Attestation(StrEnum):
 
     software = "software"
     none = "none"
+
+
+# What every party that works for a coordinator (a compute worker, a split-training stage
+# worker, a federation client) is told about checking it: the same options, the same words.
+AllowInsecureCoordinatorOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-insecure-coordinator",
+        help="Work for a coordinator whose attestation no hardware vouches for (software "
+        "attestation): development only.",
+    ),
+]
+CoordinatorAddressOpt = Annotated[
+    str | None,
+    typer.Option(help="Work only for the coordinator that signs with this address."),
+]
+
+
+def expected_coordinator(address: str | None) -> str | None:
+    """``--coordinator-address`` as given, or one sentence when it is not an address (checked
+    before anything else happens)."""
+    from eth_utils import is_address
+
+    if address is not None and not is_address(address):
+        raise InvalidArgument(
+            f"--coordinator-address {address!r} is not an Ethereum address; give the "
+            "0x-prefixed address the coordinator signs with."
+        )
+    return address
+
+
+def attested_coordinator(
+    check: Callable[..., Claims], *, allow_insecure: bool, expected: str | None, wait: float
+) -> Claims:
+    """The claims of the coordinator's attestation, checked with ``check`` (a party's
+    ``check_coordinator``), waiting up to ``wait`` seconds for the coordinator to come up;
+    ``NotPermitted`` in one sentence when it does not pass. Accepting a software attestation
+    is said on stderr: nobody should run that way by accident."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            claims = check(allow_insecure=allow_insecure, expected=expected)
+            break
+        except NodeUnreachable:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+    if not claims.hardware_backed:
+        err_console.print(
+            f"warning: coordinator attested by {safe(claims.provider)} only (NOT "
+            "hardware-backed); accepted because of --allow-insecure-coordinator",
+            highlight=False,
+            soft_wrap=True,  # one line, whatever the width: logs and tests look for it
+        )
+    return claims
 
 
 def _settlement(
@@ -294,18 +360,8 @@ def worker_command(
     wait: Annotated[
         float, typer.Option(min=0, help="Seconds to wait for the coordinator to come up.")
     ] = 30.0,
-    allow_insecure_coordinator: Annotated[
-        bool,
-        typer.Option(
-            "--allow-insecure-coordinator",
-            help="Work for a coordinator whose attestation no hardware vouches for (software "
-            "attestation): development only.",
-        ),
-    ] = False,
-    coordinator_address: Annotated[
-        str | None,
-        typer.Option(help="Work only for the coordinator that signs with this address."),
-    ] = None,
+    allow_insecure_coordinator: AllowInsecureCoordinatorOpt = False,
+    coordinator_address: CoordinatorAddressOpt = None,
     stake: Annotated[
         int | None,
         typer.Option(
@@ -319,8 +375,6 @@ def worker_command(
 ) -> None:
     """Work for a coordinator: check its attestation, pull units, compute them, upload signed
     results."""
-    from eth_utils import is_address
-
     from databright.chain.keystore import Keystore
     from databright.compute.transport import http_transport
     from databright.compute.worker import (
@@ -340,33 +394,18 @@ def worker_command(
         Cheat.stale: StaleCheckpointWorker,
         Cheat.late: LateCheatWorker,
     }
-    if coordinator_address is not None and not is_address(coordinator_address):
-        raise InvalidArgument(
-            f"--coordinator-address {coordinator_address!r} is not an Ethereum address; give "
-            "the 0x-prefixed address the coordinator signs with."
-        )
+    expected_coordinator(coordinator_address)
     signer = Keystore(data_dir / "keystore").load(account)
     worker = kinds[cheat](signer, http_transport(coordinator, timeout), owner=owner)
     if stake is not None:
         _stake_device(rpc, data_dir, signer, worker.numeric_class, min_fee, stake)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            # No work, not even a registration, for a coordinator that fails its attestation.
-            claims = worker.check_coordinator(
-                allow_insecure=allow_insecure_coordinator, expected=coordinator_address
-            )
-            break
-        except NodeUnreachable:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.2)
-    if not claims.hardware_backed:
-        err_console.print(
-            f"warning: coordinator attested by {claims.provider} only (NOT hardware-backed); "
-            "accepted because of --allow-insecure-coordinator",
-            highlight=False,
-        )
+    # No work, not even a registration, for a coordinator that fails its attestation.
+    attested_coordinator(
+        worker.check_coordinator,
+        allow_insecure=allow_insecure_coordinator,
+        expected=coordinator_address,
+        wait=wait,
+    )
     worker.register()
     what = f" (cheating: {cheat.value})" if cheat is not None else ""
     console.print(

@@ -127,7 +127,8 @@ def _print_report(s: dict[str, Any]) -> None:
         f"rounds (validation accuracy {' -> '.join(map(str, f['accuracy']))}); the data stayed "
         f"with its {len(f['clients'])} owners, paid by contribution: the attacker "
         f"({f['attacker']}) got {_eth(f['payouts_wei'][f['attacker']])} ETH of "
-        f"{_eth(f['paid_wei'])} ETH paid (scores {f['scores_cid']})",
+        f"{_eth(f['paid_wei'])} ETH paid (scores {f['scores_cid']}); the coordinator attested "
+        "in software only, accepted by the clients as insecure for development",
         highlight=False,
     )
     sp = s["split"]
@@ -136,7 +137,8 @@ def _print_report(s: dict[str, Any]) -> None:
         f"model (the coordinator the input stage, so no worker saw an example); the checkpoint "
         f"is {'byte for byte' if sp['same_as_unsplit'] else 'NOT'} unsplit training's (hold-out "
         f"accuracy {sp['holdout_accuracy']:.3f}); a cheating stage worker ({sp['cheater']}) was "
-        f"caught at step {sp['caught_at_step']} (evidence {sp['evidence']})",
+        f"caught at step {sp['caught_at_step']} (evidence {sp['evidence']}); the coordinator "
+        "attested in software only, accepted by the workers as insecure for development",
         highlight=False,
     )
     out.print(

@@ -14,7 +14,13 @@ restart resumes; PostgreSQL with ``--database-url``), and after the last round p
 with :func:`~databright.compute.federated.settle_contributions`: ``payout_wei`` of the escrow by
 the leave-one-out scores, with the per-round scores stored by CID.
 
+The coordinator attests that its key is its own (``--attestation software``: a statement that
+key signs, never hardware-backed), as ``databright coordinator`` does.
+
 ``client`` is one data owner: its ``.npz`` never leaves the machine, only signed updates do.
+It first checks the coordinator's attestation (a software one only with
+``--allow-insecure-coordinator``; ``--coordinator-address`` pins the key it must sign with) and
+exits with one sentence, having asked for no round and sent nothing, when it does not pass.
 ``--attack`` makes it a Byzantine client for demos and tests of robust aggregation.
 """
 
@@ -46,8 +52,15 @@ from databright.cli._common import (
     utc,
 )
 from databright.cli._params import DURATION, ETH_AMOUNT, resolve_account
+from databright.cli.compute import (
+    AllowInsecureCoordinatorOpt,
+    Attestation,
+    CoordinatorAddressOpt,
+    attested_coordinator,
+    expected_coordinator,
+)
 from databright.cli.server import check_free
-from databright.errors import InvalidArgument, NodeUnreachable, NotPermitted
+from databright.errors import InvalidArgument, NotPermitted
 
 if TYPE_CHECKING:
     from databright.compute.federated import FederatedResult
@@ -369,11 +382,16 @@ def serve_command(
             help="SQLAlchemy URL of the coordinator's state (default: SQLite in the data dir).",
         ),
     ] = None,
+    attestation: Annotated[
+        Attestation,
+        typer.Option(help="Evidence shown to clients: software (development) or none."),
+    ] = Attestation.software,
     rpc: RpcOpt = DEFAULT_RPC,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
 ) -> None:
     """Coordinate a federation: start it on chain, run its rounds, pay its clients."""
     from databright.compute.aggregation import Aggregator
+    from databright.compute.coordinator import CoordinatorAttestation
     from databright.compute.federation import (
         FederationCoordinator,
         FederationStore,
@@ -409,6 +427,13 @@ def serve_command(
         Rule.coordinate_median: Aggregator("coordinate_median"),
     }[rule]
     settler = _Settler(cm, federation, clients)
+    signer = cm.market.gateway.account
+    assert signer is not None  # the market was opened with --account
+    attested = (
+        CoordinatorAttestation.software(signer, time.time())
+        if attestation is Attestation.software
+        else None
+    )
     data_dir.mkdir(parents=True, exist_ok=True)
     store = FederationStore(database_url or f"sqlite:///{data_dir / 'federation.sqlite3'}")
     try:
@@ -425,10 +450,13 @@ def serve_command(
             seed=seed,
             run=f"{cm.contract.address}/{federation}",
             on_done=settler,
+            attestation=attested,
         )
         if coordinator.done:  # a restart after the last round: pay if that did not happen
             settler.settle(coordinator.result())
         base = f"http://{host}:{port}"
+        what = "software attestation, NOT hardware-backed" if attested else "unattested"
+        console.print(f"coordinator {cm.address} ({what})", highlight=False, soft_wrap=True)
         console.print(
             f"federation {federation}: {len(clients)} clients, {rounds} rounds, {rule.value}; "
             f"serving {base}/federation/v1 (status: {base}/federation/v1/status)",
@@ -468,10 +496,13 @@ def client_command(
     wait: Annotated[
         float, typer.Option(min=0, help="Seconds to wait for the coordinator to come up.")
     ] = 30.0,
+    allow_insecure_coordinator: AllowInsecureCoordinatorOpt = False,
+    coordinator_address: CoordinatorAddressOpt = None,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     json_out: JsonOpt = False,
 ) -> None:
-    """Take part in a federation: train on this machine's data, send signed updates."""
+    """Take part in a federation: check the coordinator's attestation, then train on this
+    machine's data and send signed updates."""
     from databright.chain.keystore import Keystore
     from databright.compute.federated import Attack
     from databright.compute.federation_client import (
@@ -480,21 +511,21 @@ def client_command(
         load_npz,
     )
 
+    expected_coordinator(coordinator_address)
     x, y = load_npz(data)
     threat = None if attack is None else Attack(attack.value, strength)
     signer = Keystore(data_dir / "keystore").load(account)
     client = FederationClient(
         signer, federation_transport(coordinator, timeout), x, y, attack=threat, seed=seed
     )
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            offer = client.fetch()
-            break
-        except NodeUnreachable:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.2)
+    # No round asked for, no update sent, to a coordinator that fails its attestation.
+    attested_coordinator(
+        client.check_coordinator,
+        allow_insecure=allow_insecure_coordinator,
+        expected=coordinator_address,
+        wait=wait,
+    )
+    offer = client.fetch()
     what = f" (attacking: {attack.value})" if attack is not None else ""
     if not json_out:
         console.print(

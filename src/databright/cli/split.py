@@ -14,8 +14,15 @@ stages after it: the input stage's holder sees every example's features, which t
 exposure rule forbids any worker (``SplitTraining`` refuses such a job when given the ledger),
 so here workers see activations and gradients, never an example or a label.
 
-``worker`` pulls its messages with signed long polls and answers under its keystore key until
-it has been idle for ``--idle`` seconds after its last message (or is stopped).
+The coordinator signs with ``--account`` (a fresh key per run without it) and attests that the
+key is its own (``--attestation software``: a statement its own key signs, never
+hardware-backed), as ``databright coordinator`` does; the relay shows that to every worker.
+
+``worker`` first checks the coordinator's attestation (a software one only with
+``--allow-insecure-coordinator``; ``--coordinator-address`` pins the key it must sign with) and
+exits with one sentence, having pulled nothing, when it does not pass. Then it pulls its
+messages with signed long polls and answers under its keystore key until it has been idle for
+``--idle`` seconds after its last message (or is stopped).
 """
 
 from __future__ import annotations
@@ -34,6 +41,13 @@ from databright.cli._common import (
     console,
     err_console,
     safe,
+)
+from databright.cli.compute import (
+    AllowInsecureCoordinatorOpt,
+    Attestation,
+    CoordinatorAddressOpt,
+    attested_coordinator,
+    expected_coordinator,
 )
 from databright.errors import InvalidArgument, NodeUnreachable, NotPermitted
 
@@ -101,10 +115,24 @@ def serve_command(
     timeout: Annotated[
         float, typer.Option(min=1, help="Seconds to wait for a worker's answer.")
     ] = 120.0,
+    account: Annotated[
+        str | None,
+        typer.Option(
+            "--account", "-a", help="The coordinator's signing account (keystore index or address)."
+        ),
+    ] = None,
+    attestation: Annotated[
+        Attestation,
+        typer.Option(help="Evidence shown to workers: software (development) or none."),
+    ] = Attestation.software,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
 ) -> None:
     """Train a model split across stage workers, relaying through a signed mailbox."""
+    from eth_account import Account
     from eth_utils import is_address, to_checksum_address
 
+    from databright.chain.keystore import Keystore
+    from databright.compute.coordinator import CoordinatorAttestation
     from databright.compute.federation_client import load_npz
     from databright.compute.split_relay import SplitRelay
     from databright.compute.splitting import SplitPlan, SplitTraining, StageWorker
@@ -131,7 +159,17 @@ def serve_command(
     stages = len(named) + 1  # the input stage is the coordinator's
     plan = SplitPlan.balanced(model, stages)  # one sentence when the spec has too few layers
     job = SplitTraining(plan, micro_batches=micro_batches, audit_probability=audit)
-    relay = SplitRelay(timeout_s=timeout)
+    # Without --account the coordinator still needs a key to bind its attestation to: a fresh
+    # one per run, as `databright coordinator` makes.
+    signer = Keystore(data_dir / "keystore").load(account) if account else Account.create()
+    relay = SplitRelay(
+        timeout_s=timeout,
+        attestation=(
+            CoordinatorAttestation.software(signer, time.time())
+            if attestation is Attestation.software
+            else None
+        ),
+    )
     own = StageWorker(LOCAL_STAGE_WORKER)
     job.join(own.address, own.handle, owner=LOCAL_STAGE_WORKER)
     for worker in named:
@@ -145,6 +183,8 @@ def serve_command(
         )
 
     with serving_in_thread(split_relay_app(relay), host, port) as url:
+        what = "software attestation, NOT hardware-backed" if relay.attestation else "unattested"
+        console.print(f"coordinator {signer.address} ({what})", highlight=False, soft_wrap=True)
         console.print(f"split relay {url}/compute/v1 ({stages} stages)", highlight=False)
         for k, seat in sorted(job.seats.items()):
             layers = plan.layers(k)
@@ -189,13 +229,17 @@ def worker_command(
             "the audits only.",
         ),
     ] = False,
+    allow_insecure_coordinator: AllowInsecureCoordinatorOpt = False,
+    coordinator_address: CoordinatorAddressOpt = None,
 ) -> None:
-    """Hold one stage of a split job: pull its messages, answer them under this account's key."""
+    """Hold one stage of a split job: check the coordinator's attestation, then pull its
+    messages and answer them under this account's key."""
     from databright.chain.keystore import Keystore
     from databright.compute.split_relay import RelayedStageWorker
     from databright.compute.splitting import ScaledActivationsWorker, StageWorker
     from databright.compute.transport import http_transport
 
+    expected_coordinator(coordinator_address)
     signer = Keystore(data_dir / "keystore").load(account)
     stage = (ScaledActivationsWorker if cheat else StageWorker)(signer.address)
     worker = RelayedStageWorker(
@@ -203,9 +247,16 @@ def worker_command(
         http_transport(relay, timeout=60.0, serves="`databright split serve`"),
         stage_worker=stage,
     )
+    started = time.monotonic()
+    # Nothing pulled, no stage loaded, for a coordinator that fails its attestation.
+    attested_coordinator(
+        worker.check_coordinator,
+        allow_insecure=allow_insecure_coordinator,
+        expected=coordinator_address,
+        wait=wait,
+    )
     what = " (cheating: scaled activations)" if cheat else ""
     console.print(f"stage worker {worker.address} at {safe(relay)}{what}", highlight=False)
-    started = time.monotonic()
     last = None
     answered = 0
     while True:

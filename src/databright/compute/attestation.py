@@ -36,6 +36,7 @@ from eth_utils import is_address, keccak, to_canonical_address, to_checksum_addr
 from databright.errors import InvalidArgument, NotPermitted
 
 __all__ = [
+    "CHALLENGE_SIZE",
     "DCAP_TCB_STATUSES",
     "DEFAULT_ACCEPTED_STATUSES",
     "MAX_EVIDENCE_BYTES",
@@ -48,11 +49,13 @@ __all__ = [
     "check_report_data",
     "dcap_evidence",
     "evaluator_attestation",
+    "read_challenge",
     "report_data_for",
     "require_hardware",
 ]
 
 REPORT_DATA_SIZE: Final = 64  # SGX REPORTDATA and TDX REPORTDATA are both 64 bytes
+CHALLENGE_SIZE: Final = 32  # a party's fresh random challenge to a coordinator it may work for
 MAX_EVIDENCE_BYTES: Final = 256 * 1024  # a quote is ~5 KB, its collateral ~16 KB: room to spare
 # Every TCB status Intel's TCB info can give a platform or quoting enclave.
 DCAP_TCB_STATUSES: Final = frozenset(
@@ -184,6 +187,21 @@ def require_hardware(claims: Claims, allow_insecure: bool = False) -> Claims:
             "such as Intel DCAP, or pass allow_insecure=True for development only."
         )
     return claims
+
+
+def read_challenge(body: bytes) -> bytes:
+    """The challenge of an ``attestation`` request, JSON ``{"challenge": 64 hex digits}`` (what
+    :func:`databright.compute.worker.check_coordinator` sends), or ``InvalidArgument``."""
+    try:
+        challenge = bytes.fromhex(str(json.loads(body)["challenge"]))
+    except (ValueError, KeyError, TypeError):
+        challenge = b""
+    if len(challenge) != CHALLENGE_SIZE:
+        raise InvalidArgument(
+            f'an attestation request is JSON {{"challenge": {2 * CHALLENGE_SIZE} hex digits}}; '
+            "send that."
+        )
+    return challenge
 
 
 def evaluator_attestation(claims: Claims) -> dict[str, str | bool]:

@@ -54,7 +54,7 @@ from eth_utils import keccak
 from numpy.typing import ArrayLike
 
 import databright
-from databright.compute.attestation import SoftwareProvider, report_data_for
+from databright.compute.attestation import SoftwareProvider, read_challenge, report_data_for
 from databright.compute.exposure import (
     EXPOSURE_LIMIT,
     ExposureLedger,
@@ -325,13 +325,7 @@ class Coordinator:
                 "this coordinator has no attestation evidence; workers do not work for an "
                 "unattested coordinator."
             )
-        try:
-            challenge = bytes.fromhex(str(json.loads(body)["challenge"]))
-        except (ValueError, KeyError, TypeError):
-            raise InvalidArgument(
-                'an attestation request is JSON {"challenge": 64 hex digits}; send that.'
-            ) from None
-        return self.attestation.answer(challenge, self.clock())
+        return self.attestation.answer(read_challenge(body), self.clock())
 
     @staticmethod
     def _result_answer(verdict: Verdict | None) -> dict[str, Any]:

@@ -5,8 +5,17 @@ federation) asks for the current round and the global weights, trains on its own
 sends back a signed update; the coordinator never sees a single example. Every message is sealed
 as in the compute protocol (:mod:`databright.compute.protocol`: the sender's secp256k1 signature
 over purpose, body hash, nonce and expiry; a nonce is accepted once), with purposes of its own
-(``federation/round``, ``federation/update``) so a signed compute message is never a signed
-federated one. Tensors travel as safetensors; nothing is unpickled.
+(``federation/attestation``, ``federation/round``, ``federation/update``) so a signed compute
+message is never a signed federated one. Tensors travel as safetensors; nothing is unpickled.
+
+Attestation: the coordinator is handed a
+:class:`~databright.compute.coordinator.CoordinatorAttestation` (its signing key and the evidence
+that binds it). Before it asks for a round, a client asks for it on the ``attestation`` route
+with a fresh challenge (JSON ``{"challenge": 64 hex digits}``) and checks the answer as a compute
+worker checks its coordinator (:func:`databright.compute.worker.check_coordinator`): a software
+attestation passes only when the client was told to allow an insecure coordinator. A
+coordinator without one answers ``NotFound``, and clients refuse it. Any signed sender may ask
+(the answer is public).
 
 A round closes when every listed client has sent its update, or once ``round_deadline_s`` has
 passed since it opened with enough finite updates for the rule to aggregate and to leave one
@@ -52,6 +61,7 @@ from numpy.typing import ArrayLike, NDArray
 from sqlalchemy.exc import IntegrityError
 
 from databright.compute.aggregation import Aggregator, Layout, flatten, unflatten
+from databright.compute.attestation import read_challenge
 from databright.compute.federated import (
     FederatedResult,
     RoundReport,
@@ -79,6 +89,7 @@ from databright.sqlengine import sql_engine
 if TYPE_CHECKING:
     import torch
 
+    from databright.compute.coordinator import CoordinatorAttestation
     from databright.compute.market import ComputeMarket
 
 __all__ = [
@@ -93,7 +104,7 @@ __all__ = [
     "update_body",
 ]
 
-FEDERATION_ROUTES: Final = ("round", "update")
+FEDERATION_ROUTES: Final = ("attestation", "round", "update")
 """What a client may ask; ``purpose_of(route)`` is what its envelope is signed for."""
 
 
@@ -423,7 +434,8 @@ class FederationCoordinator:
     payouts), ``x_val``/``y_val`` the coordinator's own validation set, ``store`` where the
     run is kept (under ``run``), ``utility`` what a contribution is measured in (as in
     :func:`~databright.compute.federated.run_federated`), and ``on_done`` is handed the
-    result once the last round closes (to settle on chain)."""
+    result once the last round closes (to settle on chain); ``attestation`` is what clients are
+    shown before they take part (None: clients refuse this coordinator)."""
 
     def __init__(
         self,
@@ -442,6 +454,7 @@ class FederationCoordinator:
         run: str = "federation",
         utility: Literal["accuracy", "loss"] = "loss",
         on_done: Callable[[FederatedResult], object] | None = None,
+        attestation: CoordinatorAttestation | None = None,
     ) -> None:
 
         for name, value in (("rounds", rounds), ("local_epochs", local_epochs)):
@@ -472,6 +485,7 @@ class FederationCoordinator:
         self.run_name = run
         self.utility: Literal["accuracy", "loss"] = utility
         self.on_done = on_done
+        self.attestation = attestation
         self.store = store
         self._xv, self._yv = as_tensors(spec, x_val, y_val, "validation")
         self._lock = threading.RLock()
@@ -519,11 +533,26 @@ class FederationCoordinator:
 
     def handle(self, route: str, envelope: Envelope, body: bytes) -> bytes:
         """Answer one signed message: what the HTTP server and in-process tests both call."""
+        if route == "attestation":
+            # signed like every message (a replayed request is refused), but not only by listed
+            # clients: the answer is public, and anyone may check a coordinator before it joins
+            open_envelope(envelope, body, self.clock(), self.store, purpose=purpose_of(route))
+            return json.dumps(self.attest(body)).encode()
         if route == "round":
             return self.round_for(self.authenticate(envelope, body, route)).to_body()
         if route == "update":
             return self.submit_update(envelope, body).to_body()
         raise NotFound(f"there is no route {route!r}; use one of {', '.join(FEDERATION_ROUTES)}.")
+
+    def attest(self, body: bytes) -> dict[str, str]:
+        """Answer a client's challenge (``{"challenge": 64 hex digits}``) with this
+        coordinator's evidence and its signature over the challenge."""
+        if self.attestation is None:
+            raise NotFound(
+                "this federation coordinator has no attestation evidence; clients do not send "
+                "updates to an unattested coordinator."
+            )
+        return self.attestation.answer(read_challenge(body), self.clock())
 
     def round_for(self, client: str) -> RoundOffer:
         """The current round and the global weights for a listed client (the final weights

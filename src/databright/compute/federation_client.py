@@ -1,7 +1,11 @@
 """A federated client: a data owner's side of :mod:`databright.compute.federation`.
 
 The client keeps its examples (an ``.npz`` of ``x`` and ``y``, read without pickle) and only
-ever sends updates: for each round it asks the coordinator for the global weights, trains from
+ever sends updates. First it checks the coordinator's attestation
+(:meth:`FederationClient.check_coordinator`: a fresh challenge on the ``attestation`` route,
+the answer verified by :func:`databright.compute.worker.check_coordinator` as a compute worker
+verifies its coordinator; a software attestation only when told to allow an insecure
+coordinator). Then, for each round, it asks the coordinator for the global weights, trains from
 them for the round's local epochs with the spec's own optimiser and batch size
 (:func:`databright.compute.federated.local_update`, the simulation's loop) and posts the signed
 difference. Every request is sealed with the client's key, so the coordinator knows the update
@@ -21,7 +25,7 @@ back as the error the coordinator raised, with its sentence (as
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -30,6 +34,7 @@ import requests
 from numpy.typing import ArrayLike, NDArray
 
 from databright.compute.aggregation import flatten
+from databright.compute.attestation import AttestationProvider, Claims
 from databright.compute.federated import Attack, Client, attacked_update, client_tensors
 from databright.compute.federated import local_update as train_locally
 from databright.compute.federation import (
@@ -40,7 +45,7 @@ from databright.compute.federation import (
 )
 from databright.compute.protocol import seal, unpack_arrays
 from databright.compute.transport import http_transport
-from databright.compute.worker import Transport
+from databright.compute.worker import Transport, check_coordinator
 from databright.errors import InvalidArgument, NodeUnreachable, NotPermitted
 from databright.ml.spec import ModelSpec
 from databright.ml.train import as_tensors, pinned
@@ -96,8 +101,10 @@ class FederationClient:
         attack: Attack | None = None,
         seed: int = 0,
         ttl_s: int = 60,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """``ttl_s`` is how long each signed message stays valid (at most MAX_TTL_S)."""
+        """``ttl_s`` is how long each signed message stays valid (at most MAX_TTL_S);
+        ``clock`` is the time messages are sealed and evidence is verified at."""
         if attack is not None and attack.kind == "alie":
             # refused here, before any round is fetched, in the same words as the simulation's
             attacked_update(attack, np.zeros(1, np.float32), np.random.default_rng(0))
@@ -106,6 +113,8 @@ class FederationClient:
         self.attack = attack
         self.seed = seed
         self.ttl_s = ttl_s
+        self.clock = clock
+        self.coordinator_claims: Claims | None = None
         self._x = np.asarray(x)
         self._y = np.asarray(y)
         self._rng = np.random.default_rng(seed)
@@ -122,10 +131,12 @@ class FederationClient:
     def _ask(self, route: str, body: bytes) -> bytes:
         # Asked again, sealed afresh, when the connection fails: a client that trained for a
         # while finds the kept-alive connection closed by the server (seen under load: "does
-        # not answer" on the update after the first round's offer). Both routes may repeat:
-        # ``round`` only reads, and the same update again changes nothing.
+        # not answer" on the update after the first round's offer). Every route may repeat:
+        # ``attestation`` and ``round`` only read, and the same update again changes nothing.
         for attempt in range(_ATTEMPTS):
-            envelope = seal(self.account, body, self.ttl_s, purpose=purpose_of(route))
+            envelope = seal(
+                self.account, body, self.ttl_s, purpose=purpose_of(route), now=self.clock()
+            )
             try:
                 return self.transport(route, envelope, body)
             except NodeUnreachable:
@@ -133,6 +144,27 @@ class FederationClient:
                     raise
                 time.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def check_coordinator(
+        self,
+        *,
+        allow_insecure: bool = False,
+        providers: Mapping[str, AttestationProvider] | None = None,
+        expected: str | None = None,
+        measurements: Iterable[str] | None = None,
+    ) -> Claims:
+        """Ask the coordinator for its attestation and verify it, before asking for any round
+        (:func:`~databright.compute.worker.check_coordinator`); the claims are kept as
+        :attr:`coordinator_claims`."""
+        self.coordinator_claims = check_coordinator(
+            self._ask,
+            allow_insecure=allow_insecure,
+            providers=providers,
+            expected=expected,
+            measurements=measurements,
+            clock=self.clock,
+        )
+        return self.coordinator_claims
 
     def fetch(self) -> RoundOffer:
         """The current round, as the coordinator offers it to this client."""

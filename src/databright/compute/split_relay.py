@@ -11,10 +11,20 @@ Every pull and every reply is checked by :func:`~databright.compute.protocol.ope
 (signature, expiry, unused nonce), so a reply is bound to the worker the message was for: a
 reply from anyone else, a second reply and a replayed envelope are all refused.
 
+Attestation: the relay is handed the coordinator's
+:class:`~databright.compute.coordinator.CoordinatorAttestation` (its signing key and the evidence
+that binds it). Before it pulls anything, a worker asks for it with a signed ``attestation``
+request holding a fresh challenge (JSON ``{"challenge": 64 hex digits}``) and checks the answer
+with :meth:`RelayedStageWorker.check_coordinator`, as a compute worker checks its coordinator
+(:func:`databright.compute.worker.check_coordinator`): a software attestation passes only when
+the worker was told to allow an insecure coordinator. A relay without one answers ``NotFound``,
+and workers refuse it. Any signed sender may ask (the answer is public), so a worker can check
+the coordinator before a job names it.
+
 :meth:`SplitRelay.handle` has the signature of :meth:`Coordinator.handle`, so a
 :class:`RelayedStageWorker` runs in-process against it in tests and over
 :func:`databright.compute.transport.http_transport` (``POST /compute/v1/split-next``, ...)
-against a server that routes those two paths to it. A worker's own refusal (a ``load`` of a
+against a server that routes those paths to it (:mod:`databright.server.split_relay`). A worker's own refusal (a ``load`` of a
 second stage, a malformed message) travels back as text and is raised in the coordinator as
 the same error class.
 """
@@ -25,12 +35,13 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from eth_account.signers.local import LocalAccount
 
+from databright.compute.attestation import AttestationProvider, Claims, read_challenge
 from databright.compute.protocol import (
     Envelope,
     MemoryNonceStore,
@@ -41,7 +52,7 @@ from databright.compute.protocol import (
     unpack_parts,
 )
 from databright.compute.splitting import StageLink, StageWorker
-from databright.compute.worker import Transport
+from databright.compute.worker import Transport, check_coordinator
 from databright.errors import (
     DataBrightError,
     InvalidArgument,
@@ -51,9 +62,12 @@ from databright.errors import (
     NotPermitted,
 )
 
+if TYPE_CHECKING:
+    from databright.compute.coordinator import CoordinatorAttestation
+
 __all__ = ["RELAY_ROUTES", "RelayedStageWorker", "SplitRelay"]
 
-RELAY_ROUTES: Final = ("split-next", "split-reply")
+RELAY_ROUTES: Final = ("attestation", "split-next", "split-reply")
 """What a stage worker may send; each is also the purpose its envelope is signed for."""
 
 # A worker's refusal comes back by name and is raised as this class (anything else: the root).
@@ -72,7 +86,8 @@ class _Mailbox:
 class SplitRelay:
     """Mailboxes between a split job's coordinator and its stage workers; see the module
     docstring. ``timeout_s`` bounds how long the coordinator waits for a reply, ``poll_s`` how
-    long a ``split-next`` waits for a message."""
+    long a ``split-next`` waits for a message; ``attestation`` is what workers are shown before
+    they work (None: workers refuse this relay)."""
 
     def __init__(
         self,
@@ -81,6 +96,7 @@ class SplitRelay:
         clock: Callable[[], float] = time.time,
         timeout_s: float = 60.0,
         poll_s: float = 1.0,
+        attestation: CoordinatorAttestation | None = None,
     ) -> None:
         if timeout_s <= 0 or poll_s < 0:
             raise InvalidArgument(
@@ -91,6 +107,7 @@ class SplitRelay:
         self.clock = clock
         self.timeout_s = timeout_s
         self.poll_s = poll_s
+        self.attestation = attestation
         self._boxes: dict[str, _Mailbox] = {}
         self._seq = 0
         self._changed = threading.Condition()
@@ -128,6 +145,10 @@ class SplitRelay:
         if route not in RELAY_ROUTES:
             raise NotFound(f"there is no route {route!r}; use one of {', '.join(RELAY_ROUTES)}.")
         sender = open_envelope(envelope, body, self.clock(), self.nonces, purpose=route)
+        if route == "attestation":
+            # any signed sender, mailbox or not: the answer is public, and a worker checks the
+            # coordinator before a job names it
+            return json.dumps(self.attest(body)).encode()
         with self._changed:
             box = self._boxes.get(sender)
             if box is None:
@@ -162,6 +183,16 @@ class SplitRelay:
             self._changed.notify_all()
             return json.dumps({"accepted": True}).encode()
 
+    def attest(self, body: bytes) -> dict[str, str]:
+        """Answer a worker's challenge (``{"challenge": 64 hex digits}``) with the
+        coordinator's evidence and its signature over the challenge."""
+        if self.attestation is None:
+            raise NotFound(
+                "this split relay has no attestation evidence; stage workers do not work for "
+                "an unattested coordinator."
+            )
+        return self.attestation.answer(read_challenge(body), self.clock())
+
 
 class RelayedStageWorker:
     """A :class:`StageWorker` that pulls its messages through a transport (in-process:
@@ -181,6 +212,7 @@ class RelayedStageWorker:
         self.stage = stage_worker or StageWorker(account.address)
         self.ttl_s = ttl_s
         self.clock = clock
+        self.coordinator_claims: Claims | None = None
 
     @property
     def address(self) -> str:
@@ -189,6 +221,27 @@ class RelayedStageWorker:
     def send(self, route: str, body: bytes) -> bytes:
         envelope = seal(self.account, body, self.ttl_s, purpose=route, now=self.clock())
         return self.transport(route, envelope, body)
+
+    def check_coordinator(
+        self,
+        *,
+        allow_insecure: bool = False,
+        providers: Mapping[str, AttestationProvider] | None = None,
+        expected: str | None = None,
+        measurements: Iterable[str] | None = None,
+    ) -> Claims:
+        """Ask the relay for the coordinator's attestation and verify it, before pulling any
+        message (:func:`~databright.compute.worker.check_coordinator`); the claims are kept as
+        :attr:`coordinator_claims`."""
+        self.coordinator_claims = check_coordinator(
+            self.send,
+            allow_insecure=allow_insecure,
+            providers=providers,
+            expected=expected,
+            measurements=measurements,
+            clock=self.clock,
+        )
+        return self.coordinator_claims
 
     def work_once(self) -> bool:
         """Pull one message, answer it (a refusal too); False when none came."""

@@ -5,12 +5,17 @@ so the same class runs in-process against :meth:`Coordinator.handle` in tests an
 ``databright worker``.
 
 Before it works, a worker checks the coordinator (:meth:`Worker.check_coordinator`): it sends a
-fresh random challenge, and the coordinator answers with its attestation evidence and its
-signature over the challenge. :func:`verify_coordinator` accepts the answer only if a provider
-verifies the evidence, the evidence's report data binds the key that signed the challenge, and
-hardware vouches for it, or the worker was explicitly told to accept an insecure (software)
-coordinator, as Confidential Containers' sample attester and Oasis' unsafe mode must be. The cheating variants are here for the attack tests of issue 12 §8;
-each differs from :class:`Worker` only in what it computes or claims.
+fresh random challenge on the ``attestation`` route, and the coordinator answers with its
+attestation evidence and its signature over the challenge. :func:`verify_coordinator` accepts
+the answer only if a provider verifies the evidence, the evidence's report data binds the key
+that signed the challenge, and hardware vouches for it, or the worker was explicitly told to
+accept an insecure (software) coordinator, as Confidential Containers' sample attester and
+Oasis' unsafe mode must be. :func:`check_coordinator` is that exchange over any party's own
+``send``: split-training stage workers (:mod:`databright.compute.split_relay`) and federation
+clients (:mod:`databright.compute.federation_client`) check their coordinator with it too.
+
+The cheating variants are here for the attack tests of issue 12 §8; each differs from
+:class:`Worker` only in what it computes or claims.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
 from databright.compute.attestation import (
+    CHALLENGE_SIZE,
     AttestationProvider,
     Claims,
     DcapProvider,
@@ -54,6 +60,7 @@ __all__ = [
     "StaleCheckpointWorker",
     "Transport",
     "Worker",
+    "check_coordinator",
     "verify_coordinator",
 ]
 
@@ -142,6 +149,48 @@ def verify_coordinator(
     return claims
 
 
+def check_coordinator(
+    send: Callable[[str, bytes], bytes],
+    *,
+    allow_insecure: bool = False,
+    providers: Mapping[str, AttestationProvider] | None = None,
+    expected: str | None = None,
+    measurements: Iterable[str] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Claims:
+    """Ask a coordinator for its attestation with a fresh challenge and verify the answer (see
+    :func:`verify_coordinator`, which takes the keyword arguments); ``NotPermitted`` in one
+    sentence if it has none or the answer does not pass. ``send(route, body) -> reply`` is the
+    asking party's own: it seals the body under the party's key for the route, so each service
+    gets the ``attestation`` request signed for the purpose it expects."""
+    challenge = secrets.token_bytes(CHALLENGE_SIZE)
+    try:
+        reply = send("attestation", json.dumps({"challenge": challenge.hex()}).encode())
+    except NotFound:
+        raise NotPermitted(
+            "the coordinator offers no attestation evidence; a worker does not work for an "
+            "unattested coordinator."
+        ) from None
+    try:
+        answer = json.loads(reply)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise NotPermitted(
+            "the coordinator's attestation answer is not a JSON object; a worker does not "
+            "work for it."
+        )
+    return verify_coordinator(
+        answer,
+        challenge,
+        allow_insecure=allow_insecure,
+        providers=providers,
+        expected=expected,
+        measurements=measurements,
+        now=int(clock()),
+    )
+
+
 class Worker:
     """An honest worker identified by ``account``'s address."""
 
@@ -192,33 +241,15 @@ class Worker:
         expected: str | None = None,
         measurements: Iterable[str] | None = None,
     ) -> Claims:
-        """Ask the coordinator for its attestation with a fresh challenge and verify it (see
-        :func:`verify_coordinator`); ``NotPermitted`` if it has none or it does not pass."""
-        challenge = secrets.token_bytes(32)
-        try:
-            reply = self.send("attestation", json.dumps({"challenge": challenge.hex()}).encode())
-        except NotFound:
-            raise NotPermitted(
-                "the coordinator offers no attestation evidence; a worker does not work for an "
-                "unattested coordinator."
-            ) from None
-        try:
-            answer = json.loads(reply)
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            raise NotPermitted(
-                "the coordinator's attestation answer is not a JSON object; a worker does not "
-                "work for it."
-            )
-        self.coordinator_claims = verify_coordinator(
-            answer,
-            challenge,
+        """Ask the coordinator for its attestation and verify it (see
+        :func:`check_coordinator`); the claims are kept as :attr:`coordinator_claims`."""
+        self.coordinator_claims = check_coordinator(
+            self.send,
             allow_insecure=allow_insecure,
             providers=providers,
             expected=expected,
             measurements=measurements,
-            now=int(self.clock()),
+            clock=self.clock,
         )
         return self.coordinator_claims
 

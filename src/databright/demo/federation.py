@@ -9,8 +9,12 @@ runs as separate processes on a free loopback port: ``databright federation serv
 coordinator: it starts the federation on chain as it begins, after which the payer cannot take
 the escrow back, aggregates the signed updates with the trimmed mean, scores every client by
 leave-one-out on its own validation set, and settles on chain with the per-round scores stored
-by CID) and four ``databright federation client`` processes. When the federation is settled
-every process is stopped by its PID and the clients withdraw their payouts.
+by CID) and four ``databright federation client`` processes. The coordinator attests its key in
+software only, which is not hardware-backed: each client checks that attestation before it asks
+for a round and accepts it only because this development session passes
+``--allow-insecure-coordinator`` (with ``--coordinator-address`` pinning the coordinator's key),
+and the round says so. When the federation is settled every process is stopped by its PID and
+the clients withdraw their payouts.
 """
 
 from __future__ import annotations
@@ -125,14 +129,17 @@ def run_federated_round(
                 [
                     *_cli(), "federation", "client", "--coordinator", base,
                     "--account", acct.address, "--data", str(path), "--poll", "0.1",
-                    "--data-dir", str(market.data_dir), *attack,
+                    "--data-dir", str(market.data_dir), "--allow-insecure-coordinator",
+                    "--coordinator-address", coordinator, *attack,
                 ],
                 name=f"client {i}", log=root / f"client{i}.log", env=env,
             )  # fmt: skip
             processes.append(client)
         say(f"  coordinator process pid {serve.pid} at {base}/federation/v1; client processes "
             f"pid {', '.join(str(p.pid) for p in processes[1:])}; training started on chain, "
-            "so the payer can no longer take the escrow back")  # fmt: skip
+            "so the payer can no longer take the escrow back; the clients accepted the "
+            "coordinator's software attestation (NOT hardware-backed) with "
+            "--allow-insecure-coordinator (development only)")  # fmt: skip
         deadline = time.monotonic() + TIMEOUT_S
         while admin.federation(fid).status != "settled":
             # the clients leave once the last round is done; a failure is said at once
@@ -164,6 +171,8 @@ def run_federated_round(
         "status": settled.status,
         "payer": payer_acct.address,
         "coordinator": coordinator,
+        "coordinator_attestation": "software",
+        "allowed_as_insecure": True,
         "escrow_wei": ESCROW_WEI,
         "rounds": len(status["history"]),
         "accuracy": accuracy,

@@ -5,7 +5,11 @@ The dataset's verified examples are written to ``split-demo/`` in the data dir. 
 separate processes on a free loopback port: ``databright split serve`` (the coordinator: it
 computes the input stage itself, so no worker sees an example, gives each of two workers one
 later stage and relays activations and gradients through signed mailboxes, auditing stages by
-recomputation) and two ``databright split worker`` processes. The trained checkpoint is checked
+recomputation) and two ``databright split worker`` processes. The coordinator signs with a key
+of its own and attests in software only, which is not hardware-backed: each worker checks that
+attestation before it pulls anything and accepts it only because this development session
+passes ``--allow-insecure-coordinator`` (with ``--coordinator-address`` pinning the
+coordinator's key), and the round says so. The trained checkpoint is checked
 against unsplit training of the same spec on the same data: the same bytes. A second, one-epoch
 job audits every batch and has its second worker started with ``--cheat`` (it scales its
 activations from the third batch on): the coordinator stops at the first audit after that,
@@ -57,6 +61,7 @@ def _job(
     root: Path,
     name: str,
     spec: dict[str, Any],
+    coordinator: LocalAccount,
     workers: list[LocalAccount],
     data_dir: Path,
     *,
@@ -76,6 +81,7 @@ def _job(
                 *(a for w in workers for a in ("--worker", w.address)),
                 "--out", str(root / f"{name}.ckpt"), "--evidence", str(root / f"{name}.evidence.json"),
                 "--audit", str(audit), "--port", str(port),
+                "--account", coordinator.address, "--data-dir", str(data_dir),
             ],
             name=f"the split coordinator ({name})", log=root / f"{name}-serve.log", env=env,
         )  # fmt: skip
@@ -85,6 +91,7 @@ def _job(
             command = [
                 *_cli(), "split", "worker", "--relay", f"http://127.0.0.1:{port}",
                 "--account", worker.address, "--data-dir", str(data_dir), "--idle", "10",
+                "--allow-insecure-coordinator", "--coordinator-address", coordinator.address,
                 *cheating,
             ]  # fmt: skip
             log = root / f"{name}-worker{i + 1}.log"
@@ -112,14 +119,15 @@ def run_split_round(market: Market, dataset_id: int, say: Callable[[str], None])
     x, y = ModelMarket.over(market).dataset_arrays(dataset_id)
     np.savez(root / "data.npz", x=x, y=y)
     keystore = Keystore(market.data_dir / "keystore")
+    coordinator = Account.create()
     workers: list[LocalAccount] = [Account.create() for _ in range(2)]
-    for acct in workers:
+    for acct in [coordinator, *workers]:
         _save_dev_key(keystore, acct)  # split jobs pay nothing: the keys need no ETH
     say(f"split training: {len(x)} verified examples of dataset {dataset_id}; the coordinator "
-        f"computes the input stage, workers {', '.join(w.address for w in workers)} one later "
-        "stage each")  # fmt: skip
+        f"{coordinator.address} computes the input stage, workers "
+        f"{', '.join(w.address for w in workers)} one later stage each")  # fmt: skip
 
-    status, honest = _job(root, "honest", SPEC, workers, market.data_dir, audit=0.05)
+    status, honest = _job(root, "honest", SPEC, coordinator, workers, market.data_dir, audit=0.05)
     if status != 0:
         raise DataBrightError(
             f"the split job exited with status {status}: {honest[0].last_line() or 'no output'}; "
@@ -129,6 +137,10 @@ def run_split_round(market: Market, dataset_id: int, say: Callable[[str], None])
     reference = train(ModelSpec.from_dict(SPEC), x, y)
     same = checkpoint == reference.checkpoint
     stages = [line for line in honest[0].output().splitlines() if line.startswith("stage ")]
+    # the workers pulled nothing before their attestation check passed: the job ran, so it did
+    say("  the workers checked the coordinator's attestation before pulling anything and "
+        "accepted it, software only (NOT hardware-backed), with --allow-insecure-coordinator "
+        "(development only)")  # fmt: skip
     say(f"  {'; '.join(stages)}; hold-out accuracy "
         f"{reference.metrics['holdout_accuracy']:.3f}; the checkpoint is "
         f"{'byte for byte' if same else 'NOT'} what unsplit training gives")  # fmt: skip
@@ -138,7 +150,14 @@ def run_split_round(market: Market, dataset_id: int, say: Callable[[str], None])
         )
 
     status, caught = _job(
-        root, "cheat", {**SPEC, "epochs": 1}, workers, market.data_dir, audit=1.0, cheat=1
+        root,
+        "cheat",
+        {**SPEC, "epochs": 1},
+        coordinator,
+        workers,
+        market.data_dir,
+        audit=1.0,
+        cheat=1,
     )
     evidence_path = root / "cheat.evidence.json"
     if status == 0 or not evidence_path.exists():
@@ -149,6 +168,9 @@ def run_split_round(market: Market, dataset_id: int, say: Callable[[str], None])
         f"recomputation), the job stopped and the evidence is in {evidence_path}")  # fmt: skip
     processes = [*honest, *caught]
     return {
+        "coordinator": coordinator.address,
+        "coordinator_attestation": "software",
+        "allowed_as_insecure": True,
         "workers": [w.address for w in workers],
         "examples": len(x),
         "stages": stages,

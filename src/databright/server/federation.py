@@ -1,17 +1,18 @@
 """The federated coordinator over HTTP (``databright federation serve``).
 
-``POST /federation/v1/{route}`` (``round``, ``update``) carries the signed envelope in the
-``X-DataBright-*`` headers and the raw body as it was signed; the server hands both, untouched,
-to :meth:`~databright.compute.federation.FederationCoordinator.handle`, the call the in-process
-tests make, so what is verified is exactly what arrived and HTTP adds transport and nothing
-else. ``GET /federation/v1/status`` tells anyone where the run stands: the round, who has sent
+``POST /federation/v1/{route}`` (``attestation``, ``round``, ``update``) carries the signed
+envelope in the ``X-DataBright-*`` headers and the raw body as it was signed; the server hands
+both, untouched, to :meth:`~databright.compute.federation.FederationCoordinator.handle`, the call
+the in-process tests make, so what is verified is exactly what arrived and HTTP adds transport
+and nothing else. ``attestation`` answers a client's challenge with the coordinator's evidence
+and signature, which a client checks before it asks for a round. ``GET /federation/v1/status`` tells anyone where the run stands: the round, who has sent
 this round, and each closed round's accuracy, dropped clients and contribution scores (what the
 payouts will follow from).
 
 Errors are problem documents (``application/problem+json``) with one sentence: a bad signature,
 an unlisted client, a stale round or a changed update 403, a replayed envelope 409, a
-malformed or wrongly shaped update 400, an unknown route 404, a body over the limit 413 before
-it is read.
+malformed or wrongly shaped update 400, an unknown route or a coordinator without attestation
+404, a body over the limit 413 before it is read.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
 """The split-training relay over HTTP: stage workers pull their messages and post their replies.
 
-``POST /compute/v1/split-next`` and ``POST /compute/v1/split-reply`` carry the signed envelope in
-the ``X-DataBright-*`` headers and the raw body as it was signed, like the coordinator's routes
-(:mod:`databright.server.coordinator`), so :class:`~databright.compute.split_relay.RelayedStageWorker`
-speaks through the same :func:`~databright.compute.transport.http_transport`. Both routes go to
-:meth:`SplitRelay.handle`, which waits up to its ``poll_s`` for a message (a long poll, run in the
-thread pool); an empty reply is ``204 No Content``. Errors are problem documents with one
-sentence (a reply from the wrong worker 403, a replayed envelope 409, a malformed body 400, an
-unknown route 404, a body over the limit 413).
+``POST /compute/v1/attestation``, ``POST /compute/v1/split-next`` and ``POST
+/compute/v1/split-reply`` carry the signed envelope in the ``X-DataBright-*`` headers and the raw
+body as it was signed, like the coordinator's routes (:mod:`databright.server.coordinator`), so
+:class:`~databright.compute.split_relay.RelayedStageWorker` speaks through the same
+:func:`~databright.compute.transport.http_transport`. Every route goes to
+:meth:`SplitRelay.handle`: ``attestation`` answers a worker's challenge with the coordinator's
+evidence and signature (what the worker checks before it pulls anything), ``split-next`` waits up
+to its ``poll_s`` for a message (a long poll, run in the thread pool); an empty reply is ``204 No
+Content``. Errors are problem documents with one sentence (a reply from the wrong worker 403, a
+replayed envelope 409, a malformed body 400, an unknown route or a relay without attestation
+404, a body over the limit 413).
 
 A separate app rather than routes on the coordinator's: a split job is driven by the process that
 runs :class:`~databright.compute.splitting.SplitTraining`, which serves this app beside it.
