@@ -21,13 +21,19 @@ import numpy as np
 import pytest
 from cli_helpers import run_main
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from sklearn.datasets import load_digits
 
+from databright.chain.deploy import deploy
+from databright.chain.gateway import connect
 from databright.chain.keystore import Keystore
+from databright.compute.market import ComputeMarket, stage_unit_id
 from databright.compute.split_relay import RelayedStageWorker
-from databright.compute.splitting import ScaledActivationsWorker, StageWorker
+from databright.compute.splitting import ScaledActivationsWorker, StageEvidence, StageWorker
 from databright.compute.transport import http_transport
+from databright.demo.compute import _allow_dev_coordinator, _funded, _save_dev_key
 from databright.errors import NodeUnreachable
+from databright.market import Market
 from databright.ml.spec import ModelSpec
 from databright.ml.train import train
 from databright.process import ServerProcess, launch
@@ -159,13 +165,15 @@ def _answering(workers: list[RelayedStageWorker], stop: threading.Event) -> list
     return threads
 
 
-def test_a_cheating_stage_worker_is_caught_and_its_evidence_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # `split serve` in this process (no interpreter's seconds of imports); its workers as
-    # threads speaking HTTP to it, the second one the cheater `split worker --cheat` runs
-    _files(tmp_path)
-    accounts = [Account.from_key(f"0x{k + 7:064x}") for k in range(2)]
+def _serve_honest_and_cheat(
+    tmp_path: Path,
+    accounts: list[LocalAccount],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *extra: str,
+) -> tuple[int, str, str]:
+    """``split serve ... EXTRA`` in this process, its two stage workers threads speaking HTTP to
+    it: the first honest, the second the cheater ``split worker --cheat`` runs."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     workers = [
@@ -175,13 +183,22 @@ def test_a_cheating_stage_worker_is_caught_and_its_evidence_written(
     stop = threading.Event()
     threads = _answering(workers, stop)
     try:
-        code, out, err = run_main(
-            monkeypatch, capsys, *_serve_args(tmp_path, [a.address for a in accounts], port)
-        )
+        serve = _serve_args(tmp_path, [a.address for a in accounts], port)
+        return run_main(monkeypatch, capsys, *serve, *extra)
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=10)
+
+
+def test_a_cheating_stage_worker_is_caught_and_its_evidence_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `split serve` in this process (no interpreter's seconds of imports); its workers as
+    # threads speaking HTTP to it, the second one the cheater `split worker --cheat` runs
+    _files(tmp_path)
+    accounts = [Account.from_key(f"0x{k + 7:064x}") for k in range(2)]
+    code, out, err = _serve_honest_and_cheat(tmp_path, accounts, monkeypatch, capsys)
     cheat = accounts[1].address
     assert code == 1, out + err
     assert f"worker {cheat} returned activations at step 2" in err
@@ -203,6 +220,7 @@ def test_a_cheating_stage_worker_is_caught_and_its_evidence_written(
         (["--worker", "0x" + "1" * 40, "--worker", "0x" + "1" * 40], "is named twice"),
         (["--owner", "nonsense"], "is not WORKER=OWNER"),
         (["--data", "missing.npz"], "cannot read x and y"),
+        (["--market-job", "1"], "give its --account"),
     ],
 )
 def test_a_bad_split_command_is_one_sentence(
@@ -237,3 +255,43 @@ def test_a_taken_port_is_one_sentence_before_any_worker_is_waited_for(
     assert code == 1 and f"127.0.0.1:{port} cannot be listened on" in err, out + err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "model.ckpt").exists()
+
+
+def test_a_market_split_job_slashes_the_caught_worker_on_chain(
+    node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The cheat test's job as a ComputeMarket job: its coordinator allowed on chain, its stage
+    # workers staked; the audit's catch burns the cheater's stake, with the evidence by CID.
+    _files(tmp_path)
+    data_dir = tmp_path / "home"
+    deploy(connect(node.url, node.accounts[0]), data_dir)
+    admin = ComputeMarket.over(Market.connect(node.url, node.accounts[0], data_dir))
+    coordinator, payer, *accounts = [_funded(admin.market, 10**18) for _ in range(4)]
+    _save_dev_key(Keystore(data_dir / "keystore"), coordinator)
+    _allow_dev_coordinator(admin, coordinator)
+    for a in accounts:
+        admin.as_account(a).register_device("split-test", 1, 0, 5 * 10**16)
+    spec = admin.market.store.put(json.dumps(SPEC).encode())
+    job = admin.as_account(payer).create_job(coordinator.address, 4 * 10**15, 3600, spec)
+    market = ["--market-job", str(job.id), "--fee-per-epoch", str(10**15), "--rpc", node.url]
+    signs = ["--account", coordinator.address, "--data-dir", str(data_dir)]
+    code, out, err = _serve_honest_and_cheat(
+        tmp_path, accounts, monkeypatch, capsys, *market, *signs
+    )
+    cheat, honest = accounts[1].address, accounts[0].address
+    assert code == 1 and f"worker {cheat} returned activations at step 2" in err, out + err
+    assert f"slashed {cheat} on chain: {5 * 10**16} wei of stake burned" in err
+    assert "Traceback" not in out + err
+    assert admin.device(cheat).stake_wei == 0 and admin.device(honest).stake_wei == 5 * 10**16
+    (found,) = json.loads((tmp_path / "evidence.json").read_text())
+    record = admin.evidence(job.id, cheat, stage_unit_id(StageEvidence(**found)))
+    assert record.bundle["stage_evidence"] == found and record.amount_wei == 5 * 10**16
+    assert admin.remaining(job.id) == 4 * 10**15  # caught in epoch 1: no epoch was paid
+    # An escrow that cannot pay every epoch is refused before the relay even listens.
+    small = admin.as_account(payer).create_job(coordinator.address, 10**15, 3600, spec)
+    market[1] = str(small.id)
+    serve = _serve_args(tmp_path, [a.address for a in accounts], free_port())
+    code, out, err = run_main(monkeypatch, capsys, *serve, *market, *signs)
+    assert "split relay" not in out
+    assert code == 1 and f"market job {small.id} holds {10**15} wei, less than" in err, out + err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

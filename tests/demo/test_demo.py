@@ -58,6 +58,12 @@ def test_session_accepts_honest_and_rejects_bad_data(embedded) -> None:
     assert split["cheater"] == split["workers"][1] and split["caught_what"] == "activations"
     assert split["caught_at_step"] == 2
     assert split["coordinator_attestation"] == "software" and split["allowed_as_insecure"]
+    # ... as market jobs: every epoch paid both stage workers; the cheater's stake burned.
+    assert set(split["paid_per_worker_wei"]) == set(split["workers"])
+    assert all(v == 5 * 10**15 for v in split["paid_per_worker_wei"].values())
+    slashed = split["slashed"]
+    assert slashed["worker"] == split["cheater"] and slashed["amount_wei"] == 5 * 10**16
+    assert slashed["stake_left_wei"] == 0 and slashed["evidence_cid"]
 
     again = run_session(embedded.url, embedded.data_dir, seed=7)
     assert again["dataset_id"] == s["dataset_id"] + 1

@@ -137,8 +137,11 @@ def _print_report(s: dict[str, Any]) -> None:
         f"model (the coordinator the input stage, so no worker saw an example); the checkpoint "
         f"is {'byte for byte' if sp['same_as_unsplit'] else 'NOT'} unsplit training's (hold-out "
         f"accuracy {sp['holdout_accuracy']:.3f}); a cheating stage worker ({sp['cheater']}) was "
-        f"caught at step {sp['caught_at_step']} (evidence {sp['evidence']}); the coordinator "
-        "attested in software only, accepted by the workers as insecure for development",
+        f"caught at step {sp['caught_at_step']} and slashed on chain "
+        f"({_eth(sp['slashed']['amount_wei'])} ETH of stake burned, evidence "
+        f"{sp['slashed']['evidence_cid']}); each honest epoch paid every stage worker "
+        f"(market job {sp['market_jobs']['honest']}); the coordinator attested in software "
+        "only, accepted by the workers as insecure for development",
         highlight=False,
     )
     out.print(

@@ -7,7 +7,13 @@ it cuts the spec's layers into stages, gives one stage to each worker named with
 and gradient relayed through the workers' mailboxes, audits stages at ``--audit`` (5% of
 batches by default), and writes the assembled checkpoint. A worker caught by an audit stops the
 job: the command exits with the sentence naming it, and the evidence is written to
-``--evidence`` for slashing.
+``--evidence``.
+
+With ``--market-job`` the job is settled on the ComputeMarket as the job's coordinator
+(``--account``, allowed on chain): before the first message the escrow must cover every epoch
+and every stage worker must hold a staked device (``split worker --stake`` registers one); each
+finished epoch pays every stage worker still staked ``--fee-per-epoch``, and a worker an audit
+catches is slashed with its evidence (stored by CID, its hashes on chain).
 
 The coordinator computes the input stage itself (it is attested), and the workers hold the
 stages after it: the input stage's holder sees every example's features, which the 5%
@@ -36,8 +42,10 @@ import typer
 
 from databright.cli._common import (
     DEFAULT_DATA_DIR,
+    DEFAULT_RPC,
     AccountOpt,
     DataDirOpt,
+    RpcOpt,
     console,
     err_console,
     safe,
@@ -46,12 +54,17 @@ from databright.cli.compute import (
     AllowInsecureCoordinatorOpt,
     Attestation,
     CoordinatorAddressOpt,
+    _stake_device,
     attested_coordinator,
     expected_coordinator,
 )
 from databright.errors import InvalidArgument, NodeUnreachable, NotPermitted
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from databright.compute.market import SplitSettlement
+    from databright.compute.splitting import StageEvidence
     from databright.ml.train import EpochReport
 
 __all__ = ["app", "serve_command", "worker_command"]
@@ -81,6 +94,66 @@ def _owners(workers: list[str], owners: list[str]) -> dict[str, str]:
             raise InvalidArgument(f"--owner names {worker}, which is not one of the --worker.")
         found[to_checksum_address(worker)] = to_checksum_address(owner)
     return found
+
+
+def _split_settlement(
+    rpc: str, data_dir: Path, signer: LocalAccount, job_id: int, fee: int, workers: list[str]
+) -> SplitSettlement:
+    """The on-chain settlement of split job ``job_id`` by this coordinator (refused, in one
+    sentence, for another coordinator's job)."""
+    from databright.compute.market import ComputeMarket, SplitSettlement
+    from databright.market import Market
+
+    cm = ComputeMarket.over(Market.connect(rpc, signer, data_dir))
+    return SplitSettlement(cm, job_id, fee, workers)
+
+
+def _check_escrow(settlement: SplitSettlement, epochs: int) -> None:
+    """Before the relay listens: the escrow must pay every epoch (a split job cannot stop half
+    way and hand back a model)."""
+    cm, fee, workers = settlement.market, settlement.fee_each, settlement.workers
+    due = fee * len(workers) * epochs
+    left = cm.remaining(settlement.job_id)
+    if left < due:
+        raise InvalidArgument(
+            f"market job {settlement.job_id} holds {left} wei, less than the {due} wei that "
+            f"{epochs} epochs pay {len(workers)} stage workers at {fee} wei; fund a larger job "
+            "or lower --fee-per-epoch."
+        )
+
+
+def _wait_for_stakes(settlement: SplitSettlement, timeout: float) -> None:
+    """Before the first message: every stage worker must hold a staked device, which a worker
+    started with ``--stake`` registers as it starts (waited for up to ``timeout``)."""
+    cm, workers = settlement.market, settlement.workers
+    least = cm.min_stake()
+    deadline = time.monotonic() + timeout
+    while True:
+        unstaked = [w for w in workers if cm.device(w).stake_wei < least]
+        if not unstaked:
+            return
+        if time.monotonic() >= deadline:
+            raise NotPermitted(
+                f"stage worker {unstaked[0]} has no device staking {least} wei on chain after "
+                f"{timeout:g} s; start it with --stake, or name another worker."
+            )
+        time.sleep(0.5)
+
+
+def _slash_caught(settlement: SplitSettlement, evidence: list[StageEvidence]) -> None:
+    """Slash every worker the audits caught, each once (its first evidence)."""
+    seen: set[str] = set()
+    for found in evidence:
+        if found.worker in seen:
+            continue
+        seen.add(found.worker)
+        record = settlement.caught(found)
+        err_console.print(
+            f"slashed {record.worker} on chain: {record.amount_wei} wei of stake burned; "
+            f"evidence {record.evidence_cid}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("serve")
@@ -125,7 +198,20 @@ def serve_command(
         Attestation,
         typer.Option(help="Evidence shown to workers: software (development) or none."),
     ] = Attestation.software,
+    market_job: Annotated[
+        int | None,
+        typer.Option(
+            "--market-job",
+            min=1,
+            help="Settle this ComputeMarket job on chain: pay each stage worker per epoch, "
+            "slash a worker an audit catches.",
+        ),
+    ] = None,
+    fee_per_epoch: Annotated[
+        int, typer.Option(min=1, help="Wei paid to each stage worker per epoch (--market-job).")
+    ] = 10**15,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    rpc: RpcOpt = DEFAULT_RPC,
 ) -> None:
     """Train a model split across stage workers, relaying through a signed mailbox."""
     from eth_account import Account
@@ -155,6 +241,10 @@ def serve_command(
         raise InvalidArgument(
             f"cannot read the spec {spec}: {exc.strerror}; give a JSON spec file."
         ) from None
+    if market_job is not None and account is None:
+        raise InvalidArgument(
+            "--market-job settles on chain as the job's coordinator; give its --account."
+        )
     x, y = load_npz(data)
     stages = len(named) + 1  # the input stage is the coordinator's
     plan = SplitPlan.balanced(model, stages)  # one sentence when the spec has too few layers
@@ -162,6 +252,10 @@ def serve_command(
     # Without --account the coordinator still needs a key to bind its attestation to: a fresh
     # one per run, as `databright coordinator` makes.
     signer = Keystore(data_dir / "keystore").load(account) if account else Account.create()
+    settlement = None
+    if market_job is not None:
+        settlement = _split_settlement(rpc, data_dir, signer, market_job, fee_per_epoch, named)
+        _check_escrow(settlement, model.epochs)
     relay = SplitRelay(
         timeout_s=timeout,
         attestation=(
@@ -181,6 +275,14 @@ def serve_command(
             f"{report.holdout_accuracy:.3f}",
             highlight=False,
         )
+        if settlement is not None:
+            paid = settlement.epoch_done(report.epoch - 1)
+            unpaid = f"; not paid (no stake): {', '.join(paid.unpaid)}" if paid.unpaid else ""
+            console.print(
+                f"epoch {report.epoch} settled on chain: paid {len(paid.paid)} x "
+                f"{paid.fee_each_wei} wei{unpaid}; {paid.remaining_wei} wei left in escrow",
+                highlight=False,
+            )
 
     with serving_in_thread(split_relay_app(relay), host, port) as url:
         what = "software attestation, NOT hardware-backed" if relay.attestation else "unattested"
@@ -192,6 +294,8 @@ def serve_command(
                 f"stage {k} (layers {layers.start}..{layers.stop - 1}): {safe(seat.worker)}",
                 highlight=False,
             )
+        if settlement is not None:
+            _wait_for_stakes(settlement, timeout)
         try:
             result = job.train(x, y, on_epoch=epoch_done)
         except NotPermitted:
@@ -199,6 +303,8 @@ def serve_command(
                 found = [e.to_dict() for e in job.evidence]
                 evidence.write_text(json.dumps(found, indent=2) + "\n")
                 err_console.print(f"evidence written to {safe(evidence)}", highlight=False)
+            if settlement is not None:
+                _slash_caught(settlement, job.evidence)
             raise
     out.write_bytes(result.checkpoint)
     m = result.metrics
@@ -231,6 +337,18 @@ def worker_command(
     ] = False,
     allow_insecure_coordinator: AllowInsecureCoordinatorOpt = False,
     coordinator_address: CoordinatorAddressOpt = None,
+    stake: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Register this worker's device on chain first, staking this many wei (a "
+            "market job's stage workers must).",
+        ),
+    ] = None,
+    min_fee: Annotated[
+        int, typer.Option(min=0, help="The device's minimum fee, wei (with --stake).")
+    ] = 0,
+    rpc: RpcOpt = DEFAULT_RPC,
 ) -> None:
     """Hold one stage of a split job: check the coordinator's attestation, then pull its
     messages and answer them under this account's key."""
@@ -238,9 +356,12 @@ def worker_command(
     from databright.compute.split_relay import RelayedStageWorker
     from databright.compute.splitting import ScaledActivationsWorker, StageWorker
     from databright.compute.transport import http_transport
+    from databright.compute.units import local_numeric_class
 
     expected_coordinator(coordinator_address)
     signer = Keystore(data_dir / "keystore").load(account)
+    if stake is not None:
+        _stake_device(rpc, data_dir, signer, local_numeric_class(), min_fee, stake)
     stage = (ScaledActivationsWorker if cheat else StageWorker)(signer.address)
     worker = RelayedStageWorker(
         signer,

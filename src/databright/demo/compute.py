@@ -39,7 +39,7 @@ from eth_account.signers.local import LocalAccount
 
 from databright.atomic import atomic_write
 from databright.chain.keystore import Keystore, default_password
-from databright.compute.attestation import SoftwareProvider, report_data_for
+from databright.compute.attestation import Claims, SoftwareProvider, report_data_for
 from databright.compute.coordinator import software_measurement
 from databright.compute.exposure import exposure_cap
 from databright.compute.market import ComputeMarket, JobInfo
@@ -90,6 +90,22 @@ def _save_dev_key(keystore: Keystore, acct: LocalAccount) -> None:
     atomic_write(
         keystore.directory / f"{index:04d}--{acct.address}.json", json.dumps(body), mode=0o600
     )
+
+
+def _allow_dev_coordinator(admin: ComputeMarket, coordinator: LocalAccount) -> Claims:
+    """Allow ``coordinator`` on chain on a development attestation (its verified claims):
+    software, so refused unless insecure use is allowed explicitly, as it is here."""
+    evidence = SoftwareProvider.attest(
+        coordinator.key,
+        measurement=software_measurement(),
+        report_data=report_data_for(coordinator.address),
+        issued_at=int(time.time()),
+    )
+    claims = SoftwareProvider([coordinator.address]).verify(
+        evidence, expected_report_data=report_data_for(coordinator.address)
+    )
+    admin.allow_coordinator(coordinator.address, claims, allow_insecure=True)
+    return claims
 
 
 def _free_port() -> int:
@@ -180,17 +196,7 @@ def run_compute_round(
     trainer_acct = _funded(market, 10**18)
     trainer = admin.as_account(trainer_acct)
 
-    # Development attestation: software, so refused unless insecure use is allowed explicitly.
-    evidence = SoftwareProvider.attest(
-        coordinator_acct.key,
-        measurement=software_measurement(),
-        report_data=report_data_for(coordinator_acct.address),
-        issued_at=int(time.time()),
-    )
-    claims = SoftwareProvider([coordinator_acct.address]).verify(
-        evidence, expected_report_data=report_data_for(coordinator_acct.address)
-    )
-    admin.allow_coordinator(coordinator_acct.address, claims, allow_insecure=True)
+    claims = _allow_dev_coordinator(admin, coordinator_acct)
     say(f"compute market: coordinator {coordinator_acct.address} allowed on a software "
         "attestation (NOT hardware-backed: allowed only because this is a development "
         "session)")  # fmt: skip

@@ -14,6 +14,11 @@ against unsplit training of the same spec on the same data: the same bytes. A se
 job audits every batch and has its second worker started with ``--cheat`` (it scales its
 activations from the third batch on): the coordinator stops at the first audit after that,
 names the worker and writes the evidence. Every process is stopped by its PID.
+
+Both jobs are ComputeMarket jobs: a payer escrows their fees, the coordinator is allowed on
+chain (on the same software attestation, allowed as insecure for development), the workers
+stake their devices as they start (``--stake``), every finished epoch pays each stage worker,
+and the cheater's stake is burned with its evidence on chain.
 """
 
 from __future__ import annotations
@@ -25,11 +30,17 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from databright.chain.keystore import Keystore
-from databright.demo.compute import _cli, _free_port, _save_dev_key
+from databright.compute.market import ComputeMarket
+from databright.demo.compute import (
+    _allow_dev_coordinator,
+    _cli,
+    _free_port,
+    _funded,
+    _save_dev_key,
+)
 from databright.errors import DataBrightError
 from databright.market import Market
 from databright.ml.spec import ModelSpec
@@ -40,6 +51,8 @@ from databright.process import ServerProcess, launch
 __all__ = ["SPEC", "run_split_round"]
 
 TIMEOUT_S: Final = 120.0
+FEE_PER_EPOCH_WEI: Final = 10**15  # per stage worker per epoch
+STAKE_WEI: Final = 5 * 10**16
 SPEC: Final[dict[str, Any]] = {
     "input_shape": [64],
     "classes": 10,
@@ -66,9 +79,12 @@ def _job(
     data_dir: Path,
     *,
     audit: float,
+    market_job: int,
+    rpc: str,
     cheat: int | None = None,
 ) -> tuple[int, list[ServerProcess]]:
-    """Run one split job as processes; its exit status and processes (all stopped)."""
+    """Run one split job as processes, settled as ``market_job``; its exit status and
+    processes (all stopped)."""
     (root / f"{name}.json").write_text(json.dumps(spec))
     port = _free_port()
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "400"}
@@ -82,6 +98,8 @@ def _job(
                 "--out", str(root / f"{name}.ckpt"), "--evidence", str(root / f"{name}.evidence.json"),
                 "--audit", str(audit), "--port", str(port),
                 "--account", coordinator.address, "--data-dir", str(data_dir),
+                "--market-job", str(market_job), "--fee-per-epoch", str(FEE_PER_EPOCH_WEI),
+                "--rpc", rpc,
             ],
             name=f"the split coordinator ({name})", log=root / f"{name}-serve.log", env=env,
         )  # fmt: skip
@@ -92,7 +110,7 @@ def _job(
                 *_cli(), "split", "worker", "--relay", f"http://127.0.0.1:{port}",
                 "--account", worker.address, "--data-dir", str(data_dir), "--idle", "10",
                 "--allow-insecure-coordinator", "--coordinator-address", coordinator.address,
-                *cheating,
+                "--stake", str(STAKE_WEI), "--rpc", rpc, *cheating,
             ]  # fmt: skip
             log = root / f"{name}-worker{i + 1}.log"
             processes.append(
@@ -119,15 +137,36 @@ def run_split_round(market: Market, dataset_id: int, say: Callable[[str], None])
     x, y = ModelMarket.over(market).dataset_arrays(dataset_id)
     np.savez(root / "data.npz", x=x, y=y)
     keystore = Keystore(market.data_dir / "keystore")
-    coordinator = Account.create()
-    workers: list[LocalAccount] = [Account.create() for _ in range(2)]
+    admin = ComputeMarket.over(market)
+    coordinator = _funded(market, 10**17)  # gas for paying and slashing
+    workers: list[LocalAccount] = [_funded(market, STAKE_WEI + 10**17) for _ in range(2)]
     for acct in [coordinator, *workers]:
-        _save_dev_key(keystore, acct)  # split jobs pay nothing: the keys need no ETH
+        _save_dev_key(keystore, acct)
+    _allow_dev_coordinator(admin, coordinator)
+    payer = admin.as_account(_funded(market, 10**18))
     say(f"split training: {len(x)} verified examples of dataset {dataset_id}; the coordinator "
-        f"{coordinator.address} computes the input stage, workers "
-        f"{', '.join(w.address for w in workers)} one later stage each")  # fmt: skip
+        f"{coordinator.address} (allowed on chain on a software attestation, for development "
+        f"only) computes the input stage, workers {', '.join(w.address for w in workers)} "
+        f"one later stage each, staking {STAKE_WEI} wei")  # fmt: skip
 
-    status, honest = _job(root, "honest", SPEC, coordinator, workers, market.data_dir, audit=0.05)
+    def market_job(epochs: int) -> int:
+        escrow = FEE_PER_EPOCH_WEI * len(workers) * epochs
+        spec_cid = market.store.put(json.dumps({**SPEC, "epochs": epochs}).encode())
+        return payer.create_job(coordinator.address, escrow, 3600, spec_cid).id
+
+    rpc = market.gateway.url
+    honest_job = market_job(int(SPEC["epochs"]))
+    status, honest = _job(
+        root,
+        "honest",
+        SPEC,
+        coordinator,
+        workers,
+        market.data_dir,
+        audit=0.05,
+        market_job=honest_job,
+        rpc=rpc,
+    )
     if status != 0:
         raise DataBrightError(
             f"the split job exited with status {status}: {honest[0].last_line() or 'no output'}; "
@@ -149,6 +188,12 @@ def run_split_round(market: Market, dataset_id: int, say: Callable[[str], None])
             f"split training gave other weights than unsplit training; see {root}"
         )
 
+    paid = {w.address: _paid_to(admin, honest_job, w.address) for w in workers}
+    say(f"  market job {honest_job}: {SPEC['epochs']} epochs paid each stage worker "
+        f"{FEE_PER_EPOCH_WEI} wei ({', '.join(f'{w}: {v} wei' for w, v in paid.items())}); "
+        f"{admin.remaining(honest_job)} wei left in escrow")  # fmt: skip
+
+    cheat_job = market_job(1)
     status, caught = _job(
         root,
         "cheat",
@@ -157,15 +202,19 @@ def run_split_round(market: Market, dataset_id: int, say: Callable[[str], None])
         workers,
         market.data_dir,
         audit=1.0,
+        market_job=cheat_job,
+        rpc=rpc,
         cheat=1,
     )
     evidence_path = root / "cheat.evidence.json"
     if status == 0 or not evidence_path.exists():
         raise DataBrightError(f"the cheating stage worker was not caught; see {root}")
     (found,) = json.loads(evidence_path.read_text())
+    slash = _slashed(admin, cheat_job, found)
     say(f"  a second job audited every batch; worker {found['worker']} (started with --cheat) "
         f"was caught at step {found['step']} ({found['what']} differ from the coordinator's "
-        f"recomputation), the job stopped and the evidence is in {evidence_path}")  # fmt: skip
+        f"recomputation), the job stopped and the evidence is in {evidence_path}; its stake of "
+        f"{slash['amount_wei']} wei was burned on chain, evidence {slash['evidence_cid']}")  # fmt: skip
     processes = [*honest, *caught]
     return {
         "coordinator": coordinator.address,
@@ -180,9 +229,34 @@ def run_split_round(market: Market, dataset_id: int, say: Callable[[str], None])
         "caught_at_step": int(found["step"]),
         "caught_what": found["what"],
         "evidence": str(evidence_path),
+        "market_jobs": {"honest": honest_job, "cheat": cheat_job},
+        "paid_per_worker_wei": paid,
+        "slashed": slash,
         "processes": {
             "pids": [p.pid for p in processes],
             "all_stopped": all(p.returncode is not None for p in processes),
             "logs": str(root),
         },
+    }
+
+
+def _paid_to(admin: ComputeMarket, job_id: int, worker: str) -> int:
+    """What ``job_id``'s UnitPaid events paid ``worker``, read from the chain."""
+    client = admin.contract
+    events = client.events("UnitPaid", job_id=job_id)
+    return sum(int(e.args["fee_each"]) for e in events if worker in e.args["workers"])
+
+
+def _slashed(admin: ComputeMarket, job_id: int, found: dict[str, Any]) -> dict[str, Any]:
+    """The chain's record of the caught worker's slash in ``job_id``."""
+    from databright.compute.market import stage_unit_id
+    from databright.compute.splitting import StageEvidence
+
+    evidence = StageEvidence(**found)
+    record = admin.evidence(job_id, evidence.worker, stage_unit_id(evidence))
+    return {
+        "worker": record.worker,
+        "amount_wei": record.amount_wei,
+        "evidence_cid": record.evidence_cid,
+        "stake_left_wei": admin.device(record.worker).stake_wei,
     }
