@@ -3,6 +3,7 @@ that concerns scheduling and verification is caught (real torch, real SQL state)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -288,6 +289,31 @@ def test_forged_and_replayed_results_fail(coordinator: Coordinator) -> None:
             seal(mallory, result, 60, purpose="result", now=coordinator.clock()),
             result,
         )
+
+
+def test_a_refused_message_is_not_accepted_again(coordinator: Coordinator) -> None:
+    # A message's nonce is spent in the transaction of what it writes; a message refused half
+    # way rolls that back, and its nonce is spent again on its own: its replay is a replay.
+    submit(coordinator)
+    alice = account(0)
+    coordinator.register_worker(alice.address, "c")
+    payload = coordinator.next_unit(alice.address)
+    assert payload is not None
+    stale = pack_parts(
+        {"unit_id": payload.unit.unit_id, "input_hash": "0x" + "ab" * 32},
+        {"checkpoint": payload.checkpoint},
+    )
+    envelope = seal(alice, stale, 60, purpose="result", now=coordinator.clock())
+    with pytest.raises(CheckpointMismatch):
+        coordinator.submit_result(alice.address, envelope, stale)
+    with pytest.raises(DuplicateSubmission, match="was used already"):
+        coordinator.submit_result(alice.address, envelope, stale)
+    assert coordinator.state.results(payload.unit.unit_id) == []  # nothing of it was kept
+    body = json.dumps({"numeric_class": ""}).encode()  # refused by register_worker
+    envelope = seal(alice, body, 60, purpose="register", now=coordinator.clock())
+    for refusal in (InvalidArgument, DuplicateSubmission):
+        with pytest.raises(refusal):
+            coordinator.handle("register", envelope, body)
 
 
 def test_worker_asking_for_more_than_five_percent(coordinator: Coordinator) -> None:

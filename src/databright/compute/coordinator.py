@@ -43,6 +43,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -268,6 +269,26 @@ class Coordinator:
         self._charge(sender)
         return sender
 
+    @contextmanager
+    def _message(self, envelope: Envelope, body: bytes, purpose: str) -> Iterator[str]:
+        """Authenticate a message and handle it (the block) in one transaction of the state,
+        under the lock: its nonce is spent with everything it writes, one commit a message.
+        If handling it fails, that rolls the nonce back too, so it is spent again on its own:
+        a message is never accepted twice, whatever became of it the first time."""
+        spent = False
+        with self._lock:
+            try:
+                with self.state.transaction():
+                    sender = self.authenticate(envelope, body, purpose)
+                    spent = True
+                    yield sender
+            except BaseException:
+                if spent:
+                    self.state.use_nonce(
+                        envelope.sender, envelope.nonce, envelope.expires_at, self.clock()
+                    )
+                raise
+
     def _charge(self, sender: str) -> None:
         now = self.clock()
         rate, burst = self.quota.requests_per_s, float(self.quota.burst)
@@ -298,7 +319,13 @@ class Coordinator:
             except NotPermitted:
                 payload = None  # its next plain ``next`` hears why, in one sentence
             return pack_parts(answer, {} if payload is None else {"unit": payload.to_body()})
-        sender = self.authenticate(envelope, body, route)
+        if route == "next":
+            payload = self.ask(envelope, body)[1]
+            return b"" if payload is None else payload.to_body()
+        with self._message(envelope, body, route) as sender:
+            return self._answer(route, sender, body)
+
+    def _answer(self, route: str, sender: str, body: bytes) -> bytes:
         if route == "attestation":
             return json.dumps(self.attest(body)).encode()
         if route == "register":
@@ -312,10 +339,13 @@ class Coordinator:
                 ) from None
             record = self.register_worker(sender, numeric_class, str(owner))
             return json.dumps({"address": record.address, "owner": record.owner}).encode()
-        if route == "next":
-            payload = self.next_unit(sender)
-            return b"" if payload is None else payload.to_body()
         raise NotFound(f"there is no route {route!r}; use one of {', '.join(ROUTES)}.")
+
+    def ask(self, envelope: Envelope, body: bytes) -> tuple[str, UnitPayload | None]:
+        """A signed ``next``: its verified sender and the unit it should compute now (see
+        :meth:`next_unit`), authenticated and scheduled in one transaction."""
+        with self._message(envelope, body, "next") as sender:
+            return sender, self.next_unit(sender)
 
     def attest(self, body: bytes) -> dict[str, str]:
         """Answer a worker's challenge (``{"challenge": 64 hex digits}``) with this
@@ -646,22 +676,21 @@ class Coordinator:
                 f"the result is signed by {envelope.sender}, not by {worker}; a worker uploads "
                 "its own results."
             )
-        self.authenticate(envelope, body, "result")
-        meta, parts = unpack_parts(body)
-        try:
-            unit_id = int(meta["unit_id"])
-            claimed_input = str(meta["input_hash"])
-            checkpoint = parts["checkpoint"]
-        except (KeyError, TypeError, ValueError):
-            raise InvalidArgument(
-                "a result body holds unit_id, input_hash and a checkpoint part; send that."
-            ) from None
-        trace = parts.get("trace")
         with self._lock:
-            # One transaction for the message: the checks and everything the verdict writes.
-            with self.state.transaction():
+            # One transaction for the message: its nonce, the checks and everything the
+            # verdict writes.
+            with self._message(envelope, body, "result"):
+                meta, parts = unpack_parts(body)
+                try:
+                    unit_id = int(meta["unit_id"])
+                    claimed_input = str(meta["input_hash"])
+                    checkpoint = parts["checkpoint"]
+                except (KeyError, TypeError, ValueError):
+                    raise InvalidArgument(
+                        "a result body holds unit_id, input_hash and a checkpoint part; send that."
+                    ) from None
                 verdict = self._record_result(
-                    worker, envelope, body, unit_id, claimed_input, checkpoint, trace
+                    worker, envelope, body, unit_id, claimed_input, checkpoint, parts.get("trace")
                 )
             # After the commit (paying and slashing on-chain must find the verdict stored) and
             # under the lock (verdicts are settled one at a time, in order).

@@ -322,16 +322,27 @@ class SqlNonces:
         self._insert = insert(table).on_conflict_do_nothing().returning(key)
         self._swept = float("-inf")
 
-    def use(self, sender: str, nonce: str, expires_at: int, now: float) -> bool:
+    def use(
+        self,
+        sender: str,
+        nonce: str,
+        expires_at: int,
+        now: float,
+        *,
+        connection: sa.Connection | None = None,
+    ) -> bool:
         """Record a nonce; False when this sender used it before (a replay). Expired nonces
         are swept at most every _NONCE_SWEEP_S: an envelope past its expiry is refused before
-        its nonce is looked at, so a stale row only takes space meanwhile."""
-        with self.engine.begin() as c:
-            if now - self._swept >= _NONCE_SWEEP_S:
-                c.execute(self.table.delete().where(self.table.c.expires_at < int(now) - 1))
-                self._swept = now
-            values = {"sender": sender, "nonce": nonce, "expires_at": expires_at}
-            return c.execute(self._insert.values(**values)).first() is not None
+        its nonce is looked at, so a stale row only takes space meanwhile. ``connection``: in
+        that connection's transaction (the message's own), else in a transaction of its own."""
+        if connection is None:
+            with self.engine.begin() as c:
+                return self.use(sender, nonce, expires_at, now, connection=c)
+        if now - self._swept >= _NONCE_SWEEP_S:
+            connection.execute(self.table.delete().where(self.table.c.expires_at < int(now) - 1))
+            self._swept = now
+        values = {"sender": sender, "nonce": nonce, "expires_at": expires_at}
+        return connection.execute(self._insert, values).first() is not None
 
 
 _nonces = nonce_table("compute_nonces", _meta)
@@ -552,7 +563,9 @@ class SqlComputeState(ComputeState):
     # --- protocol --------------------------------------------------------------------------
 
     def use_nonce(self, sender: str, nonce: str, expires_at: int, now: float) -> bool:
-        return self._nonces.use(sender, nonce, expires_at, now)
+        # inside transaction(): spent with everything the message writes (one commit)
+        bound = getattr(self._bound, "connection", None)
+        return self._nonces.use(sender, nonce, expires_at, now, connection=bound)
 
     # --- blobs -----------------------------------------------------------------------------
 

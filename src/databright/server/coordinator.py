@@ -81,8 +81,7 @@ def coordinator_app(
 
     def next_for(envelope: Envelope, body: bytes) -> bytes | None:
         """Authenticate once, then ask for the worker's unit; None while there is none."""
-        sender = coordinator.authenticate(envelope, body, "next")
-        payload = coordinator.next_unit(sender)
+        payload = coordinator.ask(envelope, body)[1]
         return None if payload is None else payload.to_body()
 
     @app.post("/compute/v1/{route}")
