@@ -453,6 +453,14 @@ def test_a_worker_over_its_request_quota_is_refused_until_it_slows_down(
     other = Worker(account(1), local.handle, clock=clock)
     other.register()
     assert other.send("next", b"{}")
+    # a refused request's nonce is spent all the same: replayed once the quota refills, it
+    # is a replay
+    envelope = seal(account(0), b"{}", purpose="next", now=clock())
+    with pytest.raises(RateLimited):
+        local.handle("next", envelope, b"{}")
+    clock.now += 5.0
+    with pytest.raises(DuplicateSubmission, match="was used already"):
+        local.handle("next", envelope, b"{}")
 
 
 def test_forged_requests_do_not_spend_a_workers_quota(local: Coordinator, clock: Clock) -> None:

@@ -436,6 +436,12 @@ def _stake_device(
     cm = ComputeMarket.over(Market.connect(rpc, signer, data_dir))
     device = cm.device()
     if device.registered:
+        least = cm.min_stake()
+        if device.stake_wei < least:
+            raise InvalidArgument(
+                f"{signer.address}'s device is registered but stakes {device.stake_wei} wei, "
+                f"under the {least} wei minimum (slashed, or leaving); use another account."
+            )
         if not device.has_class(numeric_class):
             raise InvalidArgument(
                 f"{signer.address}'s device is registered with another numeric class than "

@@ -58,7 +58,7 @@ from databright.cli.compute import (
     attested_coordinator,
     expected_coordinator,
 )
-from databright.errors import InvalidArgument, NodeUnreachable, NotPermitted
+from databright.errors import DataBrightError, InvalidArgument, NodeUnreachable, NotPermitted
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -110,8 +110,20 @@ def _split_settlement(
 
 def _check_escrow(settlement: SplitSettlement, epochs: int) -> None:
     """Before the relay listens: the escrow must pay every epoch (a split job cannot stop half
-    way and hand back a model)."""
+    way and hand back a model), to as many workers as a unit pays, and no epoch of the job may
+    have been paid (a job is run once)."""
     cm, fee, workers = settlement.market, settlement.fee_each, settlement.workers
+    most = int(cm.contract.MAX_WORKERS())
+    if len(workers) > most:
+        raise InvalidArgument(
+            f"a market job pays at most {most} workers a unit, and {len(workers)} stage "
+            "workers are named; split the model into fewer stages."
+        )
+    if cm.unit_paid(settlement.job_id, 1):
+        raise InvalidArgument(
+            f"market job {settlement.job_id} has paid an epoch already (a split job runs once); "
+            "create a new market job for this run."
+        )
     due = fee * len(workers) * epochs
     left = cm.remaining(settlement.job_id)
     if left < due:
@@ -124,13 +136,22 @@ def _check_escrow(settlement: SplitSettlement, epochs: int) -> None:
 
 def _wait_for_stakes(settlement: SplitSettlement, timeout: float) -> None:
     """Before the first message: every stage worker must hold a staked device, which a worker
-    started with ``--stake`` registers as it starts (waited for up to ``timeout``)."""
+    started with ``--stake`` registers as it starts (waited for up to ``timeout``), asking at
+    most the fee per epoch."""
     cm, workers = settlement.market, settlement.workers
     least = cm.min_stake()
     deadline = time.monotonic() + timeout
     while True:
-        unstaked = [w for w in workers if cm.device(w).stake_wei < least]
+        devices = {w: cm.device(w) for w in workers}
+        unstaked = [w for w, d in devices.items() if d.stake_wei < least]
         if not unstaked:
+            for w, d in devices.items():
+                if d.min_fee_wei > settlement.fee_each:
+                    raise InvalidArgument(
+                        f"stage worker {w} asks at least {d.min_fee_wei} wei, more than the "
+                        f"{settlement.fee_each} wei of --fee-per-epoch; raise the fee or name "
+                        "another worker."
+                    )
             return
         if time.monotonic() >= deadline:
             raise NotPermitted(
@@ -141,13 +162,23 @@ def _wait_for_stakes(settlement: SplitSettlement, timeout: float) -> None:
 
 
 def _slash_caught(settlement: SplitSettlement, evidence: list[StageEvidence]) -> None:
-    """Slash every worker the audits caught, each once (its first evidence)."""
+    """Slash every worker the audits caught, each once (its first evidence); a slash that
+    fails is said in one sentence and the others go on (the caller then raises the audit's
+    own refusal, which names the cheater)."""
     seen: set[str] = set()
     for found in evidence:
         if found.worker in seen:
             continue
         seen.add(found.worker)
-        record = settlement.caught(found)
+        try:
+            record = settlement.caught(found)
+        except DataBrightError as exc:
+            err_console.print(
+                f"could not slash {found.worker} on chain: {safe(str(exc))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            continue
         err_console.print(
             f"slashed {record.worker} on chain: {record.amount_wei} wei of stake burned; "
             f"evidence {record.evidence_cid}",
@@ -275,14 +306,20 @@ def serve_command(
             f"{report.holdout_accuracy:.3f}",
             highlight=False,
         )
-        if settlement is not None:
-            paid = settlement.epoch_done(report.epoch - 1)
-            unpaid = f"; not paid (no stake): {', '.join(paid.unpaid)}" if paid.unpaid else ""
-            console.print(
-                f"epoch {report.epoch} settled on chain: paid {len(paid.paid)} x "
-                f"{paid.fee_each_wei} wei{unpaid}; {paid.remaining_wei} wei left in escrow",
-                highlight=False,
-            )
+        # the last epoch is paid once the model is assembled: its final weights are checked
+        # against the workers' commitments only then
+        if settlement is not None and report.epoch < report.epochs:
+            settle_epoch(report.epoch)
+
+    def settle_epoch(epoch: int) -> None:
+        assert settlement is not None
+        paid = settlement.epoch_done(epoch - 1)
+        unpaid = f"; not paid (no stake): {', '.join(paid.unpaid)}" if paid.unpaid else ""
+        console.print(
+            f"epoch {epoch} settled on chain: paid {len(paid.paid)} x "
+            f"{paid.fee_each_wei} wei{unpaid}; {paid.remaining_wei} wei left in escrow",
+            highlight=False,
+        )
 
     with serving_in_thread(split_relay_app(relay), host, port) as url:
         what = "software attestation, NOT hardware-backed" if relay.attestation else "unattested"
@@ -306,6 +343,8 @@ def serve_command(
             if settlement is not None:
                 _slash_caught(settlement, job.evidence)
             raise
+        if settlement is not None:
+            settle_epoch(model.epochs)
     out.write_bytes(result.checkpoint)
     m = result.metrics
     console.print(

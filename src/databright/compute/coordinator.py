@@ -71,8 +71,10 @@ from databright.compute.protocol import (
     open_envelope,
     pack_arrays,
     pack_parts,
+    spend_nonce,
     unpack_arrays,
     unpack_parts,
+    verify_envelope,
 )
 from databright.compute.replication import (
     HASH_SIZE,
@@ -273,14 +275,18 @@ class Coordinator:
     def _message(self, envelope: Envelope, body: bytes, purpose: str) -> Iterator[str]:
         """Authenticate a message and handle it (the block) in one transaction of the state,
         under the lock: its nonce is spent with everything it writes, one commit a message.
-        If handling it fails, that rolls the nonce back too, so it is spent again on its own:
-        a message is never accepted twice, whatever became of it the first time."""
+        If the quota or the handling then fails, that rolls the nonce back too, so it is spent
+        again on its own: a message is never accepted twice, whatever became of it the first
+        time. The signature (hashing a body of up to the upload limit) is checked first,
+        outside the lock and the transaction."""
+        sender = verify_envelope(envelope, body, self.clock(), purpose=purpose)
         spent = False
         with self._lock:
             try:
                 with self.state.transaction():
-                    sender = self.authenticate(envelope, body, purpose)
+                    spend_nonce(envelope, self.clock(), self.state)
                     spent = True
+                    self._charge(sender)
                     yield sender
             except BaseException:
                 if spent:
@@ -432,7 +438,9 @@ class Coordinator:
         with self._lock:
             data_hash = self.state.put_blob(pack_arrays({"x": xa, "y": ya, "ids": ids}))
             # kept as handed in: reading them back would cost a copy and a parse per job
-            self._arrays.setdefault(data_hash, self._indexed({"x": xa, "y": ya, "ids": ids}))
+            # (copies: the caller's own arrays may be changed after this returns)
+            arrays = {"x": xa.copy(), "y": ya.copy(), "ids": ids.copy()}
+            self._arrays.setdefault(data_hash, self._indexed(arrays))
             start = self.state.put_blob(checkpoint)
             job_id = self.state.add_job(
                 JobRecord(

@@ -136,7 +136,10 @@ def stage_unit_id(evidence: StageEvidence) -> int:
 
 
 def _hash32(value: str, what: str) -> bytes:
-    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else b""
+    try:
+        raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else b""
+    except ValueError:
+        raw = b""
     if len(raw) != 32:
         raise InvalidArgument(f"the {what} {value!r} is not a 0x-prefixed 32-byte hash")
     return raw
@@ -577,7 +580,11 @@ class ComputeMarket(BoundContract[ComputeMarketClient]):
         who = _address(evidence.worker, "worker")
 
         def hex32(value: str) -> str:
-            return "0x" + (value.removeprefix("0x") or "00" * 32)
+            # an empty hash (no honest state exists) is recorded as zero; a malformed one is
+            # refused in one sentence by _slash's _hash32
+            return "0x" + (
+                (value if isinstance(value, str) else "?").removeprefix("0x") or "00" * 32
+            )
 
         bundle = {
             "chain_job_id": int(job_id),

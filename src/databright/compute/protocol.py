@@ -50,8 +50,10 @@ __all__ = [
     "pack_parts",
     "seal",
     "signing_digest",
+    "spend_nonce",
     "unpack_arrays",
     "unpack_parts",
+    "verify_envelope",
 ]
 
 DOMAIN_TAG: Final = b"databright.compute.v1"
@@ -229,6 +231,15 @@ def open_envelope(
 ) -> str:
     """The verified sender of ``body``, or an error: expired or too long-lived envelopes and bad
     signatures are refused before the nonce is spent, so a forger cannot burn a worker's nonces."""
+    verify_envelope(envelope, body, now, purpose=purpose)
+    spend_nonce(envelope, now, nonces)
+    return envelope.sender
+
+
+def verify_envelope(envelope: Envelope, body: bytes, now: float, *, purpose: str) -> str:
+    """:func:`open_envelope` without the nonce: the sender whose signature over ``body`` for
+    ``purpose`` holds and has not expired. The caller must then :func:`spend_nonce` before it
+    acts on the message, or a replay would pass."""
     if envelope.expires_at <= now:
         raise NotPermitted(
             f"the envelope expired {now - envelope.expires_at:.0f} s ago; sign the message again."
@@ -251,12 +262,16 @@ def open_envelope(
             f"the signature is not {envelope.sender}'s (it recovers to another address, or the "
             "body, purpose or expiry changed); sign with the sender's own key."
         )
+    return envelope.sender
+
+
+def spend_nonce(envelope: Envelope, now: float, nonces: NonceStore) -> None:
+    """Record the envelope's nonce as used; ``DuplicateSubmission`` when it was (a replay)."""
     if not nonces.use_nonce(envelope.sender, envelope.nonce, envelope.expires_at, now):
         raise DuplicateSubmission(
             f"nonce {envelope.nonce} of {envelope.sender} was used already (a replay); "
             "seal every message afresh."
         )
-    return envelope.sender
 
 
 # --- bodies ------------------------------------------------------------------------------

@@ -310,8 +310,9 @@ def nonce_table(name: str, metadata: sa.MetaData) -> sa.Table:
 class SqlNonces:
     """The nonces of signed messages used so far, in a :func:`nonce_table`: the replay guard
     of :func:`databright.compute.protocol.open_envelope` for any SQL state (the coordinator's,
-    the federation's). Each use is a transaction of its own: a nonce is spent once the
-    signature holds, whatever the message then does."""
+    the federation's). A nonce is spent once the signature holds, whatever the message then
+    does: in a transaction of its own, or in the message's when the caller spends it again on
+    its own should that transaction roll back (``Coordinator._message``)."""
 
     def __init__(self, engine: sa.Engine, table: sa.Table) -> None:
         self.engine = engine
@@ -335,13 +336,16 @@ class SqlNonces:
         are swept at most every _NONCE_SWEEP_S: an envelope past its expiry is refused before
         its nonce is looked at, so a stale row only takes space meanwhile. ``connection``: in
         that connection's transaction (the message's own), else in a transaction of its own."""
-        if connection is None:
-            with self.engine.begin() as c:
-                return self.use(sender, nonce, expires_at, now, connection=c)
         if now - self._swept >= _NONCE_SWEEP_S:
-            connection.execute(self.table.delete().where(self.table.c.expires_at < int(now) - 1))
+            # a short transaction of its own: inside a message's, its locks would last as long
+            # as the message, and a rolled-back message would undo it
+            with self.engine.begin() as c:
+                c.execute(self.table.delete().where(self.table.c.expires_at < int(now) - 1))
             self._swept = now
         values = {"sender": sender, "nonce": nonce, "expires_at": expires_at}
+        if connection is None:
+            with self.engine.begin() as c:
+                return c.execute(self._insert, values).first() is not None
         return connection.execute(self._insert, values).first() is not None
 
 
