@@ -12,7 +12,6 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,13 +20,13 @@ from typing import Any
 import numpy as np
 import pytest
 from attestation_cases import COORDINATOR, REFUSAL_IDS, REFUSALS, software
+from cli_helpers import run_main
 from databright_dev.serving import serving
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sklearn.datasets import load_digits
 
 from databright.chain.keystore import Keystore
-from databright.cli import main
 from databright.compute.coordinator import CoordinatorAttestation, software_measurement
 from databright.compute.federated import split_iid
 from databright.compute.federation import (
@@ -186,23 +185,6 @@ def test_attestation_over_http(digits: Data, tmp_path: Path) -> None:
 # --- `databright federation client` ----------------------------------------------------------
 
 
-def run_cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str, str]:
-    """``databright ARGS`` through ``databright.cli.main`` in this process (what ``python -m
-    databright.cli`` runs, without a fresh interpreter's seconds of imports): the exit status,
-    stdout and stderr."""
-    capsys.readouterr()
-    monkeypatch.setattr(sys, "argv", ["databright", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, digits: Data) -> Path:
     """A data dir whose keystore holds client 0's key, and client 0's own ``.npz``."""
@@ -239,7 +221,7 @@ def test_federation_client_exits_with_one_sentence_before_sending_anything(
     flags += ["--coordinator-address", told.get("expected", COORDINATOR.address)]
     try:
         with serving(federation_app(c)) as url:
-            code, out, err = run_cli(monkeypatch, capsys, *client_args(url, data_dir, *flags))
+            code, out, err = run_main(monkeypatch, capsys, *client_args(url, data_dir, *flags))
         assert code == 1, out + err
         assert out == "" and "Traceback" not in err
         lines = err.strip().splitlines()
@@ -253,7 +235,7 @@ def test_a_bad_coordinator_address_is_one_sentence(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], data_dir: Path
 ) -> None:
     args = client_args("http://127.0.0.1:9", data_dir, "--coordinator-address", "0x12")
-    code, out, err = run_cli(monkeypatch, capsys, *args)
+    code, out, err = run_main(monkeypatch, capsys, *args)
     assert code == 1 and "is not an Ethereum address" in err, out + err
     assert len(err.strip().splitlines()) == 1
 
@@ -280,7 +262,7 @@ def test_federation_client_with_the_flag_and_the_address_takes_part(
             ]
             for t in threads:
                 t.start()
-            code, out, err = run_cli(monkeypatch, capsys, *client_args(url, data_dir, *flags))
+            code, out, err = run_main(monkeypatch, capsys, *client_args(url, data_dir, *flags))
             for t in threads:
                 t.join(timeout=60)
         assert code == 0, out + err

@@ -12,7 +12,6 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,12 +21,12 @@ from typing import Any
 import numpy as np
 import pytest
 from attestation_cases import COORDINATOR, REFUSAL_IDS, REFUSALS, software
+from cli_helpers import run_main
 from databright_dev.serving import serving
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from databright.chain.keystore import Keystore
-from databright.cli import main
 from databright.compute.coordinator import CoordinatorAttestation, software_measurement
 from databright.compute.protocol import pack_parts, seal, unpack_parts
 from databright.compute.split_relay import RELAY_ROUTES, RelayedStageWorker, SplitRelay
@@ -144,23 +143,6 @@ def test_attestation_over_http() -> None:
 # --- `databright split worker` ---------------------------------------------------------------
 
 
-def run_cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str, str]:
-    """``databright ARGS`` through ``databright.cli.main`` in this process (what ``python -m
-    databright.cli`` runs, without a fresh interpreter's seconds of imports): the exit status,
-    stdout and stderr."""
-    capsys.readouterr()
-    monkeypatch.setattr(sys, "argv", ["databright", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A data dir whose keystore holds the stage worker's key (account 0)."""
@@ -191,7 +173,7 @@ def test_split_worker_exits_with_one_sentence_before_pulling_anything(
     flags += ["--coordinator-address", told.get("expected", COORDINATOR.address)]
     with serving(split_relay_app(relay)) as url:
         waiting = Waiting(relay, account(0).address)
-        code, out, err = run_cli(monkeypatch, capsys, *worker_args(url, data_dir, *flags))
+        code, out, err = run_main(monkeypatch, capsys, *worker_args(url, data_dir, *flags))
         assert code == 1, out + err
         assert out == "" and "Traceback" not in err
         lines = err.strip().splitlines()
@@ -205,7 +187,7 @@ def test_a_bad_coordinator_address_is_one_sentence(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], data_dir: Path
 ) -> None:
     args = worker_args("http://127.0.0.1:9", data_dir, "--coordinator-address", "0x12")
-    code, out, err = run_cli(monkeypatch, capsys, *args)
+    code, out, err = run_main(monkeypatch, capsys, *args)
     assert code == 1 and "is not an Ethereum address" in err, out + err
     assert len(err.strip().splitlines()) == 1
 
@@ -231,7 +213,7 @@ def test_split_worker_with_the_flag_and_the_address_holds_its_stage(
     with serving(split_relay_app(relay)) as url:
         training = threading.Thread(target=lambda: trained.append(job.train(x, y)), daemon=True)
         training.start()
-        code, out, err = run_cli(monkeypatch, capsys, *worker_args(url, data_dir, *flags))
+        code, out, err = run_main(monkeypatch, capsys, *worker_args(url, data_dir, *flags))
         training.join(timeout=60)
     assert code == 0, out + err
     assert "accepted because of --allow-insecure-coordinator" in err

@@ -53,12 +53,17 @@ if TYPE_CHECKING:
 __all__ = [
     "AllowInsecureCoordinatorOpt",
     "Attestation",
+    "AttestationOpt",
     "Cheat",
+    "CoordinatorAccountOpt",
     "CoordinatorAddressOpt",
+    "MinFeeOpt",
+    "StakeOpt",
     "attested_coordinator",
     "coordinator_command",
     "expected_coordinator",
     "register",
+    "stake_device",
     "worker_command",
 ]
 
@@ -88,6 +93,30 @@ AllowInsecureCoordinatorOpt = Annotated[
 CoordinatorAddressOpt = Annotated[
     str | None,
     typer.Option(help="Work only for the coordinator that signs with this address."),
+]
+StakeOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Register this worker's device on chain first, staking this many wei (a market "
+        "job's workers must).",
+    ),
+]
+MinFeeOpt = Annotated[
+    int, typer.Option(min=0, help="The device's minimum fee per unit of work, wei (with --stake).")
+]
+# ... and what every coordinator (compute, split training, federation) is told about itself.
+CoordinatorAccountOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--account", "-a", help="The coordinator's signing account (keystore index or address)."
+    ),
+]
+AttestationOpt = Annotated[
+    Attestation,
+    typer.Option(
+        help="Evidence shown to the parties that work for it: software (development) or none."
+    ),
 ]
 
 
@@ -231,16 +260,8 @@ def coordinator_command(
         float, typer.Option(min=1, help="Seconds before a silent worker's unit is reassigned.")
     ] = 300.0,
     poll: Annotated[float, typer.Option(min=0, max=60, help="Long-poll wait, seconds.")] = 10.0,
-    account: Annotated[
-        str | None,
-        typer.Option(
-            "--account", "-a", help="The coordinator's signing account (keystore index or address)."
-        ),
-    ] = None,
-    attestation: Annotated[
-        Attestation,
-        typer.Option(help="Evidence shown to workers: software (development) or none."),
-    ] = Attestation.software,
+    account: CoordinatorAccountOpt = None,
+    attestation: AttestationOpt = Attestation.software,
     market_job: Annotated[
         int | None,
         typer.Option(
@@ -362,15 +383,8 @@ def worker_command(
     ] = 30.0,
     allow_insecure_coordinator: AllowInsecureCoordinatorOpt = False,
     coordinator_address: CoordinatorAddressOpt = None,
-    stake: Annotated[
-        int | None,
-        typer.Option(
-            min=1, help="Register this worker's device on chain first, staking this many wei."
-        ),
-    ] = None,
-    min_fee: Annotated[
-        int, typer.Option(min=0, help="The device's minimum fee per unit, wei (with --stake).")
-    ] = 0,
+    stake: StakeOpt = None,
+    min_fee: MinFeeOpt = 0,
     rpc: RpcOpt = DEFAULT_RPC,
 ) -> None:
     """Work for a coordinator: check its attestation, pull units, compute them, upload signed
@@ -398,7 +412,7 @@ def worker_command(
     signer = Keystore(data_dir / "keystore").load(account)
     worker = kinds[cheat](signer, http_transport(coordinator, timeout), owner=owner)
     if stake is not None:
-        _stake_device(rpc, data_dir, signer, worker.numeric_class, min_fee, stake)
+        stake_device(rpc, data_dir, signer, worker.numeric_class, min_fee, stake)
     # No work, not even a registration, for a coordinator that fails its attestation.
     attested_coordinator(
         worker.check_coordinator,
@@ -426,7 +440,7 @@ def worker_command(
     console.print(f"worker {worker.address}: {worker.units_done} units done", highlight=False)
 
 
-def _stake_device(
+def stake_device(
     rpc: str, data_dir: Path, signer: LocalAccount, numeric_class: str, min_fee: int, stake: int
 ) -> None:
     """Register the worker's device on the ComputeMarket (once; a second start reuses it)."""

@@ -55,6 +55,7 @@ from databright.cli._params import DURATION, ETH_AMOUNT, resolve_account
 from databright.cli.compute import (
     AllowInsecureCoordinatorOpt,
     Attestation,
+    AttestationOpt,
     CoordinatorAddressOpt,
     attested_coordinator,
     expected_coordinator,
@@ -382,10 +383,7 @@ def serve_command(
             help="SQLAlchemy URL of the coordinator's state (default: SQLite in the data dir).",
         ),
     ] = None,
-    attestation: Annotated[
-        Attestation,
-        typer.Option(help="Evidence shown to clients: software (development) or none."),
-    ] = Attestation.software,
+    attestation: AttestationOpt = Attestation.software,
     rpc: RpcOpt = DEFAULT_RPC,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
 ) -> None:

@@ -53,10 +53,14 @@ from databright.cli._common import (
 from databright.cli.compute import (
     AllowInsecureCoordinatorOpt,
     Attestation,
+    AttestationOpt,
+    CoordinatorAccountOpt,
     CoordinatorAddressOpt,
-    _stake_device,
+    MinFeeOpt,
+    StakeOpt,
     attested_coordinator,
     expected_coordinator,
+    stake_device,
 )
 from databright.errors import DataBrightError, InvalidArgument, NodeUnreachable, NotPermitted
 
@@ -219,16 +223,8 @@ def serve_command(
     timeout: Annotated[
         float, typer.Option(min=1, help="Seconds to wait for a worker's answer.")
     ] = 120.0,
-    account: Annotated[
-        str | None,
-        typer.Option(
-            "--account", "-a", help="The coordinator's signing account (keystore index or address)."
-        ),
-    ] = None,
-    attestation: Annotated[
-        Attestation,
-        typer.Option(help="Evidence shown to workers: software (development) or none."),
-    ] = Attestation.software,
+    account: CoordinatorAccountOpt = None,
+    attestation: AttestationOpt = Attestation.software,
     market_job: Annotated[
         int | None,
         typer.Option(
@@ -376,17 +372,8 @@ def worker_command(
     ] = False,
     allow_insecure_coordinator: AllowInsecureCoordinatorOpt = False,
     coordinator_address: CoordinatorAddressOpt = None,
-    stake: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Register this worker's device on chain first, staking this many wei (a "
-            "market job's stage workers must).",
-        ),
-    ] = None,
-    min_fee: Annotated[
-        int, typer.Option(min=0, help="The device's minimum fee, wei (with --stake).")
-    ] = 0,
+    stake: StakeOpt = None,
+    min_fee: MinFeeOpt = 0,
     rpc: RpcOpt = DEFAULT_RPC,
 ) -> None:
     """Hold one stage of a split job: check the coordinator's attestation, then pull its
@@ -400,7 +387,7 @@ def worker_command(
     expected_coordinator(coordinator_address)
     signer = Keystore(data_dir / "keystore").load(account)
     if stake is not None:
-        _stake_device(rpc, data_dir, signer, local_numeric_class(), min_fee, stake)
+        stake_device(rpc, data_dir, signer, local_numeric_class(), min_fee, stake)
     stage = (ScaledActivationsWorker if cheat else StageWorker)(signer.address)
     worker = RelayedStageWorker(
         signer,
