@@ -278,10 +278,13 @@ def test_split_settlement_pays_each_epoch_and_slashes_a_caught_stage(world) -> N
     with pytest.raises(InvalidArgument, match="distinct stage workers"):
         SplitSettlement(coordinator, job.id, FEE, [good, good])
     settle = SplitSettlement(coordinator, job.id, FEE, [good, bad])
-    assert settle.can_continue()
+    settle.check_can_pay(1)
+    with pytest.raises(InvalidArgument, match="holds 3000000000000000 wei, less than"):
+        settle.check_can_pay(2)
     first = settle.epoch_done(0)
     assert first.paid == (good, bad) and first.remaining_wei == FEE
-    assert not settle.can_continue()  # one fee left, two workers to pay
+    with pytest.raises(InvalidArgument, match="has paid an epoch already"):
+        settle.check_can_pay(1)  # a job runs once
     # Caught by an audit: its stake is burned and the evidence is on chain, by CID.
     caught = StageEvidence(1, 4, 0, 1, bad, "activations", "ab" * 32, "cd" * 32, "ef" * 32)
     burned_before = admin.burned()

@@ -112,32 +112,6 @@ def _split_settlement(
     return SplitSettlement(cm, job_id, fee, workers)
 
 
-def _check_escrow(settlement: SplitSettlement, epochs: int) -> None:
-    """Before the relay listens: the escrow must pay every epoch (a split job cannot stop half
-    way and hand back a model), to as many workers as a unit pays, and no epoch of the job may
-    have been paid (a job is run once)."""
-    cm, fee, workers = settlement.market, settlement.fee_each, settlement.workers
-    most = int(cm.contract.MAX_WORKERS())
-    if len(workers) > most:
-        raise InvalidArgument(
-            f"a market job pays at most {most} workers a unit, and {len(workers)} stage "
-            "workers are named; split the model into fewer stages."
-        )
-    if cm.unit_paid(settlement.job_id, 1):
-        raise InvalidArgument(
-            f"market job {settlement.job_id} has paid an epoch already (a split job runs once); "
-            "create a new market job for this run."
-        )
-    due = fee * len(workers) * epochs
-    left = cm.remaining(settlement.job_id)
-    if left < due:
-        raise InvalidArgument(
-            f"market job {settlement.job_id} holds {left} wei, less than the {due} wei that "
-            f"{epochs} epochs pay {len(workers)} stage workers at {fee} wei; fund a larger job "
-            "or lower --fee-per-epoch."
-        )
-
-
 def _wait_for_stakes(settlement: SplitSettlement, timeout: float) -> None:
     """Before the first message: every stage worker must hold a staked device, which a worker
     started with ``--stake`` registers as it starts (waited for up to ``timeout``), asking at
@@ -282,7 +256,7 @@ def serve_command(
     settlement = None
     if market_job is not None:
         settlement = _split_settlement(rpc, data_dir, signer, market_job, fee_per_epoch, named)
-        _check_escrow(settlement, model.epochs)
+        settlement.check_can_pay(model.epochs)  # before the relay listens
     relay = SplitRelay(
         timeout_s=timeout,
         attestation=(

@@ -11,7 +11,7 @@ pass on are training checkpoints (the weights and the optimizer's state, see
 checkpoint`, the ``/checkpoint`` route) is the weights alone, a checkpoint every loader of
 models reads.
 
-Every message is checked by :meth:`Coordinator.authenticate` (signature, expiry, nonce); the
+Every message is checked (signature, expiry, nonce, quota) by ``Coordinator._message``; the
 HTTP server (``databright.server.coordinator``) and in-process tests both go through
 :meth:`Coordinator.handle`, so the protocol is the same with and without a network. A unit
 whose worker vanishes is given to another worker once the assignment's deadline passes. Each
@@ -68,7 +68,6 @@ from databright.compute.protocol import (
     Envelope,
     attestation_digest,
     body_hash,
-    open_envelope,
     pack_arrays,
     pack_parts,
     spend_nonce,
@@ -263,14 +262,6 @@ class Coordinator:
 
     # --- protocol ------------------------------------------------------------------------
 
-    def authenticate(self, envelope: Envelope, body: bytes, purpose: str) -> str:
-        """The verified sender of a message (signature, expiry, unused nonce), within its
-        quota. The quota is charged only once the signature holds, so nobody can spend
-        another worker's quota by writing its address on unsigned requests."""
-        sender = open_envelope(envelope, body, self.clock(), self.state, purpose=purpose)
-        self._charge(sender)
-        return sender
-
     @contextmanager
     def _message(self, envelope: Envelope, body: bytes, purpose: str) -> Iterator[str]:
         """Authenticate a message and handle it (the block) in one transaction of the state,
@@ -278,7 +269,8 @@ class Coordinator:
         If the quota or the handling then fails, that rolls the nonce back too, so it is spent
         again on its own: a message is never accepted twice, whatever became of it the first
         time. The signature (hashing a body of up to the upload limit) is checked first,
-        outside the lock and the transaction."""
+        outside the lock and the transaction; the quota is charged only once it holds, so
+        nobody can spend another worker's quota by writing its address on unsigned requests."""
         sender = verify_envelope(envelope, body, self.clock(), purpose=purpose)
         spent = False
         with self._lock:

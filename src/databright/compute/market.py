@@ -560,6 +560,22 @@ class ComputeMarket(BoundContract[ComputeMarketClient]):
         receipt = self.contract.pay_unit(int(job_id), unit_key(unit_id), who, int(fee_each))
         return Wei(int(receipt.event("UnitPaid").args["remaining"]))
 
+    def pay_staked(
+        self, job_id: int, unit_id: int, workers: Sequence[str], fee_each: int
+    ) -> tuple[tuple[str, ...], tuple[str, ...], Wei]:
+        """Pay unit ``unit_id`` to those of ``workers`` still staked (a slashed worker has no
+        stake left and is not paid): who was paid, who was not, and what the escrow keeps."""
+        least = self.min_stake()
+        payable: list[str] = []
+        unpaid: list[str] = []
+        for w in workers:
+            who = str(to_checksum_address(w))
+            (payable if self.device(who).stake_wei >= least else unpaid).append(who)
+        left = self.remaining(job_id)
+        if payable:
+            left = self.pay_unit(job_id, unit_id, payable, fee_each)
+        return tuple(payable), tuple(unpaid), left
+
     def slash(self, worker: str, job_id: int, evidence: Evidence) -> SlashRecord:
         """Burn the stake of a worker a quorum contradicted: the evidence bundle (both signed
         results, the hashes) is stored by CID and its digest recorded with the hashes."""
@@ -972,21 +988,14 @@ class ChainSettlement:
             record = self.market.slash(evidence.worker, self.job_id, evidence)
             slashed.append(record.worker)
             cids.append(record.evidence_cid)
-        least = self.market.min_stake()
-        payable: list[str] = []
-        unpaid: list[str] = []
-        for w in verdict.honest:
-            (payable if self.market.device(w).stake_wei >= least else unpaid).append(
-                str(to_checksum_address(w))
-            )
-        left = self.market.remaining(self.job_id)
-        if payable:
-            left = self.market.pay_unit(self.job_id, verdict.unit_id, payable, self.fee_each)
+        payable, unpaid, left = self.market.pay_staked(
+            self.job_id, verdict.unit_id, verdict.honest, self.fee_each
+        )
         outcome = UnitSettlement(
             verdict.unit_id,
-            tuple(payable),
+            payable,
             self.fee_each,
-            tuple(unpaid),
+            unpaid,
             tuple(slashed),
             tuple(cids),
             int(left),
@@ -1007,8 +1016,8 @@ class SplitSettlement:
     finished epoch is a unit (id: the epoch's number, from 1) that pays every stage worker
     still staked ``fee_each``; a worker an audit caught is slashed with its
     :class:`~databright.compute.splitting.StageEvidence` (:meth:`ComputeMarket.slash_stage`).
-    Ask :meth:`can_continue` before an epoch, so that an escrow that cannot pay it stops the
-    job first. ``compute_market`` must be the job's coordinator's client."""
+    Ask :meth:`check_can_pay` before the first epoch: an escrow that cannot pay every epoch
+    refuses the job before it starts. ``compute_market`` must be the job's coordinator's client."""
 
     def __init__(
         self, compute_market: ComputeMarket, job_id: int, fee_each: int, workers: Sequence[str]
@@ -1028,23 +1037,37 @@ class SplitSettlement:
         self.settled: list[UnitSettlement] = []
         self.slashed: list[SlashRecord] = []
 
-    def can_continue(self) -> bool:
-        """Whether the escrow can still pay every stage worker for one more epoch."""
-        return self.market.remaining(self.job_id) >= self.fee_each * len(self.workers)
+    def check_can_pay(self, epochs: int) -> None:
+        """Refuse, in one sentence, a run of ``epochs`` this job cannot pay in full: a split
+        job cannot stop half way and hand back a model, a unit pays at most ``MAX_WORKERS``
+        workers, and a job whose first epoch is paid has run already."""
+        cm, fee, workers = self.market, self.fee_each, self.workers
+        most = int(cm.contract.MAX_WORKERS())
+        if len(workers) > most:
+            raise InvalidArgument(
+                f"a market job pays at most {most} workers a unit, and {len(workers)} stage "
+                "workers are named; split the model into fewer stages"
+            )
+        if cm.unit_paid(self.job_id, 1):
+            raise InvalidArgument(
+                f"market job {self.job_id} has paid an epoch already (a split job runs once); "
+                "create a new market job for this run"
+            )
+        due = fee * len(workers) * epochs
+        left = cm.remaining(self.job_id)
+        if left < due:
+            raise InvalidArgument(
+                f"market job {self.job_id} holds {left} wei, less than the {due} wei that "
+                f"{epochs} epochs pay {len(workers)} stage workers at {fee} wei; fund a larger "
+                "job or lower the fee per epoch"
+            )
 
     def epoch_done(self, epoch: int) -> UnitSettlement:
         """Pay the stage workers still staked for epoch ``epoch`` (from 0), once."""
-        least = self.market.min_stake()
-        payable: list[str] = []
-        unpaid: list[str] = []
-        for w in self.workers:
-            (payable if self.market.device(w).stake_wei >= least else unpaid).append(w)
-        left = self.market.remaining(self.job_id)
-        if payable:
-            left = self.market.pay_unit(self.job_id, epoch + 1, payable, self.fee_each)
-        outcome = UnitSettlement(
-            epoch + 1, tuple(payable), self.fee_each, tuple(unpaid), (), (), int(left)
+        payable, unpaid, left = self.market.pay_staked(
+            self.job_id, epoch + 1, self.workers, self.fee_each
         )
+        outcome = UnitSettlement(epoch + 1, payable, self.fee_each, unpaid, (), (), int(left))
         self.settled.append(outcome)
         return outcome
 
